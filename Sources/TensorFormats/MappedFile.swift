@@ -1,0 +1,45 @@
+// A read-only memory map of a whole file: tensor data is read through it without copies.
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A file mapped read-only. Pages are only read from disk when touched, so mapping a 10 GB shard to read
+/// its header costs one page. The mapping lives as long as this object.
+public final class MappedFile: @unchecked Sendable {
+    public let path: String
+    public let size: Int
+    private let base: UnsafeRawPointer?
+
+    /// Maps `path`; throws `SafetensorsError.io` naming the failing call.
+    public init(path: String) throws(SafetensorsError) {
+        self.path = path
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw .io(file: path, operation: "open", errno: errno) }
+        defer { close(fd) }
+        var status = stat()
+        guard fstat(fd, &status) == 0 else { throw .io(file: path, operation: "fstat", errno: errno) }
+        guard (status.st_mode & S_IFMT) == S_IFREG else { throw .io(file: path, operation: "open (not a regular file)", errno: EINVAL) }
+        size = Int(status.st_size)
+        if size == 0 {
+            base = nil
+            return
+        }
+        let mapped = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0)
+        guard let mapped, mapped != MAP_FAILED else { throw .io(file: path, operation: "mmap", errno: errno) }
+        base = UnsafeRawPointer(mapped)
+    }
+
+    deinit {
+        if let base { munmap(UnsafeMutableRawPointer(mutating: base), size) }
+    }
+
+    /// The whole file as bytes (valid while this object is alive).
+    public var bytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: base, count: size) }
+
+    /// A sub-range of the file; the caller guarantees `range` lies inside the file.
+    public func bytes(in range: Range<Int>) -> UnsafeRawBufferPointer {
+        UnsafeRawBufferPointer(rebasing: bytes[range])
+    }
+}

@@ -1,0 +1,150 @@
+// A logical weight of a checkpoint, however it is stored, decoded to f32 one row range at a time.
+import QuantKernels
+
+/// How a logical weight is stored on disk.
+public enum WeightEncoding: Sendable {
+    /// Floats stored directly (F32, F16, BF16, F64, or FP8 without scales).
+    case plain(TensorLocation)
+    /// FP8 E4M3 with F32 `weight_scale_inv` block scales: w = fp8 × scale_inv[r / blockRows][c / blockColumns].
+    case fp8Block(weight: TensorLocation, scaleInverse: TensorLocation, blockRows: Int, blockColumns: Int)
+    /// compressed-tensors pack-quantized integers: w = (q − zp) × scale[r][c / groupSize].
+    case packedInteger(packed: TensorLocation, scale: TensorLocation, zeroPoint: TensorLocation?, bits: Int, groupSize: Int)
+}
+
+/// A logical weight (`….weight`, or a plain tensor) with its logical shape `[rows, columns]`
+/// (rows = product of leading dimensions; 1-D tensors are one row).
+public struct SourceWeight: Sendable {
+    public let name: String
+    public let shape: [Int]
+    public let encoding: WeightEncoding
+
+    public var rows: Int { shape.count <= 1 ? 1 : shape.dropLast().reduce(1, *) }
+    public var columns: Int { shape.last ?? 1 }
+    public var elementCount: Int { shape.reduce(1, *) }
+
+    /// Every on-disk tensor this weight reads.
+    public var storedTensors: [TensorLocation] {
+        switch encoding {
+        case .plain(let t): [t]
+        case let .fp8Block(w, s, _, _): [w, s]
+        case let .packedInteger(p, s, z, _, _): [p, s] + (z.map { [$0] } ?? [])
+        }
+    }
+
+    /// Decodes `rows` into `output` (row-major, `rows.count × columns` floats). Reads only those rows' bytes.
+    public func decodeRows(_ rows: Range<Int>, into output: UnsafeMutableBufferPointer<Float>) throws(FormatError) {
+        guard rows.lowerBound >= 0, rows.upperBound <= self.rows else {
+            throw .rowsOutOfRange(tensor: name, rows: rows, rowCount: self.rows)
+        }
+        let needed = rows.count * columns
+        guard output.count >= needed, let out = output.baseAddress else {
+            if needed == 0 { return }
+            throw .bufferTooSmall(tensor: name, needed: needed, available: output.count)
+        }
+        switch encoding {
+        case .plain(let tensor):
+            guard let kind = tensor.info.dtype.storageFloat, let base = tensor.data.baseAddress else {
+                throw .unsupportedDType(file: tensor.file.path, tensor: tensor.name, byteOffset: tensor.file.fileOffset(of: tensor.info), dtype: tensor.info.dtype.rawValue)
+            }
+            RowConversion.decode(kind, from: base + rows.lowerBound * columns * kind.byteWidth, count: needed, into: out)
+        case let .fp8Block(weight, scale, blockRows, blockColumns):
+            try FP8BlockDecoder(weight: weight, scaleInverse: scale, blockRows: blockRows, blockColumns: blockColumns, columns: columns)
+                .decode(rows, into: out)
+        case let .packedInteger(packed, scale, zeroPoint, bits, groupSize):
+            try PackedIntegerDecoder(packed: packed, scale: scale, zeroPoint: zeroPoint, bits: bits, groupSize: groupSize, columns: columns)
+                .decode(rows, into: out)
+        }
+    }
+
+    /// Decodes the whole weight (for small tensors and tests).
+    public func decodeAll() throws(FormatError) -> [Float] {
+        var values = [Float](repeating: 0, count: elementCount)
+        let result: Result<Void, FormatError> = values.withUnsafeMutableBufferPointer { buffer in
+            do throws(FormatError) { try decodeRows(0..<rows, into: buffer); return .success(()) } catch { return .failure(error) }
+        }
+        try result.get()
+        return values
+    }
+}
+
+// MARK: - FP8 block scales
+
+struct FP8BlockDecoder {
+    let weight: TensorLocation
+    let scaleInverse: TensorLocation
+    let blockRows: Int
+    let blockColumns: Int
+    let columns: Int
+
+    func decode(_ rows: Range<Int>, into out: UnsafeMutablePointer<Float>) throws(FormatError) {
+        let scaleColumns = (columns + blockColumns - 1) / blockColumns
+        guard let scaleKind = scaleInverse.info.dtype.storageFloat, scaleKind != .e4m3, scaleKind != .e5m2,
+              let scaleBase = scaleInverse.data.baseAddress, let weightBase = weight.data.baseAddress else {
+            throw .unsupportedDType(file: scaleInverse.file.path, tensor: scaleInverse.name, byteOffset: scaleInverse.file.fileOffset(of: scaleInverse.info), dtype: scaleInverse.info.dtype.rawValue)
+        }
+        var scales = [Float](repeating: 0, count: scaleColumns)
+        for (i, r) in rows.enumerated() {
+            let row = out + i * columns
+            RowConversion.decode(.e4m3, from: weightBase + r * columns, count: columns, into: row)
+            RowConversion.decode(scaleKind, from: scaleBase + (r / blockRows) * scaleColumns * scaleKind.byteWidth, count: scaleColumns, into: &scales)
+            for block in 0..<scaleColumns {
+                let s = scales[block]
+                for c in (block * blockColumns)..<min(columns, (block + 1) * blockColumns) { row[c] *= s }
+            }
+        }
+    }
+}
+
+// MARK: - compressed-tensors packed integers
+
+struct PackedIntegerDecoder {
+    let packed: TensorLocation
+    let scale: TensorLocation
+    let zeroPoint: TensorLocation?
+    let bits: Int
+    let groupSize: Int
+    let columns: Int
+
+    /// Value `index` of a row of dense little-endian bit-packed words (bits [index·b, index·b + b)).
+    @inline(__always)
+    static func unsignedCode(_ words: UnsafeRawPointer, index: Int, bits: Int) -> UInt32 {
+        let bit = index * bits
+        let word = bit >> 5, shift = bit & 31
+        var value = UInt32(littleEndian: words.loadUnaligned(fromByteOffset: word * 4, as: UInt32.self)) >> shift
+        if shift + bits > 32 {
+            value |= UInt32(littleEndian: words.loadUnaligned(fromByteOffset: (word + 1) * 4, as: UInt32.self)) << (32 - shift)
+        }
+        return value & ((1 << bits) - 1)
+    }
+
+    func decode(_ rows: Range<Int>, into out: UnsafeMutablePointer<Float>) throws(FormatError) {
+        let wordsPerRow = packed.info.shape.last ?? 0
+        let groups = scale.info.shape.last ?? 0
+        let offset = Int32(1 << (bits - 1))
+        guard let scaleKind = scale.info.dtype.storageFloat, let scaleBase = scale.data.baseAddress,
+              let packedBase = packed.data.baseAddress else {
+            throw .unsupportedDType(file: scale.file.path, tensor: scale.name, byteOffset: scale.file.fileOffset(of: scale.info), dtype: scale.info.dtype.rawValue)
+        }
+        var scales = [Float](repeating: 0, count: groups)
+        for (i, r) in rows.enumerated() {
+            let row = out + i * columns
+            RowConversion.decode(scaleKind, from: scaleBase + r * groups * scaleKind.byteWidth, count: groups, into: &scales)
+            let words = packedBase + r * wordsPerRow * 4
+            for c in 0..<columns {
+                let q = Int32(PackedIntegerDecoder.unsignedCode(words, index: c, bits: bits)) - offset
+                let g = c / groupSize
+                var zp: Int32 = 0
+                if let zeroPoint, let zpBase = zeroPoint.data.baseAddress {
+                    // Zero points are packed along dim 0: element (r, g) is code r of column g.
+                    let zpColumns = zeroPoint.info.shape.last ?? 1
+                    let bit = r * bits
+                    let word = (bit >> 5) * zpColumns + g
+                    let shift = bit & 31
+                    let raw = UInt32(littleEndian: zpBase.loadUnaligned(fromByteOffset: word * 4, as: UInt32.self)) >> shift
+                    zp = Int32(raw & ((1 << bits) - 1)) - offset
+                }
+                row[c] = Float(q - zp) * scales[g]
+            }
+        }
+    }
+}

@@ -1,0 +1,133 @@
+// Groups a checkpoint's stored tensors into logical weights: FP8 weights with their block scales, packed
+// integers with scales and zero points, everything else as plain tensors. Headers only.
+
+/// Resolves stored tensors into `SourceWeight`s, checking that companions have the shapes their weight implies.
+public struct WeightResolver: Sendable {
+    public let checkpoint: Checkpoint
+    public let quantization: SourceQuantization
+
+    public init(checkpoint: Checkpoint, quantization: SourceQuantization) {
+        self.checkpoint = checkpoint
+        self.quantization = quantization
+    }
+
+    /// Suffixes of compressed-tensors companions of a packed module `M` (stored as `M.<suffix>`).
+    public static let packedSuffixes = ["weight_packed", "weight_scale", "weight_shape", "weight_zero_point", "weight_g_idx"]
+
+    /// Every logical weight, in checkpoint order. Companion tensors are folded into their weight.
+    public func allWeights() throws(FormatError) -> [SourceWeight] {
+        var weights: [SourceWeight] = []
+        for location in checkpoint.tensors {
+            let name = location.name
+            if name.hasSuffix("_scale_inv"), isFP8Companion(name) { continue }
+            if let module = WeightResolver.packedModule(of: name) {
+                guard name.hasSuffix(".weight_packed") else {
+                    if checkpoint.contains(module + ".weight_packed") { continue }
+                    weights.append(SourceWeight(name: name, shape: location.info.shape, encoding: .plain(location)))
+                    continue
+                }
+                weights.append(try packedWeight(module: module))
+                continue
+            }
+            weights.append(try weight(for: location))
+        }
+        return weights
+    }
+
+    /// The logical weight called `name` (`M.weight` also finds packed `M.weight_packed`).
+    public func weight(named name: String) throws(FormatError) -> SourceWeight {
+        if let location = checkpoint.location(of: name) { return try weight(for: location) }
+        if name.hasSuffix(".weight") {
+            let module = String(name.dropLast(".weight".count))
+            if checkpoint.contains(module + ".weight_packed") { return try packedWeight(module: module) }
+        }
+        throw .container(.tensorNotFound(file: checkpoint.directory, tensor: name))
+    }
+
+    // MARK: - Plain and FP8
+
+    private func isFP8Companion(_ name: String) -> Bool {
+        checkpoint.contains(String(name.dropLast("_scale_inv".count)))
+    }
+
+    private func weight(for location: TensorLocation) throws(FormatError) -> SourceWeight {
+        let info = location.info
+        if info.dtype == .f8e4m3, let scale = checkpoint.location(of: info.name + "_scale_inv") {
+            guard info.shape.count == 2 else {
+                throw .companionShape(file: location.file.path, tensor: info.name, byteOffset: location.file.fileOffset(of: info), expected: [-1, -1], found: info.shape)
+            }
+            var blockRows = 128, blockColumns = 128
+            if case let .fp8Block(r, c) = quantization { blockRows = r; blockColumns = c }
+            let expected = [(info.shape[0] + blockRows - 1) / blockRows, (info.shape[1] + blockColumns - 1) / blockColumns]
+            guard scale.info.shape == expected else {
+                throw .companionShape(file: scale.file.path, tensor: scale.name, byteOffset: scale.file.fileOffset(of: scale.info), expected: expected, found: scale.info.shape)
+            }
+            return SourceWeight(name: info.name, shape: info.shape,
+                                encoding: .fp8Block(weight: location, scaleInverse: scale, blockRows: blockRows, blockColumns: blockColumns))
+        }
+        return SourceWeight(name: info.name, shape: info.shape, encoding: .plain(location))
+    }
+
+    // MARK: - Packed integers
+
+    /// `M` for a name `M.weight_packed` (or another packed companion suffix).
+    public static func packedModule(of name: String) -> String? {
+        for suffix in packedSuffixes where name.hasSuffix("." + suffix) {
+            return String(name.dropLast(suffix.count + 1))
+        }
+        return nil
+    }
+
+    private func packedWeight(module: String) throws(FormatError) -> SourceWeight {
+        let packedName = module + ".weight_packed"
+        guard let packed = checkpoint.location(of: packedName) else {
+            throw .container(.tensorNotFound(file: checkpoint.directory, tensor: packedName))
+        }
+        let file = packed.file.path
+        let at = packed.file.fileOffset(of: packed.info)
+        guard let scale = checkpoint.location(of: module + ".weight_scale") else {
+            throw .missingCompanion(file: file, tensor: packedName, companion: module + ".weight_scale")
+        }
+        guard case .compressedTensors(let config) = quantization else {
+            throw .invalidConfig(field: "quantization_config", reason: "\(packedName) is packed but the config declares no compressed-tensors quantization")
+        }
+        guard let group = config.group(for: module) else { throw .notQuantizedByConfig(file: file, tensor: packedName) }
+        guard [2, 4, 8].contains(group.bits) else {
+            throw .invalidConfig(field: "quantization_config.config_groups.\(group.name).weights.num_bits", reason: "\(group.bits)-bit packing is not supported (2, 4, 8)")
+        }
+        guard packed.info.dtype == .i32, packed.info.shape.count == 2 else {
+            throw .unsupportedDType(file: file, tensor: packedName, byteOffset: at, dtype: "\(packed.info.dtype.rawValue) \(packed.info.shape)")
+        }
+        let rows = packed.info.shape[0], words = packed.info.shape[1]
+        guard scale.info.shape.count == 2, scale.info.shape[0] == rows, scale.info.shape[1] > 0 else {
+            throw .companionShape(file: scale.file.path, tensor: scale.name, byteOffset: scale.file.fileOffset(of: scale.info), expected: [rows, -1], found: scale.info.shape)
+        }
+        let groups = scale.info.shape[1]
+        // Logical columns: the group count fixes them to within one group; the word count to within one word.
+        let columns: Int
+        let groupSize: Int
+        if let size = group.groupSize {
+            columns = groups * size
+            groupSize = size
+        } else {
+            columns = words * 32 / group.bits
+            groupSize = columns
+        }
+        guard (columns * group.bits + 31) / 32 == words, group.groupSize != nil || groups == 1 else {
+            throw .companionShape(file: file, tensor: packedName, byteOffset: at, expected: [rows, (columns * group.bits + 31) / 32], found: packed.info.shape)
+        }
+        var zeroPoint: TensorLocation? = nil
+        if !group.symmetric {
+            guard let zp = checkpoint.location(of: module + ".weight_zero_point") else {
+                throw .missingCompanion(file: file, tensor: packedName, companion: module + ".weight_zero_point")
+            }
+            let expected = [(rows * group.bits + 31) / 32, groups]
+            guard zp.info.shape == expected, zp.info.dtype == .i32 else {
+                throw .companionShape(file: zp.file.path, tensor: zp.name, byteOffset: zp.file.fileOffset(of: zp.info), expected: expected, found: zp.info.shape)
+            }
+            zeroPoint = zp
+        }
+        return SourceWeight(name: module + ".weight", shape: [rows, columns],
+                            encoding: .packedInteger(packed: packed, scale: scale, zeroPoint: zeroPoint, bits: group.bits, groupSize: groupSize))
+    }
+}

@@ -1,0 +1,43 @@
+// `moeq dump`: one tensor to .npy, decoded to f32 (FP8 block scales and packed INT4 applied) or raw.
+import ArgumentParser
+import Foundation
+import ModelCatalog
+import TensorFormats
+
+struct DumpCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "dump",
+        abstract: "Write one tensor as .npy: its logical weight decoded to float32, or its stored bytes with --raw.")
+
+    @Argument(help: "A checkpoint directory, .safetensors file or index.json.")
+    var path: String
+
+    @Argument(help: "Tensor name (for packed INT4 weights, the logical `….weight` name).")
+    var tensor: String
+
+    @Option(name: .shortAndLong, help: "Output .npy file.")
+    var output: String
+
+    @Flag(help: "Write the stored element bytes unchanged (BF16/FP8 as unsigned bit patterns).")
+    var raw = false
+
+    func run() throws {
+        try reportingErrors {
+            let checkpoint = try Checkpoint(path: path)
+            if raw {
+                guard let location = checkpoint.location(of: tensor) else {
+                    throw SafetensorsError.tensorNotFound(file: path, tensor: tensor)
+                }
+                guard let descriptor = NumpyFile.descriptor(for: location.info.dtype) else {
+                    throw FormatError.unsupportedDType(file: location.file.path, tensor: tensor, byteOffset: location.file.fileOffset(of: location.info), dtype: location.info.dtype.rawValue)
+                }
+                try NumpyFile.write(raw: location.data, descriptor: descriptor, shape: location.info.shape, to: output)
+                return
+            }
+            let configPath = (checkpoint.directory as NSString).appendingPathComponent("config.json")
+            let quantization = FileManager.default.fileExists(atPath: configPath) ? try ModelSpec(configFile: configPath).quantization : .none
+            let weight = try WeightResolver(checkpoint: checkpoint, quantization: quantization).weight(named: tensor)
+            try NumpyFile.write(try weight.decodeAll(), shape: weight.shape, to: output)
+        }
+    }
+}

@@ -1,0 +1,91 @@
+// `moeq inspect PATH [--json] [--tensors GLOB]`: what a checkpoint holds, from headers only.
+import ArgumentParser
+import Foundation
+import ModelCatalog
+import TensorFormats
+
+struct InspectCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "inspect",
+        abstract: "Describe a checkpoint from its headers and config.json (tensor data is never read).")
+
+    @Argument(help: "A checkpoint directory, a .safetensors file, or a model.safetensors.index.json.")
+    var path: String
+
+    @Flag(help: "Print one JSON document instead of tables.")
+    var json = false
+
+    @Option(help: "List the tensors whose names match this shell glob (e.g. '*.layers.3.*').")
+    var tensors: String?
+
+    func run() throws {
+        try reportingErrors {
+            let inspection = try CheckpointInspection(path: path)
+            if json {
+                print(inspection.json(tensorGlob: tensors, includeTensors: tensors != nil).prettyPrinted(), terminator: "")
+                return
+            }
+            printSummary(inspection)
+            if let tensors { printTensorTable(inspection.tensorRows(matching: tensors)) }
+        }
+    }
+
+    private func printSummary(_ inspection: CheckpointInspection) {
+        let checkpoint = inspection.checkpoint
+        print("checkpoint     \(path)")
+        print("files          \(checkpoint.files.count) safetensors, \(grouped(checkpoint.tensors.count)) tensors, \(humanBytes(checkpoint.totalFileBytes))")
+        guard let spec = inspection.spec, let report = inspection.report else {
+            print("config         no config.json beside the weights: tensor table only")
+            return
+        }
+        let mtp = spec.nextTokenPredictionLayers > 0 ? " + \(spec.nextTokenPredictionLayers) MTP" : ""
+        print("architecture   \(spec.architecture.rawValue) (model_type \(spec.modelType)\(spec.nestedTextConfig ? ", text_config" : ""))")
+        print("layers         \(spec.layerCount): \(spec.layerCount - spec.moeLayerCount) dense, \(spec.moeLayerCount) MoE\(mtp)")
+        print("hidden / vocab \(spec.hiddenSize) / \(spec.vocabularySize)")
+        if let mla = spec.latentAttention {
+            print("attention      MLA, \(spec.headCount) heads, q_lora \(mla.queryRank.map(String.init) ?? "none"), kv_lora \(mla.keyValueRank), rope dim \(mla.ropeHeadDim)")
+        } else {
+            print("attention      GQA, \(spec.headCount) heads, \(spec.keyValueHeadCount) kv heads × \(spec.headDim)")
+        }
+        print("experts        \(spec.routedExpertCount) routed + \(spec.sharedExpertCount) shared, \(spec.expertsPerToken) used per token (expert ffn \(spec.expertIntermediateSize), \(spec.routerScoring.rawValue) router)")
+        print("source quant   \(spec.quantization.summary)")
+        print("parameters     \(grouped(report.totalParameters)) total (\(humanCount(report.totalParameters)))")
+        print("active/token   \(grouped(report.activeParameters)) (\(humanCount(report.activeParameters)))")
+        if report.nextTokenPredictionParameters > 0 {
+            print("mtp layers     \(grouped(report.nextTokenPredictionParameters)) parameters (not in the total)")
+        }
+        if report.bufferElements > 0 { print("buffers        \(grouped(report.bufferElements)) elements (router bias; not in the total)") }
+        print("")
+        print(pad("role", 16) + pad("parameters", 22, right: true) + pad("stored bytes", 16, right: true))
+        for category in RoleCategory.allCases where report.bytesByCategory[category] != nil {
+            print(pad(category.rawValue, 16) + pad(grouped(report.parametersByCategory[category] ?? 0), 22, right: true)
+                  + pad(humanBytes(report.bytesByCategory[category] ?? 0), 16, right: true))
+        }
+        print("")
+        print(pad("dtype", 16) + pad("bytes", 22, right: true))
+        for dtype in SafetensorsDType.allCases { if let bytes = report.bytesByDType[dtype] {
+            print(pad(dtype.rawValue, 16) + pad(humanBytes(bytes), 22, right: true))
+        } }
+        if !report.unknownTensors.isEmpty {
+            print("")
+            print("unknown tensors (\(report.unknownTensors.count)), kept but not classified:")
+            for name in report.unknownTensors.prefix(20) { print("  \(name)") }
+            if report.unknownTensors.count > 20 { print("  … and \(report.unknownTensors.count - 20) more") }
+        }
+    }
+
+    private func printTensorTable(_ rows: [CheckpointInspection.TensorRow]) {
+        print("")
+        print(pad("name", 60) + pad("dtype", 9) + pad("shape", 18) + pad("role", 34) + "file @ offset")
+        for row in rows {
+            let shape = "[" + row.shape.map(String.init).joined(separator: ", ") + "]"
+            print(pad(row.name, 60) + pad(row.dtype.rawValue, 9) + pad(shape, 18) + pad(row.role, 34) + "\(row.file) @ \(row.byteOffset)")
+        }
+        print("\(rows.count) tensors")
+    }
+
+    private func pad(_ text: String, _ width: Int, right: Bool = false) -> String {
+        let padding = String(repeating: " ", count: max(1, width - text.count))
+        return right ? padding + text : text + padding
+    }
+}

@@ -20,7 +20,7 @@ public enum ModelPresets {
         ModelPreset(name: "kimi-k2", architecture: .deepseekV3, config: deepseekFamily(
             modelType: "kimi_k2", heads: 64, routed: 384, firstDense: 1, groups: 1, groupsUsed: 1, scaling: 2.827,
             vocab: 163840, maxPositions: 131072, theta: 50000, yarnFactor: 32, betaFast: 1, nextN: 0, bos: 163584, eos: 163585),
-            nativeDType: "fp8", shardBytes: 17 << 30, source: "Kimi-K2-Instruct config (formats.md §1.1)"),
+            nativeDType: "fp8", shardBytes: 16 << 30, source: "Kimi-K2-Instruct config (formats.md §1.1)"),
         ModelPreset(name: "deepseek-v3", architecture: .deepseekV3, config: deepseekFamily(
             modelType: "deepseek_v3", heads: 128, routed: 256, firstDense: 3, groups: 8, groupsUsed: 4, scaling: 2.5,
             vocab: 129280, maxPositions: 163840, theta: 10000, yarnFactor: 40, betaFast: 32, nextN: 1, bos: 0, eos: 1),

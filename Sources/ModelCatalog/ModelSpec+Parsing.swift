@@ -100,7 +100,7 @@ extension ModelSpec {
         case .qwen3Moe:
             latentAttention = nil
             expertIntermediateSize = try read.int("moe_intermediate_size")
-            routedExpertCount = try read.int("num_experts")
+            if let experts = try read.optionalInt("num_experts") { routedExpertCount = experts } else { routedExpertCount = try read.int("num_local_experts") }
             sharedExpertCount = 0
             expertsPerToken = try read.int("num_experts_per_tok")
             let step = max(try read.optionalInt("decoder_sparse_step") ?? 1, 1)

@@ -79,7 +79,7 @@ public struct SafetensorsHeader: Sendable {
                 }
                 continue
             }
-            tensors.append(try parseEntry(name: name, entry: entry, file: file, at: locate(name)))
+            tensors.append(try parseEntry(name: name, entry: entry, file: file, at: { locate(name) }))
         }
         tensors.sort { ($0.dataBegin, $0.dataEnd) < ($1.dataBegin, $1.dataEnd) }
         try checkCoverage(tensors, dataSize: fileSize - 8 - length, dataStart: 8 + length, file: file)
@@ -88,7 +88,9 @@ public struct SafetensorsHeader: Sendable {
 
     // MARK: - Entries
 
-    private static func parseEntry(name: String, entry: JSONValue, file: String, at offset: Int) throws(SafetensorsError) -> TensorInfo {
+    private static func parseEntry(name: String, entry: JSONValue, file: String, at locate: () -> Int) throws(SafetensorsError) -> TensorInfo {
+        // The entry's byte offset is searched for only when there is an error to report.
+        var offset: Int { locate() }
         guard let fields = entry.objectValue else {
             throw .invalidEntry(file: file, tensor: name, byteOffset: offset, reason: "entry is a \(entry.kindName), not an object")
         }

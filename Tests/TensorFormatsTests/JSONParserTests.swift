@@ -1,0 +1,44 @@
+// The strict JSON parser: values, exact integers, escapes, and every rejection with its offset.
+import Testing
+@testable import TensorFormats
+
+@Test func parsesValuesAndKeepsObjectOrder() throws {
+    let value = try JSONParser.parse(#" {"b": [1, -2, 3.5, 1e3, true, false, null], "a": "x\u00e9\n\ud83d\ude00"} "#)
+    let object = try #require(value.objectValue)
+    #expect(object.keys == ["b", "a"])
+    #expect(value["b"] == [1, -2, 3.5, 1000.0, true, false, nil])
+    #expect(value["a"]?.stringValue == "xé\n😀")
+}
+
+@Test func integersAreExactAndOverflowBecomesDouble() throws {
+    #expect(try JSONParser.parse("9223372036854775807") == .integer(Int64.max))
+    #expect(try JSONParser.parse("-9223372036854775808") == .integer(Int64.min))
+    #expect(try JSONParser.parse("18446744073709551616") == .double(18446744073709551616))
+    #expect(try JSONParser.parse("2.0").intValue == 2)
+    #expect(try JSONParser.parse("2.5").intValue == nil)
+}
+
+@Test(arguments: [
+    ("", 0), ("{", 1), ("[1,]", 3), ("{\"a\":1,}", 7), ("01", 1), ("-", 1), ("1.", 2), ("1e", 2), ("tru", 0),
+    ("\"\\x\"", 3), ("\"\u{01}\"", 1), ("\"\\ud800\"", 7), ("{\"a\":1 \"b\":2}", 7), ("[1] 2", 4), ("\"abc", 4),
+])
+func rejectsMalformedDocuments(text: String, offset: Int) {
+    #expect(throws: JSONError.self) { try JSONParser.parse(text) }
+    do { _ = try JSONParser.parse(text) } catch { #expect(error.offset == offset, "\(text): \(error)") }
+}
+
+@Test func rejectsDuplicateKeysAndDeepNesting() {
+    #expect(throws: JSONError(offset: 9, reason: "duplicate key \"a\"")) { try JSONParser.parse(#"{"a": 1, "a": 2}"#) }
+    let deep = String(repeating: "[", count: 500) + String(repeating: "]", count: 500)
+    #expect(throws: JSONError.self) { try JSONParser.parse(deep) }
+}
+
+@Test func rejectsInvalidUTF8() {
+    #expect(throws: JSONError.self) { try JSONParser.parse([0x22, 0xC3, 0x28, 0x22]) }
+}
+
+@Test func serializationRoundTrips() throws {
+    let value: JSONValue = ["z": [1, 2.5, "q\"\\\n\u{01}"], "a": ["nested": nil, "t": true]]
+    #expect(try JSONParser.parse(value.serialized()) == value)
+    #expect(try JSONParser.parse(value.prettyPrinted()) == value)
+}

@@ -39,6 +39,7 @@ let package = Package(
         .testTarget(name: "TensorFormatsTests", dependencies: ["TensorFormats", "QuantKernels"]),
         .testTarget(name: "ModelCatalogTests", dependencies: ["ModelCatalog", "TensorFormats"]),
         .testTarget(name: "ReferenceEngineTests", dependencies: ["ReferenceEngine"]),
+        .testTarget(name: "HardwarePlannerTests", dependencies: ["HardwarePlanner", "ModelCatalog"]),
         .testTarget(name: "ConversionPipelineTests", dependencies: ["ConversionPipeline", "ModelCatalog", "TensorFormats"]),
     ]
 )

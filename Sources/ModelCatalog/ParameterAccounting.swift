@@ -34,19 +34,19 @@ extension ParameterReport {
         storedTensorCount = checkpoint.tensors.count
         logicalWeightCount = weights.count
 
-        for location in checkpoint.tensors {
-            let classified = classifier.classify(location.name)
-            bytesByDType[location.info.dtype, default: 0] += location.info.byteCount
-            bytesByCategory[classified.role.category, default: 0] += location.info.byteCount
-            if case .unknown = classified.role { unknownTensors.append(location.name) }
-        }
-
         var routedByLayer: [Int: Int] = [:]
         var expertsSeen: [Int: Set<Int>] = [:]
         var fusedExperts: [Int: Int] = [:]
+        // Every stored tensor belongs to exactly one logical weight, so one classification per weight covers
+        // bytes (companions included) and parameters.
         for weight in weights {
             let classified = classifier.classify(weight.name)
             let count = weight.elementCount
+            for stored in weight.storedTensors {
+                bytesByDType[stored.info.dtype, default: 0] += stored.info.byteCount
+                bytesByCategory[classified.role.category, default: 0] += stored.info.byteCount
+            }
+            if case .unknown = classified.role { unknownTensors.append(weight.name) }
             switch classified.role {
             case .routerBias:
                 bufferElements += count

@@ -75,7 +75,7 @@ public final class Checkpoint: Sendable {
             }
         }
         if let weightMap, let indexPath {
-            try Checkpoint.checkWeightMap(weightMap, files: files, byName: byName, tensors: tensors, indexPath: indexPath)
+            try Checkpoint.checkWeightMap(weightMap, directory: directory, byName: byName, tensors: tensors, indexPath: indexPath)
         }
         self.tensors = tensors
         self.byName = byName
@@ -104,7 +104,7 @@ public final class Checkpoint: Sendable {
         var seen: Set<String> = []
         var pairs: [(String, String)] = []
         for (tensor, value) in map.pairs {
-            guard let shard = value.stringValue, !shard.isEmpty, !shard.contains("/"), shard != "..", shard != "." else {
+            guard let shard = value.stringValue, !shard.isEmpty, !shard.utf8.contains(UInt8(ascii: "/")), shard != "..", shard != "." else {
                 throw .invalidIndex(file: indexPath, byteOffset: SafetensorsHeader.offsetOfKey(tensor, in: mapped.bytes),
                                     reason: "weight_map entry \"\(tensor)\" must name a shard file in the same directory")
             }
@@ -115,17 +115,26 @@ public final class Checkpoint: Sendable {
     }
 
     /// Every weight_map entry must be in the shard it names, and every shard tensor must be listed.
-    static func checkWeightMap(_ weightMap: [(String, String)], files: [SafetensorsFile], byName: [String: Int],
+    static func checkWeightMap(_ weightMap: [(String, String)], directory: String, byName: [String: Int],
                                tensors: [TensorLocation], indexPath: String) throws(SafetensorsError) {
-        var listed: [String: String] = [:]
+        var shardPaths: [String: String] = [:]
+        var listed: Set<String> = []
+        listed.reserveCapacity(weightMap.count)
         for (tensor, shard) in weightMap {
-            listed[tensor] = shard
-            guard let i = byName[tensor], (tensors[i].file.path as NSString).lastPathComponent == shard else {
+            listed.insert(tensor)
+            let path: String
+            if let known = shardPaths[shard] { path = known } else {
+                path = (directory as NSString).appendingPathComponent(shard)
+                shardPaths[shard] = path
+            }
+            guard let i = byName[tensor], tensors[i].file.path == path else {
                 throw .tensorMissingFromShard(file: indexPath, tensor: tensor, shard: shard)
             }
         }
-        for location in tensors where listed[location.name] == nil {
-            throw .tensorNotIndexed(file: indexPath, tensor: location.name, shard: (location.file.path as NSString).lastPathComponent)
+        if listed.count != tensors.count {
+            for location in tensors where !listed.contains(location.name) {
+                throw .tensorNotIndexed(file: indexPath, tensor: location.name, shard: (location.file.path as NSString).lastPathComponent)
+            }
         }
     }
 }

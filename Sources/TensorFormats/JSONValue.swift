@@ -55,10 +55,12 @@ public indirect enum JSONValue: Sendable, Equatable {
     public subscript(key: String) -> JSONValue? { objectValue?[key] }
 }
 
-/// An ordered JSON object with O(1) lookup.
+/// An ordered JSON object. Small objects (the many 3-key tensor entries of a header) are searched linearly;
+/// larger ones get a hash index, so lookups stay O(1) without a dictionary per small object.
 public struct JSONObject: Sendable, Equatable {
-    public private(set) var keys: [String] = []
-    private var storage: [String: JSONValue] = [:]
+    private var entries: [(key: String, value: JSONValue)] = []
+    private var index: [String: Int]? = nil
+    private static let indexThreshold = 8
 
     public init() {}
 
@@ -66,31 +68,52 @@ public struct JSONObject: Sendable, Equatable {
         for (key, value) in pairs { self[key] = value }
     }
 
-    public var count: Int { keys.count }
-    public var isEmpty: Bool { keys.isEmpty }
+    public var count: Int { entries.count }
+    public var isEmpty: Bool { entries.isEmpty }
+    public var keys: [String] { entries.map(\.key) }
+    /// Key/value pairs in document order.
+    public var pairs: [(key: String, value: JSONValue)] { entries }
 
-    /// Inserts or replaces; a new key goes at the end.
+    private func position(of key: String) -> Int? {
+        if let index { return index[key] }
+        return entries.firstIndex { $0.key == key }
+    }
+
+    /// Inserts or replaces; a new key goes at the end. Assigning nil removes the key.
     public subscript(key: String) -> JSONValue? {
-        get { storage[key] }
+        get { position(of: key).map { entries[$0].value } }
         set {
-            if let newValue {
-                if storage.updateValue(newValue, forKey: key) == nil { keys.append(key) }
-            } else if storage.removeValue(forKey: key) != nil {
-                keys.removeAll { $0 == key }
+            if let at = position(of: key) {
+                if let newValue { entries[at].value = newValue } else { entries.remove(at: at); rebuildIndex() }
+            } else if let newValue {
+                append(key, newValue)
             }
         }
     }
 
     /// Inserts a key known to be new; returns false (and changes nothing) if it exists.
     mutating func insertNew(_ key: String, _ value: JSONValue) -> Bool {
-        if storage[key] != nil { return false }
-        storage[key] = value
-        keys.append(key)
+        if position(of: key) != nil { return false }
+        append(key, value)
         return true
     }
 
-    /// Key/value pairs in document order.
-    public var pairs: [(key: String, value: JSONValue)] { keys.map { ($0, storage[$0] ?? .null) } }
+    private mutating func append(_ key: String, _ value: JSONValue) {
+        entries.append((key, value))
+        if index != nil { index?[key] = entries.count - 1 } else if entries.count > JSONObject.indexThreshold { rebuildIndex() }
+    }
+
+    private mutating func rebuildIndex() {
+        guard entries.count > JSONObject.indexThreshold else { index = nil; return }
+        var built: [String: Int] = [:]
+        built.reserveCapacity(entries.count)
+        for (i, entry) in entries.enumerated() { built[entry.key] = i }
+        index = built
+    }
+
+    public static func == (a: JSONObject, b: JSONObject) -> Bool {
+        a.entries.count == b.entries.count && zip(a.entries, b.entries).allSatisfy { $0.key == $1.key && $0.value == $1.value }
+    }
 }
 
 extension JSONValue: ExpressibleByStringLiteral, ExpressibleByIntegerLiteral, ExpressibleByBooleanLiteral,

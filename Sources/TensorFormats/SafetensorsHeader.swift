@@ -94,7 +94,7 @@ public struct SafetensorsHeader: Sendable {
         guard let fields = entry.objectValue else {
             throw .invalidEntry(file: file, tensor: name, byteOffset: offset, reason: "entry is a \(entry.kindName), not an object")
         }
-        for key in fields.keys where !["dtype", "shape", "data_offsets"].contains(key) {
+        for key in fields.keys where key != "dtype" && key != "shape" && key != "data_offsets" {
             throw .invalidEntry(file: file, tensor: name, byteOffset: offset, reason: "unknown field \"\(key)\"")
         }
         guard let dtypeName = fields["dtype"]?.stringValue else {

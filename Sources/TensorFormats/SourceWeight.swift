@@ -17,17 +17,26 @@ public struct SourceWeight: Sendable {
     public let name: String
     public let shape: [Int]
     public let encoding: WeightEncoding
+    /// Stored tensors that belong to this weight but are not read to decode it (`weight_shape`, `weight_g_idx`).
+    public let metadataTensors: [TensorLocation]
+
+    public init(name: String, shape: [Int], encoding: WeightEncoding, metadataTensors: [TensorLocation] = []) {
+        self.name = name
+        self.shape = shape
+        self.encoding = encoding
+        self.metadataTensors = metadataTensors
+    }
 
     public var rows: Int { shape.count <= 1 ? 1 : shape.dropLast().reduce(1, *) }
     public var columns: Int { shape.last ?? 1 }
     public var elementCount: Int { shape.reduce(1, *) }
 
-    /// Every on-disk tensor this weight reads.
+    /// Every on-disk tensor of this weight: the ones decoding reads, then metadata companions.
     public var storedTensors: [TensorLocation] {
         switch encoding {
         case .plain(let t): [t]
         case let .fp8Block(w, s, _, _): [w, s]
-        case let .packedInteger(p, s, z, _, _): [p, s] + (z.map { [$0] } ?? [])
+        case let .packedInteger(p, s, z, _, _): [p, s] + (z.map { [$0] } ?? []) + metadataTensors
         }
     }
 

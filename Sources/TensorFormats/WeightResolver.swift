@@ -47,7 +47,7 @@ public struct WeightResolver: Sendable {
     // MARK: - Plain and FP8
 
     private func isFP8Companion(_ name: String) -> Bool {
-        checkpoint.contains(String(name.dropLast("_scale_inv".count)))
+        checkpoint.location(of: String(name.dropLast("_scale_inv".count)))?.info.dtype == .f8e4m3
     }
 
     private func weight(for location: TensorLocation) throws(FormatError) -> SourceWeight {
@@ -127,7 +127,9 @@ public struct WeightResolver: Sendable {
             }
             zeroPoint = zp
         }
+        let metadata = [module + ".weight_shape", module + ".weight_g_idx"].compactMap { checkpoint.location(of: $0) }
         return SourceWeight(name: module + ".weight", shape: [rows, columns],
-                            encoding: .packedInteger(packed: packed, scale: scale, zeroPoint: zeroPoint, bits: group.bits, groupSize: groupSize))
+                            encoding: .packedInteger(packed: packed, scale: scale, zeroPoint: zeroPoint, bits: group.bits, groupSize: groupSize),
+                            metadataTensors: metadata)
     }
 }

@@ -33,6 +33,9 @@ func tinyCheckpointsReadBackWithExpectedParameters(architecture: Architecture, d
     let report = try #require(inspection.report)
     #expect(report.unknownTensors.isEmpty)
     #expect(inspection.checkpoint.tensors.count == summary.tensorCount)
+    // Every stored byte is attributed to exactly one role.
+    #expect(report.totalBytes == inspection.checkpoint.tensors.reduce(0) { $0 + $1.info.byteCount })
+    #expect(report.bytesByCategory.values.reduce(0, +) == report.totalBytes)
     let expected = spec.expectedTensors().filter { tensor in
         if case .routerBias = TensorClassifier(spec: spec).classify(tensor.name).role { return false }
         return true

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Runs every moeq test on a fresh Debian 12 machine: installs what is missing (system libraries, a Python
+# venv with safetensors + numpy from PyPI), builds, runs the Swift tests, then the Python interop checks.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# --- system packages (only the missing ones) ---
+missing=()
+command -v pkg-config >/dev/null || missing+=(pkg-config)
+for pair in libzstd:libzstd-dev openblas:libopenblas-dev libxxhash:libxxhash-dev; do
+  pkg-config --exists "${pair%%:*}" 2>/dev/null || missing+=("${pair##*:}")
+done
+python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing: ${missing[*]}"
+  sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -q
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}"
+fi
+
+# --- Swift: build once, run every test target ---
+swift build --build-tests
+swift test --skip-build
+
+# --- Python interop (the safetensors package reads what we write and writes what we read) ---
+venv=.build/interop-venv
+[ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+"$venv/bin/python" -c 'import safetensors, numpy' 2>/dev/null || "$venv/bin/pip" install -q safetensors numpy
+"$venv/bin/python" validation/interop/check_safetensors.py .build/debug/moeq

@@ -79,7 +79,7 @@ public enum RoleCategory: String, Sendable, CaseIterable, Codable, Comparable {
     case unknown
 
     public static func < (a: RoleCategory, b: RoleCategory) -> Bool {
-        allCases.firstIndex(of: a)! < allCases.firstIndex(of: b)!
+        (allCases.firstIndex(of: a) ?? 0) < (allCases.firstIndex(of: b) ?? 0)
     }
 }
 

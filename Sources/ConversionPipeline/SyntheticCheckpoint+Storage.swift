@@ -50,7 +50,7 @@ struct StoredTensor: Sendable {
         case .plain(let dtype): return row * columns * dtype.bitsPerElement / 8
         case .fp8Weight: return row * columns
         case .fp8ScaleInverse: return (row / StoredTensor.rowBlock) * ((columns + 127) / 128) * 4
-        case .int4Packed: return row * PackedIntegerCodec.wordCount(columns: columns, bits: 4) * 4
+        case .int4Packed: return row * GroupwiseInteger.wordCount(columns, bits: 4) * 4
         case .int4Scale: return row * (columns / SyntheticCheckpoint.int4GroupSize) * 2
         case .int4Shape: return 0
         }
@@ -79,22 +79,17 @@ struct StoredTensor: Sendable {
             }
             _ = scaleColumns
         case .int4Packed, .int4Scale:
-            let words = PackedIntegerCodec.wordCount(columns: columns, bits: 4)
-            var packed = [UInt32](repeating: 0, count: words)
+            // compressed-tensors' own arithmetic (BF16 scales), so the library would produce the same codes.
+            let scheme = GroupwiseScheme(bits: 4, groupSize: SyntheticCheckpoint.int4GroupSize, symmetric: true)
             for r in 0..<count {
-                block.withUnsafeBufferPointer { all in
-                    let row = UnsafeBufferPointer(rebasing: all[(r * columns)..<((r + 1) * columns)])
-                    // Scales are stored as BF16; quantize with the stored (rounded) value so decoding is exact.
-                    let scales = PackedIntegerCodec.symmetricScales(row, groupSize: SyntheticCheckpoint.int4GroupSize, bits: 4)
-                        .map { BFloat16.toFloat(BFloat16.fromFloat($0)) }
-                    if case .int4Scale = part {
-                        for s in scales { append(BFloat16.fromFloat(s).littleEndian) }
-                    } else {
-                        packed.withUnsafeMutableBufferPointer {
-                            PackedIntegerCodec.packSymmetric(row, scales: scales, groupSize: SyntheticCheckpoint.int4GroupSize, bits: 4, into: $0)
-                        }
-                        for w in packed { append(w.littleEndian) }
-                    }
+                let quantized = block.withUnsafeBufferPointer { all in
+                    try? GroupwiseInteger.quantizeRow(UnsafeBufferPointer(rebasing: all[(r * columns)..<((r + 1) * columns)]), scheme: scheme)
+                }
+                guard let quantized else { continue }
+                if case .int4Scale = part {
+                    for s in quantized.scales { append(BFloat16.fromFloat(s).littleEndian) }
+                } else {
+                    for w in GroupwiseInteger.pack(quantized.codes, bits: 4) { append(w.littleEndian) }
                 }
             }
         case .int4Shape:
@@ -154,7 +149,7 @@ struct StoragePlan {
             case .int4 where isRoutedExpert && expected.shape[1] % SyntheticCheckpoint.int4GroupSize == 0:
                 let module = String(expected.name.dropLast(".weight".count))
                 let (rows, columns) = (expected.shape[0], expected.shape[1])
-                add(module + ".weight_packed", .i32, [rows, PackedIntegerCodec.wordCount(columns: columns, bits: 4)], .int4Packed)
+                add(module + ".weight_packed", .i32, [rows, GroupwiseInteger.wordCount(columns, bits: 4)], .int4Packed)
                 add(module + ".weight_scale", .bf16, [rows, columns / SyntheticCheckpoint.int4GroupSize], .int4Scale)
                 add(module + ".weight_shape", .i64, [2], .int4Shape)
             default:

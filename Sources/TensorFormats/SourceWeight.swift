@@ -114,18 +114,6 @@ struct PackedIntegerDecoder {
     let groupSize: Int
     let columns: Int
 
-    /// Value `index` of a row of dense little-endian bit-packed words (bits [index·b, index·b + b)).
-    @inline(__always)
-    static func unsignedCode(_ words: UnsafeRawPointer, index: Int, bits: Int) -> UInt32 {
-        let bit = index * bits
-        let word = bit >> 5, shift = bit & 31
-        var value = UInt32(littleEndian: words.loadUnaligned(fromByteOffset: word * 4, as: UInt32.self)) >> shift
-        if shift + bits > 32 {
-            value |= UInt32(littleEndian: words.loadUnaligned(fromByteOffset: (word + 1) * 4, as: UInt32.self)) << (32 - shift)
-        }
-        return value & ((1 << bits) - 1)
-    }
-
     func decode(_ rows: Range<Int>, into out: UnsafeMutablePointer<Float>) throws(FormatError) {
         let wordsPerRow = packed.info.shape.last ?? 0
         let groups = scale.info.shape.last ?? 0
@@ -140,7 +128,7 @@ struct PackedIntegerDecoder {
             RowConversion.decode(scaleKind, from: scaleBase + r * groups * scaleKind.byteWidth, count: groups, into: &scales)
             let words = packedBase + r * wordsPerRow * 4
             for c in 0..<columns {
-                let q = Int32(PackedIntegerDecoder.unsignedCode(words, index: c, bits: bits)) - offset
+                let q = GroupwiseInteger.code(words, index: c, bits: bits)
                 let g = c / groupSize
                 var zp: Int32 = 0
                 if let zeroPoint, let zpBase = zeroPoint.data.baseAddress {

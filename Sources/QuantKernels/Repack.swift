@@ -1,0 +1,67 @@
+// Lossless re-layouts between source quantizations and ggml blocks: compressed-tensors INT4 group-32
+// symmetric → Q4_0 (formats.md §4.5), and gpt-oss MXFP4 blocks → ggml MXFP4 (§5.6). Only nibbles move.
+
+public enum RepackError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// A group scale that F16 cannot hold exactly (outside its range, or with bits F16 lacks).
+    case scaleNotRepresentable(row: Int, group: Int, scale: Float)
+    case shape(reason: String)
+
+    public var description: String {
+        switch self {
+        case let .scaleNotRepresentable(row, group, scale):
+            "scale \(scale) of row \(row), group \(group) is not exactly representable as F16; Q4_0 would round it"
+        case let .shape(reason): reason
+        }
+    }
+}
+
+public enum Repack {
+    /// True when `scale` survives F32 → F16 → F32 unchanged.
+    public static func isHalfExact(_ scale: Float) -> Bool { Float(Float16(scale)) == scale }
+
+    /// Repacks rows of symmetric INT4 group-32 codes (dense packed words, `wordsPerRow` each) with their scales
+    /// (`rows × width/32`, as decoded floats) into Q4_0 blocks. Dequantizing the output gives exactly
+    /// (code) × scale, as the source does. Throws, naming the first row and group, if a scale is not F16-exact.
+    public static func int4ToQ4_0(packed: UnsafeRawPointer, wordsPerRow: Int, scales: UnsafeBufferPointer<Float>,
+                                  rows: Int, width: Int, into output: UnsafeMutableRawPointer) throws(RepackError) {
+        guard width % 32 == 0, wordsPerRow * 8 >= width, scales.count == rows * (width / 32) else {
+            throw .shape(reason: "INT4 → Q4_0 needs group 32, whole groups and one scale per group (width \(width), \(scales.count) scales)")
+        }
+        let groups = width / 32
+        for row in 0..<rows {
+            for g in 0..<groups where !isHalfExact(scales[row * groups + g]) {
+                throw .scaleNotRepresentable(row: row, group: g, scale: scales[row * groups + g])
+            }
+        }
+        for row in 0..<rows {
+            let words = packed + row * wordsPerRow * 4
+            for g in 0..<groups {
+                let block = output + (row * groups + g) * 18
+                block.storeBytes(of: Float16(scales[row * groups + g]).bitPattern.littleEndian, toByteOffset: 0, as: UInt16.self)
+                for j in 0..<16 {
+                    // Q4_0 stores code + 8 (its dequantizer subtracts 8), value j low, value j + 16 high.
+                    let low = UInt8(GroupwiseInteger.code(words, index: 32 * g + j, bits: 4) + 8)
+                    let high = UInt8(GroupwiseInteger.code(words, index: 32 * g + 16 + j, bits: 4) + 8)
+                    block.storeBytes(of: low | high << 4, toByteOffset: 2 + j, as: UInt8.self)
+                }
+            }
+        }
+    }
+
+    /// Repacks gpt-oss MXFP4 (`*_blocks` 16 bytes per 32 values, element 2j low / 2j+1 high nibble, plus an
+    /// E8M0 `*_scales` byte) into ggml MXFP4 blocks (e, then element j low / j+16 high).
+    public static func mxfp4ToGGML(blocks: UnsafeRawPointer, scales: UnsafeRawPointer, blockCount: Int,
+                                   into output: UnsafeMutableRawPointer) {
+        for b in 0..<blockCount {
+            let source = blocks + 16 * b, block = output + 17 * b
+            block.storeBytes(of: scales.load(fromByteOffset: b, as: UInt8.self), toByteOffset: 0, as: UInt8.self)
+            @inline(__always) func nibble(_ element: Int) -> UInt8 {
+                let byte = source.load(fromByteOffset: element / 2, as: UInt8.self)
+                return element % 2 == 0 ? byte & 0x0F : byte >> 4
+            }
+            for j in 0..<16 {
+                block.storeBytes(of: nibble(j) | nibble(j + 16) << 4, toByteOffset: 1 + j, as: UInt8.self)
+            }
+        }
+    }
+}

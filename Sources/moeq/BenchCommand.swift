@@ -1,0 +1,41 @@
+// `moeq bench quant`: quantization throughput against ggml's reference measured in the same run.
+import ArgumentParser
+import ConversionPipeline
+import Foundation
+import QuantKernels
+
+extension QuantType: ExpressibleByArgument {}
+
+struct BenchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench",
+        abstract: "Benchmarks (quant: GB/s of f32 input per type, ratios against ggml measured in the same run).",
+        subcommands: [QuantBench.self])
+
+    struct QuantBench: ParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "quant", abstract: "Quantization throughput per type.")
+
+        @Option(help: "Rows of the test matrix.") var rows = 1024
+        @Option(help: "Row width (a multiple of 256).") var width = 4096
+        @Option(help: "Threads for the multi-threaded column (default: all cores).") var threads = ProcessInfo.processInfo.activeProcessorCount
+        @Option(parsing: .upToNextOption, help: "Types to measure.") var types: [QuantType] = [.q8_0, .q4_0, .q4_K, .q5_K, .q6_K, .q3_K, .q2_K, .mxfp4]
+        @Flag(help: "Pass an importance vector (imatrix paths).") var importance = false
+        @Option(help: "Path of ggml's libggml-base.so (llama.cpp peer, see ../shared/peers) to measure beside us.") var ggml: String?
+        @Option(help: "Runs per measurement (the fastest counts).") var repeats = 3
+
+        func run() throws {
+            try reportingErrors {
+                let peer = try ggml.map { path throws -> GGMLPeer in try GGMLPeer(path: path) }
+                print("\(rows)×\(width) f32 (\(String(format: "%.1f", Double(rows * width * 4) / 1e6)) MB), \(threads) threads\(importance ? ", with imatrix" : "")\(peer.map { ", ggml: \($0.path)" } ?? "")")
+                print("type     1 thread   \(threads) threads   scaling   ggml ref   ours/ggml   same bytes")
+                for row in QuantBenchmark.run(types: types, rows: rows, width: width, threads: threads, importance: importance, peer: peer, repeats: repeats) {
+                    let ggml = row.ggmlGBps.map { String(format: "%7.3f", $0) } ?? "      -"
+                    let ratio = row.ggmlGBps.map { String(format: "%8.2f×", row.oneThreadGBps / $0) } ?? "        -"
+                    let same = row.sameBytesAsGGML.map { $0 ? "yes" : "NO" } ?? "-"
+                    print(String(format: "%-7@ %7.3f GB/s %7.3f GB/s %7.2f×  ", row.type.rawValue, row.oneThreadGBps, row.allThreadsGBps,
+                                 row.allThreadsGBps / row.oneThreadGBps) + "\(ggml)   \(ratio)   \(same)")
+                }
+            }
+        }
+    }
+}

@@ -211,19 +211,24 @@ enum KQuants236 {
 
     // MARK: - Q6_K
 
-    static func quantizeQ6_K(_ x: UnsafePointer<Float>, _ width: Int, importance: UnsafePointer<Float>?, _ out: UnsafeMutableRawPointer) {
+    /// `lanes` runs the 16 sub-block searches side by side in SIMD lanes (same bytes; scalar is the reference).
+    static func quantizeQ6_K(_ x: UnsafePointer<Float>, _ width: Int, importance: UnsafePointer<Float>?, _ out: UnsafeMutableRawPointer,
+                             lanes: Bool = true) {
         withUnsafeTemporaryAllocation(of: Float.self, capacity: 16) { floats in
             withUnsafeTemporaryAllocation(of: Int8.self, capacity: 256) { bytes in
                 let scales = floats.baseAddress!, codes = bytes.baseAddress!
                 for block in 0..<(width / 256) {
                     let xb = x + 256 * block, y = out + 210 * block
                     var maxScale: Float = 0, maxAbsScale: Float = 0
-                    for sub in 0..<16 {
-                        let weights = importance.map { $0 + 256 * block + 16 * sub }
-                        let scale = ScaleSearch.symmetric(16, 32, xb + 16 * sub, codes + 16 * sub, rmseType: 1, weights: weights)
-                        scales[sub] = scale
-                        if abs(scale) > maxAbsScale { maxAbsScale = abs(scale); maxScale = scale }
+                    if lanes {
+                        Q6Lanes.search(xb, importance.map { $0 + 256 * block }, scales: scales, codes: codes)
+                    } else {
+                        for sub in 0..<16 {
+                            let weights = importance.map { $0 + 256 * block + 16 * sub }
+                            scales[sub] = ScaleSearch.symmetric(16, 32, xb + 16 * sub, codes + 16 * sub, rmseType: 1, weights: weights)
+                        }
                     }
+                    for sub in 0..<16 where abs(scales[sub]) > maxAbsScale { maxAbsScale = abs(scales[sub]); maxScale = scales[sub] }
                     if maxAbsScale < ScaleSearch.groupMaxEpsilon {
                         for i in 0..<210 { y.storeByte(0, at: i) }
                         continue
@@ -274,6 +279,32 @@ enum KQuants236 {
                 out[l + 32] = d * Float(Int8(bitPattern: sc.loadByte(at: s + 2))) * Float(q2)
                 out[l + 64] = d * Float(Int8(bitPattern: sc.loadByte(at: s + 4))) * Float(q3)
                 out[l + 96] = d * Float(Int8(bitPattern: sc.loadByte(at: s + 6))) * Float(q4)
+            }
+        }
+    }
+}
+
+/// Q6_K's lane-parallel search: two passes of 8 lanes, lane j holding sub-block j (16 values).
+enum Q6Lanes {
+    static func transpose(_ source: UnsafePointer<Float>, into x: UnsafeMutablePointer<SIMD8<Float>>) {
+        for i in 0..<16 {
+            x[i] = SIMD8(source[i], source[16 + i], source[32 + i], source[48 + i], source[64 + i], source[80 + i], source[96 + i], source[112 + i])
+        }
+    }
+
+    static func search(_ xb: UnsafePointer<Float>, _ importance: UnsafePointer<Float>?, scales: UnsafeMutablePointer<Float>,
+                       codes: UnsafeMutablePointer<Int8>) {
+        withUnsafeTemporaryAllocation(of: SIMD8<Float>.self, capacity: 48) { lanes in
+            let x = lanes.baseAddress!, w = x + 16, l = w + 16
+            for half in 0..<2 {
+                transpose(xb + 128 * half, into: x)
+                // rmse type 1 without an imatrix weights by x²: precomputed once, the same value ggml recomputes.
+                if let importance { transpose(importance + 128 * half, into: w) } else { for i in 0..<16 { w[i] = x[i] * x[i] } }
+                let scale = LaneSearch.symmetric(32, x, weights: UnsafePointer(w), l)
+                for j in 0..<8 {
+                    scales[8 * half + j] = scale[j]
+                    for i in 0..<16 { codes[128 * half + 16 * j + i] = Int8(l[i][j]) }
+                }
             }
         }
     }

@@ -25,9 +25,10 @@ enum KQuants45 {
         }
     }
 
-    /// Quantizes one row. `fiveBit` selects Q5_K (nmax 31) over Q4_K (nmax 15).
+    /// Quantizes one row. `fiveBit` selects Q5_K (nmax 31) over Q4_K (nmax 15). `lanes` runs the eight
+    /// sub-block searches side by side in SIMD lanes (same bytes; the scalar loop is the reference).
     static func quantize(_ x: UnsafePointer<Float>, _ width: Int, importance: UnsafePointer<Float>?,
-                         _ out: UnsafeMutableRawPointer, fiveBit: Bool) {
+                         _ out: UnsafeMutableRawPointer, fiveBit: Bool, lanes: Bool = true) {
         let nmax: Int32 = fiveBit ? 31 : 15
         let blockBytes = fiveBit ? 176 : 144
         withUnsafeTemporaryAllocation(of: Float.self, capacity: 32 + 8 * 3) { floats in
@@ -42,14 +43,18 @@ enum KQuants45 {
                         var sumX2: Float = 0
                         for l in 0..<256 { sumX2 += xb[l] * xb[l] }
                         let sigma2 = 2 * sumX2 / 256
-                        for j in 0..<8 {
-                            let qw = importance + 256 * block + 32 * j
-                            for l in 0..<32 { weights[l] = qw[l] * (sigma2 + xb[32 * j + l] * xb[32 * j + l]).squareRoot() }
-                            var sumW: Float = 0
-                            for l in 0..<32 { sumW += weights[l] }
-                            sw[j] = sumW
-                            scales[j] = ScaleSearch.asymmetric(32, nmax, xb + 32 * j, weights: weights, codes + 32 * j, theMin: &mins[j],
-                                                               scratch: scratch, rmin: -0.9, rdelta: 0.05, steps: 36, useMAD: false, qkx3: true)
+                        if lanes {
+                            LaneStage.searchImportance(xb, importance + 256 * block, sigma2: sigma2, nmax: nmax, scales: scales, mins: mins, sw: sw, codes: codes)
+                        } else {
+                            for j in 0..<8 {
+                                let qw = importance + 256 * block + 32 * j
+                                for l in 0..<32 { weights[l] = qw[l] * (sigma2 + xb[32 * j + l] * xb[32 * j + l]).squareRoot() }
+                                var sumW: Float = 0
+                                for l in 0..<32 { sumW += weights[l] }
+                                sw[j] = sumW
+                                scales[j] = ScaleSearch.asymmetric(32, nmax, xb + 32 * j, weights: weights, codes + 32 * j, theMin: &mins[j],
+                                                                   scratch: scratch, rmin: -0.9, rdelta: 0.05, steps: 36, useMAD: false, qkx3: true)
+                            }
                         }
                         let dBlock = ScaleSearch.positive(8, 63, scales, ls, weights: sw)
                         let mBlock = ScaleSearch.positive(8, 63, mins, lm, weights: sw)
@@ -61,14 +66,20 @@ enum KQuants45 {
                         y.storeHalf(GGMLRounding.half(mBlock), at: 2)
                     } else {
                         var maxScale: Float = 0, maxMin: Float = 0
+                        if lanes {
+                            LaneStage.searchReference(xb, nmax: nmax, rmin: fiveBit ? -0.5 : -1, steps: fiveBit ? 15 : 20, scales: scales, mins: mins, codes: codes)
+                        } else {
+                            for j in 0..<8 {
+                                var sumX2: Float = 0
+                                for l in 0..<32 { sumX2 += xb[32 * j + l] * xb[32 * j + l] }
+                                let averageX = (sumX2 / 32).squareRoot()
+                                for l in 0..<32 { weights[l] = averageX + abs(xb[32 * j + l]) }
+                                scales[j] = ScaleSearch.asymmetric(32, nmax, xb + 32 * j, weights: weights, codes + 32 * j, theMin: &mins[j],
+                                                                   scratch: scratch, rmin: fiveBit ? -0.5 : -1, rdelta: 0.1,
+                                                                   steps: fiveBit ? 15 : 20, useMAD: false, qkx3: false)
+                            }
+                        }
                         for j in 0..<8 {
-                            var sumX2: Float = 0
-                            for l in 0..<32 { sumX2 += xb[32 * j + l] * xb[32 * j + l] }
-                            let averageX = (sumX2 / 32).squareRoot()
-                            for l in 0..<32 { weights[l] = averageX + abs(xb[32 * j + l]) }
-                            scales[j] = ScaleSearch.asymmetric(32, nmax, xb + 32 * j, weights: weights, codes + 32 * j, theMin: &mins[j],
-                                                               scratch: scratch, rmin: fiveBit ? -0.5 : -1, rdelta: 0.1,
-                                                               steps: fiveBit ? 15 : 20, useMAD: false, qkx3: false)
                             if scales[j] > maxScale { maxScale = scales[j] }
                             if mins[j] > maxMin { maxMin = mins[j] }
                         }
@@ -139,6 +150,62 @@ enum KQuants45 {
                 y[64 * chunk + 32 + l] = d2 * Float(high) - min2
             }
             u1 <<= 2; u2 <<= 2
+        }
+    }
+}
+
+/// The lane-parallel search stage of Q4_K / Q5_K: transposes a super-block so lane j holds sub-block j.
+enum LaneStage {
+    static func transpose(_ source: UnsafePointer<Float>, into x: UnsafeMutablePointer<SIMD8<Float>>) {
+        for i in 0..<32 {
+            x[i] = SIMD8(source[i], source[32 + i], source[64 + i], source[96 + i], source[128 + i], source[160 + i], source[192 + i], source[224 + i])
+        }
+    }
+
+    static func store(_ lanes: UnsafePointer<SIMD8<Float>>, scale: SIMD8<Float>, theMin: SIMD8<Float>,
+                      scales: UnsafeMutablePointer<Float>, mins: UnsafeMutablePointer<Float>, codes: UnsafeMutablePointer<UInt8>) {
+        for j in 0..<8 {
+            scales[j] = scale[j]
+            mins[j] = theMin[j]
+            for i in 0..<32 { codes[32 * j + i] = UInt8(lanes[i][j]) }
+        }
+    }
+
+    /// No importance: weights = √(mean x² of the sub-block) + |x|, make_qkx2_quants.
+    static func searchReference(_ xb: UnsafePointer<Float>, nmax: Int32, rmin: Float, steps: Int,
+                                scales: UnsafeMutablePointer<Float>, mins: UnsafeMutablePointer<Float>, codes: UnsafeMutablePointer<UInt8>) {
+        withUnsafeTemporaryAllocation(of: SIMD8<Float>.self, capacity: 64) { floats in
+            withUnsafeTemporaryAllocation(of: SIMD8<Float>.self, capacity: 64) { codes8 in
+                let x = floats.baseAddress!, w = x + 32, l = codes8.baseAddress!, scratch = l + 32
+                transpose(xb, into: x)
+                var sumX2 = SIMD8<Float>(repeating: 0)
+                for i in 0..<32 { sumX2 += x[i] * x[i] }
+                let average = (sumX2 / 32).squareRoot()
+                for i in 0..<32 { w[i] = average + LaneSearch.magnitude(x[i]) }
+                let (scale, theMin) = LaneSearch.asymmetric(32, nmax, x, w, l, scratch: scratch, rmin: rmin, rdelta: 0.1, steps: steps, qkx3: false)
+                store(l, scale: scale, theMin: theMin, scales: scales, mins: mins, codes: codes)
+            }
+        }
+    }
+
+    /// With importance: weights = qw·√(σ² + x²), make_qkx3_quants(−0.9, 0.05, 36); sw = Σ weights.
+    static func searchImportance(_ xb: UnsafePointer<Float>, _ qw: UnsafePointer<Float>, sigma2: Float, nmax: Int32,
+                                 scales: UnsafeMutablePointer<Float>, mins: UnsafeMutablePointer<Float>, sw: UnsafeMutablePointer<Float>,
+                                 codes: UnsafeMutablePointer<UInt8>) {
+        withUnsafeTemporaryAllocation(of: SIMD8<Float>.self, capacity: 96) { floats in
+            withUnsafeTemporaryAllocation(of: SIMD8<Float>.self, capacity: 64) { codes8 in
+                let x = floats.baseAddress!, w = x + 32, q = w + 32, l = codes8.baseAddress!, scratch = l + 32
+                transpose(xb, into: x)
+                transpose(qw, into: q)
+                var sumW = SIMD8<Float>(repeating: 0)
+                for i in 0..<32 {
+                    w[i] = q[i] * (sigma2 + x[i] * x[i]).squareRoot()
+                    sumW += w[i]
+                }
+                let (scale, theMin) = LaneSearch.asymmetric(32, nmax, x, w, l, scratch: scratch, rmin: -0.9, rdelta: 0.05, steps: 36, qkx3: true)
+                for j in 0..<8 { sw[j] = sumW[j] }
+                store(l, scale: scale, theMin: theMin, scales: scales, mins: mins, codes: codes)
+            }
         }
     }
 }

@@ -9,7 +9,7 @@ public enum QuantCodec {
     /// blocks, or mismatched buffer sizes. `threads` > 1 splits rows across threads.
     public static func quantize(_ type: QuantType, _ input: UnsafeBufferPointer<Float>, rows: Int, width: Int,
                                 importance: UnsafeBufferPointer<Float>? = nil, into output: UnsafeMutableRawBufferPointer,
-                                threads: Int = 1) throws(QuantError) {
+                                threads: Int = 1, reference: Bool = false) throws(QuantError) {
         guard let rowBytes = type.rowBytes(width: width) else {
             throw .widthNotMultipleOfBlock(type: type, width: width, blockSize: type.blockSize)
         }
@@ -23,7 +23,7 @@ public enum QuantCodec {
         guard rows > 0, width > 0, let source = input.baseAddress, let destination = output.baseAddress else { return }
         let weights = type.layout.usesImportance ? importance?.baseAddress : nil
 
-        let job = RowJob(type: type, source: source, width: width, weights: weights, destination: destination, rowBytes: rowBytes)
+        let job = RowJob(type: type, source: source, width: width, weights: weights, destination: destination, rowBytes: rowBytes, reference: reference)
         let threadCount = Swift.max(1, Swift.min(threads, rows))
         if threadCount == 1 {
             job.run(0..<rows)
@@ -43,15 +43,16 @@ public enum QuantCodec {
         let weights: UnsafePointer<Float>?
         let destination: UnsafeMutableRawPointer
         let rowBytes: Int
+        let reference: Bool
 
         func run(_ rows: Range<Int>) {
-            for row in rows { quantizeRow(type, source + row * width, width, weights, destination + row * rowBytes) }
+            for row in rows { quantizeRow(type, source + row * width, width, weights, destination + row * rowBytes, reference: reference) }
         }
     }
 
     /// Array convenience: returns the quantized bytes.
     public static func quantize(_ type: QuantType, _ input: [Float], rows: Int, width: Int, importance: [Float]? = nil,
-                                threads: Int = 1) throws(QuantError) -> [UInt8] {
+                                threads: Int = 1, reference: Bool = false) throws(QuantError) -> [UInt8] {
         guard let rowBytes = type.rowBytes(width: width) else {
             throw .widthNotMultipleOfBlock(type: type, width: width, blockSize: type.blockSize)
         }
@@ -60,7 +61,7 @@ public enum QuantCodec {
             output.withUnsafeMutableBytes { destination in
                 let run = { (weights: UnsafeBufferPointer<Float>?) -> Result<Void, QuantError> in
                     do throws(QuantError) {
-                        try quantize(type, source, rows: rows, width: width, importance: weights, into: destination, threads: threads)
+                        try quantize(type, source, rows: rows, width: width, importance: weights, into: destination, threads: threads, reference: reference)
                         return .success(())
                     } catch { return .failure(error) }
                 }
@@ -113,9 +114,10 @@ public enum QuantCodec {
         return output
     }
 
-    /// One row through the reference kernel of its type.
+    /// One row through its type's kernel: the lane-parallel fast path, or with `reference` the plain scalar port
+    /// of ggml (the fast path is tested byte for byte against it).
     static func quantizeRow(_ type: QuantType, _ x: UnsafePointer<Float>, _ width: Int, _ importance: UnsafePointer<Float>?,
-                            _ out: UnsafeMutableRawPointer) {
+                            _ out: UnsafeMutableRawPointer, reference: Bool = false) {
         switch type {
         case .f32: for i in 0..<width { out.storeBytes(of: x[i].bitPattern.littleEndian, toByteOffset: 4 * i, as: UInt32.self) }
         case .f16: for i in 0..<width { out.storeBytes(of: GGMLRounding.half(x[i]).littleEndian, toByteOffset: 2 * i, as: UInt16.self) }
@@ -131,9 +133,9 @@ public enum QuantCodec {
         case .q8_0: LegacyQuants.quantizeQ8_0(x, width, out)
         case .q2_K: KQuants236.quantizeQ2_K(x, width, importance: importance, out)
         case .q3_K: KQuants236.quantizeQ3_K(x, width, importance: importance, out)
-        case .q4_K: KQuants45.quantize(x, width, importance: importance, out, fiveBit: false)
-        case .q5_K: KQuants45.quantize(x, width, importance: importance, out, fiveBit: true)
-        case .q6_K: KQuants236.quantizeQ6_K(x, width, importance: importance, out)
+        case .q4_K: KQuants45.quantize(x, width, importance: importance, out, fiveBit: false, lanes: !reference)
+        case .q5_K: KQuants45.quantize(x, width, importance: importance, out, fiveBit: true, lanes: !reference)
+        case .q6_K: KQuants236.quantizeQ6_K(x, width, importance: importance, out, lanes: !reference)
         case .mxfp4: MXFP4.quantize(x, width, out)
         }
     }

@@ -38,6 +38,7 @@ TYPE_IDS = {"F16": 1, "BF16": 30, "Q8_0": 8, "Q4_0": 2, "Q4_1": 3, "Q5_0": 6, "Q
             "Q2_K": 10, "Q3_K": 11, "Q4_K": 12, "Q5_K": 13, "Q6_K": 14, "MXFP4": 39}
 TYPES = list(TYPE_IDS)
 KINDS = ["normal", "heavy", "zero", "constant", "outlier", "denormal", "mixed"]
+GGML_TYPE_COUNT = 43  # ggml.h of ggml 0.25.x
 GGUF_PY_QUANTIZE_TYPES = ["F16", "BF16", "Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "MXFP4"]
 
 # Imatrix policy for the committed vectors: exp(N(0,1)) with this many entries set to exactly 0.0
@@ -113,13 +114,12 @@ class Ggml:
     def row_size(self, t: int, n: int) -> int:
         return int(self.lib.ggml_row_size(t, n))
 
-    def quantize_chunk(self, t: int, x: np.ndarray, imatrix: np.ndarray | None = None,
-                       n_per_row: int | None = None) -> bytes:
+    def quantize_chunk(self, t: int, x: np.ndarray, imatrix: np.ndarray | None = None) -> bytes:
         x = np.ascontiguousarray(x, dtype=np.float32)
-        n_per_row = n_per_row or x.shape[-1]
+        n_per_row = x.shape[-1]
         nrows = x.size // n_per_row
-        dst = ctypes.create_string_buffer(max(1, self.row_size(t, n_per_row) * nrows)) if n_per_row % self.traits(t).blck_size == 0 \
-            else ctypes.create_string_buffer(x.size * 4 + 4096)
+        assert n_per_row % self.traits(t).blck_size == 0
+        dst = ctypes.create_string_buffer(self.row_size(t, n_per_row) * nrows)
         imp = None
         if imatrix is not None:
             imatrix = np.ascontiguousarray(imatrix, dtype=np.float32)
@@ -244,20 +244,34 @@ def child(spec: dict) -> None:
         elif case == "huge_1e8":
             x[4, 7] = 1e8            # finite, overflows F16 and every F16 block scale
         im = make_imatrix("normal") if spec["imatrix"] else None
-        n_per_row = spec.get("n_per_row", COLS)
         if case == "bad_n_per_row":
-            n_per_row = 500          # not a multiple of 32 or 256
-            x = x.reshape(-1)[: 8 * 500].reshape(8, 500)
-            im = im[:500] if im is not None else None
-        clean = None if case == "bad_n_per_row" else g.quantize_chunk(t, make_input("normal"), im)
-        b = g.quantize_chunk(t, x, im, n_per_row=n_per_row)
+            # n_per_row = 500 is not a multiple of 32 / 256. ggml_row_size only has a C assert() (compiled
+            # out with NDEBUG), so nothing stops the call: measure what it returns and what it writes,
+            # into a buffer with generous slack pre-filled with two different sentinels.
+            x = x.reshape(-1)[: 8 * 500].reshape(8, 500).copy()
+            im = im[:500].copy() if im is not None else None
+            cap = x.size * 4 + 4096
+            written, returned = 0, None
+            for fill in (0x00, 0xFF):
+                dst = ctypes.create_string_buffer(bytes([fill]) * cap, cap)
+                returned = int(g.lib.ggml_quantize_chunk(t, x.ctypes.data, ctypes.addressof(dst), 0, 8, 500,
+                                                         im.ctypes.data if im is not None else None))
+                raw = np.frombuffer(dst.raw, np.uint8)
+                changed = np.nonzero(raw != fill)[0]
+                written = max(written, int(changed[-1]) + 1 if changed.size else 0)
+            out["returned_bytes"] = returned
+            out["bytes_written"] = written
+            out["row_size_if_exact"] = 500 * int(tr.type_size) / int(tr.blck_size)
+            sys.stdout.write(json.dumps(out))
+            return
+        clean = g.quantize_chunk(t, make_input("normal"), im)
+        b = g.quantize_chunk(t, x, im)
         out["returned_bytes"] = len(b)
         out["validate_row_data"] = g.validate(t, b)
         y = g.to_float(t, b, x.size)
         out["dequant"] = nonfinite(y)
         out["dequant_rows_nonfinite"] = sorted({int(i // COLS) for i in np.nonzero(~np.isfinite(y))[0]})
-        if clean is not None:
-            out["vs_clean_input"] = block_diff(clean, b, int(tr.type_size), int(tr.blck_size))
+        out["vs_clean_input"] = block_diff(clean, b, int(tr.type_size), int(tr.blck_size))
         out["sha256"] = sha256(b)
     elif spec["what"] == "imatrix_zeros":
         case = spec["case"]
@@ -431,7 +445,8 @@ def main(argv=None):
         if name in GGUF_PY_QUANTIZE_TYPES:
             res = {}
             for kind in KINDS:
-                pb = np.ascontiguousarray(quants.quantize(X[kind], T)).tobytes()
+                with np.errstate(all="ignore"):   # gguf-py warns about 1/d overflow on the denormal kind
+                    pb = np.ascontiguousarray(quants.quantize(X[kind], T)).tobytes()
                 gb = open(os.path.join(out, name, f"{kind}.bin"), "rb").read()
                 r = {"identical": pb == gb}
                 if pb != gb:
@@ -443,7 +458,8 @@ def main(argv=None):
             gb = open(os.path.join(out, name, f"{kind}.bin"), "rb").read()
             yg = np.fromfile(os.path.join(out, name, f"{kind}.dequant.f32"), dtype="<f4")
             raw = np.frombuffer(gb, np.uint8).reshape(quants.quant_shape_to_byte_shape((ROWS, COLS), T))
-            yp = np.asarray(quants.dequantize(raw, T), dtype=np.float32).reshape(-1)
+            with np.errstate(all="ignore"):
+                yp = np.asarray(quants.dequantize(raw, T), dtype=np.float32).reshape(-1)
             res[kind] = bool(np.array_equal(yg.view(np.uint32), yp.view(np.uint32)))
         gp["dequantize"][name] = {"bitwise_equal_to_ggml_to_float": res}
     gp["summary"] = {
@@ -457,6 +473,37 @@ def main(argv=None):
     }
     manifest["gguf_py"] = gp
 
+    # --- which ggml types refuse to quantize without an imatrix (all ids below GGML_TYPE_COUNT = 43)
+    req = [g.lib.ggml_type_name(t).decode() for t in range(GGML_TYPE_COUNT)
+           if g.lib.ggml_type_name(t) and g.lib.ggml_quantize_requires_imatrix(t)]
+    manifest["requires_imatrix_all_types"] = {
+        "ggml_quantize_requires_imatrix_true_for": req,
+        "note": "ggml_quantize_chunk GGML_ASSERTs imatrix != NULL for these; none of the 13 types here needs one"}
+
+    # --- MXFP4 shared exponent for tiny blocks: e = (uint8_t)(floorf(log2f(amax)) - 2 + 127) is a
+    # float -> uint8 conversion of a negative number when amax < 2^-125 (undefined behaviour in C)
+    mx = {}
+    for kind in KINDS:
+        xb = X[kind].reshape(-1, 32).astype(np.float64)
+        amax = np.abs(xb).max(axis=1)
+        with np.errstate(divide="ignore"):
+            ex = np.where(amax > 0, np.floor(np.log2(np.maximum(amax, 1e-300))) - 2 + 127, 0)
+        neg = np.nonzero(ex < 0)[0]
+        if neg.size:
+            eb = np.frombuffer(open(os.path.join(out, "MXFP4", f"{kind}.bin"), "rb").read(), np.uint8).reshape(-1, 17)[:, 0]
+            mx[kind] = {"blocks_with_negative_exponent": int(neg.size),
+                        "rows": sorted({int(i // (COLS // 32)) for i in neg}),
+                        "e_bytes_written": sorted({int(v) for v in eb[neg]}),
+                        "validate_row_data_of_file": manifest["types"]["MXFP4"]["files"][kind]["validate_row_data"]}
+    manifest["mxfp4_tiny_blocks"] = {
+        "note": "quantize_row_mxfp4_ref computes e = (uint8_t)(floorf(log2f(amax)) - 2 + 127). For 0 < amax < 2^-125 "
+                "this converts a negative float to uint8, which C leaves undefined. On x86-64 (gcc, cvttss2si then "
+                "truncation) it wraps: -1 -> 255 (0xFF, which ggml_validate_row_data rejects as the E8M0 NaN code), "
+                "-8 -> 248. All nibbles are then 0, so these blocks still dequantize to 0.0. ARM64 (fcvtzu) "
+                "saturates to 0 instead, so these bytes are x86-specific. gguf-py (numpy astype(uint8)) "
+                "matched ggml here on x86-64.",
+        "kinds": mx}
+
     # --- hostile inputs (each in its own process)
     hostile = {"what_it_checks": "ggml_quantize_chunk on the `normal` input with one injected value, run in a "
                                  "subprocess (exit < 0 = killed by signal). ggml_quantize_chunk itself does no "
@@ -464,7 +511,11 @@ def main(argv=None):
                                  "per-block scales (d, dmin, e) for NaN/Inf.",
                "cases": {"nan_one": "x[0,5] = NaN", "pos_inf_one": "x[1,40] = +Inf", "neg_inf_one": "x[2,300] = -Inf",
                          "nan_row": "x[3,:] = NaN", "huge_1e8": "x[4,7] = 1e8 (finite; overflows F16)",
-                         "bad_n_per_row": "n_per_row = 500 (not a multiple of the block size for quantized types)"},
+                         "bad_n_per_row": "n_per_row = 500, nrows = 8 (not a multiple of the block size for the "
+                                          "quantized types); records the size ggml returns and how many bytes it "
+                                          "actually writes (buffer pre-filled with sentinels)"},
+               "undefined_behaviour": "NaN/Inf reach float->int conversions (roundf(NaN) -> int8 etc.), which C "
+                                      "leaves undefined; the byte patterns here are what gcc/x86-64 produces.",
                "results": {}}
     for name in TYPES:
         consumes = manifest["types"][name]["imatrix"] == "consumed"

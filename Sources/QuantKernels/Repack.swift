@@ -15,9 +15,27 @@ public enum RepackError: Error, Sendable, Equatable, CustomStringConvertible {
     }
 }
 
+/// How a compressed-tensors INT4 tensor can be carried into ggml without changing a single value.
+public enum Int4Carrier: Sendable, Equatable {
+    /// Every scale is F16-exact: nibble repack into Q4_0.
+    case q4_0
+    /// Some scale is not (its row, group and value named): Q4_0 would round it, so the faithful path is to
+    /// dequantize exactly into F32 (code × scale is exact there; BF16 and F16 are not wide enough).
+    case f32(row: Int, group: Int, scale: Float)
+}
+
 public enum Repack {
     /// True when `scale` survives F32 → F16 → F32 unchanged.
     public static func isHalfExact(_ scale: Float) -> Bool { Float(Float16(scale)) == scale }
+
+    /// The lossless carrier for INT4 group-32 symmetric weights with these scales (`rows × groups`).
+    public static func int4Carrier(scales: UnsafeBufferPointer<Float>, groups: Int) -> Int4Carrier {
+        guard groups > 0 else { return .q4_0 }
+        if let bad = scales.firstIndex(where: { !isHalfExact($0) }) {
+            return .f32(row: bad / groups, group: bad % groups, scale: scales[bad])
+        }
+        return .q4_0
+    }
 
     /// Repacks rows of symmetric INT4 group-32 codes (dense packed words, `wordsPerRow` each) with their scales
     /// (`rows × width/32`, as decoded floats) into Q4_0 blocks. Dequantizing the output gives exactly

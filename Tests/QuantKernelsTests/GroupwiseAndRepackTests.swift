@@ -107,3 +107,34 @@ func groupwiseQuantizationMatchesCompressedTensors(folder: String, symmetric: Bo
     #expect(off.weightedRMSE == (12.0 / 8).squareRoot())   // error 2 sits in column 1 (weight 3)
     #expect(off.cosineSimilarity < 1 && off.cosineSimilarity > 0.9)
 }
+
+@Test func carrierChoiceNamesTheFirstScaleF16CannotHold() {
+    let good: [Float] = [0.5, 0.0113525390625, 3]
+    #expect(good.withUnsafeBufferPointer { Repack.int4Carrier(scales: $0, groups: 3) } == .q4_0)
+    let bad: [Float] = [0.5, 0.25, 1e-9, 2, 80000, 1]
+    #expect(bad.withUnsafeBufferPointer { Repack.int4Carrier(scales: $0, groups: 3) } == .f32(row: 0, group: 2, scale: 1e-9))
+}
+
+@Test(arguments: [(4, 32), (4, 64), (4, 128), (8, 32), (8, 128)])
+func groupwiseRoundTripsThroughPacking(bits: Int, groupSize: Int) throws {
+    for symmetric in [true, false] {
+        let width = 256
+        let row: [Float] = (0..<width).map { Float(sin(Double($0) * 0.7) * 0.05 + (symmetric ? 0 : 0.02)) }
+        let scheme = GroupwiseScheme(bits: bits, groupSize: groupSize, symmetric: symmetric)
+        let quantized = try row.withUnsafeBufferPointer { try GroupwiseInteger.quantizeRow($0, scheme: scheme, arithmetic: .float32) }
+        #expect(quantized.scales.count == width / groupSize)
+        #expect(quantized.zeroPoints.count == (symmetric ? 0 : width / groupSize))
+        #expect(quantized.codes.allSatisfy { Int32($0) >= scheme.minimumCode && Int32($0) <= scheme.maximumCode })
+        let words = GroupwiseInteger.pack(quantized.codes, bits: bits)
+        #expect(words.count == width * bits / 32)
+        let unpacked = words.withUnsafeBytes { raw in (0..<width).map { Int8(GroupwiseInteger.code(raw.baseAddress!, index: $0, bits: bits)) } }
+        #expect(unpacked == quantized.codes)
+        // Dequantized error is within half a step of each group's scale.
+        for c in 0..<width {
+            let g = c / groupSize
+            let zp = symmetric ? 0 : Float(quantized.zeroPoints[g])
+            let value = (Float(quantized.codes[c]) - zp) * quantized.scales[g]
+            #expect(abs(value - row[c]) <= quantized.scales[g] * 0.5 + 1e-7, "bits \(bits) g\(groupSize) sym \(symmetric) c \(c)")
+        }
+    }
+}

@@ -300,10 +300,16 @@ enum Q6Lanes {
                 transpose(xb + 128 * half, into: x)
                 // rmse type 1 without an imatrix weights by x²: precomputed once, the same value ggml recomputes.
                 if let importance { transpose(importance + 128 * half, into: w) } else { for i in 0..<16 { w[i] = x[i] * x[i] } }
-                let scale = LaneSearch.symmetric(32, x, weights: UnsafePointer(w), l)
+                let result = LaneSearch.symmetric(32, x, weights: UnsafePointer(w), l)
                 for j in 0..<8 {
-                    scales[8 * half + j] = scale[j]
-                    for i in 0..<16 { codes[128 * half + 16 * j + i] = Int8(l[i][j]) }
+                    let sub = 8 * half + j
+                    if result.unsafe[j] {   // all-zero or subnormal sub-block: the scalar port reproduces ggml there
+                        scales[sub] = ScaleSearch.symmetric(16, 32, xb + 16 * sub, codes + 16 * sub, rmseType: 1,
+                                                            weights: importance.map { $0 + 16 * sub })
+                        continue
+                    }
+                    scales[sub] = result.scale[j]
+                    for i in 0..<16 { codes[16 * sub + i] = Int8(l[i][j]) }
                 }
             }
         }

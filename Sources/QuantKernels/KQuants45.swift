@@ -162,12 +162,30 @@ enum LaneStage {
         }
     }
 
-    static func store(_ lanes: UnsafePointer<SIMD8<Float>>, scale: SIMD8<Float>, theMin: SIMD8<Float>,
+    /// Copies the lanes' results out; flagged lanes are skipped (`redoUnsafe` fills them).
+    static func store(_ lanes: UnsafePointer<SIMD8<Float>>, scale: SIMD8<Float>, theMin: SIMD8<Float>, unsafe: LaneSearch.Mask,
                       scales: UnsafeMutablePointer<Float>, mins: UnsafeMutablePointer<Float>, codes: UnsafeMutablePointer<UInt8>) {
-        for j in 0..<8 {
+        for j in 0..<8 where !unsafe[j] {
             scales[j] = scale[j]
             mins[j] = theMin[j]
             for i in 0..<32 { codes[32 * j + i] = UInt8(lanes[i][j]) }
+        }
+    }
+
+    /// Reruns the flagged sub-blocks through the scalar port (flat, subnormal or otherwise out-of-range lanes).
+    static func redoUnsafe(_ unsafe: LaneSearch.Mask, _ xb: UnsafePointer<Float>, weightsOf: (Int, UnsafeMutablePointer<Float>) -> Void,
+                           nmax: Int32, rmin: Float, rdelta: Float, steps: Int, qkx3: Bool,
+                           scales: UnsafeMutablePointer<Float>, mins: UnsafeMutablePointer<Float>, codes: UnsafeMutablePointer<UInt8>) {
+        guard any(unsafe) else { return }
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: 32) { weights in
+            withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 32) { scratch in
+                for j in 0..<8 where unsafe[j] {
+                    weightsOf(j, weights.baseAddress!)
+                    scales[j] = ScaleSearch.asymmetric(32, nmax, xb + 32 * j, weights: weights.baseAddress!, codes + 32 * j, theMin: &mins[j],
+                                                       scratch: scratch.baseAddress!, rmin: rmin, rdelta: rdelta, steps: steps,
+                                                       useMAD: false, qkx3: qkx3)
+                }
+            }
         }
     }
 
@@ -182,8 +200,14 @@ enum LaneStage {
                 for i in 0..<32 { sumX2 += x[i] * x[i] }
                 let average = (sumX2 / 32).squareRoot()
                 for i in 0..<32 { w[i] = average + LaneSearch.magnitude(x[i]) }
-                let (scale, theMin) = LaneSearch.asymmetric(32, nmax, x, w, l, scratch: scratch, rmin: rmin, rdelta: 0.1, steps: steps, qkx3: false)
-                store(l, scale: scale, theMin: theMin, scales: scales, mins: mins, codes: codes)
+                let result = LaneSearch.asymmetric(32, nmax, x, w, l, scratch: scratch, rmin: rmin, rdelta: 0.1, steps: steps, qkx3: false)
+                store(l, scale: result.scale, theMin: result.theMin, unsafe: result.unsafe, scales: scales, mins: mins, codes: codes)
+                redoUnsafe(result.unsafe, xb, weightsOf: { j, weights in
+                    var sumX2: Float = 0
+                    for i in 0..<32 { sumX2 += xb[32 * j + i] * xb[32 * j + i] }
+                    let averageX = (sumX2 / 32).squareRoot()
+                    for i in 0..<32 { weights[i] = averageX + abs(xb[32 * j + i]) }
+                }, nmax: nmax, rmin: rmin, rdelta: 0.1, steps: steps, qkx3: false, scales: scales, mins: mins, codes: codes)
             }
         }
     }
@@ -202,9 +226,12 @@ enum LaneStage {
                     w[i] = q[i] * (sigma2 + x[i] * x[i]).squareRoot()
                     sumW += w[i]
                 }
-                let (scale, theMin) = LaneSearch.asymmetric(32, nmax, x, w, l, scratch: scratch, rmin: -0.9, rdelta: 0.05, steps: 36, qkx3: true)
+                let result = LaneSearch.asymmetric(32, nmax, x, w, l, scratch: scratch, rmin: -0.9, rdelta: 0.05, steps: 36, qkx3: true)
                 for j in 0..<8 { sw[j] = sumW[j] }
-                store(l, scale: scale, theMin: theMin, scales: scales, mins: mins, codes: codes)
+                store(l, scale: result.scale, theMin: result.theMin, unsafe: result.unsafe, scales: scales, mins: mins, codes: codes)
+                redoUnsafe(result.unsafe, xb, weightsOf: { j, weights in
+                    for i in 0..<32 { weights[i] = qw[32 * j + i] * (sigma2 + xb[32 * j + i] * xb[32 * j + i]).squareRoot() }
+                }, nmax: nmax, rmin: -0.9, rdelta: 0.05, steps: 36, qkx3: true, scales: scales, mins: mins, codes: codes)
             }
         }
     }

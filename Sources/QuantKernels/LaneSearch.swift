@@ -1,32 +1,22 @@
 // Lane-parallel versions of ggml's per-sub-block scale searches: SIMD lane l runs the search of sub-block l
 // with exactly the scalar code's f32 operations in the same order, so the codes are bit-identical while
-// 8 or 16 sub-blocks advance at once. (Vectorizing *within* a sub-block would reorder sums and change bytes.)
+// 8 sub-blocks advance at once. (Vectorizing *within* a sub-block would reorder sums and change bytes.)
 
 enum LaneSearch {
-    /// ggml's `nearest_int`, kept in f32: adding and removing 1.5·2²³ rounds half-to-even exactly like the
-    /// integer trick for |v| < 2²², which every call here satisfies (the arguments are bounded by nmax + 2),
-    /// and clamping in f32 afterwards equals clamping the integer. Float lanes avoid SSE2's missing
-    /// 32-bit integer min/max.
-    @inline(__always)
-    static func rounded(_ v: SIMD8<Float>) -> SIMD8<Float> { (v + 12_582_912) - 12_582_912 }
+    /// Lane mask type of 8 f32 lanes.
+    typealias Mask = SIMDMask<SIMD8<Int32>>
 
+    /// ggml's `nearest_int` then a clamp to [low, high], in f32: adding and removing 1.5·2²³ rounds
+    /// half-to-even exactly as the integer trick does for |v| < 2²², and clamping the rounded f32 equals
+    /// clamping the integer. Lanes whose argument is outside that range (NaN, ±∞, or huge: flat or subnormal
+    /// sub-blocks) are flagged in `unsafe`; their sub-blocks are redone by the scalar port, which reproduces
+    /// ggml's integer behaviour there. (f32 compare-and-blend vectorizes on SSE2; integer min/max does not.)
     @inline(__always)
-    static func rounded(_ v: SIMD16<Float>) -> SIMD16<Float> { (v + 12_582_912) - 12_582_912 }
-
-    /// Clamp by compare-and-blend (Swift's float `pointwiseMin/Max` carry NaN rules that do not vectorize).
-    @inline(__always)
-    static func clamp(_ v: SIMD8<Float>, _ low: SIMD8<Float>, _ high: SIMD8<Float>) -> SIMD8<Float> {
-        var r = v
-        r.replace(with: low, where: v .< low)
-        r.replace(with: high, where: v .> high)
-        return r
-    }
-
-    @inline(__always)
-    static func clamp(_ v: SIMD16<Float>, _ low: SIMD16<Float>, _ high: SIMD16<Float>) -> SIMD16<Float> {
-        var r = v
-        r.replace(with: low, where: v .< low)
-        r.replace(with: high, where: v .> high)
+    static func clampedNearest(_ v: SIMD8<Float>, _ low: Float, _ high: Float, unsafe: inout Mask) -> SIMD8<Float> {
+        unsafe .|= .!(magnitude(v) .< 4_194_303)
+        var r = (v + 12_582_912) - 12_582_912
+        r.replace(with: low, where: r .< low)
+        r.replace(with: high, where: r .> high)
         return r
     }
 
@@ -35,16 +25,12 @@ enum LaneSearch {
         unsafeBitCast(unsafeBitCast(v, to: SIMD8<UInt32>.self) & 0x7FFF_FFFF, to: SIMD8<Float>.self)
     }
 
-    @inline(__always)
-    static func magnitude(_ v: SIMD16<Float>) -> SIMD16<Float> {
-        unsafeBitCast(unsafeBitCast(v, to: SIMD16<UInt32>.self) & 0x7FFF_FFFF, to: SIMD16<Float>.self)
-    }
 
     /// `ScaleSearch.asymmetric` for 8 sub-blocks of `n` values at once. `x[i]` and `w[i]` hold element i of
     /// every sub-block; codes land in `codes[i]`. Returns (scale, −min) per lane.
     static func asymmetric(_ n: Int, _ nmax: Int32, _ x: UnsafePointer<SIMD8<Float>>, _ w: UnsafePointer<SIMD8<Float>>,
                            _ codes: UnsafeMutablePointer<SIMD8<Float>>, scratch: UnsafeMutablePointer<SIMD8<Float>>,
-                           rmin: Float, rdelta: Float, steps: Int, qkx3: Bool) -> (SIMD8<Float>, SIMD8<Float>) {
+                           rmin: Float, rdelta: Float, steps: Int, qkx3: Bool) -> (scale: SIMD8<Float>, theMin: SIMD8<Float>, unsafe: Mask) {
         var min = x[0], max = x[0]
         var sumW = w[0]
         var sumX = sumW * x[0]
@@ -55,14 +41,13 @@ enum LaneSearch {
             sumX += w[i] * x[i]
         }
         min.replace(with: 0, where: min .> 0)
-        let flat = qkx3 ? max .<= min : max .== min
+        var unsafe = qkx3 ? max .<= min : max .== min   // flat sub-blocks: the scalar port handles them
         let fmax = Float(nmax)
         var iscale = SIMD8<Float>(repeating: fmax) / (max - min)
         var scale = 1 / iscale
         var bestError = SIMD8<Float>(repeating: 0)
-        let zero = SIMD8<Float>(repeating: 0), top = SIMD8<Float>(repeating: fmax)
         for i in 0..<n {
-            let l = clamp(rounded(iscale * (x[i] - min)), zero, top)
+            let l = clampedNearest(iscale * (x[i] - min), 0, fmax, unsafe: &unsafe)
             codes[i] = l
             let diff = scale * l + min - x[i]
             bestError += w[i] * (diff * diff)
@@ -73,7 +58,7 @@ enum LaneSearch {
                 iscale = SIMD8<Float>(repeating: rmin + rdelta * Float(step) + fmax) / (max - min)
                 var sumL = SIMD8<Float>(repeating: 0), sumL2 = sumL, sumXL = sumL
                 for i in 0..<n {
-                    let fl = clamp(rounded(iscale * (x[i] - min)), zero, top)
+                    let fl = clampedNearest(iscale * (x[i] - min), 0, fmax, unsafe: &unsafe)
                     scratch[i] = fl
                     sumL += w[i] * fl
                     sumL2 += w[i] * fl * fl
@@ -99,16 +84,12 @@ enum LaneSearch {
                 }
             }
         }
-        if any(flat) {
-            for i in 0..<n { codes[i].replace(with: 0, where: flat) }
-            scale.replace(with: 0, where: flat)
-        }
-        return (scale, -min)
+        return (scale, -min, unsafe)
     }
 
     /// `ScaleSearch.symmetric` (rmse type 1: pass x² as `weights`, or the imatrix) for 8 sub-blocks of 16 values at once.
     static func symmetric(_ nmax: Int32, _ x: UnsafePointer<SIMD8<Float>>, weights: UnsafePointer<SIMD8<Float>>,
-                          _ codes: UnsafeMutablePointer<SIMD8<Float>>) -> SIMD8<Float> {
+                          _ codes: UnsafeMutablePointer<SIMD8<Float>>) -> (scale: SIMD8<Float>, unsafe: Mask) {
         let n = 16
         var max = SIMD8<Float>(repeating: 0), amax = max
         for i in 0..<n {
@@ -117,13 +98,14 @@ enum LaneSearch {
             amax.replace(with: ax, where: larger)
             max.replace(with: x[i], where: larger)
         }
-        let flat = amax .< ScaleSearch.groupMaxEpsilon
-        let low = SIMD8<Float>(repeating: Float(-nmax)), high = SIMD8<Float>(repeating: Float(nmax - 1)), offset = SIMD8<Float>(repeating: Float(nmax))
+        var unsafe = amax .< ScaleSearch.groupMaxEpsilon   // all-zero sub-blocks: the scalar port handles them
+        let low = Float(-nmax), high = Float(nmax - 1)
+        let offset = SIMD8<Float>(repeating: Float(nmax))
         @inline(__always) func weight(_ i: Int) -> SIMD8<Float> { weights[i] }
         var iscale = SIMD8<Float>(repeating: Float(-nmax)) / max
         var sumlx = SIMD8<Float>(repeating: 0), suml2 = sumlx
         for i in 0..<n {
-            let fl = clamp(rounded(iscale * x[i]), low, high)
+            let fl = clampedNearest(iscale * x[i], low, high, unsafe: &unsafe)
             codes[i] = fl + offset
             let w = weight(i)
             sumlx += w * x[i] * fl
@@ -136,7 +118,7 @@ enum LaneSearch {
             iscale = -SIMD8<Float>(repeating: Float(nmax) + 0.1 * Float(step)) / max
             sumlx = .zero; suml2 = .zero
             for i in 0..<n {
-                let fl = clamp(rounded(iscale * x[i]), low, high)
+                let fl = clampedNearest(iscale * x[i], low, high, unsafe: &unsafe)
                 let w = weight(i)
                 sumlx += w * x[i] * fl
                 suml2 += w * fl * fl
@@ -144,17 +126,13 @@ enum LaneSearch {
             let better = (suml2 .> 0) .& (sumlx * sumlx .> best * suml2)
             if any(better) {
                 for i in 0..<n {
-                    let fl = clamp(rounded(iscale * x[i]), low, high)
+                    let fl = clampedNearest(iscale * x[i], low, high, unsafe: &unsafe)
                     codes[i].replace(with: fl + offset, where: better)
                 }
                 scale.replace(with: sumlx / suml2, where: better)
                 best.replace(with: scale * sumlx, where: better)
             }
         }
-        if any(flat) {
-            for i in 0..<n { codes[i].replace(with: 0, where: flat) }
-            scale.replace(with: 0, where: flat)
-        }
-        return scale
+        return (scale, unsafe)
     }
 }

@@ -20,6 +20,15 @@ enum LaneSearch {
         return r
     }
 
+    /// The same without the range check, for callers that proved every argument is within ±nmax + 1.
+    @inline(__always)
+    static func clampedNearest(_ v: SIMD8<Float>, _ low: Float, _ high: Float) -> SIMD8<Float> {
+        var r = (v + 12_582_912) - 12_582_912
+        r.replace(with: low, where: r .< low)
+        r.replace(with: high, where: r .> high)
+        return r
+    }
+
     @inline(__always)
     static func magnitude(_ v: SIMD8<Float>) -> SIMD8<Float> {
         unsafeBitCast(unsafeBitCast(v, to: SIMD8<UInt32>.self) & 0x7FFF_FFFF, to: SIMD8<Float>.self)
@@ -98,14 +107,17 @@ enum LaneSearch {
             amax.replace(with: ax, where: larger)
             max.replace(with: x[i], where: larger)
         }
-        var unsafe = amax .< ScaleSearch.groupMaxEpsilon   // all-zero sub-blocks: the scalar port handles them
+        // Every argument is iscale·x with |x| ≤ |max| and |iscale| ≤ (nmax + 0.9)/|max|, so all stay within
+        // ±(nmax + 1) whenever that bound is finite. All-zero sub-blocks and those whose bound overflows
+        // (subnormal maxima) are flagged for the scalar port.
+        let unsafe = (amax .< ScaleSearch.groupMaxEpsilon) .| .!(magnitude(SIMD8<Float>(repeating: Float(nmax) + 0.9) / max) .< Float.infinity)
         let low = Float(-nmax), high = Float(nmax - 1)
         let offset = SIMD8<Float>(repeating: Float(nmax))
         @inline(__always) func weight(_ i: Int) -> SIMD8<Float> { weights[i] }
         var iscale = SIMD8<Float>(repeating: Float(-nmax)) / max
         var sumlx = SIMD8<Float>(repeating: 0), suml2 = sumlx
         for i in 0..<n {
-            let fl = clampedNearest(iscale * x[i], low, high, unsafe: &unsafe)
+            let fl = clampedNearest(iscale * x[i], low, high)
             codes[i] = fl + offset
             let w = weight(i)
             sumlx += w * x[i] * fl
@@ -118,7 +130,7 @@ enum LaneSearch {
             iscale = -SIMD8<Float>(repeating: Float(nmax) + 0.1 * Float(step)) / max
             sumlx = .zero; suml2 = .zero
             for i in 0..<n {
-                let fl = clampedNearest(iscale * x[i], low, high, unsafe: &unsafe)
+                let fl = clampedNearest(iscale * x[i], low, high)
                 let w = weight(i)
                 sumlx += w * x[i] * fl
                 suml2 += w * fl * fl
@@ -126,7 +138,7 @@ enum LaneSearch {
             let better = (suml2 .> 0) .& (sumlx * sumlx .> best * suml2)
             if any(better) {
                 for i in 0..<n {
-                    let fl = clampedNearest(iscale * x[i], low, high, unsafe: &unsafe)
+                    let fl = clampedNearest(iscale * x[i], low, high)
                     codes[i].replace(with: fl + offset, where: better)
                 }
                 scale.replace(with: sumlx / suml2, where: better)

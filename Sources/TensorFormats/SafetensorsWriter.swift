@@ -1,11 +1,5 @@
 // Streams a safetensors file: layout and header first, then tensor bytes by positioned writes into a temp
 // file that becomes the final name only after fsync + rename.
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
 /// A tensor to be written: its name, element type and shape (PyTorch order).
 public struct TensorSpec: Sendable, Equatable {
     public let name: String
@@ -36,17 +30,15 @@ public struct TensorSpec: Sendable, Equatable {
 /// sparse where the filesystem allows). Until `finish()` the data lives under a temporary name.
 public final class SafetensorsWriter {
     public let path: String
-    public let temporaryPath: String
     public let header: SafetensorsHeader
-    private var descriptor: Int32
+    private let file: StagedFile
     private let slots: [String: (begin: Int, end: Int)]
+
+    public var temporaryPath: String { file.temporaryPath }
 
     /// Computes the layout, writes the header and sizes the temp file.
     public init(path: String, tensors: [TensorSpec], metadata: [String: String] = [:]) throws(SafetensorsError) {
         self.path = path
-        let directory = path.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/")
-        let base = path.split(separator: "/").last.map(String.init) ?? path
-        temporaryPath = (directory.isEmpty ? "" : directory + "/") + "." + base + ".partial"
 
         var object = JSONObject()
         if !metadata.isEmpty {
@@ -78,22 +70,13 @@ public final class SafetensorsWriter {
         header = SafetensorsHeader(tensors: infos, metadata: metadata, headerLength: json.count)
         self.slots = slots
 
-        descriptor = open(temporaryPath, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        guard descriptor >= 0 else { throw .io(file: temporaryPath, operation: "open", errno: errno) }
-        var prefix = [UInt8](repeating: 0, count: 8)
-        withUnsafeBytes(of: UInt64(json.count).littleEndian) { for i in 0..<8 { prefix[i] = $0[i] } }
-        do throws(SafetensorsError) {
-            try writeAll(prefix + json, at: 0)
-            guard ftruncate(descriptor, off_t(8 + json.count + cursor)) == 0 else {
-                throw SafetensorsError.io(file: temporaryPath, operation: "ftruncate", errno: errno)
-            }
-        } catch {
-            abandon()
+        file = try StagedFile(path: path, size: 8 + json.count + cursor)
+        let prefix = withUnsafeBytes(of: UInt64(json.count).littleEndian) { Array($0) }
+        do throws(SafetensorsError) { try file.write(prefix + json, at: 0) } catch {
+            file.abandon()
             throw error
         }
     }
-
-    deinit { if descriptor >= 0 { abandon() } }
 
     /// Absolute file offset of the first byte of `name`'s data.
     public func fileOffset(of name: String) -> Int? { slots[name].map { header.dataStart + $0.begin } }
@@ -104,7 +87,7 @@ public final class SafetensorsWriter {
         guard offset >= 0, offset + bytes.count <= slot.end - slot.begin else {
             throw .writeFailed(file: path, reason: "write of \(bytes.count) bytes at \(offset) overruns tensor \"\(name)\"")
         }
-        try writeAll(bytes, at: header.dataStart + slot.begin + offset)
+        try file.write(bytes, at: header.dataStart + slot.begin + offset)
     }
 
     /// Convenience for byte arrays.
@@ -116,46 +99,8 @@ public final class SafetensorsWriter {
     }
 
     /// fsyncs the data, renames the temp file to `path`, and fsyncs the directory.
-    public func finish() throws(SafetensorsError) {
-        guard descriptor >= 0 else { throw .writeFailed(file: path, reason: "already finished") }
-        guard fsync(descriptor) == 0 else { throw .io(file: temporaryPath, operation: "fsync", errno: errno) }
-        close(descriptor)
-        descriptor = -1
-        guard rename(temporaryPath, path) == 0 else {
-            let code = errno
-            unlink(temporaryPath)
-            throw .io(file: path, operation: "rename", errno: code)
-        }
-        let directory = path.contains("/") ? String(path[..<(path.lastIndex(of: "/") ?? path.endIndex)]) : "."
-        let dirfd = open(directory.isEmpty ? "/" : directory, O_RDONLY | O_DIRECTORY)
-        if dirfd >= 0 { fsync(dirfd); close(dirfd) }
-    }
+    public func finish() throws(SafetensorsError) { try file.finish() }
 
     /// Removes the temp file; the final name is never created.
-    public func abandon() {
-        if descriptor >= 0 { close(descriptor) }
-        descriptor = -1
-        unlink(temporaryPath)
-    }
-
-    // MARK: - Positioned writes
-
-    private func writeAll(_ bytes: [UInt8], at offset: Int) throws(SafetensorsError) {
-        let result: Result<Void, SafetensorsError> = bytes.withUnsafeBytes { buffer in
-            do throws(SafetensorsError) { try writeAll(buffer, at: offset); return .success(()) } catch { return .failure(error) }
-        }
-        try result.get()
-    }
-
-    private func writeAll(_ bytes: UnsafeRawBufferPointer, at offset: Int) throws(SafetensorsError) {
-        var done = 0
-        while done < bytes.count {
-            let n = pwrite(descriptor, bytes.baseAddress.map { $0 + done }, bytes.count - done, off_t(offset + done))
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw .io(file: temporaryPath, operation: "pwrite", errno: errno)
-            }
-            done += n
-        }
-    }
+    public func abandon() { file.abandon() }
 }

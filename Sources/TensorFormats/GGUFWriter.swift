@@ -1,0 +1,122 @@
+// GGUF v3 out: the whole layout (header, tensor infos, aligned offsets) is computed first, then tensor data is
+// filled by positioned writes in any order (one expert slice at a time if wanted) into a staged file.
+import QuantKernels
+
+/// A tensor to be written: name (< 64 bytes), ggml dimensions (ne0 first), type.
+public struct GGUFTensorSpec: Sendable, Equatable {
+    public let name: String
+    public let dimensions: [Int]
+    public let type: QuantType
+
+    public init(name: String, dimensions: [Int], type: QuantType) {
+        self.name = name
+        self.dimensions = dimensions
+        self.type = type
+    }
+}
+
+/// The complete byte layout of a GGUF file, known before any tensor data exists.
+public struct GGUFLayout: Sendable {
+    public let header: [UInt8]
+    public let tensors: [GGUFTensorInfo]
+    public let alignment: Int
+    /// Absolute offset of the data section (the header padded to `alignment`).
+    public let dataStart: Int
+    public let fileSize: Int
+
+    public static let defaultAlignment = 32
+    /// ggml rejects tensor names of 64 bytes or more (GGML_MAX_NAME includes the terminator).
+    public static let maximumNameBytes = 63
+
+    /// Lays out `metadata` and `tensors`. `general.alignment` is added when `alignment` is not the default.
+    public init(metadata: [(String, GGUFValue)], tensors: [GGUFTensorSpec], alignment: Int = defaultAlignment,
+                file: String = "output.gguf") throws(GGUFError) {
+        guard alignment > 0, alignment & (alignment - 1) == 0, alignment % 8 == 0 else {
+            throw .invalidAlignment(file: file, value: String(alignment))
+        }
+        var pairs = metadata.filter { $0.0 != "general.alignment" }
+        if alignment != GGUFLayout.defaultAlignment { pairs.append(("general.alignment", .uint32(UInt32(alignment)))) }
+        var keys: Set<String> = []
+        for (key, _) in pairs where !keys.insert(key).inserted { throw .duplicateKey(file: file, key: key, byteOffset: 0) }
+
+        var out: [UInt8] = Array("GGUF".utf8)
+        func append<T: FixedWidthInteger>(_ value: T) { withUnsafeBytes(of: value.littleEndian) { out += $0 } }
+        append(UInt32(3))
+        append(UInt64(tensors.count))
+        append(UInt64(pairs.count))
+        for (key, value) in pairs {
+            GGUFValue.encodeString(key, into: &out)
+            append(value.type.rawValue)
+            value.encode(into: &out)
+        }
+        var names: Set<String> = []
+        var infos: [GGUFTensorInfo] = []
+        var cursor = 0
+        for spec in tensors {
+            guard spec.name.utf8.count <= GGUFLayout.maximumNameBytes else {
+                throw .invalidTensor(file: file, tensor: spec.name, byteOffset: 0, reason: "name is \(spec.name.utf8.count) bytes; ggml allows at most 63")
+            }
+            guard names.insert(spec.name).inserted else { throw .duplicateTensor(file: file, tensor: spec.name, byteOffset: 0) }
+            guard (1...4).contains(spec.dimensions.count), spec.dimensions.allSatisfy({ $0 > 0 }),
+                  let rowBytes = spec.type.rowBytes(width: spec.dimensions[0]) else {
+                throw .invalidTensor(file: file, tensor: spec.name, byteOffset: 0,
+                                     reason: "dimensions \(spec.dimensions) do not fit \(spec.type.rawValue) (1–4 dims, ne0 a multiple of \(spec.type.blockSize))")
+            }
+            let info = GGUFTensorInfo(name: spec.name, dimensions: spec.dimensions, type: spec.type, offset: cursor)
+            infos.append(info)
+            GGUFValue.encodeString(spec.name, into: &out)
+            append(UInt32(spec.dimensions.count))
+            for dimension in spec.dimensions { append(UInt64(dimension)) }
+            append(spec.type.ggmlTypeID)
+            append(UInt64(cursor))
+            let size = rowBytes * spec.dimensions.dropFirst().reduce(1, *)
+            cursor += (size + alignment - 1) / alignment * alignment
+        }
+        while out.count % alignment != 0 { out.append(0) }
+        header = out
+        self.tensors = infos
+        self.alignment = alignment
+        dataStart = out.count
+        // The last tensor is padded too, as ggml's writer does.
+        fileSize = out.count + cursor
+    }
+}
+
+/// Writes one GGUF file from a `GGUFLayout`.
+public final class GGUFWriter {
+    public let layout: GGUFLayout
+    private let file: StagedFile
+    private let indexByName: [String: Int]
+
+    public init(path: String, layout: GGUFLayout) throws(GGUFError) {
+        self.layout = layout
+        do throws(SafetensorsError) {
+            file = try StagedFile(path: path, size: layout.fileSize)
+            try file.write(layout.header, at: 0)
+        } catch { throw .io(error) }
+        var index: [String: Int] = [:]
+        for (i, tensor) in layout.tensors.enumerated() { index[tensor.name] = i }
+        indexByName = index
+    }
+
+    public var temporaryPath: String { file.temporaryPath }
+
+    /// Absolute file offset of tensor `name`'s first byte.
+    public func fileOffset(of name: String) -> Int? { indexByName[name].map { layout.dataStart + layout.tensors[$0].offset } }
+
+    /// Writes `bytes` into tensor `name` at `offset` bytes from its start (e.g. one expert's slice).
+    public func write(_ name: String, bytes: UnsafeRawBufferPointer, at offset: Int = 0) throws(GGUFError) {
+        guard let i = indexByName[name] else { throw .writeFailed(file: file.path, reason: "no tensor \"\(name)\" in the layout") }
+        let tensor = layout.tensors[i]
+        guard offset >= 0, offset + bytes.count <= tensor.byteCount else {
+            throw .writeFailed(file: file.path, reason: "write of \(bytes.count) bytes at \(offset) overruns tensor \"\(name)\" (\(tensor.byteCount) bytes)")
+        }
+        do throws(SafetensorsError) { try file.write(bytes, at: layout.dataStart + tensor.offset + offset) } catch { throw .io(error) }
+    }
+
+    public func finish() throws(GGUFError) {
+        do throws(SafetensorsError) { try file.finish() } catch { throw .io(error) }
+    }
+
+    public func abandon() { file.abandon() }
+}

@@ -1,0 +1,202 @@
+// `moeq convert … -o OUT.gguf`: one pass from any source encoding to GGUF. The layout is computed from
+// headers first (so --dry-run knows the exact size), then each tensor is filled in row chunks — experts one
+// at a time — decoded to f32, quantized and written at its offset. Peak memory is one chunk per thread.
+import Foundation
+import ModelCatalog
+import QuantKernels
+import TensorFormats
+
+/// Everything decided before a byte of tensor data is read.
+public struct ConversionPlan: Sendable {
+    public let spec: ModelSpec
+    public let checkpoint: Checkpoint
+    public let recipe: RecipeName
+    public let tensors: [GGUFTensorPlan]
+    public let types: [QuantType]
+    public let layout: GGUFLayout
+    public let warnings: [String]
+    let resolver: WeightResolver
+
+    /// Source bytes this conversion reads (all stored tensors its weights use).
+    public var sourceBytes: Int { checkpoint.tensors.reduce(0) { $0 + $1.info.byteCount } }
+}
+
+public struct ConversionSummary: Sendable {
+    public let outputBytes: Int
+    public let sourceBytes: Int
+    public let seconds: Double
+    public let typeCounts: [QuantType: Int]
+    public let parameters: Int
+    public var bitsPerWeight: Double { parameters > 0 ? Double(outputBytes) * 8 / Double(parameters) : 0 }
+}
+
+public enum ConversionError: Error, Sendable, CustomStringConvertible {
+    case missingSource(tensor: String, source: String)
+    case shape(tensor: String, reason: String)
+    public var description: String {
+        switch self {
+        case let .missingSource(tensor, source): "GGUF tensor \(tensor) needs \(source), which the checkpoint lacks"
+        case let .shape(tensor, reason): "GGUF tensor \(tensor): \(reason)"
+        }
+    }
+}
+
+public enum GGUFConversion {
+    /// Plans a conversion of the checkpoint at `path` (a directory with config.json).
+    public static func plan(path: String, recipe: RecipeName, name: String? = nil) throws -> ConversionPlan {
+        let checkpoint = try Checkpoint(path: path)
+        let configPath = (checkpoint.directory as NSString).appendingPathComponent("config.json")
+        guard let configData = FileManager.default.contents(atPath: configPath) else {
+            throw CatalogError.unreadable(file: configPath, reason: "cannot read config.json (needed to convert)")
+        }
+        let config = try JSONParser.parse([UInt8](configData))
+        let spec = try ModelSpec(config: config, file: configPath)
+        let resolver = WeightResolver(checkpoint: checkpoint, quantization: spec.quantization)
+        let plans = spec.ggufTensors { name in checkpoint.contains(name) }
+        let types = RecipeRules(recipe: recipe, spec: spec).types(for: plans)
+        var warnings: [String] = []
+        var metadata: [(String, GGUFValue)] = [
+            ("general.architecture", .string(spec.ggufArchitecture)),
+            ("general.type", .string("model")),
+            ("general.name", .string(name ?? ((checkpoint.directory as NSString).lastPathComponent))),
+            ("general.file_type", .uint32(recipe.fileType)),
+            ("general.quantization_version", .uint32(2)),
+        ]
+        metadata += spec.ggufHyperParameters()
+        metadata += try TokenizerMetadata.keys(directory: checkpoint.directory, spec: spec, config: config, warnings: &warnings)
+        let specs = zip(plans, types).map { GGUFTensorSpec(name: $0.name, dimensions: $0.dimensions, type: $1) }
+        let layout = try GGUFLayout(metadata: metadata, tensors: specs)
+        // Every source must exist with the shape the plan expects.
+        for plan in plans {
+            for source in sourceNames(plan.source) where !(checkpoint.contains(source) || checkpoint.contains(source.replacingOccurrences(of: ".weight", with: ".weight_packed"))) {
+                throw ConversionError.missingSource(tensor: plan.name, source: source)
+            }
+        }
+        return ConversionPlan(spec: spec, checkpoint: checkpoint, recipe: recipe, tensors: plans, types: types, layout: layout,
+                              warnings: warnings, resolver: resolver)
+    }
+
+    static func sourceNames(_ source: GGUFSource) -> [String] {
+        switch source {
+        case .weight(let n), .ropePermuted(let n, _), .keyFromKVB(let n, _, _, _), .valueFromKVB(let n, _, _, _): [n]
+        case .stacked(let names): names
+        }
+    }
+
+    /// Rows per chunk: bounded memory, and a unit of parallel quantization.
+    static let chunkRows = 256
+
+    /// Writes the GGUF. `progress(bytesDone, bytesTotal)` is called after each chunk.
+    public static func run(_ plan: ConversionPlan, output: String, threads: Int,
+                           progress: (Int, Int) -> Void = { _, _ in }) throws -> ConversionSummary {
+        let start = Date()
+        let writer = try GGUFWriter(path: output, layout: plan.layout)
+        var done = 0
+        do {
+            for (tensor, info) in zip(plan.tensors, plan.layout.tensors) {
+                try fill(tensor, type: info.type, plan: plan, writer: writer, threads: threads) { bytes in
+                    done += bytes
+                    progress(done, plan.layout.fileSize)
+                }
+            }
+            try writer.finish()
+        } catch {
+            writer.abandon()
+            throw error
+        }
+        var counts: [QuantType: Int] = [:]
+        for type in plan.types { counts[type, default: 0] += 1 }
+        return ConversionSummary(outputBytes: plan.layout.fileSize, sourceBytes: plan.sourceBytes, seconds: Date().timeIntervalSince(start),
+                                 typeCounts: counts, parameters: plan.tensors.reduce(0) { $0 + $1.dimensions.reduce(1, *) })
+    }
+
+    /// Fills one GGUF tensor chunk by chunk.
+    static func fill(_ tensor: GGUFTensorPlan, type: QuantType, plan: ConversionPlan, writer: GGUFWriter, threads: Int,
+                     wrote: (Int) -> Void) throws {
+        let width = tensor.rowWidth
+        guard let rowBytes = type.rowBytes(width: width) else { throw ConversionError.shape(tensor: tensor.name, reason: "width \(width) does not fit \(type.rawValue)") }
+        var rows = [Float](repeating: 0, count: chunkRows * width)
+        var bytes = [UInt8](repeating: 0, count: chunkRows * rowBytes)
+        // Each segment is a run of output rows produced from one source weight.
+        for segment in try segments(tensor, plan: plan) {
+            var first = 0
+            while first < segment.count {
+                let count = min(chunkRows, segment.count - first)
+                try rows.withUnsafeMutableBufferPointer { buffer in
+                    try segment.produce(first..<(first + count), UnsafeMutableBufferPointer(rebasing: buffer[0..<(count * width)]))
+                }
+                try rows.withUnsafeBufferPointer { source in
+                    try bytes.withUnsafeMutableBytes { destination in
+                        try QuantCodec.quantize(type, UnsafeBufferPointer(rebasing: source[0..<(count * width)]), rows: count, width: width,
+                                                into: UnsafeMutableRawBufferPointer(rebasing: destination[0..<(count * rowBytes)]), threads: threads)
+                        try writer.write(tensor.name, bytes: UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(destination)[0..<(count * rowBytes)]),
+                                         at: (segment.firstRow + first) * rowBytes)
+                    }
+                }
+                wrote(count * rowBytes)
+                first += count
+            }
+        }
+    }
+
+    /// A run of `count` output rows starting at `firstRow`, produced by `produce(range within the run, into)`.
+    struct Segment {
+        let firstRow: Int
+        let count: Int
+        let produce: (Range<Int>, UnsafeMutableBufferPointer<Float>) throws -> Void
+    }
+
+    static func segments(_ tensor: GGUFTensorPlan, plan: ConversionPlan) throws -> [Segment] {
+        let width = tensor.rowWidth
+        func weight(_ name: String) throws -> SourceWeight {
+            let w = try plan.resolver.weight(named: name)
+            guard w.columns == width || (w.shape.count <= 1 && w.elementCount == width) || tensor.dimensions.count == 3 else {
+                throw ConversionError.shape(tensor: tensor.name, reason: "\(name) has shape \(w.shape), expected rows of \(width)")
+            }
+            return w
+        }
+        switch tensor.source {
+        case .weight(let name):
+            let w = try weight(name)
+            guard w.elementCount == tensor.dimensions.reduce(1, *) else { throw ConversionError.shape(tensor: tensor.name, reason: "\(name) has \(w.elementCount) values") }
+            return [Segment(firstRow: 0, count: w.rows) { range, out in try w.decodeRows(range, into: out) }]
+        case .stacked(let names):
+            let perExpert = tensor.dimensions[1]
+            return try names.enumerated().map { e, name in
+                let w = try weight(name)
+                guard w.rows == perExpert, w.columns == width else { throw ConversionError.shape(tensor: tensor.name, reason: "\(name) has shape \(w.shape)") }
+                return Segment(firstRow: e * perExpert, count: perExpert) { range, out in try w.decodeRows(range, into: out) }
+            }
+        case .ropePermuted(let name, let heads):
+            // Output row h·d + 2i + j comes from input row h·d + j·(d/2) + i (llama.cpp's `permute`).
+            let w = try weight(name)
+            let headRows = w.rows / heads
+            return [Segment(firstRow: 0, count: w.rows) { range, out in
+                for (k, row) in range.enumerated() {
+                    let h = row / headRows, within = row % headRows
+                    let source = h * headRows + (within % 2) * (headRows / 2) + within / 2
+                    try w.decodeRows(source..<(source + 1), into: UnsafeMutableBufferPointer(rebasing: out[(k * width)..<((k + 1) * width)]))
+                }
+            }]
+        case let .keyFromKVB(name, heads, noPosition, value):
+            // attn_k_b row (h, r) holds column r of head h's first `noPosition` kv_b rows.
+            let w = try plan.resolver.weight(named: name)
+            let rank = w.columns
+            return (0..<heads).map { h in
+                Segment(firstRow: h * rank, count: rank) { range, out in
+                    var block = [Float](repeating: 0, count: noPosition * rank)
+                    try block.withUnsafeMutableBufferPointer { try w.decodeRows((h * (noPosition + value))..<(h * (noPosition + value) + noPosition), into: $0) }
+                    for (k, r) in range.enumerated() { for c in 0..<noPosition { out[k * noPosition + c] = block[c * rank + r] } }
+                }
+            }
+        case let .valueFromKVB(name, heads, noPosition, value):
+            let w = try plan.resolver.weight(named: name)
+            return (0..<heads).map { h in
+                Segment(firstRow: h * value, count: value) { range, out in
+                    let base = h * (noPosition + value) + noPosition
+                    try w.decodeRows((base + range.lowerBound)..<(base + range.upperBound), into: out)
+                }
+            }
+        }
+    }
+}

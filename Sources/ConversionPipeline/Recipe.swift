@@ -1,0 +1,129 @@
+// Named recipes: which QuantType each GGUF tensor gets, as typed rules over llama-quantize's tensor
+// categories and layer index (LCPP src/llama-quant.cpp `llama_tensor_get_type_impl`, formats.md §6.4).
+import ModelCatalog
+import QuantKernels
+
+public enum RecipeName: String, Sendable, CaseIterable {
+    case f32 = "F32", f16 = "F16", bf16 = "BF16", q8_0 = "Q8_0", q6_K = "Q6_K"
+    case q5_K_M = "Q5_K_M", q5_K_S = "Q5_K_S", q4_K_M = "Q4_K_M", q4_K_S = "Q4_K_S", q4_0 = "Q4_0"
+    /// compressed-tensors INT4 group-32 routed experts repacked losslessly into Q4_0 (exact F32 where a scale
+    /// is not F16-exact); every other quantizable tensor Q8_0.
+    case int4Native = "INT4-NATIVE"
+
+    /// `general.file_type` (llama_ftype).
+    public var fileType: UInt32 {
+        switch self {
+        case .f32: 0
+        case .f16: 1
+        case .q4_0, .int4Native: 2
+        case .q8_0: 7
+        case .q4_K_S: 14
+        case .q4_K_M: 15
+        case .q5_K_S: 16
+        case .q5_K_M: 17
+        case .q6_K: 18
+        case .bf16: 32
+        }
+    }
+
+    /// The base type quantizable tensors get before the mixture's exceptions.
+    public var baseType: QuantType {
+        switch self {
+        case .f32: .f32
+        case .f16: .f16
+        case .bf16: .bf16
+        case .q8_0, .int4Native: .q8_0
+        case .q6_K: .q6_K
+        case .q5_K_M, .q5_K_S: .q5_K
+        case .q4_K_M, .q4_K_S: .q4_K
+        case .q4_0: .q4_0
+        }
+    }
+
+    public var isQuantizedMixture: Bool { ![.f32, .f16, .bf16].contains(self) }
+}
+
+/// Assigns types to a model's GGUF tensors, walking them in file order as llama-quantize does (its
+/// attn_v counter depends on that order).
+public struct RecipeRules: Sendable {
+    public let recipe: RecipeName
+    public let layerCount: Int
+    public let expertCount: Int
+    public let hasImportance: Bool
+
+    public init(recipe: RecipeName, spec: ModelSpec, hasImportance: Bool = false) {
+        self.recipe = recipe
+        layerCount = spec.layerCount
+        expertCount = spec.routedExpertCount
+        self.hasImportance = hasImportance
+    }
+
+    /// llama-quantize's `use_more_bits`: the first and last eighth of layers and every third in between.
+    static func useMoreBits(_ layer: Int, _ layers: Int) -> Bool {
+        layer < layers / 8 || layer >= 7 * layers / 8 || (layer - layers / 8) % 3 == 2
+    }
+
+    /// Types for every plan, in order.
+    public func types(for plans: [GGUFTensorPlan]) -> [QuantType] {
+        let attentionVCount = plans.filter { $0.category == .attentionV || $0.category == .attentionQKV }.count
+        var attentionVIndex = 0
+        let tied = !plans.contains { $0.category == .output }
+        return plans.map { plan in
+            var type = chosen(plan, attentionVIndex: attentionVIndex, attentionVCount: attentionVCount, tiedEmbeddings: tied)
+            if plan.category == .attentionV || plan.category == .attentionQKV { attentionVIndex += 1 }
+            if plan.quantizable && recipe.isQuantizedMixture { type = RecipeRules.fallback(type, width: plan.rowWidth) }
+            return type
+        }
+    }
+
+    private func chosen(_ plan: GGUFTensorPlan, attentionVIndex: Int, attentionVCount: Int, tiedEmbeddings: Bool) -> QuantType {
+        // 1-D tensors, norms, routers and biases stay F32, as llama.cpp's converter writes them.
+        guard plan.quantizable else { return .f32 }
+        let base = recipe.baseType
+        guard recipe.isQuantizedMixture else { return base }
+        if plan.category == .output || (tiedEmbeddings && plan.category == .tokenEmbedding) {
+            if plan.rowWidth % base.blockSize != 0 { return .q8_0 }
+            return base == .q8_0 ? .q8_0 : .q6_K
+        }
+        let layer = plan.layer ?? 0
+        switch plan.category {
+        case .attentionV, .attentionQKV:
+            // attn_v, attn_qkv and attn_kv_b share one rule and one counter in llama-quantize.
+            var type = base
+            if (recipe == .q4_K_M || recipe == .q5_K_M) && RecipeRules.useMoreBits(attentionVIndex, attentionVCount) {
+                type = .q6_K
+            } else if recipe == .q4_K_S && attentionVIndex < 4 {
+                type = .q5_K
+            }
+            if expertCount == 8 { type = .q8_0 }
+            return type
+        case .attentionK:
+            return expertCount == 8 ? .q8_0 : base
+        case .feedForwardDown:
+            switch recipe {
+            case .q4_K_M, .q5_K_M: return RecipeRules.useMoreBits(layer, layerCount) ? .q6_K : base
+            case .q4_K_S: return layer < layerCount / 8 ? .q5_K : base
+            case .q4_0: return hasImportance && layer < layerCount / 8 ? .q4_1 : base
+            default: return base
+            }
+        case .attentionOutput:
+            return expertCount == 8 && (recipe == .q4_K_S || recipe == .q4_K_M) ? .q5_K : base
+        default:
+            return base
+        }
+    }
+
+    /// llama-quantize's fallback when a row is not a whole number of the type's blocks.
+    public static func fallback(_ type: QuantType, width: Int) -> QuantType {
+        guard width % type.blockSize != 0 else { return type }
+        let replacement: QuantType
+        switch type {
+        case .q2_K, .q3_K: replacement = .q4_0
+        case .q4_K: replacement = .q5_0
+        case .q5_K: replacement = .q5_1
+        case .q6_K: replacement = .q8_0
+        default: replacement = type
+        }
+        return width % replacement.blockSize == 0 ? replacement : .f16
+    }
+}

@@ -1,0 +1,91 @@
+// `moeq convert PATH -o OUT.gguf --recipe NAME`: one pass from the source checkpoint to a GGUF llama.cpp runs.
+import ArgumentParser
+import ConversionPipeline
+import Foundation
+import QuantKernels
+import TensorFormats
+
+extension RecipeName: ExpressibleByArgument {}
+
+struct ConvertCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "convert",
+        abstract: "Convert a safetensors checkpoint (BF16, FP8 block, compressed-tensors INT4) to GGUF in one pass.",
+        discussion: "Recipes: \(RecipeName.allCases.map(\.rawValue).joined(separator: ", ")). Mixtures follow llama-quantize's per-tensor rules (formats/recipes.md).")
+
+    @Argument(help: "Checkpoint directory (config.json, safetensors, tokenizer.json).")
+    var path: String
+
+    @Option(name: .shortAndLong, help: "Output .gguf file.")
+    var output: String
+
+    @Option(help: "Recipe name.")
+    var recipe: RecipeName
+
+    @Option(help: "Threads for quantization (default: all cores).")
+    var threads = ProcessInfo.processInfo.activeProcessorCount
+
+    @Option(help: "general.name to record (default: the checkpoint directory's name).")
+    var name: String?
+
+    @Flag(help: "Print the layout and the exact output size; write nothing.")
+    var dryRun = false
+
+    @Flag(help: "Print a JSON summary instead of text.")
+    var json = false
+
+    func validate() throws {
+        guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
+        guard output.hasSuffix(".gguf") else { throw ValidationError("-o must name a .gguf file (other formats arrive with the pipeline)") }
+    }
+
+    func run() throws {
+        try reportingErrors {
+            let plan = try GGUFConversion.plan(path: path, recipe: recipe, name: name)
+            for warning in plan.warnings { printError("warning: \(warning)") }
+            if dryRun {
+                if json { print(layoutJSON(plan).prettyPrinted(), terminator: ""); return }
+                for (tensor, info) in zip(plan.tensors, plan.layout.tensors) {
+                    let dims = "{" + tensor.dimensions.map(String.init).joined(separator: ", ") + "}"
+                    print(tensor.name.padding(toLength: 34, withPad: " ", startingAt: 0) + info.type.rawValue.padding(toLength: 7, withPad: " ", startingAt: 0)
+                          + dims.padding(toLength: 22, withPad: " ", startingAt: 0) + "@ \(plan.layout.dataStart + info.offset)  \(info.byteCount) B")
+                }
+                print("\(plan.tensors.count) tensors, \(plan.layout.fileSize) bytes (\(humanBytes(plan.layout.fileSize))) would be written to \(output)")
+                return
+            }
+            let showProgress = isatty(2) != 0 && !json
+            let started = Date()
+            let summary = try GGUFConversion.run(plan, output: output, threads: threads) { done, total in
+                guard showProgress else { return }
+                let elapsed = Date().timeIntervalSince(started)
+                let rate = elapsed > 0 ? Double(done) / elapsed : 0
+                let eta = rate > 0 ? Double(total - done) / rate : 0
+                FileHandle.standardError.write(Data(String(format: "\r%5.1f%%  %@ / %@  %.1f MB/s  ETA %.0f s ", 100 * Double(done) / Double(max(total, 1)),
+                                                           humanBytes(done), humanBytes(total), rate / 1e6, eta).utf8))
+            }
+            if showProgress { FileHandle.standardError.write(Data("\n".utf8)) }
+            if json {
+                var counts: [(String, JSONValue)] = []
+                for type in QuantType.allCases { if let n = summary.typeCounts[type] { counts.append((type.rawValue, .integer(Int64(n)))) } }
+                let document: JSONValue = ["output": .string(output), "recipe": .string(recipe.rawValue), "bytes_in": .integer(Int64(summary.sourceBytes)),
+                                           "bytes_out": .integer(Int64(summary.outputBytes)), "bits_per_weight": .double(summary.bitsPerWeight),
+                                           "seconds": .double(summary.seconds), "tensor_types": .object(JSONObject(counts))]
+                print(document.prettyPrinted(), terminator: "")
+            } else {
+                let counts = QuantType.allCases.compactMap { t in summary.typeCounts[t].map { "\($0) \(t.rawValue)" } }.joined(separator: ", ")
+                print("wrote \(output): \(humanBytes(summary.outputBytes)) (\(String(format: "%.3f", summary.bitsPerWeight)) bpw) from \(humanBytes(summary.sourceBytes)) in \(String(format: "%.2f", summary.seconds)) s; tensors: \(counts)")
+            }
+        }
+    }
+
+    private func layoutJSON(_ plan: ConversionPlan) -> JSONValue {
+        .object(JSONObject([
+            ("output", .string(output)), ("recipe", .string(recipe.rawValue)), ("bytes", .integer(Int64(plan.layout.fileSize))),
+            ("data_start", .integer(Int64(plan.layout.dataStart))),
+            ("tensors", .array(zip(plan.tensors, plan.layout.tensors).map { tensor, info in
+                ["name": .string(tensor.name), "type": .string(info.type.rawValue), "ne": .array(tensor.dimensions.map { .integer(Int64($0)) }),
+                 "offset": .integer(Int64(plan.layout.dataStart + info.offset)), "bytes": .integer(Int64(info.byteCount))]
+            })),
+        ]))
+    }
+}

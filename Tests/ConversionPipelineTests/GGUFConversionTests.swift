@@ -1,0 +1,66 @@
+// `convert` against llama.cpp itself: every tensor of our F32, Q8_0 and Q4_K_M GGUFs of the transformers-made
+// fixtures has the type, shape and bytes (XXH3) of llama.cpp's convert_hf_to_gguf.py + llama-quantize output
+// (validation/gguf/llama_cpp_tensors.json, made by validation/gguf/make_tensor_hashes.py).
+import Foundation
+import Testing
+@testable import ConversionPipeline
+import ModelCatalog
+import QuantKernels
+import TensorFormats
+
+private let validation = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+    .deletingLastPathComponent().appendingPathComponent("validation")
+
+private let cases: [(String, RecipeName)] = ["deepseek_v3", "qwen3_moe", "mixtral"].flatMap { arch in [RecipeName.f32, .q8_0, .q4_K_M].map { (arch, $0) } }
+
+@Test(arguments: cases)
+func convertMatchesLlamaCppTensorForTensor(arch: String, recipe: RecipeName) throws {
+    let oracle = try JSONParser.parse([UInt8](try Data(contentsOf: validation.appendingPathComponent("gguf/llama_cpp_tensors.json"))))
+    let expected = try #require(oracle["files"]?["\(arch)/\(recipe.rawValue)"])
+    let directory = NSTemporaryDirectory() + "moeq-convert-" + UUID().uuidString
+    try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(atPath: directory) }
+    let output = directory + "/out.gguf"
+    let plan = try GGUFConversion.plan(path: validation.appendingPathComponent("fixtures/\(arch)-f32").path, recipe: recipe)
+    let summary = try GGUFConversion.run(plan, output: output, threads: 2)
+    let file = try GGUFFile(path: output)
+    #expect(file.mapping.size == plan.layout.fileSize && summary.outputBytes == plan.layout.fileSize)   // --dry-run's size is exact
+
+    let expectedTensors = try #require(expected["tensors"]?.objectValue)
+    #expect(file.tensors.count == expectedTensors.count)
+    for tensor in file.tensors {
+        let reference = try #require(expectedTensors[tensor.name], "llama.cpp has no \(tensor.name)")
+        #expect(reference["type"]?.stringValue == tensor.type.rawValue, "\(tensor.name) type")
+        #expect(reference["ne"]?.arrayValue?.compactMap(\.intValue) == tensor.dimensions, "\(tensor.name) ne")
+        #expect(reference["xxh3"]?.stringValue == ContentHash.hex(ContentHash.xxh3(file.data(of: tensor))), "\(tensor.name) bytes")
+    }
+    // Metadata: every key llama.cpp wrote (but its size label and our file's name) with the same value.
+    for (key, value) in try #require(expected["metadata"]?.objectValue).pairs where !["general.name", "general.size_label"].contains(key) {
+        let ours = try #require(file[key], "missing \(key)")
+        switch (value, ours) {
+        case (.object(let array), .array(_, let elements)): #expect(array["length"]?.intValue == elements.count, "\(key)")
+        case (.string(let s), _): #expect(ours.stringValue == s, "\(key)")
+        case (.bool(let b), .bool(let o)): #expect(b == o, "\(key)")
+        case (.integer(let i), _): #expect(ours.integerValue == Int(i), "\(key)")
+        case (.double(let d), .float32(let f)): #expect(Float(d) == f, "\(key)")
+        default: Issue.record("\(key): unexpected \(value) vs \(ours)")
+        }
+    }
+}
+
+@Test func recipeRulesOnRealShapes() throws {
+    // DeepSeek-V3: attn_k_b rows of 128 cannot be Q4_K (256) → Q5_0; ffn_down on use_more_bits layers → Q6_K.
+    let spec = try ModelSpec(config: try #require(ModelPresets.named("deepseek-v3", architecture: .deepseekV3)).config)
+    let plans = spec.ggufTensors { _ in true }
+    let types = RecipeRules(recipe: .q4_K_M, spec: spec).types(for: plans)
+    let typeOf = Dictionary(uniqueKeysWithValues: zip(plans.map(\.name), types))
+    #expect(typeOf["blk.5.attn_k_b.weight"] == .q5_0)
+    #expect(typeOf["output.weight"] == .q6_K)
+    #expect(typeOf["blk.0.ffn_down.weight"] == .q6_K)          // layer 0 < 61/8
+    #expect(typeOf["blk.10.ffn_down_exps.weight"] == .q4_K)    // (10 − 7) % 3 = 0
+    #expect(typeOf["blk.9.ffn_down_exps.weight"] == .q6_K)     // (9 − 7) % 3 = 2
+    #expect(typeOf["blk.9.ffn_gate_inp.weight"] == .f32)
+    #expect(typeOf["blk.9.exp_probs_b.bias"] == .f32)
+    #expect(RecipeRules.fallback(.q6_K, width: 2880) == .q8_0)
+    #expect(RecipeRules.fallback(.q4_K, width: 100) == .f16)
+}

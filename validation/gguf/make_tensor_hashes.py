@@ -1,0 +1,36 @@
+#!/usr/bin/env python3
+"""Per-tensor oracle of llama.cpp's own GGUFs of the transformers-made fixtures.
+
+For each fixture architecture and each file llama.cpp produced (convert_hf_to_gguf.py --outtype f32, then
+llama-quantize Q8_0 and Q4_K_M of that F32 file; see validation/gguf/README.md for how they were made),
+records every tensor's ggml type, ne and the XXH3-64 of its data, and every metadata key with its value
+type. moeq's tests convert the same fixtures and must match tensor for tensor.
+
+Usage: make_tensor_hashes.py DIR_WITH_LLAMA_GGUFS OUT.json   (needs gguf-py and xxhash from PyPI)
+"""
+import json
+import sys
+
+import xxhash
+from gguf import GGUFReader
+
+source, out = sys.argv[1], sys.argv[2]
+result = {"made_by": "validation/gguf/make_tensor_hashes.py", "files": {}}
+for arch in ["deepseek_v3", "qwen3_moe", "mixtral"]:
+    for recipe, suffix in [("F32", "f32"), ("Q8_0", "Q8_0"), ("Q4_K_M", "Q4_K_M")]:
+        reader = GGUFReader(f"{source}/{arch}-{suffix}.gguf")
+        tensors = {}
+        for t in reader.tensors:
+            tensors[t.name] = {"type": t.tensor_type.name, "ne": [int(n) for n in t.shape],
+                               "xxh3": xxhash.xxh3_64_hexdigest(t.data.tobytes())}
+        keys = {}
+        for name, field in reader.fields.items():
+            if name.startswith("GGUF."):
+                continue
+            value = field.contents()
+            if isinstance(value, list) and len(value) > 8:
+                value = {"length": len(value), "xxh3": xxhash.xxh3_64_hexdigest(json.dumps(value).encode())}
+            keys[name] = value
+        result["files"][f"{arch}/{recipe}"] = {"tensors": tensors, "metadata": keys}
+json.dump(result, open(out, "w"), indent=1, sort_keys=True)
+print("wrote", out)

@@ -53,8 +53,11 @@ public enum GGUFConversion {
         let spec = try ModelSpec(config: config, file: configPath)
         let resolver = WeightResolver(checkpoint: checkpoint, quantization: spec.quantization)
         let plans = spec.ggufTensors { name in checkpoint.contains(name) }
-        let types = RecipeRules(recipe: recipe, spec: spec).types(for: plans)
+        var types = RecipeRules(recipe: recipe, spec: spec).types(for: plans)
         var warnings: [String] = []
+        if recipe == .int4Native {
+            types = try Int4Native.types(plans: plans, types: types, resolver: resolver, warnings: &warnings)
+        }
         var metadata: [(String, GGUFValue)] = [
             ("general.architecture", .string(spec.ggufArchitecture)),
             ("general.type", .string("model")),
@@ -113,6 +116,10 @@ public enum GGUFConversion {
     /// Fills one GGUF tensor chunk by chunk.
     static func fill(_ tensor: GGUFTensorPlan, type: QuantType, plan: ConversionPlan, writer: GGUFWriter, threads: Int,
                      wrote: (Int) -> Void) throws {
+        if plan.recipe == .int4Native, type == .q4_0, case .stacked(let names) = tensor.source {
+            try Int4Native.repack(tensor, names: names, resolver: plan.resolver, writer: writer, wrote: wrote)
+            return
+        }
         let width = tensor.rowWidth
         guard let rowBytes = type.rowBytes(width: width) else { throw ConversionError.shape(tensor: tensor.name, reason: "width \(width) does not fit \(type.rawValue)") }
         var rows = [Float](repeating: 0, count: chunkRows * width)

@@ -9,7 +9,7 @@ struct DumpCommand: ParsableCommand {
         commandName: "dump",
         abstract: "Write one tensor as .npy: its logical weight decoded to float32, or its stored bytes with --raw.")
 
-    @Argument(help: "A checkpoint directory, .safetensors file or index.json.")
+    @Argument(help: "A checkpoint directory, .safetensors file, index.json, or a .gguf file (dequantized; --raw gives its bytes).")
     var path: String
 
     @Argument(help: "Tensor name (for packed INT4 weights, the logical `….weight` name).")
@@ -23,6 +23,17 @@ struct DumpCommand: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
+            if path.hasSuffix(".gguf") {
+                let file = try GGUFFile(path: path)
+                guard let info = file.tensor(named: tensor) else { throw SafetensorsError.tensorNotFound(file: path, tensor: tensor) }
+                let shape = Array(info.dimensions.reversed())
+                if raw {
+                    try NumpyFile.write(raw: file.data(of: info), descriptor: "|u1", shape: [info.byteCount], to: output)
+                } else {
+                    try NumpyFile.write(try file.dequantized(info), shape: shape, to: output)
+                }
+                return
+            }
             let checkpoint = try Checkpoint(path: path)
             if raw {
                 guard let location = checkpoint.location(of: tensor) else {

@@ -2,6 +2,7 @@
 import ArgumentParser
 import Foundation
 import ModelCatalog
+import QuantKernels
 import TensorFormats
 
 struct InspectCommand: ParsableCommand {
@@ -20,6 +21,7 @@ struct InspectCommand: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
+            if path.hasSuffix(".gguf") { return try inspectGGUF() }
             let inspection = try CheckpointInspection(path: path)
             if json {
                 print(inspection.json(tensorGlob: tensors, includeTensors: tensors != nil).prettyPrinted(), terminator: "")
@@ -71,6 +73,30 @@ struct InspectCommand: ParsableCommand {
             print("unknown tensors (\(report.unknownTensors.count)), kept but not classified:")
             for name in report.unknownTensors.prefix(20) { print("  \(name)") }
             if report.unknownTensors.count > 20 { print("  … and \(report.unknownTensors.count - 20) more") }
+        }
+    }
+
+    private func inspectGGUF() throws {
+        let file = try GGUFFile(path: path)
+        if json {
+            print(file.summaryJSON(tensorGlob: tensors).prettyPrinted(), terminator: "")
+            return
+        }
+        print("file           \(path) (GGUF v\(file.version), \(humanBytes(file.mapping.size)), alignment \(file.alignment))")
+        print("tensors        \(grouped(file.tensors.count)), \(grouped(file.tensors.reduce(0) { $0 + $1.elementCount })) values")
+        for (key, value) in file.metadata {
+            let shown: String
+            if case .array(let type, let elements) = value { shown = "[\(elements.count) × \(type)]" } else { shown = value.summaryJSON().serialized() }
+            print(pad(key, 48) + String(shown.prefix(100)))
+        }
+        print("")
+        for type in QuantType.allCases { if let bytes = file.bytesByType[type] { print(pad(type.rawValue, 16) + pad(humanBytes(bytes), 22, right: true)) } }
+        if let tensors {
+            print("")
+            for tensor in file.tensors where fnmatch(tensors, tensor.name, 0) == 0 {
+                let dims = "{" + tensor.dimensions.map(String.init).joined(separator: ", ") + "}"
+                print(pad(tensor.name, 40) + pad(tensor.type.rawValue, 7) + pad(dims, 24) + "@ \(file.dataStart + tensor.offset)")
+            }
         }
     }
 

@@ -1,0 +1,66 @@
+// INT4-NATIVE: routed experts stored as compressed-tensors INT4 (symmetric, group 32 — Kimi K2 Thinking /
+// K2.5) go into GGUF without re-quantizing: a nibble repack into Q4_0 when every scale is F16-exact, else
+// exact F32 (named in a warning). Other quantizable tensors take the recipe's Q8_0.
+import ModelCatalog
+import QuantKernels
+import TensorFormats
+
+enum Int4Native {
+    /// The packed INT4 g32 symmetric encoding of a source weight, if it has one.
+    static func packed(_ weight: SourceWeight) -> (packed: TensorLocation, scale: TensorLocation)? {
+        guard case let .packedInteger(packed, scale, zeroPoint, bits, groupSize) = weight.encoding,
+              zeroPoint == nil, bits == 4, groupSize == 32 else { return nil }
+        return (packed, scale)
+    }
+
+    /// Decoded scales of a packed weight.
+    static func scales(_ weight: SourceWeight, _ scale: TensorLocation) throws -> [Float] {
+        let source = SourceWeight(name: scale.name, shape: scale.info.shape, encoding: .plain(scale))
+        return try source.decodeAll()
+    }
+
+    /// Q4_0 for stacked expert tensors whose every expert is packed INT4 g32 with F16-exact scales; F32 (exact)
+    /// when some scale is not; the recipe's type otherwise.
+    static func types(plans: [GGUFTensorPlan], types: [QuantType], resolver: WeightResolver, warnings: inout [String]) throws -> [QuantType] {
+        var result = types
+        for (i, plan) in plans.enumerated() {
+            guard case .stacked(let names) = plan.source else { continue }
+            var carrier = Int4Carrier.q4_0
+            var allPacked = true
+            for name in names {
+                let weight = try resolver.weight(named: name)
+                guard let (_, scale) = packed(weight) else { allPacked = false; break }
+                let values = try scales(weight, scale)
+                if case .q4_0 = carrier {
+                    carrier = values.withUnsafeBufferPointer { Repack.int4Carrier(scales: $0, groups: weight.columns / 32) }
+                    if case let .f32(row, group, value) = carrier {
+                        warnings.append("\(plan.name): \(name) row \(row) group \(group) has scale \(value), which F16 cannot hold; written as exact F32 instead of Q4_0")
+                    }
+                }
+            }
+            guard allPacked else { continue }
+            if case .q4_0 = carrier { result[i] = .q4_0 } else { result[i] = .f32 }
+        }
+        return result
+    }
+
+    /// Writes each expert's rows as Q4_0 blocks repacked from the source nibbles.
+    static func repack(_ tensor: GGUFTensorPlan, names: [String], resolver: WeightResolver, writer: GGUFWriter, wrote: (Int) -> Void) throws {
+        let rows = tensor.dimensions[1], width = tensor.rowWidth
+        let expertBytes = rows * (width / 32) * 18
+        for (e, name) in names.enumerated() {
+            let weight = try resolver.weight(named: name)
+            guard let (packed, scale) = packed(weight) else { throw ConversionError.shape(tensor: tensor.name, reason: "\(name) is not INT4 g32") }
+            let values = try scales(weight, scale)
+            var output = [UInt8](repeating: 0, count: expertBytes)
+            try values.withUnsafeBufferPointer { s in
+                try output.withUnsafeMutableBytes { out in
+                    guard let source = packed.data.baseAddress, let destination = out.baseAddress else { return }
+                    try Repack.int4ToQ4_0(packed: source, wordsPerRow: packed.info.shape[1], scales: s, rows: rows, width: width, into: destination)
+                }
+            }
+            try output.withUnsafeBytes { try writer.write(tensor.name, bytes: $0, at: e * expertBytes) }
+            wrote(expertBytes)
+        }
+    }
+}

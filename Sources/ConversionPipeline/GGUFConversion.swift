@@ -15,6 +15,8 @@ public struct ConversionPlan: Sendable {
     public let types: [QuantType]
     public let layout: GGUFLayout
     public let warnings: [String]
+    /// llama.cpp importance matrix (`--imatrix`), applied per tensor and per expert.
+    public let importance: ImportanceMatrix?
     let resolver: WeightResolver
 
     /// Source bytes this conversion reads (all stored tensors its weights use).
@@ -43,7 +45,7 @@ public enum ConversionError: Error, Sendable, CustomStringConvertible {
 
 public enum GGUFConversion {
     /// Plans a conversion of the checkpoint at `path` (a directory with config.json).
-    public static func plan(path: String, recipe: RecipeName, name: String? = nil) throws -> ConversionPlan {
+    public static func plan(path: String, recipe: RecipeName, name: String? = nil, importance: ImportanceMatrix? = nil) throws -> ConversionPlan {
         let checkpoint = try Checkpoint(path: path)
         let configPath = (checkpoint.directory as NSString).appendingPathComponent("config.json")
         guard let configData = FileManager.default.contents(atPath: configPath) else {
@@ -53,7 +55,7 @@ public enum GGUFConversion {
         let spec = try ModelSpec(config: config, file: configPath)
         let resolver = WeightResolver(checkpoint: checkpoint, quantization: spec.quantization)
         let plans = spec.ggufTensors { name in checkpoint.contains(name) }
-        var types = RecipeRules(recipe: recipe, spec: spec).types(for: plans)
+        var types = RecipeRules(recipe: recipe, spec: spec, hasImportance: importance != nil).types(for: plans)
         var warnings: [String] = []
         if recipe == .int4Native {
             types = try Int4Native.types(plans: plans, types: types, resolver: resolver, warnings: &warnings)
@@ -67,6 +69,14 @@ public enum GGUFConversion {
         ]
         metadata += spec.ggufHyperParameters()
         metadata += try TokenizerMetadata.keys(directory: checkpoint.directory, spec: spec, config: config, warnings: &warnings)
+        if let importance {
+            metadata += [("quantize.imatrix.file", .string(importance.path)),
+                         ("quantize.imatrix.dataset", .string(importance.datasets.first ?? "")),
+                         ("quantize.imatrix.entries_count", .uint32(UInt32(importance.entries.count))),
+                         ("quantize.imatrix.chunks_count", .uint32(UInt32(importance.chunkCount)))]
+            let missing = plans.filter { $0.quantizable && importance.entries[$0.name] == nil }.map(\.name)
+            if !missing.isEmpty { warnings.append("imatrix has no entry for \(missing.joined(separator: ", ")); quantized without one (as llama-quantize does)") }
+        }
         let specs = zip(plans, types).map { GGUFTensorSpec(name: $0.name, dimensions: $0.dimensions, type: $1) }
         let layout = try GGUFLayout(metadata: metadata, tensors: specs)
         // Every source must exist with the shape the plan expects.
@@ -76,7 +86,7 @@ public enum GGUFConversion {
             }
         }
         return ConversionPlan(spec: spec, checkpoint: checkpoint, recipe: recipe, tensors: plans, types: types, layout: layout,
-                              warnings: warnings, resolver: resolver)
+                              warnings: warnings, importance: importance, resolver: resolver)
     }
 
     static func sourceNames(_ source: GGUFSource) -> [String] {
@@ -126,6 +136,7 @@ public enum GGUFConversion {
         var bytes = [UInt8](repeating: 0, count: chunkRows * rowBytes)
         // Each segment is a run of output rows produced from one source weight.
         for segment in try segments(tensor, plan: plan) {
+            let weights = plan.importance?.importance(for: tensor.name, width: width, matrix: segment.matrix)
             var first = 0
             while first < segment.count {
                 let count = min(chunkRows, segment.count - first)
@@ -134,8 +145,15 @@ public enum GGUFConversion {
                 }
                 try rows.withUnsafeBufferPointer { source in
                     try bytes.withUnsafeMutableBytes { destination in
-                        try QuantCodec.quantize(type, UnsafeBufferPointer(rebasing: source[0..<(count * width)]), rows: count, width: width,
-                                                into: UnsafeMutableRawBufferPointer(rebasing: destination[0..<(count * rowBytes)]), threads: threads)
+                        let input = UnsafeBufferPointer(rebasing: source[0..<(count * width)])
+                        let output = UnsafeMutableRawBufferPointer(rebasing: destination[0..<(count * rowBytes)])
+                        if let weights {
+                            try weights.withUnsafeBufferPointer {
+                                try QuantCodec.quantize(type, input, rows: count, width: width, importance: $0, into: output, threads: threads)
+                            }
+                        } else {
+                            try QuantCodec.quantize(type, input, rows: count, width: width, into: output, threads: threads)
+                        }
                         try writer.write(tensor.name, bytes: UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(destination)[0..<(count * rowBytes)]),
                                          at: (segment.firstRow + first) * rowBytes)
                     }
@@ -150,6 +168,8 @@ public enum GGUFConversion {
     struct Segment {
         let firstRow: Int
         let count: Int
+        /// Which matrix (expert) of the tensor these rows belong to, for the importance slice.
+        var matrix = 0
         let produce: (Range<Int>, UnsafeMutableBufferPointer<Float>) throws -> Void
     }
 
@@ -172,7 +192,7 @@ public enum GGUFConversion {
             return try names.enumerated().map { e, name in
                 let w = try weight(name)
                 guard w.rows == perExpert, w.columns == width else { throw ConversionError.shape(tensor: tensor.name, reason: "\(name) has shape \(w.shape)") }
-                return Segment(firstRow: e * perExpert, count: perExpert) { range, out in try w.decodeRows(range, into: out) }
+                return Segment(firstRow: e * perExpert, count: perExpert, matrix: e) { range, out in try w.decodeRows(range, into: out) }
             }
         case .ropePermuted(let name, let heads):
             // Output row h·d + 2i + j comes from input row h·d + j·(d/2) + i (llama.cpp's `permute`).
@@ -190,7 +210,7 @@ public enum GGUFConversion {
             let w = try plan.resolver.weight(named: name)
             let rank = w.columns
             return (0..<heads).map { h in
-                Segment(firstRow: h * rank, count: rank) { range, out in
+                Segment(firstRow: h * rank, count: rank, matrix: h) { range, out in
                     var block = [Float](repeating: 0, count: noPosition * rank)
                     try block.withUnsafeMutableBufferPointer { try w.decodeRows((h * (noPosition + value))..<(h * (noPosition + value) + noPosition), into: $0) }
                     for (k, r) in range.enumerated() { for c in 0..<noPosition { out[k * noPosition + c] = block[c * rank + r] } }
@@ -199,7 +219,7 @@ public enum GGUFConversion {
         case let .valueFromKVB(name, heads, noPosition, value):
             let w = try plan.resolver.weight(named: name)
             return (0..<heads).map { h in
-                Segment(firstRow: h * value, count: value) { range, out in
+                Segment(firstRow: h * value, count: value, matrix: h) { range, out in
                     let base = h * (noPosition + value) + noPosition
                     try w.decodeRows((base + range.lowerBound)..<(base + range.upperBound), into: out)
                 }

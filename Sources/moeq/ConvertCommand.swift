@@ -28,6 +28,9 @@ struct ConvertCommand: ParsableCommand {
     @Option(help: "general.name to record (default: the checkpoint directory's name).")
     var name: String?
 
+    @Option(help: "llama.cpp importance matrix (GGUF or legacy .dat) for the imatrix-weighted quantizers.")
+    var imatrix: String?
+
     @Flag(help: "Print the layout and the exact output size; write nothing.")
     var dryRun = false
 
@@ -41,7 +44,8 @@ struct ConvertCommand: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
-            let plan = try GGUFConversion.plan(path: path, recipe: recipe, name: name)
+            let importance = try imatrix.map { try ImportanceMatrix(path: $0) }
+            let plan = try GGUFConversion.plan(path: path, recipe: recipe, name: name, importance: importance)
             for warning in plan.warnings { printError("warning: \(warning)") }
             if dryRun {
                 if json { print(layoutJSON(plan).prettyPrinted(), terminator: ""); return }

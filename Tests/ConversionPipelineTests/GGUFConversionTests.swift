@@ -11,17 +11,22 @@ import TensorFormats
 private let validation = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
     .deletingLastPathComponent().appendingPathComponent("validation")
 
-private let cases: [(String, RecipeName)] = ["deepseek_v3", "qwen3_moe", "mixtral"].flatMap { arch in [RecipeName.f32, .q8_0, .q4_K_M].map { (arch, $0) } }
+/// (architecture, recipe, imatrix format or nil).
+private let cases: [(String, RecipeName, String?)] = ["deepseek_v3", "qwen3_moe", "mixtral"].flatMap { arch in
+    [(arch, RecipeName.f32, nil), (arch, .q8_0, nil), (arch, .q4_K_M, nil),
+     (arch, .q4_K_M, "gguf"), (arch, .q4_K_M, "dat"), (arch, .q4_0, "gguf")]
+}
 
 @Test(arguments: cases)
-func convertMatchesLlamaCppTensorForTensor(arch: String, recipe: RecipeName) throws {
+func convertMatchesLlamaCppTensorForTensor(arch: String, recipe: RecipeName, imatrixFormat: String?) throws {
     let oracle = try JSONParser.parse([UInt8](try Data(contentsOf: validation.appendingPathComponent("gguf/llama_cpp_tensors.json"))))
-    let expected = try #require(oracle["files"]?["\(arch)/\(recipe.rawValue)"])
+    let expected = try #require(oracle["files"]?["\(arch)/\(recipe.rawValue)\(imatrixFormat == nil ? "" : "+imatrix")"])
+    let importance = try imatrixFormat.map { try ImportanceMatrix(path: validation.appendingPathComponent("gguf/imatrix/\(arch).imatrix.\($0)").path) }
     let directory = NSTemporaryDirectory() + "moeq-convert-" + UUID().uuidString
     try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
     defer { try? FileManager.default.removeItem(atPath: directory) }
     let output = directory + "/out.gguf"
-    let plan = try GGUFConversion.plan(path: validation.appendingPathComponent("fixtures/\(arch)-f32").path, recipe: recipe)
+    let plan = try GGUFConversion.plan(path: validation.appendingPathComponent("fixtures/\(arch)-f32").path, recipe: recipe, importance: importance)
     let summary = try GGUFConversion.run(plan, output: output, threads: 2)
     let file = try GGUFFile(path: output)
     #expect(file.mapping.size == plan.layout.fileSize && summary.outputBytes == plan.layout.fileSize)   // --dry-run's size is exact
@@ -35,7 +40,10 @@ func convertMatchesLlamaCppTensorForTensor(arch: String, recipe: RecipeName) thr
         #expect(reference["xxh3"]?.stringValue == ContentHash.hex(ContentHash.xxh3(file.data(of: tensor))), "\(tensor.name) bytes")
     }
     // Metadata: every key llama.cpp wrote (but its size label and our file's name) with the same value.
-    for (key, value) in try #require(expected["metadata"]?.objectValue).pairs where !["general.name", "general.size_label"].contains(key) {
+    for (key, value) in try #require(expected["metadata"]?.objectValue).pairs
+        where !["general.name", "general.size_label", "quantize.imatrix.file"].contains(key)
+        // The .dat twin was written by llama-imatrix with last_chunk 0, so its chunk count is not the GGUF's.
+        && !(imatrixFormat == "dat" && key == "quantize.imatrix.chunks_count") {
         let ours = try #require(file[key], "missing \(key)")
         switch (value, ours) {
         case (.object(let array), .array(_, let elements)): #expect(array["length"]?.intValue == elements.count, "\(key)")

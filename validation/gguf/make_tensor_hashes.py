@@ -6,6 +6,10 @@ llama-quantize Q8_0 and Q4_K_M of that F32 file; see validation/gguf/README.md f
 records every tensor's ggml type, ne and the XXH3-64 of its data, and every metadata key with its value
 type. moeq's tests convert the same fixtures and must match tensor for tensor.
 
+The "+imatrix" files are llama-quantize --imatrix validation/gguf/imatrix/<arch>.imatrix.gguf of the same F32 file;
+the imatrix came from llama-imatrix on the F32 file (-f: the first 300 lines of /usr/share/common-licenses/GPL-3,
+-c 64 --chunks 4), its .dat twin from `llama-imatrix --in-file … --output-format dat`.
+
 Usage: make_tensor_hashes.py DIR_WITH_LLAMA_GGUFS OUT.json   (needs gguf-py and xxhash from PyPI)
 """
 import json
@@ -17,7 +21,8 @@ from gguf import GGUFReader
 source, out = sys.argv[1], sys.argv[2]
 result = {"made_by": "validation/gguf/make_tensor_hashes.py", "files": {}}
 for arch in ["deepseek_v3", "qwen3_moe", "mixtral"]:
-    for recipe, suffix in [("F32", "f32"), ("Q8_0", "Q8_0"), ("Q4_K_M", "Q4_K_M")]:
+    for recipe, suffix in [("F32", "f32"), ("Q8_0", "Q8_0"), ("Q4_K_M", "Q4_K_M"),
+                           ("Q4_K_M+imatrix", "Q4_K_M-imatrix"), ("Q4_0+imatrix", "Q4_0-imatrix")]:
         reader = GGUFReader(f"{source}/{arch}-{suffix}.gguf")
         tensors = {}
         for t in reader.tensors:

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every moeq test on a fresh Debian 12 machine: installs what is missing (system libraries, a Python
-# venv with safetensors + numpy from PyPI), builds, runs the Swift tests, then the Python interop checks.
+# venv with safetensors, gguf and numpy from PyPI), builds, runs the Swift tests, then the Python interop checks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,5 +25,6 @@ swift test --skip-build
 # --- Python interop (the safetensors package reads what we write and writes what we read) ---
 venv=.build/interop-venv
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
-"$venv/bin/python" -c 'import safetensors, numpy' 2>/dev/null || "$venv/bin/pip" install -q safetensors numpy
+"$venv/bin/python" -c 'import safetensors, numpy, gguf' 2>/dev/null || "$venv/bin/pip" install -q safetensors numpy gguf
 "$venv/bin/python" validation/interop/check_safetensors.py .build/debug/moeq
+"$venv/bin/python" validation/interop/check_gguf.py .build/debug/moeq

@@ -22,17 +22,8 @@ enum LegacyQuants {
     }
 
     static func quantizeQ4_0(_ x: UnsafePointer<Float>, _ width: Int, importance qw: UnsafePointer<Float>, _ out: UnsafeMutableRawPointer) {
-        let sigma2 = rowSigma2(x, width)
-        withUnsafeTemporaryAllocation(of: Float.self, capacity: 32) { weight in
-            withUnsafeTemporaryAllocation(of: Int8.self, capacity: 32) { codes in
-                for block in 0..<(width / 32) {
-                    let xb = x + 32 * block, y = out + 18 * block
-                    for j in 0..<32 { weight[j] = qw[32 * block + j] * (sigma2 + xb[j] * xb[j]).squareRoot() }
-                    let d = ScaleSearch.symmetric(32, 8, xb, codes.baseAddress!, rmseType: 1, weights: UnsafePointer(weight.baseAddress!))
-                    y.storeHalf(GGMLRounding.half(d), at: 0)
-                    for j in 0..<16 { y.storeByte(UInt8(bitPattern: codes[j]) | UInt8(bitPattern: codes[j + 16]) << 4, at: 2 + j) }
-                }
-            }
+        symmetricImportance(x, width, qw, out, nmax: 8, blockBytes: 18) { y, codes in
+            for j in 0..<16 { y.storeByte(UInt8(bitPattern: codes[j]) | UInt8(bitPattern: codes[j + 16]) << 4, at: 2 + j) }
         }
     }
 
@@ -104,17 +95,8 @@ enum LegacyQuants {
     }
 
     static func quantizeQ5_0(_ x: UnsafePointer<Float>, _ width: Int, importance qw: UnsafePointer<Float>, _ out: UnsafeMutableRawPointer) {
-        let sigma2 = rowSigma2(x, width)
-        withUnsafeTemporaryAllocation(of: Float.self, capacity: 32) { weight in
-            withUnsafeTemporaryAllocation(of: Int8.self, capacity: 32) { codes in
-                for block in 0..<(width / 32) {
-                    let xb = x + 32 * block, y = out + 22 * block
-                    for j in 0..<32 { weight[j] = qw[32 * block + j] * (sigma2 + xb[j] * xb[j]).squareRoot() }
-                    let d = ScaleSearch.symmetric(32, 16, xb, codes.baseAddress!, rmseType: 1, weights: UnsafePointer(weight.baseAddress!))
-                    y.storeHalf(GGMLRounding.half(d), at: 0)
-                    packFifthBits(codes: { UInt8(bitPattern: codes[$0]) }, y: y, qhOffset: 2, qsOffset: 6)
-                }
-            }
+        symmetricImportance(x, width, qw, out, nmax: 16, blockBytes: 22) { y, codes in
+            packFifthBits(codes: { UInt8(bitPattern: codes[$0]) }, y: y, qhOffset: 2, qsOffset: 6)
         }
     }
 
@@ -199,6 +181,24 @@ enum LegacyQuants {
         var sum: Float = 0
         for j in 0..<width { sum += x[j] * x[j] }
         return sum / Float(width)
+    }
+
+    /// Q4_0 / Q5_0 with importance: weights = qw·√(σ² + x²), make_qx_quants (rmse type 1), d stored as F16.
+    private static func symmetricImportance(_ x: UnsafePointer<Float>, _ width: Int, _ qw: UnsafePointer<Float>,
+                                            _ out: UnsafeMutableRawPointer, nmax: Int32, blockBytes: Int,
+                                            pack: (UnsafeMutableRawPointer, UnsafeMutablePointer<Int8>) -> Void) {
+        let sigma2 = rowSigma2(x, width)
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: 32) { weight in
+            withUnsafeTemporaryAllocation(of: Int8.self, capacity: 32) { codes in
+                for block in 0..<(width / 32) {
+                    let xb = x + 32 * block, y = out + blockBytes * block
+                    for j in 0..<32 { weight[j] = qw[32 * block + j] * (sigma2 + xb[j] * xb[j]).squareRoot() }
+                    let d = ScaleSearch.symmetric(32, nmax, xb, codes.baseAddress!, rmseType: 1, weights: UnsafePointer(weight.baseAddress!))
+                    y.storeHalf(GGMLRounding.half(d), at: 0)
+                    pack(y, codes.baseAddress!)
+                }
+            }
+        }
     }
 
     /// Q4_1 / Q5_1 with importance: weights = qw·√(σ² + x²), make_qkx3_quants, d and −min stored as F16.

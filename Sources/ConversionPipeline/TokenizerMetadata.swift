@@ -12,8 +12,12 @@ public enum TokenizerMetadata {
     /// we can read. `warnings` also notes a pre-tokenizer llama.cpp has no name for.
     public static func keys(directory: String, spec: ModelSpec, config: JSONValue, warnings: inout [String]) throws -> [(String, GGUFValue)] {
         let path = (directory as NSString).appendingPathComponent("tokenizer.json")
+        let sentencePiece = (directory as NSString).appendingPathComponent("tokenizer.model")
         guard let data = FileManager.default.contents(atPath: path) else {
-            warnings.append("no tokenizer.json in \(directory): the GGUF carries no tokenizer (llama.cpp needs one to run)")
+            if FileManager.default.fileExists(atPath: sentencePiece) {
+                return try sentencePieceKeys(path: sentencePiece, spec: spec, config: config)
+            }
+            warnings.append("no tokenizer.json or tokenizer.model in \(directory): the GGUF carries no tokenizer (llama.cpp needs one to run)")
             return []
         }
         let root = try JSONParser.parse([UInt8](data))
@@ -66,6 +70,28 @@ public enum TokenizerMetadata {
         keys.append(("tokenizer.ggml.add_bos_token", .bool(tokenizerConfig?["add_bos_token"]?.boolValue ?? false)))
         keys.append(("tokenizer.ggml.add_eos_token", .bool(tokenizerConfig?["add_eos_token"]?.boolValue ?? false)))
         if let template = tokenizerConfig?["chat_template"]?.stringValue { keys.append(("tokenizer.chat_template", .string(template))) }
+        return keys
+    }
+
+    /// SentencePiece (`tokenizer.model`, as Mixtral ships): llama.cpp's "llama" tokenizer with scores; the
+    /// vocabulary padded to the model's with `[PAD<i>]` pieces (score −1000, unused).
+    static func sentencePieceKeys(path: String, spec: ModelSpec, config: JSONValue) throws -> [(String, GGUFValue)] {
+        let model = try SentencePieceModel(path: path)
+        var tokens = model.pieces.map { GGUFValue.string($0.text) }
+        var scores = model.pieces.map { GGUFValue.float32($0.score) }
+        var types = model.pieces.map { GGUFValue.int32($0.type.rawValue) }
+        for id in model.pieces.count..<max(spec.vocabularySize, model.pieces.count) {
+            tokens.append(.string("[PAD\(id)]"))
+            scores.append(.float32(-1000))
+            types.append(.int32(TokenType.unused.rawValue))
+        }
+        var keys: [(String, GGUFValue)] = [
+            ("tokenizer.ggml.model", .string("llama")), ("tokenizer.ggml.pre", .string("default")),
+            ("tokenizer.ggml.tokens", .array(.string, tokens)), ("tokenizer.ggml.scores", .array(.float32, scores)),
+            ("tokenizer.ggml.token_type", .array(.int32, types)),
+        ]
+        if let bos = config["bos_token_id"]?.intValue { keys.append(("tokenizer.ggml.bos_token_id", .uint32(UInt32(bos)))) }
+        if let eos = config["eos_token_id"]?.intValue { keys.append(("tokenizer.ggml.eos_token_id", .uint32(UInt32(eos)))) }
         return keys
     }
 

@@ -191,6 +191,9 @@ extension ModelSpec {
             ]
         case .mixtral:
             kv.append(("\(a).rope.dimension_count", .uint32(UInt32(headDim))))
+            if headDimGiven {
+                kv += [("\(a).attention.key_length", .uint32(UInt32(headDim))), ("\(a).attention.value_length", .uint32(UInt32(headDim)))]
+            }
         }
         return kv
     }

@@ -62,7 +62,9 @@ extension ModelSpec {
         vocabularySize = try read.int("vocab_size")
         headCount = heads
         keyValueHeadCount = try read.optionalInt("num_key_value_heads") ?? heads
-        headDim = try read.optionalInt("head_dim") ?? (hidden / max(heads, 1))
+        let statedHeadDim = try read.optionalInt("head_dim")
+        headDim = statedHeadDim ?? (hidden / max(heads, 1))
+        headDimGiven = statedHeadDim != nil
         intermediateSize = try read.optionalInt("intermediate_size") ?? 0
         rmsNormEpsilon = try read.optionalDouble("rms_norm_eps") ?? 1e-6
         maxPositionEmbeddings = try read.optionalInt("max_position_embeddings") ?? 0

@@ -54,6 +54,8 @@ public struct ModelSpec: Sendable, Equatable {
     public var keyValueHeadCount: Int
     /// Per-head dimension for GQA architectures.
     public var headDim: Int
+    /// True when config.json states `head_dim` (llama.cpp's converter then writes key/value lengths).
+    public var headDimGiven: Bool
     public var latentAttention: LatentAttention?
     /// Dense FFN width (DeepSeek's leading dense layers; unused by all-MoE models).
     public var intermediateSize: Int

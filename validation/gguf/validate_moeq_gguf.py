@@ -21,7 +21,9 @@ What it does:
    logits.npy was made); llama.cpp runs the same ids, each sequence in a fresh KV cache. Every position of every
    sequence is compared. The transformers side first re-computes the 16-token reference and reports its max |Δ|
    to logits.npy, which checks the harness itself.
-4. With --llama-ref, the same comparisons for llama.cpp's own GGUFs (convert_hf_to_gguf.py + llama-quantize,
+4. With --dequant-diag, each quantized moeq GGUF is also rewritten with every tensor dequantized to F32
+   (gguf-py) and run: that isolates the weight rounding from ggml's activation quantization.
+5. With --llama-ref, the same comparisons for llama.cpp's own GGUFs (convert_hf_to_gguf.py + llama-quantize,
    made as in README.md) as a baseline: deepseek_v3 uses the `deepseek_v3_scoring-*` files (config with
    scoring_func), since llama.cpp's converter gets DeepSeek-V3's gating wrong without it.
 
@@ -154,6 +156,8 @@ def metrics(L, R):
             "max_row_rel_l2": float((np.linalg.norm(L - R, axis=1) / np.linalg.norm(R, axis=1)).max()),
             "top1_agree": int(agree.sum()), "top1_frac": float(agree.mean()),
             "kld_mean": float(kl.mean()), "kld_max": float(kl.max()),
+            "top1_agree_where_ref_margin_ge_0.1": f"{int(agree[srt[:, -1] - srt[:, -2] >= 0.1].sum())}/"
+                                                    f"{int((srt[:, -1] - srt[:, -2] >= 0.1).sum())}",
             "disagree_ref_margin_median": float(np.median(margin)) if len(margin) else None,
             "disagree_ref_margin_max": float(margin.max()) if len(margin) else None}
 
@@ -189,6 +193,28 @@ def compare(gguf, fixture, hf, kv, source):
             dict(base, tokens="long", tokenize_matches=tok_long, **long_)]
 
 
+def dequantized_copy(src, dst):
+    """Write dst = src with every tensor dequantized to F32 (same KVs, same tensor order). llama.cpp then runs
+    F32 matmuls on exactly the quantized weight values, which separates the effect of rounding the weights
+    from ggml's quantization of the activations (Q8_0 / Q8_K) in quantized matmuls."""
+    import gguf
+    r = gguf.GGUFReader(src)
+    w = gguf.GGUFWriter(dst, arch=r.fields["general.architecture"].contents())
+    for name, f in r.fields.items():
+        if name.startswith("GGUF.") or name == "general.architecture":
+            continue
+        sub = f.types[1] if f.types[0] == gguf.GGUFValueType.ARRAY else None
+        w.add_key_value(name, f.contents(), f.types[0], sub)
+    for t in r.tensors:
+        shape = tuple(int(x) for x in reversed(t.shape))
+        w.add_tensor(t.name, np.ascontiguousarray(gguf.quants.dequantize(t.data, t.tensor_type),
+                                                  dtype=np.float32).reshape(shape))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+
+
 # ---------------------------------------------------------------------------------------------- driver
 
 def main():
@@ -208,6 +234,8 @@ def main():
     ap.add_argument("--kv", choices=["f32", "f16"], default="f32")
     ap.add_argument("--llama-ref", default=None, help="dir with llama.cpp-made GGUFs (baseline rows)")
     ap.add_argument("--skip-convert", action="store_true", help="reuse OUT/*.gguf")
+    ap.add_argument("--dequant-diag", action="store_true",
+                    help="also run F32 copies of moeq's quantized GGUFs (weights dequantized with gguf-py)")
     a = ap.parse_args()
     os.makedirs(a.out, exist_ok=True)
 
@@ -226,6 +254,12 @@ def main():
                   file=sys.stderr)
         print(f"# sha256 {os.path.basename(dst)} {sha256(dst)}", file=sys.stderr)
         pairs.append((dst, src, "moeq"))
+    if a.dequant_diag:
+        for g, src, _ in list(pairs):
+            if not g.endswith("-F32.gguf"):
+                d = g[:-5] + "-dequant.gguf"
+                dequantized_copy(g, d)
+                pairs.append((d, src, "moeq, dequantized to F32"))
     if a.llama_ref:
         for fx in FIXTURES_F32:
             stem = "deepseek_v3_scoring" if fx.startswith("deepseek_v3") else fx[:-4]
@@ -254,12 +288,13 @@ def main():
                 f.write(json.dumps(row) + "\n")
 
     print(f"| source | GGUF | tokens | positions | max abs Δ | rel (max|Δ|/max|ref|) | top-1 | top-1 % | "
-          f"KLD mean / max | tokenizer |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+          f"KLD mean / max | top-1 where ref margin ≥ 0.1 | tokenizer |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['source']} | {os.path.basename(r['gguf'])} | {r['tokens']} | {r['positions']} | "
               f"{r['max_abs_diff']:.3g} | {r['max_rel_err']:.3g} | {r['top1_agree']}/{r['positions']} | "
               f"{100 * r['top1_frac']:.1f} | {r['kld_mean']:.2g} / {r['kld_max']:.2g} | "
+              f"{r['top1_agree_where_ref_margin_ge_0.1']} | "
               f"{'ok' if r['tokenize_matches'] else 'DIFFERS'} |")
     # the issue's two criteria, on moeq's files
     bad = []

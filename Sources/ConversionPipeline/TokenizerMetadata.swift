@@ -13,7 +13,17 @@ public enum TokenizerMetadata {
     public static func keys(directory: String, spec: ModelSpec, config: JSONValue, warnings: inout [String]) throws -> [(String, GGUFValue)] {
         let path = (directory as NSString).appendingPathComponent("tokenizer.json")
         let sentencePiece = (directory as NSString).appendingPathComponent("tokenizer.model")
+        let tiktoken = (directory as NSString).appendingPathComponent("tiktoken.model")
         guard let data = FileManager.default.contents(atPath: path) else {
+            if FileManager.default.fileExists(atPath: tiktoken) {
+                let tokenizerConfig = FileManager.default.contents(atPath: (directory as NSString).appendingPathComponent("tokenizer_config.json"))
+                    .flatMap { try? JSONParser.parse([UInt8]($0)) }
+                var keys = try TiktokenVocabulary.keys(directory: directory, vocabularySize: spec.vocabularySize, tokenizerConfig: tokenizerConfig)
+                if let bos = config["bos_token_id"]?.intValue { keys.append(("tokenizer.ggml.bos_token_id", .uint32(UInt32(bos)))) }
+                if let eos = config["eos_token_id"]?.intValue { keys.append(("tokenizer.ggml.eos_token_id", .uint32(UInt32(eos)))) }
+                if let template = tokenizerConfig?["chat_template"]?.stringValue { keys.append(("tokenizer.chat_template", .string(template))) }
+                return keys
+            }
             if FileManager.default.fileExists(atPath: sentencePiece) {
                 return try sentencePieceKeys(path: sentencePiece, spec: spec, config: config)
             }

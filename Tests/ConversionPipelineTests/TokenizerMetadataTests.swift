@@ -41,3 +41,28 @@ private let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent
     #expect(name == "gpt-2")
     #expect(warnings.count == 1)
 }
+
+@Test func tiktokenMergesAreRecoveredFromRanks() throws {
+    // 256 byte tokens, then "ab" (256), "abc" (257), "bc" (258), " a" (259): "abc" merges as "ab" + "c" because
+    // "ab" ranks below "bc"; "bc" itself is the merge "b" + "c".
+    let directory = NSTemporaryDirectory() + "moeq-tiktoken-" + UUID().uuidString
+    try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(atPath: directory) }
+    var lines = (0..<256).map { "\(Data([UInt8($0)]).base64EncodedString()) \($0)" }
+    for (i, token) in ["ab", "abc", "bc", " a"].enumerated() { lines.append("\(Data(token.utf8).base64EncodedString()) \(256 + i)") }
+    try lines.joined(separator: "\n").write(toFile: directory + "/tiktoken.model", atomically: true, encoding: .utf8)
+    let config: JSONValue = ["added_tokens_decoder": ["260": ["content": "[BOS]", "special": true]]]
+    let keys = try TiktokenVocabulary.keys(directory: directory, vocabularySize: 600, tokenizerConfig: config)
+    let byKey = Dictionary(uniqueKeysWithValues: keys.map { ($0.0, $0.1) })
+    guard case .array(_, let merges) = try #require(byKey["tokenizer.ggml.merges"]),
+          case .array(_, let tokens) = try #require(byKey["tokenizer.ggml.tokens"]),
+          case .array(_, let types) = try #require(byKey["tokenizer.ggml.token_type"]) else { Issue.record("missing arrays"); return }
+    #expect(merges.compactMap(\.stringValue) == ["a b", "ab c", "b c", "Ġ a"])
+    #expect(tokens.count == 600)
+    #expect(tokens[257].stringValue == "abc" && tokens[259].stringValue == "Ġa" && tokens[65].stringValue == "A" && tokens[32].stringValue == "Ġ")
+    #expect(tokens[260].stringValue == "[BOS]" && types[260].integerValue == 3)
+    #expect(tokens[261].stringValue == "<|reserved_token_261|>" && types[261].integerValue == 3)
+    #expect(tokens[599].stringValue == "[PAD599]" && types[599].integerValue == 5)
+    #expect(types[100].integerValue == 1)
+    #expect(byKey["tokenizer.ggml.pre"]?.stringValue == "kimi-k2")
+}

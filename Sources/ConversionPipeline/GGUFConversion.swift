@@ -159,8 +159,11 @@ public enum GGUFConversion {
                     }
                 }
                 wrote(count * rowBytes)
+                if case .weight = tensor.source { segment.source?.releasePages(rows: first..<(first + count)) }
+                if case .stacked = tensor.source { segment.source?.releasePages(rows: first..<(first + count)) }
                 first += count
             }
+            segment.source?.releasePages()
         }
     }
 
@@ -168,7 +171,9 @@ public enum GGUFConversion {
     struct Segment {
         let firstRow: Int
         let count: Int
-        /// Which matrix (expert) of the tensor these rows belong to, for the importance slice.
+        /// The source weight, whose pages are released once the segment is written.
+        var source: SourceWeight? = nil
+        /// Which matrix (expert, MLA head) of the tensor these rows belong to, for the importance slice.
         var matrix = 0
         let produce: (Range<Int>, UnsafeMutableBufferPointer<Float>) throws -> Void
     }
@@ -186,19 +191,19 @@ public enum GGUFConversion {
         case .weight(let name):
             let w = try weight(name)
             guard w.elementCount == tensor.dimensions.reduce(1, *) else { throw ConversionError.shape(tensor: tensor.name, reason: "\(name) has \(w.elementCount) values") }
-            return [Segment(firstRow: 0, count: w.rows) { range, out in try w.decodeRows(range, into: out) }]
+            return [Segment(firstRow: 0, count: w.rows, source: w) { range, out in try w.decodeRows(range, into: out) }]
         case .stacked(let names):
             let perExpert = tensor.dimensions[1]
             return try names.enumerated().map { e, name in
                 let w = try weight(name)
                 guard w.rows == perExpert, w.columns == width else { throw ConversionError.shape(tensor: tensor.name, reason: "\(name) has shape \(w.shape)") }
-                return Segment(firstRow: e * perExpert, count: perExpert, matrix: e) { range, out in try w.decodeRows(range, into: out) }
+                return Segment(firstRow: e * perExpert, count: perExpert, source: w, matrix: e) { range, out in try w.decodeRows(range, into: out) }
             }
         case .ropePermuted(let name, let heads):
             // Output row h·d + 2i + j comes from input row h·d + j·(d/2) + i (llama.cpp's `permute`).
             let w = try weight(name)
             let headRows = w.rows / heads
-            return [Segment(firstRow: 0, count: w.rows) { range, out in
+            return [Segment(firstRow: 0, count: w.rows, source: w) { range, out in
                 for (k, row) in range.enumerated() {
                     let h = row / headRows, within = row % headRows
                     let source = h * headRows + (within % 2) * (headRows / 2) + within / 2

@@ -60,6 +60,7 @@ enum Int4Native {
                 }
             }
             try output.withUnsafeBytes { try writer.write(tensor.name, bytes: $0, at: e * expertBytes) }
+            weight.releasePages()
             wrote(expertBytes)
         }
     }

@@ -38,6 +38,17 @@ public final class MappedFile: @unchecked Sendable {
     /// The whole file as bytes (valid while this object is alive).
     public var bytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: base, count: size) }
 
+    /// Drops the pages of `range` from this process's resident set (they stay in the page cache and are
+    /// re-read transparently if touched again). Streaming readers call this after each unit so RSS stays flat.
+    public func releasePages(in range: Range<Int>) {
+        guard let base, size > 0 else { return }
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let start = (max(range.lowerBound, 0) + page - 1) / page * page   // whole pages inside the range only
+        let end = min(range.upperBound, size) / page * page
+        guard end > start else { return }
+        madvise(UnsafeMutableRawPointer(mutating: base) + start, end - start, MADV_DONTNEED)
+    }
+
     /// A sub-range of the file; the caller guarantees `range` lies inside the file.
     public func bytes(in range: Range<Int>) -> UnsafeRawBufferPointer {
         UnsafeRawBufferPointer(rebasing: bytes[range])

@@ -40,6 +40,29 @@ public struct SourceWeight: Sendable {
         }
     }
 
+    /// Releases the mapped pages of every stored tensor of this weight (after it has been consumed).
+    public func releasePages() {
+        for tensor in storedTensors {
+            let start = tensor.file.fileOffset(of: tensor.info)
+            tensor.file.mapping.releasePages(in: start..<(start + tensor.info.byteCount))
+        }
+    }
+
+    /// Releases the mapped pages of `rows` of the main stored tensor (scales and companions stay until
+    /// `releasePages()`), so a streaming reader's RSS stays near one chunk even for one huge tensor.
+    public func releasePages(rows: Range<Int>) {
+        let tensor: TensorLocation
+        switch encoding {
+        case .plain(let t): tensor = t
+        case .fp8Block(let w, _, _, _): tensor = w
+        case .packedInteger(let p, _, _, _, _): tensor = p
+        }
+        guard self.rows > 0 else { return }
+        let rowBytes = tensor.info.byteCount / self.rows
+        let start = tensor.file.fileOffset(of: tensor.info)
+        tensor.file.mapping.releasePages(in: (start + rows.lowerBound * rowBytes)..<(start + rows.upperBound * rowBytes))
+    }
+
     /// Decodes `rows` into `output` (row-major, `rows.count × columns` floats). Reads only those rows' bytes.
     public func decodeRows(_ rows: Range<Int>, into output: UnsafeMutableBufferPointer<Float>) throws(FormatError) {
         guard rows.lowerBound >= 0, rows.upperBound <= self.rows else {

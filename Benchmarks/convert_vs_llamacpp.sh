@@ -43,11 +43,16 @@ if [ ! -f "$CKPT/config.json" ]; then
   "$MOEQ" synth --arch "$ARCH" --preset "$PRESET" --layers "$LAYERS" --dtype bf16 --out "$CKPT" >/dev/null
 fi
 
+# busy CPU seconds of the whole machine so far (user+nice+system+irq+softirq+steal from /proc/stat)
+busy() { awk -v hz="$(getconf CLK_TCK)" '/^cpu /{printf "%.2f", ($2+$3+$4+$7+$8+$9)/hz}' /proc/stat; }
+
 # run NAME CMD...: /usr/bin/time + a sampler of the timed process's RssAnon; log in $OUT/NAME.log
-# sets R_SEC, R_RSS_KB, R_ANON_KB
+# sets R_SEC, R_RSS_KB, R_ANON_KB, R_CPU (user+sys s of the step), R_OTHER (CPU s used by anything else
+# on the machine meanwhile: a check that nothing else was running; expect ~1 s of noise from the sampler)
 run() {
   local name=$1; shift
-  /usr/bin/time -f "%e %M" -o "$OUT/$name.time" "$@" >"$OUT/$name.log" 2>&1 &
+  local b0; b0=$(busy)
+  /usr/bin/time -f "%e %M %U %S" -o "$OUT/$name.time" "$@" >"$OUT/$name.log" 2>&1 &
   local tpid=$! peak=0 child a
   while kill -0 "$tpid" 2>/dev/null; do
     child=$(pgrep -P "$tpid" | head -1 || true)
@@ -58,20 +63,23 @@ run() {
     sleep 0.2
   done
   wait "$tpid" || { echo "FAILED: $* (see $OUT/$name.log)" >&2; tail -20 "$OUT/$name.log" >&2; exit 1; }
-  read -r R_SEC R_RSS_KB < "$OUT/$name.time"
+  local b1 u sy; b1=$(busy)
+  read -r R_SEC R_RSS_KB u sy < "$OUT/$name.time"
   R_ANON_KB=$peak
+  R_CPU=$(awk -v u="$u" -v s="$sy" 'BEGIN{printf "%.1f", u + s}')
+  R_OTHER=$(awk -v a="$b0" -v b="$b1" -v c="$R_CPU" 'BEGIN{printf "%.1f", b - a - c}')
 }
 warm() { cat "$@" > /dev/null; }
 
 rm -f "$OUT/llama-bf16.gguf" "$OUT/llama-Q4_K_M.gguf" "$OUT/moeq-Q4_K_M.gguf"
 warm "$CKPT"/*.safetensors
 run convert "$CONVERT_PY" "$WRAPPER" "$CKPT" --outtype bf16 --outfile "$OUT/llama-bf16.gguf"
-C_SEC=$R_SEC C_RSS=$R_RSS_KB C_ANON=$R_ANON_KB
+C_SEC=$R_SEC C_RSS=$R_RSS_KB C_ANON=$R_ANON_KB C_CPU=$R_CPU C_OTHER=$R_OTHER
 run quantize "$QUANTIZE" "$OUT/llama-bf16.gguf" "$OUT/llama-Q4_K_M.gguf" Q4_K_M "$THREADS"
-Q_SEC=$R_SEC Q_RSS=$R_RSS_KB Q_ANON=$R_ANON_KB
+Q_SEC=$R_SEC Q_RSS=$R_RSS_KB Q_ANON=$R_ANON_KB Q_CPU=$R_CPU Q_OTHER=$R_OTHER
 warm "$CKPT"/*.safetensors
 run moeq "$MOEQ" convert "$CKPT" -o "$OUT/moeq-Q4_K_M.gguf" --recipe Q4_K_M --threads "$THREADS"
-M_SEC=$R_SEC M_RSS=$R_RSS_KB M_ANON=$R_ANON_KB
+M_SEC=$R_SEC M_RSS=$R_RSS_KB M_ANON=$R_ANON_KB M_CPU=$R_CPU M_OTHER=$R_OTHER
 
 PYTHONPATH="$LLAMA_CPP_DIR/gguf-py" "$GGUF_PY" - "$OUT/llama-Q4_K_M.gguf" "$OUT/moeq-Q4_K_M.gguf" \
   > "$OUT/compare.txt" <<'EOF'
@@ -115,13 +123,17 @@ EOF
 
 mb() { echo $(( $1 / 1024 )); }
 T_SEC=$(awk -v a="$C_SEC" -v b="$Q_SEC" 'BEGIN{printf "%.2f", a + b}')
+echo "moeq: $MOEQ (sha256 $(sha256sum "$MOEQ" | cut -c1-16)…)"
 echo "checkpoint: $CKPT ($(du -sh "$CKPT" | cut -f1), $(ls "$CKPT"/*.safetensors | wc -l) shard(s)); threads: $THREADS; $(nproc) cores"
-printf "| %-52s | %9s | %13s | %13s |\n" "step" "wall (s)" "peak RSS (MB)" "peak anon (MB)"
-printf "|%s|%s|%s|%s|\n" "------------------------------------------------------" "-----------" "---------------" "---------------"
-printf "| %-52s | %9s | %13s | %13s |\n" "llama.cpp convert_hf_to_gguf.py --outtype bf16" "$C_SEC" "$(mb "$C_RSS")" "$(mb "$C_ANON")"
-printf "| %-52s | %9s | %13s | %13s |\n" "llama-quantize BF16 -> Q4_K_M ($THREADS threads)" "$Q_SEC" "$(mb "$Q_RSS")" "$(mb "$Q_ANON")"
-printf "| %-52s | %9s | %13s | %13s |\n" "llama.cpp total (convert + quantize)" "$T_SEC" "$(mb $(( C_RSS > Q_RSS ? C_RSS : Q_RSS )))" "$(mb $(( C_ANON > Q_ANON ? C_ANON : Q_ANON )))"
-printf "| %-52s | %9s | %13s | %13s |\n" "moeq convert --recipe Q4_K_M --threads $THREADS" "$M_SEC" "$(mb "$M_RSS")" "$(mb "$M_ANON")"
+row() { printf "| %-50s | %8s | %13s | %14s | %9s | %13s |\n" "$@"; }
+row "step" "wall (s)" "peak RSS (MB)" "peak anon (MB)" "CPU (s)" "other CPU (s)"
+echo "|----------------------------------------------------|----------|---------------|----------------|-----------|---------------|"
+row "llama.cpp convert_hf_to_gguf.py --outtype bf16" "$C_SEC" "$(mb "$C_RSS")" "$(mb "$C_ANON")" "$C_CPU" "$C_OTHER"
+row "llama-quantize BF16 -> Q4_K_M ($THREADS threads)" "$Q_SEC" "$(mb "$Q_RSS")" "$(mb "$Q_ANON")" "$Q_CPU" "$Q_OTHER"
+row "llama.cpp total (convert + quantize)" "$T_SEC" "$(mb $(( C_RSS > Q_RSS ? C_RSS : Q_RSS )))" \
+    "$(mb $(( C_ANON > Q_ANON ? C_ANON : Q_ANON )))" "$(awk -v a="$C_CPU" -v b="$Q_CPU" 'BEGIN{printf "%.1f", a + b}')" \
+    "$(awk -v a="$C_OTHER" -v b="$Q_OTHER" 'BEGIN{printf "%.1f", a + b}')"
+row "moeq convert --recipe Q4_K_M --threads $THREADS" "$M_SEC" "$(mb "$M_RSS")" "$(mb "$M_ANON")" "$M_CPU" "$M_OTHER"
 awk -v m="$M_SEC" -v t="$T_SEC" 'BEGIN{printf "ratio moeq / (convert + quantize): %.3f  (moeq %.2fx faster)\n", m/t, t/m}'
 echo "files: BF16 $(stat -c %s "$OUT/llama-bf16.gguf") B; Q4_K_M llama.cpp $(stat -c %s "$OUT/llama-Q4_K_M.gguf") B, moeq $(stat -c %s "$OUT/moeq-Q4_K_M.gguf") B"
 cat "$OUT/compare.txt"

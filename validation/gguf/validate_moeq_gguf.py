@@ -23,7 +23,8 @@ What it does:
    to logits.npy, which checks the harness itself.
 4. With --dequant-diag, each quantized moeq GGUF is also rewritten with every tensor dequantized to F32
    (gguf-py) and run: that isolates the weight rounding from ggml's activation quantization.
-5. With --llama-ref, the same comparisons for llama.cpp's own GGUFs (convert_hf_to_gguf.py + llama-quantize,
+5. With --llama-ref, each of moeq's fixture GGUFs is compared tensor by tensor (type, shape, bytes; by name)
+   with llama.cpp's file of the same recipe, and the same logit comparisons are run for llama.cpp's own GGUFs (convert_hf_to_gguf.py + llama-quantize,
    made as in README.md) as a baseline: deepseek_v3 uses the `deepseek_v3_scoring-*` files (config with
    scoring_func), since llama.cpp's converter gets DeepSeek-V3's gating wrong without it.
 
@@ -215,6 +216,17 @@ def dequantized_copy(src, dst):
     w.close()
 
 
+def tensor_identity(a_path, b_path):
+    """Per-tensor comparison by name (llama-quantize reorders tensors): (identical, total, differing names)."""
+    import gguf
+    ta = {t.name: t for t in gguf.GGUFReader(a_path).tensors}
+    tb = {t.name: t for t in gguf.GGUFReader(b_path).tensors}
+    bad = [n for n in sorted(set(ta) | set(tb))
+           if n not in ta or n not in tb or ta[n].tensor_type != tb[n].tensor_type
+           or list(ta[n].shape) != list(tb[n].shape) or ta[n].data.tobytes() != tb[n].data.tobytes()]
+    return len(set(ta) | set(tb)) - len(bad), len(set(ta) | set(tb)), bad
+
+
 # ---------------------------------------------------------------------------------------------- driver
 
 def main():
@@ -267,6 +279,11 @@ def main():
                 g = os.path.join(a.llama_ref, f"{stem}-{q}.gguf")
                 if os.path.exists(g):
                     pairs.append((g, os.path.join(a.fixtures, fx), "llama.cpp"))
+                    mine = os.path.join(a.out, f"{fx}-{q.upper() if q == 'f32' else q}.gguf")
+                    same, total, bad = tensor_identity(g, mine)
+                    print(f"# tensors {os.path.basename(mine)} vs llama.cpp's {os.path.basename(g)}: "
+                          f"{same}/{total} byte-identical{' DIFF ' + ', '.join(bad) if bad else ''}",
+                          file=sys.stderr)
 
     hf = {}
     for fx in sorted({os.path.basename(s) for _, s, _ in pairs}):

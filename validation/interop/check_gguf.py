@@ -18,19 +18,8 @@ import tempfile
 import numpy as np
 from gguf import GGUFReader, GGMLQuantizationType, quants
 
-MOEQ = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else ".build/debug/moeq")
+from harness import check, finish, moeq
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-failures = []
-
-
-def check(condition, message):
-    if not condition:
-        failures.append(message)
-        print("FAIL:", message)
-
-
-def moeq(*args):
-    return subprocess.run([MOEQ, *args], capture_output=True, text=True)
 
 
 def same(a, b):
@@ -78,7 +67,4 @@ with tempfile.TemporaryDirectory() as work:
     print("truncated GGUF:", r.stderr.strip())
     print(f"{total} tensors compared")
 
-if failures:
-    print(f"{len(failures)} GGUF interop failures")
-    sys.exit(1)
-print("GGUF interop: all checks passed")
+finish("GGUF interop")

@@ -20,18 +20,7 @@ import numpy as np
 import safetensors
 from safetensors.numpy import save_file
 
-MOEQ = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else ".build/debug/moeq")
-failures = []
-
-
-def check(condition, message):
-    if not condition:
-        failures.append(message)
-        print("FAIL:", message)
-
-
-def moeq(*args):
-    return subprocess.run([MOEQ, *args], capture_output=True, text=True)
+from harness import check, finish, moeq
 
 
 # --- independent numpy decoders (formats.md §3, §4) -----------------------------------------------
@@ -176,7 +165,4 @@ with tempfile.TemporaryDirectory() as work:
         check_synth(dtype, work)
     check_python_written(work)
 
-if failures:
-    print(f"{len(failures)} interop failures")
-    sys.exit(1)
-print("safetensors interop: all checks passed")
+finish("safetensors interop")

@@ -11,8 +11,6 @@ Usage: check_gguf.py PATH/TO/moeq
 """
 import json
 import os
-import subprocess
-import sys
 import tempfile
 
 import numpy as np

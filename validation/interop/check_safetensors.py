@@ -12,8 +12,6 @@ Usage: check_safetensors.py PATH/TO/moeq
 """
 import json
 import os
-import subprocess
-import sys
 import tempfile
 
 import numpy as np

@@ -105,29 +105,34 @@ public enum GGUFConversion {
         let start = Date()
         let writer = try GGUFWriter(path: output, layout: plan.layout)
         var done = 0
+        var entries: [OutputManifest.Entry] = []
         do {
             for (tensor, info) in zip(plan.tensors, plan.layout.tensors) {
-                try fill(tensor, type: info.type, plan: plan, writer: writer, threads: threads) { bytes in
+                let hasher = ContentHasher()
+                try fill(tensor, type: info.type, plan: plan, writer: writer, threads: threads, hasher: hasher) { bytes in
                     done += bytes
                     progress(done, plan.layout.fileSize)
                 }
+                entries.append(.init(name: tensor.name, offset: plan.layout.dataStart + info.offset, bytes: info.byteCount, xxh3: hasher.digest))
             }
             try writer.finish()
         } catch {
             writer.abandon()
             throw error
         }
+        let headerHash = plan.layout.header.withUnsafeBytes { ContentHash.xxh3(UnsafeRawBufferPointer(rebasing: $0[0..<(plan.layout.tensors.first.map { plan.layout.dataStart + $0.offset } ?? plan.layout.header.count)])) }
+        try OutputManifest(file: output, fileBytes: plan.layout.fileSize, headerXXH3: headerHash, tensors: entries).write()
         var counts: [QuantType: Int] = [:]
         for type in plan.types { counts[type, default: 0] += 1 }
         return ConversionSummary(outputBytes: plan.layout.fileSize, sourceBytes: plan.sourceBytes, seconds: Date().timeIntervalSince(start),
                                  typeCounts: counts, parameters: plan.tensors.reduce(0) { $0 + $1.dimensions.reduce(1, *) })
     }
 
-    /// Fills one GGUF tensor chunk by chunk.
+    /// Fills one GGUF tensor chunk by chunk, in byte order, feeding `hasher` the bytes as they are written.
     static func fill(_ tensor: GGUFTensorPlan, type: QuantType, plan: ConversionPlan, writer: GGUFWriter, threads: Int,
-                     wrote: (Int) -> Void) throws {
+                     hasher: ContentHasher, wrote: (Int) -> Void) throws {
         if plan.recipe == .int4Native, type == .q4_0, case .stacked(let names) = tensor.source {
-            try Int4Native.repack(tensor, names: names, resolver: plan.resolver, writer: writer, wrote: wrote)
+            try Int4Native.repack(tensor, names: names, resolver: plan.resolver, writer: writer, hasher: hasher, wrote: wrote)
             return
         }
         let width = tensor.rowWidth
@@ -154,8 +159,9 @@ public enum GGUFConversion {
                         } else {
                             try QuantCodec.quantize(type, input, rows: count, width: width, into: output, threads: threads)
                         }
-                        try writer.write(tensor.name, bytes: UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(destination)[0..<(count * rowBytes)]),
-                                         at: (segment.firstRow + first) * rowBytes)
+                        let written = UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(destination)[0..<(count * rowBytes)])
+                        try writer.write(tensor.name, bytes: written, at: (segment.firstRow + first) * rowBytes)
+                        hasher.update(written)
                     }
                 }
                 wrote(count * rowBytes)

@@ -45,7 +45,8 @@ enum Int4Native {
     }
 
     /// Writes each expert's rows as Q4_0 blocks repacked from the source nibbles.
-    static func repack(_ tensor: GGUFTensorPlan, names: [String], resolver: WeightResolver, writer: GGUFWriter, wrote: (Int) -> Void) throws {
+    static func repack(_ tensor: GGUFTensorPlan, names: [String], resolver: WeightResolver, writer: GGUFWriter, hasher: ContentHasher,
+                       wrote: (Int) -> Void) throws {
         let rows = tensor.dimensions[1], width = tensor.rowWidth
         let expertBytes = rows * (width / 32) * 18
         for (e, name) in names.enumerated() {
@@ -59,7 +60,10 @@ enum Int4Native {
                     try Repack.int4ToQ4_0(packed: source, wordsPerRow: packed.info.shape[1], scales: s, rows: rows, width: width, into: destination)
                 }
             }
-            try output.withUnsafeBytes { try writer.write(tensor.name, bytes: $0, at: e * expertBytes) }
+            try output.withUnsafeBytes {
+                try writer.write(tensor.name, bytes: $0, at: e * expertBytes)
+                hasher.update($0)
+            }
             weight.releasePages()
             wrote(expertBytes)
         }

@@ -15,3 +15,18 @@ public enum ContentHash {
         return String(repeating: "0", count: 16 - digits.count) + digits
     }
 }
+
+/// Streaming XXH3-64: the same value as `ContentHash.xxh3` of the concatenated updates.
+public final class ContentHasher {
+    private let state: OpaquePointer?
+
+    public init() {
+        state = XXH3_createState()
+        _ = XXH3_64bits_reset(state)
+    }
+
+    deinit { XXH3_freeState(state) }
+
+    public func update(_ bytes: UnsafeRawBufferPointer) { _ = XXH3_64bits_update(state, bytes.baseAddress, bytes.count) }
+    public var digest: UInt64 { XXH3_64bits_digest(state) }
+}

@@ -72,3 +72,30 @@ func convertMatchesLlamaCppTensorForTensor(arch: String, recipe: RecipeName, ima
     #expect(RecipeRules.fallback(.q6_K, width: 2880) == .q8_0)
     #expect(RecipeRules.fallback(.q4_K, width: 100) == .f16)
 }
+
+@Test func manifestBesideTheOutputVerifiesAndCatchesDamage() throws {
+    let directory = NSTemporaryDirectory() + "moeq-manifest-" + UUID().uuidString
+    try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(atPath: directory) }
+    let output = directory + "/out.gguf"
+    let plan = try GGUFConversion.plan(path: validation.appendingPathComponent("fixtures/qwen3_moe-f32").path, recipe: .q4_K_M)
+    _ = try GGUFConversion.run(plan, output: output, threads: 2)
+    let manifest = try OutputManifest(reading: output)
+    #expect(try manifest.verify().isEmpty)
+    // The streamed per-tensor hashes equal one-shot hashes of what the file holds.
+    let file = try GGUFFile(path: output)
+    for entry in manifest.tensors {
+        let tensor = try #require(file.tensor(named: entry.name))
+        #expect(entry.xxh3 == ContentHash.xxh3(file.data(of: tensor)), "\(entry.name)")
+        #expect(entry.offset == file.dataStart + tensor.offset && entry.bytes == tensor.byteCount)
+    }
+    // Flip one byte inside blk.1.ffn_down_exps.weight.
+    let target = try #require(manifest.tensors.first { $0.name == "blk.1.ffn_down_exps.weight" })
+    let handle = try #require(FileHandle(forUpdatingAtPath: output))
+    try handle.seek(toOffset: UInt64(target.offset + 5))
+    let byte = try #require(try handle.read(upToCount: 1)?.first)
+    try handle.seek(toOffset: UInt64(target.offset + 5))
+    try handle.write(contentsOf: Data([byte ^ 0x10]))
+    try handle.close()
+    #expect(try manifest.verify() == ["blk.1.ffn_down_exps.weight"])
+}

@@ -28,3 +28,6 @@ venv=.build/interop-venv
 "$venv/bin/python" -c 'import safetensors, numpy, gguf' 2>/dev/null || "$venv/bin/pip" install -q safetensors numpy gguf
 "$venv/bin/python" validation/interop/check_safetensors.py .build/debug/moeq
 "$venv/bin/python" validation/interop/check_gguf.py .build/debug/moeq
+
+# --- crash safety: kill -9 at 12 points, then --resume must give the uninterrupted bytes ---
+python3 validation/pipeline/kill_resume.py .build/debug/moeq

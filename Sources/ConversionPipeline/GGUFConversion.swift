@@ -99,29 +99,47 @@ public enum GGUFConversion {
     /// Rows per chunk: bounded memory, and a unit of parallel quantization.
     static let chunkRows = 256
 
-    /// Writes the GGUF. `progress(bytesDone, bytesTotal)` is called after each chunk.
-    public static func run(_ plan: ConversionPlan, output: String, threads: Int,
-                           progress: (Int, Int) -> Void = { _, _ in }) throws -> ConversionSummary {
+    /// Writes the GGUF. `progress(bytesDone, bytesTotal)` is called after each chunk. With `resume`, a previous
+    /// run's temp file and journal are reused: tensors whose bytes still match the journal are not redone.
+    /// The final name appears only after fsync + rename; then the manifest is written and the journal removed.
+    public static func run(_ plan: ConversionPlan, output: String, threads: Int, resume: Bool = false,
+                           beforeRename: () -> Void = {}, progress: (Int, Int) -> Void = { _, _ in }) throws -> ConversionSummary {
         let start = Date()
-        let writer = try GGUFWriter(path: output, layout: plan.layout)
+        let journal = ConversionJournal(output: output, layout: plan.layout, recipe: plan.recipe)
+        let writer = try GGUFWriter(path: output, layout: plan.layout, resume: resume)
+        let recorded = writer.reused ? journal.recorded() : [:]
         var done = 0
         var entries: [OutputManifest.Entry] = []
         do {
+            try journal.open(keep: writer.reused)
             for (tensor, info) in zip(plan.tensors, plan.layout.tensors) {
+                let offset = plan.layout.dataStart + info.offset
+                if let hash = recorded[tensor.name], try writer.storedHash(of: tensor.name) == hash {
+                    entries.append(.init(name: tensor.name, offset: offset, bytes: info.byteCount, xxh3: hash))
+                    done += info.byteCount
+                    progress(done, plan.layout.fileSize)
+                    continue
+                }
                 let hasher = ContentHasher()
                 try fill(tensor, type: info.type, plan: plan, writer: writer, threads: threads, hasher: hasher) { bytes in
                     done += bytes
                     progress(done, plan.layout.fileSize)
                 }
-                entries.append(.init(name: tensor.name, offset: plan.layout.dataStart + info.offset, bytes: info.byteCount, xxh3: hasher.digest))
+                try writer.syncData()
+                try journal.record(tensor.name, hash: hasher.digest)
+                entries.append(.init(name: tensor.name, offset: offset, bytes: info.byteCount, xxh3: hasher.digest))
             }
+            beforeRename()
             try writer.finish()
         } catch {
-            writer.abandon()
+            journal.close()
+            // A resumable run keeps its work for the next --resume; otherwise nothing is left behind.
+            if resume { writer.keep() } else { writer.abandon(); journal.remove() }
             throw error
         }
         let headerHash = plan.layout.header.withUnsafeBytes { ContentHash.xxh3(UnsafeRawBufferPointer(rebasing: $0[0..<(plan.layout.tensors.first.map { plan.layout.dataStart + $0.offset } ?? plan.layout.header.count)])) }
         try OutputManifest(file: output, fileBytes: plan.layout.fileSize, headerXXH3: headerHash, tensors: entries).write()
+        journal.remove()
         var counts: [QuantType: Int] = [:]
         for type in plan.types { counts[type, default: 0] += 1 }
         return ConversionSummary(outputBytes: plan.layout.fileSize, sourceBytes: plan.sourceBytes, seconds: Date().timeIntervalSince(start),

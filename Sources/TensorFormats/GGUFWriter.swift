@@ -88,10 +88,11 @@ public final class GGUFWriter {
     private let file: StagedFile
     private let indexByName: [String: Int]
 
-    public init(path: String, layout: GGUFLayout) throws(GGUFError) {
+    /// With `resume`, an existing temp file of the same size is reopened and kept (see `reused`).
+    public init(path: String, layout: GGUFLayout, resume: Bool = false) throws(GGUFError) {
         self.layout = layout
         do throws(SafetensorsError) {
-            file = try StagedFile(path: path, size: layout.fileSize)
+            file = try StagedFile(path: path, size: layout.fileSize, reuse: resume)
             try file.write(layout.header, at: 0)
         } catch { throw .io(error) }
         var index: [String: Int] = [:]
@@ -100,6 +101,22 @@ public final class GGUFWriter {
     }
 
     public var temporaryPath: String { file.temporaryPath }
+    /// True when a previous run's temp file was reopened.
+    public var reused: Bool { file.reused }
+
+    /// XXH3 of tensor `name`'s bytes as they are in the temp file now.
+    public func storedHash(of name: String) throws(GGUFError) -> UInt64 {
+        guard let i = indexByName[name] else { throw .writeFailed(file: file.path, reason: "no tensor \"\(name)\"") }
+        let start = layout.dataStart + layout.tensors[i].offset
+        do throws(SafetensorsError) { return try file.hash(start..<(start + layout.tensors[i].byteCount)) } catch { throw .io(error) }
+    }
+
+    public func syncData() throws(GGUFError) {
+        do throws(SafetensorsError) { try file.syncData() } catch { throw .io(error) }
+    }
+
+    /// Leaves the temp file in place for a later resume.
+    public func keep() { file.keep() }
 
     /// Absolute file offset of tensor `name`'s first byte.
     public func fileOffset(of name: String) -> Int? { indexByName[name].map { layout.dataStart + layout.tensors[$0].offset } }

@@ -31,6 +31,9 @@ struct ConvertCommand: ParsableCommand {
     @Option(help: "llama.cpp importance matrix (GGUF or legacy .dat) for the imatrix-weighted quantizers.")
     var imatrix: String?
 
+    @Flag(help: "Continue an interrupted conversion: tensors already written (and recorded in OUT.journal) are kept if their bytes still verify.")
+    var resume = false
+
     @Flag(help: "Print the layout and the exact output size; write nothing.")
     var dryRun = false
 
@@ -59,7 +62,12 @@ struct ConvertCommand: ParsableCommand {
             }
             let showProgress = isatty(2) != 0 && !json
             let started = Date()
-            let summary = try GGUFConversion.run(plan, output: output, threads: threads) { done, total in
+            // Crash testing (validation/pipeline/kill_resume.py): MOEQ_KILL_AT=<bytes> or "rename" sends this
+            // process SIGKILL once that many output bytes are written, or just before the final rename.
+            let killAt = ProcessInfo.processInfo.environment["MOEQ_KILL_AT"]
+            let summary = try GGUFConversion.run(plan, output: output, threads: threads, resume: resume,
+                                                 beforeRename: { if killAt == "rename" { kill(getpid(), SIGKILL) } }) { done, total in
+                if let killAt, let limit = Int(killAt), done >= limit { kill(getpid(), SIGKILL) }
                 guard showProgress else { return }
                 let elapsed = Date().timeIntervalSince(started)
                 let rate = elapsed > 0 ? Double(done) / elapsed : 0

@@ -1,0 +1,69 @@
+// The leaf operations of the reference forward pass, on row-major f32 activations [tokens × width].
+import Foundation
+
+enum DenseOps {
+    /// y = x · W (W stored [out, in], PyTorch order): [tokens × out].
+    static func linear(_ x: [Float], tokens: Int, inputs: Int, _ weight: [Float], outputs: Int) -> [Float] {
+        var y = [Float](repeating: 0, count: tokens * outputs)
+        x.withUnsafeBufferPointer { a in weight.withUnsafeBufferPointer { b in y.withUnsafeMutableBufferPointer { c in
+            Matrix.multiplyTransposed(a, rows: tokens, inner: inputs, b, columns: outputs, into: c)
+        } } }
+        return y
+    }
+
+    /// RMSNorm over each `width`-wide group: x / √(mean x² + ε) · w.
+    static func rmsNorm(_ x: inout [Float], width: Int, weight: [Float], epsilon: Float) {
+        for start in stride(from: 0, to: x.count, by: width) {
+            var sum: Float = 0
+            for i in start..<(start + width) { sum += x[i] * x[i] }
+            let scale = 1 / (sum / Float(width) + epsilon).squareRoot()
+            for i in 0..<width { x[start + i] = weight[i] * (x[start + i] * scale) }
+        }
+    }
+
+    /// HF "rotate_half" RoPE on `heads` heads of `dim` per token row, positions 0…tokens−1.
+    static func rope(_ x: inout [Float], tokens: Int, heads: Int, dim: Int, theta: Double) {
+        let half = dim / 2
+        let inverse = (0..<half).map { Float(1 / pow(theta, Double(2 * $0) / Double(dim))) }
+        for t in 0..<tokens {
+            for i in 0..<half {
+                let angle = Float(t) * inverse[i]
+                let c = cos(angle), s = sin(angle)
+                for h in 0..<heads {
+                    let base = (t * heads + h) * dim
+                    let a = x[base + i], b = x[base + i + half]
+                    x[base + i] = a * c - b * s
+                    x[base + i + half] = b * c + a * s
+                }
+            }
+        }
+    }
+
+    /// Causal grouped-query attention: q [T × H·d], k/v [T × Hkv·d] → [T × H·d].
+    static func attention(q: [Float], k: [Float], v: [Float], tokens: Int, heads: Int, kvHeads: Int, dim: Int) -> [Float] {
+        var out = [Float](repeating: 0, count: tokens * heads * dim)
+        let scale = 1 / Float(dim).squareRoot()
+        var scores = [Float](repeating: 0, count: tokens)
+        for h in 0..<heads {
+            let g = h / (heads / kvHeads)
+            for t in 0..<tokens {
+                var maximum = -Float.infinity
+                for s in 0...t {
+                    var dot: Float = 0
+                    for i in 0..<dim { dot += q[(t * heads + h) * dim + i] * k[(s * kvHeads + g) * dim + i] }
+                    scores[s] = dot * scale
+                    maximum = max(maximum, scores[s])
+                }
+                var total: Float = 0
+                for s in 0...t { scores[s] = exp(scores[s] - maximum); total += scores[s] }
+                for s in 0...t {
+                    let p = scores[s] / total
+                    for i in 0..<dim { out[(t * heads + h) * dim + i] += p * v[(s * kvHeads + g) * dim + i] }
+                }
+            }
+        }
+        return out
+    }
+
+    static func silu(_ x: Float) -> Float { x / (1 + exp(-x)) }
+}

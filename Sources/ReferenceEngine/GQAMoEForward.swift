@@ -1,0 +1,104 @@
+// Reference forward pass for GQA MoE transformers (qwen3_moe, mixtral) in f32 on the CPU: tokens processed as
+// one batch, routed tokens grouped per expert with one sgemm per projection per expert, weights decoded
+// from any source encoding one tensor at a time.
+import Foundation
+import ModelCatalog
+import TensorFormats
+
+public enum EngineError: Error, Sendable, CustomStringConvertible {
+    case unsupported(String)
+    case token(index: Int, id: Int, vocabulary: Int)
+    public var description: String {
+        switch self {
+        case .unsupported(let what): "the reference engine does not run \(what) yet"
+        case let .token(index, id, vocabulary): "token \(index) has id \(id), outside the vocabulary of \(vocabulary)"
+        }
+    }
+}
+
+public struct GQAMoEForward {
+    public let spec: ModelSpec
+    let resolver: WeightResolver
+
+    public init(checkpointPath: String) throws {
+        let checkpoint = try Checkpoint(path: checkpointPath)
+        let spec = try ModelSpec(configFile: (checkpoint.directory as NSString).appendingPathComponent("config.json"))
+        guard spec.architecture == .qwen3Moe || spec.architecture == .mixtral else {
+            throw EngineError.unsupported("\(spec.modelType) (so far: qwen3_moe, mixtral)")
+        }
+        self.spec = spec
+        resolver = WeightResolver(checkpoint: checkpoint, quantization: spec.quantization)
+    }
+
+    func weight(_ name: String) throws -> [Float] { try resolver.weight(named: name).decodeAll() }
+
+    /// Logits [tokens × vocabulary] for one causal window.
+    public func logits(tokens ids: [Int]) throws -> [Float] {
+        let h = spec.hiddenSize, t = ids.count, eps = Float(spec.rmsNormEpsilon)
+        let embedding = try resolver.weight(named: "model.embed_tokens.weight")
+        var x = [Float](repeating: 0, count: t * h)
+        for (i, id) in ids.enumerated() {
+            guard id >= 0, id < spec.vocabularySize else { throw EngineError.token(index: i, id: id, vocabulary: spec.vocabularySize) }
+            try x.withUnsafeMutableBufferPointer { try embedding.decodeRows(id..<(id + 1), into: UnsafeMutableBufferPointer(rebasing: $0[(i * h)..<((i + 1) * h)])) }
+        }
+        let mixtral = spec.architecture == .mixtral
+        for layer in 0..<spec.layerCount {
+            let p = "model.layers.\(layer)."
+            // Attention block.
+            var a = x
+            DenseOps.rmsNorm(&a, width: h, weight: try weight(p + "input_layernorm.weight"), epsilon: eps)
+            let d = spec.headDim, heads = spec.headCount, kvHeads = spec.keyValueHeadCount
+            var q = DenseOps.linear(a, tokens: t, inputs: h, try weight(p + "self_attn.q_proj.weight"), outputs: heads * d)
+            var k = DenseOps.linear(a, tokens: t, inputs: h, try weight(p + "self_attn.k_proj.weight"), outputs: kvHeads * d)
+            let v = DenseOps.linear(a, tokens: t, inputs: h, try weight(p + "self_attn.v_proj.weight"), outputs: kvHeads * d)
+            if spec.architecture == .qwen3Moe {
+                DenseOps.rmsNorm(&q, width: d, weight: try weight(p + "self_attn.q_norm.weight"), epsilon: eps)
+                DenseOps.rmsNorm(&k, width: d, weight: try weight(p + "self_attn.k_norm.weight"), epsilon: eps)
+            }
+            DenseOps.rope(&q, tokens: t, heads: heads, dim: d, theta: spec.ropeTheta)
+            DenseOps.rope(&k, tokens: t, heads: kvHeads, dim: d, theta: spec.ropeTheta)
+            let context = DenseOps.attention(q: q, k: k, v: v, tokens: t, heads: heads, kvHeads: kvHeads, dim: d)
+            let attended = DenseOps.linear(context, tokens: t, inputs: heads * d, try weight(p + "self_attn.o_proj.weight"), outputs: h)
+            for i in 0..<x.count { x[i] += attended[i] }
+            // MoE block.
+            var m = x
+            DenseOps.rmsNorm(&m, width: h, weight: try weight(p + "post_attention_layernorm.weight"), epsilon: eps)
+            let moe = mixtral ? p + "block_sparse_moe." : p + "mlp."
+            let experts = spec.routedExpertCount, topK = spec.expertsPerToken
+            let router = DenseOps.linear(m, tokens: t, inputs: h, try weight(moe + "gate.weight"), outputs: experts)
+            // Softmax over all experts, top-k, renormalised (Mixtral always; Qwen3 when norm_topk_prob).
+            var chosen = [[(expert: Int, weight: Float)]](repeating: [], count: t)
+            for i in 0..<t {
+                let row = Array(router[(i * experts)..<((i + 1) * experts)])
+                let top = row.max() ?? 0
+                let e = row.map { exp($0 - top) }
+                let total = e.reduce(0, +)
+                let probabilities = e.map { $0 / total }
+                let picks = probabilities.enumerated().sorted { $0.element > $1.element || ($0.element == $1.element && $0.offset < $1.offset) }.prefix(topK)
+                let sum = picks.reduce(Float(0)) { $0 + $1.element }
+                let normalize = mixtral || spec.normalizeTopKProbabilities
+                chosen[i] = picks.map { ($0.offset, normalize ? $0.element / sum : $0.element) }
+            }
+            let ff = spec.expertIntermediateSize
+            var output = [Float](repeating: 0, count: t * h)
+            for expert in 0..<experts {
+                let routed = (0..<t).compactMap { i in chosen[i].first { $0.expert == expert }.map { (i, $0.weight) } }
+                if routed.isEmpty { continue }
+                var rows = [Float](repeating: 0, count: routed.count * h)
+                for (r, (i, _)) in routed.enumerated() { for j in 0..<h { rows[r * h + j] = m[i * h + j] } }
+                let names = mixtral ? ["w1", "w3", "w2"] : ["gate_proj", "up_proj", "down_proj"]
+                let base = moe + "experts.\(expert)."
+                let gate = DenseOps.linear(rows, tokens: routed.count, inputs: h, try weight(base + names[0] + ".weight"), outputs: ff)
+                let up = DenseOps.linear(rows, tokens: routed.count, inputs: h, try weight(base + names[1] + ".weight"), outputs: ff)
+                var act = [Float](repeating: 0, count: gate.count)
+                for i in 0..<act.count { act[i] = DenseOps.silu(gate[i]) * up[i] }
+                let down = DenseOps.linear(act, tokens: routed.count, inputs: ff, try weight(base + names[2] + ".weight"), outputs: h)
+                for (r, (i, w)) in routed.enumerated() { for j in 0..<h { output[i * h + j] += w * down[r * h + j] } }
+            }
+            for i in 0..<x.count { x[i] += output[i] }
+        }
+        DenseOps.rmsNorm(&x, width: h, weight: try weight("model.norm.weight"), epsilon: eps)
+        let head = resolver.checkpoint.contains("lm_head.weight") ? "lm_head.weight" : "model.embed_tokens.weight"
+        return DenseOps.linear(x, tokens: t, inputs: h, try weight(head), outputs: spec.vocabularySize)
+    }
+}

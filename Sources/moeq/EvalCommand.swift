@@ -1,0 +1,56 @@
+// `moeq eval MODEL --tokens FILE`: logits of one window from the reference engine, with NLL and perplexity.
+import ArgumentParser
+import Foundation
+import ReferenceEngine
+import TensorFormats
+
+struct EvalCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "eval",
+        abstract: "Run the reference engine on one window of token ids (qwen3_moe and mixtral safetensors so far).")
+
+    @Argument(help: "Checkpoint directory.") var model: String
+    @Option(help: "Token ids: a .npy of int32/int64, or a text file of whitespace-separated ids.") var tokens: String
+    @Option(help: "Write float32 logits [tokens, vocab] to this .npy.") var logitsOut: String?
+    @Flag(help: "Print JSON.") var json = false
+
+    func run() throws {
+        try reportingErrors {
+            let ids = try readTokens(tokens)
+            let engine = try GQAMoEForward(checkpointPath: model)
+            let logits = try engine.logits(tokens: ids)
+            if let logitsOut { try NumpyFile.write(logits, shape: [ids.count, engine.spec.vocabularySize], to: logitsOut) }
+            let score = WindowScore(logits: logits, tokens: ids, vocabulary: engine.spec.vocabularySize)
+            if json {
+                let document: JSONValue = ["tokens": .integer(Int64(score.tokens)), "scored": .integer(Int64(score.scored)),
+                                           "mean_nll": .double(score.meanNegativeLogLikelihood), "perplexity": .double(score.perplexity)]
+                print(document.prettyPrinted(), terminator: "")
+            } else {
+                print(String(format: "%d tokens, %d scored: mean NLL %.6f, perplexity %.4f", score.tokens, score.scored, score.meanNegativeLogLikelihood, score.perplexity))
+            }
+        }
+    }
+
+    private func readTokens(_ path: String) throws -> [Int] {
+        guard let data = FileManager.default.contents(atPath: path) else { throw ValidationError("cannot read \(path)") }
+        if path.hasSuffix(".npy") {
+            guard data.count > 10, data[0] == 0x93 else { throw ValidationError("\(path) is not a .npy file") }
+            let length = Int(data[8]) | Int(data[9]) << 8
+            guard data.count >= 10 + length else { throw ValidationError("\(path): truncated header") }
+            let header = String(decoding: data[10..<(10 + length)], as: UTF8.self)
+            let body = data[(10 + length)...]
+            if header.contains("'<i8'") {
+                return body.withUnsafeBytes { raw in (0..<(raw.count / 8)).map { Int(Int64(littleEndian: raw.loadUnaligned(fromByteOffset: 8 * $0, as: Int64.self))) } }
+            }
+            if header.contains("'<i4'") {
+                return body.withUnsafeBytes { raw in (0..<(raw.count / 4)).map { Int(Int32(littleEndian: raw.loadUnaligned(fromByteOffset: 4 * $0, as: Int32.self))) } }
+            }
+            throw ValidationError("\(path): token .npy must be int32 or int64 (<i4, <i8)")
+        }
+        let words = String(decoding: data, as: UTF8.self).split(whereSeparator: { $0.isWhitespace })
+        return try words.map { word in
+            guard let id = Int(word) else { throw ValidationError("\(path): \"\(word)\" is not a token id") }
+            return id
+        }
+    }
+}

@@ -1,0 +1,42 @@
+// The reference forward pass against transformers' own logits of the fixtures (validation/fixtures/*/logits.npy).
+import Foundation
+import Testing
+@testable import ReferenceEngine
+import TensorFormats
+
+private let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+    .deletingLastPathComponent().appendingPathComponent("validation/fixtures")
+
+/// A float32 .npy (little-endian, C order): values and shape.
+func readNumpy(_ url: URL) throws -> (values: [Float], shape: [Int]) {
+    let data = try Data(contentsOf: url)
+    let headerLength = Int(data[8]) | Int(data[9]) << 8
+    let header = String(decoding: data[10..<(10 + headerLength)], as: UTF8.self)
+    let shapeText = header.split(separator: "(")[1].split(separator: ")")[0]
+    let shape = shapeText.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+    let body = data[(10 + headerLength)...]
+    let values = body.withUnsafeBytes { raw in (0..<(raw.count / 4)).map { Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: 4 * $0, as: UInt32.self))) } }
+    return (values, shape)
+}
+
+@Test(arguments: ["qwen3_moe-f32", "qwen3_moe-bf16-sharded", "mixtral-f32", "mixtral-bf16-sharded"])
+func logitsMatchTransformers(fixture: String) throws {
+    let directory = fixtures.appendingPathComponent(fixture)
+    let referenceData = try Data(contentsOf: directory.appendingPathComponent("reference.json"))
+    let reference = try JSONParser.parse([UInt8](referenceData))
+    let tokens = (reference["tokens"]?.arrayValue ?? []).compactMap { $0.intValue }
+    #expect(!tokens.isEmpty)
+    let (expected, shape) = try readNumpy(directory.appendingPathComponent("logits.npy"))
+    let engine = try GQAMoEForward(checkpointPath: directory.path)
+    let ours = try engine.logits(tokens: tokens)
+    #expect(shape == [tokens.count, engine.spec.vocabularySize])
+    let scale = expected.map(abs).max() ?? 1
+    let worst = zip(ours, expected).map { abs($0 - $1) }.max() ?? 0
+    #expect(worst / scale < 1e-4, "\(fixture): max |Δ| / max |ref| = \(worst / scale)")
+    // Same top-1 prediction at every position.
+    let vocabulary = engine.spec.vocabularySize
+    for t in 0..<tokens.count {
+        let a = ours[(t * vocabulary)..<((t + 1) * vocabulary)], b = expected[(t * vocabulary)..<((t + 1) * vocabulary)]
+        #expect(a.firstIndex(of: a.max()!) == b.firstIndex(of: b.max()!), "\(fixture) position \(t)")
+    }
+}

@@ -39,10 +39,13 @@ enum DenseOps {
         }
     }
 
-    /// Causal grouped-query attention: q [T × H·d], k/v [T × Hkv·d] → [T × H·d].
-    static func attention(q: [Float], k: [Float], v: [Float], tokens: Int, heads: Int, kvHeads: Int, dim: Int) -> [Float] {
-        var out = [Float](repeating: 0, count: tokens * heads * dim)
-        let scale = 1 / Float(dim).squareRoot()
+    /// Causal grouped-query attention: q [T × H·d], k [T × Hkv·d], v [T × Hkv·dv] → [T × H·dv]; `scale`
+    /// defaults to 1/√d.
+    static func attention(q: [Float], k: [Float], v: [Float], tokens: Int, heads: Int, kvHeads: Int, dim: Int,
+                          valueDim: Int? = nil, scale: Float? = nil) -> [Float] {
+        let dv = valueDim ?? dim
+        var out = [Float](repeating: 0, count: tokens * heads * dv)
+        let scale = scale ?? 1 / Float(dim).squareRoot()
         var scores = [Float](repeating: 0, count: tokens)
         for h in 0..<heads {
             let g = h / (heads / kvHeads)
@@ -58,7 +61,7 @@ enum DenseOps {
                 for s in 0...t { scores[s] = exp(scores[s] - maximum); total += scores[s] }
                 for s in 0...t {
                     let p = scores[s] / total
-                    for i in 0..<dim { out[(t * heads + h) * dim + i] += p * v[(s * kvHeads + g) * dim + i] }
+                    for i in 0..<dv { out[(t * heads + h) * dv + i] += p * v[(s * kvHeads + g) * dv + i] }
                 }
             }
         }

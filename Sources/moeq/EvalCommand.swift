@@ -7,7 +7,7 @@ import TensorFormats
 struct EvalCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "eval",
-        abstract: "Run the reference engine on one window of token ids (qwen3_moe and mixtral safetensors so far).")
+        abstract: "Run the reference engine (deepseek_v3 / Kimi, qwen3_moe, mixtral safetensors) on one window of token ids.")
 
     @Argument(help: "Checkpoint directory.") var model: String
     @Option(help: "Token ids: a .npy of int32/int64, or a text file of whitespace-separated ids.") var tokens: String
@@ -17,10 +17,9 @@ struct EvalCommand: ParsableCommand {
     func run() throws {
         try reportingErrors {
             let ids = try readTokens(tokens)
-            let engine = try GQAMoEForward(checkpointPath: model)
-            let logits = try engine.logits(tokens: ids)
-            if let logitsOut { try NumpyFile.write(logits, shape: [ids.count, engine.spec.vocabularySize], to: logitsOut) }
-            let score = WindowScore(logits: logits, tokens: ids, vocabulary: engine.spec.vocabularySize)
+            let (logits, vocabulary) = try ReferenceModel.logits(checkpointPath: model, tokens: ids)
+            if let logitsOut { try NumpyFile.write(logits, shape: [ids.count, vocabulary], to: logitsOut) }
+            let score = WindowScore(logits: logits, tokens: ids, vocabulary: vocabulary)
             if json {
                 let document: JSONValue = ["tokens": .integer(Int64(score.tokens)), "scored": .integer(Int64(score.scored)),
                                            "mean_nll": .double(score.meanNegativeLogLikelihood), "perplexity": .double(score.perplexity)]

@@ -19,7 +19,8 @@ func readNumpy(_ url: URL) throws -> (values: [Float], shape: [Int]) {
     return (values, shape)
 }
 
-@Test(arguments: ["qwen3_moe-f32", "qwen3_moe-bf16-sharded", "mixtral-f32", "mixtral-bf16-sharded"])
+@Test(arguments: ["deepseek_v3-f32", "deepseek_v3-bf16-sharded", "deepseek_v3-bf16-released", "qwen3_moe-f32",
+                   "qwen3_moe-bf16-sharded", "mixtral-f32", "mixtral-bf16-sharded"])
 func logitsMatchTransformers(fixture: String) throws {
     let directory = fixtures.appendingPathComponent(fixture)
     let referenceData = try Data(contentsOf: directory.appendingPathComponent("reference.json"))
@@ -27,14 +28,12 @@ func logitsMatchTransformers(fixture: String) throws {
     let tokens = (reference["tokens"]?.arrayValue ?? []).compactMap { $0.intValue }
     #expect(!tokens.isEmpty)
     let (expected, shape) = try readNumpy(directory.appendingPathComponent("logits.npy"))
-    let engine = try GQAMoEForward(checkpointPath: directory.path)
-    let ours = try engine.logits(tokens: tokens)
-    #expect(shape == [tokens.count, engine.spec.vocabularySize])
+    let (ours, vocabulary) = try ReferenceModel.logits(checkpointPath: directory.path, tokens: tokens)
+    #expect(shape == [tokens.count, vocabulary])
     let scale = expected.map(abs).max() ?? 1
     let worst = zip(ours, expected).map { abs($0 - $1) }.max() ?? 0
     #expect(worst / scale < 1e-4, "\(fixture): max |Δ| / max |ref| = \(worst / scale)")
     // Same top-1 prediction at every position.
-    let vocabulary = engine.spec.vocabularySize
     for t in 0..<tokens.count {
         let a = ours[(t * vocabulary)..<((t + 1) * vocabulary)], b = expected[(t * vocabulary)..<((t + 1) * vocabulary)]
         #expect(a.firstIndex(of: a.max()!) == b.firstIndex(of: b.max()!), "\(fixture) position \(t)")

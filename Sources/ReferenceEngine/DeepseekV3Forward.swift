@@ -1,0 +1,195 @@
+// Reference forward pass for DeepSeek-V3 / Kimi K2 (transformers' DeepseekV3ForCausalLM): MLA with q/kv
+// low-rank projections, rope/nope split with interleaved rope, YaRN (frequency blend and attention-scale
+// correction), sigmoid router with e_score_correction_bias and group-limited top-k, norm_topk_prob,
+// routed_scaling_factor, shared experts and leading dense layers. f32, one batch per window.
+import Foundation
+import ModelCatalog
+import TensorFormats
+
+public struct DeepseekV3Forward {
+    public let spec: ModelSpec
+    let resolver: WeightResolver
+    let mla: LatentAttention
+    let interleavedRope: Bool
+
+    public init(checkpointPath: String) throws {
+        let checkpoint = try Checkpoint(path: checkpointPath)
+        let configPath = (checkpoint.directory as NSString).appendingPathComponent("config.json")
+        let spec = try ModelSpec(configFile: configPath)
+        guard spec.architecture == .deepseekV3, let mla = spec.latentAttention else { throw EngineError.unsupported("\(spec.modelType) as DeepSeek-V3") }
+        self.spec = spec
+        self.mla = mla
+        resolver = WeightResolver(checkpoint: checkpoint, quantization: spec.quantization)
+        let config = try JSONParser.parse([UInt8](FileManager.default.contents(atPath: configPath) ?? Data()))
+        interleavedRope = config["rope_interleave"]?.boolValue ?? config["text_config"]?["rope_interleave"]?.boolValue ?? true
+    }
+
+    func weight(_ name: String) throws -> [Float] { try resolver.weight(named: name).decodeAll() }
+
+    // MARK: YaRN
+
+    static func mscale(_ scale: Double, _ m: Double) -> Double { scale <= 1 ? 1 : 0.1 * m * log(scale) + 1 }
+
+    /// Inverse frequencies of the rope dims and the cos/sin scale (transformers' `_compute_yarn_parameters`).
+    func ropeFrequencies() -> (inverse: [Float], attentionScale: Float) {
+        let dim = mla.ropeHeadDim, base = spec.ropeTheta
+        let plain = (0..<(dim / 2)).map { Float(1 / pow(base, Double(2 * $0) / Double(dim))) }
+        guard let yarn = spec.ropeScaling, yarn.type == "yarn", let original = yarn.originalMaxPositionEmbeddings else { return (plain, 1) }
+        let factor = yarn.factor
+        var attention = DeepseekV3Forward.mscale(factor, 1)
+        if let m = yarn.mscale, let all = yarn.mscaleAllDim, m != 0, all != 0 {
+            attention = DeepseekV3Forward.mscale(factor, m) / DeepseekV3Forward.mscale(factor, all)
+        }
+        let fast = yarn.betaFast ?? 32, slow = yarn.betaSlow ?? 1
+        func correction(_ rotations: Double) -> Double {
+            Double(dim) * log(Double(original) / (rotations * 2 * Double.pi)) / (2 * log(base))
+        }
+        let low = max(floor(correction(fast)), 0), high = min(ceil(correction(slow)), Double(dim - 1))
+        let span = low == high ? 0.001 : high - low
+        let inverse = (0..<(dim / 2)).map { i -> Float in
+            let position = pow(base, Double(2 * i) / Double(dim))
+            let ramp = min(max((Double(i) - low) / span, 0), 1)
+            let extrapolation = 1 - ramp
+            return Float((1 / (factor * position)) * (1 - extrapolation) + (1 / position) * extrapolation)
+        }
+        return (inverse, Float(attention))
+    }
+
+    /// Rotates the rope part (`dim` values at `offset` of each `stride`-wide head row) in place.
+    func applyRope(_ x: inout [Float], tokens: Int, heads: Int, stride: Int, offset: Int, inverse: [Float], scale: Float) {
+        let half = mla.ropeHeadDim / 2
+        var rotated = [Float](repeating: 0, count: 2 * half)
+        for t in 0..<tokens {
+            for h in 0..<heads {
+                let base = (t * heads + h) * stride + offset
+                for i in 0..<half {
+                    let angle = Float(t) * inverse[i]
+                    let c = cos(angle) * scale, s = sin(angle) * scale
+                    // Interleaved: pairs (2i, 2i+1); otherwise halves (i, i + half).
+                    let a = interleavedRope ? x[base + 2 * i] : x[base + i]
+                    let b = interleavedRope ? x[base + 2 * i + 1] : x[base + i + half]
+                    rotated[i] = a * c - b * s
+                    rotated[i + half] = b * c + a * s
+                }
+                for i in 0..<(2 * half) { x[base + i] = rotated[i] }
+            }
+        }
+    }
+
+    // MARK: Forward
+
+    public func logits(tokens ids: [Int]) throws -> [Float] {
+        let h = spec.hiddenSize, t = ids.count, eps = Float(spec.rmsNormEpsilon), heads = spec.headCount
+        let nope = mla.noPositionHeadDim, rope = mla.ropeHeadDim, vDim = mla.valueHeadDim, rank = mla.keyValueRank
+        let qkDim = nope + rope
+        let embedding = try resolver.weight(named: "model.embed_tokens.weight")
+        var x = [Float](repeating: 0, count: t * h)
+        for (i, id) in ids.enumerated() {
+            guard id >= 0, id < spec.vocabularySize else { throw EngineError.token(index: i, id: id, vocabulary: spec.vocabularySize) }
+            try x.withUnsafeMutableBufferPointer { try embedding.decodeRows(id..<(id + 1), into: UnsafeMutableBufferPointer(rebasing: $0[(i * h)..<((i + 1) * h)])) }
+        }
+        let (inverse, ropeScale) = ropeFrequencies()
+        var softmaxScale = 1 / Float(qkDim).squareRoot()
+        if let yarn = spec.ropeScaling, yarn.type == "yarn", let all = yarn.mscaleAllDim, all != 0 {
+            let m = Float(DeepseekV3Forward.mscale(yarn.factor, all))
+            softmaxScale = softmaxScale * m * m
+        }
+        for layer in 0..<spec.layerCount {
+            let p = "model.layers.\(layer)."
+            var a = x
+            DenseOps.rmsNorm(&a, width: h, weight: try weight(p + "input_layernorm.weight"), epsilon: eps)
+            var q: [Float]
+            if let qRank = mla.queryRank {
+                var compressed = DenseOps.linear(a, tokens: t, inputs: h, try weight(p + "self_attn.q_a_proj.weight"), outputs: qRank)
+                DenseOps.rmsNorm(&compressed, width: qRank, weight: try weight(p + "self_attn.q_a_layernorm.weight"), epsilon: eps)
+                q = DenseOps.linear(compressed, tokens: t, inputs: qRank, try weight(p + "self_attn.q_b_proj.weight"), outputs: heads * qkDim)
+            } else {
+                q = DenseOps.linear(a, tokens: t, inputs: h, try weight(p + "self_attn.q_proj.weight"), outputs: heads * qkDim)
+            }
+            let kvA = DenseOps.linear(a, tokens: t, inputs: h, try weight(p + "self_attn.kv_a_proj_with_mqa.weight"), outputs: rank + rope)
+            var latent = [Float](repeating: 0, count: t * rank)
+            var sharedRope = [Float](repeating: 0, count: t * rope)
+            for i in 0..<t {
+                for j in 0..<rank { latent[i * rank + j] = kvA[i * (rank + rope) + j] }
+                for j in 0..<rope { sharedRope[i * rope + j] = kvA[i * (rank + rope) + rank + j] }
+            }
+            DenseOps.rmsNorm(&latent, width: rank, weight: try weight(p + "self_attn.kv_a_layernorm.weight"), epsilon: eps)
+            let kv = DenseOps.linear(latent, tokens: t, inputs: rank, try weight(p + "self_attn.kv_b_proj.weight"), outputs: heads * (nope + vDim))
+            applyRope(&q, tokens: t, heads: heads, stride: qkDim, offset: nope, inverse: inverse, scale: ropeScale)
+            applyRope(&sharedRope, tokens: t, heads: 1, stride: rope, offset: 0, inverse: inverse, scale: ropeScale)
+            var k = [Float](repeating: 0, count: t * heads * qkDim)
+            var v = [Float](repeating: 0, count: t * heads * vDim)
+            for i in 0..<t {
+                for head in 0..<heads {
+                    let source = (i * heads + head) * (nope + vDim), key = (i * heads + head) * qkDim
+                    for j in 0..<nope { k[key + j] = kv[source + j] }
+                    for j in 0..<rope { k[key + nope + j] = sharedRope[i * rope + j] }
+                    for j in 0..<vDim { v[(i * heads + head) * vDim + j] = kv[source + nope + j] }
+                }
+            }
+            let context = DenseOps.attention(q: q, k: k, v: v, tokens: t, heads: heads, kvHeads: heads, dim: qkDim, valueDim: vDim, scale: softmaxScale)
+            let attended = DenseOps.linear(context, tokens: t, inputs: heads * vDim, try weight(p + "self_attn.o_proj.weight"), outputs: h)
+            for i in 0..<x.count { x[i] += attended[i] }
+
+            var m = x
+            DenseOps.rmsNorm(&m, width: h, weight: try weight(p + "post_attention_layernorm.weight"), epsilon: eps)
+            let out = spec.isMoELayer(layer) ? try moe(m, tokens: t, prefix: p + "mlp.") : try mlp(m, tokens: t, prefix: p + "mlp.", width: spec.intermediateSize)
+            for i in 0..<x.count { x[i] += out[i] }
+        }
+        DenseOps.rmsNorm(&x, width: h, weight: try weight("model.norm.weight"), epsilon: eps)
+        let head = resolver.checkpoint.contains("lm_head.weight") ? "lm_head.weight" : "model.embed_tokens.weight"
+        return DenseOps.linear(x, tokens: t, inputs: h, try weight(head), outputs: spec.vocabularySize)
+    }
+
+    /// SwiGLU MLP (dense layers and shared experts).
+    func mlp(_ x: [Float], tokens t: Int, prefix p: String, width: Int) throws -> [Float] {
+        let h = spec.hiddenSize
+        let gate = DenseOps.linear(x, tokens: t, inputs: h, try weight(p + "gate_proj.weight"), outputs: width)
+        let up = DenseOps.linear(x, tokens: t, inputs: h, try weight(p + "up_proj.weight"), outputs: width)
+        var act = [Float](repeating: 0, count: gate.count)
+        for i in 0..<act.count { act[i] = DenseOps.silu(gate[i]) * up[i] }
+        return DenseOps.linear(act, tokens: t, inputs: width, try weight(p + "down_proj.weight"), outputs: h)
+    }
+
+    /// Sigmoid router with bias-for-selection and group limit, routed experts, plus shared experts.
+    func moe(_ x: [Float], tokens t: Int, prefix p: String) throws -> [Float] {
+        let h = spec.hiddenSize, experts = spec.routedExpertCount, topK = spec.expertsPerToken
+        let groups = max(spec.expertGroupCount, 1), perGroup = experts / groups
+        let logits = DenseOps.linear(x, tokens: t, inputs: h, try weight(p + "gate.weight"), outputs: experts)
+        let bias = resolver.checkpoint.contains(p + "gate.e_score_correction_bias") ? try weight(p + "gate.e_score_correction_bias") : [Float](repeating: 0, count: experts)
+        var chosen = [[(expert: Int, weight: Float)]](repeating: [], count: t)
+        for i in 0..<t {
+            let scores = (0..<experts).map { 1 / (1 + exp(-logits[i * experts + $0])) }
+            var choice = (0..<experts).map { scores[$0] + bias[$0] }
+            // Group score: sum of the two best choices in each group; keep the best `topk_group` groups.
+            let groupScores = (0..<groups).map { g -> Float in
+                let best = choice[(g * perGroup)..<((g + 1) * perGroup)].sorted(by: >)
+                return best.prefix(2).reduce(0, +)
+            }
+            let kept = Set(groupScores.enumerated().sorted { $0.element > $1.element }.prefix(spec.expertGroupsUsed).map(\.offset))
+            for e in 0..<experts where !kept.contains(e / perGroup) { choice[e] = -.infinity }
+            let picks = choice.enumerated().sorted { $0.element > $1.element }.prefix(topK).map(\.offset)
+            var weights = picks.map { scores[$0] }
+            if spec.normalizeTopKProbabilities {
+                let denominator = weights.reduce(0, +) + 1e-20
+                weights = weights.map { $0 / denominator }
+            }
+            chosen[i] = zip(picks, weights).map { ($0, $1 * Float(spec.routedScalingFactor)) }
+        }
+        let ff = spec.expertIntermediateSize
+        var output = [Float](repeating: 0, count: t * h)
+        for expert in 0..<experts {
+            let routed = (0..<t).compactMap { i in chosen[i].first { $0.expert == expert }.map { (i, $0.weight) } }
+            if routed.isEmpty { continue }
+            var rows = [Float](repeating: 0, count: routed.count * h)
+            for (r, (i, _)) in routed.enumerated() { for j in 0..<h { rows[r * h + j] = x[i * h + j] } }
+            let down = try mlp(rows, tokens: routed.count, prefix: p + "experts.\(expert).", width: ff)
+            for (r, (i, w)) in routed.enumerated() { for j in 0..<h { output[i * h + j] += w * down[r * h + j] } }
+        }
+        if spec.sharedExpertCount > 0 {
+            let shared = try mlp(x, tokens: t, prefix: p + "shared_experts.", width: ff * spec.sharedExpertCount)
+            for i in 0..<output.count { output[i] += shared[i] }
+        }
+        return output
+    }
+}

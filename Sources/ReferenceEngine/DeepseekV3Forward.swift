@@ -8,23 +8,22 @@ import TensorFormats
 
 public struct DeepseekV3Forward {
     public let spec: ModelSpec
-    let resolver: WeightResolver
+    let weights: WeightProvider
     let mla: LatentAttention
     let interleavedRope: Bool
 
-    public init(checkpointPath: String) throws {
-        let checkpoint = try Checkpoint(path: checkpointPath)
-        let configPath = (checkpoint.directory as NSString).appendingPathComponent("config.json")
-        let spec = try ModelSpec(configFile: configPath)
-        guard spec.architecture == .deepseekV3, let mla = spec.latentAttention else { throw EngineError.unsupported("\(spec.modelType) as DeepSeek-V3") }
-        self.spec = spec
+    /// `ropeInterleave`: transformers' `rope_interleave` (true unless config.json says otherwise).
+    public init(weights: WeightProvider, ropeInterleave: Bool = true) throws {
+        guard weights.spec.architecture == .deepseekV3, let mla = weights.spec.latentAttention else {
+            throw EngineError.unsupported("\(weights.spec.modelType) as DeepSeek-V3")
+        }
+        spec = weights.spec
         self.mla = mla
-        resolver = WeightResolver(checkpoint: checkpoint, quantization: spec.quantization)
-        let config = try JSONParser.parse([UInt8](FileManager.default.contents(atPath: configPath) ?? Data()))
-        interleavedRope = config["rope_interleave"]?.boolValue ?? config["text_config"]?["rope_interleave"]?.boolValue ?? true
+        self.weights = weights
+        interleavedRope = ropeInterleave
     }
 
-    func weight(_ name: String) throws -> [Float] { try resolver.weight(named: name).decodeAll() }
+    func weight(_ name: String) throws -> [Float] { try weights.weight(name) }
 
     // MARK: YaRN
 
@@ -82,11 +81,11 @@ public struct DeepseekV3Forward {
         let h = spec.hiddenSize, t = ids.count, eps = Float(spec.rmsNormEpsilon), heads = spec.headCount
         let nope = mla.noPositionHeadDim, rope = mla.ropeHeadDim, vDim = mla.valueHeadDim, rank = mla.keyValueRank
         let qkDim = nope + rope
-        let embedding = try resolver.weight(named: "model.embed_tokens.weight")
+        let embedding = try weight("model.embed_tokens.weight")
         var x = [Float](repeating: 0, count: t * h)
         for (i, id) in ids.enumerated() {
             guard id >= 0, id < spec.vocabularySize else { throw EngineError.token(index: i, id: id, vocabulary: spec.vocabularySize) }
-            try x.withUnsafeMutableBufferPointer { try embedding.decodeRows(id..<(id + 1), into: UnsafeMutableBufferPointer(rebasing: $0[(i * h)..<((i + 1) * h)])) }
+            for j in 0..<h { x[i * h + j] = embedding[id * h + j] }
         }
         let (inverse, ropeScale) = ropeFrequencies()
         var softmaxScale = 1 / Float(qkDim).squareRoot()
@@ -137,7 +136,7 @@ public struct DeepseekV3Forward {
             for i in 0..<x.count { x[i] += out[i] }
         }
         DenseOps.rmsNorm(&x, width: h, weight: try weight("model.norm.weight"), epsilon: eps)
-        let head = resolver.checkpoint.contains("lm_head.weight") ? "lm_head.weight" : "model.embed_tokens.weight"
+        let head = weights.has("lm_head.weight") ? "lm_head.weight" : "model.embed_tokens.weight"
         return DenseOps.linear(x, tokens: t, inputs: h, try weight(head), outputs: spec.vocabularySize)
     }
 
@@ -156,7 +155,7 @@ public struct DeepseekV3Forward {
         let h = spec.hiddenSize, experts = spec.routedExpertCount, topK = spec.expertsPerToken
         let groups = max(spec.expertGroupCount, 1), perGroup = experts / groups
         let logits = DenseOps.linear(x, tokens: t, inputs: h, try weight(p + "gate.weight"), outputs: experts)
-        let bias = resolver.checkpoint.contains(p + "gate.e_score_correction_bias") ? try weight(p + "gate.e_score_correction_bias") : [Float](repeating: 0, count: experts)
+        let bias = weights.has(p + "gate.e_score_correction_bias") ? try weight(p + "gate.e_score_correction_bias") : [Float](repeating: 0, count: experts)
         var chosen = [[(expert: Int, weight: Float)]](repeating: [], count: t)
         for i in 0..<t {
             let scores = (0..<experts).map { 1 / (1 + exp(-logits[i * experts + $0])) }

@@ -18,28 +18,26 @@ public enum EngineError: Error, Sendable, CustomStringConvertible {
 
 public struct GQAMoEForward {
     public let spec: ModelSpec
-    let resolver: WeightResolver
+    let weights: WeightProvider
 
-    public init(checkpointPath: String) throws {
-        let checkpoint = try Checkpoint(path: checkpointPath)
-        let spec = try ModelSpec(configFile: (checkpoint.directory as NSString).appendingPathComponent("config.json"))
-        guard spec.architecture == .qwen3Moe || spec.architecture == .mixtral else {
-            throw EngineError.unsupported("\(spec.modelType) (so far: qwen3_moe, mixtral)")
+    public init(weights: WeightProvider) throws {
+        guard weights.spec.architecture == .qwen3Moe || weights.spec.architecture == .mixtral else {
+            throw EngineError.unsupported("\(weights.spec.modelType) as a GQA MoE")
         }
-        self.spec = spec
-        resolver = WeightResolver(checkpoint: checkpoint, quantization: spec.quantization)
+        spec = weights.spec
+        self.weights = weights
     }
 
-    func weight(_ name: String) throws -> [Float] { try resolver.weight(named: name).decodeAll() }
+    func weight(_ name: String) throws -> [Float] { try weights.weight(name) }
 
     /// Logits [tokens × vocabulary] for one causal window.
     public func logits(tokens ids: [Int]) throws -> [Float] {
         let h = spec.hiddenSize, t = ids.count, eps = Float(spec.rmsNormEpsilon)
-        let embedding = try resolver.weight(named: "model.embed_tokens.weight")
+        let embedding = try weight("model.embed_tokens.weight")
         var x = [Float](repeating: 0, count: t * h)
         for (i, id) in ids.enumerated() {
             guard id >= 0, id < spec.vocabularySize else { throw EngineError.token(index: i, id: id, vocabulary: spec.vocabularySize) }
-            try x.withUnsafeMutableBufferPointer { try embedding.decodeRows(id..<(id + 1), into: UnsafeMutableBufferPointer(rebasing: $0[(i * h)..<((i + 1) * h)])) }
+            for j in 0..<h { x[i * h + j] = embedding[id * h + j] }
         }
         let mixtral = spec.architecture == .mixtral
         for layer in 0..<spec.layerCount {
@@ -98,7 +96,7 @@ public struct GQAMoEForward {
             for i in 0..<x.count { x[i] += output[i] }
         }
         DenseOps.rmsNorm(&x, width: h, weight: try weight("model.norm.weight"), epsilon: eps)
-        let head = resolver.checkpoint.contains("lm_head.weight") ? "lm_head.weight" : "model.embed_tokens.weight"
+        let head = weights.has("lm_head.weight") ? "lm_head.weight" : "model.embed_tokens.weight"
         return DenseOps.linear(x, tokens: t, inputs: h, try weight(head), outputs: spec.vocabularySize)
     }
 }

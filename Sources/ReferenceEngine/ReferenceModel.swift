@@ -1,20 +1,41 @@
-// Picks the forward pass for a checkpoint's architecture.
+// Picks the forward pass for a model's architecture and runs it on weights from a checkpoint or a GGUF.
 import Foundation
 import ModelCatalog
 import TensorFormats
 
 public enum ReferenceModel {
-    /// Logits [tokens × vocabulary] of one window, and the vocabulary size.
-    public static func logits(checkpointPath: String, tokens: [Int]) throws -> (logits: [Float], vocabulary: Int) {
-        let checkpoint = try Checkpoint(path: checkpointPath)
-        let spec = try ModelSpec(configFile: (checkpoint.directory as NSString).appendingPathComponent("config.json"))
-        switch spec.architecture {
-        case .deepseekV3:
-            let engine = try DeepseekV3Forward(checkpointPath: checkpointPath)
-            return (try engine.logits(tokens: tokens), spec.vocabularySize)
-        case .qwen3Moe, .mixtral:
-            let engine = try GQAMoEForward(checkpointPath: checkpointPath)
-            return (try engine.logits(tokens: tokens), spec.vocabularySize)
+    /// The model at `path`: a safetensors checkpoint directory, or a `.gguf` of the model whose config.json
+    /// sits in `configDirectory` (the base checkpoint).
+    public static func weights(path: String, configDirectory: String? = nil) throws -> WeightProvider {
+        if path.hasSuffix(".gguf") {
+            guard let configDirectory else { throw EngineError.unsupported("a GGUF without its base checkpoint's config.json (pass --base)") }
+            let spec = try ModelSpec(configFile: (configDirectory as NSString).appendingPathComponent("config.json"))
+            return try GGUFWeights(path: path, spec: spec)
         }
+        return try CheckpointWeights(path: path)
+    }
+
+    /// transformers' `rope_interleave` from config.json (DeepSeek-V3 default: true).
+    static func ropeInterleave(_ directory: String) -> Bool {
+        let path = (directory as NSString).appendingPathComponent("config.json")
+        guard let data = FileManager.default.contents(atPath: path), let config = try? JSONParser.parse([UInt8](data)) else { return true }
+        return config["rope_interleave"]?.boolValue ?? config["text_config"]?["rope_interleave"]?.boolValue ?? true
+    }
+
+    /// Logits [tokens × vocabulary] of one window.
+    public static func logits(weights: WeightProvider, configDirectory: String, tokens: [Int]) throws -> [Float] {
+        switch weights.spec.architecture {
+        case .deepseekV3:
+            return try DeepseekV3Forward(weights: weights, ropeInterleave: ropeInterleave(configDirectory)).logits(tokens: tokens)
+        case .qwen3Moe, .mixtral:
+            return try GQAMoEForward(weights: weights).logits(tokens: tokens)
+        }
+    }
+
+    /// Convenience for a checkpoint directory: logits and the vocabulary size.
+    public static func logits(checkpointPath: String, tokens: [Int]) throws -> (logits: [Float], vocabulary: Int) {
+        let weights = try CheckpointWeights(path: checkpointPath)
+        let directory = (try Checkpoint(path: checkpointPath)).directory
+        return (try logits(weights: weights, configDirectory: directory, tokens: tokens), weights.spec.vocabularySize)
     }
 }

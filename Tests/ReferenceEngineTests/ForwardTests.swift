@@ -2,6 +2,7 @@
 import Foundation
 import Testing
 @testable import ReferenceEngine
+import ConversionPipeline
 import TensorFormats
 
 private let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
@@ -38,4 +39,17 @@ func logitsMatchTransformers(fixture: String) throws {
         let a = ours[(t * vocabulary)..<((t + 1) * vocabulary)], b = expected[(t * vocabulary)..<((t + 1) * vocabulary)]
         #expect(a.firstIndex(of: a.max()!) == b.firstIndex(of: b.max()!), "\(fixture) position \(t)")
     }
+}
+
+@Test(arguments: ["deepseek_v3-f32", "qwen3_moe-f32", "mixtral-f32"])
+func engineOnOurF32GGUFEqualsEngineOnTheCheckpoint(fixture: String) throws {
+    let directory = fixtures.appendingPathComponent(fixture).path
+    let output = NSTemporaryDirectory() + "moeq-engine-\(fixture)-\(UUID().uuidString).gguf"
+    defer { try? FileManager.default.removeItem(atPath: output); try? FileManager.default.removeItem(atPath: output + ".manifest.json") }
+    let plan = try GGUFConversion.plan(path: directory, recipe: .f32)
+    _ = try GGUFConversion.run(plan, output: output, threads: 2)
+    let tokens = [1, 5, 9, 200, 3, 77, 12, 64]
+    let base = try ReferenceModel.logits(weights: try CheckpointWeights(path: directory), configDirectory: directory, tokens: tokens)
+    let quant = try ReferenceModel.logits(weights: try ReferenceModel.weights(path: output, configDirectory: directory), configDirectory: directory, tokens: tokens)
+    #expect(base == quant)   // F32 GGUF round-trips every weight exactly (stacking, rope permutation and kv_b split undone)
 }

@@ -49,6 +49,9 @@ public final class GGUFWeights: WeightProvider {
 
     public func has(_ name: String) -> Bool { sources[name] != nil }
 
+    /// Every HF weight this GGUF provides, in a stable order.
+    public var names: [String] { sources.keys.sorted() }
+
     private func values(_ name: String) throws -> [Float] {
         guard let info = file.tensor(named: name) else { throw EngineError.unsupported("a GGUF without \(name)") }
         return try file.dequantized(info)

@@ -29,27 +29,28 @@ struct EvalCommand: ParsableCommand {
             }
         }
     }
+}
 
-    private func readTokens(_ path: String) throws -> [Int] {
-        guard let data = FileManager.default.contents(atPath: path) else { throw ValidationError("cannot read \(path)") }
-        if path.hasSuffix(".npy") {
-            guard data.count > 10, data[0] == 0x93 else { throw ValidationError("\(path) is not a .npy file") }
-            let length = Int(data[8]) | Int(data[9]) << 8
-            guard data.count >= 10 + length else { throw ValidationError("\(path): truncated header") }
-            let header = String(decoding: data[10..<(10 + length)], as: UTF8.self)
-            let body = data[(10 + length)...]
-            if header.contains("'<i8'") {
-                return body.withUnsafeBytes { raw in (0..<(raw.count / 8)).map { Int(Int64(littleEndian: raw.loadUnaligned(fromByteOffset: 8 * $0, as: Int64.self))) } }
-            }
-            if header.contains("'<i4'") {
-                return body.withUnsafeBytes { raw in (0..<(raw.count / 4)).map { Int(Int32(littleEndian: raw.loadUnaligned(fromByteOffset: 4 * $0, as: Int32.self))) } }
-            }
-            throw ValidationError("\(path): token .npy must be int32 or int64 (<i4, <i8)")
+/// Token ids from a .npy of int32/int64 or a text file of whitespace-separated ids.
+func readTokens(_ path: String) throws -> [Int] {
+    guard let data = FileManager.default.contents(atPath: path) else { throw ValidationError("cannot read \(path)") }
+    if path.hasSuffix(".npy") {
+        guard data.count > 10, data[0] == 0x93 else { throw ValidationError("\(path) is not a .npy file") }
+        let length = Int(data[8]) | Int(data[9]) << 8
+        guard data.count >= 10 + length else { throw ValidationError("\(path): truncated header") }
+        let header = String(decoding: data[10..<(10 + length)], as: UTF8.self)
+        let body = data[(10 + length)...]
+        if header.contains("'<i8'") {
+            return body.withUnsafeBytes { raw in (0..<(raw.count / 8)).map { Int(Int64(littleEndian: raw.loadUnaligned(fromByteOffset: 8 * $0, as: Int64.self))) } }
         }
-        let words = String(decoding: data, as: UTF8.self).split(whereSeparator: { $0.isWhitespace })
-        return try words.map { word in
-            guard let id = Int(word) else { throw ValidationError("\(path): \"\(word)\" is not a token id") }
-            return id
+        if header.contains("'<i4'") {
+            return body.withUnsafeBytes { raw in (0..<(raw.count / 4)).map { Int(Int32(littleEndian: raw.loadUnaligned(fromByteOffset: 4 * $0, as: Int32.self))) } }
         }
+        throw ValidationError("\(path): token .npy must be int32 or int64 (<i4, <i8)")
+    }
+    let words = String(decoding: data, as: UTF8.self).split(whereSeparator: { $0.isWhitespace })
+    return try words.map { word in
+        guard let id = Int(word) else { throw ValidationError("\(path): \"\(word)\" is not a token id") }
+        return id
     }
 }

@@ -53,3 +53,25 @@ func engineOnOurF32GGUFEqualsEngineOnTheCheckpoint(fixture: String) throws {
     let quant = try ReferenceModel.logits(weights: try ReferenceModel.weights(path: output, configDirectory: directory), configDirectory: directory, tokens: tokens)
     #expect(base == quant)   // F32 GGUF round-trips every weight exactly (stacking, rope permutation and kv_b split undone)
 }
+
+@Test func validateSeesNoDifferenceForF32AndASmallOneForQ8_0() throws {
+    let directory = fixtures.appendingPathComponent("mixtral-f32").path
+    let tokens = (0..<192).map { ($0 * 37 + 11) % 400 + 3 }
+    var results: [RecipeName: QuantValidationReport] = [:]
+    for recipe in [RecipeName.f32, .q8_0] {
+        let output = NSTemporaryDirectory() + "moeq-validate-\(recipe.rawValue)-\(UUID().uuidString).gguf"
+        defer { try? FileManager.default.removeItem(atPath: output); try? FileManager.default.removeItem(atPath: output + ".manifest.json") }
+        _ = try GGUFConversion.run(try GGUFConversion.plan(path: directory, recipe: recipe), output: output, threads: 2)
+        let quant = try ReferenceModel.weights(path: output, configDirectory: directory)
+        var report = try QuantValidation.run(quant: quant, base: try CheckpointWeights(path: directory), configDirectory: directory,
+                                             tokens: tokens, context: 64, maxChunks: nil)
+        report.tensors = try QuantValidation.tensorErrors(quant: try #require(quant as? GGUFWeights), base: try CheckpointWeights(path: directory))
+        results[recipe] = report
+    }
+    let f32 = try #require(results[.f32]), q8 = try #require(results[.q8_0])
+    #expect(f32.chunks == 3 && f32.positions == 3 * 31)
+    #expect(f32.ratio == 1 && f32.meanKLD == 0 && f32.top1Agreement == 1 && f32.tensors.allSatisfy { $0.metrics.rmse == 0 })
+    #expect(q8.meanKLD > 0 && q8.meanKLD < 0.01 && q8.top1Agreement > 0.9)
+    #expect(q8.ratioLow <= q8.ratio && q8.ratio <= q8.ratioHigh)
+    #expect(q8.tensors.first.map { $0.relativeRMSE > 0 && $0.relativeRMSE < 0.02 } == true)
+}

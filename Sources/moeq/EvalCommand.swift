@@ -10,13 +10,18 @@ struct EvalCommand: ParsableCommand {
         abstract: "Run the reference engine (deepseek_v3 / Kimi, qwen3_moe, mixtral safetensors) on one window of token ids.")
 
     @Argument(help: "Checkpoint directory.") var model: String
-    @Option(help: "Token ids: a .npy of int32/int64, or a text file of whitespace-separated ids.") var tokens: String
+    @Option(help: "Token ids: a .npy of int32/int64, or a text file of whitespace-separated ids.") var tokens: String?
+    @Option(help: "A text file, tokenized with the model's tokenizer.json (byte-level BPE).") var text: String?
     @Option(help: "Write float32 logits [tokens, vocab] to this .npy.") var logitsOut: String?
     @Flag(help: "Print JSON.") var json = false
 
+    func validate() throws {
+        guard (tokens == nil) != (text == nil) else { throw ValidationError("give exactly one of --tokens and --text") }
+    }
+
     func run() throws {
         try reportingErrors {
-            let ids = try readTokens(tokens)
+            let ids = try tokenIDs(tokens: tokens, text: text, tokenizerDirectory: model)
             let (logits, vocabulary) = try ReferenceModel.logits(checkpointPath: model, tokens: ids)
             if let logitsOut { try NumpyFile.write(logits, shape: [ids.count, vocabulary], to: logitsOut) }
             let score = WindowScore(logits: logits, tokens: ids, vocabulary: vocabulary)
@@ -29,6 +34,14 @@ struct EvalCommand: ParsableCommand {
             }
         }
     }
+}
+
+/// Token ids from --tokens (ids) or --text (tokenized with the tokenizer.json in `tokenizerDirectory`).
+func tokenIDs(tokens: String?, text: String?, tokenizerDirectory: String) throws -> [Int] {
+    if let tokens { return try readTokens(tokens) }
+    guard let text, let content = FileManager.default.contents(atPath: text) else { throw ValidationError("cannot read --text") }
+    let tokenizer = try BPETokenizer(path: (tokenizerDirectory as NSString).appendingPathComponent("tokenizer.json"))
+    return tokenizer.encode(String(decoding: content, as: UTF8.self))
 }
 
 /// Token ids from a .npy of int32/int64 or a text file of whitespace-separated ids.

@@ -12,17 +12,21 @@ struct ValidateCommand: ParsableCommand {
 
     @Argument(help: "The quantized model: a .gguf moeq or llama.cpp wrote, or a checkpoint directory.") var quant: String
     @Option(help: "The base checkpoint directory (its config.json also describes the GGUF).") var base: String
-    @Option(help: "Token ids (.npy int32/int64 or whitespace-separated text).") var tokens: String
+    @Option(help: "Token ids (.npy int32/int64 or whitespace-separated text).") var tokens: String?
+    @Option(help: "A text file, tokenized with the base model's tokenizer.json.") var text: String?
     @Option(help: "Tokens per chunk.") var ctx = 128
     @Option(help: "At most this many chunks.") var chunks: Int?
     @Flag(help: "Print JSON.") var json = false
 
-    func validate() throws { guard ctx >= 4 else { throw ValidationError("--ctx must be at least 4") } }
+    func validate() throws {
+        guard ctx >= 4 else { throw ValidationError("--ctx must be at least 4") }
+        guard (tokens == nil) != (text == nil) else { throw ValidationError("give exactly one of --tokens and --text") }
+    }
 
     func run() throws {
         try reportingErrors {
-            let ids = try readTokens(tokens)
-            guard ids.count >= ctx else { throw ValidationError("\(tokens) has \(ids.count) tokens, fewer than --ctx \(ctx)") }
+            let ids = try tokenIDs(tokens: tokens, text: text, tokenizerDirectory: base)
+            guard ids.count >= ctx else { throw ValidationError("the input has \(ids.count) tokens, fewer than --ctx \(ctx)") }
             let baseWeights = try ReferenceModel.weights(path: base)
             let quantWeights = try ReferenceModel.weights(path: quant, configDirectory: base)
             var report = try QuantValidation.run(quant: quantWeights, base: baseWeights, configDirectory: base, tokens: ids, context: ctx, maxChunks: chunks)

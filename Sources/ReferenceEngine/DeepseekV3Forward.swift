@@ -23,7 +23,16 @@ public struct DeepseekV3Forward {
         interleavedRope = ropeInterleave
     }
 
+    /// Receives every matmul input, for importance matrices and routing statistics.
+    public var observer: ActivationObserver? = nil
+
     func weight(_ name: String) throws -> [Float] { try weights.weight(name) }
+
+    /// x · Wᵀ for the HF weight `name`, reporting the input rows to the observer first.
+    func project(_ x: [Float], tokens: Int, inputs: Int, _ name: String, outputs: Int) throws -> [Float] {
+        observer?.observe(weight: name, input: x, rows: tokens, width: inputs)
+        return DenseOps.linear(x, tokens: tokens, inputs: inputs, try weight(name), outputs: outputs)
+    }
 
     // MARK: YaRN
 
@@ -99,13 +108,13 @@ public struct DeepseekV3Forward {
             DenseOps.rmsNorm(&a, width: h, weight: try weight(p + "input_layernorm.weight"), epsilon: eps)
             var q: [Float]
             if let qRank = mla.queryRank {
-                var compressed = DenseOps.linear(a, tokens: t, inputs: h, try weight(p + "self_attn.q_a_proj.weight"), outputs: qRank)
+                var compressed = try project(a, tokens: t, inputs: h, p + "self_attn.q_a_proj.weight", outputs: qRank)
                 DenseOps.rmsNorm(&compressed, width: qRank, weight: try weight(p + "self_attn.q_a_layernorm.weight"), epsilon: eps)
-                q = DenseOps.linear(compressed, tokens: t, inputs: qRank, try weight(p + "self_attn.q_b_proj.weight"), outputs: heads * qkDim)
+                q = try project(compressed, tokens: t, inputs: qRank, p + "self_attn.q_b_proj.weight", outputs: heads * qkDim)
             } else {
-                q = DenseOps.linear(a, tokens: t, inputs: h, try weight(p + "self_attn.q_proj.weight"), outputs: heads * qkDim)
+                q = try project(a, tokens: t, inputs: h, p + "self_attn.q_proj.weight", outputs: heads * qkDim)
             }
-            let kvA = DenseOps.linear(a, tokens: t, inputs: h, try weight(p + "self_attn.kv_a_proj_with_mqa.weight"), outputs: rank + rope)
+            let kvA = try project(a, tokens: t, inputs: h, p + "self_attn.kv_a_proj_with_mqa.weight", outputs: rank + rope)
             var latent = [Float](repeating: 0, count: t * rank)
             var sharedRope = [Float](repeating: 0, count: t * rope)
             for i in 0..<t {
@@ -113,7 +122,7 @@ public struct DeepseekV3Forward {
                 for j in 0..<rope { sharedRope[i * rope + j] = kvA[i * (rank + rope) + rank + j] }
             }
             DenseOps.rmsNorm(&latent, width: rank, weight: try weight(p + "self_attn.kv_a_layernorm.weight"), epsilon: eps)
-            let kv = DenseOps.linear(latent, tokens: t, inputs: rank, try weight(p + "self_attn.kv_b_proj.weight"), outputs: heads * (nope + vDim))
+            let kv = try project(latent, tokens: t, inputs: rank, p + "self_attn.kv_b_proj.weight", outputs: heads * (nope + vDim))
             applyRope(&q, tokens: t, heads: heads, stride: qkDim, offset: nope, inverse: inverse, scale: ropeScale)
             applyRope(&sharedRope, tokens: t, heads: 1, stride: rope, offset: 0, inverse: inverse, scale: ropeScale)
             var k = [Float](repeating: 0, count: t * heads * qkDim)
@@ -127,7 +136,7 @@ public struct DeepseekV3Forward {
                 }
             }
             let context = DenseOps.attention(q: q, k: k, v: v, tokens: t, heads: heads, kvHeads: heads, dim: qkDim, valueDim: vDim, scale: softmaxScale)
-            let attended = DenseOps.linear(context, tokens: t, inputs: heads * vDim, try weight(p + "self_attn.o_proj.weight"), outputs: h)
+            let attended = try project(context, tokens: t, inputs: heads * vDim, p + "self_attn.o_proj.weight", outputs: h)
             for i in 0..<x.count { x[i] += attended[i] }
 
             var m = x
@@ -137,24 +146,24 @@ public struct DeepseekV3Forward {
         }
         DenseOps.rmsNorm(&x, width: h, weight: try weight("model.norm.weight"), epsilon: eps)
         let head = weights.has("lm_head.weight") ? "lm_head.weight" : "model.embed_tokens.weight"
-        return DenseOps.linear(x, tokens: t, inputs: h, try weight(head), outputs: spec.vocabularySize)
+        return try project(x, tokens: t, inputs: h, head, outputs: spec.vocabularySize)
     }
 
     /// SwiGLU MLP (dense layers and shared experts).
     func mlp(_ x: [Float], tokens t: Int, prefix p: String, width: Int) throws -> [Float] {
         let h = spec.hiddenSize
-        let gate = DenseOps.linear(x, tokens: t, inputs: h, try weight(p + "gate_proj.weight"), outputs: width)
-        let up = DenseOps.linear(x, tokens: t, inputs: h, try weight(p + "up_proj.weight"), outputs: width)
+        let gate = try project(x, tokens: t, inputs: h, p + "gate_proj.weight", outputs: width)
+        let up = try project(x, tokens: t, inputs: h, p + "up_proj.weight", outputs: width)
         var act = [Float](repeating: 0, count: gate.count)
         for i in 0..<act.count { act[i] = DenseOps.silu(gate[i]) * up[i] }
-        return DenseOps.linear(act, tokens: t, inputs: width, try weight(p + "down_proj.weight"), outputs: h)
+        return try project(act, tokens: t, inputs: width, p + "down_proj.weight", outputs: h)
     }
 
     /// Sigmoid router with bias-for-selection and group limit, routed experts, plus shared experts.
     func moe(_ x: [Float], tokens t: Int, prefix p: String) throws -> [Float] {
         let h = spec.hiddenSize, experts = spec.routedExpertCount, topK = spec.expertsPerToken
         let groups = max(spec.expertGroupCount, 1), perGroup = experts / groups
-        let logits = DenseOps.linear(x, tokens: t, inputs: h, try weight(p + "gate.weight"), outputs: experts)
+        let logits = try project(x, tokens: t, inputs: h, p + "gate.weight", outputs: experts)
         let bias = weights.has(p + "gate.e_score_correction_bias") ? try weight(p + "gate.e_score_correction_bias") : [Float](repeating: 0, count: experts)
         var chosen = [[(expert: Int, weight: Float)]](repeating: [], count: t)
         for i in 0..<t {

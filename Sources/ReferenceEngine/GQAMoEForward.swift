@@ -28,7 +28,16 @@ public struct GQAMoEForward {
         self.weights = weights
     }
 
+    /// Receives every matmul input, for importance matrices and routing statistics.
+    public var observer: ActivationObserver? = nil
+
     func weight(_ name: String) throws -> [Float] { try weights.weight(name) }
+
+    /// x · Wᵀ for the HF weight `name`, reporting the input rows to the observer first.
+    func project(_ x: [Float], tokens: Int, inputs: Int, _ name: String, outputs: Int) throws -> [Float] {
+        observer?.observe(weight: name, input: x, rows: tokens, width: inputs)
+        return DenseOps.linear(x, tokens: tokens, inputs: inputs, try weight(name), outputs: outputs)
+    }
 
     /// Logits [tokens × vocabulary] for one causal window.
     public func logits(tokens ids: [Int]) throws -> [Float] {
@@ -46,9 +55,9 @@ public struct GQAMoEForward {
             var a = x
             DenseOps.rmsNorm(&a, width: h, weight: try weight(p + "input_layernorm.weight"), epsilon: eps)
             let d = spec.headDim, heads = spec.headCount, kvHeads = spec.keyValueHeadCount
-            var q = DenseOps.linear(a, tokens: t, inputs: h, try weight(p + "self_attn.q_proj.weight"), outputs: heads * d)
-            var k = DenseOps.linear(a, tokens: t, inputs: h, try weight(p + "self_attn.k_proj.weight"), outputs: kvHeads * d)
-            let v = DenseOps.linear(a, tokens: t, inputs: h, try weight(p + "self_attn.v_proj.weight"), outputs: kvHeads * d)
+            var q = try project(a, tokens: t, inputs: h, p + "self_attn.q_proj.weight", outputs: heads * d)
+            var k = try project(a, tokens: t, inputs: h, p + "self_attn.k_proj.weight", outputs: kvHeads * d)
+            let v = try project(a, tokens: t, inputs: h, p + "self_attn.v_proj.weight", outputs: kvHeads * d)
             if spec.architecture == .qwen3Moe {
                 DenseOps.rmsNorm(&q, width: d, weight: try weight(p + "self_attn.q_norm.weight"), epsilon: eps)
                 DenseOps.rmsNorm(&k, width: d, weight: try weight(p + "self_attn.k_norm.weight"), epsilon: eps)
@@ -56,14 +65,14 @@ public struct GQAMoEForward {
             DenseOps.rope(&q, tokens: t, heads: heads, dim: d, theta: spec.ropeTheta)
             DenseOps.rope(&k, tokens: t, heads: kvHeads, dim: d, theta: spec.ropeTheta)
             let context = DenseOps.attention(q: q, k: k, v: v, tokens: t, heads: heads, kvHeads: kvHeads, dim: d)
-            let attended = DenseOps.linear(context, tokens: t, inputs: heads * d, try weight(p + "self_attn.o_proj.weight"), outputs: h)
+            let attended = try project(context, tokens: t, inputs: heads * d, p + "self_attn.o_proj.weight", outputs: h)
             for i in 0..<x.count { x[i] += attended[i] }
             // MoE block.
             var m = x
             DenseOps.rmsNorm(&m, width: h, weight: try weight(p + "post_attention_layernorm.weight"), epsilon: eps)
             let moe = mixtral ? p + "block_sparse_moe." : p + "mlp."
             let experts = spec.routedExpertCount, topK = spec.expertsPerToken
-            let router = DenseOps.linear(m, tokens: t, inputs: h, try weight(moe + "gate.weight"), outputs: experts)
+            let router = try project(m, tokens: t, inputs: h, moe + "gate.weight", outputs: experts)
             // Softmax over all experts, top-k, renormalised (Mixtral always; Qwen3 when norm_topk_prob).
             var chosen = [[(expert: Int, weight: Float)]](repeating: [], count: t)
             for i in 0..<t {
@@ -86,17 +95,17 @@ public struct GQAMoEForward {
                 for (r, (i, _)) in routed.enumerated() { for j in 0..<h { rows[r * h + j] = m[i * h + j] } }
                 let names = mixtral ? ["w1", "w3", "w2"] : ["gate_proj", "up_proj", "down_proj"]
                 let base = moe + "experts.\(expert)."
-                let gate = DenseOps.linear(rows, tokens: routed.count, inputs: h, try weight(base + names[0] + ".weight"), outputs: ff)
-                let up = DenseOps.linear(rows, tokens: routed.count, inputs: h, try weight(base + names[1] + ".weight"), outputs: ff)
+                let gate = try project(rows, tokens: routed.count, inputs: h, base + names[0] + ".weight", outputs: ff)
+                let up = try project(rows, tokens: routed.count, inputs: h, base + names[1] + ".weight", outputs: ff)
                 var act = [Float](repeating: 0, count: gate.count)
                 for i in 0..<act.count { act[i] = DenseOps.silu(gate[i]) * up[i] }
-                let down = DenseOps.linear(act, tokens: routed.count, inputs: ff, try weight(base + names[2] + ".weight"), outputs: h)
+                let down = try project(act, tokens: routed.count, inputs: ff, base + names[2] + ".weight", outputs: h)
                 for (r, (i, w)) in routed.enumerated() { for j in 0..<h { output[i * h + j] += w * down[r * h + j] } }
             }
             for i in 0..<x.count { x[i] += output[i] }
         }
         DenseOps.rmsNorm(&x, width: h, weight: try weight("model.norm.weight"), epsilon: eps)
         let head = weights.has("lm_head.weight") ? "lm_head.weight" : "model.embed_tokens.weight"
-        return DenseOps.linear(x, tokens: t, inputs: h, try weight(head), outputs: spec.vocabularySize)
+        return try project(x, tokens: t, inputs: h, head, outputs: spec.vocabularySize)
     }
 }

@@ -22,13 +22,18 @@ public enum ReferenceModel {
         return config["rope_interleave"]?.boolValue ?? config["text_config"]?["rope_interleave"]?.boolValue ?? true
     }
 
-    /// Logits [tokens × vocabulary] of one window.
-    public static func logits(weights: WeightProvider, configDirectory: String, tokens: [Int]) throws -> [Float] {
+    /// Logits [tokens × vocabulary] of one window; `observer` sees every projection's input.
+    public static func logits(weights: WeightProvider, configDirectory: String, tokens: [Int],
+                              observer: ActivationObserver? = nil) throws -> [Float] {
         switch weights.spec.architecture {
         case .deepseekV3:
-            return try DeepseekV3Forward(weights: weights, ropeInterleave: ropeInterleave(configDirectory)).logits(tokens: tokens)
+            var engine = try DeepseekV3Forward(weights: weights, ropeInterleave: ropeInterleave(configDirectory))
+            engine.observer = observer
+            return try engine.logits(tokens: tokens)
         case .qwen3Moe, .mixtral:
-            return try GQAMoEForward(weights: weights).logits(tokens: tokens)
+            var engine = try GQAMoEForward(weights: weights)
+            engine.observer = observer
+            return try engine.logits(tokens: tokens)
         }
     }
 

@@ -75,3 +75,24 @@ func engineOnOurF32GGUFEqualsEngineOnTheCheckpoint(fixture: String) throws {
     #expect(q8.ratioLow <= q8.ratio && q8.ratio <= q8.ratioHigh)
     #expect(q8.tensors.first.map { $0.relativeRMSE > 0 && $0.relativeRMSE < 0.02 } == true)
 }
+
+@Test func importanceMatrixCountsEveryRoutedToken() throws {
+    let directory = fixtures.appendingPathComponent("qwen3_moe-f32").path
+    let weights = try CheckpointWeights(path: directory)
+    let collector = ImportanceCollector(spec: weights.spec)
+    let tokens = (0..<96).map { ($0 * 53 + 7) % 390 + 3 }
+    for chunk in 0..<3 {
+        _ = try ReferenceModel.logits(weights: weights, configDirectory: directory, tokens: Array(tokens[(chunk * 32)..<((chunk + 1) * 32)]), observer: collector)
+    }
+    let output = NSTemporaryDirectory() + "moeq-imatrix-\(UUID().uuidString).gguf"
+    defer { try? FileManager.default.removeItem(atPath: output) }
+    try collector.write(to: output, dataset: "test", chunks: 3, chunkSize: 32)
+    let matrix = try ImportanceMatrix(path: output)
+    #expect(matrix.chunkCount == 3 && matrix.datasets == ["test"])
+    // Every token goes to top-k experts: the down projections' counts sum to tokens × k in every layer.
+    for (_, counts) in collector.routing { #expect(counts.reduce(0, +) == 96 * weights.spec.expertsPerToken) }
+    #expect(collector.routing.count == weights.spec.layerCount)
+    let attentionQ = try #require(matrix.importance(for: "blk.0.attn_q.weight", width: weights.spec.hiddenSize))
+    #expect(attentionQ.allSatisfy { $0 > 0 })          // mean x² of the normed hidden states
+    #expect(matrix.entries["output.weight"] == nil)     // like llama-imatrix without --process-output
+}

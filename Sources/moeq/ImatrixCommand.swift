@@ -1,0 +1,45 @@
+// `moeq imatrix MODEL (--text F | --tokens F) -o OUT.gguf`: importance matrix in llama.cpp's format.
+import ArgumentParser
+import Foundation
+import ReferenceEngine
+import TensorFormats
+
+struct ImatrixCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "imatrix",
+        abstract: "Collect an importance matrix (llama.cpp's GGUF imatrix format, counted per expert) and routing statistics with the reference engine.")
+
+    @Argument(help: "Checkpoint directory.") var model: String
+    @Option(help: "Text file (tokenized with the model's tokenizer.json).") var text: String?
+    @Option(help: "Token ids (.npy or whitespace-separated).") var tokens: String?
+    @Option(name: .shortAndLong, help: "Output imatrix .gguf (usable by llama-quantize --imatrix and moeq convert --imatrix).") var output: String
+    @Option(help: "Tokens per chunk.") var ctx = 128
+    @Option(help: "At most this many chunks.") var chunks: Int?
+
+    func validate() throws {
+        guard (tokens == nil) != (text == nil) else { throw ValidationError("give exactly one of --tokens and --text") }
+        guard ctx >= 2 else { throw ValidationError("--ctx must be at least 2") }
+    }
+
+    func run() throws {
+        try reportingErrors {
+            let ids = try tokenIDs(tokens: tokens, text: text, tokenizerDirectory: model)
+            let weights = try ReferenceModel.weights(path: model)
+            let collector = ImportanceCollector(spec: weights.spec)
+            var done = 0
+            while (done + 1) * ctx <= ids.count && done < (chunks ?? Int.max) {
+                _ = try ReferenceModel.logits(weights: weights, configDirectory: model, tokens: Array(ids[(done * ctx)..<((done + 1) * ctx)]), observer: collector)
+                done += 1
+            }
+            guard done > 0 else { throw ValidationError("fewer than --ctx \(ctx) tokens") }
+            try collector.write(to: output, dataset: (text ?? tokens ?? "") as String, chunks: done, chunkSize: ctx)
+            print("wrote \(output): \(done) chunks × \(ctx) tokens")
+            let idle = collector.idleExperts
+            if !idle.isEmpty {
+                print("experts that never fired (\(idle.count); neutral importance 1.0 when used): " + idle.prefix(20).map { "\($0.tensor)[\($0.expert)]" }.joined(separator: ", "))
+            }
+            print("tokens routed per expert:")
+            for (tensor, counts) in collector.routing { print("  \(tensor.replacingOccurrences(of: ".ffn_down_exps.weight", with: "")): \(counts.map(String.init).joined(separator: " "))") }
+        }
+    }
+}

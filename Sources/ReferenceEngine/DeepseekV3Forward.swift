@@ -185,14 +185,8 @@ public struct DeepseekV3Forward {
             chosen[i] = zip(picks, weights).map { ($0, $1 * Float(spec.routedScalingFactor)) }
         }
         let ff = spec.expertIntermediateSize
-        var output = [Float](repeating: 0, count: t * h)
-        for expert in 0..<experts {
-            let routed = (0..<t).compactMap { i in chosen[i].first { $0.expert == expert }.map { (i, $0.weight) } }
-            if routed.isEmpty { continue }
-            var rows = [Float](repeating: 0, count: routed.count * h)
-            for (r, (i, _)) in routed.enumerated() { for j in 0..<h { rows[r * h + j] = x[i * h + j] } }
-            let down = try mlp(rows, tokens: routed.count, prefix: p + "experts.\(expert).", width: ff)
-            for (r, (i, w)) in routed.enumerated() { for j in 0..<h { output[i * h + j] += w * down[r * h + j] } }
+        var output = try DenseOps.dispatch(x, tokens: t, width: h, experts: experts, chosen: chosen) { expert, rows, count in
+            try mlp(rows, tokens: count, prefix: p + "experts.\(expert).", width: ff)
         }
         if spec.sharedExpertCount > 0 {
             let shared = try mlp(x, tokens: t, prefix: p + "shared_experts.", width: ff * spec.sharedExpertCount)

@@ -69,4 +69,20 @@ enum DenseOps {
     }
 
     static func silu(_ x: Float) -> Float { x / (1 + exp(-x)) }
+
+    /// Routed-expert dispatch: gathers the rows routed to each expert, runs `expert(index, rows, count)` once per
+    /// expert that received tokens, and sums the outputs back weighted by the router weights. `x` is tokens × width.
+    static func dispatch(_ x: [Float], tokens: Int, width h: Int, experts: Int, chosen: [[(expert: Int, weight: Float)]],
+                         expert: (Int, [Float], Int) throws -> [Float]) rethrows -> [Float] {
+        var output = [Float](repeating: 0, count: tokens * h)
+        for e in 0..<experts {
+            let routed = (0..<tokens).compactMap { i in chosen[i].first { $0.expert == e }.map { (i, $0.weight) } }
+            if routed.isEmpty { continue }
+            var rows = [Float](repeating: 0, count: routed.count * h)
+            for (r, (i, _)) in routed.enumerated() { for j in 0..<h { rows[r * h + j] = x[i * h + j] } }
+            let down = try expert(e, rows, routed.count)
+            for (r, (i, w)) in routed.enumerated() { for j in 0..<h { output[i * h + j] += w * down[r * h + j] } }
+        }
+        return output
+    }
 }

@@ -87,20 +87,14 @@ public struct GQAMoEForward {
                 chosen[i] = picks.map { ($0.offset, normalize ? $0.element / sum : $0.element) }
             }
             let ff = spec.expertIntermediateSize
-            var output = [Float](repeating: 0, count: t * h)
-            for expert in 0..<experts {
-                let routed = (0..<t).compactMap { i in chosen[i].first { $0.expert == expert }.map { (i, $0.weight) } }
-                if routed.isEmpty { continue }
-                var rows = [Float](repeating: 0, count: routed.count * h)
-                for (r, (i, _)) in routed.enumerated() { for j in 0..<h { rows[r * h + j] = m[i * h + j] } }
-                let names = mixtral ? ["w1", "w3", "w2"] : ["gate_proj", "up_proj", "down_proj"]
+            let names = mixtral ? ["w1", "w3", "w2"] : ["gate_proj", "up_proj", "down_proj"]
+            let output = try DenseOps.dispatch(m, tokens: t, width: h, experts: experts, chosen: chosen) { expert, rows, count in
                 let base = moe + "experts.\(expert)."
-                let gate = try project(rows, tokens: routed.count, inputs: h, base + names[0] + ".weight", outputs: ff)
-                let up = try project(rows, tokens: routed.count, inputs: h, base + names[1] + ".weight", outputs: ff)
+                let gate = try project(rows, tokens: count, inputs: h, base + names[0] + ".weight", outputs: ff)
+                let up = try project(rows, tokens: count, inputs: h, base + names[1] + ".weight", outputs: ff)
                 var act = [Float](repeating: 0, count: gate.count)
                 for i in 0..<act.count { act[i] = DenseOps.silu(gate[i]) * up[i] }
-                let down = try project(act, tokens: routed.count, inputs: ff, base + names[2] + ".weight", outputs: h)
-                for (r, (i, w)) in routed.enumerated() { for j in 0..<h { output[i * h + j] += w * down[r * h + j] } }
+                return try project(act, tokens: count, inputs: ff, base + names[2] + ".weight", outputs: h)
             }
             for i in 0..<x.count { x[i] += output[i] }
         }

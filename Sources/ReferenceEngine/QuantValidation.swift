@@ -27,14 +27,15 @@ public struct QuantValidationReport: Sendable {
 
 public enum QuantValidation {
     public static func run(quant: WeightProvider, base: WeightProvider, configDirectory: String, tokens: [Int],
-                           context: Int, maxChunks: Int?) throws -> QuantValidationReport {
+                           context: Int, maxChunks: Int?, beginningOfSequence: Int? = nil) throws -> QuantValidationReport {
         var report = QuantValidationReport()
         let vocabulary = base.spec.vocabularySize
         var baseNLL: [Double] = [], quantNLL: [Double] = [], klds: [Double] = [], deltaP: [Double] = []
         var agree = 0
         var chunk = 0
         while (chunk + 1) * context <= tokens.count && chunk < (maxChunks ?? Int.max) {
-            let window = Array(tokens[(chunk * context)..<((chunk + 1) * context)])
+            var window = Array(tokens[(chunk * context)..<((chunk + 1) * context)])
+            if let beginningOfSequence { window[0] = beginningOfSequence }
             let b = try ReferenceModel.logits(weights: base, configDirectory: configDirectory, tokens: window)
             let q = try ReferenceModel.logits(weights: quant, configDirectory: configDirectory, tokens: window)
             for t in (context / 2)..<(context - 1) {

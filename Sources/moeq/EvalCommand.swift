@@ -44,6 +44,16 @@ func tokenIDs(tokens: String?, text: String?, tokenizerDirectory: String) throws
     return tokenizer.encode(String(decoding: content, as: UTF8.self))
 }
 
+/// The BOS id when the model's tokenizer adds one (tokenizer_config.json `add_bos_token` and config.json
+/// `bos_token_id`), as llama.cpp's `add_bos_token` key says; nil otherwise.
+func beginningOfSequence(directory: String) -> Int? {
+    func object(_ name: String) -> JSONValue? {
+        FileManager.default.contents(atPath: (directory as NSString).appendingPathComponent(name)).flatMap { try? JSONParser.parse([UInt8]($0)) }
+    }
+    guard object("tokenizer_config.json")?["add_bos_token"]?.boolValue == true else { return nil }
+    return object("config.json")?["bos_token_id"]?.intValue
+}
+
 /// Token ids from a .npy of int32/int64 or a text file of whitespace-separated ids.
 func readTokens(_ path: String) throws -> [Int] {
     guard let data = FileManager.default.contents(atPath: path) else { throw ValidationError("cannot read \(path)") }

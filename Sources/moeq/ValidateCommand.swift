@@ -25,11 +25,13 @@ struct ValidateCommand: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
-            let ids = try tokenIDs(tokens: tokens, text: text, tokenizerDirectory: base)
+            // llama-perplexity: the text is tokenized with BOS first, and every chunk starts with BOS.
+            let bos = beginningOfSequence(directory: base)
+            let ids = (text != nil ? bos.map { [$0] } ?? [] : []) + (try tokenIDs(tokens: tokens, text: text, tokenizerDirectory: base))
             guard ids.count >= ctx else { throw ValidationError("the input has \(ids.count) tokens, fewer than --ctx \(ctx)") }
             let baseWeights = try ReferenceModel.weights(path: base)
             let quantWeights = try ReferenceModel.weights(path: quant, configDirectory: base)
-            var report = try QuantValidation.run(quant: quantWeights, base: baseWeights, configDirectory: base, tokens: ids, context: ctx, maxChunks: chunks)
+            var report = try QuantValidation.run(quant: quantWeights, base: baseWeights, configDirectory: base, tokens: ids, context: ctx, maxChunks: chunks, beginningOfSequence: bos)
             if let gguf = quantWeights as? GGUFWeights { report.tensors = try QuantValidation.tensorErrors(quant: gguf, base: baseWeights) }
             if json {
                 let document: JSONValue = [

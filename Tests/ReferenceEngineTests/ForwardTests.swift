@@ -21,7 +21,7 @@ func readNumpy(_ url: URL) throws -> (values: [Float], shape: [Int]) {
 }
 
 @Test(arguments: ["deepseek_v3-f32", "deepseek_v3-bf16-sharded", "deepseek_v3-bf16-released", "qwen3_moe-f32",
-                   "qwen3_moe-bf16-sharded", "mixtral-f32", "mixtral-bf16-sharded"])
+                   "qwen3_moe-bf16-sharded", "mixtral-f32", "mixtral-bf16-sharded", "trained-qwen3_moe"])
 func logitsMatchTransformers(fixture: String) throws {
     let directory = fixtures.appendingPathComponent(fixture)
     let referenceData = try Data(contentsOf: directory.appendingPathComponent("reference.json"))
@@ -39,6 +39,24 @@ func logitsMatchTransformers(fixture: String) throws {
         let a = ours[(t * vocabulary)..<((t + 1) * vocabulary)], b = expected[(t * vocabulary)..<((t + 1) * vocabulary)]
         #expect(a.firstIndex(of: a.max()!) == b.firstIndex(of: b.max()!), "\(fixture) position \(t)")
     }
+}
+
+/// llama-perplexity's method on the held-out KJV text ([BOS] + ids, chunks of 256 starting with BOS, second half
+/// scored) gives transformers' perplexity from train.py to at least 4 significant digits.
+@Test(arguments: ["trained-qwen3_moe"])
+func heldOutPerplexityEqualsTransformers(fixture: String) throws {
+    let directory = fixtures.appendingPathComponent(fixture)
+    let reference = try JSONParser.parse([UInt8](try Data(contentsOf: directory.appendingPathComponent("reference.json"))))
+    let expected = try #require(reference["perplexity"]?["ppl"]?.doubleValue)
+    let config = try JSONParser.parse([UInt8](try Data(contentsOf: directory.appendingPathComponent("config.json"))))
+    let bos = try #require(config["bos_token_id"]?.intValue)
+    let text = try String(contentsOf: fixtures.appendingPathComponent("trained/kjv-heldout.txt"), encoding: .utf8)
+    let ids = [bos] + (try BPETokenizer(path: directory.appendingPathComponent("tokenizer.json").path)).encode(text)
+    let weights = try CheckpointWeights(path: directory.path)
+    let report = try QuantValidation.run(quant: weights, base: weights, configDirectory: directory.path, tokens: ids,
+                                         context: 256, maxChunks: nil, beginningOfSequence: bos)
+    #expect(report.positions == reference["perplexity"]?["scored_tokens"]?.intValue)
+    #expect(abs(report.basePerplexity - expected) / expected < 5e-5, "\(fixture): ours \(report.basePerplexity), transformers \(expected)")
 }
 
 @Test(arguments: ["deepseek_v3-f32", "qwen3_moe-f32", "mixtral-f32"])

@@ -104,13 +104,16 @@ def hf_main(a):
 def llama_perplexity_bin(binary, gguf, text, ctx, kv):
     cmd = [binary, "-m", gguf, "-f", text, "-c", str(ctx), "-b", str(ctx), "-t", "2", "-fa", "off",
            "-ctk", kv, "-ctv", kv, "--no-warmup"]
-    p = subprocess.run(cmd, capture_output=True, text=True)
-    m = re.search(r"Final estimate: PPL = ([0-9.]+) \+/- ([0-9.]+)", p.stdout + p.stderr)
-    n = re.search(r"calculating perplexity over (\d+) chunks", p.stdout + p.stderr)
-    if not m:
-        return {"cmd": " ".join(cmd), "error": (p.stdout + p.stderr)[-2000:]}
-    return {"cmd": " ".join(cmd), "ppl": float(m.group(1)), "ppl_err": float(m.group(2)),
-            "chunks": int(n.group(1)) if n else None}
+    # llama.cpp's logger runs in its own thread; now and then the last lines (the "Final estimate") are lost at
+    # exit although the run succeeded (exit 0). Run again in that case.
+    for attempt in range(1, 4):
+        p = subprocess.run(cmd, capture_output=True, text=True)
+        m = re.search(r"Final estimate: PPL = ([0-9.]+) \+/- ([0-9.]+)", p.stderr + p.stdout)
+        n = re.search(r"calculating perplexity over (\d+) chunks", p.stderr + p.stdout)
+        if m:
+            return {"cmd": " ".join(cmd), "ppl": float(m.group(1)), "ppl_err": float(m.group(2)),
+                    "chunks": int(n.group(1)) if n else None, "attempts": attempt}
+    return {"cmd": " ".join(cmd), "error": f"exit {p.returncode}: " + (p.stderr + p.stdout)[-2000:]}
 
 
 def compare(gguf, fixture, hf, hf_logits, a, source):

@@ -21,7 +21,8 @@ func readNumpy(_ url: URL) throws -> (values: [Float], shape: [Int]) {
 }
 
 @Test(arguments: ["deepseek_v3-f32", "deepseek_v3-bf16-sharded", "deepseek_v3-bf16-released", "qwen3_moe-f32",
-                   "qwen3_moe-bf16-sharded", "mixtral-f32", "mixtral-bf16-sharded", "trained-qwen3_moe"])
+                   "qwen3_moe-bf16-sharded", "mixtral-f32", "mixtral-bf16-sharded",
+                   "trained-deepseek_v3", "trained-qwen3_moe", "trained-mixtral"])
 func logitsMatchTransformers(fixture: String) throws {
     let directory = fixtures.appendingPathComponent(fixture)
     let referenceData = try Data(contentsOf: directory.appendingPathComponent("reference.json"))
@@ -43,7 +44,7 @@ func logitsMatchTransformers(fixture: String) throws {
 
 /// llama-perplexity's method on the held-out KJV text ([BOS] + ids, chunks of 256 starting with BOS, second half
 /// scored) gives transformers' perplexity from train.py to at least 4 significant digits.
-@Test(arguments: ["trained-qwen3_moe"])
+@Test(arguments: ["trained-deepseek_v3", "trained-qwen3_moe", "trained-mixtral"])
 func heldOutPerplexityEqualsTransformers(fixture: String) throws {
     let directory = fixtures.appendingPathComponent(fixture)
     let reference = try JSONParser.parse([UInt8](try Data(contentsOf: directory.appendingPathComponent("reference.json"))))

@@ -42,7 +42,7 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from validate_moeq_gguf import dequantized_copy, llama_eval, log_softmax, metrics, sha256  # noqa: E402
+from validate_moeq_gguf import dequantized_copy, llama_eval, log_softmax, metrics, print_criteria, sha256  # noqa: E402
 
 ARCHS = ["qwen3_moe", "deepseek_v3", "mixtral"]
 BOS = 0
@@ -233,18 +233,7 @@ def main():
               f"{r['max_abs_diff']:.3g} | {r['max_rel_err']:.3g} | {r['top1_agree']}/{r['positions']} | "
               f"{100 * r['top1_frac']:.2f} | {r['kld_mean']:.2g} / {r['kld_max']:.2g} | {ppl} | {bin_} | "
               f"{'ok' if r['tokenize_matches'] else 'DIFFERS'} |")
-    bad = []
-    for r in rows:
-        if r["source"] != "moeq":
-            continue
-        name = os.path.basename(r["gguf"])
-        if name.endswith("-F32.gguf") and r["max_rel_err"] > 1e-3:
-            bad.append(f"{name} {r['tokens']}: F32 rel {r['max_rel_err']:.3g} > 1e-3")
-        if name.endswith("-Q8_0.gguf") and r["top1_frac"] < 0.95:
-            bad.append(f"{name} {r['tokens']}: Q8_0 top-1 {100 * r['top1_frac']:.1f}% < 95%")
-    print("\ncriteria (F32 rel ≤ 1e-3; Q8_0 top-1 ≥ 95%):", "all met" if not bad else "NOT met:")
-    for b in bad:
-        print("  " + b)
+    print_criteria(rows)
 
 
 if __name__ == "__main__":

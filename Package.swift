@@ -35,7 +35,7 @@ let package = Package(
         ]),
 
         // MARK: Tests (one target per library target)
-        .testTarget(name: "QuantKernelsTests", dependencies: ["QuantKernels"]),
+        .testTarget(name: "QuantKernelsTests", dependencies: ["QuantKernels", "TensorFormats"]),
         .testTarget(name: "TensorFormatsTests", dependencies: ["TensorFormats", "QuantKernels"]),
         .testTarget(name: "ModelCatalogTests", dependencies: ["ModelCatalog", "TensorFormats"]),
         .testTarget(name: "ReferenceEngineTests", dependencies: ["ReferenceEngine", "ConversionPipeline", "TensorFormats"]),

@@ -28,10 +28,9 @@ public struct DeepseekV3Forward {
 
     func weight(_ name: String) throws -> [Float] { try weights.weight(name) }
 
-    /// x · Wᵀ for the HF weight `name`, reporting the input rows to the observer first.
+    /// x · Wᵀ for the HF weight `name` (WeightProvider.project: observer first, llama.cpp rounding if asked).
     func project(_ x: [Float], tokens: Int, inputs: Int, _ name: String, outputs: Int) throws -> [Float] {
-        observer?.observe(weight: name, input: x, rows: tokens, width: inputs)
-        return DenseOps.linear(x, tokens: tokens, inputs: inputs, try weight(name), outputs: outputs)
+        try weights.project(x, tokens: tokens, inputs: inputs, name, outputs: outputs, observer: observer)
     }
 
     // MARK: YaRN

@@ -4,6 +4,7 @@
 import Foundation
 import ModelCatalog
 import QuantKernels
+import TensorFormats
 
 public struct QuantValidationReport: Sendable {
     public struct TensorError: Sendable {
@@ -23,38 +24,86 @@ public struct QuantValidationReport: Sendable {
     public var top1Agreement = 0.0
     public var rmsDeltaP = 0.0
     public var tensors: [TensorError] = []
+    /// True when the base distributions came from a base-logits record (KLD then from its top-k + tail form).
+    public var kldFromRecord = false
+    /// When a record was written in this run: the mean KLD its top-k + tail form gives, beside the exact meanKLD.
+    public var recordMeanKLD: Double?
 }
 
 public enum QuantValidation {
-    public static func run(quant: WeightProvider, base: WeightProvider, configDirectory: String, tokens: [Int],
-                           context: Int, maxChunks: Int?, beginningOfSequence: Int? = nil) throws -> QuantValidationReport {
-        var report = QuantValidationReport()
-        let vocabulary = base.spec.vocabularySize
-        var baseNLL: [Double] = [], quantNLL: [Double] = [], klds: [Double] = [], deltaP: [Double] = []
-        var agree = 0
-        var chunk = 0
-        while (chunk + 1) * context <= tokens.count && chunk < (maxChunks ?? Int.max) {
-            var window = Array(tokens[(chunk * context)..<((chunk + 1) * context)])
+    /// Where the base distributions come from: the base model itself, or a compact record of an earlier run.
+    public enum BaseSource {
+        case model(WeightProvider)
+        case record(BaseLogitRecord)
+    }
+
+    /// llama-perplexity's windows: consecutive chunks of `context` tokens, the first token of each replaced by BOS.
+    public static func windows(tokens: [Int], context: Int, maxChunks: Int?, beginningOfSequence: Int?) -> [[Int]] {
+        var windows: [[Int]] = []
+        while (windows.count + 1) * context <= tokens.count && windows.count < (maxChunks ?? Int.max) {
+            var window = Array(tokens[(windows.count * context)..<((windows.count + 1) * context)])
             if let beginningOfSequence { window[0] = beginningOfSequence }
-            let b = try ReferenceModel.logits(weights: base, configDirectory: configDirectory, tokens: window)
+            windows.append(window)
+        }
+        return windows
+    }
+
+    /// XXH3-64 of the windows' ids as int32 LE: what a base-logits record must have been made from.
+    public static func windowsHash(_ windows: [[Int]]) -> UInt64 {
+        let hasher = ContentHasher()
+        for window in windows {
+            let words = window.map { Int32(truncatingIfNeeded: $0).littleEndian }
+            words.withUnsafeBytes { hasher.update($0) }
+        }
+        return hasher.digest
+    }
+
+    /// Scores `windows` (second half of each). With `recordTopK` (and a model as base) the base distributions are
+    /// also returned as a compact record, and the report says what the record's top-k + tail KLD would have been.
+    public static func run(quant: WeightProvider, base: BaseSource, configDirectory: String, windows: [[Int]],
+                           recordTopK: Int? = nil) throws -> (report: QuantValidationReport, record: BaseLogitRecord?) {
+        var report = QuantValidationReport()
+        let vocabulary = quant.spec.vocabularySize
+        let context = windows.first?.count ?? 0
+        var baseNLL: [Double] = [], quantNLL: [Double] = [], klds: [Double] = [], deltaP: [Double] = []
+        var agree = 0, approximateSum = 0.0
+        var record = recordTopK.map { BaseLogitRecord(vocabulary: vocabulary, context: context, topK: $0, windowsHash: windowsHash(windows)) }
+        for window in windows {
             let q = try ReferenceModel.logits(weights: quant, configDirectory: configDirectory, tokens: window)
+            var b: [Float] = []
+            if case .model(let model) = base { b = try ReferenceModel.logits(weights: model, configDirectory: configDirectory, tokens: window) }
             for t in (context / 2)..<(context - 1) {
-                let lb = logSoftmax(b[(t * vocabulary)..<((t + 1) * vocabulary)])
                 let lq = logSoftmax(q[(t * vocabulary)..<((t + 1) * vocabulary)])
                 let next = window[t + 1]
-                baseNLL.append(-lb[next]); quantNLL.append(-lq[next])
-                var kld = 0.0
-                for i in 0..<vocabulary { kld += exp(lb[i]) * (lb[i] - lq[i]) }
-                klds.append(max(kld, 0))
-                if argmax(lb) == argmax(lq) { agree += 1 }
-                deltaP.append(exp(lq[next]) - exp(lb[next]))
+                let quantTop = argmax(lq)
+                switch base {
+                case .model:
+                    let lb = logSoftmax(b[(t * vocabulary)..<((t + 1) * vocabulary)])
+                    baseNLL.append(-lb[next])
+                    var kld = 0.0
+                    for i in 0..<vocabulary { kld += exp(lb[i]) * (lb[i] - lq[i]) }
+                    klds.append(max(kld, 0))
+                    if argmax(lb) == quantTop { agree += 1 }
+                    if record != nil {
+                        record!.append(lb, target: next)
+                        approximateSum += record!.divergence(record!.positions - 1, quant: lq)
+                    }
+                case .record(let stored):
+                    let p = baseNLL.count
+                    baseNLL.append(-Double(stored.targetLogProbabilities[p]))
+                    klds.append(stored.divergence(p, quant: lq))
+                    if stored.argmax(p) == quantTop { agree += 1 }
+                }
+                quantNLL.append(-lq[next])
+                deltaP.append(exp(lq[next]) - exp(-baseNLL[baseNLL.count - 1]))
             }
-            chunk += 1
         }
+        record?.chunks = windows.count
         let n = baseNLL.count
-        report.chunks = chunk
+        report.chunks = windows.count
         report.positions = n
-        guard n > 1 else { return report }
+        if case .record = base { report.kldFromRecord = true }
+        guard n > 1 else { return (report, record) }
         let meanBase = baseNLL.reduce(0, +) / Double(n), meanQuant = quantNLL.reduce(0, +) / Double(n)
         report.basePerplexity = exp(meanBase)
         report.quantPerplexity = exp(meanQuant)
@@ -74,7 +123,14 @@ public enum QuantValidation {
         report.maxKLD = sorted.last ?? 0
         report.top1Agreement = Double(agree) / Double(n)
         report.rmsDeltaP = (deltaP.reduce(0) { $0 + $1 * $1 } / Double(n)).squareRoot()
-        return report
+        if record != nil {
+            report.recordMeanKLD = approximateSum / Double(n)
+            record!.approximation = [
+                "measured_on": .string(configDirectory), "top_k": .integer(Int64(recordTopK ?? 0)),
+                "kld_full_vocabulary": .double(report.meanKLD), "kld_top_k_plus_tail": .double(approximateSum / Double(n)),
+            ]
+        }
+        return (report, record)
     }
 
     /// Weight error of every quantized weight against the base, worst first.

@@ -5,12 +5,12 @@ import TensorFormats
 
 public enum ReferenceModel {
     /// The model at `path`: a safetensors checkpoint directory, or a `.gguf` of the model whose config.json
-    /// sits in `configDirectory` (the base checkpoint).
-    public static func weights(path: String, configDirectory: String? = nil) throws -> WeightProvider {
+    /// sits in `configDirectory` (the base checkpoint). `llamaCPUArithmetic`: see GGUFWeights (GGUF only).
+    public static func weights(path: String, configDirectory: String? = nil, llamaCPUArithmetic: Bool = false) throws -> WeightProvider {
         if path.hasSuffix(".gguf") {
             guard let configDirectory else { throw EngineError.unsupported("a GGUF without its base checkpoint's config.json (pass --base)") }
             let spec = try ModelSpec(configFile: (configDirectory as NSString).appendingPathComponent("config.json"))
-            return try GGUFWeights(path: path, spec: spec)
+            return try GGUFWeights(path: path, spec: spec, llamaCPUArithmetic: llamaCPUArithmetic)
         }
         return try CheckpointWeights(path: path)
     }

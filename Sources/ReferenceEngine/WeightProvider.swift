@@ -10,6 +10,25 @@ public protocol WeightProvider {
     var spec: ModelSpec { get }
     func has(_ name: String) -> Bool
     func weight(_ name: String) throws -> [Float]
+    /// How a matmul input is rounded before it meets `name` (llama.cpp CPU arithmetic), or nil for exact f32.
+    func dotInput(_ name: String) -> GGMLDotInput?
+}
+
+extension WeightProvider {
+    public func dotInput(_ name: String) -> GGMLDotInput? { nil }
+
+    /// x · Wᵀ for the HF weight `name` ([tokens × inputs] → [tokens × outputs]); the observer sees the input as
+    /// it is, the product uses it rounded as llama.cpp's CPU backend would when `dotInput` says so.
+    func project(_ x: [Float], tokens: Int, inputs: Int, _ name: String, outputs: Int, observer: ActivationObserver?) throws -> [Float] {
+        observer?.observe(weight: name, input: x, rows: tokens, width: inputs)
+        let w = try weight(name)
+        guard let rounding = dotInput(name), rounding != .f32, inputs % rounding.blockSize == 0 else {
+            return DenseOps.linear(x, tokens: tokens, inputs: inputs, w, outputs: outputs)
+        }
+        var rounded = x
+        rounding.round(&rounded)
+        return DenseOps.linear(rounded, tokens: tokens, inputs: inputs, w, outputs: outputs)
+    }
 }
 
 /// Weights decoded from a safetensors checkpoint (BF16/F16/F32, FP8 blocks, packed INT4).
@@ -34,8 +53,14 @@ public final class GGUFWeights: WeightProvider {
     /// HF name → (GGUF plan, which expert/part).
     private var sources: [String: (plan: GGUFTensorPlan, index: Int)] = [:]
 
-    public init(path: String, spec: ModelSpec) throws {
+    /// Round every matmul input as llama.cpp's CPU backend does for the stored weight type (Q8_0 activations for
+    /// Q8_0/Q4_0/Q5_0, Q8_K for k-quants, F16 for F16 …), so logits and KLD predict what llama-perplexity reports.
+    /// MLA's kv_b_proj is left exact: llama.cpp runs it as the absorbed attn_k_b / attn_v_b products instead.
+    public var llamaCPUArithmetic = false
+
+    public init(path: String, spec: ModelSpec, llamaCPUArithmetic: Bool = false) throws {
         self.spec = spec
+        self.llamaCPUArithmetic = llamaCPUArithmetic
         file = try GGUFFile(path: path)
         for plan in spec.ggufTensors(has: { _ in true }) where file.tensor(named: plan.name) != nil {
             switch plan.source {
@@ -49,6 +74,12 @@ public final class GGUFWeights: WeightProvider {
 
     public func has(_ name: String) -> Bool { sources[name] != nil }
 
+    public func dotInput(_ name: String) -> GGMLDotInput? {
+        guard llamaCPUArithmetic, let (plan, _) = sources[name], let info = file.tensor(named: plan.name) else { return nil }
+        if case .keyFromKVB = plan.source { return nil }
+        return GGMLDotInput(weight: info.type)
+    }
+
     /// Every HF weight this GGUF provides, in a stable order.
     public var names: [String] { sources.keys.sorted() }
 
@@ -59,13 +90,14 @@ public final class GGUFWeights: WeightProvider {
 
     public func weight(_ name: String) throws -> [Float] {
         guard let (plan, index) = sources[name] else { throw EngineError.unsupported("weight \(name) in \(file.path)") }
+        if case .stacked(let names) = plan.source {
+            guard let info = file.tensor(named: plan.name) else { throw EngineError.unsupported("a GGUF without \(plan.name)") }
+            return try file.dequantized(info, matrix: index, of: names.count)
+        }
         let all = try values(plan.name)
         switch plan.source {
-        case .weight:
+        case .weight, .stacked:
             return all
-        case .stacked:
-            let size = plan.rowWidth * plan.dimensions[1]
-            return Array(all[(index * size)..<((index + 1) * size)])
         case .ropePermuted(_, let heads):
             // Undo llama.cpp's permute: GGUF row h·d + 2i + j holds HF row h·d + j·(d/2) + i.
             let width = plan.rowWidth, rows = plan.rowCount, headRows = rows / heads

@@ -59,4 +59,12 @@ extension GGUFFile {
     public func dequantized(_ tensor: GGUFTensorInfo) throws(QuantError) -> [Float] {
         try QuantCodec.dequantize(tensor.type, Array(data(of: tensor)), count: tensor.elementCount)
     }
+
+    /// Dequantizes matrix `index` of a tensor that stacks `count` equal matrices along its last ggml dimension
+    /// (llama.cpp's 3-D expert tensors): only that matrix's bytes are read.
+    public func dequantized(_ tensor: GGUFTensorInfo, matrix index: Int, of count: Int) throws(QuantError) -> [Float] {
+        let bytes = tensor.byteCount / count
+        let all = data(of: tensor)
+        return try QuantCodec.dequantize(tensor.type, Array(all[(index * bytes)..<((index + 1) * bytes)]), count: tensor.elementCount / count)
+    }
 }

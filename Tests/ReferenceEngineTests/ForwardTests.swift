@@ -54,8 +54,8 @@ func heldOutPerplexityEqualsTransformers(fixture: String) throws {
     let text = try String(contentsOf: fixtures.appendingPathComponent("trained/kjv-heldout.txt"), encoding: .utf8)
     let ids = [bos] + (try BPETokenizer(path: directory.appendingPathComponent("tokenizer.json").path)).encode(text)
     let weights = try CheckpointWeights(path: directory.path)
-    let report = try QuantValidation.run(quant: weights, base: weights, configDirectory: directory.path, tokens: ids,
-                                         context: 256, maxChunks: nil, beginningOfSequence: bos)
+    let windows = QuantValidation.windows(tokens: ids, context: 256, maxChunks: nil, beginningOfSequence: bos)
+    let report = try QuantValidation.run(quant: weights, base: .model(weights), configDirectory: directory.path, windows: windows).report
     #expect(report.positions == reference["perplexity"]?["scored_tokens"]?.intValue)
     #expect(abs(report.basePerplexity - expected) / expected < 5e-5, "\(fixture): ours \(report.basePerplexity), transformers \(expected)")
 }
@@ -82,8 +82,8 @@ func engineOnOurF32GGUFEqualsEngineOnTheCheckpoint(fixture: String) throws {
         defer { try? FileManager.default.removeItem(atPath: output); try? FileManager.default.removeItem(atPath: output + ".manifest.json") }
         _ = try GGUFConversion.run(try GGUFConversion.plan(path: directory, recipe: recipe), output: output, threads: 2)
         let quant = try ReferenceModel.weights(path: output, configDirectory: directory)
-        var report = try QuantValidation.run(quant: quant, base: try CheckpointWeights(path: directory), configDirectory: directory,
-                                             tokens: tokens, context: 64, maxChunks: nil)
+        var report = try QuantValidation.run(quant: quant, base: .model(try CheckpointWeights(path: directory)), configDirectory: directory,
+                                             windows: QuantValidation.windows(tokens: tokens, context: 64, maxChunks: nil, beginningOfSequence: nil)).report
         report.tensors = try QuantValidation.tensorErrors(quant: try #require(quant as? GGUFWeights), base: try CheckpointWeights(path: directory))
         results[recipe] = report
     }
@@ -93,6 +93,43 @@ func engineOnOurF32GGUFEqualsEngineOnTheCheckpoint(fixture: String) throws {
     #expect(q8.meanKLD > 0 && q8.meanKLD < 0.01 && q8.top1Agreement > 0.9)
     #expect(q8.ratioLow <= q8.ratio && q8.ratio <= q8.ratioHigh)
     #expect(q8.tensors.first.map { $0.relativeRMSE > 0 && $0.relativeRMSE < 0.02 } == true)
+}
+
+/// A base-logits record (top-k + target log-prob, zstd) written by one run and read by the next gives the same
+/// perplexities and top-1 agreement as the base model itself, a KLD that never exceeds the full-vocabulary one
+/// and equals what the writing run predicted for it; other windows or a damaged file are refused.
+@Test func baseLogitRecordReplacesTheBaseModel() throws {
+    // A trained model: its distributions are peaked, so the top 32 hold most of the mass (on a random model they don't).
+    let directory = fixtures.appendingPathComponent("trained-qwen3_moe").path
+    let text = try String(contentsOf: fixtures.appendingPathComponent("trained/kjv-heldout.txt"), encoding: .utf8)
+    let tokens = Array((try BPETokenizer(path: directory + "/tokenizer.json")).encode(text).prefix(3 * 64))
+    let windows = QuantValidation.windows(tokens: tokens, context: 64, maxChunks: nil, beginningOfSequence: 0)
+    let output = NSTemporaryDirectory() + "moeq-record-\(UUID().uuidString).gguf"
+    let recordPath = output + ".base"
+    defer { for p in [output, output + ".manifest.json", recordPath] { try? FileManager.default.removeItem(atPath: p) } }
+    _ = try GGUFConversion.run(try GGUFConversion.plan(path: directory, recipe: .q4_0), output: output, threads: 2)
+    let quant = try ReferenceModel.weights(path: output, configDirectory: directory)
+    let base = try CheckpointWeights(path: directory)
+    let (direct, made) = try QuantValidation.run(quant: quant, base: .model(base), configDirectory: directory, windows: windows, recordTopK: 32)
+    let record = try #require(made)
+    try record.write(to: recordPath)
+    let stored = try BaseLogitRecord.read(path: recordPath)
+    try stored.check(windows: windows, vocabulary: base.spec.vocabularySize, path: recordPath)
+    #expect(stored.positions == 3 * 31 && stored.ids == record.ids && stored.logProbabilities == record.logProbabilities)
+    let replayed = try QuantValidation.run(quant: quant, base: .record(stored), configDirectory: directory, windows: windows).report
+    #expect(replayed.kldFromRecord && !direct.kldFromRecord)
+    #expect(abs(replayed.basePerplexity - direct.basePerplexity) / direct.basePerplexity < 1e-6)
+    #expect(replayed.quantPerplexity == direct.quantPerplexity && replayed.top1Agreement == direct.top1Agreement)
+    let predicted = try #require(direct.recordMeanKLD)
+    #expect(direct.meanKLD > 0 && replayed.meanKLD <= direct.meanKLD * (1 + 1e-9) && replayed.meanKLD > 0.6 * direct.meanKLD, "record \(replayed.meanKLD), full \(direct.meanKLD)")
+    #expect(abs(replayed.meanKLD - predicted) <= 1e-6 * predicted)
+    // Other windows, and a damaged payload, are refused with the file named.
+    let shifted = QuantValidation.windows(tokens: Array(tokens.dropFirst()), context: 64, maxChunks: nil, beginningOfSequence: 0)
+    #expect(throws: BaseLogitsError.self) { try stored.check(windows: shifted, vocabulary: base.spec.vocabularySize, path: recordPath) }
+    var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: recordPath)))
+    bytes[bytes.count - 3] ^= 0x5A
+    try Data(bytes).write(to: URL(fileURLWithPath: recordPath))
+    #expect(throws: BaseLogitsError.self) { _ = try BaseLogitRecord.read(path: recordPath) }
 }
 
 @Test func importanceMatrixCountsEveryRoutedToken() throws {

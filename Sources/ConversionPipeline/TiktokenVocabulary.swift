@@ -6,37 +6,9 @@ import Foundation
 import TensorFormats
 
 enum TiktokenVocabulary {
-    /// Reads `tiktoken.model`: token bytes by rank.
-    static func ranks(path: String) throws -> [[UInt8]: Int] {
-        guard let text = FileManager.default.contents(atPath: path).map({ String(decoding: $0, as: UTF8.self) }) else {
-            throw ImportanceMatrixError.unreadable(file: path, byteOffset: 0, reason: "cannot read")
-        }
-        var ranks: [[UInt8]: Int] = [:]
-        var offset = 0
-        for line in text.split(separator: "\n", omittingEmptySubsequences: true) {
-            let parts = line.split(separator: " ")
-            guard parts.count == 2, let bytes = Data(base64Encoded: String(parts[0])), let rank = Int(parts[1]) else {
-                throw ImportanceMatrixError.unreadable(file: path, byteOffset: offset, reason: "line is not \"base64 rank\"")
-            }
-            ranks[[UInt8](bytes)] = rank
-            offset += line.utf8.count + 1
-        }
-        return ranks
-    }
+    static func ranks(path: String) throws -> [[UInt8]: Int] { try TiktokenRanks.read(path: path) }
 
-    /// BPE over `token` using only merges of rank below `maxRank`: the parts it ends with.
-    static func bpe(_ ranks: [[UInt8]: Int], _ token: [UInt8], maxRank: Int) -> [[UInt8]] {
-        var parts = token.map { [$0] }
-        while parts.count > 1 {
-            var best: (index: Int, rank: Int)? = nil
-            for i in 0..<(parts.count - 1) {
-                if let rank = ranks[parts[i] + parts[i + 1]], best.map({ rank < $0.rank }) ?? true { best = (i, rank) }
-            }
-            guard let best, best.rank < maxRank else { break }
-            parts.replaceSubrange(best.index...(best.index + 1), with: [parts[best.index] + parts[best.index + 1]])
-        }
-        return parts
-    }
+    static func bpe(_ ranks: [[UInt8]: Int], _ token: [UInt8], maxRank: Int) -> [[UInt8]] { TiktokenRanks.merge(ranks, token, maxRank: maxRank) }
 
     /// GPT-2's printable form of raw bytes (each byte through the byte → unicode table).
     static func printable(_ bytes: [UInt8]) -> String {

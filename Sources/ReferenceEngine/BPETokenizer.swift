@@ -3,7 +3,7 @@
 import Foundation
 import TensorFormats
 
-public struct BPETokenizer {
+public struct BPETokenizer: TextTokenizer {
     public enum TokenizerError: Error, Sendable, CustomStringConvertible {
         case unsupported(file: String, reason: String)
         public var description: String {
@@ -59,23 +59,7 @@ public struct BPETokenizer {
 
     /// Token ids of `text`.
     public func encode(_ text: String) -> [Int] {
-        var ids: [Int] = []
-        var rest = Substring(text)
-        while !rest.isEmpty {
-            // The earliest added (special) token, longest first at the same position.
-            var best: (range: Range<Substring.Index>, id: Int)? = nil
-            for token in added {
-                if let range = rest.range(of: token.content), best.map({ range.lowerBound < $0.range.lowerBound }) ?? true {
-                    best = (range, token.id)
-                }
-            }
-            let plain = best.map { rest[rest.startIndex..<$0.range.lowerBound] } ?? rest
-            ids += encodePlain(String(plain))
-            guard let best else { break }
-            ids.append(best.id)
-            rest = rest[best.range.upperBound...]
-        }
-        return ids
+        splittingSpecialTokens(text, added: added, plain: encodePlain)
     }
 
     private func encodePlain(_ text: String) -> [Int] {

@@ -58,6 +58,20 @@ public enum QuantValidation {
         return hasher.digest
     }
 
+    /// Perplexity of one model on `windows` (second half of each scored), and the number of scored positions.
+    public static func perplexity(model: WeightProvider, configDirectory: String, windows: [[Int]]) throws -> (perplexity: Double, positions: Int) {
+        let vocabulary = model.spec.vocabularySize
+        var total = 0.0, count = 0
+        for window in windows {
+            let logits = try ReferenceModel.logits(weights: model, configDirectory: configDirectory, tokens: window)
+            for t in (window.count / 2)..<(window.count - 1) {
+                total -= logSoftmax(logits[(t * vocabulary)..<((t + 1) * vocabulary)])[window[t + 1]]
+                count += 1
+            }
+        }
+        return (exp(total / Double(max(count, 1))), count)
+    }
+
     /// Scores `windows` (second half of each). With `recordTopK` (and a model as base) the base distributions are
     /// also returned as a compact record, and the report says what the record's top-k + tail KLD would have been.
     public static func run(quant: WeightProvider, base: BaseSource, configDirectory: String, windows: [[Int]],

@@ -40,7 +40,7 @@ struct EvalCommand: ParsableCommand {
 func tokenIDs(tokens: String?, text: String?, tokenizerDirectory: String) throws -> [Int] {
     if let tokens { return try readTokens(tokens) }
     guard let text, let content = FileManager.default.contents(atPath: text) else { throw ValidationError("cannot read --text") }
-    let tokenizer = try BPETokenizer(path: (tokenizerDirectory as NSString).appendingPathComponent("tokenizer.json"))
+    let tokenizer = try TokenizerLoader.load(directory: tokenizerDirectory)
     return tokenizer.encode(String(decoding: content, as: UTF8.self))
 }
 

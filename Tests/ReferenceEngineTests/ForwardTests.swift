@@ -22,7 +22,7 @@ func readNumpy(_ url: URL) throws -> (values: [Float], shape: [Int]) {
 
 @Test(arguments: ["deepseek_v3-f32", "deepseek_v3-bf16-sharded", "deepseek_v3-bf16-released", "qwen3_moe-f32",
                    "qwen3_moe-bf16-sharded", "mixtral-f32", "mixtral-bf16-sharded",
-                   "trained-deepseek_v3", "trained-qwen3_moe", "trained-mixtral"])
+                   "trained-deepseek_v3", "trained-qwen3_moe", "trained-mixtral", "trained-qwen3_moe_wide"])
 func logitsMatchTransformers(fixture: String) throws {
     let directory = fixtures.appendingPathComponent(fixture)
     let referenceData = try Data(contentsOf: directory.appendingPathComponent("reference.json"))
@@ -44,7 +44,7 @@ func logitsMatchTransformers(fixture: String) throws {
 
 /// llama-perplexity's method on the held-out KJV text ([BOS] + ids, chunks of 256 starting with BOS, second half
 /// scored) gives transformers' perplexity from train.py to at least 4 significant digits.
-@Test(arguments: ["trained-deepseek_v3", "trained-qwen3_moe", "trained-mixtral"])
+@Test(arguments: ["trained-deepseek_v3", "trained-qwen3_moe", "trained-mixtral", "trained-qwen3_moe_wide"])
 func heldOutPerplexityEqualsTransformers(fixture: String) throws {
     let directory = fixtures.appendingPathComponent(fixture)
     let reference = try JSONParser.parse([UInt8](try Data(contentsOf: directory.appendingPathComponent("reference.json"))))
@@ -55,9 +55,9 @@ func heldOutPerplexityEqualsTransformers(fixture: String) throws {
     let ids = [bos] + (try BPETokenizer(path: directory.appendingPathComponent("tokenizer.json").path)).encode(text)
     let weights = try CheckpointWeights(path: directory.path)
     let windows = QuantValidation.windows(tokens: ids, context: 256, maxChunks: nil, beginningOfSequence: bos)
-    let report = try QuantValidation.run(quant: weights, base: .model(weights), configDirectory: directory.path, windows: windows).report
-    #expect(report.positions == reference["perplexity"]?["scored_tokens"]?.intValue)
-    #expect(abs(report.basePerplexity - expected) / expected < 5e-5, "\(fixture): ours \(report.basePerplexity), transformers \(expected)")
+    let (perplexity, positions) = try QuantValidation.perplexity(model: weights, configDirectory: directory.path, windows: windows)
+    #expect(positions == reference["perplexity"]?["scored_tokens"]?.intValue)
+    #expect(abs(perplexity - expected) / expected < 5e-5, "\(fixture): ours \(perplexity), transformers \(expected)")
 }
 
 @Test(arguments: ["deepseek_v3-f32", "qwen3_moe-f32", "mixtral-f32"])

@@ -40,30 +40,36 @@ enum DenseOps {
     }
 
     /// Causal grouped-query attention: q [T × H·d], k [T × Hkv·d], v [T × Hkv·dv] → [T × H·dv]; `scale`
-    /// defaults to 1/√d.
+    /// defaults to 1/√d. Per head: scores = Q·Kᵀ and output = P·V as two sgemms, softmax over s ≤ t in between.
     static func attention(q: [Float], k: [Float], v: [Float], tokens: Int, heads: Int, kvHeads: Int, dim: Int,
                           valueDim: Int? = nil, scale: Float? = nil) -> [Float] {
-        let dv = valueDim ?? dim
-        var out = [Float](repeating: 0, count: tokens * heads * dv)
+        let dv = valueDim ?? dim, t = tokens
+        var out = [Float](repeating: 0, count: t * heads * dv)
         let scale = scale ?? 1 / Float(dim).squareRoot()
-        var scores = [Float](repeating: 0, count: tokens)
+        var qh = [Float](repeating: 0, count: t * dim), kh = qh, vt = [Float](repeating: 0, count: dv * t)
         for h in 0..<heads {
             let g = h / (heads / kvHeads)
-            for t in 0..<tokens {
-                var maximum = -Float.infinity
-                for s in 0...t {
-                    var dot: Float = 0
-                    for i in 0..<dim { dot += q[(t * heads + h) * dim + i] * k[(s * kvHeads + g) * dim + i] }
-                    scores[s] = dot * scale
-                    maximum = max(maximum, scores[s])
+            for i in 0..<t {
+                for j in 0..<dim {
+                    qh[i * dim + j] = q[(i * heads + h) * dim + j]
+                    kh[i * dim + j] = k[(i * kvHeads + g) * dim + j]
                 }
-                var total: Float = 0
-                for s in 0...t { scores[s] = exp(scores[s] - maximum); total += scores[s] }
-                for s in 0...t {
-                    let p = scores[s] / total
-                    for i in 0..<dv { out[(t * heads + h) * dv + i] += p * v[(s * kvHeads + g) * dv + i] }
+                for j in 0..<dv { vt[j * t + i] = v[(i * kvHeads + g) * dv + j] }
+            }
+            var p = linear(qh, tokens: t, inputs: dim, kh, outputs: t)
+            p.withUnsafeMutableBufferPointer { row in
+                for i in 0..<t {
+                    let base = i * t
+                    var maximum = -Float.infinity
+                    for s in 0...i { row[base + s] *= scale; maximum = max(maximum, row[base + s]) }
+                    var total: Float = 0
+                    for s in 0...i { row[base + s] = exp(row[base + s] - maximum); total += row[base + s] }
+                    for s in 0...i { row[base + s] /= total }
+                    for s in (i + 1)..<t where i + 1 < t { row[base + s] = 0 }
                 }
             }
+            let o = linear(p, tokens: t, inputs: t, vt, outputs: dv)
+            for i in 0..<t { for j in 0..<dv { out[(i * heads + h) * dv + j] = o[i * dv + j] } }
         }
         return out
     }

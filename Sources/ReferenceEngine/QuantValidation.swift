@@ -21,6 +21,8 @@ public struct QuantValidationReport: Sendable {
     /// PPL(Q) − PPL(base) and its 95 % interval (PPL(base) taken as fixed).
     public var deltaPerplexity = 0.0, deltaLow = 0.0, deltaHigh = 0.0
     public var meanKLD = 0.0, p99KLD = 0.0, maxKLD = 0.0
+    /// KLD percentiles as llama-perplexity prints them (0.5 = median), same nearest-rank rule.
+    public var kldPercentiles: [(fraction: Double, value: Double)] = []
     public var top1Agreement = 0.0
     public var rmsDeltaP = 0.0
     public var tensors: [TensorError] = []
@@ -134,6 +136,7 @@ public enum QuantValidation {
         let sorted = klds.sorted()
         report.meanKLD = klds.reduce(0, +) / Double(n)
         report.p99KLD = sorted[min(n - 1, Int(Double(n) * 0.99))]
+        report.kldPercentiles = [0.5, 0.9, 0.95, 0.99, 0.999].map { ($0, sorted[min(n - 1, Int(Double(n) * $0))]) }
         report.maxKLD = sorted.last ?? 0
         report.top1Agreement = Double(agree) / Double(n)
         report.rmsDeltaP = (deltaP.reduce(0) { $0 + $1 * $1 } / Double(n)).squareRoot()

@@ -31,10 +31,43 @@ extension WeightProvider {
     }
 }
 
+/// Decoded weights kept between windows up to a byte budget (oldest dropped first), so that a validate run over
+/// many chunks decodes each weight once when the model fits the budget, and memory stays bounded when it does not.
+final class DecodedWeightCache {
+    let budget: Int
+    private var values: [String: [Float]] = [:]
+    private var order: [String] = []
+    private var bytes = 0
+
+    init(budget: Int) { self.budget = budget }
+
+    func value(_ name: String, _ decode: () throws -> [Float]) rethrows -> [Float] {
+        if let hit = values[name] { return hit }
+        let decoded = try decode()
+        let size = decoded.count * 4
+        guard size <= budget else { return decoded }
+        while bytes + size > budget, !order.isEmpty {
+            let oldest = order.removeFirst()
+            bytes -= (values.removeValue(forKey: oldest)?.count ?? 0) * 4
+        }
+        values[name] = decoded
+        order.append(name)
+        bytes += size
+        return decoded
+    }
+}
+
+/// Bytes of decoded f32 weights each model keeps between windows (MOEQ_WEIGHT_CACHE_MB overrides; 0 disables).
+let decodedWeightBudget: Int = {
+    if let text = ProcessInfo.processInfo.environment["MOEQ_WEIGHT_CACHE_MB"], let mb = Int(text), mb >= 0 { return mb << 20 }
+    return 1 << 30
+}()
+
 /// Weights decoded from a safetensors checkpoint (BF16/F16/F32, FP8 blocks, packed INT4).
 public struct CheckpointWeights: WeightProvider {
     public let spec: ModelSpec
     let resolver: WeightResolver
+    let cache = DecodedWeightCache(budget: decodedWeightBudget)
 
     public init(path: String) throws {
         let checkpoint = try Checkpoint(path: path)
@@ -43,7 +76,7 @@ public struct CheckpointWeights: WeightProvider {
     }
 
     public func has(_ name: String) -> Bool { resolver.checkpoint.contains(name) }
-    public func weight(_ name: String) throws -> [Float] { try resolver.weight(named: name).decodeAll() }
+    public func weight(_ name: String) throws -> [Float] { try cache.value(name) { try resolver.weight(named: name).decodeAll() } }
 }
 
 /// Weights dequantized from a GGUF of the model `spec` describes (names and layouts from `ggufTensors`).
@@ -88,7 +121,11 @@ public final class GGUFWeights: WeightProvider {
         return try file.dequantized(info)
     }
 
-    public func weight(_ name: String) throws -> [Float] {
+    let cache = DecodedWeightCache(budget: decodedWeightBudget)
+
+    public func weight(_ name: String) throws -> [Float] { try cache.value(name) { try decode(name) } }
+
+    private func decode(_ name: String) throws -> [Float] {
         guard let (plan, index) = sources[name] else { throw EngineError.unsupported("weight \(name) in \(file.path)") }
         if case .stacked(let names) = plan.source {
             guard let info = file.tensor(named: plan.name) else { throw EngineError.unsupported("a GGUF without \(plan.name)") }

@@ -85,14 +85,16 @@ def main():
         kld = float(re.search(r"Mean\s+KLD:\s+(-?[0-9.]+)", out).group(1))
         ppl_q = float(re.search(r"Mean PPL\(Q\)\s*:\s*([0-9.]+)", out).group(1))
         same = float(re.search(r"Same top p:\s*([0-9.]+)", out).group(1))
+        median = float(re.search(r"Median\s+KLD:\s+(-?[0-9.]+)", out).group(1))
+        p99 = float(re.search(r"99\.0%\s+KLD:\s+(-?[0-9.]+)", out).group(1))
         row = {"recipe": recipe, "bytes": os.path.getsize(files[recipe]),
-               "llama": {"kld": kld, "ppl_q": ppl_q, "top1": same / 100, "seconds": l_secs}}
+               "llama": {"kld": kld, "median": median, "p99": p99, "ppl_q": ppl_q, "top1": same / 100, "seconds": l_secs}}
         for arithmetic in ("exact", "llama-cpu"):
             cmd = [a.moeq, "validate", files[recipe], "--base", a.fixture, "--text", a.text, "--ctx", str(a.ctx),
                    "--arithmetic", arithmetic, "--json"] + (["--chunks", str(a.chunks)] if a.chunks else [])
             p, secs = run(cmd)
             r = json.loads(p.stdout)
-            row[arithmetic] = {"kld": r["kld"]["mean"], "ppl_q": r["ppl_quant"], "ppl_base": r["ppl_base"],
+            row[arithmetic] = {"kld": r["kld"]["mean"], "median": r["kld"]["median"], "p99": r["kld"]["p99"], "ppl_q": r["ppl_quant"], "ppl_base": r["ppl_base"],
                                "top1": r["top1_agreement"], "seconds": secs, "chunks": r["chunks"]}
         rows.append(row)
         print(f"# {recipe}: {json.dumps(row)}", file=sys.stderr)
@@ -101,11 +103,13 @@ def main():
     print(f"\n{name}: {rows[0]['exact']['chunks']} chunks x {a.ctx} tokens, PPL(base) moeq "
           f"{rows[0]['exact']['ppl_base']:.4f}\n")
     print("| recipe | bytes | KLD moeq exact | KLD moeq llama-cpu | KLD llama-perplexity | llama-cpu / llama | "
+          "median KLD moeq llama-cpu / llama | p99 KLD moeq llama-cpu / llama | "
           "PPL(Q) moeq llama-cpu | PPL(Q) llama | top-1 moeq llama-cpu | top-1 llama |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         print(f"| {r['recipe']} | {r['bytes']:,} | {r['exact']['kld']:.6f} | {r['llama-cpu']['kld']:.6f} | "
               f"{r['llama']['kld']:.6f} | {r['llama-cpu']['kld'] / r['llama']['kld']:.3f} | "
+              f"{r['llama-cpu']['median']:.6f} / {r['llama']['median']:.6f} | {r['llama-cpu']['p99']:.5f} / {r['llama']['p99']:.5f} | "
               f"{r['llama-cpu']['ppl_q']:.4f} | {r['llama']['ppl_q']:.4f} | {100 * r['llama-cpu']['top1']:.2f} % | "
               f"{100 * r['llama']['top1']:.2f} % |")
     print("\n| recipe | moeq validate exact | moeq validate llama-cpu | llama-perplexity (quant only) |")

@@ -147,7 +147,7 @@ public enum GGUFConversion {
     }
 
     /// Fills one GGUF tensor chunk by chunk, in byte order, feeding `hasher` the bytes as they are written.
-    static func fill(_ tensor: GGUFTensorPlan, type: QuantType, plan: ConversionPlan, writer: GGUFWriter, threads: Int,
+    static func fill(_ tensor: GGUFTensorPlan, type: QuantType, plan: ConversionPlan, writer: TensorSink, threads: Int,
                      hasher: ContentHasher, wrote: (Int) -> Void) throws {
         if plan.recipe == .int4Native, type == .q4_0, case .stacked(let names) = tensor.source {
             try Int4Native.repack(tensor, names: names, resolver: plan.resolver, writer: writer, hasher: hasher, wrote: wrote)

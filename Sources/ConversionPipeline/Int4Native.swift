@@ -45,7 +45,7 @@ enum Int4Native {
     }
 
     /// Writes each expert's rows as Q4_0 blocks repacked from the source nibbles.
-    static func repack(_ tensor: GGUFTensorPlan, names: [String], resolver: WeightResolver, writer: GGUFWriter, hasher: ContentHasher,
+    static func repack(_ tensor: GGUFTensorPlan, names: [String], resolver: WeightResolver, writer: TensorSink, hasher: ContentHasher,
                        wrote: (Int) -> Void) throws {
         let rows = tensor.dimensions[1], width = tensor.rowWidth
         let expertBytes = rows * (width / 32) * 18

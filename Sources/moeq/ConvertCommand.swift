@@ -34,6 +34,9 @@ struct ConvertCommand: ParsableCommand {
     @Flag(help: "Continue an interrupted conversion: tensors already written (and recorded in OUT.journal) are kept if their bytes still verify.")
     var resume = false
 
+    @Option(help: "k/n: convert only shard k of n (a deterministic, byte-balanced run of tensors) into OUT.part-k-of-n; `moeq merge` assembles the parts.")
+    var shard: String?
+
     @Flag(help: "Print the layout and the exact output size; write nothing.")
     var dryRun = false
 
@@ -43,6 +46,16 @@ struct ConvertCommand: ParsableCommand {
     func validate() throws {
         guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
         guard output.hasSuffix(".gguf") else { throw ValidationError("-o must name a .gguf file (other formats arrive with the pipeline)") }
+        if shard != nil {
+            guard shardNumbers != nil else { throw ValidationError("--shard takes k/n with 1 ≤ k ≤ n, e.g. --shard 2/3") }
+            guard !resume else { throw ValidationError("--resume applies to whole conversions; rerun a failed shard instead") }
+        }
+    }
+
+    /// --shard k/n as numbers.
+    var shardNumbers: (k: Int, n: Int)? {
+        guard let parts = shard?.split(separator: "/"), parts.count == 2, let k = Int(parts[0]), let n = Int(parts[1]), n >= 1, (1...n).contains(k) else { return nil }
+        return (k, n)
     }
 
     func run() throws {
@@ -62,6 +75,17 @@ struct ConvertCommand: ParsableCommand {
             }
             let showProgress = isatty(2) != 0 && !json
             let started = Date()
+            if let (k, n) = shardNumbers {
+                let part = try ShardedConversion.run(plan, output: output, shard: k, of: n, threads: threads)
+                let seconds = Date().timeIntervalSince(started)
+                if json {
+                    print((["part": .string(part.path), "shard": .integer(Int64(k)), "shards": .integer(Int64(n)), "tensors": .integer(Int64(part.tensors)),
+                            "bytes": .integer(Int64(part.bytes)), "seconds": .double(seconds)] as JSONValue).prettyPrinted(), terminator: "")
+                } else {
+                    print("wrote \(part.path): shard \(k)/\(n), \(part.tensors) of \(plan.tensors.count) tensors, \(humanBytes(part.bytes)) in \(String(format: "%.2f", seconds)) s; merge with `moeq merge \(output).part-*-of-\(n) -o \(output)`")
+                }
+                return
+            }
             // Crash testing (validation/pipeline/kill_resume.py): MOEQ_KILL_AT=<bytes> or "rename" sends this
             // process SIGKILL once that many output bytes are written, or just before the final rename.
             let killAt = ProcessInfo.processInfo.environment["MOEQ_KILL_AT"]

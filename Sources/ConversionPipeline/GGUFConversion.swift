@@ -102,8 +102,10 @@ public enum GGUFConversion {
     /// Writes the GGUF. `progress(bytesDone, bytesTotal)` is called after each chunk. With `resume`, a previous
     /// run's temp file and journal are reused: tensors whose bytes still match the journal are not redone.
     /// The final name appears only after fsync + rename; then the manifest is written and the journal removed.
+    /// `tensorDone(name, type, bytes, kept)` follows each finished tensor (`kept`: verified from an earlier run).
     public static func run(_ plan: ConversionPlan, output: String, threads: Int, resume: Bool = false,
-                           beforeRename: () -> Void = {}, progress: (Int, Int) -> Void = { _, _ in }) throws -> ConversionSummary {
+                           beforeRename: () -> Void = {}, tensorDone: (String, QuantType, Int, Bool) -> Void = { _, _, _, _ in },
+                           progress: (Int, Int) -> Void = { _, _ in }) throws -> ConversionSummary {
         let start = Date()
         let journal = ConversionJournal(output: output, layout: plan.layout, recipe: plan.recipe)
         let writer = try GGUFWriter(path: output, layout: plan.layout, resume: resume)
@@ -118,6 +120,7 @@ public enum GGUFConversion {
                     entries.append(.init(name: tensor.name, offset: offset, bytes: info.byteCount, xxh3: hash))
                     done += info.byteCount
                     progress(done, plan.layout.fileSize)
+                    tensorDone(tensor.name, info.type, info.byteCount, true)
                     continue
                 }
                 let hasher = ContentHasher()
@@ -128,6 +131,7 @@ public enum GGUFConversion {
                 try writer.syncData()
                 try journal.record(tensor.name, hash: hasher.digest)
                 entries.append(.init(name: tensor.name, offset: offset, bytes: info.byteCount, xxh3: hasher.digest))
+                tensorDone(tensor.name, info.type, info.byteCount, false)
             }
             beforeRename()
             try writer.finish()

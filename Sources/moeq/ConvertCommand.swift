@@ -43,6 +43,9 @@ struct ConvertCommand: ParsableCommand {
     @Flag(help: "Print a JSON summary instead of text.")
     var json = false
 
+    @Flag(help: "Stream progress as JSON lines on stderr (stage start/end, each tensor with bytes done, rate and ETA, the summary) for tools.")
+    var events = false
+
     func validate() throws {
         guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
         guard output.hasSuffix(".gguf") else { throw ValidationError("-o must name a .gguf file (other formats arrive with the pipeline)") }
@@ -73,8 +76,11 @@ struct ConvertCommand: ParsableCommand {
                 print("\(plan.tensors.count) tensors, \(plan.layout.fileSize) bytes (\(humanBytes(plan.layout.fileSize))) would be written to \(output)")
                 return
             }
-            let showProgress = isatty(2) != 0 && !json
+            let showProgress = isatty(2) != 0 && !json && !events
             let started = Date()
+            let stream = EventStream(enabled: events)
+            stream.emit("plan", ["tensors": .integer(Int64(plan.tensors.count)), "bytes": .integer(Int64(plan.layout.fileSize)),
+                                 "source_bytes": .integer(Int64(plan.sourceBytes)), "recipe": .string(recipe.rawValue), "output": .string(output)])
             if let (k, n) = shardNumbers {
                 let part = try ShardedConversion.run(plan, output: output, shard: k, of: n, threads: threads)
                 let seconds = Date().timeIntervalSince(started)
@@ -89,8 +95,24 @@ struct ConvertCommand: ParsableCommand {
             // Crash testing (validation/pipeline/kill_resume.py): MOEQ_KILL_AT=<bytes> or "rename" sends this
             // process SIGKILL once that many output bytes are written, or just before the final rename.
             let killAt = ProcessInfo.processInfo.environment["MOEQ_KILL_AT"]
+            var written = 0
+            stream.emit("stage", ["stage": "write", "state": "start"])
             let summary = try GGUFConversion.run(plan, output: output, threads: threads, resume: resume,
-                                                 beforeRename: { if killAt == "rename" { kill(getpid(), SIGKILL) } }) { done, total in
+                                                 beforeRename: {
+                                                     stream.emit("stage", ["stage": "write", "state": "end"])
+                                                     stream.emit("stage", ["stage": "finish", "state": "start", "what": "fsync, rename, manifest"])
+                                                     if killAt == "rename" { kill(getpid(), SIGKILL) }
+                                                 },
+                                                 tensorDone: { name, type, bytes, kept in
+                                                     written += bytes
+                                                     let elapsed = Date().timeIntervalSince(started)
+                                                     let rate = elapsed > 0 ? Double(written) / elapsed : 0
+                                                     stream.emit("tensor", ["name": .string(name), "type": .string(type.rawValue), "bytes": .integer(Int64(bytes)),
+                                                                            "kept_from_earlier_run": .bool(kept), "done": .integer(Int64(written)),
+                                                                            "total": .integer(Int64(plan.layout.fileSize - plan.layout.dataStart)),
+                                                                            "bytes_per_second": .double(rate),
+                                                                            "eta_seconds": .double(rate > 0 ? Double(plan.layout.fileSize - plan.layout.dataStart - written) / rate : 0)])
+                                                 }) { done, total in
                 if let killAt, let limit = Int(killAt), done >= limit { kill(getpid(), SIGKILL) }
                 guard showProgress else { return }
                 let elapsed = Date().timeIntervalSince(started)
@@ -100,6 +122,9 @@ struct ConvertCommand: ParsableCommand {
                                                            humanBytes(done), humanBytes(total), rate / 1e6, eta).utf8))
             }
             if showProgress { FileHandle.standardError.write(Data("\n".utf8)) }
+            stream.emit("stage", ["stage": "finish", "state": "end"])
+            stream.emit("summary", ["output": .string(output), "bytes": .integer(Int64(summary.outputBytes)), "seconds": .double(summary.seconds),
+                                    "bits_per_weight": .double(summary.bitsPerWeight)])
             if json {
                 var counts: [(String, JSONValue)] = []
                 for type in QuantType.allCases { if let n = summary.typeCounts[type] { counts.append((type.rawValue, .integer(Int64(n)))) } }
@@ -123,5 +148,19 @@ struct ConvertCommand: ParsableCommand {
                  "offset": .integer(Int64(plan.layout.dataStart + info.offset)), "bytes": .integer(Int64(info.byteCount))]
             })),
         ]))
+    }
+}
+
+/// JSON lines on stderr, one object per event, each with "event" and seconds since the stream began.
+final class EventStream {
+    let enabled: Bool
+    let started = Date()
+    init(enabled: Bool) { self.enabled = enabled }
+
+    func emit(_ event: String, _ fields: KeyValuePairs<String, JSONValue>) {
+        guard enabled else { return }
+        var object = JSONObject([("event", .string(event)), ("t", .double((Date().timeIntervalSince(started) * 1000).rounded() / 1000))])
+        for (key, value) in fields { object[key] = value }
+        FileHandle.standardError.write(Data((JSONValue.object(object).serialized() + "\n").utf8))
     }
 }

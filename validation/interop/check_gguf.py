@@ -54,6 +54,19 @@ with tempfile.TemporaryDirectory() as work:
                 expected = quants.quantize(np.load(src), embd.tensor_type)
                 check(bytes(expected.tobytes()) == bytes(embd.data.tobytes()), f"{fixture} {recipe}: gguf-py quantization of token_embd differs")
             print(f"{fixture} {recipe}: {len(reader.tensors)} tensors read by gguf-py, dequantization equal")
+    # --events: one JSON object per stderr line; every tensor gguf-py sees appears once, in file order, then the summary.
+    ev_out = os.path.join(work, "events.gguf")
+    r = moeq("convert", os.path.join(ROOT, "validation", "fixtures", "qwen3_moe-f32"), "-o", ev_out, "--recipe", "Q4_K_M", "--events")
+    check(r.returncode == 0, f"convert --events: {r.stderr}")
+    events = [json.loads(line) for line in r.stderr.splitlines() if line.strip()]
+    names = [e["name"] for e in events if e["event"] == "tensor"]
+    check(names == [t.name for t in GGUFReader(ev_out).tensors], "convert --events: tensor events differ from the file's tensors")
+    check(events[0]["event"] == "plan" and events[-1]["event"] == "summary" and events[-1]["bytes"] == os.path.getsize(ev_out),
+          "convert --events: plan first, summary with the file size last")
+    check(all(e["done"] <= e["total"] for e in events if e["event"] == "tensor") and [e for e in events if e["event"] == "tensor"][-1]["done"]
+          == [e for e in events if e["event"] == "tensor"][-1]["total"], "convert --events: done reaches total")
+    print(f"convert --events: {len(events)} JSON events, {len(names)} tensors in file order")
+
     # A damaged file is refused with the file named.
     damaged = os.path.join(work, "damaged.gguf")
     with open(os.path.join(work, "deepseek_v3-f32-Q4_K_M.gguf"), "rb") as f:

@@ -35,8 +35,10 @@ public struct ConversionSummary: Sendable {
 public enum ConversionError: Error, Sendable, CustomStringConvertible {
     case missingSource(tensor: String, source: String)
     case shape(tensor: String, reason: String)
+    case verification(file: String, tensors: [String])
     public var description: String {
         switch self {
+        case let .verification(file, tensors): "\(file): \(tensors.count) tensors differ from the manifest: \(tensors.prefix(10).joined(separator: ", "))"
         case let .missingSource(tensor, source): "GGUF tensor \(tensor) needs \(source), which the checkpoint lacks"
         case let .shape(tensor, reason): "GGUF tensor \(tensor): \(reason)"
         }
@@ -45,7 +47,9 @@ public enum ConversionError: Error, Sendable, CustomStringConvertible {
 
 public enum GGUFConversion {
     /// Plans a conversion of the checkpoint at `path` (a directory with config.json).
-    public static func plan(path: String, recipe: RecipeName, name: String? = nil, importance: ImportanceMatrix? = nil) throws -> ConversionPlan {
+    /// `rules`: a recipe file whose rules adjust the named recipe's types (its `base` must be `recipe`).
+    public static func plan(path: String, recipe: RecipeName, name: String? = nil, importance: ImportanceMatrix? = nil,
+                            rules: RecipeFile? = nil) throws -> ConversionPlan {
         let checkpoint = try Checkpoint(path: path)
         let configPath = (checkpoint.directory as NSString).appendingPathComponent("config.json")
         guard let configData = FileManager.default.contents(atPath: configPath) else {
@@ -56,6 +60,7 @@ public enum GGUFConversion {
         let resolver = WeightResolver(checkpoint: checkpoint, quantization: spec.quantization)
         let plans = spec.ggufTensors { name in checkpoint.contains(name) }
         var types = RecipeRules(recipe: recipe, spec: spec, hasImportance: importance != nil).types(for: plans)
+        if let rules { types = rules.types(plans, base: types) }
         var warnings: [String] = []
         if recipe == .int4Native {
             types = try Int4Native.types(plans: plans, types: types, resolver: resolver, warnings: &warnings)

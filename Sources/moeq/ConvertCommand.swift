@@ -19,8 +19,11 @@ struct ConvertCommand: ParsableCommand {
     @Option(name: .shortAndLong, help: "Output .gguf file.")
     var output: String
 
-    @Option(help: "Recipe name.")
-    var recipe: RecipeName
+    @Option(name: .customLong("recipe"), help: "Recipe name.")
+    var recipeName: RecipeName?
+
+    @Option(help: "A recipe file (JSON, formats/recipe.md): a base recipe plus rules by role, projection, layer range or tensor name.")
+    var recipeFile: String?
 
     @Option(help: "Threads for quantization (default: all cores).")
     var threads = ProcessInfo.processInfo.activeProcessorCount
@@ -48,6 +51,7 @@ struct ConvertCommand: ParsableCommand {
 
     func validate() throws {
         guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
+        guard (recipeName == nil) != (recipeFile == nil) else { throw ValidationError("give exactly one of --recipe NAME and --recipe-file FILE") }
         guard output.hasSuffix(".gguf") else { throw ValidationError("-o must name a .gguf file (other formats arrive with the pipeline)") }
         if shard != nil {
             guard shardNumbers != nil else { throw ValidationError("--shard takes k/n with 1 ≤ k ≤ n, e.g. --shard 2/3") }
@@ -64,7 +68,9 @@ struct ConvertCommand: ParsableCommand {
     func run() throws {
         try reportingErrors {
             let importance = try imatrix.map { try ImportanceMatrix(path: $0) }
-            let plan = try GGUFConversion.plan(path: path, recipe: recipe, name: name, importance: importance)
+            let rules = try recipeFile.map { try RecipeFile(path: $0) }
+            let recipe = rules?.base ?? recipeName ?? .q8_0
+            let plan = try GGUFConversion.plan(path: path, recipe: recipe, name: name, importance: importance, rules: rules)
             for warning in plan.warnings { printError("warning: \(warning)") }
             if dryRun {
                 if json { print(layoutJSON(plan).prettyPrinted(), terminator: ""); return }
@@ -140,7 +146,8 @@ struct ConvertCommand: ParsableCommand {
     }
 
     private func layoutJSON(_ plan: ConversionPlan) -> JSONValue {
-        .object(JSONObject([
+        let recipe = plan.recipe
+        return .object(JSONObject([
             ("output", .string(output)), ("recipe", .string(recipe.rawValue)), ("bytes", .integer(Int64(plan.layout.fileSize))),
             ("data_start", .integer(Int64(plan.layout.dataStart))),
             ("tensors", .array(zip(plan.tensors, plan.layout.tensors).map { tensor, info in

@@ -36,8 +36,10 @@ public enum ConversionError: Error, Sendable, CustomStringConvertible {
     case missingSource(tensor: String, source: String)
     case shape(tensor: String, reason: String)
     case verification(file: String, tensors: [String])
+    case io(file: String, operation: String, errno: Int32)
     public var description: String {
         switch self {
+        case let .io(file, operation, code): "\(file): \(operation) failed: \(String(cString: strerror(code)))"
         case let .verification(file, tensors): "\(file): \(tensors.count) tensors differ from the manifest: \(tensors.prefix(10).joined(separator: ", "))"
         case let .missingSource(tensor, source): "GGUF tensor \(tensor) needs \(source), which the checkpoint lacks"
         case let .shape(tensor, reason): "GGUF tensor \(tensor): \(reason)"
@@ -104,6 +106,12 @@ public enum GGUFConversion {
     /// Rows per chunk: bounded memory, and a unit of parallel quantization.
     static let chunkRows = 256
 
+    /// Rows per copy when bytes pass through unchanged: about 8 MiB.
+    static func rawChunkRows(rowBytes: Int) -> Int { max(1, (8 << 20) / max(rowBytes, 1)) }
+
+    /// Written bytes between fsyncs: the journal records tensors only after their data is durable, in batches.
+    static let syncEvery = Int(ProcessInfo.processInfo.environment["MOEQ_SYNC_MB"] ?? "512").map { $0 << 20 } ?? (512 << 20)
+
     /// Writes the GGUF. `progress(bytesDone, bytesTotal)` is called after each chunk. With `resume`, a previous
     /// run's temp file and journal are reused: tensors whose bytes still match the journal are not redone.
     /// The final name appears only after fsync + rename; then the manifest is written and the journal removed.
@@ -117,6 +125,16 @@ public enum GGUFConversion {
         let recorded = writer.reused ? journal.recorded() : [:]
         var done = 0
         var entries: [OutputManifest.Entry] = []
+        // Finished tensors not yet in the journal: recorded after one fsync covers them all.
+        var pending: [(String, UInt64)] = []
+        var pendingBytes = 0
+        func flush() throws {
+            guard !pending.isEmpty else { return }
+            try writer.syncData()
+            for (name, hash) in pending { try journal.record(name, hash: hash) }
+            pending.removeAll()
+            pendingBytes = 0
+        }
         do {
             try journal.open(keep: writer.reused)
             for (tensor, info) in zip(plan.tensors, plan.layout.tensors) {
@@ -133,11 +151,13 @@ public enum GGUFConversion {
                     done += bytes
                     progress(done, plan.layout.fileSize)
                 }
-                try writer.syncData()
-                try journal.record(tensor.name, hash: hasher.digest)
+                pending.append((tensor.name, hasher.digest))
+                pendingBytes += info.byteCount
+                if pendingBytes >= syncEvery { try flush() }
                 entries.append(.init(name: tensor.name, offset: offset, bytes: info.byteCount, xxh3: hasher.digest))
                 tensorDone(tensor.name, info.type, info.byteCount, false)
             }
+            try flush()
             beforeRename()
             try writer.finish()
         } catch {
@@ -170,6 +190,35 @@ public enum GGUFConversion {
         for segment in try segments(tensor, plan: plan) {
             let weights = plan.importance?.importance(for: tensor.name, width: width, matrix: segment.matrix)
             var first = 0
+            if let raw = segment.raw, segment.rawType == type, raw.rowBytes == rowBytes {
+                // Same storage type in and out: the bytes are the output. Read them with pread (kernel readahead,
+                // like cat) into one reused buffer, hash and write; no decode, no page faults on the mapping.
+                let descriptor = open(raw.path, O_RDONLY | O_CLOEXEC)
+                guard descriptor >= 0 else { throw ConversionError.io(file: raw.path, operation: "open", errno: errno) }
+                defer { close(descriptor) }
+                _ = posix_fadvise(descriptor, off_t(raw.offset), off_t(segment.count * rowBytes), POSIX_FADV_SEQUENTIAL)
+                let rowsPerChunk = rawChunkRows(rowBytes: rowBytes)
+                var buffer = [UInt8](repeating: 0, count: rowsPerChunk * rowBytes)
+                while first < segment.count {
+                    let count = min(rowsPerChunk, segment.count - first)
+                    let length = count * rowBytes
+                    try buffer.withUnsafeMutableBytes { chunk in
+                        var got = 0
+                        while got < length {
+                            let n = pread(descriptor, chunk.baseAddress! + got, length - got, off_t(raw.offset + first * rowBytes + got))
+                            guard n > 0 else { throw ConversionError.io(file: raw.path, operation: n == 0 ? "read (file shorter than its header says)" : "read", errno: n == 0 ? 0 : errno) }
+                            got += n
+                        }
+                        let bytes = UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(chunk)[0..<length])
+                        try writer.write(tensor.name, bytes: bytes, at: (segment.firstRow + first) * rowBytes)
+                        hasher.update(bytes)
+                    }
+                    wrote(length)
+                    first += count
+                }
+                _ = posix_fadvise(descriptor, off_t(raw.offset), off_t(segment.count * rowBytes), POSIX_FADV_DONTNEED)
+                continue
+            }
             while first < segment.count {
                 let count = min(chunkRows, segment.count - first)
                 try rows.withUnsafeMutableBufferPointer { buffer in
@@ -209,6 +258,28 @@ public enum GGUFConversion {
         /// Which matrix (expert, MLA head) of the tensor these rows belong to, for the importance slice.
         var matrix = 0
         let produce: (Range<Int>, UnsafeMutableBufferPointer<Float>) throws -> Void
+        /// The stored type when the rows are plain F32 / F16 / BF16 in output row order: then an output of that
+        /// type is the source bytes themselves, copied without decoding.
+        var rawType: QuantType? = nil
+        /// Where those bytes are: file, absolute offset of the segment's first row, bytes per row.
+        var raw: (path: String, offset: Int, rowBytes: Int)? = nil
+
+        init(firstRow: Int, count: Int, source: SourceWeight? = nil, matrix: Int = 0, rowsReordered: Bool = false,
+             produce: @escaping (Range<Int>, UnsafeMutableBufferPointer<Float>) throws -> Void) {
+            self.firstRow = firstRow
+            self.count = count
+            self.source = source
+            self.matrix = matrix
+            self.produce = produce
+            if !rowsReordered, let source, case .plain(let location) = source.encoding {
+                let types: [SafetensorsDType: QuantType] = [.f32: .f32, .f16: .f16, .bf16: .bf16]
+                if let type = types[location.info.dtype], source.rows > 0 {
+                    let rowBytes = location.info.byteCount / source.rows
+                    rawType = type
+                    raw = (location.file.path, location.file.fileOffset(of: location.info), rowBytes)
+                }
+            }
+        }
     }
 
     static func segments(_ tensor: GGUFTensorPlan, plan: ConversionPlan) throws -> [Segment] {
@@ -236,7 +307,7 @@ public enum GGUFConversion {
             // Output row h·d + 2i + j comes from input row h·d + j·(d/2) + i (llama.cpp's `permute`).
             let w = try weight(name)
             let headRows = w.rows / heads
-            return [Segment(firstRow: 0, count: w.rows, source: w) { range, out in
+            return [Segment(firstRow: 0, count: w.rows, source: w, rowsReordered: true) { range, out in
                 for (k, row) in range.enumerated() {
                     let h = row / headRows, within = row % headRows
                     let source = h * headRows + (within % 2) * (headRows / 2) + within / 2
@@ -265,3 +336,4 @@ public enum GGUFConversion {
         }
     }
 }
+

@@ -49,6 +49,17 @@ public final class MappedFile: @unchecked Sendable {
         madvise(UnsafeMutableRawPointer(mutating: base) + start, end - start, MADV_DONTNEED)
     }
 
+    /// Asks the kernel to start reading `range` now (MADV_WILLNEED), so a streaming reader's next chunk arrives
+    /// while it is still writing the current one.
+    public func prefetch(in range: Range<Int>) {
+        guard let base, size > 0 else { return }
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let start = max(range.lowerBound, 0) / page * page
+        let end = min(range.upperBound, size)
+        guard end > start else { return }
+        madvise(UnsafeMutableRawPointer(mutating: base) + start, end - start, MADV_WILLNEED)
+    }
+
     /// A sub-range of the file; the caller guarantees `range` lies inside the file.
     public func bytes(in range: Range<Int>) -> UnsafeRawBufferPointer {
         UnsafeRawBufferPointer(rebasing: bytes[range])

@@ -48,6 +48,14 @@ public struct SourceWeight: Sendable {
         }
     }
 
+    /// Starts reading `rows` of the main stored tensor ahead of use (see MappedFile.prefetch).
+    public func prefetch(rows: Range<Int>) {
+        guard case .plain(let tensor) = encoding, self.rows > 0 else { return }
+        let rowBytes = tensor.info.byteCount / self.rows
+        let start = tensor.file.fileOffset(of: tensor.info)
+        tensor.file.mapping.prefetch(in: (start + rows.lowerBound * rowBytes)..<(start + min(rows.upperBound, self.rows) * rowBytes))
+    }
+
     /// Releases the mapped pages of `rows` of the main stored tensor (scales and companions stay until
     /// `releasePages()`), so a streaming reader's RSS stays near one chunk even for one huge tensor.
     public func releasePages(rows: Range<Int>) {

@@ -9,6 +9,7 @@ import hashlib
 import os
 import random
 import signal
+import json
 import subprocess
 import sys
 import tempfile
@@ -40,6 +41,11 @@ with tempfile.TemporaryDirectory() as work:
     for i, point in enumerate(points):
         out = os.path.join(work, f"run{i}.gguf")
         env = dict(os.environ)
+        # Half the runs journal every tensor as soon as it is durable (MOEQ_SYNC_MB=0), the others batch fsyncs
+        # per 512 MB as by default (on this small file: one at the end).
+        per_tensor = i % 2 == 0
+        if per_tensor:
+            env["MOEQ_SYNC_MB"] = "0"
         if point == "external":
             # A real kill -9 from outside at a random moment of a slower run (one thread).
             process = subprocess.Popen([MOEQ, "convert", source, "-o", out, "--recipe", "Q4_K_M", "--threads", "1"], env=env,
@@ -53,13 +59,16 @@ with tempfile.TemporaryDirectory() as work:
             check(first.returncode == -signal.SIGKILL, f"point {point}: expected SIGKILL, got {first.returncode} {first.stderr}")
         if point != "external":
             check(not os.path.exists(out), f"point {point}: the final name exists after a kill before completion")
-        resumed = subprocess.run([MOEQ, "convert", source, "-o", out, "--recipe", "Q4_K_M", "--threads", "2", "--resume"], capture_output=True, text=True)
+        resumed = subprocess.run([MOEQ, "convert", source, "-o", out, "--recipe", "Q4_K_M", "--threads", "2", "--resume", "--events"], capture_output=True, text=True)
         check(resumed.returncode == 0, f"point {point}: resume failed: {resumed.stderr}")
+        kept = sum(1 for line in resumed.stderr.splitlines() if line.startswith("{") and json.loads(line).get("kept_from_earlier_run"))
+        if per_tensor and isinstance(point, int) and point > total // 2:
+            check(kept > 0, f"point {point}: resume redid every tensor although the journal recorded some")
         check(os.path.exists(out) and sha(out) == sha(reference), f"point {point}: resumed file differs from an uninterrupted run")
         check(not os.path.exists(out + ".journal") and not os.path.exists(os.path.join(work, f".run{i}.gguf.partial")), f"point {point}: leftovers after completion")
         verify = subprocess.run([MOEQ, "verify", out], capture_output=True, text=True)
         check(verify.returncode == 0, f"point {point}: verify failed: {verify.stderr}")
-        print(f"killed at {point}: resumed file identical ({total} bytes)")
+        print(f"killed at {point}: resumed file identical ({total} bytes), {kept} tensors kept from the killed run")
 
 if failures:
     print(f"{len(failures)} crash-safety failures")

@@ -38,7 +38,7 @@ let package = Package(
         .testTarget(name: "QuantKernelsTests", dependencies: ["QuantKernels", "TensorFormats"]),
         .testTarget(name: "TensorFormatsTests", dependencies: ["TensorFormats", "QuantKernels"]),
         .testTarget(name: "ModelCatalogTests", dependencies: ["ModelCatalog", "TensorFormats"]),
-        .testTarget(name: "ReferenceEngineTests", dependencies: ["ReferenceEngine", "ConversionPipeline", "TensorFormats"]),
+        .testTarget(name: "ReferenceEngineTests", dependencies: ["ReferenceEngine", "ConversionPipeline", "TensorFormats", "ModelCatalog"]),
         .testTarget(name: "HardwarePlannerTests", dependencies: ["HardwarePlanner", "ModelCatalog"]),
         .testTarget(name: "ConversionPipelineTests", dependencies: ["ConversionPipeline", "ModelCatalog", "TensorFormats"]),
     ]

@@ -14,6 +14,8 @@ public struct ConversionPlan: Sendable {
     public let tensors: [GGUFTensorPlan]
     public let types: [QuantType]
     public let layout: GGUFLayout
+    /// The GGUF key-value pairs of `layout` (other layouts re-use them).
+    public let metadata: [(String, GGUFValue)]
     public let warnings: [String]
     /// llama.cpp importance matrix (`--imatrix`), applied per tensor and per expert.
     public let importance: ImportanceMatrix?
@@ -93,7 +95,7 @@ public enum GGUFConversion {
             }
         }
         return ConversionPlan(spec: spec, checkpoint: checkpoint, recipe: recipe, tensors: plans, types: types, layout: layout,
-                              warnings: warnings, importance: importance, resolver: resolver)
+                              metadata: metadata, warnings: warnings, importance: importance, resolver: resolver)
     }
 
     static func sourceNames(_ source: GGUFSource) -> [String] {

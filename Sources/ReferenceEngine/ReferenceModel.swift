@@ -6,10 +6,16 @@ import TensorFormats
 public enum ReferenceModel {
     /// The model at `path`: a safetensors checkpoint directory, or a `.gguf` of the model whose config.json
     /// sits in `configDirectory` (the base checkpoint). `llamaCPUArithmetic`: see GGUFWeights (GGUF only).
-    public static func weights(path: String, configDirectory: String? = nil, llamaCPUArithmetic: Bool = false) throws -> WeightProvider {
+    /// A `.gguf` with an expert pack beside it (expert-major layout) runs through a cache of `expertCache` decoded
+    /// experts (default 8).
+    public static func weights(path: String, configDirectory: String? = nil, llamaCPUArithmetic: Bool = false,
+                               expertCache: Int? = nil) throws -> WeightProvider {
         if path.hasSuffix(".gguf") {
             guard let configDirectory else { throw EngineError.unsupported("a GGUF without its base checkpoint's config.json (pass --base)") }
             let spec = try ModelSpec(configFile: (configDirectory as NSString).appendingPathComponent("config.json"))
+            if FileManager.default.fileExists(atPath: String(path.dropLast(5)) + ".expert-pack") {
+                return try ExpertPackWeights(densePath: path, spec: spec, cacheExperts: expertCache ?? 8)
+            }
             return try GGUFWeights(path: path, spec: spec, llamaCPUArithmetic: llamaCPUArithmetic)
         }
         return try CheckpointWeights(path: path)

@@ -15,6 +15,18 @@ public struct ImportanceMatrix: Sendable {
     public let datasets: [String]
     public let chunkCount: Int
     public let path: String
+    /// GGUF imatrix only: per weight name, how many tokens each matrix (expert) saw — routing statistics.
+    public private(set) var matrixCounts: [String: [Float]] = [:]
+
+    /// Tokens routed to each expert of every layer (from the `ffn_down_exps` counts; empty for legacy files).
+    public var routingCounts: [Int: [Int]] {
+        var hits: [Int: [Int]] = [:]
+        for (name, counts) in matrixCounts where name.hasSuffix(".ffn_down_exps.weight") {
+            let parts = name.split(separator: ".")
+            if parts.count > 2, let layer = Int(parts[1]) { hits[layer] = counts.map { Int($0) } }
+        }
+        return hits
+    }
 
     /// The importance slice for `name` of `width` columns, matrix `index` (expert), if present.
     public func importance(for name: String, width: Int, matrix index: Int = 0) -> [Float]? {
@@ -36,7 +48,7 @@ public struct ImportanceMatrix: Sendable {
                 if tensor.name.hasSuffix(".in_sum2") { sums[String(tensor.name.dropLast(8))] = tensor }
                 if tensor.name.hasSuffix(".counts") { counts[String(tensor.name.dropLast(7))] = tensor }
             }
-            var entries: [String: [Float]] = [:]
+            var entries: [String: [Float]] = [:], matrixCounts: [String: [Float]] = [:]
             for (name, sum) in sums {
                 guard let count = counts[name], sum.type == .f32, count.type == .f32, sum.dimensions.count <= 2 else {
                     throw ImportanceMatrixError.unreadable(file: path, byteOffset: file.dataStart + sum.offset, reason: "\(name): in_sum2 without F32 counts")
@@ -51,8 +63,10 @@ public struct ImportanceMatrix: Sendable {
                     for j in 0..<perRow { values[m * perRow + j] = s[m * perRow + j] / c[m] }
                 }
                 entries[name] = values
+                matrixCounts[name] = c
             }
             self.entries = entries
+            self.matrixCounts = matrixCounts
             datasets = file["imatrix.datasets"].flatMap { if case .array(_, let e) = $0 { e.compactMap(\.stringValue) } else { nil } } ?? []
             chunkCount = file["imatrix.chunk_count"]?.integerValue ?? 0
             return

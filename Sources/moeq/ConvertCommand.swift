@@ -40,6 +40,12 @@ struct ConvertCommand: ParsableCommand {
     @Option(help: "k/n: convert only shard k of n (a deterministic, byte-balanced run of tensors) into OUT.part-k-of-n; `moeq merge` assembles the parts.")
     var shard: String?
 
+    @Option(help: "stacked (llama.cpp's 3-D expert tensors), split (llama.cpp multi-file GGUF: OUT-00001-of-00002.gguf without the routed experts, OUT-00002-of-00002.gguf with them) or expert-major (OUT.gguf without routed experts + OUT.expert-pack: each expert's blocks contiguous and page-aligned, hot → cold by the --imatrix routing counts).")
+    var layout: OutputLayoutArgument = .stacked
+
+    @Option(help: "Expert-pack record alignment in bytes (4096, or 2097152 for huge pages).")
+    var pageSize = 4096
+
     @Flag(help: "Print the layout and the exact output size; write nothing.")
     var dryRun = false
 
@@ -53,6 +59,10 @@ struct ConvertCommand: ParsableCommand {
         guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
         guard (recipeName == nil) != (recipeFile == nil) else { throw ValidationError("give exactly one of --recipe NAME and --recipe-file FILE") }
         guard output.hasSuffix(".gguf") else { throw ValidationError("-o must name a .gguf file (other formats arrive with the pipeline)") }
+        guard pageSize >= 4096, pageSize & (pageSize - 1) == 0 else { throw ValidationError("--page-size must be a power of two ≥ 4096") }
+        if layout != .stacked {
+            guard shard == nil, !resume else { throw ValidationError("--shard and --resume apply to the stacked layout") }
+        }
         if shard != nil {
             guard shardNumbers != nil else { throw ValidationError("--shard takes k/n with 1 ≤ k ≤ n, e.g. --shard 2/3") }
             guard !resume else { throw ValidationError("--resume applies to whole conversions; rerun a failed shard instead") }
@@ -87,6 +97,16 @@ struct ConvertCommand: ParsableCommand {
             let stream = EventStream(enabled: events)
             stream.emit("plan", ["tensors": .integer(Int64(plan.tensors.count)), "bytes": .integer(Int64(plan.layout.fileSize)),
                                  "source_bytes": .integer(Int64(plan.sourceBytes)), "recipe": .string(recipe.rawValue), "output": .string(output)])
+            if layout == .split {
+                let files = try OffloadLayouts.runSplit(plan, output: output, threads: threads)
+                for file in files { print("wrote \(file.path): \(humanBytes(file.bytes))") }
+                return
+            }
+            if layout == .expertMajor {
+                let written = try OffloadLayouts.runExpertMajor(plan, output: output, threads: threads, alignment: pageSize, hits: importance?.routingCounts ?? [:])
+                print("wrote \(output): \(humanBytes(written.dense)) (every tensor but the routed experts) and \(OffloadLayouts.packPath(output: output)): \(humanBytes(written.pack)), \(written.records) expert records aligned to \(pageSize) B\(importance == nil ? "" : ", hot → cold by the imatrix's routing counts")")
+                return
+            }
             if let (k, n) = shardNumbers {
                 let part = try ShardedConversion.run(plan, output: output, shard: k, of: n, threads: threads)
                 let seconds = Date().timeIntervalSince(started)
@@ -171,3 +191,5 @@ final class EventStream {
         FileHandle.standardError.write(Data((JSONValue.object(object).serialized() + "\n").utf8))
     }
 }
+
+enum OutputLayoutArgument: String, ExpressibleByArgument { case stacked, split, expertMajor = "expert-major" }

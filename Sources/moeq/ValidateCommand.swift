@@ -20,6 +20,7 @@ struct ValidateCommand: ParsableCommand {
     @Option(help: "Use a file written by --save-base-logits instead of running the base model (KLD then from its top-k + tail form).") var baseLogits: String?
     @Option(help: "Log-probabilities kept per position by --save-base-logits.") var topK = 32
     @Option(help: "exact: f32 matmul inputs. llama-cpu: each matmul input rounded as llama.cpp's CPU backend rounds it for the stored weight type (Q8_0 blocks for Q8_0/Q4_0/Q5_0 weights, Q8_K for k-quants, F16 for F16), so the numbers predict llama-perplexity's.") var arithmetic: Arithmetic = .exact
+    @Option(help: "Decoded experts the engine keeps when QUANT is an expert-major GGUF (OUT.gguf + OUT.expert-pack).") var expertCache = 8
     @Flag(help: "Print JSON.") var json = false
 
     enum Arithmetic: String, ExpressibleByArgument { case exact, llamaCPU = "llama-cpu" }
@@ -38,7 +39,7 @@ struct ValidateCommand: ParsableCommand {
             let ids = (text != nil ? bos.map { [$0] } ?? [] : []) + (try tokenIDs(tokens: tokens, text: text, tokenizerDirectory: base))
             guard ids.count >= ctx else { throw ValidationError("the input has \(ids.count) tokens, fewer than --ctx \(ctx)") }
             let baseWeights = try ReferenceModel.weights(path: base)
-            let quantWeights = try ReferenceModel.weights(path: quant, configDirectory: base, llamaCPUArithmetic: arithmetic == .llamaCPU)
+            let quantWeights = try ReferenceModel.weights(path: quant, configDirectory: base, llamaCPUArithmetic: arithmetic == .llamaCPU, expertCache: expertCache)
             let windows = QuantValidation.windows(tokens: ids, context: ctx, maxChunks: chunks, beginningOfSequence: bos)
             var source = QuantValidation.BaseSource.model(baseWeights)
             var stored: BaseLogitRecord?
@@ -78,6 +79,9 @@ struct ValidateCommand: ParsableCommand {
             print(String(format: "KLD mean %.6f  p99 %.6f  max %.6f   top-1 agreement %.2f %%   RMS Δp %.4f",
                          report.meanKLD, report.p99KLD, report.maxKLD, 100 * report.top1Agreement, report.rmsDeltaP))
             if let line = cost.line { print(line) }
+            if let packed = quantWeights as? ExpertPackWeights {
+                print(String(format: "expert pack: cache of %d experts, %d hits / %d loads, hit rate %.1f %%", packed.capacity, packed.hits, packed.hits + packed.misses, 100 * packed.hitRate))
+            }
             if !report.tensors.isEmpty {
                 print("\nworst tensors (relative RMSE, max |error|, cosine):")
                 for tensor in report.tensors.prefix(10) {

@@ -3,6 +3,7 @@ import Foundation
 import Testing
 @testable import ReferenceEngine
 import ConversionPipeline
+import ModelCatalog
 import TensorFormats
 
 private let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
@@ -151,4 +152,60 @@ func engineOnOurF32GGUFEqualsEngineOnTheCheckpoint(fixture: String) throws {
     let attentionQ = try #require(matrix.importance(for: "blk.0.attn_q.weight", width: weights.spec.hiddenSize))
     #expect(attentionQ.allSatisfy { $0 > 0 })          // mean x² of the normed hidden states
     #expect(matrix.entries["output.weight"] == nil)     // like llama-imatrix without --process-output
+}
+
+/// The offload layouts hold the stacked file's bytes: split = llama.cpp's two-file GGUF (split.* keys, the routed
+/// experts in file 2), expert-major = a GGUF without routed experts + a page-aligned expert pack, hot experts first.
+/// The engine runs the expert-major pair with a cache smaller than the experts and gives the stacked file's logits.
+@Test(arguments: ["deepseek_v3-f32", "trained-qwen3_moe_wide"])
+func offloadLayoutsCarryTheStackedBytesAndRunInTheEngine(fixture: String) throws {
+    let directory = fixtures.appendingPathComponent(fixture).path
+    let work = NSTemporaryDirectory() + "moeq-layouts-\(UUID().uuidString)"
+    try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(atPath: work) }
+    let plan = try GGUFConversion.plan(path: directory, recipe: .q4_K_M)
+    let stacked = work + "/stacked.gguf"
+    _ = try GGUFConversion.run(plan, output: stacked, threads: 2)
+    let reference = try GGUFFile(path: stacked)
+    func bytes(_ file: GGUFFile, _ name: String) throws -> [UInt8] { Array(file.data(of: try #require(file.tensor(named: name)))) }
+
+    // split
+    let files = try OffloadLayouts.runSplit(plan, output: work + "/split.gguf", threads: 2)
+    let first = try GGUFFile(path: files[0].path), second = try GGUFFile(path: files[1].path)
+    #expect(first["split.count"]?.integerValue == 2 && second["split.no"]?.integerValue == 1)
+    #expect(first["split.tensors.count"]?.integerValue == reference.tensors.count)
+    #expect(first.tensors.count + second.tensors.count == reference.tensors.count)
+    #expect(second.tensors.allSatisfy { $0.name.contains("_exps") } && first.tensors.allSatisfy { !$0.name.contains("_exps") })
+    for tensor in first.tensors + second.tensors {
+        let file = first.tensor(named: tensor.name) != nil ? first : second
+        #expect(try bytes(file, tensor.name) == bytes(reference, tensor.name), "\(tensor.name)")
+    }
+
+    // expert-major, with routing counts that make expert 3 the hottest everywhere
+    let spec = plan.spec
+    var hits: [Int: [Int]] = [:]
+    for layer in 0..<spec.layerCount { hits[layer] = (0..<spec.routedExpertCount).map { $0 == 3 ? 100 : $0 } }
+    let dense = work + "/major.gguf"
+    let written = try OffloadLayouts.runExpertMajor(plan, output: dense, threads: 2, alignment: 4096, hits: hits)
+    let moeLayers = (0..<spec.layerCount).filter { spec.isMoELayer($0) }.count
+    #expect(written.records == moeLayers * spec.routedExpertCount)
+    let layout = try OffloadLayouts.packLayout(plan, alignment: 4096, hits: hits, denseFile: "major.gguf")
+    #expect(layout.records.allSatisfy { $0.offset % 4096 == 0 })
+    #expect(layout.records.first?.expert == 3 && layout.records[1].expert == spec.routedExpertCount - 1)
+    let pack = try MappedFile(path: OffloadLayouts.packPath(output: dense))
+    for record in layout.records.prefix(6) {
+        for part in record.parts {
+            let info = try #require(reference.tensor(named: part.tensor))
+            let perExpert = info.byteCount / spec.routedExpertCount
+            #expect(Array(pack.bytes(in: (record.offset + part.offset)..<(record.offset + part.offset + part.bytes)))
+                    == Array(reference.data(of: info)[(record.expert * perExpert)..<((record.expert + 1) * perExpert)]))
+        }
+    }
+    let tokens = [0, 5, 9, 200, 3, 77, 12, 64, 31, 8, 150, 2]
+    let fromStacked = try ReferenceModel.logits(weights: try ReferenceModel.weights(path: stacked, configDirectory: directory), configDirectory: directory, tokens: tokens)
+    let packed = try #require(try ReferenceModel.weights(path: dense, configDirectory: directory, expertCache: 3) as? ExpertPackWeights)
+    var fromPack: [Float] = []
+    for _ in 0..<2 { fromPack = try ReferenceModel.logits(weights: packed, configDirectory: directory, tokens: tokens) }
+    #expect(fromPack == fromStacked)
+    #expect(packed.capacity < written.records && packed.misses > 0 && packed.hits + packed.misses > written.records)
 }

@@ -40,6 +40,9 @@ struct ConvertCommand: ParsableCommand {
     @Option(help: "k/n: convert only shard k of n (a deterministic, byte-balanced run of tensors) into OUT.part-k-of-n; `moeq merge` assembles the parts.")
     var shard: String?
 
+    @Option(help: "gguf, or safetensors: a Hugging Face checkpoint directory -o DIR in plain floats (--recipe BF16, F16 or F32; FP8 and INT4 sources decoded, F32 tensors kept F32, sharded at 5 GB with an index, config.json without quantization_config).")
+    var format: OutputFormat = .gguf
+
     @Option(help: "stacked (llama.cpp's 3-D expert tensors), split (llama.cpp multi-file GGUF: OUT-00001-of-00002.gguf without the routed experts, OUT-00002-of-00002.gguf with them) or expert-major (OUT.gguf without routed experts + OUT.expert-pack: each expert's blocks contiguous and page-aligned, hot → cold by the --imatrix routing counts).")
     var layout: OutputLayoutArgument = .stacked
 
@@ -58,7 +61,11 @@ struct ConvertCommand: ParsableCommand {
     func validate() throws {
         guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
         guard (recipeName == nil) != (recipeFile == nil) else { throw ValidationError("give exactly one of --recipe NAME and --recipe-file FILE") }
-        guard output.hasSuffix(".gguf") else { throw ValidationError("-o must name a .gguf file (other formats arrive with the pipeline)") }
+        if format == .gguf {
+            guard output.hasSuffix(".gguf") else { throw ValidationError("-o must name a .gguf file (or pass --format safetensors and a directory)") }
+        } else {
+            guard layout == .stacked, shard == nil, !resume, recipeFile == nil else { throw ValidationError("--format safetensors takes --recipe BF16|F16|F32 only (no --layout, --shard, --resume, --recipe-file)") }
+        }
         guard pageSize >= 4096, pageSize & (pageSize - 1) == 0 else { throw ValidationError("--page-size must be a power of two ≥ 4096") }
         if layout != .stacked {
             guard shard == nil, !resume else { throw ValidationError("--shard and --resume apply to the stacked layout") }
@@ -77,6 +84,12 @@ struct ConvertCommand: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
+            if format == .safetensors {
+                let started = Date()
+                let summary = try SafetensorsExport.run(source: path, output: output, recipe: recipeName ?? .bf16, threads: threads)
+                print("wrote \(output): \(summary.tensors) tensors, \(humanBytes(summary.bytes)) in \(summary.files.count) file\(summary.files.count == 1 ? "" : "s") (\(recipeName?.rawValue ?? "BF16")) in \(String(format: "%.2f", Date().timeIntervalSince(started))) s")
+                return
+            }
             let importance = try imatrix.map { try ImportanceMatrix(path: $0) }
             let rules = try recipeFile.map { try RecipeFile(path: $0) }
             let recipe = rules?.base ?? recipeName ?? .q8_0
@@ -193,3 +206,5 @@ final class EventStream {
 }
 
 enum OutputLayoutArgument: String, ExpressibleByArgument { case stacked, split, expertMajor = "expert-major" }
+
+enum OutputFormat: String, ExpressibleByArgument { case gguf, safetensors }

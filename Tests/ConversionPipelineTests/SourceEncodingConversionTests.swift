@@ -39,3 +39,41 @@ func convertedExpertsEqualTheSourceDecode(dtype: SyntheticDType, recipe: RecipeN
     let attentionSource = try resolver.weight(named: "model.layers.1.self_attn.q_b_proj.weight").decodeAll()
     if attention.type == .f32 { #expect(try file.dequantized(attention) == attentionSource) } else { #expect(attention.type == .q8_0) }
 }
+
+/// --format safetensors: an FP8-block (and an INT4) checkpoint becomes plain BF16 safetensors whose every tensor
+/// equals the source's dequantized values rounded to BF16; F32 tensors stay F32; config.json loses
+/// quantization_config; sharding writes the index.
+@Test(arguments: [SyntheticDType.fp8, .int4])
+func safetensorsExportDequantizesToBF16(dtype: SyntheticDType) throws {
+    let work = try scratch()
+    defer { try? FileManager.default.removeItem(atPath: work) }
+    let source = work + "/src", output = work + "/out"
+    var options = SyntheticOptions(preset: try #require(ModelPresets.named("tiny", architecture: .deepseekV3)), dtype: dtype)
+    options.seed = 5
+    _ = try SyntheticCheckpoint.write(options, to: source)
+    let summary = try SafetensorsExport.run(source: source, output: output, recipe: .bf16, maxShardBytes: 300_000, threads: 2)
+    #expect(summary.files.count > 1)
+    let exported = try Checkpoint(path: output)
+    #expect(exported.indexPath != nil)
+    let config = try JSONParser.parse([UInt8](try Data(contentsOf: URL(fileURLWithPath: output + "/config.json"))))
+    #expect(config["quantization_config"] == nil && config["model_type"]?.stringValue == "deepseek_v3")
+    let original = try Checkpoint(path: source)
+    let spec = try ModelSpec(configFile: source + "/config.json")
+    let resolver = WeightResolver(checkpoint: original, quantization: spec.quantization)
+    let weights = try resolver.allWeights()
+    #expect(exported.tensors.count == weights.count)
+    var quantizedSeen = 0
+    for weight in weights {
+        let location = try #require(exported.location(of: weight.name), "\(weight.name) missing")
+        let values = try WeightResolver(checkpoint: exported, quantization: .none).weight(named: weight.name).decodeAll()
+        let expected = try weight.decodeAll()
+        if case .plain(let l) = weight.encoding, l.info.dtype == .f32 {
+            #expect(location.info.dtype == .f32 && values == expected)
+        } else {
+            #expect(location.info.dtype == .bf16)
+            #expect(values == expected.map { BFloat16.toFloat(BFloat16.fromFloat($0)) }, "\(weight.name)")
+            if case .plain = weight.encoding {} else { quantizedSeen += 1 }
+        }
+    }
+    #expect(quantizedSeen > 0)
+}

@@ -115,6 +115,42 @@ def check_synth(dtype, work):
     print(f"synth {dtype}: {len(tensors)} stored tensors read by safetensors {safetensors.__version__}, {compared} weights equal")
 
 
+def to_bf16(values):
+    """float32 -> bfloat16 bits, round-to-nearest-even (torch's .to(torch.bfloat16) for finite values)."""
+    bits = values.astype(np.float32).view(np.uint32).astype(np.uint64)
+    return ((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16).astype(np.uint16)
+
+
+def check_export(dtype, work):
+    """moeq convert --format safetensors: safetensors parses every shard, and each tensor equals numpy's own decode of
+    the FP8 / INT4 source rounded to BF16 (F32 sources stay F32); config.json drops quantization_config."""
+    source = os.path.join(work, "synth-" + dtype)
+    out = os.path.join(work, "export-" + dtype)
+    result = moeq("convert", source, "-o", out, "--format", "safetensors", "--recipe", "BF16")
+    check(result.returncode == 0, f"export {dtype}: {result.stderr}")
+    if result.returncode != 0:
+        return
+    config = json.load(open(os.path.join(source, "config.json")))
+    source_tensors = {}
+    for shard in sorted(f for f in os.listdir(source) if f.endswith(".safetensors")):
+        source_tensors.update(dict(safetensors.deserialize(open(os.path.join(source, shard), "rb").read())))
+    expected = logical_weights(source_tensors, config)
+    exported = {}
+    for shard in sorted(f for f in os.listdir(out) if f.endswith(".safetensors")):
+        exported.update(dict(safetensors.deserialize(open(os.path.join(out, shard), "rb").read())))
+    check(set(exported) == set(expected), f"export {dtype}: tensor sets differ")
+    for name, entry in exported.items():
+        want = expected.get(name)
+        if want is None:
+            continue
+        if entry["dtype"] == "F32":
+            check(source_tensors[name]["dtype"] == "F32" and np.array_equal(raw_array(entry), want), f"export {dtype}: {name} (F32) differs")
+        else:
+            check(entry["dtype"] == "BF16" and np.array_equal(raw_array(entry), to_bf16(want).reshape(entry["shape"])), f"export {dtype}: {name} differs from the BF16 rounding of the source")
+    check("quantization_config" not in json.load(open(os.path.join(out, "config.json"))), f"export {dtype}: quantization_config kept")
+    print(f"export {dtype} -> BF16 safetensors: {len(exported)} tensors read by safetensors, all equal numpy's decode rounded to BF16")
+
+
 # --- 2. their writer -> our reader ----------------------------------------------------------------
 
 def check_python_written(work):
@@ -161,6 +197,8 @@ def check_python_written(work):
 with tempfile.TemporaryDirectory() as work:
     for dtype in ["bf16", "f32", "fp8", "int4"]:
         check_synth(dtype, work)
+    for dtype in ["fp8", "int4"]:
+        check_export(dtype, work)
     check_python_written(work)
 
 finish("safetensors interop")

@@ -204,6 +204,9 @@ public enum GGUFConversion {
                 while first < segment.count {
                     let count = min(rowsPerChunk, segment.count - first)
                     let length = count * rowBytes
+                    // Ask for the next two chunks now, so the device reads them while this one is written.
+                    let ahead = min(2 * rowsPerChunk, segment.count - first - count) * rowBytes
+                    if ahead > 0 { _ = posix_fadvise(descriptor, off_t(raw.offset + (first + count) * rowBytes), off_t(ahead), POSIX_FADV_WILLNEED) }
                     try buffer.withUnsafeMutableBytes { chunk in
                         var got = 0
                         while got < length {

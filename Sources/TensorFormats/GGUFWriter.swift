@@ -94,6 +94,8 @@ public final class GGUFWriter {
         do throws(SafetensorsError) {
             file = try StagedFile(path: path, size: layout.fileSize, reuse: resume)
             try file.write(layout.header, at: 0)
+            // A fresh file is filled front to back: let whole blocks bypass the page cache.
+            if !file.reused { file.enableDirectWrites() }
         } catch { throw .io(error) }
         var index: [String: Int] = [:]
         for (i, tensor) in layout.tensors.enumerated() { index[tensor.name] = i }

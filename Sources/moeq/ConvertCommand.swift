@@ -95,6 +95,24 @@ struct ConvertCommand: ParsableCommand {
             let recipe = rules?.base ?? recipeName ?? .q8_0
             let plan = try GGUFConversion.plan(path: path, recipe: recipe, name: name, importance: importance, rules: rules)
             for warning in plan.warnings { printError("warning: \(warning)") }
+            if dryRun && layout != .stacked {
+                // The other layouts' files, sized from the same plan.
+                var files: [(String, Int)] = []
+                if layout == .split {
+                    files = zip(OffloadLayouts.splitPaths(output: output), try OffloadLayouts.splitLayouts(plan)).map { ($0, $1.layout.fileSize) }
+                } else {
+                    let dense = try OffloadLayouts.splitLayouts(plan)[0].indices
+                    let denseLayout = try GGUFLayout(metadata: plan.metadata, tensors: dense.map { GGUFTensorSpec(name: plan.tensors[$0].name, dimensions: plan.tensors[$0].dimensions, type: plan.types[$0]) })
+                    let pack = try OffloadLayouts.packLayout(plan, alignment: pageSize, hits: importance?.routingCounts ?? [:], denseFile: (output as NSString).lastPathComponent)
+                    files = [(output, denseLayout.fileSize), (OffloadLayouts.packPath(output: output), pack.fileSize)]
+                }
+                if json {
+                    print(JSONValue.object(JSONObject([("layout", .string(layout.rawValue)), ("files", .array(files.map { ["path": .string($0.0), "bytes": .integer(Int64($0.1))] }))])).prettyPrinted(), terminator: "")
+                } else {
+                    for (path, bytes) in files { print("\(path): \(bytes) bytes (\(humanBytes(bytes))) would be written") }
+                }
+                return
+            }
             if dryRun {
                 if json { print(layoutJSON(plan).prettyPrinted(), terminator: ""); return }
                 for (tensor, info) in zip(plan.tensors, plan.layout.tensors) {

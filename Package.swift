@@ -25,7 +25,7 @@ let package = Package(
         .target(name: "TensorFormats", dependencies: ["QuantKernels", "CXXHash", "CZstd"]),
         .target(name: "ModelCatalog", dependencies: ["TensorFormats", "QuantKernels"]),
         .target(name: "ReferenceEngine", dependencies: ["ModelCatalog", "TensorFormats", "QuantKernels", "COpenBLAS"]),
-        .target(name: "HardwarePlanner", dependencies: ["ModelCatalog", "QuantKernels"]),
+        .target(name: "HardwarePlanner", dependencies: ["ModelCatalog", "QuantKernels", "ConversionPipeline", "TensorFormats"]),
         .target(name: "ConversionPipeline", dependencies: ["ModelCatalog", "TensorFormats", "QuantKernels"]),
 
         // MARK: The command-line tool
@@ -39,7 +39,7 @@ let package = Package(
         .testTarget(name: "TensorFormatsTests", dependencies: ["TensorFormats", "QuantKernels"]),
         .testTarget(name: "ModelCatalogTests", dependencies: ["ModelCatalog", "TensorFormats"]),
         .testTarget(name: "ReferenceEngineTests", dependencies: ["ReferenceEngine", "ConversionPipeline", "TensorFormats", "ModelCatalog"]),
-        .testTarget(name: "HardwarePlannerTests", dependencies: ["HardwarePlanner", "ModelCatalog"]),
+        .testTarget(name: "HardwarePlannerTests", dependencies: ["HardwarePlanner", "ModelCatalog", "ConversionPipeline", "TensorFormats"]),
         .testTarget(name: "ConversionPipelineTests", dependencies: ["ConversionPipeline", "ModelCatalog", "TensorFormats"]),
     ]
 )

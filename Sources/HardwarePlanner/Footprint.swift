@@ -1,0 +1,70 @@
+// The bytes a recipe produces, by what a token touches: always-on tensors (attention, norms, router, shared experts,
+// dense FFN, embeddings, output) and routed experts, plus what one token reads of them (top-k of the routed
+// experts). Computed by the conversion's own plan — the same recipe rules, QuantType table and GGUF layout — so
+// the planner's size for a recipe is `moeq convert --dry-run`'s to the byte.
+import ConversionPipeline
+import Foundation
+import ModelCatalog
+import QuantKernels
+import TensorFormats
+
+public struct Footprint: Sendable {
+    public let recipe: RecipeName
+    /// Whole GGUF file (header included) when planned from a checkpoint; tensor data only from a bare config.
+    public let fileBytes: Int
+    public let headerIncluded: Bool
+    public let bytesByGroup: [TensorGroup: Int]
+    /// Bytes one decoded token reads: every always-on tensor except the embedding table (one row of it), plus
+    /// top-k / experts of each routed-expert tensor.
+    public let activeBytesPerToken: Int
+    public let kvBytesPerToken: Int
+
+    public var routedExpertBytes: Int { bytesByGroup[.routedExperts] ?? 0 }
+    public var alwaysOnBytes: Int { bytesByGroup.filter { $0.key != .routedExperts }.reduce(0) { $0 + $1.value } }
+
+    /// From a checkpoint directory (headers, config.json and tokenizer only): exactly the GGUF `convert` writes.
+    public static func of(checkpoint path: String, recipe: RecipeName, rules: RecipeFile? = nil) throws -> Footprint {
+        let plan = try GGUFConversion.plan(path: path, recipe: recipe, rules: rules)
+        return Footprint(recipe: recipe, spec: plan.spec, tensors: plan.tensors, types: plan.types,
+                         tensorBytes: plan.layout.tensors.map(\.byteCount), fileBytes: plan.layout.fileSize, headerIncluded: true)
+    }
+
+    /// From config.json alone (a bundled spec or a bare config): the same tensor plan and types; tensor data only,
+    /// since the GGUF header depends on the tokenizer.
+    public static func of(spec: ModelSpec, recipe: RecipeName, tiedEmbeddings: Bool? = nil) throws -> Footprint {
+        let tied = tiedEmbeddings ?? spec.tieWordEmbeddings
+        let tensors = spec.ggufTensors { name in !(tied && name == "lm_head.weight") }
+        let types = RecipeRules(recipe: recipe, spec: spec).types(for: tensors)
+        var bytes: [Int] = []
+        for (tensor, type) in zip(tensors, types) {
+            guard let row = type.rowBytes(width: tensor.rowWidth) else { throw ConversionError.shape(tensor: tensor.name, reason: "width \(tensor.rowWidth) does not fit \(type.rawValue)") }
+            bytes.append(row * tensor.rowCount)
+        }
+        // The GGUF data section: each tensor padded to the default alignment, as the writer lays it out.
+        let alignment = GGUFLayout.defaultAlignment
+        let data = bytes.reduce(0) { $0 + ($1 + alignment - 1) / alignment * alignment }
+        return Footprint(recipe: recipe, spec: spec, tensors: tensors, types: types, tensorBytes: bytes,
+                         fileBytes: data, headerIncluded: false)
+    }
+
+    init(recipe: RecipeName, spec: ModelSpec, tensors: [GGUFTensorPlan], types: [QuantType], tensorBytes: [Int], fileBytes: Int, headerIncluded: Bool) {
+        self.recipe = recipe
+        self.fileBytes = fileBytes
+        self.headerIncluded = headerIncluded
+        var groups: [TensorGroup: Int] = [:]
+        var active = 0
+        let share = spec.routedExpertCount > 0 ? Double(spec.expertsPerToken) / Double(spec.routedExpertCount) : 0
+        for (tensor, bytes) in zip(tensors, tensorBytes) {
+            let group = TensorGroup(gguf: tensor.name)
+            groups[group, default: 0] += bytes
+            switch group {
+            case .routedExperts: active += Int((Double(bytes) * share).rounded())
+            case .embedding: active += bytes / max(tensor.rowCount, 1)
+            default: active += bytes
+            }
+        }
+        bytesByGroup = groups
+        activeBytesPerToken = active
+        kvBytesPerToken = KVCache.bytesPerToken(spec)
+    }
+}

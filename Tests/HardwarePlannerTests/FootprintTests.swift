@@ -1,0 +1,43 @@
+// The planner's sizes come from the conversion's own plan: from a checkpoint they equal the written GGUF to the
+// byte; from config.json alone they equal its tensor data section.
+import Foundation
+import Testing
+import ConversionPipeline
+import HardwarePlanner
+import ModelCatalog
+import TensorFormats
+
+private let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+    .deletingLastPathComponent().appendingPathComponent("validation/fixtures")
+
+@Test(arguments: ["deepseek_v3-f32", "qwen3_moe-bf16-sharded", "mixtral-f32", "trained-qwen3_moe_wide"])
+func planEqualsConvertDryRunAndTheWrittenFile(fixture: String) throws {
+    let directory = fixtures.appendingPathComponent(fixture).path
+    for recipe in [RecipeName.q8_0, .q4_K_M, .q6_K] {
+        let footprint = try Footprint.of(checkpoint: directory, recipe: recipe)
+        let plan = try GGUFConversion.plan(path: directory, recipe: recipe)
+        #expect(footprint.fileBytes == plan.layout.fileSize)
+        let fromConfig = try Footprint.of(spec: plan.spec, recipe: recipe, tiedEmbeddings: !plan.checkpoint.contains("lm_head.weight"))
+        #expect(fromConfig.fileBytes == plan.layout.fileSize - plan.layout.dataStart, "\(fixture) \(recipe.rawValue)")
+        #expect(fromConfig.bytesByGroup == footprint.bytesByGroup)
+        #expect(footprint.routedExpertBytes > 0 && footprint.alwaysOnBytes > 0)
+        #expect(footprint.activeBytesPerToken < footprint.alwaysOnBytes + footprint.routedExpertBytes)
+        if recipe == .q4_K_M {
+            let output = NSTemporaryDirectory() + "moeq-plan-\(UUID().uuidString).gguf"
+            defer { try? FileManager.default.removeItem(atPath: output); try? FileManager.default.removeItem(atPath: output + ".manifest.json") }
+            _ = try GGUFConversion.run(plan, output: output, threads: 2)
+            #expect(try FileManager.default.attributesOfItem(atPath: output)[.size] as? Int == footprint.fileBytes)
+        }
+    }
+}
+
+/// Active bytes per token on DeepSeek-V3's real shapes at Q4_K_M: all always-on tensors but the embedding table
+/// plus 8 of 256 routed experts — about 20 GB; the routed part alone about 12 GB (reference: ≈ 11.5 GB at 4.5 bpw).
+@Test func activeBytesOfDeepseekV3() throws {
+    let spec = try ModelSpec(config: try #require(ModelPresets.named("deepseek-v3", architecture: .deepseekV3)).config)
+    let footprint = try Footprint.of(spec: spec, recipe: .q4_K_M)
+    let routedActive = Double(footprint.routedExpertBytes) * 8 / 256
+    #expect(routedActive > 11e9 && routedActive < 13.5e9)
+    #expect(Double(footprint.fileBytes) > 380e9 && Double(footprint.fileBytes) < 420e9, "\(footprint.fileBytes)")
+    #expect(footprint.kvBytesPerToken == 70_272)
+}

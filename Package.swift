@@ -25,7 +25,8 @@ let package = Package(
         .target(name: "TensorFormats", dependencies: ["QuantKernels", "CXXHash", "CZstd"]),
         .target(name: "ModelCatalog", dependencies: ["TensorFormats", "QuantKernels"]),
         .target(name: "ReferenceEngine", dependencies: ["ModelCatalog", "TensorFormats", "QuantKernels", "COpenBLAS"]),
-        .target(name: "HardwarePlanner", dependencies: ["ModelCatalog", "QuantKernels", "ConversionPipeline", "TensorFormats"]),
+        .target(name: "HardwarePlanner", dependencies: ["ModelCatalog", "QuantKernels", "ConversionPipeline", "TensorFormats"],
+                resources: [.copy("Resources/targets.json")]),
         .target(name: "ConversionPipeline", dependencies: ["ModelCatalog", "TensorFormats", "QuantKernels"]),
 
         // MARK: The command-line tool

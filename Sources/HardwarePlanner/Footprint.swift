@@ -32,8 +32,17 @@ public struct Footprint: Sendable {
     /// From config.json alone (a bundled spec or a bare config): the same tensor plan and types; tensor data only,
     /// since the GGUF header depends on the tokenizer.
     public static func of(spec: ModelSpec, recipe: RecipeName, tiedEmbeddings: Bool? = nil) throws -> Footprint {
+        try of(spec: spec, recipes: [recipe], tiedEmbeddings: tiedEmbeddings)[0]
+    }
+
+    /// Several recipes of one model: the tensor plan is made once.
+    public static func of(spec: ModelSpec, recipes: [RecipeName], tiedEmbeddings: Bool? = nil) throws -> [Footprint] {
         let tied = tiedEmbeddings ?? spec.tieWordEmbeddings
         let tensors = spec.ggufTensors { name in !(tied && name == "lm_head.weight") }
+        return try recipes.map { try of(spec: spec, recipe: $0, tensors: tensors) }
+    }
+
+    static func of(spec: ModelSpec, recipe: RecipeName, tensors: [GGUFTensorPlan]) throws -> Footprint {
         let types = RecipeRules(recipe: recipe, spec: spec).types(for: tensors)
         var bytes: [Int] = []
         for (tensor, type) in zip(tensors, types) {

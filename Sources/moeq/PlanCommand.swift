@@ -15,17 +15,23 @@ struct PlanCommand: ParsableCommand {
 
     @Argument(help: "A checkpoint directory, a config.json, or a bundled model name.") var model: String
     @Option(name: .customLong("recipe"), help: "Recipe (repeatable; default Q8_0, Q6_K, Q5_K_M, Q4_K_M, Q4_0).") var recipes: [RecipeName] = []
-    @Option(help: "Context length for the KV cache line.") var context = 32768
+    @Option(help: "Context length (KV cache, F16).") var context = 32768
+    @Option(name: .customLong("target"), help: "Hardware target (repeatable), e.g. rtx4090+256gb, 2x3090+128gb-ddr4, 8xh200, m3-ultra-512gb, rtx4090+512gb-2x8ch-ddr5-4800, 384gb-12ch-ddr5-4800.") var targets: [String] = []
+    @Option(help: "llama.cpp or ktransformers (multi-socket RAM bandwidth and expert duplication differ).") var engine: EngineArgument = .llamaCpp
     @Flag(help: "Print JSON.") var json = false
+
+    enum EngineArgument: String, ExpressibleByArgument { case llamaCpp = "llama.cpp", ktransformers }
 
     func run() throws {
         try reportingErrors {
             let chosen = recipes.isEmpty ? [RecipeName.q8_0, .q6_K, .q5_K_M, .q4_K_M, .q4_0] : recipes
             var footprints: [Footprint] = []
+            var modelSpec: ModelSpec?
             var isDirectory: ObjCBool = false
             let exists = FileManager.default.fileExists(atPath: model, isDirectory: &isDirectory)
             if exists && isDirectory.boolValue {
                 footprints = try chosen.map { try Footprint.of(checkpoint: model, recipe: $0) }
+                modelSpec = try ModelSpec(configFile: (model as NSString).appendingPathComponent("config.json"))
             } else {
                 let spec: ModelSpec
                 if exists {
@@ -35,7 +41,12 @@ struct PlanCommand: ParsableCommand {
                 } else {
                     throw ValidationError("\(model) is neither a checkpoint directory, a config.json nor a bundled model name")
                 }
-                footprints = try chosen.map { try Footprint.of(spec: spec, recipe: $0) }
+                footprints = try Footprint.of(spec: spec, recipes: chosen)
+                modelSpec = spec
+            }
+            if !targets.isEmpty, let spec = modelSpec {
+                try printMatrix(footprints, spec: spec)
+                return
             }
             let kv = footprints.first?.kvBytesPerToken ?? 0
             if json {
@@ -59,5 +70,32 @@ struct PlanCommand: ParsableCommand {
             }
             print("KV cache (F16): \(grouped(kv)) B per token, \(humanBytes(kv * context)) at \(grouped(context)) tokens\(footprints.first?.headerIncluded == false ? "; sizes are tensor data (header excluded)" : "")")
         }
+    }
+
+    func printMatrix(_ footprints: [Footprint], spec: ModelSpec) throws {
+        let catalog = try HardwareCatalog.bundled()
+        let resolved = try targets.map { try catalog.target($0) }
+        let plans = footprints.map { f in resolved.map { Planner.plan(f, spec: spec, target: $0, context: context, engine: engine == .ktransformers ? .ktransformers : .llamaCpp) } }
+        if json {
+            let rows: [JSONValue] = plans.joined().map { p in
+                ["recipe": .string(p.recipe), "target": .string(p.target), "verdict": .string(p.verdict.rawValue),
+                 "fast_tier_bytes": .integer(Int64(p.fastBytes)), "ram_bytes": .integer(Int64(p.ramBytes)), "disk_bytes": .integer(Int64(p.diskBytes)),
+                 "margin_bytes": .integer(Int64(p.margin)), "decode_tokens_per_second": .double(p.tokensPerSecond), "llama_cpp": .string(p.command)]
+            }
+            print((["model": .string(model), "context": .integer(Int64(context)), "engine": .string(engine.rawValue), "plans": .array(rows)] as JSONValue).prettyPrinted(), terminator: "")
+            return
+        }
+        func gb(_ bytes: Double) -> String { String(format: "%.0f", bytes / 1e9) }
+        let width = max(24, (targets.map(\.count).max() ?? 0) + 2)
+        print("recipe".padding(toLength: 9, withPad: " ", startingAt: 0) + resolved.map { $0.name.padding(toLength: width, withPad: " ", startingAt: 0) }.joined())
+        for row in plans {
+            let cells = row.map { p -> String in
+                let fit = p.verdict == .fits ? "fits" : (p.verdict == .fitsWithDiskStreaming ? "disk" : "NO")
+                return "\(fit) \(gb(p.fastBytes))/\(gb(p.ramBytes))/\(gb(p.diskBytes)) \(String(format: "%.1f", p.tokensPerSecond)) t/s".padding(toLength: width, withPad: " ", startingAt: 0)
+            }
+            print((row.first?.recipe ?? "").padding(toLength: 9, withPad: " ", startingAt: 0) + cells.joined())
+        }
+        print("cells: verdict, GB on GPU-or-unified / RAM / disk, decode tokens/s (batch 1, \(grouped(context))-token context, \(engine.rawValue)); efficiencies in formats/hardware/README.md")
+        if let first = plans.first { for p in first { print("\(p.target): \(p.command)") } }
     }
 }

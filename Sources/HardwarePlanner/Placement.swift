@@ -1,0 +1,115 @@
+// Where a recipe's bytes go on a target and how fast it decodes (formats/hardware/README.md):
+// the fastest tier first takes what every token reads (always-on tensors) and the KV cache, then routed experts
+// layer by layer (llama.cpp's --n-cpu-moe), the rest goes to system RAM, and what RAM cannot hold is streamed
+// from disk (mmap). Decode time per token = Σ over tiers of bytes read there ÷ (bandwidth × efficiency).
+import Foundation
+import ModelCatalog
+
+public enum Engine: String, Sendable, CaseIterable {
+    /// llama.cpp: one copy of the weights; on a multi-socket machine RAM bandwidth is effectively one socket's.
+    case llamaCpp = "llama.cpp"
+    /// KTransformers: experts duplicated per NUMA node, every socket's bandwidth used (and RAM needed × sockets).
+    case ktransformers
+}
+
+/// Efficiency factors (share of theoretical bandwidth a decode step achieves), calibrated in formats/hardware/README.md.
+public enum Efficiency {
+    public static let gpu = 0.7
+    public static let unified = 0.6
+    public static let systemMemory = 0.35
+    public static let disk = 0.8
+    /// Per device: llama.cpp's default --fit margin (1024 MiB) plus a compute buffer (assumed 1 GiB).
+    public static let deviceReserve = 2.0 * 1_073_741_824
+    /// System RAM kept by the OS and the runtime (assumption: 4 GB).
+    public static let systemReserve = 4e9
+    /// Unified-memory machines: the share of memory the GPU may use (macOS default wired limit ≈ 75 %).
+    public static let unifiedUsable = 0.75
+}
+
+public struct Plan: Sendable {
+    public enum Verdict: String, Sendable { case fits, fitsWithDiskStreaming = "fits with disk streaming", doesNotFit = "does not fit" }
+    public let target: String
+    public let recipe: String
+    public let verdict: Verdict
+    public let fastBytes: Double, ramBytes: Double, diskBytes: Double
+    /// Free bytes left in the tier that limits the verdict (negative: short by that much).
+    public let margin: Double
+    public let tokensPerSecond: Double
+    /// Experts of the first `cpuMoeLayers` layers on the CPU (llama.cpp --n-cpu-moe).
+    public let cpuMoeLayers: Int
+    public let command: String
+}
+
+public enum Planner {
+    /// Places `footprint` (a recipe of `spec`) on `target` with `context` tokens of F16 KV cache.
+    public static func plan(_ footprint: Footprint, spec: ModelSpec, target: Target, context: Int, engine: Engine = .llamaCpp,
+                            file: String = "MODEL.gguf") -> Plan {
+        let kv = Double(footprint.kvBytesPerToken * context)
+        let alwaysOn = Double(footprint.alwaysOnBytes), routed = Double(footprint.routedExpertBytes)
+        let moeLayers = max((0..<spec.layerCount).filter { spec.isMoELayer($0) }.count, 1)
+        let perLayerExperts = routed / Double(moeLayers)
+        let firstMoE = (0..<spec.layerCount).first { spec.isMoELayer($0) } ?? 0
+        // Bytes a token reads: always-on (one embedding row), top-k of each routed layer, and the whole KV cache.
+        let routedShare = spec.routedExpertCount > 0 ? Double(spec.expertsPerToken) / Double(spec.routedExpertCount) : 0
+        let alwaysOnRead = Double(footprint.activeBytesPerToken) - routed * routedShare
+        var fastCapacity = 0.0, fastBandwidth = 0.0, fastEfficiency = Efficiency.gpu
+        if let unified = target.unified {
+            fastCapacity = unified.memory * Efficiency.unifiedUsable - Efficiency.deviceReserve
+            fastBandwidth = unified.bandwidth
+            fastEfficiency = Efficiency.unified
+        } else if !target.gpus.isEmpty {
+            fastCapacity = target.gpus.reduce(0) { $0 + $1.memory - Efficiency.deviceReserve }
+            // Layers split across GPUs run one after another: a token sees one GPU's bandwidth at a time.
+            fastBandwidth = target.gpus.map(\.bandwidth).min() ?? 0
+        }
+        let sockets = Double(target.memory?.sockets ?? 1)
+        let ramCopies = engine == .ktransformers ? sockets : 1
+        let ramCapacity = target.memory?.capacity ?? 0
+        let ramBandwidth = (target.memory?.bandwidth ?? 0) / (engine == .ktransformers ? 1 : sockets)
+        // Fill the fast tier: always-on + KV first, then whole layers of experts.
+        var fast = 0.0, ram = 0.0
+        var alwaysOnInFast = min(alwaysOn + kv, max(fastCapacity, 0))
+        if target.unified == nil && target.gpus.isEmpty { alwaysOnInFast = 0 }
+        fast += alwaysOnInFast
+        let alwaysOnInRam = alwaysOn + kv - alwaysOnInFast
+        let freeFast = max(fastCapacity - fast, 0)
+        let expertLayersFast = perLayerExperts > 0 ? min(moeLayers, Int(freeFast / perLayerExperts)) : 0
+        fast += Double(expertLayersFast) * perLayerExperts
+        let expertsLeft = routed - Double(expertLayersFast) * perLayerExperts
+        ram = alwaysOnInRam + expertsLeft * ramCopies
+        let ramUsable = max(ramCapacity - Efficiency.systemReserve, 0)
+        let disk = max(ram - ramUsable, 0) / ramCopies
+        let ramHeld = ram - disk * ramCopies
+        // Time per token.
+        let expertsOnDiskShare = routed > 0 ? disk / routed : 0
+        let alwaysShareFast = alwaysOn + kv > 0 ? alwaysOnInFast / (alwaysOn + kv) : 0
+        let fastRead = alwaysShareFast * (alwaysOnRead + kv) + Double(expertLayersFast) * perLayerExperts * routedShare
+        let ramRead = (1 - alwaysShareFast) * (alwaysOnRead + kv) + max(expertsLeft - disk, 0) * routedShare
+        let diskRead = disk * routedShare
+        var seconds = 0.0
+        if fastRead > 0 { seconds += fastRead / max(fastBandwidth * fastEfficiency, 1) }
+        if ramRead > 0 { seconds += ramRead / max(ramBandwidth * Efficiency.systemMemory, 1) }
+        if diskRead > 0 { seconds += diskRead / max((target.disk?.bandwidth ?? 7e9) * Efficiency.disk, 1) }
+        let verdict: Plan.Verdict
+        let margin: Double
+        if alwaysOnInRam > 0 && target.memory == nil {
+            verdict = .doesNotFit
+            margin = -alwaysOnInRam
+        } else if disk > 0 {
+            verdict = expertsOnDiskShare <= 1 && alwaysOnInRam <= ramUsable ? .fitsWithDiskStreaming : .doesNotFit
+            margin = ramUsable - ram
+        } else {
+            verdict = .fits
+            margin = (ramCapacity > 0 && expertsLeft > 0) ? ramUsable - ramHeld : fastCapacity - fast
+        }
+        let cpuMoe = moeLayers - expertLayersFast
+        var command = "llama-cli -m \(file) -c \(context)"
+        if target.unified != nil || !target.gpus.isEmpty {
+            command += " -ngl 99"
+            if cpuMoe == moeLayers { command += " -ot exps=CPU" } else if cpuMoe > 0 { command += " --n-cpu-moe \(firstMoE + cpuMoe)" }
+        }
+        if target.gpus.count > 1 { command += " --split-mode layer" }
+        return Plan(target: target.name, recipe: footprint.recipe.rawValue, verdict: verdict, fastBytes: fast, ramBytes: ramHeld, diskBytes: disk,
+                    margin: margin, tokensPerSecond: seconds > 0 ? 1 / seconds : 0, cpuMoeLayers: cpuMoe, command: command)
+    }
+}

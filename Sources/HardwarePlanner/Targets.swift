@@ -1,0 +1,108 @@
+// Hardware targets as data (formats/hardware/targets.json, bundled as a resource) and composite targets by name:
+// "rtx4090+256gb" (a GPU and 256 GB of dual-channel DDR5-5600), "2x3090+128gb-ddr4", "8xh200",
+// "m3-ultra-512gb", "rtx4090+512gb-2x8ch-ddr5-4800+nvme-gen5", "384gb-12ch-ddr5-4800" (CPU only).
+import Foundation
+import TensorFormats
+
+public enum TargetError: Error, Sendable, CustomStringConvertible {
+    case unknown(String, known: [String])
+    case catalog(String)
+    public var description: String {
+        switch self {
+        case let .unknown(part, known): "unknown hardware \"\(part)\" (devices: \(known.joined(separator: ", ")); system memory: <N>gb[-CONFIG])"
+        case .catalog(let what): "hardware catalog: \(what)"
+        }
+    }
+}
+
+public struct Device: Sendable, Equatable {
+    public enum Kind: String, Sendable { case gpu, unified, disk }
+    public let name: String
+    public let kind: Kind
+    public let memory: Double
+    public let bandwidth: Double
+    public let source: String
+}
+
+public struct SystemMemory: Sendable, Equatable {
+    public let name: String
+    public let capacity: Double
+    public let bandwidth: Double
+    public let sockets: Int
+    public let source: String
+}
+
+public struct Target: Sendable {
+    public let name: String
+    public var gpus: [Device] = []
+    public var unified: Device?
+    public var memory: SystemMemory?
+    public var disk: Device?
+}
+
+public struct HardwareCatalog: Sendable {
+    public let devices: [Device]
+    public let memories: [SystemMemory]
+
+    /// The bundled catalog (formats/hardware/targets.json, shipped as this module's resource).
+    public static func bundled() throws -> HardwareCatalog {
+        guard let url = Bundle.module.url(forResource: "targets", withExtension: "json") else { throw TargetError.catalog("targets.json is missing from the bundle") }
+        guard let data = try? Data(contentsOf: url) else { throw TargetError.catalog("cannot read \(url.path)") }
+        return try HardwareCatalog(json: [UInt8](data))
+    }
+
+    init(devices: [Device], memories: [SystemMemory]) {
+        self.devices = devices
+        self.memories = memories
+    }
+
+    public init(json bytes: [UInt8]) throws {
+        let root = try JSONParser.parse(bytes)
+        guard root["format"]?.stringValue == "moeq hardware targets 1" else { throw TargetError.catalog("format must be \"moeq hardware targets 1\"") }
+        devices = try (root["devices"]?.arrayValue ?? []).map { d in
+            guard let name = d["name"]?.stringValue, let kind = d["kind"]?.stringValue.flatMap(Device.Kind.init(rawValue:)),
+                  let memory = d["memory"]?.doubleValue, let bandwidth = d["bandwidth"]?.doubleValue, let source = d["source"]?.stringValue else {
+                throw TargetError.catalog("a device lacks name/kind/memory/bandwidth/source")
+            }
+            return Device(name: name, kind: kind, memory: memory, bandwidth: bandwidth, source: source)
+        }
+        memories = try (root["system_memory"]?.arrayValue ?? []).map { m in
+            guard let name = m["name"]?.stringValue, let bandwidth = m["bandwidth"]?.doubleValue, let sockets = m["sockets"]?.intValue,
+                  let source = m["source"]?.stringValue else { throw TargetError.catalog("a system_memory entry lacks name/bandwidth/sockets/source") }
+            return SystemMemory(name: name, capacity: 0, bandwidth: bandwidth, sockets: sockets, source: source)
+        }
+    }
+
+    /// A composite target from its name: parts joined by "+", each a device ("rtx4090", "2x3090" → two RTX 3090,
+    /// "8xh200"), a unified-memory machine, a disk ("nvme-gen5"), or system memory "<N>gb[-CONFIG]" (CONFIG from
+    /// the catalog's system_memory; default dual-channel DDR5-5600). Without a disk part, NVMe Gen4 is assumed.
+    public func target(_ name: String) throws -> Target {
+        var target = Target(name: name)
+        for raw in name.lowercased().split(separator: "+").map(String.init) {
+            var part = raw, count = 1
+            if let x = part.firstIndex(of: "x"), let n = Int(part[..<x]), n > 0 { count = n; part = String(part[part.index(after: x)...]) }
+            let aliases = ["3090": "rtx3090", "4090": "rtx4090", "5090": "rtx5090", "pro6000": "rtx-pro-6000"]
+            part = aliases[part] ?? part
+            if let device = devices.first(where: { $0.name == part }) {
+                switch device.kind {
+                case .gpu: target.gpus += Array(repeating: device, count: count)
+                case .unified: target.unified = device
+                case .disk: target.disk = device
+                }
+                continue
+            }
+            if let gb = part.firstRange(of: "gb"), let size = Double(part[..<gb.lowerBound]) {
+                let config = String(part[gb.upperBound...]).trimmingCharacters(in: CharacterSet(charactersIn: "-"))
+                guard let memory = memories.first(where: { $0.name == (config.isEmpty ? "ddr5" : config) }) else {
+                    throw TargetError.unknown(raw, known: devices.map(\.name) + memories.map { "<N>gb-\($0.name)" })
+                }
+                target.memory = SystemMemory(name: memory.name, capacity: size * 1e9 * Double(count), bandwidth: memory.bandwidth,
+                                             sockets: memory.sockets, source: memory.source)
+                continue
+            }
+            throw TargetError.unknown(raw, known: devices.map(\.name) + memories.map { "<N>gb-\($0.name)" })
+        }
+        if target.disk == nil { target.disk = devices.first { $0.name == "nvme-gen4" } }
+        return target
+    }
+}

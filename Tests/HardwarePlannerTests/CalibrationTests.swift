@@ -1,0 +1,64 @@
+// Decode-speed estimates against published measurements (formats/hardware/README.md lists them with sources):
+// each within ±35 %. Targets are built from the bundled catalog by name, as `moeq plan --target` does.
+import Foundation
+import Testing
+import ConversionPipeline
+import HardwarePlanner
+import ModelCatalog
+
+private struct Anchor: Sendable {
+    let model: String, architecture: Architecture, recipe: RecipeName, target: String, engine: Engine
+    let measured: Double
+    let source: String
+}
+
+private let anchors: [Anchor] = [
+    Anchor(model: "deepseek-v3", architecture: .deepseekV3, recipe: .q4_K_M, target: "rtx4090+1000gb-8ch-ddr5-4800", engine: .ktransformers,
+           measured: 8.73, source: "KTransformers v0.2, 1x Xeon Gold 6454S 8ch DDR5-4800 + RTX 4090D, DeepSeek-R1 Q4_K_M, 8 experts (ktransformers doc/en/DeepseekR1_V3_tutorial.md)"),
+    Anchor(model: "deepseek-v3", architecture: .deepseekV3, recipe: .q4_K_M, target: "rtx4090+1000gb-2x8ch-ddr5-4800", engine: .ktransformers,
+           measured: 12.2, source: "KTransformers v0.2, 2x Xeon Gold 6454S + RTX 4090D, R1 Q4_K_M, 8 experts (same)"),
+    Anchor(model: "deepseek-v3", architecture: .deepseekV3, recipe: .q4_K_M, target: "1000gb-2x8ch-ddr5-4800", engine: .llamaCpp,
+           measured: 4.51, source: "llama.cpp (early 2025) on the same dual-socket box, R1 Q4_K_M (same tutorial's comparison)"),
+    Anchor(model: "deepseek-v3", architecture: .deepseekV3, recipe: .q4_K_S, target: "384gb-12ch-ddr5-4800", engine: .llamaCpp,
+           measured: 6.25, source: "llama.cpp CPU-only, EPYC 9374F, 384 GB 12-channel, R1/V3 Q4_K_S: 4.6-7.9 tok/s, midpoint (llama.cpp issue #10981)"),
+    Anchor(model: "kimi-k2", architecture: .deepseekV3, recipe: .q4_K_M, target: "rtx4090+1000gb-8ch-ddr5-4800", engine: .ktransformers,
+           measured: 10, source: "KTransformers, Kimi K2 Q4_K_M, 1 socket + 1 consumer GPU: ~10 tok/s (ktransformers doc/en/Kimi-K2.md; socket memory assumed 8ch DDR5-4800)"),
+    Anchor(model: "kimi-k2", architecture: .deepseekV3, recipe: .q4_K_M, target: "rtx4090+2000gb-2x8ch-ddr5-4800", engine: .ktransformers,
+           measured: 14, source: "KTransformers, Kimi K2 Q4_K_M, 2 sockets, NUMA on: ~14 tok/s (same)"),
+]
+
+@Test func decodeEstimatesAreWithin35PercentOfPublishedMeasurements() throws {
+    let catalog = try HardwareCatalog.bundled()
+    var worst = 0.0
+    for anchor in anchors {
+        let spec = try ModelSpec(config: try #require(ModelPresets.named(anchor.model, architecture: anchor.architecture)).config)
+        let footprint = try Footprint.of(spec: spec, recipe: anchor.recipe)
+        let plan = Planner.plan(footprint, spec: spec, target: try catalog.target(anchor.target), context: 2048, engine: anchor.engine)
+        let error = plan.tokensPerSecond / anchor.measured - 1
+        worst = max(worst, abs(error))
+        #expect(plan.verdict != .doesNotFit)
+        #expect(abs(error) <= 0.35, "\(anchor.source): estimate \(plan.tokensPerSecond) tok/s vs measured \(anchor.measured)")
+    }
+    #expect(Set(anchors.map(\.model)).count >= 2 && Set(anchors.map(\.target)).count >= 5)
+    #expect(worst > 0)   // the estimates are not the measurements themselves
+}
+
+@Test func placementFollowsCapacity() throws {
+    let catalog = try HardwareCatalog.bundled()
+    let spec = try ModelSpec(config: try #require(ModelPresets.named("qwen3-30b-a3b", architecture: .qwen3Moe)).config)
+    let q4 = try Footprint.of(spec: spec, recipe: .q4_K_M)
+    // 18.6 GB of Q4_K_M fits a 24 GB GPU whole; with 8 GB of VRAM the experts of most layers go to RAM.
+    let big = Planner.plan(q4, spec: spec, target: try catalog.target("rtx4090+64gb"), context: 4096)
+    #expect(big.verdict == .fits && big.ramBytes == 0 && big.cpuMoeLayers == 0 && !big.command.contains("n-cpu-moe"))
+    let small = Planner.plan(q4, spec: spec, target: try catalog.target("rtx3090+64gb"), context: 4096)
+    #expect(small.tokensPerSecond > 0)
+    let unified = Planner.plan(q4, spec: spec, target: try catalog.target("m4-max-128gb"), context: 4096)
+    #expect(unified.verdict == .fits && unified.diskBytes == 0)
+    // Kimi K2 Q4_K_M (578 GiB) on a 24 GB GPU + 64 GB RAM streams from disk; nothing fits in 32 GB of RAM alone.
+    let kimi = try ModelSpec(config: try #require(ModelPresets.named("kimi-k2", architecture: .deepseekV3)).config)
+    let k = try Footprint.of(spec: kimi, recipe: .q4_K_M)
+    let streamed = Planner.plan(k, spec: kimi, target: try catalog.target("rtx4090+64gb+nvme-gen5"), context: 4096)
+    #expect(streamed.verdict == .fitsWithDiskStreaming && streamed.diskBytes > 400e9 && streamed.tokensPerSecond < 2)
+    #expect(streamed.command.contains("-ot exps=CPU") || streamed.command.contains("--n-cpu-moe"))
+    #expect(throws: TargetError.self) { try catalog.target("rtx9090") }
+}

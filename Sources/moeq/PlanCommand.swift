@@ -19,6 +19,8 @@ struct PlanCommand: ParsableCommand {
     @Option(name: .customLong("target"), help: "Hardware target (repeatable), e.g. rtx4090+256gb, 2x3090+128gb-ddr4, 8xh200, m3-ultra-512gb, rtx4090+512gb-2x8ch-ddr5-4800, 384gb-12ch-ddr5-4800.") var targets: [String] = []
     @Option(help: "llama.cpp or ktransformers (multi-socket RAM bandwidth and expert duplication differ).") var engine: EngineArgument = .llamaCpp
     @Flag(help: "Print JSON.") var json = false
+    @Option(help: "Also write the recipes × targets matrix as an SVG chart to this file.") var svg: String?
+    @Option(help: "Also write it as a standalone HTML page (the SVG plus a table) to this file.") var html: String?
 
     enum EngineArgument: String, ExpressibleByArgument { case llamaCpp = "llama.cpp", ktransformers }
 
@@ -76,6 +78,10 @@ struct PlanCommand: ParsableCommand {
         let catalog = try HardwareCatalog.bundled()
         let resolved = try targets.map { try catalog.target($0) }
         let plans = footprints.map { f in resolved.map { Planner.plan(f, spec: spec, target: $0, context: context, engine: engine == .ktransformers ? .ktransformers : .llamaCpp) } }
+        let title = "\(model): decode tokens/s by recipe and target (\(grouped(context))-token context, \(engine.rawValue))"
+        let chart = PlanChart.svg(plans, title: title)
+        if let svg { try AtomicFile.write(chart, to: svg) }
+        if let html { try AtomicFile.write(PlanChart.html(plans, svg: chart, title: title), to: html) }
         if json {
             let rows: [JSONValue] = plans.joined().map { p in
                 ["recipe": .string(p.recipe), "target": .string(p.target), "verdict": .string(p.verdict.rawValue),

@@ -62,3 +62,16 @@ private let anchors: [Anchor] = [
     #expect(streamed.command.contains("-ot exps=CPU") || streamed.command.contains("--n-cpu-moe"))
     #expect(throws: TargetError.self) { try catalog.target("rtx9090") }
 }
+
+@Test func chartHasOneCellPerRecipeAndTarget() throws {
+    let catalog = try HardwareCatalog.bundled()
+    let spec = try ModelSpec(config: try #require(ModelPresets.named("mixtral-8x7b", architecture: .mixtral)).config)
+    let footprints = try Footprint.of(spec: spec, recipes: [.q8_0, .q4_K_M, .q4_0])
+    let targets = try ["rtx4090+64gb", "8xh200", "strix-halo-128gb", "rtx3090"].map { try catalog.target($0) }
+    let plans = footprints.map { f in targets.map { Planner.plan(f, spec: spec, target: $0, context: 4096) } }
+    let svg = PlanChart.svg(plans, title: "mixtral <test>")
+    #expect(svg.components(separatedBy: "<rect ").count - 1 == 12)
+    #expect(svg.contains("mixtral &lt;test&gt;") && svg.hasPrefix("<svg ") && svg.hasSuffix("</svg>\n"))
+    let html = PlanChart.html(plans, svg: svg, title: "t")
+    #expect(html.components(separatedBy: "<tr>").count - 1 == 13 && html.contains("llama-cli -m"))
+}

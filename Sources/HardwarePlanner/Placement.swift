@@ -4,6 +4,7 @@
 // from disk (mmap). Decode time per token = Σ over tiers of bytes read there ÷ (bandwidth × efficiency).
 import Foundation
 import ModelCatalog
+import QuantKernels
 
 public enum Engine: String, Sendable, CaseIterable {
     /// llama.cpp: one copy of the weights; on a multi-socket machine RAM bandwidth is effectively one socket's.
@@ -43,8 +44,8 @@ public struct Plan: Sendable {
 public enum Planner {
     /// Places `footprint` (a recipe of `spec`) on `target` with `context` tokens of F16 KV cache.
     public static func plan(_ footprint: Footprint, spec: ModelSpec, target: Target, context: Int, engine: Engine = .llamaCpp,
-                            file: String = "MODEL.gguf") -> Plan {
-        let kv = Double(footprint.kvBytesPerToken * context)
+                            cacheType: QuantType = .f16, file: String = "MODEL.gguf") -> Plan {
+        let kv = Double(KVCache.bytesPerToken(spec, cacheType: cacheType) * context)
         let alwaysOn = Double(footprint.alwaysOnBytes), routed = Double(footprint.routedExpertBytes)
         let moeLayers = max((0..<spec.layerCount).filter { spec.isMoELayer($0) }.count, 1)
         let perLayerExperts = routed / Double(moeLayers)
@@ -109,6 +110,7 @@ public enum Planner {
             if cpuMoe == moeLayers { command += " -ot exps=CPU" } else if cpuMoe > 0 { command += " --n-cpu-moe \(firstMoE + cpuMoe)" }
         }
         if target.gpus.count > 1 { command += " --split-mode layer" }
+        if cacheType != .f16 { command += " -fa on -ctk \(cacheType.rawValue.lowercased()) -ctv \(cacheType.rawValue.lowercased())" }
         return Plan(target: target.name, recipe: footprint.recipe.rawValue, verdict: verdict, fastBytes: fast, ramBytes: ramHeld, diskBytes: disk,
                     margin: margin, tokensPerSecond: seconds > 0 ? 1 / seconds : 0, cpuMoeLayers: cpuMoe, command: command)
     }

@@ -51,6 +51,16 @@ public struct HardwareCatalog: Sendable {
         return try HardwareCatalog(json: [UInt8](data))
     }
 
+    /// This catalog with a user's file (same schema as targets.json) added; its entries replace same-named ones.
+    public func adding(file path: String) throws -> HardwareCatalog {
+        guard let data = FileManager.default.contents(atPath: path) else { throw TargetError.catalog("cannot read \(path)") }
+        let extra: HardwareCatalog
+        do { extra = try HardwareCatalog(json: [UInt8](data)) } catch { throw TargetError.catalog("\(path): \(error)") }
+        let names = Set(extra.devices.map(\.name)), memoryNames = Set(extra.memories.map(\.name))
+        return HardwareCatalog(devices: devices.filter { !names.contains($0.name) } + extra.devices,
+                               memories: memories.filter { !memoryNames.contains($0.name) } + extra.memories)
+    }
+
     init(devices: [Device], memories: [SystemMemory]) {
         self.devices = devices
         self.memories = memories

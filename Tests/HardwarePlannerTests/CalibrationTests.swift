@@ -75,3 +75,16 @@ private let anchors: [Anchor] = [
     let html = PlanChart.html(plans, svg: svg, title: "t")
     #expect(html.components(separatedBy: "<tr>").count - 1 == 13 && html.contains("llama-cli -m"))
 }
+
+@Test func userTargetsFileAddsAndReplacesHardware() throws {
+    let path = NSTemporaryDirectory() + "moeq-hw-\(UUID().uuidString).json"
+    defer { try? FileManager.default.removeItem(atPath: path) }
+    try #"{"format": "moeq hardware targets 1", "devices": [{"name": "rtx4090", "kind": "gpu", "memory": 48e9, "bandwidth": 1008e9, "source": "modded"}, {"name": "lab-gpu", "kind": "gpu", "memory": 16e9, "bandwidth": 500e9, "source": "ours"}], "system_memory": [{"name": "quad", "sockets": 1, "bandwidth": 120e9, "source": "ours"}]}"#
+        .write(toFile: path, atomically: true, encoding: .utf8)
+    let catalog = try HardwareCatalog.bundled().adding(file: path)
+    let target = try catalog.target("rtx4090+lab-gpu+256gb-quad")
+    #expect(target.gpus.map(\.memory) == [48e9, 16e9] && target.memory?.bandwidth == 120e9 && target.memory?.capacity == 256e9)
+    #expect(try HardwareCatalog.bundled().target("rtx4090").gpus.first?.memory == 24e9)
+    try "{}".write(toFile: path, atomically: true, encoding: .utf8)
+    #expect(throws: TargetError.self) { _ = try HardwareCatalog.bundled().adding(file: path) }
+}

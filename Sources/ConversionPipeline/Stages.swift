@@ -59,6 +59,11 @@ public protocol Stage: Sendable {
     func run(_ context: PipelineContext) throws -> JSONValue
 }
 
+extension Stage {
+    /// Stages whose work is all planning (or fused into `write`) run by planning.
+    public func run(_ context: PipelineContext) throws -> JSONValue { try plan(context) }
+}
+
 public enum StageRegistry {
     nonisolated(unsafe) private static var stages: [Stage] = [SourceStage(), DecodeStage(), RepackExpertsStage(), QuantizeStage(), WriteStage(), VerifyStage(), ReportStage()]
 
@@ -116,7 +121,6 @@ struct SourceStage: Stage {
         return ["checkpoint": .string(source), "model_type": .string(plan.spec.modelType), "tensors_in": .integer(Int64(plan.checkpoint.tensors.count)),
                 "source_bytes": .integer(Int64(plan.sourceBytes)), "warnings": .array(plan.warnings.map { .string($0) })]
     }
-    func run(_ context: PipelineContext) throws -> JSONValue { try plan(context) }
 }
 
 struct DecodeStage: Stage {
@@ -128,7 +132,6 @@ struct DecodeStage: Stage {
         for tensor in plan.checkpoint.tensors { byDtype[tensor.info.dtype.rawValue, default: 0] += tensor.info.byteCount }
         return ["source_bytes_by_dtype": .object(JSONObject(byDtype.sorted { $0.key < $1.key }.map { ($0.key, .integer(Int64($0.value))) }))]
     }
-    func run(_ context: PipelineContext) throws -> JSONValue { try plan(context) }
 }
 
 struct RepackExpertsStage: Stage {
@@ -140,7 +143,6 @@ struct RepackExpertsStage: Stage {
         for tensor in plan.tensors { if case .stacked(let names) = tensor.source { stacked += 1; experts += names.count } }
         return ["layout": "stacked", "stacked_tensors": .integer(Int64(stacked)), "expert_matrices": .integer(Int64(experts))]
     }
-    func run(_ context: PipelineContext) throws -> JSONValue { try plan(context) }
 }
 
 struct QuantizeStage: Stage {
@@ -153,7 +155,6 @@ struct QuantizeStage: Stage {
         return ["base_recipe": .string(plan.recipe.rawValue), "rules": .integer(Int64(context.recipe.rules.count)),
                 "types": .object(JSONObject(QuantType.allCases.compactMap { t in counts[t].map { (t.rawValue, ["tensors": .integer(Int64($0)), "bytes": .integer(Int64(bytes[t] ?? 0))]) } }))]
     }
-    func run(_ context: PipelineContext) throws -> JSONValue { try plan(context) }
 }
 
 struct WriteStage: Stage {
@@ -191,5 +192,4 @@ struct ReportStage: Stage {
     let name = "report", summary = "Summarize every stage's result."
     let needs: [StageNeed] = []
     func plan(_ context: PipelineContext) throws -> JSONValue { ["stages": .array(context.report.map { .string($0.stage) })] }
-    func run(_ context: PipelineContext) throws -> JSONValue { try plan(context) }
 }

@@ -229,6 +229,18 @@ def tensor_identity(a_path, b_path):
 
 # ---------------------------------------------------------------------------------------------- driver
 
+
+def moeq_convert(moeq, src, dst, recipe, skip=False):
+    """`moeq convert SRC -o DST --recipe R` (unless skip), exiting on failure; logs the command, time and sha256."""
+    if not skip:
+        cmd = [moeq, "convert", src, "-o", dst, "--recipe", recipe, "--threads", "2"]
+        t = time.time()
+        p = subprocess.run(cmd, capture_output=True, text=True)
+        if p.returncode:
+            sys.exit(f"FAILED: {' '.join(cmd)}\n{p.stdout}{p.stderr}")
+        print(f"# {' '.join(cmd)}  ({time.time() - t:.2f} s) -> {p.stdout.strip().splitlines()[-1]}", file=sys.stderr)
+    print(f"# sha256 {os.path.basename(dst)} {sha256(dst)}", file=sys.stderr)
+
 def main():
     if len(sys.argv) > 1 and sys.argv[1] == "hf":
         ap = argparse.ArgumentParser(prog="validate_moeq_gguf.py hf")
@@ -256,15 +268,7 @@ def main():
     for fx, recipe in jobs:
         src = os.path.join(a.fixtures, fx)
         dst = os.path.join(a.out, f"{fx}-{recipe}.gguf")
-        if not a.skip_convert:
-            cmd = [a.moeq, "convert", src, "-o", dst, "--recipe", recipe, "--threads", "2"]
-            t = time.time()
-            p = subprocess.run(cmd, capture_output=True, text=True)
-            if p.returncode:
-                sys.exit(f"FAILED: {' '.join(cmd)}\n{p.stdout}{p.stderr}")
-            print(f"# {' '.join(cmd)}  ({time.time() - t:.2f} s) -> {p.stdout.strip().splitlines()[-1]}",
-                  file=sys.stderr)
-        print(f"# sha256 {os.path.basename(dst)} {sha256(dst)}", file=sys.stderr)
+        moeq_convert(a.moeq, src, dst, recipe, skip=a.skip_convert)
         pairs.append((dst, src, "moeq"))
     if a.dequant_diag:
         for g, src, _ in list(pairs):

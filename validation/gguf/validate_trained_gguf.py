@@ -42,7 +42,7 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from validate_moeq_gguf import dequantized_copy, llama_eval, log_softmax, metrics, print_criteria, sha256  # noqa: E402
+from validate_moeq_gguf import dequantized_copy, llama_eval, log_softmax, metrics, moeq_convert, print_criteria, sha256  # noqa: E402
 
 ARCHS = ["qwen3_moe", "deepseek_v3", "mixtral"]
 BOS = 0
@@ -181,15 +181,7 @@ def main():
         src = os.path.join(a.fixtures, f"trained-{arch}")
         for recipe in a.recipes.split(","):
             dst = os.path.join(a.out, f"trained-{arch}-{recipe}.gguf")
-            if not a.skip_convert:
-                cmd = [a.moeq, "convert", src, "-o", dst, "--recipe", recipe, "--threads", "2"]
-                t = time.time()
-                p = subprocess.run(cmd, capture_output=True, text=True)
-                if p.returncode:
-                    sys.exit(f"FAILED: {' '.join(cmd)}\n{p.stdout}{p.stderr}")
-                print(f"# {' '.join(cmd)}  ({time.time() - t:.2f} s) -> {p.stdout.strip().splitlines()[-1]}",
-                      file=sys.stderr)
-            print(f"# sha256 {os.path.basename(dst)} {sha256(dst)}", file=sys.stderr)
+            moeq_convert(a.moeq, src, dst, recipe, skip=a.skip_convert)
             pairs.append((dst, src, "moeq"))
             if a.dequant_diag and recipe != "F32":
                 d = dst[:-5] + "-dequant.gguf"

@@ -23,7 +23,7 @@ let package = Package(
         // MARK: Layered libraries (a lower target never imports a higher one)
         .target(name: "QuantKernels"),
         .target(name: "TensorFormats", dependencies: ["QuantKernels", "CXXHash", "CZstd"]),
-        .target(name: "ModelCatalog", dependencies: ["TensorFormats", "QuantKernels"]),
+        .target(name: "ModelCatalog", dependencies: ["TensorFormats", "QuantKernels"], resources: [.copy("Resources/models")]),
         .target(name: "ReferenceEngine", dependencies: ["ModelCatalog", "TensorFormats", "QuantKernels", "COpenBLAS"]),
         .target(name: "HardwarePlanner", dependencies: ["ModelCatalog", "QuantKernels", "ConversionPipeline", "TensorFormats"],
                 resources: [.copy("Resources/targets.json")]),

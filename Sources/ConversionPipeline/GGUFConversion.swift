@@ -39,8 +39,10 @@ public enum ConversionError: Error, Sendable, CustomStringConvertible {
     case shape(tensor: String, reason: String)
     case verification(file: String, tensors: [String])
     case io(file: String, operation: String, errno: Int32)
+    case unsupportedArchitecture(file: String, modelType: String)
     public var description: String {
         switch self {
+        case let .unsupportedArchitecture(file, type): "\(file): converting \(type) checkpoints is not supported yet (`moeq plan` and `moeq inspect` read them); convertible: deepseek_v3, kimi_k2, kimi_k25, qwen3_moe, mixtral"
         case let .io(file, operation, code): "\(file): \(operation) failed: \(String(cString: strerror(code)))"
         case let .verification(file, tensors): "\(file): \(tensors.count) tensors differ from the manifest: \(tensors.prefix(10).joined(separator: ", "))"
         case let .missingSource(tensor, source): "GGUF tensor \(tensor) needs \(source), which the checkpoint lacks"
@@ -61,6 +63,7 @@ public enum GGUFConversion {
         }
         let config = try JSONParser.parse([UInt8](configData))
         let spec = try ModelSpec(config: config, file: configPath)
+        guard spec.architecture.isConvertible else { throw ConversionError.unsupportedArchitecture(file: configPath, modelType: spec.modelType) }
         let resolver = WeightResolver(checkpoint: checkpoint, quantization: spec.quantization)
         let plans = spec.ggufTensors { name in checkpoint.contains(name) }
         var types = RecipeRules(recipe: recipe, spec: spec, hasImportance: importance != nil).types(for: plans)

@@ -9,6 +9,9 @@ public enum RecipeName: String, Sendable, CaseIterable {
     /// compressed-tensors INT4 group-32 routed experts repacked losslessly into Q4_0 (exact F32 where a scale
     /// is not F16-exact); every other quantizable tensor Q8_0.
     case int4Native = "INT4-NATIVE"
+    /// llama-quantize's MXFP4_MOE: every 3-D expert tensor MXFP4, every other quantizable tensor (output included)
+    /// Q8_0 — the layout of the published gpt-oss GGUFs.
+    case mxfp4Moe = "MXFP4_MOE"
 
     /// `general.file_type` (llama_ftype).
     public var fileType: UInt32 {
@@ -23,6 +26,7 @@ public enum RecipeName: String, Sendable, CaseIterable {
         case .q5_K_M: 17
         case .q6_K: 18
         case .bf16: 32
+        case .mxfp4Moe: 38
         }
     }
 
@@ -32,7 +36,7 @@ public enum RecipeName: String, Sendable, CaseIterable {
         case .f32: .f32
         case .f16: .f16
         case .bf16: .bf16
-        case .q8_0, .int4Native: .q8_0
+        case .q8_0, .int4Native, .mxfp4Moe: .q8_0
         case .q6_K: .q6_K
         case .q5_K_M, .q5_K_S: .q5_K
         case .q4_K_M, .q4_K_S: .q4_K
@@ -81,6 +85,7 @@ public struct RecipeRules: Sendable {
         guard plan.quantizable else { return .f32 }
         let base = recipe.baseType
         guard recipe.isQuantizedMixture else { return base }
+        if recipe == .mxfp4Moe { return plan.dimensions.count >= 3 && plan.dimensions[2] > 1 ? .mxfp4 : .q8_0 }
         if plan.category == .output || (tiedEmbeddings && plan.category == .tokenEmbedding) {
             if plan.rowWidth % base.blockSize != 0 { return .q8_0 }
             return base == .q8_0 ? .q8_0 : .q6_K

@@ -9,7 +9,10 @@ import QuantKernels
 import TensorFormats
 
 public struct Footprint: Sendable {
-    public let recipe: RecipeName
+    /// The recipe planned, or nil for an existing GGUF file (its own types).
+    public let recipe: RecipeName?
+    /// The recipe's name, or the GGUF file's `general.file_type` name.
+    public let label: String
     /// Whole GGUF file (header included) when planned from a checkpoint; tensor data only from a bare config.
     public let fileBytes: Int
     public let headerIncluded: Bool
@@ -17,6 +20,10 @@ public struct Footprint: Sendable {
     /// Bytes one decoded token reads: every always-on tensor except the embedding table (one row of it), plus
     /// top-k / experts of each routed-expert tensor.
     public let activeBytesPerToken: Int
+    /// The routed-expert part of `activeBytesPerToken`.
+    public let activeRoutedBytesPerToken: Int
+    /// Layers holding routed experts (GLM-4.5's MTP layer included: it is in the file, though decode skips it).
+    public let routedExpertLayers: Int
     public let kvBytesPerToken: Int
 
     public var routedExpertBytes: Int { bytesByGroup[.routedExperts] ?? 0 }
@@ -56,24 +63,51 @@ public struct Footprint: Sendable {
                          fileBytes: data, headerIncluded: false)
     }
 
-    init(recipe: RecipeName, spec: ModelSpec, tensors: [GGUFTensorPlan], types: [QuantType], tensorBytes: [Int], fileBytes: Int, headerIncluded: Bool) {
+    /// From a GGUF file's header: the tensors as stored (sizes and types of that file).
+    public static func of(gguf file: GGUFFile, spec: ModelSpec) -> Footprint {
+        let tensors = file.tensors.map { info in
+            GGUFTensorPlan(name: info.name, dimensions: info.dimensions, source: .weight(info.name), category: .other,
+                           layer: ggufLayer(info.name), quantizable: false)
+        }
+        let fileType = file["general.file_type"]?.integerValue.flatMap { type in RecipeName.allCases.first { Int($0.fileType) == type }?.rawValue }
+        return Footprint(recipe: nil, label: fileType ?? "file", spec: spec, tensors: tensors, types: file.tensors.map(\.type),
+                         tensorBytes: file.tensors.map(\.byteCount), fileBytes: file.mapping.size, headerIncluded: true)
+    }
+
+    /// `blk.N.` → N.
+    static func ggufLayer(_ name: String) -> Int? {
+        guard name.hasPrefix("blk.") else { return nil }
+        return Int(name.dropFirst(4).prefix { $0 != "." })
+    }
+
+    init(recipe: RecipeName?, label: String? = nil, spec: ModelSpec, tensors: [GGUFTensorPlan], types: [QuantType], tensorBytes: [Int], fileBytes: Int, headerIncluded: Bool) {
         self.recipe = recipe
+        self.label = label ?? recipe?.rawValue ?? "file"
         self.fileBytes = fileBytes
         self.headerIncluded = headerIncluded
         var groups: [TensorGroup: Int] = [:]
-        var active = 0
+        var active = 0, activeRouted = 0
+        var expertLayers = Set<Int>()
         let share = spec.routedExpertCount > 0 ? Double(spec.expertsPerToken) / Double(spec.routedExpertCount) : 0
         for (tensor, bytes) in zip(tensors, tensorBytes) {
             let group = TensorGroup(gguf: tensor.name)
             groups[group, default: 0] += bytes
+            if group == .routedExperts, let layer = tensor.layer { expertLayers.insert(layer) }
+            // MTP layers (GLM-4.5 keeps one in the GGUF) are loaded but not run by a plain decode.
+            if let layer = tensor.layer, layer >= spec.layerCount { continue }
             switch group {
-            case .routedExperts: active += Int((Double(bytes) * share).rounded())
+            case .routedExperts:
+                let read = Int((Double(bytes) * share).rounded())
+                active += read
+                activeRouted += read
             case .embedding: active += bytes / max(tensor.rowCount, 1)
             default: active += bytes
             }
         }
         bytesByGroup = groups
         activeBytesPerToken = active
+        activeRoutedBytesPerToken = activeRouted
+        routedExpertLayers = expertLayers.count
         kvBytesPerToken = KVCache.bytesPerToken(spec)
     }
 }

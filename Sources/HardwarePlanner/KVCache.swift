@@ -1,26 +1,55 @@
-// KV-cache bytes per token as llama.cpp allocates them: MLA keeps only the compressed latent, GQA keeps
-// keys and values for every KV head (formats.md §8).
+// KV-cache bytes as llama.cpp allocates them: MLA keeps only the compressed latent, GQA keeps keys and values for
+// every KV head, and sliding-window layers (gpt-oss) keep a bounded ring instead of the whole context
+// (formats.md §8).
 import ModelCatalog
 
 import QuantKernels
 
 public enum KVCache {
-    /// Bytes per token at a llama.cpp cache type (`-ctk/-ctv`): F16/BF16 2 bytes per value, F32 4, block types
-    /// their block bytes per value (q8_0: 34/32, q4_0: 18/32). MLA at q8_0: 61 × 576 × 34/32 = 37,332 B, i.e.
-    /// 612 B per layer as ik_llama.cpp logs.
+    /// llama.cpp's default physical batch (`-ub`), which the sliding-window cache adds to the window.
+    public static let defaultMicroBatch = 512
+
+    /// Bytes per token of context at a llama.cpp cache type (`-ctk/-ctv`): F16/BF16 2 bytes per value, F32 4, block
+    /// types their block bytes per value (q8_0: 34/32, q4_0: 18/32). MLA at q8_0: 61 × 576 × 34/32 = 37,332 B,
+    /// i.e. 612 B per layer as ik_llama.cpp logs. Sliding-window layers are not counted: they do not grow with
+    /// the context (see `bytes(_:context:cacheType:)`).
     public static func bytesPerToken(_ spec: ModelSpec, cacheType: QuantType) -> Int {
-        let values = bytesPerToken(spec, bytesPerElement: 1)
+        let values = valuesPerToken(spec, layers: fullAttentionLayers(spec))
         let layout = cacheType.layout
         return values * layout.bytesPerBlock / layout.blockSize
     }
 
-    /// Bytes of cache one token adds across all layers at `bytesPerElement` (2 for F16).
+    /// Bytes of cache one token adds across the full-attention layers at `bytesPerElement` (2 for F16).
     /// MLA (DeepSeek-V3 / Kimi): one `kv_lora_rank + qk_rope_head_dim` latent per layer, no V cache.
     /// GQA: K and V of `num_key_value_heads × head_dim` per layer.
     public static func bytesPerToken(_ spec: ModelSpec, bytesPerElement: Int = 2) -> Int {
-        if let mla = spec.latentAttention {
-            return spec.layerCount * (mla.keyValueRank + mla.ropeHeadDim) * bytesPerElement
-        }
-        return 2 * spec.layerCount * spec.keyValueHeadCount * spec.headDim * bytesPerElement
+        valuesPerToken(spec, layers: fullAttentionLayers(spec)) * bytesPerElement
+    }
+
+    /// The whole cache at `context` tokens: full-attention layers hold every token; sliding-window layers hold
+    /// `slidingCells` of them.
+    public static func bytes(_ spec: ModelSpec, context: Int, cacheType: QuantType = .f16, microBatch: Int = defaultMicroBatch) -> Int {
+        let layout = cacheType.layout
+        let full = valuesPerToken(spec, layers: fullAttentionLayers(spec)) * context
+        let sliding = valuesPerToken(spec, layers: spec.slidingWindowLayers.count) * slidingCells(spec, context: context, microBatch: microBatch)
+        return (full + sliding) * layout.bytesPerBlock / layout.blockSize
+    }
+
+    /// Cells a sliding-window layer keeps without `--swa-full`: the window plus one micro-batch (at most the
+    /// context), padded to 256 — llama.cpp's iSWA cache (src/llama-kv-cache-iswa.cpp, one sequence). gpt-oss at
+    /// the default `-ub 512`: 128 + 512 → 768 cells.
+    public static func slidingCells(_ spec: ModelSpec, context: Int, microBatch: Int = defaultMicroBatch) -> Int {
+        guard let window = spec.slidingWindow, !spec.slidingWindowLayers.isEmpty else { return 0 }
+        return (min(context, window + microBatch) + 255) / 256 * 256
+    }
+
+    /// Layers whose cache grows with the context. MTP layers get none (llama.cpp skips them).
+    public static func fullAttentionLayers(_ spec: ModelSpec) -> Int {
+        spec.layerCount - spec.slidingWindowLayers.count
+    }
+
+    static func valuesPerToken(_ spec: ModelSpec, layers: Int) -> Int {
+        if let mla = spec.latentAttention { return layers * (mla.keyValueRank + mla.ropeHeadDim) }
+        return 2 * layers * spec.keyValueHeadCount * spec.headDim
     }
 }

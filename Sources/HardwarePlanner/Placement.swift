@@ -45,14 +45,15 @@ public enum Planner {
     /// Places `footprint` (a recipe of `spec`) on `target` with `context` tokens of F16 KV cache.
     public static func plan(_ footprint: Footprint, spec: ModelSpec, target: Target, context: Int, engine: Engine = .llamaCpp,
                             cacheType: QuantType = .f16, file: String = "MODEL.gguf") -> Plan {
-        let kv = Double(KVCache.bytesPerToken(spec, cacheType: cacheType) * context)
+        let kv = Double(KVCache.bytes(spec, context: context, cacheType: cacheType))
         let alwaysOn = Double(footprint.alwaysOnBytes), routed = Double(footprint.routedExpertBytes)
-        let moeLayers = max((0..<spec.layerCount).filter { spec.isMoELayer($0) }.count, 1)
+        let moeLayers = max(footprint.routedExpertLayers, 1)
         let perLayerExperts = routed / Double(moeLayers)
         let firstMoE = (0..<spec.layerCount).first { spec.isMoELayer($0) } ?? 0
         // Bytes a token reads: always-on (one embedding row), top-k of each routed layer, and the whole KV cache.
-        let routedShare = spec.routedExpertCount > 0 ? Double(spec.expertsPerToken) / Double(spec.routedExpertCount) : 0
-        let alwaysOnRead = Double(footprint.activeBytesPerToken) - routed * routedShare
+        // Routed bytes are read in proportion to where they sit (`routedShare` of each tier's experts).
+        let routedShare = routed > 0 ? Double(footprint.activeRoutedBytesPerToken) / routed : 0
+        let alwaysOnRead = Double(footprint.activeBytesPerToken - footprint.activeRoutedBytesPerToken)
         var fastCapacity = 0.0, fastBandwidth = 0.0, fastEfficiency = Efficiency.gpu
         if let unified = target.unified {
             fastCapacity = unified.memory * Efficiency.unifiedUsable - Efficiency.deviceReserve
@@ -111,7 +112,7 @@ public enum Planner {
         }
         if target.gpus.count > 1 { command += " --split-mode layer" }
         if cacheType != .f16 { command += " -fa on -ctk \(cacheType.rawValue.lowercased()) -ctv \(cacheType.rawValue.lowercased())" }
-        return Plan(target: target.name, recipe: footprint.recipe.rawValue, verdict: verdict, fastBytes: fast, ramBytes: ramHeld, diskBytes: disk,
+        return Plan(target: target.name, recipe: footprint.label, verdict: verdict, fastBytes: fast, ramBytes: ramHeld, diskBytes: disk,
                     margin: margin, tokensPerSecond: seconds > 0 ? 1 / seconds : 0, cpuMoeLayers: cpuMoe, command: command)
     }
 }

@@ -35,6 +35,15 @@ public struct GGUFTensorPlan: Sendable, Equatable {
     /// llama-quantize quantizes only ≥2-D `*.weight` tensors that are not norms or routers.
     public let quantizable: Bool
 
+    public init(name: String, dimensions: [Int], source: GGUFSource, category: GGUFTensorCategory, layer: Int?, quantizable: Bool) {
+        self.name = name
+        self.dimensions = dimensions
+        self.source = source
+        self.category = category
+        self.layer = layer
+        self.quantizable = quantizable
+    }
+
     public var rowWidth: Int { dimensions[0] }
     public var rowCount: Int { dimensions.dropFirst().reduce(1, *) }
 }
@@ -46,6 +55,8 @@ extension ModelSpec {
         case .deepseekV3: "deepseek2"
         case .qwen3Moe: "qwen3moe"
         case .mixtral: "llama"
+        case .gptOss: "gpt-oss"
+        case .glm4Moe: "glm4moe"
         }
     }
 
@@ -58,13 +69,22 @@ extension ModelSpec {
         }
         let h = hiddenSize
         add("token_embd.weight", [h, vocabularySize], .weight("model.embed_tokens.weight"), .tokenEmbedding)
-        for l in 0..<layerCount {
+        // llama.cpp's GLM-4.5 converter keeps the MTP layer as one more block; the others drop it.
+        let blocks = layerCount + (architecture == .glm4Moe ? nextTokenPredictionLayers : 0)
+        let postAttentionNorm = architecture == .gptOss || architecture == .glm4Moe ? "post_attention_norm.weight" : "ffn_norm.weight"
+        for l in 0..<blocks {
             let hf = "model.layers.\(l)."
             let blk = "blk.\(l)."
             add(blk + "attn_norm.weight", [h], .weight(hf + "input_layernorm.weight"), layer: l)
             attentionPlans(hf: hf + "self_attn.", blk: blk, layer: l, add: add)
-            add(blk + "ffn_norm.weight", [h], .weight(hf + "post_attention_layernorm.weight"), layer: l)
+            add(blk + postAttentionNorm, [h], .weight(hf + "post_attention_layernorm.weight"), layer: l)
             feedForwardPlans(hf: hf, blk: blk, layer: l, add: add)
+            if l >= layerCount {
+                add(blk + "nextn.eh_proj.weight", [2 * h, h], .weight(hf + "eh_proj.weight"), layer: l)
+                add(blk + "nextn.enorm.weight", [h], .weight(hf + "enorm.weight"), layer: l)
+                add(blk + "nextn.hnorm.weight", [h], .weight(hf + "hnorm.weight"), layer: l)
+                add(blk + "nextn.shared_head_norm.weight", [h], .weight(hf + "shared_head.norm.weight"), layer: l)
+            }
         }
         add("output_norm.weight", [h], .weight("model.norm.weight"))
         if has("lm_head.weight") { add("output.weight", [h, vocabularySize], .weight("lm_head.weight"), .output) }
@@ -99,8 +119,17 @@ extension ModelSpec {
         add(blk + "attn_k.weight", [h, keyValueHeadCount * headDim],
             permute ? .ropePermuted(hf + "k_proj.weight", heads: keyValueHeadCount) : .weight(hf + "k_proj.weight"), .attentionK, l)
         add(blk + "attn_v.weight", [h, keyValueHeadCount * headDim], .weight(hf + "v_proj.weight"), .attentionV, l)
+        if attentionBias {
+            add(blk + "attn_q.bias", [headCount * headDim], .weight(hf + "q_proj.bias"), .other, l)
+            add(blk + "attn_k.bias", [keyValueHeadCount * headDim], .weight(hf + "k_proj.bias"), .other, l)
+            add(blk + "attn_v.bias", [keyValueHeadCount * headDim], .weight(hf + "v_proj.bias"), .other, l)
+        }
         add(blk + "attn_output.weight", [headCount * headDim, h], .weight(hf + "o_proj.weight"), .attentionOutput, l)
-        if architecture == .qwen3Moe {
+        if architecture == .gptOss {
+            add(blk + "attn_output.bias", [h], .weight(hf + "o_proj.bias"), .other, l)
+            add(blk + "attn_sinks.weight", [headCount], .weight(hf + "sinks"), .other, l)
+        }
+        if queryKeyNorm {
             add(blk + "attn_q_norm.weight", [headDim], .weight(hf + "q_norm.weight"), .other, l)
             add(blk + "attn_k_norm.weight", [headDim], .weight(hf + "k_norm.weight"), .other, l)
         }
@@ -109,7 +138,7 @@ extension ModelSpec {
     private func feedForwardPlans(hf: String, blk: String, layer l: Int,
                                   add: (String, [Int], GGUFSource, GGUFTensorCategory, Int?) -> Void) {
         let h = hiddenSize
-        if !isMoELayer(l) {
+        if l < layerCount && !isMoELayer(l) {
             add(blk + "ffn_gate.weight", [h, intermediateSize], .weight(hf + "mlp.gate_proj.weight"), .feedForwardGate, l)
             add(blk + "ffn_up.weight", [h, intermediateSize], .weight(hf + "mlp.up_proj.weight"), .feedForwardUp, l)
             add(blk + "ffn_down.weight", [intermediateSize, h], .weight(hf + "mlp.down_proj.weight"), .feedForwardDown, l)
@@ -119,8 +148,20 @@ extension ModelSpec {
         let mixtral = architecture == .mixtral
         let moe = hf + (mixtral ? "block_sparse_moe." : "mlp.")
         func expertNames(_ projection: String) -> [String] { (0..<experts).map { moe + "experts.\($0)." + projection + ".weight" } }
+        if architecture == .gptOss {
+            // Planned only (conversion refuses gpt-oss): the fused HF gate_up tensor is named as the source.
+            add(blk + "ffn_gate_inp.weight", [h, experts], .weight(moe + "router.weight"), .other, l)
+            add(blk + "ffn_gate_inp.bias", [experts], .weight(moe + "router.bias"), .other, l)
+            for (name, dims, hfName, category) in [("gate", [h, ff, experts], "gate_up_proj", GGUFTensorCategory.feedForwardGate),
+                                                   ("up", [h, ff, experts], "gate_up_proj", .feedForwardUp),
+                                                   ("down", [ff, h, experts], "down_proj", .feedForwardDown)] {
+                add(blk + "ffn_\(name)_exps.weight", dims, .weight(moe + "experts." + hfName), category, l)
+                add(blk + "ffn_\(name)_exps.bias", [dims[1], experts], .weight(moe + "experts." + hfName + "_bias"), .other, l)
+            }
+            return
+        }
         add(blk + "ffn_gate_inp.weight", [h, experts], .weight(moe + "gate.weight"), .other, l)
-        if architecture == .deepseekV3 {
+        if hasRouterCorrectionBias {
             add(blk + "exp_probs_b.bias", [experts], .weight(moe + "gate.e_score_correction_bias"), .other, l)
         }
         add(blk + "ffn_gate_exps.weight", [h, ff, experts], .stacked(expertNames(mixtral ? "w1" : "gate_proj")), .feedForwardGate, l)
@@ -188,6 +229,26 @@ extension ModelSpec {
                 ("\(a).attention.key_length", .uint32(UInt32(headDim))),
                 ("\(a).attention.value_length", .uint32(UInt32(headDim))),
                 ("\(a).expert_feed_forward_length", .uint32(UInt32(expertIntermediateSize))),
+            ]
+        case .gptOss:
+            kv += [
+                ("\(a).attention.key_length", .uint32(UInt32(headDim))),
+                ("\(a).attention.value_length", .uint32(UInt32(headDim))),
+                ("\(a).expert_feed_forward_length", .uint32(UInt32(expertIntermediateSize))),
+            ]
+            if let window = slidingWindow { kv.append(("\(a).attention.sliding_window", .uint32(UInt32(window)))) }
+        case .glm4Moe:
+            kv += [
+                ("\(a).attention.key_length", .uint32(UInt32(headDim))),
+                ("\(a).attention.value_length", .uint32(UInt32(headDim))),
+                ("\(a).rope.dimension_count", .uint32(UInt32(Double(headDim) * partialRotaryFactor))),
+                ("\(a).expert_feed_forward_length", .uint32(UInt32(expertIntermediateSize))),
+                ("\(a).expert_shared_count", .uint32(UInt32(sharedExpertCount))),
+                ("\(a).leading_dense_block_count", .uint32(UInt32(denseLayers.count))),
+                ("\(a).expert_gating_func", .uint32(2)),
+                ("\(a).expert_weights_scale", .float32(Float(routedScalingFactor))),
+                ("\(a).expert_weights_norm", .bool(normalizeTopKProbabilities)),
+                ("\(a).nextn_predict_layers", .uint32(UInt32(nextTokenPredictionLayers))),
             ]
         case .mixtral:
             kv.append(("\(a).rope.dimension_count", .uint32(UInt32(headDim))))

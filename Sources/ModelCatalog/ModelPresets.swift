@@ -1,5 +1,17 @@
-// config.json documents of real MoE models (released-checkpoint layout) and tiny test models, for `synth`.
+// Bundled model specs: the config.json of each real MoE release, kept as data in formats/models/ (a link to this
+// module's Resources/models), plus tiny test models for `synth`.
+import Foundation
 import TensorFormats
+
+/// Published parameter counts of a model, with where they come from.
+public struct PublishedCounts: Sendable {
+    public let totalParameters: Double
+    public let activeParameters: Double
+    /// Role categories the publisher leaves out of each count ("embedding", "outputHead"): vendors differ.
+    public var totalExcludes: Set<RoleCategory> = []
+    public var activeExcludes: Set<RoleCategory> = []
+    public let source: String
+}
 
 /// A named model shape: the config.json a checkpoint of it ships, and its natural storage dtype.
 public struct ModelPreset: Sendable {
@@ -12,25 +24,52 @@ public struct ModelPreset: Sendable {
     public let shardBytes: Int
     /// Where the numbers come from.
     public let source: String
+    public var published: PublishedCounts? = nil
 }
 
 public enum ModelPresets {
-    /// Presets by name. Real shapes from formats.md §1 (DeepSeek-V3 and Kimi K2 vendor configs, Qwen3, Mixtral).
-    public static let all: [ModelPreset] = [
-        ModelPreset(name: "kimi-k2", architecture: .deepseekV3, config: deepseekFamily(
-            modelType: "kimi_k2", heads: 64, routed: 384, firstDense: 1, groups: 1, groupsUsed: 1, scaling: 2.827,
-            vocab: 163840, maxPositions: 131072, theta: 50000, yarnFactor: 32, betaFast: 1, nextN: 0, bos: 163584, eos: 163585),
-            nativeDType: "fp8", shardBytes: 16 << 30, source: "Kimi-K2-Instruct config (formats.md §1.1)"),
-        ModelPreset(name: "deepseek-v3", architecture: .deepseekV3, config: deepseekFamily(
-            modelType: "deepseek_v3", heads: 128, routed: 256, firstDense: 3, groups: 8, groupsUsed: 4, scaling: 2.5,
-            vocab: 129280, maxPositions: 163840, theta: 10000, yarnFactor: 40, betaFast: 32, nextN: 1, bos: 0, eos: 1),
-            nativeDType: "fp8", shardBytes: 4_300_000_000, source: "DeepSeek-V3 config (formats.md §1.1)"),
-        ModelPreset(name: "qwen3-235b-a22b", architecture: .qwen3Moe, config: qwen3(hidden: 4096, layers: 94, heads: 64, ff: 12288, moeFF: 1536),
-                    nativeDType: "bf16", shardBytes: 4_000_000_000, source: "Qwen3-235B-A22B (formats.md §1.2)"),
-        ModelPreset(name: "qwen3-30b-a3b", architecture: .qwen3Moe, config: qwen3(hidden: 2048, layers: 48, heads: 32, ff: 6144, moeFF: 768),
-                    nativeDType: "bf16", shardBytes: 4_000_000_000, source: "Qwen3-30B-A3B (formats.md §1.2)"),
-        ModelPreset(name: "mixtral-8x7b", architecture: .mixtral, config: mixtral(hidden: 4096, layers: 32, heads: 32, kvHeads: 8, ff: 14336, experts: 8, vocab: 32000),
-                    nativeDType: "bf16", shardBytes: 5_000_000_000, source: "Mixtral-8x7B-v0.1 (formats.md §1.3)"),
+    /// Bundled specs (formats/models/*.json) and the tiny test models.
+    public static let all: [ModelPreset] = ((try? bundled()) ?? []) + tiny
+
+    /// Reads every bundled spec file. Throws naming the file and field when one does not parse.
+    public static func bundled() throws -> [ModelPreset] {
+        guard let directory = Bundle.module.url(forResource: "models", withExtension: nil) else {
+            throw CatalogError.unreadable(file: "models", reason: "the bundled model specs are missing from the build")
+        }
+        let files = (try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? []
+        return try files.filter { $0.hasSuffix(".json") }.sorted().map { try preset(file: directory.appendingPathComponent($0).path) }
+    }
+
+    /// Parses one spec file: {"name", "source", "native_dtype", "shard_bytes", "published": {…}, "config": {config.json}}.
+    public static func preset(file: String) throws -> ModelPreset {
+        guard let data = FileManager.default.contents(atPath: file) else { throw CatalogError.unreadable(file: file, reason: "cannot read the file") }
+        let document: JSONValue
+        do throws(JSONError) { document = try JSONParser.parse([UInt8](data)) } catch { throw CatalogError.unreadable(file: file, reason: error.description) }
+        guard let name = document["name"]?.stringValue else { throw CatalogError.missingField(file: file, field: "name") }
+        guard let config = document["config"], config.objectValue != nil else { throw CatalogError.missingField(file: file, field: "config") }
+        let spec = try ModelSpec(config: config, file: file)
+        var published: PublishedCounts?
+        if let p = document["published"], let total = p["total_parameters"]?.doubleValue, let active = p["active_parameters"]?.doubleValue {
+            func categories(_ key: String) throws(CatalogError) -> Set<RoleCategory> {
+                var set = Set<RoleCategory>()
+                for item in p[key]?.arrayValue ?? [] {
+                    switch item.stringValue {
+                    case "embedding": set.insert(.embedding)
+                    case "output": set.insert(.outputHead)
+                    default: throw CatalogError.invalidField(file: file, field: "published.\(key)", reason: "expected \"embedding\" or \"output\", found \(item.serialized())")
+                    }
+                }
+                return set
+            }
+            published = PublishedCounts(totalParameters: total, activeParameters: active, totalExcludes: try categories("total_excludes"),
+                                        activeExcludes: try categories("active_excludes"), source: p["source"]?.stringValue ?? "")
+        }
+        return ModelPreset(name: name, architecture: spec.architecture, config: config,
+                           nativeDType: document["native_dtype"]?.stringValue ?? "bf16", shardBytes: document["shard_bytes"]?.intValue ?? 5_000_000_000,
+                           source: document["source"]?.stringValue ?? "", published: published)
+    }
+
+    static let tiny: [ModelPreset] = [
         ModelPreset(name: "tiny-deepseek-v3", architecture: .deepseekV3, config: tinyDeepseek(),
                     nativeDType: "bf16", shardBytes: 2_000_000, source: "test model"),
         ModelPreset(name: "tiny-qwen3-moe", architecture: .qwen3Moe, config: tinyQwen3(),
@@ -45,31 +84,14 @@ public enum ModelPresets {
         return all.first { $0.name == key && $0.architecture == architecture }
     }
 
+    /// A bundled preset by name alone (`moeq plan kimi-k2`).
+    public static func named(_ name: String) -> ModelPreset? {
+        all.first { $0.name == name && !$0.name.hasPrefix("tiny-") }
+    }
+
     public static var names: [String] { ["tiny"] + all.map(\.name).filter { !$0.hasPrefix("tiny-") } }
 
     // MARK: - Families
-
-    static func deepseekFamily(modelType: String, heads: Int, routed: Int, firstDense: Int, groups: Int, groupsUsed: Int,
-                               scaling: Double, vocab: Int, maxPositions: Int, theta: Double, yarnFactor: Double,
-                               betaFast: Double, nextN: Int, bos: Int, eos: Int) -> JSONValue {
-        [
-            "architectures": ["DeepseekV3ForCausalLM"], "model_type": .string(modelType),
-            "hidden_size": 7168, "num_hidden_layers": 61, "num_attention_heads": .integer(Int64(heads)),
-            "num_key_value_heads": .integer(Int64(heads)), "q_lora_rank": 1536, "kv_lora_rank": 512,
-            "qk_nope_head_dim": 128, "qk_rope_head_dim": 64, "v_head_dim": 128, "intermediate_size": 18432,
-            "moe_intermediate_size": 2048, "n_routed_experts": .integer(Int64(routed)), "num_experts_per_tok": 8,
-            "n_shared_experts": 1, "first_k_dense_replace": .integer(Int64(firstDense)), "moe_layer_freq": 1,
-            "n_group": .integer(Int64(groups)), "topk_group": .integer(Int64(groupsUsed)), "scoring_func": "sigmoid",
-            "topk_method": "noaux_tc", "routed_scaling_factor": .double(scaling), "norm_topk_prob": true,
-            "vocab_size": .integer(Int64(vocab)), "max_position_embeddings": .integer(Int64(maxPositions)),
-            "rope_theta": .double(theta),
-            "rope_scaling": ["type": "yarn", "factor": .double(yarnFactor), "original_max_position_embeddings": 4096,
-                             "beta_fast": .double(betaFast), "beta_slow": 1.0, "mscale": 1.0, "mscale_all_dim": 1.0],
-            "rms_norm_eps": 1e-6, "tie_word_embeddings": false, "num_nextn_predict_layers": .integer(Int64(nextN)),
-            "bos_token_id": .integer(Int64(bos)), "eos_token_id": .integer(Int64(eos)), "torch_dtype": "bfloat16",
-            "quantization_config": ["activation_scheme": "dynamic", "fmt": "e4m3", "quant_method": "fp8", "weight_block_size": [128, 128]],
-        ]
-    }
 
     static func qwen3(hidden: Int, layers: Int, heads: Int, ff: Int, moeFF: Int, vocab: Int = 151936, experts: Int = 128,
                       kvHeads: Int = 4, headDim: Int = 128, topK: Int = 8, bos: Int = 151643, eos: Int = 151645) -> JSONValue {

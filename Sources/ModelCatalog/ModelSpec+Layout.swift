@@ -10,6 +10,9 @@ public struct ExpectedTensor: Sendable, Equatable {
 }
 
 extension ModelSpec {
+    /// DeepSeek-V3 / Kimi and GLM-4.5 keep a selection-only bias beside the sigmoid router.
+    public var hasRouterCorrectionBias: Bool { architecture == .deepseekV3 || architecture == .glm4Moe }
+
     /// Every tensor of the checkpoint in the order HF checkpoints list them: embeddings, then layer by layer
     /// (MTP layers after the main ones), then the final norm and the output head.
     public func expectedTensors() -> [ExpectedTensor] {
@@ -56,11 +59,19 @@ extension ModelSpec {
             add(p + "o_proj.weight", [h, headCount * mla.valueHeadDim], true)
             return
         }
-        add(p + "q_proj.weight", [headCount * headDim, h], true)
-        add(p + "k_proj.weight", [keyValueHeadCount * headDim, h], true)
-        add(p + "v_proj.weight", [keyValueHeadCount * headDim, h], true)
-        add(p + "o_proj.weight", [h, headCount * headDim], true)
-        if architecture == .qwen3Moe {
+        let q = headCount * headDim, kv = keyValueHeadCount * headDim
+        add(p + "q_proj.weight", [q, h], true)
+        if attentionBias { add(p + "q_proj.bias", [q], false) }
+        add(p + "k_proj.weight", [kv, h], true)
+        if attentionBias { add(p + "k_proj.bias", [kv], false) }
+        add(p + "v_proj.weight", [kv, h], true)
+        if attentionBias { add(p + "v_proj.bias", [kv], false) }
+        add(p + "o_proj.weight", [h, q], true)
+        if architecture == .gptOss {
+            add(p + "o_proj.bias", [h], false)
+            add(p + "sinks", [headCount], false)
+        }
+        if queryKeyNorm {
             add(p + "q_norm.weight", [headDim], false)
             add(p + "k_norm.weight", [headDim], false)
         }
@@ -86,8 +97,19 @@ extension ModelSpec {
             }
             return
         }
+        if architecture == .gptOss {
+            // Logical shapes of the fused expert tensors (stored as MXFP4 `_blocks` / `_scales` in the release).
+            let e = routedExpertCount
+            add(p + "mlp.router.weight", [e, h], false)
+            add(p + "mlp.router.bias", [e], false)
+            add(p + "mlp.experts.gate_up_proj", [e, 2 * ff, h], true)
+            add(p + "mlp.experts.gate_up_proj_bias", [e, 2 * ff], false)
+            add(p + "mlp.experts.down_proj", [e, h, ff], true)
+            add(p + "mlp.experts.down_proj_bias", [e, h], false)
+            return
+        }
         add(p + "mlp.gate.weight", [routedExpertCount, h], false)
-        if architecture == .deepseekV3 { add(p + "mlp.gate.e_score_correction_bias", [routedExpertCount], false) }
+        if hasRouterCorrectionBias { add(p + "mlp.gate.e_score_correction_bias", [routedExpertCount], false) }
         for e in 0..<routedExpertCount {
             let q = p + "mlp.experts.\(e)."
             add(q + "gate_proj.weight", [ff, h], true)

@@ -114,6 +114,52 @@ extension ModelSpec {
             routedScalingFactor = 1
             normalizeTopKProbabilities = try read.optionalBool("norm_topk_prob") ?? false
             nextTokenPredictionLayers = 0
+            queryKeyNorm = true
+        case .gptOss:
+            latentAttention = nil
+            expertIntermediateSize = try read.int("intermediate_size")
+            if let experts = try read.optionalInt("num_local_experts") { routedExpertCount = experts } else { routedExpertCount = try read.int("num_experts") }
+            sharedExpertCount = 0
+            if let used = try read.optionalInt("num_experts_per_tok") { expertsPerToken = used } else { expertsPerToken = try read.int("experts_per_token") }
+            denseLayers = []
+            // Top-k on the raw router logits, then a softmax over the k selected (OSS model.py MLPBlock).
+            routerScoring = .softmax
+            expertGroupCount = 1
+            expertGroupsUsed = 1
+            routedScalingFactor = 1
+            normalizeTopKProbabilities = true
+            nextTokenPredictionLayers = 0
+            attentionBias = try read.optionalBool("attention_bias") ?? true
+            if let window = try read.optionalInt("sliding_window"), window > 0 {
+                slidingWindow = window
+                if let types = config["layer_types"]?.arrayValue {
+                    guard types.count == layers else {
+                        throw .inconsistent(file: file, reason: "layer_types lists \(types.count) layers, num_hidden_layers is \(layers)")
+                    }
+                    slidingWindowLayers = Set(types.indices.filter { types[$0].stringValue == "sliding_attention" })
+                } else {
+                    // transformers' default (and llama.cpp's, period 2): even layers slide, odd layers are full.
+                    slidingWindowLayers = Set((0..<layers).filter { $0 % 2 == 0 })
+                }
+            }
+        case .glm4Moe:
+            latentAttention = nil
+            expertIntermediateSize = try read.int("moe_intermediate_size")
+            routedExpertCount = try read.int("n_routed_experts")
+            sharedExpertCount = try read.optionalInt("n_shared_experts") ?? 0
+            expertsPerToken = try read.int("num_experts_per_tok")
+            let firstDense = try read.optionalInt("first_k_dense_replace") ?? 0
+            denseLayers = Set(0..<min(firstDense, layers))
+            routerScoring = .sigmoid
+            expertGroupCount = try read.optionalInt("n_group") ?? 1
+            expertGroupsUsed = try read.optionalInt("topk_group") ?? 1
+            routedScalingFactor = try read.optionalDouble("routed_scaling_factor") ?? 1
+            normalizeTopKProbabilities = try read.optionalBool("norm_topk_prob") ?? true
+            nextTokenPredictionLayers = try read.optionalInt("num_nextn_predict_layers") ?? 0
+            attentionBias = try read.optionalBool("attention_bias") ?? false
+            queryKeyNorm = try read.optionalBool("use_qk_norm") ?? false
+            // llama.cpp's converter assumes 0.5 when the key is absent (LCPP conversion/glm.py).
+            partialRotaryFactor = try read.optionalDouble("partial_rotary_factor") ?? 0.5
         case .mixtral:
             latentAttention = nil
             expertIntermediateSize = try read.int("intermediate_size")

@@ -9,11 +9,20 @@ public enum Architecture: String, Sendable, CaseIterable, Codable {
     case qwen3Moe = "qwen3_moe"
     /// Mixtral (GQA, softmax top-2 router).
     case mixtral = "mixtral"
+    /// gpt-oss (GQA with biases and sinks, alternating sliding-window layers, softmax over the top-k router
+    /// logits, experts with biases, MXFP4 experts at the source). Planned and inspected; not converted yet.
+    case gptOss = "gpt_oss"
+    /// GLM-4.5 / GLM-4.5-Air (GQA with q/k/v biases and partial rotary, DeepSeek-style sigmoid router with
+    /// correction bias, one shared expert, leading dense layers, one MTP layer). Planned and inspected; not converted yet.
+    case glm4Moe = "glm4_moe"
+
+    /// True when `moeq convert` and the reference engine handle this architecture.
+    public var isConvertible: Bool { self == .deepseekV3 || self == .qwen3Moe || self == .mixtral }
 
     /// Every `model_type` accepted, and the architecture it maps to.
     public static let modelTypes: [String: Architecture] = [
         "deepseek_v3": .deepseekV3, "kimi_k2": .deepseekV3, "kimi_k25": .deepseekV3,
-        "qwen3_moe": .qwen3Moe, "mixtral": .mixtral,
+        "qwen3_moe": .qwen3Moe, "mixtral": .mixtral, "gpt_oss": .gptOss, "glm4_moe": .glm4Moe,
     ]
 }
 
@@ -82,6 +91,15 @@ public struct ModelSpec: Sendable, Equatable {
     public var quantization: SourceQuantization
     /// True when the language model sat under `text_config` (Kimi K2.5 layout).
     public var nestedTextConfig: Bool
+    /// Sliding-window attention: the window in tokens and the layers that use it (gpt-oss: 128, even layers).
+    public var slidingWindow: Int? = nil
+    public var slidingWindowLayers: Set<Int> = []
+    /// q/k/v (and for gpt-oss o) projections carry biases.
+    public var attentionBias = false
+    /// Per-head q/k RMS norms (Qwen3; GLM-4.5 when `use_qk_norm`).
+    public var queryKeyNorm = false
+    /// Share of each head's dimensions that get rotary embedding (GLM-4.5: 0.5).
+    public var partialRotaryFactor = 1.0
 
     /// True when layer `layer` routes tokens to experts.
     public func isMoELayer(_ layer: Int) -> Bool { !denseLayers.contains(layer) && routedExpertCount > 0 }

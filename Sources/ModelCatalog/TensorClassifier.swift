@@ -90,9 +90,12 @@ public struct TensorClassifier: Sendable {
         if c[2] == "self_attn", restCount == 2, let attention = TensorClassifier.attentionPart(c[3]) {
             return .attention(layer: layer, part: attention)
         }
+        if c[2] == "self_attn", restCount == 2, part == .other, c[3] == "sinks" {
+            return .attention(layer: layer, part: .sinks)
+        }
         guard c[2] == "mlp" || c[2] == "block_sparse_moe", restCount >= 2 else { return .unknown }
         switch restCount - 1 {
-        case 1 where c[3] == "gate":
+        case 1 where c[3] == "gate" || c[3] == "router":
             return .router(layer: layer)
         case 2 where c[3] == "gate" && c[4] == "e_score_correction_bias":
             part = .bias
@@ -103,6 +106,14 @@ public struct TensorClassifier: Sendable {
             // transformers v5 fused layout: mlp.experts.gate_up_proj / mlp.experts.down_proj (no `.weight` suffix).
             if c[4] == "gate_up_proj" { return .routedExpertsFused(layer: layer, part: .gateUp) }
             if c[4] == "down_proj" { return .routedExpertsFused(layer: layer, part: .down) }
+            // gpt-oss: per-expert biases and the MXFP4 blocks / scales of the fused tensors.
+            for (suffix, stored) in [("_bias", TensorPart.bias), ("_blocks", .packed), ("_scales", .scale)] where c[4].hasSuffix(suffix) {
+                let base = c[4].dropLast(suffix.count)
+                if base == "gate_up_proj" || base == "down_proj" {
+                    part = stored
+                    return .routedExpertsFused(layer: layer, part: base == "down_proj" ? .down : .gateUp)
+                }
+            }
         case 2 where c[3] == "shared_experts" || c[3] == "shared_expert":
             if let projection = TensorClassifier.projection(c[4]) { return .sharedExpert(layer: layer, projection: projection) }
         case 3 where c[3] == "experts":

@@ -14,6 +14,8 @@ public enum AttentionPart: String, Sendable, Hashable, CaseIterable, Codable {
     case keyValueA, keyValueANorm, keyValueB
     /// Qwen3 per-head q/k RMS norms.
     case queryNorm, keyNorm
+    /// gpt-oss per-head attention sinks (one learned logit per head).
+    case sinks
 }
 
 /// Fused expert tensors as transformers v5 saves them (`mlp.experts.gate_up_proj` `[E, 2·ff, H]`).

@@ -40,6 +40,8 @@ public enum ReferenceModel {
             var engine = try GQAMoEForward(weights: weights)
             engine.observer = observer
             return try engine.logits(tokens: tokens)
+        case .gptOss, .glm4Moe:
+            throw EngineError.unsupported("\(weights.spec.modelType) models (`moeq plan` and `inspect` read them)")
         }
     }
 

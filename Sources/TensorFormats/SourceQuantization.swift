@@ -9,6 +9,8 @@ public enum SourceQuantization: Sendable, Equatable {
     case fp8Block(blockRows: Int, blockColumns: Int)
     /// compressed-tensors pack-quantized integers.
     case compressedTensors(CompressedTensorsConfig)
+    /// gpt-oss: routed experts as MXFP4 `_blocks` + E8M0 `_scales` (formats.md §2.4); read for planning only.
+    case mxfp4
 
     /// Reads `quantization_config` (nil or absent → `.none`).
     public static func parse(_ config: JSONValue?) throws(FormatError) -> SourceQuantization {
@@ -28,8 +30,10 @@ public enum SourceQuantization: Sendable, Equatable {
             return .fp8Block(blockRows: block[0], blockColumns: block[1])
         case "compressed-tensors":
             return .compressedTensors(try CompressedTensorsConfig(config))
+        case "mxfp4":
+            return .mxfp4
         default:
-            throw .invalidConfig(field: "quantization_config.quant_method", reason: "\"\(method)\" is not supported (fp8, compressed-tensors)")
+            throw .invalidConfig(field: "quantization_config.quant_method", reason: "\"\(method)\" is not supported (fp8, compressed-tensors, mxfp4)")
         }
     }
 
@@ -37,6 +41,7 @@ public enum SourceQuantization: Sendable, Equatable {
     public var summary: String {
         switch self {
         case .none: return "none"
+        case .mxfp4: return "MXFP4 experts (E8M0 scales, 32-value blocks)"
         case let .fp8Block(r, c): return "FP8 E4M3, \(r)×\(c) block scales"
         case let .compressedTensors(ct):
             return ct.groups.map { g in

@@ -12,9 +12,9 @@ struct PlanCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "plan",
         abstract: "Footprint per recipe (always-on vs routed-expert bytes, bytes read per token) and KV cache, from a checkpoint's headers, a config.json or a bundled spec.",
-        discussion: "From a checkpoint the sizes are `convert --dry-run`'s to the byte; from a config.json or a bundled name they are the GGUF's tensor data (the header depends on the tokenizer). Bundled: kimi-k2, deepseek-v3, qwen3-235b-a22b, qwen3-30b-a3b, mixtral-8x7b.")
+        discussion: "From a checkpoint the sizes are `convert --dry-run`'s to the byte; from a config.json or a bundled name they are the GGUF's tensor data (the header depends on the tokenizer). Bundled (formats/models/): \(ModelPresets.names.dropFirst().joined(separator: ", ")). A GGUF file is planned as it is (its own tensor types).")
 
-    @Argument(help: "A checkpoint directory, a config.json, or a bundled model name.") var model: String
+    @Argument(help: "A checkpoint directory, a GGUF file, a config.json, or a bundled model name.") var model: String
     @Option(name: .customLong("recipe"), help: "Recipe (repeatable; default Q8_0, Q6_K, Q5_K_M, Q4_K_M, Q4_0).") var recipes: [RecipeName] = []
     @Option(help: "Context length (KV cache, F16).") var context = 32768
     @Option(name: .customLong("target"), help: "Hardware target (repeatable), e.g. rtx4090+256gb, 2x3090+128gb-ddr4, 8xh200, m3-ultra-512gb, rtx4090+512gb-2x8ch-ddr5-4800, 384gb-12ch-ddr5-4800.") var targets: [String] = []
@@ -30,51 +30,62 @@ struct PlanCommand: ParsableCommand {
     func run() throws {
         try reportingErrors {
             let chosen = recipes.isEmpty ? [RecipeName.q8_0, .q6_K, .q5_K_M, .q4_K_M, .q4_0] : recipes
-            var footprints: [Footprint] = []
-            var modelSpec: ModelSpec?
-            var isDirectory: ObjCBool = false
-            let exists = FileManager.default.fileExists(atPath: model, isDirectory: &isDirectory)
-            if exists && isDirectory.boolValue {
-                footprints = try chosen.map { try Footprint.of(checkpoint: model, recipe: $0) }
-                modelSpec = try ModelSpec(configFile: (model as NSString).appendingPathComponent("config.json"))
-            } else {
-                let spec: ModelSpec
-                if exists {
-                    spec = try ModelSpec(configFile: model)
-                } else if let preset = Architecture.allCases.lazy.compactMap({ ModelPresets.named(model, architecture: $0) }).first {
-                    spec = try ModelSpec(config: preset.config)
-                } else {
-                    throw ValidationError("\(model) is neither a checkpoint directory, a config.json nor a bundled model name")
-                }
-                footprints = try Footprint.of(spec: spec, recipes: chosen)
-                modelSpec = spec
-            }
-            if !targets.isEmpty, let spec = modelSpec {
+            let (spec, footprints) = try resolveModel(chosen)
+            if !targets.isEmpty {
                 try printMatrix(footprints, spec: spec)
                 return
             }
             let kv = footprints.first?.kvBytesPerToken ?? 0
+            let kvAtContext = KVCache.bytes(spec, context: context, cacheType: cacheType)
             if json {
                 let rows: [JSONValue] = footprints.map { f in
-                    ["recipe": .string(f.recipe.rawValue), "bytes": .integer(Int64(f.fileBytes)), "header_included": .bool(f.headerIncluded),
+                    ["recipe": .string(f.label), "bytes": .integer(Int64(f.fileBytes)), "header_included": .bool(f.headerIncluded),
                      "always_on_bytes": .integer(Int64(f.alwaysOnBytes)), "routed_expert_bytes": .integer(Int64(f.routedExpertBytes)),
                      "active_bytes_per_token": .integer(Int64(f.activeBytesPerToken)),
                      "bytes_by_group": .object(JSONObject(f.bytesByGroup.sorted { $0.key.rawValue < $1.key.rawValue }.map { ($0.key.rawValue, .integer(Int64($0.value))) }))]
                 }
                 print((["model": .string(model), "kv_bytes_per_token_f16": .integer(Int64(kv)), "context": .integer(Int64(context)),
-                        "kv_bytes_at_context": .integer(Int64(kv * context)), "recipes": .array(rows)] as JSONValue).prettyPrinted(), terminator: "")
+                        "kv_bytes_at_context": .integer(Int64(kvAtContext)), "kv_cache_type": .string(cacheType.rawValue), "recipes": .array(rows)] as JSONValue).prettyPrinted(), terminator: "")
                 return
             }
             print("recipe     file            always-on       routed experts  read per token")
             for f in footprints {
-                print(f.recipe.rawValue.padding(toLength: 11, withPad: " ", startingAt: 0)
+                print(f.label.padding(toLength: 11, withPad: " ", startingAt: 0)
                       + humanBytes(f.fileBytes).padding(toLength: 16, withPad: " ", startingAt: 0)
                       + humanBytes(f.alwaysOnBytes).padding(toLength: 16, withPad: " ", startingAt: 0)
                       + humanBytes(f.routedExpertBytes).padding(toLength: 16, withPad: " ", startingAt: 0)
                       + humanBytes(f.activeBytesPerToken))
             }
-            print("KV cache (F16): \(grouped(kv)) B per token, \(humanBytes(kv * context)) at \(grouped(context)) tokens\(footprints.first?.headerIncluded == false ? "; sizes are tensor data (header excluded)" : "")")
+            let sliding = spec.slidingWindowLayers.isEmpty ? "" : " (\(spec.slidingWindowLayers.count) sliding-window layers hold \(KVCache.slidingCells(spec, context: context)) tokens each)"
+            print("KV cache (F16): \(grouped(kv)) B per token\(sliding), \(humanBytes(kvAtContext)) at \(grouped(context)) tokens (\(cacheType.rawValue))\(footprints.first?.headerIncluded == false ? "; sizes are tensor data (header excluded)" : "")")
         }
+    }
+
+    /// MODEL as a checkpoint directory, a GGUF file, a config.json or a bundled name → its spec and footprints.
+    func resolveModel(_ chosen: [RecipeName]) throws -> (ModelSpec, [Footprint]) {
+        var isDirectory: ObjCBool = false
+        let exists = FileManager.default.fileExists(atPath: model, isDirectory: &isDirectory)
+        if exists && isDirectory.boolValue {
+            let spec = try ModelSpec(configFile: (model as NSString).appendingPathComponent("config.json"))
+            // Convertible checkpoints are planned by the conversion itself (sizes = `convert --dry-run`'s).
+            guard spec.architecture.isConvertible else { return (spec, try Footprint.of(spec: spec, recipes: chosen)) }
+            return (spec, try chosen.map { try Footprint.of(checkpoint: model, recipe: $0) })
+        }
+        if exists, let handle = FileHandle(forReadingAtPath: model), handle.readData(ofLength: 4) == Data("GGUF".utf8) {
+            let file = try GGUFFile(path: model)
+            let spec = try ModelSpec(gguf: file)
+            // The file as it is; named recipes (if asked) are planned from its hyper-parameters.
+            return (spec, [Footprint.of(gguf: file, spec: spec)] + (recipes.isEmpty ? [] : try Footprint.of(spec: spec, recipes: recipes)))
+        }
+        if exists {
+            let spec = try ModelSpec(configFile: model)
+            return (spec, try Footprint.of(spec: spec, recipes: chosen))
+        }
+        guard let preset = ModelPresets.named(model) else {
+            throw ValidationError("\(model) is neither a checkpoint directory, a GGUF file, a config.json nor a bundled model name (\(ModelPresets.names.dropFirst().joined(separator: ", ")))")
+        }
+        let spec = try ModelSpec(config: preset.config)
+        return (spec, try Footprint.of(spec: spec, recipes: chosen))
     }
 
     func printMatrix(_ footprints: [Footprint], spec: ModelSpec) throws {

@@ -37,6 +37,7 @@ struct SynthCommand: ParsableCommand {
     var shardBytes: Int?
 
     func validate() throws {
+        guard arch.isConvertible else { throw ValidationError("\(arch.rawValue) presets are planning specs only (`moeq plan`); synth writes deepseek_v3, qwen3_moe and mixtral checkpoints") }
         guard ModelPresets.named(preset, architecture: arch) != nil else {
             let valid = ModelPresets.all.filter { $0.architecture == arch && !$0.name.hasPrefix("tiny-") }.map(\.name)
             throw ValidationError("preset \"\(preset)\" does not exist for \(arch.rawValue); choose tiny\(valid.isEmpty ? "" : " or " + valid.joined(separator: ", "))")

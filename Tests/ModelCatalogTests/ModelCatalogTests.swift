@@ -124,20 +124,33 @@ func totalParametersEqualPyTorchCount(fixture: String) throws {
     #expect(report.totalParameters == (try pytorchParameterCount("mixtral-f32")) + 3)
 }
 
-@Test func everyPresetParsesAndMatchesPublishedTotals() throws {
-    // Published totals (formats.md §8): Kimi K2 1026.4 B, DeepSeek-V3 671.0 B (+MTP), Qwen3 235.1 B / 30.5 B, Mixtral 46.7 B.
-    let published: [String: Double] = ["kimi-k2": 1026.4e9, "deepseek-v3": 671.0e9, "qwen3-235b-a22b": 235.1e9,
-                                       "qwen3-30b-a3b": 30.5e9, "mixtral-8x7b": 46.7e9]
-    for preset in ModelPresets.all {
+@Test func everyBundledSpecMatchesItsPublishedTotals() throws {
+    // formats/models/*.json: each file's "published" block names its source (model cards, llama-bench's count).
+    let bundled = try ModelPresets.bundled()
+    #expect(Set(bundled.map(\.name)) == ["kimi-k2.5", "kimi-k2", "deepseek-v3", "qwen3-235b-a22b", "qwen3-30b-a3b", "mixtral-8x7b",
+                                           "mixtral-8x22b", "gpt-oss-120b", "gpt-oss-20b", "glm-4.5-air"])
+    for preset in bundled {
         let spec = try ModelSpec(config: preset.config)
-        let total = spec.expectedTensors().filter { tensor in
-            let role = TensorClassifier(spec: spec).classify(tensor.name).role
-            if case .nextTokenPrediction = role { return false }
-            if case .routerBias = role { return false }
-            return true
-        }.reduce(0) { $0 + $1.shape.reduce(1, *) }
-        if let expected = published[preset.name] {
-            #expect(abs(Double(total) - expected) / expected < 0.005, "\(preset.name): \(total)")
+        let classifier = TensorClassifier(spec: spec)
+        let published = try #require(preset.published, "\(preset.name) has no published counts")
+        var total = 0, routed = 0, alwaysOn = 0
+        for tensor in spec.expectedTensors() {
+            let role = classifier.classify(tensor.name).role
+            #expect(role != .unknown, "\(preset.name): \(tensor.name)")
+            if case .nextTokenPrediction = role { continue }
+            if case .routerBias = role { continue }
+            let count = tensor.shape.reduce(1, *)
+            switch role {
+            case .routedExpert, .routedExpertsFused: routed += count
+            default:
+                if !published.activeExcludes.contains(role.category) { alwaysOn += count }
+            }
+            if !published.totalExcludes.contains(role.category) { total += count }
         }
+        #expect(abs(Double(total) / published.totalParameters - 1) < 0.005, "\(preset.name): \(total) vs \(published.totalParameters)")
+        // Active = everything but the routed experts, plus top-k of them; published active counts are rounder, so 5 %.
+        let active = Double(alwaysOn) + Double(routed) * Double(spec.expertsPerToken) / Double(spec.routedExpertCount)
+        #expect(abs(active / published.activeParameters - 1) < 0.05, "\(preset.name): active \(active) vs \(published.activeParameters)")
+        print("\(preset.name): \(total) total (published \(published.totalParameters)), \(Int(active)) active (published \(published.activeParameters))")
     }
 }

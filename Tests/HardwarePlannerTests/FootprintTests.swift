@@ -27,6 +27,17 @@ func planEqualsConvertDryRunAndTheWrittenFile(fixture: String) throws {
             defer { try? FileManager.default.removeItem(atPath: output); try? FileManager.default.removeItem(atPath: output + ".manifest.json") }
             _ = try GGUFConversion.run(plan, output: output, threads: 2)
             #expect(try FileManager.default.attributesOfItem(atPath: output)[.size] as? Int == footprint.fileBytes)
+            // The written GGUF planned from its header alone: same spec, same bytes by group, same bytes per token.
+            let file = try GGUFFile(path: output)
+            let fromGGUF = try ModelSpec(gguf: file)
+            #expect(fromGGUF.architecture == plan.spec.architecture && fromGGUF.layerCount == plan.spec.layerCount)
+            #expect(fromGGUF.routedExpertCount == plan.spec.routedExpertCount && fromGGUF.expertsPerToken == plan.spec.expertsPerToken)
+            #expect(fromGGUF.denseLayers == plan.spec.denseLayers && fromGGUF.expertIntermediateSize == plan.spec.expertIntermediateSize)
+            #expect(KVCache.bytesPerToken(fromGGUF) == KVCache.bytesPerToken(plan.spec))
+            let ggufFootprint = Footprint.of(gguf: file, spec: fromGGUF)
+            #expect(ggufFootprint.label == "Q4_K_M" && ggufFootprint.fileBytes == footprint.fileBytes)
+            #expect(ggufFootprint.bytesByGroup == footprint.bytesByGroup)
+            #expect(ggufFootprint.activeBytesPerToken == footprint.activeBytesPerToken)
         }
     }
 }

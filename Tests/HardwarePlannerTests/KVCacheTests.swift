@@ -28,3 +28,23 @@ import QuantKernels
     let qwen = try ModelSpec(config: try #require(ModelPresets.named("qwen3-30b-a3b", architecture: .qwen3Moe)).config)
     #expect(KVCache.bytesPerToken(qwen, cacheType: .q4_0) == 2 * 48 * 4 * 128 * 18 / 32)
 }
+
+/// gpt-oss: even layers slide over 128 tokens (layer_types), so only the 18 (120b) / 12 (20b) full layers grow with
+/// the context; each sliding layer keeps window + one 512-token micro-batch padded to 256 = 768 cells, as
+/// llama.cpp's iSWA cache allocates without --swa-full. GLM-4.5-Air: 46 GQA layers, the MTP layer gets no cache.
+@Test func slidingWindowAndMTPLayers() throws {
+    for (name, full) in [("gpt-oss-120b", 18), ("gpt-oss-20b", 12)] {
+        let spec = try ModelSpec(config: try #require(ModelPresets.named(name)).config)
+        #expect(spec.slidingWindow == 128 && spec.slidingWindowLayers.count == full && spec.slidingWindowLayers.contains(0) && !spec.slidingWindowLayers.contains(1))
+        let perLayer = 2 * 8 * 64 * 2
+        #expect(KVCache.bytesPerToken(spec) == full * perLayer)
+        #expect(KVCache.slidingCells(spec, context: 32768) == 768)
+        #expect(KVCache.slidingCells(spec, context: 300) == 512)   // min(300, 640) padded to 256
+        #expect(KVCache.bytes(spec, context: 32768) == full * perLayer * 32768 + full * perLayer * 768)
+        // A naive all-layers estimate would be almost twice as large.
+        #expect(Double(KVCache.bytes(spec, context: 131072)) < 0.51 * Double(2 * spec.layerCount * 8 * 64 * 2 * 131072))
+    }
+    let glm = try ModelSpec(config: try #require(ModelPresets.named("glm-4.5-air")).config)
+    #expect(glm.nextTokenPredictionLayers == 1 && KVCache.bytesPerToken(glm) == 2 * 46 * 8 * 128 * 2)
+    #expect(KVCache.bytes(glm, context: 1000, cacheType: .q8_0) == 46 * 2 * 8 * 128 * 1000 * 34 / 32)
+}

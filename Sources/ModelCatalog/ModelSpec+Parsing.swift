@@ -159,7 +159,7 @@ extension ModelSpec {
             attentionBias = try read.optionalBool("attention_bias") ?? false
             queryKeyNorm = try read.optionalBool("use_qk_norm") ?? false
             // llama.cpp's converter assumes 0.5 when the key is absent (LCPP conversion/glm.py).
-            partialRotaryFactor = try read.optionalDouble("partial_rotary_factor") ?? 0.5
+            partialRotaryFactor = try read.optionalDouble("partial_rotary_factor") ?? config["rope_parameters"]?["partial_rotary_factor"]?.doubleValue ?? 0.5
         case .mixtral:
             latentAttention = nil
             expertIntermediateSize = try read.int("intermediate_size")

@@ -24,6 +24,9 @@ public struct Footprint: Sendable {
     public let activeRoutedBytesPerToken: Int
     /// Layers holding routed experts (GLM-4.5's MTP layer included: it is in the file, though decode skips it).
     public let routedExpertLayers: Int
+    /// Weights one token multiplies with (2 FLOPs each): every always-on tensor but the embedding table (a lookup),
+    /// plus top-k / experts of the routed experts. MTP layers excluded.
+    public let activeParametersPerToken: Int
     public let kvBytesPerToken: Int
 
     public var routedExpertBytes: Int { bytesByGroup[.routedExperts] ?? 0 }
@@ -86,7 +89,7 @@ public struct Footprint: Sendable {
         self.fileBytes = fileBytes
         self.headerIncluded = headerIncluded
         var groups: [TensorGroup: Int] = [:]
-        var active = 0, activeRouted = 0
+        var active = 0, activeRouted = 0, activeParameters = 0.0
         var expertLayers = Set<Int>()
         let share = spec.routedExpertCount > 0 ? Double(spec.expertsPerToken) / Double(spec.routedExpertCount) : 0
         for (tensor, bytes) in zip(tensors, tensorBytes) {
@@ -95,19 +98,28 @@ public struct Footprint: Sendable {
             if group == .routedExperts, let layer = tensor.layer { expertLayers.insert(layer) }
             // MTP layers (GLM-4.5 keeps one in the GGUF) are loaded but not run by a plain decode.
             if let layer = tensor.layer, layer >= spec.layerCount { continue }
+            let elements = Double(tensor.dimensions.reduce(1, *))
             switch group {
             case .routedExperts:
                 let read = Int((Double(bytes) * share).rounded())
                 active += read
                 activeRouted += read
+                activeParameters += elements * share
             case .embedding: active += bytes / max(tensor.rowCount, 1)
-            default: active += bytes
+            default:
+                active += bytes
+                activeParameters += elements
             }
         }
         bytesByGroup = groups
         activeBytesPerToken = active
         activeRoutedBytesPerToken = activeRouted
         routedExpertLayers = expertLayers.count
+        // Tied embeddings: the output projection multiplies with the embedding table.
+        if !tensors.contains(where: { TensorGroup(gguf: $0.name) == .output }), let embedding = tensors.first(where: { TensorGroup(gguf: $0.name) == .embedding }) {
+            activeParameters += Double(embedding.dimensions.reduce(1, *))
+        }
+        activeParametersPerToken = Int(activeParameters.rounded())
         kvBytesPerToken = KVCache.bytesPerToken(spec)
     }
 }

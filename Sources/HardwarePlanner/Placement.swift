@@ -15,10 +15,17 @@ public enum Engine: String, Sendable, CaseIterable {
 
 /// Efficiency factors (share of theoretical bandwidth a decode step achieves), calibrated in formats/hardware/README.md.
 public enum Efficiency {
-    public static let gpu = 0.7
-    public static let unified = 0.6
+    public static let gpu = 0.55
+    public static let unified = 0.75
+    /// System RAM without a measured factor of its own (targets.json gives one per memory configuration).
     public static let systemMemory = 0.35
     public static let disk = 0.8
+    /// Prompt processing: share of the device's dense FP16 tensor FLOP/s that llama.cpp's batched matmuls reach.
+    public static let compute = 0.25
+    /// Share of the PCIe link's bandwidth a weight upload reaches.
+    public static let link = 0.8
+    /// CPU prompt processing when the memory configuration states no `cpu_flops` (assumption).
+    public static let cpuFlops = 0.3e12
     /// Per device: llama.cpp's default --fit margin (1024 MiB) plus a compute buffer (assumed 1 GiB).
     public static let deviceReserve = 2.0 * 1_073_741_824
     /// System RAM kept by the OS and the runtime (assumption: 4 GB).
@@ -36,6 +43,8 @@ public struct Plan: Sendable {
     /// Free bytes left in the tier that limits the verdict (negative: short by that much).
     public let margin: Double
     public let tokensPerSecond: Double
+    /// Prompt processing estimate (llama.cpp, 512-token micro-batches), tokens/s.
+    public let prefillTokensPerSecond: Double
     /// Experts of the first `cpuMoeLayers` layers on the CPU (llama.cpp --n-cpu-moe).
     public let cpuMoeLayers: Int
     public let command: String
@@ -90,7 +99,7 @@ public enum Planner {
         let diskRead = disk * routedShare
         var seconds = 0.0
         if fastRead > 0 { seconds += fastRead / max(fastBandwidth * fastEfficiency, 1) }
-        if ramRead > 0 { seconds += ramRead / max(ramBandwidth * Efficiency.systemMemory, 1) }
+        if ramRead > 0 { seconds += ramRead / max(ramBandwidth * (target.memory?.efficiency ?? Efficiency.systemMemory), 1) }
         if diskRead > 0 { seconds += diskRead / max((target.disk?.bandwidth ?? 7e9) * Efficiency.disk, 1) }
         let verdict: Plan.Verdict
         let margin: Double
@@ -112,7 +121,32 @@ public enum Planner {
         }
         if target.gpus.count > 1 { command += " --split-mode layer" }
         if cacheType != .f16 { command += " -fa on -ctk \(cacheType.rawValue.lowercased()) -ctv \(cacheType.rawValue.lowercased())" }
+        let hostWeights = max(expertsLeft, 0) + max(alwaysOnInRam - kv, 0)   // weights not in the fast tier (disk-streamed ones too)
+        let prefill = prefillRate(footprint, target: target, ramResident: hostWeights, diskBytes: disk)
         return Plan(target: target.name, recipe: footprint.label, verdict: verdict, fastBytes: fast, ramBytes: ramHeld, diskBytes: disk,
-                    margin: margin, tokensPerSecond: seconds > 0 ? 1 / seconds : 0, cpuMoeLayers: cpuMoe, command: command)
+                    margin: margin, tokensPerSecond: seconds > 0 ? 1 / seconds : 0, prefillTokensPerSecond: prefill,
+                    cpuMoeLayers: cpuMoe, command: command)
+    }
+
+    /// Prompt processing in 512-token micro-batches (llama.cpp's default `-ub`). With a GPU, every matmul of a
+    /// micro-batch runs there (llama.cpp uploads RAM-resident weights for batches of 32 tokens or more), so a
+    /// micro-batch costs its FLOPs at the GPU's rate plus one upload of the RAM-resident bytes over PCIe; a
+    /// unified machine computes in place; a CPU-only machine computes at its configuration's `cpu_flops`. Bytes
+    /// streamed from disk are read once per micro-batch.
+    static func prefillRate(_ footprint: Footprint, target: Target, ramResident: Double, diskBytes: Double) -> Double {
+        let batch = Double(KVCache.defaultMicroBatch)
+        let flops = batch * 2 * Double(footprint.activeParametersPerToken)
+        var seconds = 0.0
+        if let unified = target.unified {
+            seconds = unified.flops.map { flops / ($0 * (unified.computeEfficiency ?? Efficiency.compute)) } ?? flops / Efficiency.cpuFlops
+        } else if let gpu = target.gpus.first {
+            // Without a stated throughput a GPU is taken as 100 TFLOPS (assumption).
+            seconds = flops / ((gpu.flops ?? 1e14) * (gpu.computeEfficiency ?? Efficiency.compute))
+            seconds += ramResident / ((gpu.link ?? 32e9) * Efficiency.link)
+        } else {
+            seconds = flops / (target.memory?.cpuFlops ?? Efficiency.cpuFlops)
+        }
+        seconds += diskBytes / ((target.disk?.bandwidth ?? 7e9) * Efficiency.disk)
+        return seconds > 0 ? batch / seconds : 0
     }
 }

@@ -40,9 +40,9 @@ public enum PlanChart {
         var out = "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>\(escape(title))</title>\n"
         out += "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px;font-size:12px}</style></head><body>\n"
         out += svg
-        out += "<h2>llama.cpp commands</h2>\n<table><tr><th>recipe</th><th>target</th><th>verdict</th><th>tok/s</th><th>command</th></tr>\n"
+        out += "<h2>llama.cpp commands</h2>\n<table><tr><th>recipe</th><th>target</th><th>verdict</th><th>decode tok/s</th><th>prefill tok/s</th><th>command</th></tr>\n"
         for plan in plans.joined() {
-            out += "<tr><td>\(escape(plan.recipe))</td><td>\(escape(plan.target))</td><td>\(plan.verdict.rawValue)</td><td>" + String(format: "%.1f", plan.tokensPerSecond) + "</td><td><code>\(escape(plan.command))</code></td></tr>\n"
+            out += "<tr><td>\(escape(plan.recipe))</td><td>\(escape(plan.target))</td><td>\(plan.verdict.rawValue)</td><td>" + String(format: "%.1f", plan.tokensPerSecond) + "</td><td>" + String(format: "%.0f", plan.prefillTokensPerSecond) + "</td><td><code>\(escape(plan.command))</code></td></tr>\n"
         }
         return out + "</table>\n<p>Efficiency factors and their calibration: formats/hardware/README.md in the moeq repository.</p>\n</body></html>\n"
     }

@@ -22,6 +22,13 @@ public struct Device: Sendable, Equatable {
     public let memory: Double
     public let bandwidth: Double
     public let source: String
+    /// Dense FP16/BF16 tensor throughput (FLOP/s), for the prefill estimate.
+    public var flops: Double? = nil
+    /// Host link (PCIe x16) bandwidth per direction, bytes/s: what prompt processing pays to bring RAM-resident
+    /// weights to the GPU.
+    public var link: Double? = nil
+    /// Share of `flops` llama.cpp's prompt processing reaches on this device (default `Efficiency.compute`).
+    public var computeEfficiency: Double? = nil
 }
 
 public struct SystemMemory: Sendable, Equatable {
@@ -30,6 +37,10 @@ public struct SystemMemory: Sendable, Equatable {
     public let bandwidth: Double
     public let sockets: Int
     public let source: String
+    /// Share of `bandwidth` a decode step reaches (default `Efficiency.systemMemory`).
+    public var efficiency: Double? = nil
+    /// Effective CPU matmul throughput (FLOP/s) of llama.cpp's prompt processing on this machine class.
+    public var cpuFlops: Double? = nil
 }
 
 public struct Target: Sendable {
@@ -74,12 +85,14 @@ public struct HardwareCatalog: Sendable {
                   let memory = d["memory"]?.doubleValue, let bandwidth = d["bandwidth"]?.doubleValue, let source = d["source"]?.stringValue else {
                 throw TargetError.catalog("a device lacks name/kind/memory/bandwidth/source")
             }
-            return Device(name: name, kind: kind, memory: memory, bandwidth: bandwidth, source: source)
+            return Device(name: name, kind: kind, memory: memory, bandwidth: bandwidth, source: source,
+                          flops: d["flops"]?.doubleValue, link: d["link"]?.doubleValue, computeEfficiency: d["compute_efficiency"]?.doubleValue)
         }
         memories = try (root["system_memory"]?.arrayValue ?? []).map { m in
             guard let name = m["name"]?.stringValue, let bandwidth = m["bandwidth"]?.doubleValue, let sockets = m["sockets"]?.intValue,
                   let source = m["source"]?.stringValue else { throw TargetError.catalog("a system_memory entry lacks name/bandwidth/sockets/source") }
-            return SystemMemory(name: name, capacity: 0, bandwidth: bandwidth, sockets: sockets, source: source)
+            return SystemMemory(name: name, capacity: 0, bandwidth: bandwidth, sockets: sockets, source: source,
+                                efficiency: m["efficiency"]?.doubleValue, cpuFlops: m["cpu_flops"]?.doubleValue)
         }
     }
 
@@ -107,7 +120,7 @@ public struct HardwareCatalog: Sendable {
                     throw TargetError.unknown(raw, known: devices.map(\.name) + memories.map { "<N>gb-\($0.name)" })
                 }
                 target.memory = SystemMemory(name: memory.name, capacity: size * 1e9 * Double(count), bandwidth: memory.bandwidth,
-                                             sockets: memory.sockets, source: memory.source)
+                                             sockets: memory.sockets, source: memory.source, efficiency: memory.efficiency, cpuFlops: memory.cpuFlops)
                 continue
             }
             throw TargetError.unknown(raw, known: devices.map(\.name) + memories.map { "<N>gb-\($0.name)" })

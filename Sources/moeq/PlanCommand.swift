@@ -100,22 +100,23 @@ struct PlanCommand: ParsableCommand {
             let rows: [JSONValue] = plans.joined().map { p in
                 ["recipe": .string(p.recipe), "target": .string(p.target), "verdict": .string(p.verdict.rawValue),
                  "fast_tier_bytes": .integer(Int64(p.fastBytes)), "ram_bytes": .integer(Int64(p.ramBytes)), "disk_bytes": .integer(Int64(p.diskBytes)),
-                 "margin_bytes": .integer(Int64(p.margin)), "decode_tokens_per_second": .double(p.tokensPerSecond), "llama_cpp": .string(p.command)]
+                 "margin_bytes": .integer(Int64(p.margin)), "decode_tokens_per_second": .double(p.tokensPerSecond),
+                 "prefill_tokens_per_second": .double(p.prefillTokensPerSecond), "cpu_moe_layers": .integer(Int64(p.cpuMoeLayers)), "llama_cpp": .string(p.command)]
             }
             print((["model": .string(model), "context": .integer(Int64(context)), "engine": .string(engine.rawValue), "plans": .array(rows)] as JSONValue).prettyPrinted(), terminator: "")
             return
         }
         func gb(_ bytes: Double) -> String { String(format: "%.0f", bytes / 1e9) }
-        let width = max(24, (targets.map(\.count).max() ?? 0) + 2)
-        print("recipe".padding(toLength: 9, withPad: " ", startingAt: 0) + resolved.map { $0.name.padding(toLength: width, withPad: " ", startingAt: 0) }.joined())
+        let width = max(32, (targets.map(\.count).max() ?? 0) + 2)
+        print("recipe".padding(toLength: 11, withPad: " ", startingAt: 0) + resolved.map { $0.name.padding(toLength: width, withPad: " ", startingAt: 0) }.joined())
         for row in plans {
             let cells = row.map { p -> String in
                 let fit = p.verdict == .fits ? "fits" : (p.verdict == .fitsWithDiskStreaming ? "disk" : "NO")
-                return "\(fit) \(gb(p.fastBytes))/\(gb(p.ramBytes))/\(gb(p.diskBytes)) \(String(format: "%.1f", p.tokensPerSecond)) t/s".padding(toLength: width, withPad: " ", startingAt: 0)
+                return "\(fit) \(gb(p.fastBytes))/\(gb(p.ramBytes))/\(gb(p.diskBytes)) \(String(format: "%.1f", p.tokensPerSecond)) t/s pp \(String(format: "%.0f", p.prefillTokensPerSecond))".padding(toLength: width, withPad: " ", startingAt: 0)
             }
-            print((row.first?.recipe ?? "").padding(toLength: 9, withPad: " ", startingAt: 0) + cells.joined())
+            print((row.first?.recipe ?? "").padding(toLength: 11, withPad: " ", startingAt: 0) + cells.joined())
         }
-        print("cells: verdict, GB on GPU-or-unified / RAM / disk, decode tokens/s (batch 1, \(grouped(context))-token context, \(engine.rawValue)); efficiencies in formats/hardware/README.md")
+        print("cells: verdict, GB on GPU-or-unified / RAM / disk, decode tokens/s (batch 1, \(grouped(context))-token context, \(engine.rawValue)), prompt processing tokens/s (pp, 512-token micro-batches); efficiencies in formats/hardware/README.md")
         if let first = plans.first { for p in first { print("\(p.target): \(p.command)") } }
     }
 }

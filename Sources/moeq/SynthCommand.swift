@@ -12,7 +12,7 @@ struct SynthCommand: ParsableCommand {
         abstract: "Write a deterministic synthetic checkpoint (config.json, sharded safetensors + index, tokenizer.json).",
         discussion: "Presets: \(ModelPresets.names.joined(separator: ", ")). Real-shape presets are meant for --sparse (all-zero data, real names, shapes, dtypes and shards) or with --layers N for a dense slice.")
 
-    @Option(help: "Architecture: \(Architecture.allCases.map(\.rawValue).joined(separator: ", ")).")
+    @Option(help: "Architecture: \(Architecture.allCases.filter(\.isConvertible).map(\.rawValue).joined(separator: ", ")).")
     var arch: Architecture
 
     @Option(help: "Shape preset: tiny, or a real model's name.")

@@ -53,7 +53,7 @@ public struct Plan: Sendable {
 public enum Planner {
     /// Places `footprint` (a recipe of `spec`) on `target` with `context` tokens of F16 KV cache.
     public static func plan(_ footprint: Footprint, spec: ModelSpec, target: Target, context: Int, engine: Engine = .llamaCpp,
-                            cacheType: QuantType = .f16, file: String = "MODEL.gguf") -> Plan {
+                            cacheType: QuantType = .f16, file: String = "MODEL.gguf", routing: RoutingProfile? = nil) -> Plan {
         let kv = Double(KVCache.bytes(spec, context: context, cacheType: cacheType))
         let alwaysOn = Double(footprint.alwaysOnBytes), routed = Double(footprint.routedExpertBytes)
         let moeLayers = max(footprint.routedExpertLayers, 1)
@@ -95,8 +95,12 @@ public enum Planner {
         let expertsOnDiskShare = routed > 0 ? disk / routed : 0
         let alwaysShareFast = alwaysOn + kv > 0 ? alwaysOnInFast / (alwaysOn + kv) : 0
         let fastRead = alwaysShareFast * (alwaysOnRead + kv) + Double(expertLayersFast) * perLayerExperts * routedShare
-        let ramRead = (1 - alwaysShareFast) * (alwaysOnRead + kv) + max(expertsLeft - disk, 0) * routedShare
-        let diskRead = disk * routedShare
+        // Of the experts outside the fast tier, RAM (the page cache) holds the hottest: with routing statistics they
+        // take more than their byte share of the reads, and disk serves the cold tail.
+        let heldShare = expertsLeft > 0 ? max(expertsLeft - disk, 0) / expertsLeft : 1
+        let hotShare = routing?.mass(ofHottest: heldShare) ?? heldShare
+        let ramRead = (1 - alwaysShareFast) * (alwaysOnRead + kv) + expertsLeft * routedShare * hotShare
+        let diskRead = expertsLeft * routedShare * (1 - hotShare)
         var seconds = 0.0
         if fastRead > 0 { seconds += fastRead / max(fastBandwidth * fastEfficiency, 1) }
         if ramRead > 0 { seconds += ramRead / max(ramBandwidth * (target.memory?.efficiency ?? Efficiency.systemMemory), 1) }

@@ -102,6 +102,10 @@ public struct HardwareCatalog: Sendable {
     public func target(_ name: String) throws -> Target {
         var target = Target(name: name)
         for raw in name.lowercased().split(separator: "+").map(String.init) {
+            if raw.contains(":") {
+                try target.add(inline: raw)
+                continue
+            }
             var part = raw, count = 1
             if let x = part.firstIndex(of: "x"), let n = Int(part[..<x]), n > 0 { count = n; part = String(part[part.index(after: x)...]) }
             let aliases = ["3090": "rtx3090", "4090": "rtx4090", "5090": "rtx5090", "pro6000": "rtx-pro-6000"]
@@ -127,5 +131,27 @@ public struct HardwareCatalog: Sendable {
         }
         if target.disk == nil { target.disk = devices.first { $0.name == "nvme-gen4" } }
         return target
+    }
+}
+
+extension Target {
+    /// Hardware given on the command line: `KIND:GB:GBPS` with KIND gpu, unified, ram or disk, capacity in GB and
+    /// bandwidth in GB/s (e.g. `gpu:16:448+ram:64:60`, `2xgpu:24:936`). No FLOP/s are known for these, so prefill
+    /// uses the planner's defaults.
+    mutating func add(inline raw: String) throws {
+        var text = Substring(raw), count = 1
+        if let x = text.firstIndex(of: "x"), let n = Int(text[..<x]), n > 0 { count = n; text = text[text.index(after: x)...] }
+        let fields = text.split(separator: ":")
+        guard fields.count == 3, let size = Double(fields[1]), let bandwidth = Double(fields[2]), size > 0, bandwidth > 0 else {
+            throw TargetError.catalog("\"\(raw)\": inline hardware is KIND:GB:GBPS, e.g. gpu:16:448 or ram:64:60")
+        }
+        let source = "given on the command line (\(raw))"
+        switch fields[0] {
+        case "gpu": gpus += Array(repeating: Device(name: raw, kind: .gpu, memory: size * 1e9, bandwidth: bandwidth * 1e9, source: source), count: count)
+        case "unified": unified = Device(name: raw, kind: .unified, memory: size * 1e9, bandwidth: bandwidth * 1e9, source: source)
+        case "disk": disk = Device(name: raw, kind: .disk, memory: size * 1e9, bandwidth: bandwidth * 1e9, source: source)
+        case "ram": memory = SystemMemory(name: raw, capacity: size * 1e9 * Double(count), bandwidth: bandwidth * 1e9, sockets: 1, source: source)
+        default: throw TargetError.catalog("\"\(raw)\": kind must be gpu, unified, ram or disk")
+        }
     }
 }

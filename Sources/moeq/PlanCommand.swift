@@ -17,10 +17,11 @@ struct PlanCommand: ParsableCommand {
     @Argument(help: "A checkpoint directory, a GGUF file, a config.json, or a bundled model name.") var model: String
     @Option(name: .customLong("recipe"), help: "Recipe (repeatable; default Q8_0, Q6_K, Q5_K_M, Q4_K_M, Q4_0).") var recipes: [RecipeName] = []
     @Option(help: "Context length (KV cache, F16).") var context = 32768
-    @Option(name: .customLong("target"), help: "Hardware target (repeatable), e.g. rtx4090+256gb, 2x3090+128gb-ddr4, 8xh200, m3-ultra-512gb, rtx4090+512gb-2x8ch-ddr5-4800, 384gb-12ch-ddr5-4800.") var targets: [String] = []
+    @Option(name: .customLong("target"), help: "Hardware target (repeatable), e.g. rtx4090+256gb, 2x3090+128gb-ddr4, 8xh200, m3-ultra-512gb, rtx4090+512gb-2x8ch-ddr5-4800, 384gb-12ch-ddr5-4800, or by numbers: gpu:16:448+ram:64:60 (KIND:GB:GB/s, KIND gpu, unified, ram, disk).") var targets: [String] = []
     @Option(help: "KV cache type (llama.cpp -ctk/-ctv): F16, BF16, F32, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1.") var cacheType: QuantType = .f16
     @Option(help: "More hardware: a JSON file with the schema of formats/hardware/targets.json (its names replace the bundled ones).") var targetsFile: String?
     @Option(help: "llama.cpp or ktransformers (multi-socket RAM bandwidth and expert duplication differ).") var engine: EngineArgument = .llamaCpp
+    @Option(help: "Routing statistics: an importance matrix (llama.cpp imatrix GGUF or `moeq imatrix` output) whose per-expert counts say how unevenly tokens reach the experts; RAM then holds the hot experts and disk serves the cold tail.") var routing: String?
     @Flag(help: "Print JSON.") var json = false
     @Option(help: "Also write the recipes × targets matrix as an SVG chart to this file.") var svg: String?
     @Option(help: "Also write it as a standalone HTML page (the SVG plus a table) to this file.") var html: String?
@@ -91,7 +92,12 @@ struct PlanCommand: ParsableCommand {
     func printMatrix(_ footprints: [Footprint], spec: ModelSpec) throws {
         let catalog = try targetsFile.map { try HardwareCatalog.bundled().adding(file: $0) } ?? HardwareCatalog.bundled()
         let resolved = try targets.map { try catalog.target($0) }
-        let plans = footprints.map { f in resolved.map { Planner.plan(f, spec: spec, target: $0, context: context, engine: engine == .ktransformers ? .ktransformers : .llamaCpp, cacheType: cacheType) } }
+        var profile: RoutingProfile?
+        if let routing {
+            profile = RoutingProfile(counts: try ImportanceMatrix(path: routing).routingCounts)
+            if profile == nil { throw ValidationError("\(routing): no per-expert routing counts (ffn_down_exps entries with counts)") }
+        }
+        let plans = footprints.map { f in resolved.map { Planner.plan(f, spec: spec, target: $0, context: context, engine: engine == .ktransformers ? .ktransformers : .llamaCpp, cacheType: cacheType, routing: profile) } }
         let title = "\(model): decode tokens/s by recipe and target (\(grouped(context))-token context, \(engine.rawValue))"
         let chart = PlanChart.svg(plans, title: title)
         if let svg { try AtomicFile.write(chart, to: svg) }

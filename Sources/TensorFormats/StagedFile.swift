@@ -5,6 +5,28 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import Dispatch
+
+/// One O_DIRECT write handed to the background writer; its outcome is read only after the group is waited on.
+private final class PendingWrite: @unchecked Sendable {
+    let descriptor: Int32, buffer: UnsafeMutableRawPointer, count: Int, offset: Int
+    var failure: Int32 = 0
+    init(descriptor: Int32, buffer: UnsafeMutableRawPointer, count: Int, offset: Int) {
+        self.descriptor = descriptor; self.buffer = buffer; self.count = count; self.offset = offset
+    }
+    func run() {
+        var done = 0
+        while done < count {
+            let n = pwrite(descriptor, buffer + done, count - done, off_t(offset + done))
+            if n < 0 {
+                if errno == EINTR { continue }
+                failure = errno
+                return
+            }
+            done += n
+        }
+    }
+}
 
 public final class StagedFile {
     public let path: String
@@ -15,7 +37,12 @@ public final class StagedFile {
     /// back, whole aligned blocks go straight to the device from `direct.buffer` and only the unaligned edges
     /// (the first partial block of a run, the tail before a sync) take the buffered path. No page is ever written
     /// both ways. Writes that do not continue the current run flush it and go buffered.
-    private var direct: (descriptor: Int32, buffer: UnsafeMutableRawPointer, capacity: Int)?
+    /// Two aligned buffers: while the background writer sends one to the device, the caller fills the other, so
+    /// reading the source and writing the output overlap.
+    private var direct: (descriptor: Int32, buffer: UnsafeMutableRawPointer, spare: UnsafeMutableRawPointer, capacity: Int)?
+    private let writer = DispatchQueue(label: "moeq.staged-file.writer")
+    private let inFlight = DispatchGroup()
+    private var pending: PendingWrite?
     /// File offset of `direct.buffer`'s first byte (block-aligned) and how many bytes it holds.
     private var runStart = 0, runLength = 0
     private static let block = 4096
@@ -36,18 +63,43 @@ public final class StagedFile {
         guard let flag = StagedFile.directFlag else { return }
         let fd = open(temporaryPath, O_WRONLY | O_CLOEXEC | flag)
         guard fd >= 0 else { return }
-        var memory: UnsafeMutableRawPointer?
+        var memory: UnsafeMutableRawPointer?, spare: UnsafeMutableRawPointer?
         guard posix_memalign(&memory, StagedFile.block, bufferBytes) == 0, let memory else { close(fd); return }
-        direct = (fd, memory, bufferBytes)
+        guard posix_memalign(&spare, StagedFile.block, bufferBytes) == 0, let spare else { free(memory); close(fd); return }
+        direct = (fd, memory, spare, bufferBytes)
         runStart = 0
         runLength = 0
     }
 
     /// Writes the held bytes: whole blocks directly (all of them when `all` is false leaves the partial tail held),
     /// the partial tail buffered when `all`.
+    /// Waits for the background write (if any) and reports its failure.
+    private func settle() throws(SafetensorsError) {
+        guard let write = pending else { return }
+        inFlight.wait()
+        pending = nil
+        if write.failure != 0 { throw .io(file: temporaryPath, operation: "pwrite (O_DIRECT)", errno: write.failure) }
+    }
+
     private func drain(all: Bool) throws(SafetensorsError) {
+        try settle()
         guard let direct, runLength > 0 else { return }
         let whole = runLength / StagedFile.block * StagedFile.block
+        if !all {
+            // Full buffer: the whole blocks go to the background writer, the partial tail moves to the spare buffer,
+            // and the two swap.
+            let rest = runLength - whole
+            if rest > 0 { direct.spare.copyMemory(from: direct.buffer + whole, byteCount: rest) }
+            if whole > 0 {
+                let write = PendingWrite(descriptor: direct.descriptor, buffer: direct.buffer, count: whole, offset: runStart)
+                pending = write
+                writer.async(group: inFlight) { write.run() }
+            }
+            self.direct = (direct.descriptor, direct.spare, direct.buffer, direct.capacity)
+            runStart += whole
+            runLength = rest
+            return
+        }
         var done = 0
         while done < whole {
             let n = pwrite(direct.descriptor, direct.buffer + done, whole - done, off_t(runStart + done))
@@ -58,16 +110,10 @@ public final class StagedFile {
             done += n
         }
         let rest = runLength - whole
-        if all {
-            if rest > 0 { try bufferedWrite(UnsafeRawBufferPointer(start: direct.buffer + whole, count: rest), at: runStart + whole) }
-            runStart += runLength
-            runLength = 0
-            // The next run continues at an unaligned offset: its bytes up to the next block go buffered.
-        } else {
-            if rest > 0 { direct.buffer.copyMemory(from: direct.buffer + whole, byteCount: rest) }
-            runStart += whole
-            runLength = rest
-        }
+        if rest > 0 { try bufferedWrite(UnsafeRawBufferPointer(start: direct.buffer + whole, count: rest), at: runStart + whole) }
+        runStart += runLength
+        runLength = 0
+        // The next run continues at an unaligned offset: its bytes up to the next block go buffered.
     }
 
     /// True when an existing temp file of the right size was reopened (`reuse`) instead of created.
@@ -102,7 +148,7 @@ public final class StagedFile {
     /// Writes all of `bytes` at absolute `offset`.
     public func write(_ bytes: UnsafeRawBufferPointer, at offset: Int) throws(SafetensorsError) {
         guard descriptor >= 0 else { throw .writeFailed(file: path, reason: "file already finished or abandoned") }
-        guard let direct, bytes.count > 0 else { return try bufferedWrite(bytes, at: offset) }
+        guard direct != nil, bytes.count > 0 else { return try bufferedWrite(bytes, at: offset) }
         var bytes = bytes, offset = offset
         if runLength == 0 || offset != runStart + runLength {
             try drain(all: true)
@@ -118,7 +164,8 @@ public final class StagedFile {
             runLength = 0
             if bytes.isEmpty { return }
         }
-        while !bytes.isEmpty {
+        while !bytes.isEmpty, let direct = self.direct {
+            // Re-read each round: a drain swaps the buffers.
             let take = min(direct.capacity - runLength, bytes.count)
             (direct.buffer + runLength).copyMemory(from: bytes.baseAddress!, byteCount: take)
             runLength += take
@@ -147,9 +194,11 @@ public final class StagedFile {
     }
 
     private func releaseDirect() {
+        if pending != nil { inFlight.wait(); pending = nil }
         guard let direct else { return }
         close(direct.descriptor)
-        direct.buffer.deallocate()
+        free(direct.buffer)
+        free(direct.spare)
         self.direct = nil
     }
 

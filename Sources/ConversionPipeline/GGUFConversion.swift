@@ -2,6 +2,7 @@
 // headers first (so --dry-run knows the exact size), then each tensor is filled in row chunks — experts one
 // at a time — decoded to f32, quantized and written at its offset. Peak memory is one chunk per thread.
 import Foundation
+import Dispatch
 import ModelCatalog
 import QuantKernels
 import TensorFormats
@@ -192,16 +193,40 @@ public enum GGUFConversion {
         var rows = [Float](repeating: 0, count: chunkRows * width)
         var bytes = [UInt8](repeating: 0, count: chunkRows * rowBytes)
         // Each segment is a run of output rows produced from one source weight.
-        for segment in try segments(tensor, plan: plan) {
+        let allSegments = try segments(tensor, plan: plan)
+        let files = SourceFiles()
+        if allSegments.allSatisfy({ $0.raw?.rowBytes == rowBytes && $0.rawType == type }) {
+            // Every row is copied unchanged: one pipelined pass over the whole tensor.
+            var chunks: [RawChunk] = []
+            let rowsPerChunk = rawChunkRows(rowBytes: rowBytes)
+            for segment in allSegments {
+                guard let raw = segment.raw else { continue }
+                let descriptor = try files.descriptor(raw.path)
+                var first = 0
+                while first < segment.count {
+                    let count = min(rowsPerChunk, segment.count - first)
+                    chunks.append(RawChunk(descriptor: descriptor, path: raw.path, source: raw.offset + first * rowBytes,
+                                           length: count * rowBytes, destination: (segment.firstRow + first) * rowBytes))
+                    first += count
+                }
+            }
+            try copyPipelined(chunks, tensor: tensor.name, writer: writer, hasher: hasher, wrote: wrote)
+            return
+        }
+        for (index, segment) in allSegments.enumerated() {
             let weights = plan.importance?.importance(for: tensor.name, width: width, matrix: segment.matrix)
             var first = 0
             if let raw = segment.raw, segment.rawType == type, raw.rowBytes == rowBytes {
                 // Same storage type in and out: the bytes are the output. Read them with pread (kernel readahead,
                 // like cat) into one reused buffer, hash and write; no decode, no page faults on the mapping.
-                let descriptor = open(raw.path, O_RDONLY | O_CLOEXEC)
-                guard descriptor >= 0 else { throw ConversionError.io(file: raw.path, operation: "open", errno: errno) }
-                defer { close(descriptor) }
+                let descriptor = try files.descriptor(raw.path)
                 _ = posix_fadvise(descriptor, off_t(raw.offset), off_t(segment.count * rowBytes), POSIX_FADV_SEQUENTIAL)
+                // Segments are often one expert's few MB: ask for the next one now, so the device is never idle
+                // between them (a fresh read would start with a small readahead window).
+                if index + 1 < allSegments.count, let next = allSegments[index + 1].raw, allSegments[index + 1].rawType == type {
+                    _ = posix_fadvise(try files.descriptor(next.path), off_t(next.offset),
+                                      off_t(min(allSegments[index + 1].count * next.rowBytes, 32 << 20)), POSIX_FADV_WILLNEED)
+                }
                 let rowsPerChunk = rawChunkRows(rowBytes: rowBytes)
                 var buffer = [UInt8](repeating: 0, count: rowsPerChunk * rowBytes)
                 while first < segment.count {
@@ -255,6 +280,82 @@ public enum GGUFConversion {
             }
             segment.source?.releasePages()
         }
+    }
+
+    /// A run of bytes copied unchanged from a source file to the output.
+    struct RawChunk {
+        let descriptor: Int32, path: String, source: Int, length: Int, destination: Int
+    }
+
+    /// One chunk read on the reader queue; its outcome is looked at only after the group is waited on.
+    private final class ChunkRead: @unchecked Sendable {
+        let chunk: RawChunk, buffer: UnsafeMutableRawPointer
+        var failure: Int32 = 0, short = false
+        init(chunk: RawChunk, buffer: UnsafeMutableRawPointer) { self.chunk = chunk; self.buffer = buffer }
+        func run() {
+            var got = 0
+            while got < chunk.length {
+                let n = pread(chunk.descriptor, buffer + got, chunk.length - got, off_t(chunk.source + got))
+                if n < 0 && errno == EINTR { continue }
+                if n < 0 { failure = errno; return }
+                if n == 0 { short = true; return }
+                got += n
+            }
+        }
+    }
+
+    /// Copies chunks in order with the next chunk's read running on a background queue while this one is hashed and
+    /// written (the writer in turn hands full buffers to its own background writer): source reads, hashing and output
+    /// writes overlap, as `cat` and `dd` would on their own.
+    static func copyPipelined(_ chunks: [RawChunk], tensor: String, writer: TensorSink, hasher: ContentHasher, wrote: (Int) -> Void) throws {
+        guard let largest = chunks.map(\.length).max() else { return }
+        let buffers = [UnsafeMutableRawPointer.allocate(byteCount: largest, alignment: 4096), UnsafeMutableRawPointer.allocate(byteCount: largest, alignment: 4096)]
+        let queue = DispatchQueue(label: "moeq.raw-reader")
+        let group = DispatchGroup()
+        defer {
+            group.wait()
+            buffers.forEach { $0.deallocate() }
+        }
+        var reads: [ChunkRead?] = [nil, nil]
+        func submit(_ k: Int) {
+            let read = ChunkRead(chunk: chunks[k], buffer: buffers[k % 2])
+            reads[k % 2] = read
+            queue.async(group: group) { read.run() }
+        }
+        func advise(_ k: Int, _ advice: Int32) {
+            guard k < chunks.count else { return }
+            _ = posix_fadvise(chunks[k].descriptor, off_t(chunks[k].source), off_t(chunks[k].length), advice)
+        }
+        advise(0, POSIX_FADV_WILLNEED)
+        advise(1, POSIX_FADV_WILLNEED)
+        submit(0)
+        for k in chunks.indices {
+            group.wait()
+            guard let read = reads[k % 2] else { break }
+            if read.failure != 0 || read.short {
+                throw ConversionError.io(file: read.chunk.path, operation: read.short ? "read (file shorter than its header says)" : "read", errno: read.failure)
+            }
+            if k + 1 < chunks.count { submit(k + 1) }
+            advise(k + 2, POSIX_FADV_WILLNEED)
+            let bytes = UnsafeRawBufferPointer(start: read.buffer, count: read.chunk.length)
+            try writer.write(tensor, bytes: bytes, at: read.chunk.destination)
+            hasher.update(bytes)
+            wrote(read.chunk.length)
+            advise(k, POSIX_FADV_DONTNEED)
+        }
+    }
+
+    /// Source files opened once per tensor (not once per expert), closed with it.
+    final class SourceFiles {
+        private var open_: [String: Int32] = [:]
+        func descriptor(_ path: String) throws -> Int32 {
+            if let fd = open_[path] { return fd }
+            let fd = open(path, O_RDONLY | O_CLOEXEC)
+            guard fd >= 0 else { throw ConversionError.io(file: path, operation: "open", errno: errno) }
+            open_[path] = fd
+            return fd
+        }
+        deinit { for fd in open_.values { close(fd) } }
     }
 
     /// A run of `count` output rows starting at `firstRow`, produced by `produce(range within the run, into)`.

@@ -58,7 +58,7 @@ public final class StagedFile {
     }
 
     /// Turns on O_DIRECT for sequential runs (ignored where the filesystem refuses O_DIRECT).
-    public func enableDirectWrites(bufferBytes: Int = 8 << 20) {
+    public func enableDirectWrites(bufferBytes: Int = 32 << 20) {
         guard direct == nil, descriptor >= 0 else { return }
         guard let flag = StagedFile.directFlag else { return }
         let fd = open(temporaryPath, O_WRONLY | O_CLOEXEC | flag)

@@ -326,8 +326,10 @@ public enum GGUFConversion {
             guard k < chunks.count else { return }
             _ = posix_fadvise(chunks[k].descriptor, off_t(chunks[k].source), off_t(chunks[k].length), advice)
         }
-        advise(0, POSIX_FADV_WILLNEED)
-        advise(1, POSIX_FADV_WILLNEED)
+        // Keep the device busy while a write or an fsync holds this thread up: the kernel reads ahead
+        // `readAheadChunks` chunks into the page cache on its own.
+        let readAheadChunks = 6
+        for k in 0..<readAheadChunks { advise(k, POSIX_FADV_WILLNEED) }
         submit(0)
         for k in chunks.indices {
             group.wait()
@@ -336,7 +338,7 @@ public enum GGUFConversion {
                 throw ConversionError.io(file: read.chunk.path, operation: read.short ? "read (file shorter than its header says)" : "read", errno: read.failure)
             }
             if k + 1 < chunks.count { submit(k + 1) }
-            advise(k + 2, POSIX_FADV_WILLNEED)
+            advise(k + readAheadChunks, POSIX_FADV_WILLNEED)
             let bytes = UnsafeRawBufferPointer(start: read.buffer, count: read.chunk.length)
             try writer.write(tensor, bytes: bytes, at: read.chunk.destination)
             hasher.update(bytes)

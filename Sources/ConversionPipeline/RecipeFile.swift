@@ -84,7 +84,13 @@ public struct RecipeFile: Sendable {
     public init(path: String) throws {
         guard let data = FileManager.default.contents(atPath: path) else { throw RecipeFileError.invalid(file: path, key: "(file)", "cannot be read") }
         let root: JSONValue
-        do { root = try JSONParser.parse([UInt8](data)) } catch { throw RecipeFileError.invalid(file: path, key: "(file)", "not JSON: \(error)") }
+        if path.hasSuffix(".yaml") || path.hasSuffix(".yml") {
+            // The same typed schema, written as YAML (llm-compressor users write their recipes that way).
+            guard let text = String(data: data, encoding: .utf8) else { throw RecipeFileError.invalid(file: path, key: "(file)", "not UTF-8") }
+            do { root = try YAMLParser.parse(text) } catch { throw RecipeFileError.invalid(file: path, key: "(file)", "not YAML this reader accepts: \(error)") }
+        } else {
+            do { root = try JSONParser.parse([UInt8](data)) } catch { throw RecipeFileError.invalid(file: path, key: "(file)", "not JSON: \(error)") }
+        }
         try self.init(json: root, path: path)
     }
 

@@ -90,3 +90,24 @@ private func recipe(_ text: String) throws -> RecipeFile {
     let noOutput = try recipe(#"{"format": "moeq recipe 1", "base": "Q8_0", "source": "x"}"#)
     #expect(throws: PipelineError.self) { try StageRegistry.execute(try StageRegistry.pipeline(for: noOutput), context: PipelineContext(recipe: noOutput, threads: 1), dryRun: true) }
 }
+
+/// A YAML recipe (validation/recipes/deepseek-custom.yaml, the formats/recipe.md example) gives the same types for
+/// every tensor as the same recipe written as JSON (PyYAML's reading of it, the .yaml.json beside it).
+@Test func yamlRecipeEqualsItsJSONForm() throws {
+    let recipes = fixtures.deletingLastPathComponent().appendingPathComponent("recipes")
+    let yaml = try RecipeFile(path: recipes.appendingPathComponent("deepseek-custom.yaml").path)
+    let json = try RecipeFile(json: try JSONParser.parse([UInt8](try Data(contentsOf: recipes.appendingPathComponent("deepseek-custom.yaml.json")))), path: "x.json")
+    #expect(yaml.base == json.base && yaml.rules == json.rules && yaml.rules.count == 6)
+    #expect(yaml.source == "/models/DeepSeek-V3" && yaml.validate?.context == 512 && yaml.validate?.chunks == 40)
+    let path = fixtures.appendingPathComponent("deepseek_v3-f32").path
+    let a = try GGUFConversion.plan(path: path, recipe: yaml.base, rules: yaml)
+    let b = try GGUFConversion.plan(path: path, recipe: json.base, rules: json)
+    #expect(a.layout.tensors.map(\.type) == b.layout.tensors.map(\.type))
+    #expect(a.layout.tensors.map(\.type) != (try GGUFConversion.plan(path: path, recipe: .q4_K_M)).layout.tensors.map(\.type))
+    // An unknown key is refused in YAML as in JSON, naming the key.
+    let bad = NSTemporaryDirectory() + "moeq-bad-\(UUID().uuidString).yaml"
+    defer { try? FileManager.default.removeItem(atPath: bad) }
+    try "format: moeq recipe 1\nbase: Q4_K_M\nrulez: []\n".write(toFile: bad, atomically: true, encoding: .utf8)
+    #expect(throws: RecipeFileError.self) { try RecipeFile(path: bad) }
+    do { _ = try RecipeFile(path: bad) } catch { #expect("\(error)".contains("rulez")) }
+}

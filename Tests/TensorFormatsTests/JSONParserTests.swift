@@ -1,4 +1,5 @@
 // The strict JSON parser: values, exact integers, escapes, and every rejection with its offset.
+import Foundation
 import Testing
 @testable import TensorFormats
 
@@ -41,4 +42,24 @@ func rejectsMalformedDocuments(text: String, offset: Int) {
     let value: JSONValue = ["z": [1, 2.5, "q\"\\\n\u{01}"], "a": ["nested": nil, "t": true]]
     #expect(try JSONParser.parse(value.serialized()) == value)
     #expect(try JSONParser.parse(value.prettyPrinted()) == value)
+}
+
+/// Recipe files may be YAML: our reader gives exactly what PyYAML's safe_load gives (validation/recipes/*.yaml.json,
+/// made by validation/recipes/make_yaml_fixtures.py) for the recipe example and a file of edge cases.
+@Test(arguments: ["deepseek-custom.yaml", "edge-cases.yaml"])
+func yamlMatchesPyYAML(file: String) throws {
+    let directory = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().appendingPathComponent("validation/recipes")
+    let text = try String(contentsOf: directory.appendingPathComponent(file), encoding: .utf8)
+    let expected = try JSONParser.parse([UInt8](try Data(contentsOf: directory.appendingPathComponent(file + ".json"))))
+    let parsed = try YAMLParser.parse(text)
+    #expect(parsed == expected, "\(parsed.serialized())")
+}
+
+@Test func yamlRefusesWhatRecipesNeverNeed() {
+    for (text, line) in [("a: &anchor 1\nb: *anchor", 1), ("a: |\n  block", 1), ("a: 1\n---\nb: 2", 2), ("a: 1\na: 2", 2),
+                         ("a:\n\tb: 1", 2), ("a: [1, 2", 1), ("a: \"open", 1), ("- a\nb: 1", 2)] {
+        #expect(throws: YAMLError.self, "\(text)") { try YAMLParser.parse(text) }
+        do { _ = try YAMLParser.parse(text) } catch { #expect(error.line == line, "\(text): \(error)") }
+    }
 }

@@ -254,20 +254,12 @@ public enum GGUFConversion {
             }
             while first < segment.count {
                 let count = min(chunkRows, segment.count - first)
-                try rows.withUnsafeMutableBufferPointer { buffer in
-                    try segment.produce(first..<(first + count), UnsafeMutableBufferPointer(rebasing: buffer[0..<(count * width)]))
-                }
-                try rows.withUnsafeBufferPointer { source in
+                try rows.withUnsafeMutableBufferPointer { source in
                     try bytes.withUnsafeMutableBytes { destination in
-                        let input = UnsafeBufferPointer(rebasing: source[0..<(count * width)])
-                        let output = UnsafeMutableRawBufferPointer(rebasing: destination[0..<(count * rowBytes)])
-                        if let weights {
-                            try weights.withUnsafeBufferPointer {
-                                try QuantCodec.quantize(type, input, rows: count, width: width, importance: $0, into: output, threads: threads)
-                            }
-                        } else {
-                            try QuantCodec.quantize(type, input, rows: count, width: width, into: output, threads: threads)
-                        }
+                        // Decode and quantize run together on every thread, each on its own rows of the chunk.
+                        let job = ChunkJob(produce: segment.produce, first: first, count: count, width: width, rowBytes: rowBytes, type: type,
+                                           source: source.baseAddress!, destination: destination.baseAddress!, weights: weights)
+                        try job.run(threads: threads)
                         let written = UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(destination)[0..<(count * rowBytes)])
                         try writer.write(tensor.name, bytes: written, at: (segment.firstRow + first) * rowBytes)
                         hasher.update(written)
@@ -280,6 +272,58 @@ public enum GGUFConversion {
             }
             segment.source?.releasePages()
         }
+    }
+
+    /// One chunk of decoded-then-quantized rows. With several threads each takes a contiguous share of the rows
+    /// and runs both steps on it, so decoding (FP8 / INT4 / BF16 → f32) is as parallel as quantization. Every
+    /// thread writes only its own rows of `source` and `destination`.
+    struct ChunkJob: @unchecked Sendable {
+        let produce: (Range<Int>, UnsafeMutableBufferPointer<Float>) throws -> Void
+        let first: Int, count: Int, width: Int, rowBytes: Int
+        let type: QuantType
+        let source: UnsafeMutablePointer<Float>
+        let destination: UnsafeMutableRawPointer
+        let weights: [Float]?
+
+        func rows(_ range: Range<Int>) throws {
+            guard !range.isEmpty else { return }
+            do { try quantizeRows(range) } catch QuantError.nonFinite(let index, let value) {
+                // Report the position within the whole chunk, as a single-threaded pass would.
+                throw QuantError.nonFinite(index: index + range.lowerBound * width, value: value)
+            }
+        }
+
+        private func quantizeRows(_ range: Range<Int>) throws {
+            let input = UnsafeMutableBufferPointer(start: source + range.lowerBound * width, count: range.count * width)
+            try produce((first + range.lowerBound)..<(first + range.upperBound), input)
+            let output = UnsafeMutableRawBufferPointer(start: destination + range.lowerBound * rowBytes, count: range.count * rowBytes)
+            if let weights {
+                try weights.withUnsafeBufferPointer {
+                    try QuantCodec.quantize(type, UnsafeBufferPointer(input), rows: range.count, width: width, importance: $0, into: output, threads: 1)
+                }
+            } else {
+                try QuantCodec.quantize(type, UnsafeBufferPointer(input), rows: range.count, width: width, into: output, threads: 1)
+            }
+        }
+
+        func run(threads: Int) throws {
+            let parts = max(1, min(threads, count))
+            guard parts > 1 else { return try rows(0..<count) }
+            let share = (count + parts - 1) / parts
+            let failures = FailureBox()
+            DispatchQueue.concurrentPerform(iterations: parts) { part in
+                do { try rows((part * share)..<min(count, (part + 1) * share)) } catch { failures.record(error) }
+            }
+            if let error = failures.first { throw error }
+        }
+    }
+
+    /// The first error thrown by any of several threads.
+    final class FailureBox: @unchecked Sendable {
+        private let lock = NSLock()
+        private var error: Error?
+        func record(_ error: Error) { lock.lock(); if self.error == nil { self.error = error }; lock.unlock() }
+        var first: Error? { lock.lock(); defer { lock.unlock() }; return error }
     }
 
     /// A run of bytes copied unchanged from a source file to the output.

@@ -122,12 +122,16 @@ public enum GGUFConversion {
     /// run's temp file and journal are reused: tensors whose bytes still match the journal are not redone.
     /// The final name appears only after fsync + rename; then the manifest is written and the journal removed.
     /// `tensorDone(name, type, bytes, kept)` follows each finished tensor (`kept`: verified from an earlier run).
+    /// `part` writes only those tensors of the plan, laid out by its own layout (one file of a split pair).
     public static func run(_ plan: ConversionPlan, output: String, threads: Int, resume: Bool = false,
+                           part: (indices: [Int], layout: GGUFLayout)? = nil,
                            beforeRename: () -> Void = {}, tensorDone: (String, QuantType, Int, Bool) -> Void = { _, _, _, _ in },
                            progress: (Int, Int) -> Void = { _, _ in }) throws -> ConversionSummary {
         let start = Date()
-        let journal = ConversionJournal(output: output, layout: plan.layout, recipe: plan.recipe)
-        let writer = try GGUFWriter(path: output, layout: plan.layout, resume: resume)
+        let layout = part?.layout ?? plan.layout
+        let tensors = part.map { $0.indices.map { plan.tensors[$0] } } ?? plan.tensors
+        let journal = ConversionJournal(output: output, layout: layout, recipe: plan.recipe)
+        let writer = try GGUFWriter(path: output, layout: layout, resume: resume)
         let recorded = writer.reused ? journal.recorded() : [:]
         var done = 0
         var entries: [OutputManifest.Entry] = []
@@ -143,19 +147,19 @@ public enum GGUFConversion {
         }
         do {
             try journal.open(keep: writer.reused)
-            for (tensor, info) in zip(plan.tensors, plan.layout.tensors) {
-                let offset = plan.layout.dataStart + info.offset
+            for (tensor, info) in zip(tensors, layout.tensors) {
+                let offset = layout.dataStart + info.offset
                 if let hash = recorded[tensor.name], try writer.storedHash(of: tensor.name) == hash {
                     entries.append(.init(name: tensor.name, offset: offset, bytes: info.byteCount, xxh3: hash))
                     done += info.byteCount
-                    progress(done, plan.layout.fileSize)
+                    progress(done, layout.fileSize)
                     tensorDone(tensor.name, info.type, info.byteCount, true)
                     continue
                 }
                 let hasher = ContentHasher()
                 try fill(tensor, type: info.type, plan: plan, writer: writer, threads: threads, hasher: hasher) { bytes in
                     done += bytes
-                    progress(done, plan.layout.fileSize)
+                    progress(done, layout.fileSize)
                 }
                 pending.append((tensor.name, hasher.digest))
                 pendingBytes += info.byteCount
@@ -172,13 +176,13 @@ public enum GGUFConversion {
             if resume { writer.keep() } else { writer.abandon(); journal.remove() }
             throw error
         }
-        let headerHash = plan.layout.header.withUnsafeBytes { ContentHash.xxh3(UnsafeRawBufferPointer(rebasing: $0[0..<(plan.layout.tensors.first.map { plan.layout.dataStart + $0.offset } ?? plan.layout.header.count)])) }
-        try OutputManifest(file: output, fileBytes: plan.layout.fileSize, headerXXH3: headerHash, tensors: entries).write()
+        let headerHash = layout.header.withUnsafeBytes { ContentHash.xxh3(UnsafeRawBufferPointer(rebasing: $0[0..<min(layout.tensors.first.map { layout.dataStart + $0.offset } ?? layout.header.count, layout.header.count)])) }
+        try OutputManifest(file: output, fileBytes: layout.fileSize, headerXXH3: headerHash, tensors: entries).write()
         journal.remove()
         var counts: [QuantType: Int] = [:]
-        for type in plan.types { counts[type, default: 0] += 1 }
-        return ConversionSummary(outputBytes: plan.layout.fileSize, sourceBytes: plan.sourceBytes, seconds: Date().timeIntervalSince(start),
-                                 typeCounts: counts, parameters: plan.tensors.reduce(0) { $0 + $1.dimensions.reduce(1, *) })
+        for info in layout.tensors { counts[info.type, default: 0] += 1 }
+        return ConversionSummary(outputBytes: layout.fileSize, sourceBytes: plan.sourceBytes, seconds: Date().timeIntervalSince(start),
+                                 typeCounts: counts, parameters: tensors.reduce(0) { $0 + $1.dimensions.reduce(1, *) })
     }
 
     /// Fills one GGUF tensor chunk by chunk, in byte order, feeding `hasher` the bytes as they are written.

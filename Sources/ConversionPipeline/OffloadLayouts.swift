@@ -38,35 +38,32 @@ public enum OffloadLayouts {
         }
     }
 
-    /// Writes both files (each staged, fsynced and renamed; the expert file first) with a manifest each.
-    public static func runSplit(_ plan: ConversionPlan, output: String, threads: Int) throws -> [(path: String, bytes: Int)] {
+    /// Writes both files (each staged, journaled, fsynced and renamed; the expert file first, so the file llama.cpp
+    /// opens appears last) with a manifest each. With `resume`, a file already finished (its manifest verifies)
+    /// is kept and a file cut short continues from its journal, as a stacked conversion does.
+    /// `progress(bytesDone, bytesTotal)` counts tensor bytes over both files.
+    public static func runSplit(_ plan: ConversionPlan, output: String, threads: Int, resume: Bool = false,
+                                progress: (Int, Int) -> Void = { _, _ in }) throws -> [(path: String, bytes: Int)] {
         let paths = splitPaths(output: output)
+        let parts = try splitLayouts(plan)
+        let total = parts.reduce(0) { $0 + $1.layout.fileSize }
+        var base = 0
         var written: [(String, Int)] = []
-        for ((indices, layout), path) in zip(try splitLayouts(plan), paths).reversed() {
-            try writeGGUF(plan, indices: indices, layout: layout, path: path, threads: threads)
+        for ((indices, layout), path) in zip(parts, paths).reversed() {
+            if resume, FileManager.default.fileExists(atPath: path), let manifest = try? OutputManifest(reading: path),
+               manifest.fileBytes == layout.fileSize, (try? manifest.verify())?.isEmpty == true {
+                base += layout.fileSize
+                progress(base, total)
+                written.insert((path, layout.fileSize), at: 0)
+                continue
+            }
+            let offset = base
+            _ = try GGUFConversion.run(plan, output: path, threads: threads, resume: resume, part: (indices, layout),
+                                       progress: { done, _ in progress(offset + done, total) })
+            base += layout.fileSize
             written.insert((path, layout.fileSize), at: 0)
         }
         return written
-    }
-
-    /// One GGUF holding `indices` of the plan's tensors, laid out by `layout`.
-    static func writeGGUF(_ plan: ConversionPlan, indices: [Int], layout: GGUFLayout, path: String, threads: Int) throws {
-        let writer = try GGUFWriter(path: path, layout: layout)
-        var entries: [OutputManifest.Entry] = []
-        do {
-            for (i, info) in zip(indices, layout.tensors) {
-                let hasher = ContentHasher()
-                try GGUFConversion.fill(plan.tensors[i], type: info.type, plan: plan, writer: writer, threads: threads, hasher: hasher) { _ in }
-                entries.append(.init(name: info.name, offset: layout.dataStart + info.offset, bytes: info.byteCount, xxh3: hasher.digest))
-            }
-            try writer.finish()
-        } catch {
-            writer.abandon()
-            throw error
-        }
-        let headerEnd = layout.tensors.first.map { layout.dataStart + $0.offset } ?? layout.header.count
-        try OutputManifest(file: path, fileBytes: layout.fileSize, headerXXH3: ContentHash.xxh3(Array(layout.header[0..<min(headerEnd, layout.header.count)])),
-                           tensors: entries).write()
     }
 
     // MARK: expert-major
@@ -182,7 +179,7 @@ public enum OffloadLayouts {
             throw error
         }
         try OutputManifest(file: path, fileBytes: layout.fileSize, headerXXH3: ContentHash.xxh3(layout.header), tensors: entries).write()
-        try writeGGUF(plan, indices: denseIndices, layout: denseLayout, path: output, threads: threads)
+        _ = try GGUFConversion.run(plan, output: output, threads: threads, part: (denseIndices, denseLayout))
         return (denseLayout.fileSize, layout.fileSize, layout.records.count)
     }
 }

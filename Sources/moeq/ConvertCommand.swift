@@ -68,7 +68,8 @@ struct ConvertCommand: ParsableCommand {
         }
         guard pageSize >= 4096, pageSize & (pageSize - 1) == 0 else { throw ValidationError("--page-size must be a power of two ≥ 4096") }
         if layout != .stacked {
-            guard shard == nil, !resume else { throw ValidationError("--shard and --resume apply to the stacked layout") }
+            guard shard == nil else { throw ValidationError("--shard applies to the stacked layout") }
+            guard layout == .split || !resume else { throw ValidationError("--resume applies to the stacked and split layouts (an expert-major conversion restarts; its files are still staged and atomic)") }
         }
         if shard != nil {
             guard shardNumbers != nil else { throw ValidationError("--shard takes k/n with 1 ≤ k ≤ n, e.g. --shard 2/3") }
@@ -128,8 +129,13 @@ struct ConvertCommand: ParsableCommand {
             let stream = EventStream(enabled: events)
             stream.emit("plan", ["tensors": .integer(Int64(plan.tensors.count)), "bytes": .integer(Int64(plan.layout.fileSize)),
                                  "source_bytes": .integer(Int64(plan.sourceBytes)), "recipe": .string(recipe.rawValue), "output": .string(output)])
+            // Crash testing (validation/pipeline/kill_resume.py): MOEQ_KILL_AT=<bytes> or "rename" sends this
+            // process SIGKILL once that many output bytes are written, or just before the final rename.
+            let killAt = ProcessInfo.processInfo.environment["MOEQ_KILL_AT"]
             if layout == .split {
-                let files = try OffloadLayouts.runSplit(plan, output: output, threads: threads)
+                let files = try OffloadLayouts.runSplit(plan, output: output, threads: threads, resume: resume) { done, _ in
+                    if let killAt, let limit = Int(killAt), done >= limit { kill(getpid(), SIGKILL) }
+                }
                 for file in files { print("wrote \(file.path): \(humanBytes(file.bytes))") }
                 return
             }
@@ -149,9 +155,6 @@ struct ConvertCommand: ParsableCommand {
                 }
                 return
             }
-            // Crash testing (validation/pipeline/kill_resume.py): MOEQ_KILL_AT=<bytes> or "rename" sends this
-            // process SIGKILL once that many output bytes are written, or just before the final rename.
-            let killAt = ProcessInfo.processInfo.environment["MOEQ_KILL_AT"]
             var written = 0
             stream.emit("stage", ["stage": "write", "state": "start"])
             let summary = try GGUFConversion.run(plan, output: output, threads: threads, resume: resume,

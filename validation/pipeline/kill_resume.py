@@ -2,6 +2,9 @@
 """Crash safety of `moeq convert`: SIGKILL at 12 points (10 byte offsets spread over the output, one just
 before the final rename, one external kill -9 at a random moment), each followed by `--resume`, must give a
 file byte-identical to an uninterrupted run; no file with the final name may exist before completion.
+Then the split layout (two files, routed experts written first): kills inside each file and from outside, then
+`--resume` must give both files byte-identical, and the first file (the one llama.cpp opens) must not exist
+before the pair is complete.
 
 Usage: kill_resume.py PATH/TO/moeq   (CI runs it; needs only the standard library)
 """
@@ -69,6 +72,38 @@ with tempfile.TemporaryDirectory() as work:
         verify = subprocess.run([MOEQ, "verify", out], capture_output=True, text=True)
         check(verify.returncode == 0, f"point {point}: verify failed: {verify.stderr}")
         print(f"killed at {point}: resumed file identical ({total} bytes), {kept} tensors kept from the killed run")
+
+    # --- split layout ---
+    stem = os.path.join(work, "split")
+    def pair(stem):
+        return [f"{stem}-00001-of-00002.gguf", f"{stem}-00002-of-00002.gguf"]
+    subprocess.run([MOEQ, "convert", source, "-o", stem + ".gguf", "--recipe", "Q4_K_M", "--layout", "split", "--threads", "2"], check=True, capture_output=True)
+    reference_pair = [sha(p) for p in pair(stem)]
+    experts_bytes = os.path.getsize(pair(stem)[1])
+    split_points = [experts_bytes // 3, experts_bytes + os.path.getsize(pair(stem)[0]) // 2, "external"]
+    for i, point in enumerate(split_points):
+        out = os.path.join(work, f"split{i}")
+        env = dict(os.environ, MOEQ_SYNC_MB="0")
+        command = [MOEQ, "convert", source, "-o", out + ".gguf", "--recipe", "Q4_K_M", "--layout", "split"]
+        if point == "external":
+            process = subprocess.Popen(command + ["--threads", "1"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            time.sleep(rng.uniform(0.02, 0.2))
+            process.send_signal(signal.SIGKILL)
+            process.wait()
+        else:
+            env["MOEQ_KILL_AT"] = str(point)
+            first = subprocess.run(command + ["--threads", "2"], env=env, capture_output=True)
+            check(first.returncode == -signal.SIGKILL, f"split point {point}: expected SIGKILL, got {first.returncode} {first.stderr}")
+            check(not os.path.exists(pair(out)[0]), f"split point {point}: the first file exists before the pair is complete")
+            if point > experts_bytes:
+                check(os.path.exists(pair(out)[1]), f"split point {point}: the finished expert file is missing")
+        resumed = subprocess.run(command + ["--threads", "2", "--resume"], capture_output=True, text=True)
+        check(resumed.returncode == 0, f"split point {point}: resume failed: {resumed.stderr}")
+        check([sha(p) if os.path.exists(p) else None for p in pair(out)] == reference_pair, f"split point {point}: resumed pair differs from an uninterrupted run")
+        for p in pair(out):
+            verify = subprocess.run([MOEQ, "verify", p], capture_output=True, text=True)
+            check(verify.returncode == 0, f"split point {point}: verify {p} failed: {verify.stderr}")
+        print(f"split layout killed at {point}: resumed pair identical")
 
 if failures:
     print(f"{len(failures)} crash-safety failures")

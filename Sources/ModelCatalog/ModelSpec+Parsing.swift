@@ -115,33 +115,6 @@ extension ModelSpec {
             normalizeTopKProbabilities = try read.optionalBool("norm_topk_prob") ?? false
             nextTokenPredictionLayers = 0
             queryKeyNorm = true
-        case .gptOss:
-            latentAttention = nil
-            expertIntermediateSize = try read.int("intermediate_size")
-            if let experts = try read.optionalInt("num_local_experts") { routedExpertCount = experts } else { routedExpertCount = try read.int("num_experts") }
-            sharedExpertCount = 0
-            if let used = try read.optionalInt("num_experts_per_tok") { expertsPerToken = used } else { expertsPerToken = try read.int("experts_per_token") }
-            denseLayers = []
-            // Top-k on the raw router logits, then a softmax over the k selected (OSS model.py MLPBlock).
-            routerScoring = .softmax
-            expertGroupCount = 1
-            expertGroupsUsed = 1
-            routedScalingFactor = 1
-            normalizeTopKProbabilities = true
-            nextTokenPredictionLayers = 0
-            attentionBias = try read.optionalBool("attention_bias") ?? true
-            if let window = try read.optionalInt("sliding_window"), window > 0 {
-                slidingWindow = window
-                if let types = config["layer_types"]?.arrayValue {
-                    guard types.count == layers else {
-                        throw .inconsistent(file: file, reason: "layer_types lists \(types.count) layers, num_hidden_layers is \(layers)")
-                    }
-                    slidingWindowLayers = Set(types.indices.filter { types[$0].stringValue == "sliding_attention" })
-                } else {
-                    // transformers' default (and llama.cpp's, period 2): even layers slide, odd layers are full.
-                    slidingWindowLayers = Set((0..<layers).filter { $0 % 2 == 0 })
-                }
-            }
         case .glm4Moe:
             latentAttention = nil
             expertIntermediateSize = try read.int("moe_intermediate_size")
@@ -160,12 +133,14 @@ extension ModelSpec {
             queryKeyNorm = try read.optionalBool("use_qk_norm") ?? false
             // llama.cpp's converter assumes 0.5 when the key is absent (LCPP conversion/glm.py).
             partialRotaryFactor = try read.optionalDouble("partial_rotary_factor") ?? config["rope_parameters"]?["partial_rotary_factor"]?.doubleValue ?? 0.5
-        case .mixtral:
+        case .mixtral, .gptOss:
+            // Every layer MoE, softmax router, no shared experts. gpt-oss takes the top-k of the raw router logits,
+            // then a softmax over the k selected (OSS model.py MLPBlock).
             latentAttention = nil
             expertIntermediateSize = try read.int("intermediate_size")
-            routedExpertCount = try read.int("num_local_experts")
+            if let experts = try read.optionalInt("num_local_experts") { routedExpertCount = experts } else { routedExpertCount = try read.int("num_experts") }
             sharedExpertCount = 0
-            expertsPerToken = try read.int("num_experts_per_tok")
+            if let used = try read.optionalInt("num_experts_per_tok") { expertsPerToken = used } else { expertsPerToken = try read.int("experts_per_token") }
             denseLayers = []
             routerScoring = .softmax
             expertGroupCount = 1
@@ -173,6 +148,20 @@ extension ModelSpec {
             routedScalingFactor = 1
             normalizeTopKProbabilities = true
             nextTokenPredictionLayers = 0
+            guard architecture == .gptOss else { break }
+            attentionBias = try read.optionalBool("attention_bias") ?? true
+            if let window = try read.optionalInt("sliding_window"), window > 0 {
+                slidingWindow = window
+                if let types = config["layer_types"]?.arrayValue {
+                    guard types.count == layers else {
+                        throw .inconsistent(file: file, reason: "layer_types lists \(types.count) layers, num_hidden_layers is \(layers)")
+                    }
+                    slidingWindowLayers = Set(types.indices.filter { types[$0].stringValue == "sliding_attention" })
+                } else {
+                    // transformers' default (and llama.cpp's, period 2): even layers slide, odd layers are full.
+                    slidingWindowLayers = Set((0..<layers).filter { $0 % 2 == 0 })
+                }
+            }
         }
         guard expertsPerToken <= routedExpertCount, expertsPerToken > 0 else {
             throw .inconsistent(file: file, reason: "num_experts_per_tok \(expertsPerToken) must be in 1…\(routedExpertCount)")

@@ -61,7 +61,7 @@ public enum YAMLParser {
     }
 
     struct Parser {
-        let lines: [Line]
+        var lines: [Line]
         var position = 0
 
         mutating func block(indent: Int) throws(YAMLError) -> JSONValue {
@@ -79,22 +79,13 @@ public enum YAMLParser {
                     position += 1
                     guard position < lines.count, lines[position].indent > indent else { items.append(.null); continue }
                     items.append(try block(indent: lines[position].indent))
-                } else if item == "-" || item.hasPrefix("- ") {
-                    // "- - x": a sequence nested in this item, its dashes lined up after ours.
+                } else if item == "-" || item.hasPrefix("- ") || Parser.splitKey(item) != nil && !item.hasPrefix("[") && !item.hasPrefix("{")
+                            && !item.hasPrefix("\"") && !item.hasPrefix("'") || Parser.quotedKey(item) {
+                    // "- - x" (a nested sequence) or "- key: value" (a mapping): the item's text becomes a line of its
+                    // own at its column, so what follows at that column continues it.
                     let column = indent + (line.text.count - item.count)
-                    var rewritten = lines
-                    rewritten[position] = Line(number: line.number, indent: column, text: item)
-                    var inner = Parser(lines: rewritten, position: position)
-                    items.append(try inner.sequence(indent: column))
-                    position = inner.position
-                } else if Parser.splitKey(item) != nil && !item.hasPrefix("[") && !item.hasPrefix("{") && !item.hasPrefix("\"") && !item.hasPrefix("'") || Parser.quotedKey(item) {
-                    // "- key: value" opens a mapping whose keys line up with `key`.
-                    let column = indent + (line.text.count - item.count)
-                    var rewritten = lines
-                    rewritten[position] = Line(number: line.number, indent: column, text: item)
-                    var inner = Parser(lines: rewritten, position: position)
-                    items.append(try inner.mapping(indent: column))
-                    position = inner.position
+                    lines[position] = Line(number: line.number, indent: column, text: item)
+                    items.append(try block(indent: column))
                 } else {
                     items.append(try Parser.scalar(item, line: line.number))
                     position += 1

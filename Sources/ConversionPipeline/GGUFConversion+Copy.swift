@@ -39,12 +39,13 @@ extension GGUFConversion {
         }
 
         func run(threads: Int) throws {
-            let parts = max(1, min(threads, count))
-            guard parts > 1 else { return try rows(0..<count) }
-            let share = (count + parts - 1) / parts
+            guard threads > 1, count > 1 else { return try rows(0..<count) }
+            let share = (count + min(threads, count) - 1) / min(threads, count)
+            // Parts of `share` rows; the last may be shorter, none is empty (e.g. 256 rows on 48 threads: 43 × 6 rows).
+            let parts = (count + share - 1) / share
             let failures = FailureBox()
             DispatchQueue.concurrentPerform(iterations: parts) { part in
-                do { try rows((part * share)..<min(count, (part + 1) * share)) } catch { failures.record(error) }
+                do { try rows(min(count, part * share)..<min(count, (part + 1) * share)) } catch { failures.record(error) }
             }
             if let error = failures.first { throw error }
         }

@@ -176,13 +176,17 @@ public enum GGUFConversion {
             if resume { writer.keep() } else { writer.abandon(); journal.remove() }
             throw error
         }
-        let headerHash = layout.header.withUnsafeBytes { ContentHash.xxh3(UnsafeRawBufferPointer(rebasing: $0[0..<min(layout.tensors.first.map { layout.dataStart + $0.offset } ?? layout.header.count, layout.header.count)])) }
-        try OutputManifest(file: output, fileBytes: layout.fileSize, headerXXH3: headerHash, tensors: entries).write()
+        try OutputManifest(file: output, fileBytes: layout.fileSize, headerXXH3: headerHash(layout), tensors: entries).write()
         journal.remove()
         var counts: [QuantType: Int] = [:]
         for info in layout.tensors { counts[info.type, default: 0] += 1 }
         return ConversionSummary(outputBytes: layout.fileSize, sourceBytes: plan.sourceBytes, seconds: Date().timeIntervalSince(start),
                                  typeCounts: counts, parameters: tensors.reduce(0) { $0 + $1.dimensions.reduce(1, *) })
+    }
+
+    /// The manifest's header hash: the bytes before the first tensor's data.
+    static func headerHash(_ layout: GGUFLayout) -> UInt64 {
+        layout.header.withUnsafeBytes { ContentHash.xxh3(UnsafeRawBufferPointer(rebasing: $0[0..<min(layout.tensors.first.map { layout.dataStart + $0.offset } ?? layout.header.count, layout.header.count)])) }
     }
 
     /// Fills one GGUF tensor chunk by chunk, in byte order, feeding `hasher` the bytes as they are written.

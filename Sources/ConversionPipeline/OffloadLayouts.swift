@@ -50,8 +50,10 @@ public enum OffloadLayouts {
         var base = 0
         var written: [(String, Int)] = []
         for ((indices, layout), path) in zip(parts, paths).reversed() {
+            // Kept only if it is this plan's file: same header (metadata, names, types, offsets) and intact bytes.
             if resume, FileManager.default.fileExists(atPath: path), let manifest = try? OutputManifest(reading: path),
-               manifest.fileBytes == layout.fileSize, (try? manifest.verify())?.isEmpty == true {
+               manifest.fileBytes == layout.fileSize, manifest.headerXXH3 == GGUFConversion.headerHash(layout),
+               (try? manifest.verify())?.isEmpty == true {
                 base += layout.fileSize
                 progress(base, total)
                 written.insert((path, layout.fileSize), at: 0)

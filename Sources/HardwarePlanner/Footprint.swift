@@ -66,15 +66,32 @@ public struct Footprint: Sendable {
                          fileBytes: data, headerIncluded: false)
     }
 
-    /// From a GGUF file's header: the tensors as stored (sizes and types of that file).
-    public static func of(gguf file: GGUFFile, spec: ModelSpec) -> Footprint {
-        let tensors = file.tensors.map { info in
+    /// From GGUF headers: the tensors as stored (sizes and types of those files). `files` is one GGUF, or every file
+    /// of a split GGUF (see `ggufFiles(first:)`).
+    public static func of(gguf files: [GGUFFile], spec: ModelSpec) -> Footprint {
+        let infos = files.flatMap(\.tensors)
+        let tensors = infos.map { info in
             GGUFTensorPlan(name: info.name, dimensions: info.dimensions, source: .weight(info.name), category: .other,
                            layer: ggufLayer(info.name), quantizable: false)
         }
-        let fileType = file["general.file_type"]?.integerValue.flatMap { type in RecipeName.allCases.first { Int($0.fileType) == type }?.rawValue }
-        return Footprint(recipe: nil, label: fileType ?? "file", spec: spec, tensors: tensors, types: file.tensors.map(\.type),
-                         tensorBytes: file.tensors.map(\.byteCount), fileBytes: file.mapping.size, headerIncluded: true)
+        let fileType = files.first?["general.file_type"]?.integerValue.flatMap { type in RecipeName.allCases.first { Int($0.fileType) == type }?.rawValue }
+        return Footprint(recipe: nil, label: fileType ?? "file", spec: spec, tensors: tensors, types: infos.map(\.type),
+                         tensorBytes: infos.map(\.byteCount), fileBytes: files.reduce(0) { $0 + $1.mapping.size }, headerIncluded: true)
+    }
+
+    public static func of(gguf file: GGUFFile, spec: ModelSpec) -> Footprint { of(gguf: [file], spec: spec) }
+
+    /// A GGUF and, when it is the first file of a split set (`split.count` > 1, name `…-00001-of-0000N.gguf`),
+    /// its siblings. Another file of a set is refused: the set is planned from its first file.
+    public static func ggufFiles(first path: String) throws -> [GGUFFile] {
+        let file = try GGUFFile(path: path)
+        guard let count = file["split.count"]?.integerValue, count > 1 else { return [file] }
+        let suffix = String(format: "-%05d-of-%05d.gguf", 1, count)
+        guard path.hasSuffix(suffix) else {
+            throw CatalogError.inconsistent(file: path, reason: "one file of a \(count)-file split GGUF: give the set's first file (…\(suffix))")
+        }
+        let stem = String(path.dropLast(suffix.count))
+        return try [file] + (2...count).map { try GGUFFile(path: stem + String(format: "-%05d-of-%05d.gguf", $0, count)) }
     }
 
     /// `blk.N.` → N.

@@ -179,7 +179,8 @@ extension ModelSpec {
     public func ggufHyperParameters() -> [(String, GGUFValue)] {
         let a = ggufArchitecture
         var kv: [(String, GGUFValue)] = [
-            ("\(a).block_count", .uint32(UInt32(layerCount))),
+            // GLM-4.5's converter counts its MTP layer as a block (llama.cpp conversion/glm.py).
+            ("\(a).block_count", .uint32(UInt32(layerCount + (architecture == .glm4Moe ? nextTokenPredictionLayers : 0)))),
             ("\(a).context_length", .uint32(UInt32(maxPositionEmbeddings))),
             ("\(a).embedding_length", .uint32(UInt32(hiddenSize))),
             ("\(a).feed_forward_length", .uint32(UInt32(architecture == .mixtral ? expertIntermediateSize : intermediateSize))),

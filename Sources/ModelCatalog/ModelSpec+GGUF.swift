@@ -41,14 +41,15 @@ extension ModelSpec {
         switch arch {
         case "deepseek2":
             let rope = try required("rope.dimension_count")
-            let keyMLA = try required("attention.key_length_mla")
+            // GGUFs from before llama.cpp's MLA split state only key_length / value_length (nope + rope, v).
+            guard let keyMLA = int("attention.key_length_mla") ?? int("attention.key_length") else { throw .missingField(file: path, field: "\(arch).attention.key_length_mla") }
             config.append(("model_type", "deepseek_v3"))
             add("num_key_value_heads", heads)
             add("q_lora_rank", int("attention.q_lora_rank"))
             add("kv_lora_rank", try required("attention.kv_lora_rank"))
             add("qk_rope_head_dim", rope)
             add("qk_nope_head_dim", keyMLA - rope)
-            add("v_head_dim", try required("attention.value_length_mla"))
+            add("v_head_dim", int("attention.value_length_mla") ?? int("attention.value_length"))
             add("intermediate_size", int("feed_forward_length"))
             add("moe_intermediate_size", expertWidth)
             add("n_routed_experts", experts)

@@ -138,9 +138,11 @@ extension ModelSpec {
             // then a softmax over the k selected (OSS model.py MLPBlock).
             latentAttention = nil
             expertIntermediateSize = try read.int("intermediate_size")
-            if let experts = try read.optionalInt("num_local_experts") { routedExpertCount = experts } else { routedExpertCount = try read.int("num_experts") }
+            // gpt-oss's original config names these num_experts / experts_per_token; errors name the HF keys.
+            let original = architecture == .gptOss
+            routedExpertCount = try read.int(original && config["num_local_experts"] == nil ? "num_experts" : "num_local_experts")
             sharedExpertCount = 0
-            if let used = try read.optionalInt("num_experts_per_tok") { expertsPerToken = used } else { expertsPerToken = try read.int("experts_per_token") }
+            expertsPerToken = try read.int(original && config["num_experts_per_tok"] == nil ? "experts_per_token" : "num_experts_per_tok")
             denseLayers = []
             routerScoring = .softmax
             expertGroupCount = 1

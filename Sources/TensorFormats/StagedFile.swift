@@ -45,6 +45,8 @@ public final class StagedFile {
     private var pending: PendingWrite?
     /// File offset of `direct.buffer`'s first byte (block-aligned) and how many bytes it holds.
     private var runStart = 0, runLength = 0
+    /// True while writes continue a sequential run (also when the buffer has just been handed off and is empty).
+    private var runActive = false
     private static let block = 4096
     /// Linux's O_DIRECT (not exported to Swift by Glibc): 0o40000 on x86-64, 0o200000 on arm64.
     static var directFlag: Int32? {
@@ -113,6 +115,7 @@ public final class StagedFile {
         if rest > 0 { try bufferedWrite(UnsafeRawBufferPointer(start: direct.buffer + whole, count: rest), at: runStart + whole) }
         runStart += runLength
         runLength = 0
+        runActive = false
         // The next run continues at an unaligned offset: its bytes up to the next block go buffered.
     }
 
@@ -150,7 +153,7 @@ public final class StagedFile {
         guard descriptor >= 0 else { throw .writeFailed(file: path, reason: "file already finished or abandoned") }
         guard direct != nil, bytes.count > 0 else { return try bufferedWrite(bytes, at: offset) }
         var bytes = bytes, offset = offset
-        if runLength == 0 || offset != runStart + runLength {
+        if !runActive || offset != runStart + runLength {
             try drain(all: true)
             // A new run starts at the next block boundary; the bytes before it go buffered.
             let aligned = (offset + StagedFile.block - 1) / StagedFile.block * StagedFile.block
@@ -162,7 +165,9 @@ public final class StagedFile {
             }
             runStart = offset
             runLength = 0
+            // A write that ended inside the lead block has not reached an aligned start: no run yet.
             if bytes.isEmpty { return }
+            runActive = true
         }
         while !bytes.isEmpty, let direct = self.direct {
             // Re-read each round: a drain swaps the buffers.

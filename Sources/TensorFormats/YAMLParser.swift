@@ -35,7 +35,7 @@ public enum YAMLParser {
             let content = stripComment(line)
             let trimmed = content.drop(while: { $0 == " " })
             if trimmed.trimmingTrailingSpaces().isEmpty { continue }
-            if trimmed == "---" && result.isEmpty { continue }
+            if trimmed.trimmingTrailingSpaces() == "---" && result.isEmpty { continue }
             if trimmed.hasPrefix("---") || trimmed.hasPrefix("...") { throw YAMLError(line: number, reason: "multiple documents are not supported") }
             result.append(Line(number: number, indent: content.count - trimmed.count, text: trimmed.trimmingTrailingSpaces()))
         }
@@ -50,7 +50,8 @@ public enum YAMLParser {
             let c = line[index]
             if let q = quote {
                 if c == q { quote = nil }
-            } else if c == "\"" || c == "'" {
+            } else if (c == "\"" || c == "'") && (index == line.startIndex || " :-[{,".contains(previous)) {
+                // A quote opens a quoted scalar only where a token starts ("Bob's mix # note" is plain text).
                 quote = c
             } else if c == "#" && (previous == " " || index == line.startIndex) {
                 return line[..<index]
@@ -64,8 +65,13 @@ public enum YAMLParser {
         var lines: [Line]
         var position = 0
 
+        var depth = 0
+
         mutating func block(indent: Int) throws(YAMLError) -> JSONValue {
             let line = lines[position]
+            depth += 1
+            defer { depth -= 1 }
+            guard depth <= 64 else { throw YAMLError(line: line.number, reason: "nested more than 64 levels deep") }
             if line.text == "-" || line.text.hasPrefix("- ") { return try sequence(indent: indent) }
             return try mapping(indent: indent)
         }
@@ -99,8 +105,14 @@ public enum YAMLParser {
             var seen = Set<String>()
             while position < lines.count, lines[position].indent == indent {
                 let line = lines[position]
+                if line.text == "-" || line.text.hasPrefix("- ") {
+                    throw YAMLError(line: line.number, reason: "a sequence item where a mapping key was expected")
+                }
                 guard let (rawKey, rest) = Parser.splitKey(line.text) else {
                     throw YAMLError(line: line.number, reason: "expected \"key: value\"")
+                }
+                if let first = rest.first, first != "\"", first != "'", first != "[", first != "{", Parser.splitKey(rest) != nil {
+                    throw YAMLError(line: line.number, reason: "a mapping value cannot itself be \"key: value\" on the same line")
                 }
                 let key: String
                 if case .string(let s) = try Parser.scalar(rawKey, line: line.number) { key = s } else { key = String(rawKey) }
@@ -169,7 +181,12 @@ public enum YAMLParser {
 
         mutating func skipSpaces() { while index < text.count, text[index] == " " { index += 1 } }
 
+        var depth = 0
+
         mutating func value(inFlow: Bool = false) throws(YAMLError) -> JSONValue {
+            depth += 1
+            defer { depth -= 1 }
+            guard depth <= 64 else { throw YAMLError(line: line, reason: "nested more than 64 levels deep") }
             skipSpaces()
             guard index < text.count else { return .null }
             switch text[index] {
@@ -242,8 +259,12 @@ public enum YAMLParser {
             if body.hasPrefix("0x"), digits.count > 2, let v = signed(Int64(digits.dropFirst(2), radix: 16)) { return v }
             if body.hasPrefix("0b"), digits.count > 2, let v = signed(Int64(digits.dropFirst(2), radix: 2)) { return v }
             if body.hasPrefix("0"), digits.count > 1, digits.allSatisfy({ $0.isASCII && $0 >= "0" && $0 <= "7" }), let v = signed(Int64(digits, radix: 8)) { return v }
-            if !digits.isEmpty, digits.allSatisfy({ $0.isASCII && $0.isNumber }), body.first != "_", let v = signed(Int64(digits)) { return v }
-            if body.contains("."), isYAML11Float(body), let double = Double(String(s.filter { $0 != "_" })) { return .double(double) }
+            // Decimal: "0" or no leading zero (PyYAML reads "08" as a string).
+            if !digits.isEmpty, digits.allSatisfy({ $0.isASCII && $0.isNumber }), body.first != "_", digits == "0" || digits.first != "0",
+               let v = signed(Int64(digits)) { return v }
+            // A float with a sign needs a digit before the dot ("-.5" is a string to PyYAML, ".5" a float).
+            if body.contains("."), isYAML11Float(body), !(body.count < s.count && body.first == "."),
+               let double = Double(String(s.filter { $0 != "_" })) { return .double(double) }
             return .string(s)
         }
 

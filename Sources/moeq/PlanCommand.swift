@@ -73,10 +73,10 @@ struct PlanCommand: ParsableCommand {
             return (spec, try chosen.map { try Footprint.of(checkpoint: model, recipe: $0) })
         }
         if exists, let handle = FileHandle(forReadingAtPath: model), handle.readData(ofLength: 4) == Data("GGUF".utf8) {
-            let file = try GGUFFile(path: model)
-            let spec = try ModelSpec(gguf: file)
-            // The file as it is; named recipes (if asked) are planned from its hyper-parameters.
-            return (spec, [Footprint.of(gguf: file, spec: spec)] + (recipes.isEmpty ? [] : try Footprint.of(spec: spec, recipes: recipes)))
+            let files = try Footprint.ggufFiles(first: model)
+            let spec = try ModelSpec(gguf: files[0])
+            // The file (or split set) as it is; named recipes (if asked) are planned from its hyper-parameters.
+            return (spec, [Footprint.of(gguf: files, spec: spec)] + (recipes.isEmpty ? [] : try Footprint.of(spec: spec, recipes: recipes)))
         }
         if exists {
             let spec = try ModelSpec(configFile: model)

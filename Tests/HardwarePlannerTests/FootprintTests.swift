@@ -38,6 +38,13 @@ func planEqualsConvertDryRunAndTheWrittenFile(fixture: String) throws {
             #expect(ggufFootprint.label == "Q4_K_M" && ggufFootprint.fileBytes == footprint.fileBytes)
             #expect(ggufFootprint.bytesByGroup == footprint.bytesByGroup)
             #expect(ggufFootprint.activeBytesPerToken == footprint.activeBytesPerToken)
+            // The split layout's pair, planned from its first file, holds the same tensors (two headers instead of one).
+            let split = NSTemporaryDirectory() + "moeq-plan-split-\(UUID().uuidString).gguf"
+            let pair = try OffloadLayouts.runSplit(plan, output: split, threads: 2)
+            defer { for file in pair { try? FileManager.default.removeItem(atPath: file.path); try? FileManager.default.removeItem(atPath: file.path + ".manifest.json") } }
+            let splitFootprint = Footprint.of(gguf: try Footprint.ggufFiles(first: pair[0].path), spec: fromGGUF)
+            #expect(splitFootprint.bytesByGroup == footprint.bytesByGroup && splitFootprint.fileBytes == pair[0].bytes + pair[1].bytes)
+            #expect(throws: CatalogError.self) { try Footprint.ggufFiles(first: pair[1].path) }
         }
     }
 }

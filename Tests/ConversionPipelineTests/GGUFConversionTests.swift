@@ -99,3 +99,17 @@ func convertMatchesLlamaCppTensorForTensor(arch: String, recipe: RecipeName, ima
     try handle.close()
     #expect(try manifest.verify() == ["blk.1.ffn_down_exps.weight"])
 }
+
+/// The thread count changes nothing but speed: 1, 2, 7 and 48 threads (more threads than some chunks have rows
+/// to share evenly) write the same bytes.
+@Test func threadCountDoesNotChangeTheOutput() throws {
+    let plan = try GGUFConversion.plan(path: validation.appendingPathComponent("fixtures/deepseek_v3-f32").path, recipe: .q4_K_M)
+    var digests: [Int: String] = [:]
+    for threads in [1, 2, 7, 48] {
+        let output = NSTemporaryDirectory() + "moeq-threads-\(threads)-\(UUID().uuidString).gguf"
+        defer { try? FileManager.default.removeItem(atPath: output); try? FileManager.default.removeItem(atPath: output + ".manifest.json") }
+        _ = try GGUFConversion.run(plan, output: output, threads: threads)
+        digests[threads] = ContentHash.hex(ContentHash.xxh3([UInt8](try Data(contentsOf: URL(fileURLWithPath: output)))))
+    }
+    #expect(Set(digests.values).count == 1, "\(digests)")
+}

@@ -57,7 +57,10 @@ public struct HardwareCatalog: Sendable {
 
     /// The bundled catalog (formats/hardware/targets.json, shipped as this module's resource).
     public static func bundled() throws -> HardwareCatalog {
-        guard let url = Bundle.module.url(forResource: "targets", withExtension: "json") else { throw TargetError.catalog("targets.json is missing from the bundle") }
+        let source = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Resources/targets.json")
+        guard let url = ResourceLocator.url(bundle: "moeq_HardwarePlanner", item: "targets.json", sourceFallback: source) else {
+            throw TargetError.catalog("targets.json (moeq_HardwarePlanner.resources) is neither beside the binary nor in $MOEQ_RESOURCES")
+        }
         guard let data = try? Data(contentsOf: url) else { throw TargetError.catalog("cannot read \(url.path)") }
         return try HardwareCatalog(json: [UInt8](data))
     }

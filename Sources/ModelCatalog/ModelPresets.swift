@@ -33,8 +33,9 @@ public enum ModelPresets {
 
     /// Reads every bundled spec file. Throws naming the file and field when one does not parse.
     public static func bundled() throws -> [ModelPreset] {
-        guard let directory = Bundle.module.url(forResource: "models", withExtension: nil) else {
-            throw CatalogError.unreadable(file: "models", reason: "the bundled model specs are missing from the build")
+        let source = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Resources/models")
+        guard let directory = ResourceLocator.url(bundle: "moeq_ModelCatalog", item: "models", sourceFallback: source) else {
+            throw CatalogError.unreadable(file: "models", reason: "the bundled model specs (moeq_ModelCatalog.resources/models) are neither beside the binary nor in $MOEQ_RESOURCES")
         }
         let files = (try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? []
         return try files.filter { $0.hasSuffix(".json") }.sorted().map { try preset(file: directory.appendingPathComponent($0).path) }

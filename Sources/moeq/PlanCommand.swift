@@ -83,6 +83,7 @@ struct PlanCommand: ParsableCommand {
             return (spec, try Footprint.of(spec: spec, recipes: chosen))
         }
         guard let preset = ModelPresets.named(model) else {
+            _ = try ModelPresets.bundled()   // says so when the bundled specs themselves cannot be read
             throw ValidationError("\(model) is neither a checkpoint directory, a GGUF file, a config.json nor a bundled model name (\(ModelPresets.names.dropFirst().joined(separator: ", ")))")
         }
         let spec = try ModelSpec(config: preset.config)

@@ -6,10 +6,12 @@ let package = Package(
     name: "moeq",
     products: [
         .executable(name: "moeq", targets: ["moeq"]),
-        .library(name: "MoeqKit", targets: ["ConversionPipeline", "ReferenceEngine", "HardwarePlanner"]),
+        .library(name: "MoeqKit", targets: ["OutputPlanning", "ConversionPipeline", "ReferenceEngine", "HardwarePlanner"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
     ],
     targets: [
         // MARK: System libraries (module maps + pkg-config; no Swift inside)
@@ -22,16 +24,20 @@ let package = Package(
 
         // MARK: Layered libraries (a lower target never imports a higher one)
         .target(name: "QuantKernels"),
-        .target(name: "TensorFormats", dependencies: ["QuantKernels", "CXXHash", "CZstd"]),
+        .target(name: "TensorFormats", dependencies: [
+            "QuantKernels", "CXXHash", "CZstd",
+            .product(name: "SystemPackage", package: "swift-system"), .product(name: "Yams", package: "Yams"),
+        ]),
         .target(name: "ModelCatalog", dependencies: ["TensorFormats", "QuantKernels"], resources: [.copy("Resources/models")]),
+        .target(name: "OutputPlanning", dependencies: ["ModelCatalog", "TensorFormats", "QuantKernels"]),
         .target(name: "ReferenceEngine", dependencies: ["ModelCatalog", "TensorFormats", "QuantKernels", "COpenBLAS"]),
-        .target(name: "HardwarePlanner", dependencies: ["ModelCatalog", "QuantKernels", "ConversionPipeline", "TensorFormats"],
+        .target(name: "HardwarePlanner", dependencies: ["ModelCatalog", "QuantKernels", "OutputPlanning", "TensorFormats"],
                 resources: [.copy("Resources/targets.json")]),
-        .target(name: "ConversionPipeline", dependencies: ["ModelCatalog", "TensorFormats", "QuantKernels"]),
+        .target(name: "ConversionPipeline", dependencies: ["ModelCatalog", "OutputPlanning", "TensorFormats", "QuantKernels"]),
 
         // MARK: The command-line tool
         .executableTarget(name: "moeq", dependencies: [
-            "ConversionPipeline", "ReferenceEngine", "HardwarePlanner", "ModelCatalog", "TensorFormats",
+            "ConversionPipeline", "OutputPlanning", "ReferenceEngine", "HardwarePlanner", "ModelCatalog", "TensorFormats", "QuantKernels",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
@@ -39,8 +45,9 @@ let package = Package(
         .testTarget(name: "QuantKernelsTests", dependencies: ["QuantKernels", "TensorFormats"]),
         .testTarget(name: "TensorFormatsTests", dependencies: ["TensorFormats", "QuantKernels"]),
         .testTarget(name: "ModelCatalogTests", dependencies: ["ModelCatalog", "TensorFormats"]),
-        .testTarget(name: "ReferenceEngineTests", dependencies: ["ReferenceEngine", "ConversionPipeline", "TensorFormats", "ModelCatalog"]),
-        .testTarget(name: "HardwarePlannerTests", dependencies: ["HardwarePlanner", "ModelCatalog", "ConversionPipeline", "TensorFormats"]),
-        .testTarget(name: "ConversionPipelineTests", dependencies: ["ConversionPipeline", "ModelCatalog", "TensorFormats"]),
+        .testTarget(name: "OutputPlanningTests", dependencies: ["OutputPlanning", "ModelCatalog", "TensorFormats", "QuantKernels"]),
+        .testTarget(name: "ReferenceEngineTests", dependencies: ["ReferenceEngine", "ConversionPipeline", "OutputPlanning", "TensorFormats", "ModelCatalog", "QuantKernels"]),
+        .testTarget(name: "HardwarePlannerTests", dependencies: ["HardwarePlanner", "ModelCatalog", "ConversionPipeline", "OutputPlanning", "TensorFormats", "QuantKernels"]),
+        .testTarget(name: "ConversionPipelineTests", dependencies: ["ConversionPipeline", "OutputPlanning", "ModelCatalog", "TensorFormats", "QuantKernels"]),
     ]
 )

@@ -16,6 +16,7 @@ extension GGUFConversion {
         let source: UnsafeMutablePointer<Float>
         let destination: UnsafeMutableRawPointer
         let weights: [Float]?
+        let quantizer: any RowQuantizer
 
         func rows(_ range: Range<Int>) throws {
             guard !range.isEmpty else { return }
@@ -31,60 +32,61 @@ extension GGUFConversion {
             let output = UnsafeMutableRawBufferPointer(start: destination + range.lowerBound * rowBytes, count: range.count * rowBytes)
             if let weights {
                 try weights.withUnsafeBufferPointer {
-                    try QuantCodec.quantize(type, UnsafeBufferPointer(input), rows: range.count, width: width, importance: $0, into: output, threads: 1)
+                    try quantizer.quantize(type, UnsafeBufferPointer(input), rows: range.count, width: width, importance: $0, into: output)
                 }
             } else {
-                try QuantCodec.quantize(type, UnsafeBufferPointer(input), rows: range.count, width: width, into: output, threads: 1)
+                try quantizer.quantize(type, UnsafeBufferPointer(input), rows: range.count, width: width, importance: nil, into: output)
             }
         }
 
         func run(threads: Int) throws {
-            guard threads > 1, count > 1 else { return try rows(0..<count) }
-            let share = (count + min(threads, count) - 1) / min(threads, count)
-            // Parts of `share` rows; the last may be shorter, none is empty (e.g. 256 rows on 48 threads: 43 × 6 rows).
-            let parts = (count + share - 1) / share
+            let shares = RowPartition(rows: count, threads: threads)
+            guard shares.count > 1 else { return try rows(0..<count) }
             let failures = FailureBox()
-            DispatchQueue.concurrentPerform(iterations: parts) { part in
-                do { try rows(min(count, part * share)..<min(count, (part + 1) * share)) } catch { failures.record(error) }
+            DispatchQueue.concurrentPerform(iterations: shares.count) { part in
+                do { try rows(shares[part]) } catch { failures.record(error, at: shares[part].lowerBound) }
             }
             if let error = failures.first { throw error }
         }
     }
 
-    /// The first error thrown by any of several threads.
+    /// The error of the lowest failing share among several threads (what a single-threaded pass would have hit first).
     final class FailureBox: @unchecked Sendable {
         private let lock = NSLock()
-        private var error: Error?
-        func record(_ error: Error) { lock.lock(); if self.error == nil { self.error = error }; lock.unlock() }
-        var first: Error? { lock.lock(); defer { lock.unlock() }; return error }
+        private var error: (Error, Int)?
+        func record(_ error: Error, at position: Int) {
+            lock.lock()
+            if self.error.map({ position < $0.1 }) ?? true { self.error = (error, position) }
+            lock.unlock()
+        }
+        var first: Error? { lock.lock(); defer { lock.unlock() }; return error?.0 }
     }
 
     /// A run of bytes copied unchanged from a source file to the output.
     struct RawChunk {
-        let descriptor: Int32, path: String, source: Int, length: Int, destination: Int
+        let file: PositionalFile
+        let source: Int, length: Int, destination: Int
+        /// The weight these rows belong to and its first row in this chunk (for messages).
+        let weight: String, firstRow: Int, rowBytes: Int
     }
 
     /// One chunk read on the reader queue; its outcome is looked at only after the group is waited on.
     private final class ChunkRead: @unchecked Sendable {
         let chunk: RawChunk, buffer: UnsafeMutableRawPointer
-        var failure: Int32 = 0, short = false
+        var failure: FileIOError?
         init(chunk: RawChunk, buffer: UnsafeMutableRawPointer) { self.chunk = chunk; self.buffer = buffer }
         func run() {
-            var got = 0
-            while got < chunk.length {
-                let n = pread(chunk.descriptor, buffer + got, chunk.length - got, off_t(chunk.source + got))
-                if n < 0 && errno == EINTR { continue }
-                if n < 0 { failure = errno; return }
-                if n == 0 { short = true; return }
-                got += n
-            }
+            do throws(FileIOError) {
+                try chunk.file.readExactly(into: UnsafeMutableRawBufferPointer(start: buffer, count: chunk.length), at: chunk.source)
+            } catch { failure = error }
         }
     }
 
-    /// Copies chunks in order with the next chunk's read running on a background queue while this one is hashed and
-    /// written (the writer in turn hands full buffers to its own background writer): source reads, hashing and output
-    /// writes overlap, as `cat` and `dd` would on their own.
-    static func copyPipelined(_ chunks: [RawChunk], tensor: String, writer: TensorSink, hasher: ContentHasher, wrote: (Int) -> Void) throws {
+    /// Copies chunks in order with the next chunk's read running on a background queue while this one is checked, hashed
+    /// and written (the writer in turn hands full buffers to its own background writer): source reads, hashing and
+    /// output writes overlap, as `cat` and `dd` would on their own. A NaN or infinity is refused, naming where it is.
+    static func copyPipelined(_ chunks: [RawChunk], tensor: String, type: QuantType, writer: TensorSink, hasher: ContentHasher,
+                              wrote: (Int) throws -> Void) throws {
         guard let largest = chunks.map(\.length).max() else { return }
         let buffers = [UnsafeMutableRawPointer.allocate(byteCount: largest, alignment: 4096), UnsafeMutableRawPointer.allocate(byteCount: largest, alignment: 4096)]
         let queue = DispatchQueue(label: "moeq.raw-reader")
@@ -101,7 +103,7 @@ extension GGUFConversion {
         }
         func advise(_ k: Int, _ advice: Int32) {
             guard k < chunks.count else { return }
-            _ = posix_fadvise(chunks[k].descriptor, off_t(chunks[k].source), off_t(chunks[k].length), advice)
+            _ = posix_fadvise(chunks[k].file.rawDescriptor, off_t(chunks[k].source), off_t(chunks[k].length), advice)
         }
         // Keep the device busy while a write or an fsync holds this thread up: the kernel reads ahead
         // `readAheadChunks` chunks into the page cache on its own.
@@ -111,29 +113,32 @@ extension GGUFConversion {
         for k in chunks.indices {
             group.wait()
             guard let read = reads[k % 2] else { break }
-            if read.failure != 0 || read.short {
-                throw ConversionError.io(file: read.chunk.path, operation: read.short ? "read (file shorter than its header says)" : "read", errno: read.failure)
-            }
+            if let failure = read.failure { throw failure }
             if k + 1 < chunks.count { submit(k + 1) }
             advise(k + readAheadChunks, POSIX_FADV_WILLNEED)
             let bytes = UnsafeRawBufferPointer(start: read.buffer, count: read.chunk.length)
+            if let index = FloatScan.firstNonFinite(bytes, type: type) {
+                let chunk = read.chunk, elementBytes = type == .f32 ? 4 : 2
+                let row = chunk.firstRow + index * elementBytes / chunk.rowBytes
+                throw ConversionError.nonFinite(tensor: tensor, source: chunk.weight, file: chunk.file.path, row: row,
+                                                column: (index * elementBytes % chunk.rowBytes) / elementBytes,
+                                                value: FloatScan.value(bytes, type: type, at: index))
+            }
             try writer.write(tensor, bytes: bytes, at: read.chunk.destination)
             hasher.update(bytes)
-            wrote(read.chunk.length)
+            try wrote(read.chunk.length)
             advise(k, POSIX_FADV_DONTNEED)
         }
     }
 
     /// Source files opened once per tensor (not once per expert), closed with it.
     final class SourceFiles {
-        private var open_: [String: Int32] = [:]
-        func descriptor(_ path: String) throws -> Int32 {
-            if let fd = open_[path] { return fd }
-            let fd = open(path, O_RDONLY | O_CLOEXEC)
-            guard fd >= 0 else { throw ConversionError.io(file: path, operation: "open", errno: errno) }
-            open_[path] = fd
-            return fd
+        private var open: [String: PositionalFile] = [:]
+        func file(_ path: String) throws -> PositionalFile {
+            if let file = open[path] { return file }
+            let file = try PositionalFile(path: path)
+            open[path] = file
+            return file
         }
-        deinit { for fd in open_.values { close(fd) } }
     }
 }

@@ -4,6 +4,7 @@
 // shards at `maxShardBytes` with model.safetensors.index.json, as transformers' save_pretrained does.
 import Foundation
 import ModelCatalog
+import OutputPlanning
 import QuantKernels
 import TensorFormats
 
@@ -34,7 +35,7 @@ public enum SafetensorsExport {
         let resolver = WeightResolver(checkpoint: checkpoint, quantization: spec.quantization)
         let sourceDirectory = URL(fileURLWithPath: checkpoint.directory).standardizedFileURL.path
         guard URL(fileURLWithPath: output).standardizedFileURL.path != sourceDirectory else {
-            throw ConversionError.io(file: output, operation: "write (the output directory is the source)", errno: EEXIST)
+            throw FileIOError(file: output, operation: "write", code: EEXIST, detail: "the output directory is the source checkpoint")
         }
         try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true)
 

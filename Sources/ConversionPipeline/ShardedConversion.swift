@@ -1,7 +1,8 @@
-// Scale-out: `moeq convert --shard k/n` converts a deterministic subset of the output's units (tensors) into a
-// part file; `moeq merge` assembles the n parts into the final GGUF, byte for byte what one machine writes, and
-// checks every unit's XXH3 on the way. Part format: formats/shard-part.md.
+// Scale-out: `moeq convert --shard k/n` converts a deterministic subset of the output's units (tensors) into a part
+// file; `moeq merge` assembles the n parts into the final GGUF, byte for byte what one machine writes, and checks
+// every unit's XXH3 on the way. Part format: formats/shard-part.md.
 import Foundation
+import OutputPlanning
 import TensorFormats
 
 /// Where a converted tensor's bytes go: the final GGUF, or a shard's part file.
@@ -25,28 +26,27 @@ public enum ShardError: Error, Sendable, CustomStringConvertible {
 public enum ShardedConversion {
     static let magic = Array("MOEQPRT1".utf8)
 
-    /// The shard (1-based) that converts each tensor of `layout`: the tensors are cut into `count` contiguous runs
-    /// of about equal bytes (a tensor goes to the shard its middle byte falls in). Depends only on the layout.
-    public static func assignment(_ layout: GGUFLayout, shards count: Int) -> [Int] {
-        let total = max(layout.tensors.reduce(0) { $0 + $1.byteCount }, 1)
-        var before = 0
-        return layout.tensors.map { tensor in
-            let middle = before + tensor.byteCount / 2
-            before += tensor.byteCount
-            return min(count, middle * count / total + 1)
+    /// A part file's JSON index (formats/shard-part.md).
+    struct PartIndex: Codable {
+        let format: String
+        let shard: Int, shards: Int
+        let layoutXXH3: String, headerXXH3: String
+        let outputBytes: Int, headerBytes: Int
+        let units: [Unit]
+        enum CodingKeys: String, CodingKey, CaseIterable {
+            case format, shard, shards, units
+            case layoutXXH3 = "layout_xxh3", headerXXH3 = "header_xxh3", outputBytes = "output_bytes", headerBytes = "header_bytes"
+        }
+        struct Unit: Codable {
+            let name: String, offset: Int, bytes: Int, xxh3: String
+            enum CodingKeys: String, CodingKey, CaseIterable { case name, offset, bytes, xxh3 }
         }
     }
 
-    /// Identity of an output layout (header bytes and recipe), shared by all its parts.
-    static func layoutHash(_ plan: ConversionPlan) -> UInt64 { ContentHash.xxh3(plan.layout.header + Array(plan.recipe.rawValue.utf8)) }
-
-    /// The part file name for shard k of n of `output`.
-    public static func partPath(output: String, shard: Int, of count: Int) -> String { "\(output).part-\(shard)-of-\(count)" }
-
     /// Converts shard `shard` of `count` into its part file; returns the part's path and how many tensors it holds.
-    public static func run(_ plan: ConversionPlan, output: String, shard: Int, of count: Int, threads: Int,
+    public static func run(_ plan: ConversionPlan, output: String, shard: Int, of count: Int, threads: Int, transforms: UnitTransforms = .standard,
                            progress: (Int, Int) -> Void = { _, _ in }) throws -> (path: String, tensors: Int, bytes: Int) {
-        let owner = assignment(plan.layout, shards: count)
+        let owner = ConversionPlan.shardAssignment(plan.layout, shards: count)
         let mine = plan.layout.tensors.indices.filter { owner[$0] == shard }
         let header = plan.layout.header
         var starts: [String: Int] = [:]
@@ -59,15 +59,15 @@ public enum ShardedConversion {
                         "bytes": .integer(Int64(info.byteCount)), "xxh3": .string(ContentHash.hex(hashes[position]))]
             }
             let document: JSONValue = ["format": "moeq shard part 1", "shard": .integer(Int64(shard)), "shards": .integer(Int64(count)),
-                                       "layout_xxh3": .string(ContentHash.hex(layoutHash(plan))), "output_bytes": .integer(Int64(plan.layout.fileSize)),
-                                       "header_bytes": .integer(Int64(header.count)), "header_xxh3": .string(ContentHash.hex(ContentHash.xxh3(header))),
-                                       "units": .array(units)]
+                                       "layout_xxh3": .string(ContentHash.hex(ConversionPlan.layoutHash(plan.layout, recipe: plan.recipe))),
+                                       "output_bytes": .integer(Int64(plan.layout.fileSize)), "header_bytes": .integer(Int64(header.count)),
+                                       "header_xxh3": .string(ContentHash.hex(ContentHash.xxh3(header))), "units": .array(units)]
             return Array(document.prettyPrinted().utf8)
         }
         // Hashes are fixed-width hex, so the index has the same length before and after the units are written.
         let indexLength = index(mine.map { _ in 0 }).count
         let prefix = 16 + indexLength
-        let path = partPath(output: output, shard: shard, of: count)
+        let path = ConversionPlan.partPath(output: output, shard: shard, of: count)
         let file = try StagedFile(path: path, size: prefix + header.count + dataBytes)
         let sink = PartSink(file: file, dataStart: prefix + header.count, starts: starts)
         var hashes: [UInt64] = []
@@ -76,7 +76,8 @@ public enum ShardedConversion {
             try file.write(header, at: prefix)
             for i in mine {
                 let hasher = ContentHasher()
-                try GGUFConversion.fill(plan.tensors[i], type: plan.layout.tensors[i].type, plan: plan, writer: sink, threads: threads, hasher: hasher) { bytes in
+                try GGUFConversion.fill(plan.tensors[i], type: plan.layout.tensors[i].type, plan: plan, writer: sink, threads: threads, hasher: hasher,
+                                        transforms: transforms) { bytes in
                     done += bytes
                     progress(done, dataBytes)
                 }
@@ -95,55 +96,71 @@ public enum ShardedConversion {
         return (path, mine.count, dataBytes)
     }
 
-    /// Assembles parts into `output`: same layout and shard count in all, every shard exactly once, every byte of the
-    /// output covered by exactly the header and the units, each unit's XXH3 checked as it is copied. Then fsync +
-    /// rename and the manifest, as a single-machine conversion writes them.
-    public static func merge(parts: [String], output: String) throws -> (bytes: Int, tensors: Int) {
-        struct Part { let path: String; let map: MappedFile; let index: JSONValue; let dataStart: Int }
-        var loaded: [Part] = []
-        for path in parts {
-            let map = try MappedFile(path: path)
-            let all = map.bytes(in: 0..<map.size)
-            guard map.size >= 16, Array(all[0..<8]) == magic else { throw ShardError.invalid(file: path, offset: 0, "not a moeq shard part (magic MOEQPRT1)") }
-            var length = 0
-            for b in 0..<8 { length |= Int(all[8 + b]) << (8 * b) }
-            guard length >= 0, 16 + length <= map.size else { throw ShardError.invalid(file: path, offset: 8, "index length \(length) exceeds the file") }
-            let index: JSONValue
-            do { index = try JSONParser.parse(Array(all[16..<(16 + length)])) } catch { throw ShardError.invalid(file: path, offset: 16, "index: \(error)") }
-            guard let headerBytes = index["header_bytes"]?.intValue else { throw ShardError.invalid(file: path, offset: 16, "index lacks header_bytes") }
-            loaded.append(Part(path: path, map: map, index: index, dataStart: 16 + length + headerBytes))
+    /// One part file, mapped and its index read.
+    struct Part { let path: String; let map: MappedFile; let index: PartIndex; let dataStart: Int }
+
+    static func readPart(_ path: String) throws -> Part {
+        let map = try MappedFile(path: path)
+        var reader = BinaryReader(map.bytes)
+        guard reader.expect(magic) else { throw ShardError.invalid(file: path, offset: 0, "not a moeq shard part (magic MOEQPRT1)") }
+        let json: UnsafeRawBufferPointer
+        do throws(BinaryReadError) { json = try reader.slice(try reader.length(UInt64.self)) } catch {
+            throw ShardError.invalid(file: path, offset: error.offset, "index length exceeds the file (\(error.available) bytes left)")
         }
+        let index: PartIndex
+        do {
+            index = try StrictJSON.decode(PartIndex.self, from: try JSONParser.parse(json), file: path)
+        } catch let error as JSONError {
+            throw ShardError.invalid(file: path, offset: 16 + error.offset, "index: \(error.reason)")
+        } catch let error as JSONDecodingError {
+            throw ShardError.invalid(file: path, offset: 16, "index: \(error.path): \(error.reason)")
+        }
+        guard index.format == "moeq shard part 1" else { throw ShardError.invalid(file: path, offset: 16, "index format is not \"moeq shard part 1\"") }
+        guard index.headerBytes >= 0, index.headerBytes <= reader.remaining else {
+            throw ShardError.invalid(file: path, offset: reader.position, "header of \(index.headerBytes) bytes exceeds the file")
+        }
+        return Part(path: path, map: map, index: index, dataStart: reader.position + index.headerBytes)
+    }
+
+    /// Assembles parts into `output`: same layout and shard count in all, every shard exactly once, every byte of the
+    /// output covered by exactly the header and the units, each unit's XXH3 checked as it is copied. Then the manifest,
+    /// fsync + rename, as a single-machine conversion writes them.
+    public static func merge(parts: [String], output: String) throws -> (bytes: Int, tensors: Int) {
+        let loaded = try parts.map(readPart)
         guard let first = loaded.first else { throw ShardError.inconsistent("no parts given") }
-        func field(_ p: Part, _ key: String) -> String { p.index[key].map { $0.stringValue ?? String($0.intValue ?? -1) } ?? "" }
-        let count = first.index["shards"]?.intValue ?? 0
+        let count = first.index.shards
         guard count == loaded.count else { throw ShardError.inconsistent("\(first.path) is one of \(count) parts; \(loaded.count) given") }
         var seen = Set<Int>()
         for p in loaded {
-            for key in ["layout_xxh3", "shards", "output_bytes", "header_xxh3"] where field(p, key) != field(first, key) {
-                throw ShardError.inconsistent("\(p.path) has \(key) \(field(p, key)), \(first.path) has \(field(first, key))")
+            let mine = p.index, theirs = first.index
+            for (key, a, b) in [("layout_xxh3", mine.layoutXXH3, theirs.layoutXXH3), ("header_xxh3", mine.headerXXH3, theirs.headerXXH3),
+                                ("shards", String(mine.shards), String(theirs.shards)), ("output_bytes", String(mine.outputBytes), String(theirs.outputBytes))]
+            where a != b {
+                throw ShardError.inconsistent("\(p.path) has \(key) \(a), \(first.path) has \(b)")
             }
-            guard let k = p.index["shard"]?.intValue, (1...count).contains(k), seen.insert(k).inserted else {
-                throw ShardError.inconsistent("\(p.path): shard \(field(p, "shard")) is missing, out of range or given twice")
+            guard (1...count).contains(mine.shard), seen.insert(mine.shard).inserted else {
+                throw ShardError.inconsistent("\(p.path): shard \(mine.shard) is out of 1…\(count) or given twice")
             }
         }
-        guard let outputBytes = first.index["output_bytes"]?.intValue, let headerBytes = first.index["header_bytes"]?.intValue else {
-            throw ShardError.invalid(file: first.path, offset: 16, "index lacks output_bytes")
+        let outputBytes = first.index.outputBytes, headerBytes = first.index.headerBytes
+        guard outputBytes >= headerBytes, outputBytes <= 1 << 50 else {
+            throw ShardError.invalid(file: first.path, offset: 16, "output_bytes \(outputBytes) is smaller than the header or implausible")
         }
         let header = first.map.bytes(in: (first.dataStart - headerBytes)..<first.dataStart)
-        guard ContentHash.hex(ContentHash.xxh3(header)) == field(first, "header_xxh3") else {
+        guard ContentHash.hex(ContentHash.xxh3(header)) == first.index.headerXXH3 else {
             throw ShardError.invalid(file: first.path, offset: first.dataStart - headerBytes, "GGUF header bytes differ from header_xxh3")
         }
         // Every unit, with where it comes from; together with the header they must tile the data exactly.
         var units: [(name: String, offset: Int, bytes: Int, hash: UInt64, part: Part, source: Int)] = []
         for p in loaded {
             var cursor = p.dataStart
-            for unit in p.index["units"]?.arrayValue ?? [] {
-                guard let name = unit["name"]?.stringValue, let offset = unit["offset"]?.intValue, let bytes = unit["bytes"]?.intValue,
-                      let hex = unit["xxh3"]?.stringValue, let hash = UInt64(hex, radix: 16), bytes >= 0, cursor + bytes <= p.map.size else {
-                    throw ShardError.invalid(file: p.path, offset: 16, "a unit entry is incomplete or runs past the file")
+            for unit in p.index.units {
+                guard let hash = UInt64(unit.xxh3, radix: 16), unit.bytes >= 0, unit.offset >= 0,
+                      unit.bytes <= p.map.size - cursor, unit.offset <= outputBytes - unit.bytes else {
+                    throw ShardError.invalid(file: p.path, offset: cursor, "unit \(unit.name): its bytes, offset or xxh3 do not fit the part or the output")
                 }
-                units.append((name, offset, bytes, hash, p, cursor))
-                cursor += bytes
+                units.append((unit.name, unit.offset, unit.bytes, hash, p, cursor))
+                cursor += unit.bytes
             }
         }
         units.sort { $0.offset < $1.offset }
@@ -152,7 +169,6 @@ public enum ShardedConversion {
             guard unit.offset >= end else { throw ShardError.inconsistent("\(unit.name) (\(unit.part.path)) overlaps what comes before it") }
             end = unit.offset + unit.bytes
         }
-        guard end <= outputBytes else { throw ShardError.inconsistent("units end at \(end), past the output size \(outputBytes)") }
         let file = try StagedFile(path: output, size: outputBytes)
         var entries: [OutputManifest.Entry] = []
         do {
@@ -163,16 +179,18 @@ public enum ShardedConversion {
                     throw ShardError.invalid(file: unit.part.path, offset: unit.source, "\(unit.name): bytes do not match their XXH3 \(ContentHash.hex(unit.hash))")
                 }
                 try file.write(bytes, at: unit.offset)
+                unit.part.map.releasePages(in: unit.source..<(unit.source + unit.bytes))
                 entries.append(.init(name: unit.name, offset: unit.offset, bytes: unit.bytes, xxh3: unit.hash))
             }
+            let firstTensor = units.first?.offset ?? headerBytes
+            try OutputManifest(file: output, fileBytes: outputBytes,
+                               headerXXH3: ContentHash.xxh3(UnsafeRawBufferPointer(rebasing: header[0..<min(firstTensor, headerBytes)])),
+                               tensors: entries).write()
             try file.finish()
         } catch {
             file.abandon()
             throw error
         }
-        let firstTensor = units.first?.offset ?? headerBytes
-        try OutputManifest(file: output, fileBytes: outputBytes, headerXXH3: ContentHash.xxh3(UnsafeRawBufferPointer(rebasing: header[0..<min(firstTensor, headerBytes)])),
-                           tensors: entries).write()
         return (outputBytes, units.count)
     }
 }

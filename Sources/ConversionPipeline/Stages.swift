@@ -1,18 +1,19 @@
-// The pipeline as stage plugins: each stage declares what it needs, says what it would do (`plan`, for dry runs)
-// and does it (`run`). A registry holds the built-ins; other modules register more (the moeq tool adds `validate`,
-// which needs the reference engine). `moeq pipeline FILE` runs the stages a recipe file asks for.
+// The pipeline as stage plugins: each stage declares what it needs, says what it would do (`plan`, for dry runs) and
+// does it (`run`). A registry holds the built-ins; other modules register more (the moeq tool adds `validate`, which
+// needs the reference engine); a recipe file's `stages:` list picks which run, so any stage can be swapped.
 //
-// Conversion streams: decode, repack-experts and quantize settle everything per tensor at plan time (source
-// encodings, the stacked expert layout, every type and byte offset) and then run fused inside `write`, one unit
-// (a tensor, one expert's slice at a time) after another, so no stage ever holds a whole model.
+// Conversion streams: `source` plans the layout; `decode`, `repack-experts` and `quantize` install the transforms the
+// runner applies to every unit (the row decoder, the output layout of the routed experts, the row quantizer); `write`
+// runs the units through them one after another, so no stage ever holds a whole model.
 import Foundation
 import ModelCatalog
+import OutputPlanning
 import QuantKernels
 import TensorFormats
 
 /// What a stage needs before it can run.
 public enum StageNeed: String, Sendable {
-    case checkpoint, plan, output, calibrationText = "calibration text"
+    case checkpoint, plan, output, calibrationText = "calibration text", decoder, quantizer, layout
 }
 
 /// Shared state the stages read and fill in, in order.
@@ -20,9 +21,15 @@ public final class PipelineContext {
     public let recipe: RecipeFile
     public let threads: Int
     public var plan: ConversionPlan?
+    /// The transforms the runner applies to every unit (installed by decode and quantize).
+    public var transforms = UnitTransforms()
+    /// How routed experts are laid out (installed by repack-experts).
+    public var layout = OutputLayout.stacked
     public var written: ConversionSummary?
     /// One JSON object per stage that ran (or planned), for the final report.
     public var report: [(stage: String, result: JSONValue)] = []
+    /// Polled by long stages; true stops them with their work kept for --resume.
+    public var cancelled: @Sendable () -> Bool = { false }
 
     public init(recipe: RecipeFile, threads: Int) {
         self.recipe = recipe
@@ -32,7 +39,7 @@ public final class PipelineContext {
     public var source: String? { recipe.source }
     public var output: String? { recipe.output }
 
-    func requirePlan(_ stage: String) throws -> ConversionPlan {
+    public func requirePlan(_ stage: String) throws -> ConversionPlan {
         guard let plan else { throw PipelineError.missing(stage: stage, need: .plan) }
         return plan
     }
@@ -53,6 +60,8 @@ public protocol Stage: Sendable {
     var name: String { get }
     var summary: String { get }
     var needs: [StageNeed] { get }
+    /// What the stage provides to the stages after it.
+    var provides: [StageNeed] { get }
     /// What the stage would do, computed from headers and the plan only; nothing is written.
     func plan(_ context: PipelineContext) throws -> JSONValue
     /// Does it.
@@ -60,12 +69,13 @@ public protocol Stage: Sendable {
 }
 
 extension Stage {
-    /// Stages whose work is all planning (or fused into `write`) run by planning.
-    public func run(_ context: PipelineContext) throws -> JSONValue { try plan(context) }
+    public var provides: [StageNeed] { [] }
 }
 
 public enum StageRegistry {
-    nonisolated(unsafe) private static var stages: [Stage] = [SourceStage(), DecodeStage(), RepackExpertsStage(), QuantizeStage(), WriteStage(), VerifyStage(), ReportStage()]
+    nonisolated(unsafe) private static var stages: [Stage] = [
+        SourceStage(), DecodeStage(), RepackExpertsStage(), QuantizeStage(), QuantizeStage(reference: true), WriteStage(), VerifyStage(), ReportStage(),
+    ]
 
     public static func register(_ stage: Stage) {
         stages.removeAll { $0.name == stage.name }
@@ -80,8 +90,10 @@ public enum StageRegistry {
         return stage
     }
 
-    /// The stages a recipe file implies, in order: conversion always; validate when it has a `validate` section.
+    /// The stages a recipe file implies, in order: its `stages:` list, else the conversion's, plus validate when it has a
+    /// `validate` section, then report.
     public static func pipeline(for recipe: RecipeFile) throws -> [Stage] {
+        if let names = recipe.stages { return try names.map(stage(named:)) }
         var names = ["source", "decode", "repack-experts", "quantize", "write", "verify"]
         if recipe.validate != nil { names.append("validate") }
         names.append("report")
@@ -98,7 +110,7 @@ public enum StageRegistry {
         if context.recipe.validate != nil { provided.insert(.calibrationText) }
         for stage in stages {
             for need in stage.needs where !provided.contains(need) { throw PipelineError.missing(stage: stage.name, need: need) }
-            if stage.name == "source" { provided.insert(.plan) }
+            provided.formUnion(stage.provides)
         }
         for stage in stages {
             let result = try dryRun ? stage.plan(context) : stage.run(context)
@@ -111,8 +123,9 @@ public enum StageRegistry {
 // MARK: - Built-in stages
 
 struct SourceStage: Stage {
-    let name = "source", summary = "Open the checkpoint (headers only), read config.json, plan the output layout with the recipe's types."
+    let name = "source", summary = "Open the checkpoint (headers only), read config.json, check the weights against it, plan the output layout with the recipe's types."
     let needs: [StageNeed] = [.checkpoint, .output]
+    let provides: [StageNeed] = [.plan]
     func plan(_ context: PipelineContext) throws -> JSONValue {
         guard let source = context.source else { throw PipelineError.missing(stage: name, need: .checkpoint) }
         let importance = try context.recipe.imatrix.map { try ImportanceMatrix(path: $0) }
@@ -121,57 +134,95 @@ struct SourceStage: Stage {
         return ["checkpoint": .string(source), "model_type": .string(plan.spec.modelType), "tensors_in": .integer(Int64(plan.checkpoint.tensors.count)),
                 "source_bytes": .integer(Int64(plan.sourceBytes)), "warnings": .array(plan.warnings.map { .string($0) })]
     }
+    func run(_ context: PipelineContext) throws -> JSONValue { try plan(context) }
 }
 
 struct DecodeStage: Stage {
-    let name = "decode", summary = "Decode source weights to f32 row ranges (BF16/F16/F32, FP8 with block scales, compressed-tensors INT4); runs per unit inside write."
+    let name = "decode", summary = "Install the row decoder (BF16/F16/F32, FP8 with block scales, compressed-tensors INT4 → f32) that write applies to every unit."
     let needs: [StageNeed] = [.plan]
+    let provides: [StageNeed] = [.decoder]
     func plan(_ context: PipelineContext) throws -> JSONValue {
         let plan = try context.requirePlan(name)
         var byDtype: [String: Int] = [:]
         for tensor in plan.checkpoint.tensors { byDtype[tensor.info.dtype.rawValue, default: 0] += tensor.info.byteCount }
-        return ["source_bytes_by_dtype": .object(JSONObject(byDtype.sorted { $0.key < $1.key }.map { ($0.key, .integer(Int64($0.value))) }))]
+        return ["decoder": .string(SourceDecoder().name),
+                "source_bytes_by_dtype": .object(JSONObject(byDtype.sorted { $0.key < $1.key }.map { ($0.key, .integer(Int64($0.value))) }))]
+    }
+    func run(_ context: PipelineContext) throws -> JSONValue {
+        context.transforms.decoder = SourceDecoder()
+        return try plan(context)
     }
 }
 
 struct RepackExpertsStage: Stage {
-    let name = "repack-experts", summary = "Lay routed experts out for the target: stacked 3-D tensors per layer and projection (llama.cpp); runs per expert slice inside write."
+    let name = "repack-experts", summary = "Choose how routed experts are laid out (the recipe's `layout`: stacked 3-D tensors, llama.cpp's split pair, or expert-major with a pack) for write."
     let needs: [StageNeed] = [.plan]
+    let provides: [StageNeed] = [.layout]
     func plan(_ context: PipelineContext) throws -> JSONValue {
         let plan = try context.requirePlan(name)
+        let layout = OutputLayout(rawValue: context.recipe.layout ?? "stacked") ?? .stacked
         var stacked = 0, experts = 0
         for tensor in plan.tensors { if case .stacked(let names) = tensor.source { stacked += 1; experts += names.count } }
-        return ["layout": "stacked", "stacked_tensors": .integer(Int64(stacked)), "expert_matrices": .integer(Int64(experts))]
+        return ["layout": .string(layout.rawValue), "stacked_tensors": .integer(Int64(stacked)), "expert_matrices": .integer(Int64(experts))]
+    }
+    func run(_ context: PipelineContext) throws -> JSONValue {
+        context.layout = OutputLayout(rawValue: context.recipe.layout ?? "stacked") ?? .stacked
+        return try plan(context)
     }
 }
 
 struct QuantizeStage: Stage {
-    let name = "quantize", summary = "Choose every tensor's type (named recipe, then the recipe file's rules; llama-quantize's width fallbacks) and quantize per chunk inside write."
+    /// The plain scalar ports of ggml's quantizers instead of the lane-parallel fast paths (same bytes, slower).
+    var reference = false
+    var name: String { reference ? "quantize-reference" : "quantize" }
+    var summary: String {
+        reference ? "Install the scalar reference quantizers (ggml's C ported line by line; the fast kernels are tested byte-equal to them)."
+            : "Install the row quantizers write applies to every unit (types from the recipe and its rules, llama-quantize's width fallbacks)."
+    }
     let needs: [StageNeed] = [.plan]
+    let provides: [StageNeed] = [.quantizer]
     func plan(_ context: PipelineContext) throws -> JSONValue {
         let plan = try context.requirePlan(name)
         var bytes: [QuantType: Int] = [:], counts: [QuantType: Int] = [:]
         for info in plan.layout.tensors { bytes[info.type, default: 0] += info.byteCount; counts[info.type, default: 0] += 1 }
-        return ["base_recipe": .string(plan.recipe.rawValue), "rules": .integer(Int64(context.recipe.rules.count)),
+        return ["quantizer": .string(KernelQuantizer(reference: reference).name), "base_recipe": .string(plan.recipe.rawValue),
+                "rules": .integer(Int64(context.recipe.rules.count)),
                 "types": .object(JSONObject(QuantType.allCases.compactMap { t in counts[t].map { (t.rawValue, ["tensors": .integer(Int64($0)), "bytes": .integer(Int64(bytes[t] ?? 0))]) } }))]
+    }
+    func run(_ context: PipelineContext) throws -> JSONValue {
+        context.transforms.quantizer = KernelQuantizer(reference: reference)
+        return try plan(context)
     }
 }
 
 struct WriteStage: Stage {
-    let name = "write", summary = "Write the GGUF: positioned writes of each unit into a temp file, journal, fsync + rename, manifest."
-    let needs: [StageNeed] = [.plan, .output]
+    let name = "write", summary = "Run every unit through the installed decoder and quantizer into the chosen layout: positioned writes into staged files, journal, manifest, fsync + rename."
+    let needs: [StageNeed] = [.plan, .output, .decoder, .quantizer]
     func plan(_ context: PipelineContext) throws -> JSONValue {
         let plan = try context.requirePlan(name)
-        return ["format": "gguf", "output": .string(context.output ?? ""), "bytes": .integer(Int64(plan.layout.fileSize)),
-                "tensors": .integer(Int64(plan.tensors.count))]
+        return ["format": "gguf", "layout": .string(context.layout.rawValue), "output": .string(context.output ?? ""),
+                "bytes": .integer(Int64(plan.layout.fileSize)), "tensors": .integer(Int64(plan.tensors.count))]
     }
     func run(_ context: PipelineContext) throws -> JSONValue {
         let plan = try context.requirePlan(name)
         guard let output = context.output else { throw PipelineError.missing(stage: name, need: .output) }
-        let summary = try GGUFConversion.run(plan, output: output, threads: context.threads)
-        context.written = summary
-        return ["output": .string(output), "bytes": .integer(Int64(summary.outputBytes)), "seconds": .double(summary.seconds),
-                "bits_per_weight": .double(summary.bitsPerWeight)]
+        let started = Date()
+        switch context.layout {
+        case .stacked:
+            let summary = try GGUFConversion.run(plan, output: output, threads: context.threads, transforms: context.transforms, cancelled: context.cancelled)
+            context.written = summary
+            return ["output": .string(output), "bytes": .integer(Int64(summary.outputBytes)), "seconds": .double(summary.seconds),
+                    "bits_per_weight": .double(summary.bitsPerWeight)]
+        case .split:
+            let files = try OffloadLayouts.runSplit(plan, output: output, threads: context.threads, transforms: context.transforms, cancelled: context.cancelled)
+            return ["files": .array(files.map { ["path": .string($0.path), "bytes": .integer(Int64($0.bytes))] }),
+                    "seconds": .double(Date().timeIntervalSince(started))]
+        case .expertMajor:
+            let written = try OffloadLayouts.runExpertMajor(plan, output: output, threads: context.threads, alignment: 4096,
+                                                            hits: plan.importance.map(plan.spec.tensorLayout.routingCounts) ?? [:], transforms: context.transforms)
+            return ["output": .string(output), "pack": .string(ConversionPlan.packPath(output: output)), "bytes": .integer(Int64(written.dense + written.pack)),
+                    "seconds": .double(Date().timeIntervalSince(started))]
+        }
     }
 }
 
@@ -181,15 +232,29 @@ struct VerifyStage: Stage {
     func plan(_ context: PipelineContext) throws -> JSONValue { ["would_check": .string(OutputManifest.path(for: context.output ?? ""))] }
     func run(_ context: PipelineContext) throws -> JSONValue {
         guard let output = context.output else { throw PipelineError.missing(stage: name, need: .output) }
-        let manifest = try OutputManifest(reading: output)
-        let bad = try manifest.verify()
-        guard bad.isEmpty else { throw ConversionError.verification(file: output, tensors: bad) }
-        return ["tensors_checked": .integer(Int64(manifest.tensors.count))]
+        let files = context.layout == .split ? ConversionPlan.splitPaths(output: output) : [output]
+        var checked = 0
+        for file in files {
+            let manifest = try OutputManifest(reading: file)
+            let bad = try manifest.verify()
+            guard bad.isEmpty else { throw ConversionError.verification(file: file, tensors: bad) }
+            checked += manifest.tensors.count
+        }
+        return ["tensors_checked": .integer(Int64(checked))]
     }
 }
 
 struct ReportStage: Stage {
-    let name = "report", summary = "Summarize every stage's result."
+    let name = "report", summary = "Summarize every stage's result (what ran, what it decided, what it wrote)."
     let needs: [StageNeed] = []
     func plan(_ context: PipelineContext) throws -> JSONValue { ["stages": .array(context.report.map { .string($0.stage) })] }
+    func run(_ context: PipelineContext) throws -> JSONValue {
+        var summary: [(String, JSONValue)] = [("stages", .array(context.report.map { .string($0.stage) }))]
+        if let written = context.written {
+            summary += [("bytes_written", .integer(Int64(written.outputBytes))), ("bits_per_weight", .double(written.bitsPerWeight))]
+        }
+        summary.append(("decoder", .string(context.transforms.decoder.name)))
+        summary.append(("quantizer", .string(context.transforms.quantizer.name)))
+        return .object(JSONObject(summary))
+    }
 }

@@ -125,11 +125,10 @@ struct StoragePlan {
     let tensors: [StoredTensor]
 
     init(spec: ModelSpec, dtype: SyntheticDType) {
-        let classifier = TensorClassifier(spec: spec)
         var tensors: [StoredTensor] = []
         let floatType: SafetensorsDType = dtype == .f32 ? .f32 : .bf16
         for expected in spec.expectedTensors() {
-            let role = classifier.classify(expected.name).role
+            let role = expected.role
             let distribution = StoragePlan.distribution(role: role, shape: expected.shape)
             func add(_ name: String, _ type: SafetensorsDType, _ shape: [Int], _ part: StoredPart) {
                 tensors.append(StoredTensor(spec: TensorSpec(name: name, dtype: type, shape: shape), logicalName: expected.name,
@@ -145,13 +144,12 @@ struct StoragePlan {
             case .fp8 where expected.isLinear:
                 let (rows, columns) = (expected.shape[0], expected.shape[1])
                 add(expected.name, .f8e4m3, expected.shape, .fp8Weight)
-                add(expected.name + "_scale_inv", .f32, [(rows + 127) / 128, (columns + 127) / 128], .fp8ScaleInverse)
+                add(CompanionSuffix.fp8ScaleInverse.name(of: expected.name), .f32, [(rows + 127) / 128, (columns + 127) / 128], .fp8ScaleInverse)
             case .int4 where isRoutedExpert && expected.shape[1] % SyntheticCheckpoint.int4GroupSize == 0:
-                let module = String(expected.name.dropLast(".weight".count))
                 let (rows, columns) = (expected.shape[0], expected.shape[1])
-                add(module + ".weight_packed", .i32, [rows, GroupwiseInteger.wordCount(columns, bits: 4)], .int4Packed)
-                add(module + ".weight_scale", .bf16, [rows, columns / SyntheticCheckpoint.int4GroupSize], .int4Scale)
-                add(module + ".weight_shape", .i64, [2], .int4Shape)
+                add(CompanionSuffix.packed.name(of: expected.name), .i32, [rows, GroupwiseInteger.wordCount(columns, bits: 4)], .int4Packed)
+                add(CompanionSuffix.scale.name(of: expected.name), .bf16, [rows, columns / SyntheticCheckpoint.int4GroupSize], .int4Scale)
+                add(CompanionSuffix.shape.name(of: expected.name), .i64, [2], .int4Shape)
             default:
                 add(expected.name, floatType, expected.shape, .plain(floatType))
             }

@@ -120,11 +120,11 @@ public enum SyntheticCheckpoint {
         return String(repeating: "0", count: max(0, 5 - digits.count)) + digits
     }
 
-    private static func makeDirectory(_ path: String) throws(SafetensorsError) {
+    private static func makeDirectory(_ path: String) throws(FileIOError) {
         var current = path.hasPrefix("/") ? "" : "."
         for component in path.split(separator: "/") {
             current += "/" + component
-            if mkdir(current, 0o755) != 0 && errno != EEXIST { throw .io(file: current, operation: "mkdir", errno: errno) }
+            if mkdir(current, 0o755) != 0 && errno != EEXIST { throw FileIOError(file: current, operation: "mkdir", code: errno) }
         }
     }
 }

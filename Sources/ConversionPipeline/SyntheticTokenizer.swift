@@ -3,27 +3,12 @@ import ModelCatalog
 import TensorFormats
 
 public enum SyntheticTokenizer {
-    /// GPT-2's byte → printable character map: printable Latin-1 bytes map to themselves, the rest to U+0100….
-    public static let byteCharacters: [Character] = {
-        var printable = Array(33...126) + Array(161...172) + Array(174...255)
-        var codes = printable
-        var next = 0
-        for byte in 0..<256 where !printable.contains(byte) {
-            printable.append(byte)
-            codes.append(256 + next)
-            next += 1
-        }
-        var table = [Character](repeating: " ", count: 256)
-        for (byte, code) in zip(printable, codes) { table[byte] = Character(Unicode.Scalar(UInt32(code)) ?? " ") }
-        return table
-    }()
-
     public static let specialTokens = ["<|begin_of_text|>", "<|end_of_text|>"]
 
     /// The tokenizer.json document.
     public static func json(spec: ModelSpec) -> JSONValue {
         var vocab = JSONObject()
-        for byte in 0..<256 { vocab[String(byteCharacters[byte])] = .integer(Int64(byte)) }
+        for byte in 0..<256 { vocab[String(ByteLevelAlphabet.characters[byte])] = .integer(Int64(byte)) }
         var added: [JSONValue] = []
         for (i, token) in specialTokens.enumerated() {
             vocab[token] = .integer(Int64(256 + i))

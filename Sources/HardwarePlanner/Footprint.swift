@@ -2,9 +2,9 @@
 // dense FFN, embeddings, output) and routed experts, plus what one token reads of them (top-k of the routed
 // experts). Computed by the conversion's own plan — the same recipe rules, QuantType table and GGUF layout — so
 // the planner's size for a recipe is `moeq convert --dry-run`'s to the byte.
-import ConversionPipeline
 import Foundation
 import ModelCatalog
+import OutputPlanning
 import QuantKernels
 import TensorFormats
 
@@ -16,7 +16,7 @@ public struct Footprint: Sendable {
     /// Whole GGUF file (header included) when planned from a checkpoint; tensor data only from a bare config.
     public let fileBytes: Int
     public let headerIncluded: Bool
-    public let bytesByGroup: [TensorGroup: Int]
+    public let bytesByGroup: [RoleCategory: Int]
     /// Bytes one decoded token reads: every always-on tensor except the embedding table (one row of it), plus
     /// top-k / experts of each routed-expert tensor.
     public let activeBytesPerToken: Int
@@ -34,7 +34,7 @@ public struct Footprint: Sendable {
 
     /// From a checkpoint directory (headers, config.json and tokenizer only): exactly the GGUF `convert` writes.
     public static func of(checkpoint path: String, recipe: RecipeName, rules: RecipeFile? = nil) throws -> Footprint {
-        let plan = try GGUFConversion.plan(path: path, recipe: recipe, rules: rules)
+        let plan = try ConversionPlan(path: path, recipe: recipe, rules: rules)
         return Footprint(recipe: recipe, spec: plan.spec, tensors: plan.tensors, types: plan.types,
                          tensorBytes: plan.layout.tensors.map(\.byteCount), fileBytes: plan.layout.fileSize, headerIncluded: true)
     }
@@ -48,7 +48,7 @@ public struct Footprint: Sendable {
     /// Several recipes of one model: the tensor plan is made once.
     public static func of(spec: ModelSpec, recipes: [RecipeName], tiedEmbeddings: Bool? = nil) throws -> [Footprint] {
         let tied = tiedEmbeddings ?? spec.tieWordEmbeddings
-        let tensors = spec.ggufTensors { name in !(tied && name == "lm_head.weight") }
+        let tensors = spec.tensorLayout.ggufTensors(includeOutputHead: !tied)
         return try recipes.map { try of(spec: spec, recipe: $0, tensors: tensors) }
     }
 
@@ -56,7 +56,9 @@ public struct Footprint: Sendable {
         let types = RecipeRules(recipe: recipe, spec: spec).types(for: tensors)
         var bytes: [Int] = []
         for (tensor, type) in zip(tensors, types) {
-            guard let row = type.rowBytes(width: tensor.rowWidth) else { throw ConversionError.shape(tensor: tensor.name, reason: "width \(tensor.rowWidth) does not fit \(type.rawValue)") }
+            guard let row = type.rowBytes(width: tensor.rowWidth) else {
+                throw PlanningError.shape(tensor: tensor.name, reason: "width \(tensor.rowWidth) does not fit \(type.rawValue)")
+            }
             bytes.append(row * tensor.rowCount)
         }
         // The GGUF data section: each tensor padded to the default alignment, as the writer lays it out.
@@ -70,11 +72,12 @@ public struct Footprint: Sendable {
     /// of a split GGUF (see `ggufFiles(first:)`).
     public static func of(gguf files: [GGUFFile], spec: ModelSpec) -> Footprint {
         let infos = files.flatMap(\.tensors)
+        let layout = spec.tensorLayout
         let tensors = infos.map { info in
-            GGUFTensorPlan(name: info.name, dimensions: info.dimensions, source: .weight(info.name), category: .other,
-                           layer: ggufLayer(info.name), quantizable: false)
+            let (role, part) = layout.classifyFileTensor(info.name) ?? (.unknown, .weight)
+            return GGUFTensorPlan(name: info.name, dimensions: info.dimensions, source: .weight(info.name), role: role, part: part)
         }
-        let fileType = files.first?["general.file_type"]?.integerValue.flatMap { type in RecipeName.allCases.first { Int($0.fileType) == type }?.rawValue }
+        let fileType = files.first?[GGUFKey.fileType]?.integerValue.flatMap { type in RecipeName.allCases.first { Int($0.fileType) == type }?.rawValue }
         return Footprint(recipe: nil, label: fileType ?? "file", spec: spec, tensors: tensors, types: infos.map(\.type),
                          tensorBytes: infos.map(\.byteCount), fileBytes: files.reduce(0) { $0 + $1.mapping.size }, headerIncluded: true)
     }
@@ -85,19 +88,12 @@ public struct Footprint: Sendable {
     /// its siblings. Another file of a set is refused: the set is planned from its first file.
     public static func ggufFiles(first path: String) throws -> [GGUFFile] {
         let file = try GGUFFile(path: path)
-        guard let count = file["split.count"]?.integerValue, count > 1 else { return [file] }
-        let suffix = String(format: "-%05d-of-%05d.gguf", 1, count)
-        guard path.hasSuffix(suffix) else {
-            throw CatalogError.inconsistent(file: path, reason: "one file of a \(count)-file split GGUF: give the set's first file (…\(suffix))")
+        guard let count = file[GGUFKey.splitCount]?.integerValue, count > 1 else { return [file] }
+        guard count <= 10_000 else { throw CatalogError.invalidField(file: path, field: GGUFKey.splitCount.rawValue, reason: "\(count) files is implausible") }
+        guard let stem = GGUFSplitName.stem(ofFirst: path, count: count) else {
+            throw CatalogError.inconsistent(file: path, reason: "one file of a \(count)-file split GGUF: give the set's first file (…\(GGUFSplitName.path("", number: 1, of: count)))")
         }
-        let stem = String(path.dropLast(suffix.count))
-        return try [file] + (2...count).map { try GGUFFile(path: stem + String(format: "-%05d-of-%05d.gguf", $0, count)) }
-    }
-
-    /// `blk.N.` → N.
-    static func ggufLayer(_ name: String) -> Int? {
-        guard name.hasPrefix("blk.") else { return nil }
-        return Int(name.dropFirst(4).prefix { $0 != "." })
+        return try [file] + (2...count).map { try GGUFFile(path: GGUFSplitName.path(stem, number: $0, of: count)) }
     }
 
     init(recipe: RecipeName?, label: String? = nil, spec: ModelSpec, tensors: [GGUFTensorPlan], types: [QuantType], tensorBytes: [Int], fileBytes: Int, headerIncluded: Bool) {
@@ -105,12 +101,12 @@ public struct Footprint: Sendable {
         self.label = label ?? recipe?.rawValue ?? "file"
         self.fileBytes = fileBytes
         self.headerIncluded = headerIncluded
-        var groups: [TensorGroup: Int] = [:]
+        var groups: [RoleCategory: Int] = [:]
         var active = 0, activeRouted = 0, activeParameters = 0.0
         var expertLayers = Set<Int>()
         let share = spec.routedExpertCount > 0 ? Double(spec.expertsPerToken) / Double(spec.routedExpertCount) : 0
         for (tensor, bytes) in zip(tensors, tensorBytes) {
-            let group = TensorGroup(gguf: tensor.name)
+            let group = tensor.role.category
             groups[group, default: 0] += bytes
             if group == .routedExperts, let layer = tensor.layer { expertLayers.insert(layer) }
             // MTP layers (GLM-4.5 keeps one in the GGUF) are loaded but not run by a plain decode.
@@ -133,7 +129,7 @@ public struct Footprint: Sendable {
         activeRoutedBytesPerToken = activeRouted
         routedExpertLayers = expertLayers.count
         // Tied embeddings: the output projection multiplies with the embedding table.
-        if !tensors.contains(where: { TensorGroup(gguf: $0.name) == .output }), let embedding = tensors.first(where: { TensorGroup(gguf: $0.name) == .embedding }) {
+        if !tensors.contains(where: { $0.role == .outputHead }), let embedding = tensors.first(where: { $0.role == .embedding }) {
             activeParameters += Double(embedding.dimensions.reduce(1, *))
         }
         activeParametersPerToken = Int(activeParameters.rounded())

@@ -37,7 +37,7 @@ public struct CheckpointInspection: Sendable {
 
     /// Tensors whose names match the shell glob `pattern` (all when nil).
     public func tensorRows(matching pattern: String?) -> [TensorRow] {
-        let classifier = spec.map(TensorClassifier.init)
+        let classifier = spec?.tensorLayout
         return checkpoint.tensors.compactMap { location in
             if let pattern, fnmatch(pattern, location.name, 0) != 0 { return nil }
             let role = classifier.map { CheckpointInspection.roleName($0.classify(location.name)) } ?? "-"
@@ -60,14 +60,14 @@ public struct CheckpointInspection: Sendable {
         case .router(let l): base = "router[l=\(l)]"
         case .routerBias(let l): base = "router_bias[l=\(l)]"
         case .routedExpert(let l, let e, let p): base = "routed_expert[l=\(l),e=\(e)].\(p.rawValue)"
-        case .routedExpertsFused(let l, let part): base = "routed_experts[l=\(l)].\(part.rawValue)"
+        case .routedExperts(let l, let p): base = "routed_experts[l=\(l)].\(p.rawValue)"
         case .sharedExpert(let l, let p): base = "shared_expert[l=\(l)].\(p.rawValue)"
         case .denseFeedForward(let l, let p): base = "dense_ffn[l=\(l)].\(p.rawValue)"
-        case .nextTokenPrediction(let l): base = "mtp[l=\(l)]"
+        case .nextTokenPrediction(let l, let part): base = "mtp[l=\(l)]" + (part == .block ? "" : ".\(part.rawValue)")
         case .unknown: base = "unknown"
         }
         switch tensor.part {
-        case .weight, .bias, .other: return base
+        case .weight, .bias: return base
         default: return base + " (" + tensor.part.rawValue + ")"
         }
     }

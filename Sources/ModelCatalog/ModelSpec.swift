@@ -1,7 +1,8 @@
-// The architecture-level facts of an MoE checkpoint, parsed once from config.json.
+// The architecture-level facts of an MoE checkpoint, parsed once from config.json (or a GGUF header) and
+// range-checked there; everything else reads them from here.
 import TensorFormats
 
-/// Architectures moeq understands, by their HF `model_type` family.
+/// Architectures moeq understands, by their HF `model_type` family. Each has one table in `Architectures/`.
 public enum Architecture: String, Sendable, CaseIterable, Codable {
     /// DeepSeek-V3 and the Kimi K2 family (MLA attention, sigmoid router with bias, shared experts).
     case deepseekV3 = "deepseek_v3"
@@ -16,18 +17,27 @@ public enum Architecture: String, Sendable, CaseIterable, Codable {
     /// correction bias, one shared expert, leading dense layers, one MTP layer). Planned and inspected; not converted yet.
     case glm4Moe = "glm4_moe"
 
+    /// The architecture's tensor and key table.
+    public var table: ArchitectureTable {
+        switch self {
+        case .deepseekV3: .deepseekV3
+        case .qwen3Moe: .qwen3Moe
+        case .mixtral: .mixtral
+        case .gptOss: .gptOss
+        case .glm4Moe: .glm4Moe
+        }
+    }
+
     /// True when `moeq convert` and the reference engine handle this architecture.
-    public var isConvertible: Bool { self == .deepseekV3 || self == .qwen3Moe || self == .mixtral }
+    public var isConvertible: Bool { table.isConvertible }
 
     /// Every `model_type` accepted, and the architecture it maps to.
-    public static let modelTypes: [String: Architecture] = [
-        "deepseek_v3": .deepseekV3, "kimi_k2": .deepseekV3, "kimi_k25": .deepseekV3,
-        "qwen3_moe": .qwen3Moe, "mixtral": .mixtral, "gpt_oss": .gptOss, "glm4_moe": .glm4Moe,
-    ]
+    public static let modelTypes: [String: Architecture] = Dictionary(
+        uniqueKeysWithValues: allCases.flatMap { architecture in architecture.table.modelTypes.map { ($0, architecture) } })
 }
 
 /// How the router turns logits into expert weights.
-public enum RouterScoring: String, Sendable, Codable {
+public enum RouterScoring: String, Sendable, Codable, CaseIterable {
     case softmax, sigmoid
 }
 
@@ -54,43 +64,43 @@ public struct LatentAttention: Sendable, Equatable, Codable {
 
 /// Everything moeq needs to know about a model's shape, from its config.json.
 public struct ModelSpec: Sendable, Equatable {
-    public var modelType: String
-    public var architecture: Architecture
-    public var hiddenSize: Int
-    public var layerCount: Int
-    public var vocabularySize: Int
-    public var headCount: Int
-    public var keyValueHeadCount: Int
+    public var modelType = ""
+    public var architecture = Architecture.qwen3Moe
+    public var hiddenSize = 0
+    public var layerCount = 0
+    public var vocabularySize = 0
+    public var headCount = 0
+    public var keyValueHeadCount = 0
     /// Per-head dimension for GQA architectures.
-    public var headDim: Int
+    public var headDim = 0
     /// True when config.json states `head_dim` (llama.cpp's converter then writes key/value lengths).
-    public var headDimGiven: Bool
+    public var headDimGiven = false
     public var latentAttention: LatentAttention?
     /// Dense FFN width (DeepSeek's leading dense layers; unused by all-MoE models).
-    public var intermediateSize: Int
-    public var expertIntermediateSize: Int
-    public var routedExpertCount: Int
-    public var sharedExpertCount: Int
-    public var expertsPerToken: Int
+    public var intermediateSize = 0
+    public var expertIntermediateSize = 0
+    public var routedExpertCount = 0
+    public var sharedExpertCount = 0
+    public var expertsPerToken = 0
     /// Layer indices (0-based) whose FFN is a dense MLP instead of MoE.
-    public var denseLayers: Set<Int>
-    public var routerScoring: RouterScoring
-    public var expertGroupCount: Int
-    public var expertGroupsUsed: Int
-    public var routedScalingFactor: Double
-    public var normalizeTopKProbabilities: Bool
-    public var ropeTheta: Double
+    public var denseLayers: Set<Int> = []
+    public var routerScoring = RouterScoring.softmax
+    public var expertGroupCount = 1
+    public var expertGroupsUsed = 1
+    public var routedScalingFactor = 1.0
+    public var normalizeTopKProbabilities = false
+    public var ropeTheta = 10_000.0
     public var ropeScaling: RopeScaling?
-    public var rmsNormEpsilon: Double
-    public var maxPositionEmbeddings: Int
-    public var tieWordEmbeddings: Bool
+    public var rmsNormEpsilon = 1e-6
+    public var maxPositionEmbeddings = 0
+    public var tieWordEmbeddings = false
     /// Multi-token-prediction layers stored after the main layers (DeepSeek-V3: 1).
-    public var nextTokenPredictionLayers: Int
+    public var nextTokenPredictionLayers = 0
     /// `dtype` / `torch_dtype` as written.
     public var dtype: String?
-    public var quantization: SourceQuantization
+    public var quantization = SourceQuantization.none
     /// True when the language model sat under `text_config` (Kimi K2.5 layout).
-    public var nestedTextConfig: Bool
+    public var nestedTextConfig = false
     /// Sliding-window attention: the window in tokens and the layers that use it (gpt-oss: 128, even layers).
     public var slidingWindow: Int? = nil
     public var slidingWindowLayers: Set<Int> = []
@@ -100,13 +110,28 @@ public struct ModelSpec: Sendable, Equatable {
     public var queryKeyNorm = false
     /// Share of each head's dimensions that get rotary embedding (GLM-4.5: 0.5).
     public var partialRotaryFactor = 1.0
+    /// transformers' `rope_interleave` (DeepSeek-V3: true unless config.json says otherwise).
+    public var ropeInterleave = true
 
     /// True when layer `layer` routes tokens to experts.
     public func isMoELayer(_ layer: Int) -> Bool { !denseLayers.contains(layer) && routedExpertCount > 0 }
 
     /// Number of MoE layers among the main layers.
-    public var moeLayerCount: Int { (0..<layerCount).filter(isMoELayer).count }
+    public var moeLayerCount: Int { routedExpertCount > 0 ? layerCount - denseLayers.filter { $0 < layerCount }.count : 0 }
 
     /// Parameters of one routed expert (gate, up and down projections).
     public var parametersPerExpert: Int { 3 * hiddenSize * expertIntermediateSize }
+
+    /// What layer `layer` is: a dense or MoE main layer, a multi-token-prediction layer, or none (out of range).
+    public func layerKind(_ layer: Int) -> LayerKinds? {
+        if layer >= 0 && layer < layerCount { return isMoELayer(layer) ? .moe : .dense }
+        if layer >= layerCount && layer < layerCount + nextTokenPredictionLayers { return .mtp }
+        return nil
+    }
+
+    /// Layers of each kind: dense and MoE main layers, MTP layers.
+    public func layerCount(of kinds: LayerKinds) -> Int {
+        (kinds.contains(.dense) ? layerCount - moeLayerCount : 0) + (kinds.contains(.moe) ? moeLayerCount : 0)
+            + (kinds.contains(.mtp) ? nextTokenPredictionLayers : 0)
+    }
 }

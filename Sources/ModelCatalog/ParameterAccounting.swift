@@ -29,7 +29,7 @@ public struct ParameterReport: Sendable {
 extension ParameterReport {
     /// Accounts for every tensor of `checkpoint` under `spec`. Reads headers only.
     public init(spec: ModelSpec, checkpoint: Checkpoint) throws(FormatError) {
-        let classifier = TensorClassifier(spec: spec)
+        let classifier = spec.tensorLayout
         let weights = try WeightResolver(checkpoint: checkpoint, quantization: spec.quantization).allWeights()
         storedTensorCount = checkpoint.tensors.count
         logicalWeightCount = weights.count
@@ -57,7 +57,7 @@ extension ParameterReport {
             case .routedExpert(let layer, let expert, _):
                 routedByLayer[layer, default: 0] += count
                 expertsSeen[layer, default: []].insert(expert)
-            case .routedExpertsFused(let layer, _):
+            case .routedExperts(let layer, _):
                 routedByLayer[layer, default: 0] += count
                 fusedExperts[layer] = weight.shape.first ?? spec.routedExpertCount
             default:

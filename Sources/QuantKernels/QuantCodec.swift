@@ -24,14 +24,11 @@ public enum QuantCodec {
         let weights = type.layout.usesImportance ? importance?.baseAddress : nil
 
         let job = RowJob(type: type, source: source, width: width, weights: weights, destination: destination, rowBytes: rowBytes, reference: reference)
-        let threadCount = Swift.max(1, Swift.min(threads, rows))
-        if threadCount == 1 {
+        let shares = RowPartition(rows: rows, threads: threads)
+        if shares.count == 1 {
             job.run(0..<rows)
         } else {
-            let chunk = (rows + threadCount - 1) / threadCount
-            DispatchQueue.concurrentPerform(iterations: threadCount) { part in
-                job.run((part * chunk)..<Swift.min(rows, (part + 1) * chunk))
-            }
+            DispatchQueue.concurrentPerform(iterations: shares.count) { job.run(shares[$0]) }
         }
     }
 

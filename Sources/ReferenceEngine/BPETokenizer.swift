@@ -43,18 +43,7 @@ public struct BPETokenizer: TextTokenizer {
             return (content, id)
         }.sorted { $0.content.count > $1.content.count }
         pattern = try NSRegularExpression(pattern: BPETokenizer.gpt2Pattern)
-        byteCharacters = BPETokenizer.makeByteCharacters()
-    }
-
-    /// GPT-2's byte → printable character table.
-    static func makeByteCharacters() -> [Character] {
-        var bytes = Array(33...126) + Array(161...172) + Array(174...255)
-        var codes = bytes
-        var extra = 0
-        for b in 0..<256 where !bytes.contains(b) { bytes.append(b); codes.append(256 + extra); extra += 1 }
-        var table = [Character](repeating: " ", count: 256)
-        for (b, c) in zip(bytes, codes) { table[b] = Character(Unicode.Scalar(UInt32(c)) ?? " ") }
-        return table
+        byteCharacters = ByteLevelAlphabet.characters
     }
 
     /// Token ids of `text`.

@@ -12,25 +12,25 @@ public struct DeepseekV3Forward {
     let mla: LatentAttention
     let interleavedRope: Bool
 
-    /// `ropeInterleave`: transformers' `rope_interleave` (true unless config.json says otherwise).
-    public init(weights: WeightProvider, ropeInterleave: Bool = true) throws {
+    /// Rope pairs are interleaved unless config.json's `rope_interleave` says otherwise (transformers' default).
+    public init(weights: WeightProvider) throws {
         guard weights.spec.architecture == .deepseekV3, let mla = weights.spec.latentAttention else {
             throw EngineError.unsupported("\(weights.spec.modelType) as DeepSeek-V3")
         }
         spec = weights.spec
         self.mla = mla
         self.weights = weights
-        interleavedRope = ropeInterleave
+        interleavedRope = weights.spec.ropeInterleave
     }
 
     /// Receives every matmul input, for importance matrices and routing statistics.
     public var observer: ActivationObserver? = nil
 
-    func weight(_ name: String) throws -> [Float] { try weights.weight(name) }
+    func weight(_ role: TensorRole) throws -> [Float] { try weights.weight(role) }
 
-    /// x · Wᵀ for the HF weight `name` (WeightProvider.project: observer first, llama.cpp rounding if asked).
-    func project(_ x: [Float], tokens: Int, inputs: Int, _ name: String, outputs: Int) throws -> [Float] {
-        try weights.project(x, tokens: tokens, inputs: inputs, name, outputs: outputs, observer: observer)
+    /// x · Wᵀ for the weight of `role` (WeightProvider.project: observer first, llama.cpp rounding if asked).
+    func project(_ x: [Float], tokens: Int, inputs: Int, _ role: TensorRole, outputs: Int) throws -> [Float] {
+        try weights.project(x, tokens: tokens, inputs: inputs, role, outputs: outputs, observer: observer)
     }
 
     // MARK: YaRN
@@ -89,7 +89,7 @@ public struct DeepseekV3Forward {
         let h = spec.hiddenSize, t = ids.count, eps = Float(spec.rmsNormEpsilon), heads = spec.headCount
         let nope = mla.noPositionHeadDim, rope = mla.ropeHeadDim, vDim = mla.valueHeadDim, rank = mla.keyValueRank
         let qkDim = nope + rope
-        let embedding = try weight("model.embed_tokens.weight")
+        let embedding = try weight(.embedding)
         var x = [Float](repeating: 0, count: t * h)
         for (i, id) in ids.enumerated() {
             guard id >= 0, id < spec.vocabularySize else { throw EngineError.token(index: i, id: id, vocabulary: spec.vocabularySize) }
@@ -102,26 +102,26 @@ public struct DeepseekV3Forward {
             softmaxScale = softmaxScale * m * m
         }
         for layer in 0..<spec.layerCount {
-            let p = "model.layers.\(layer)."
+            func attention(_ part: AttentionPart) -> TensorRole { .attention(layer: layer, part: part) }
             var a = x
-            DenseOps.rmsNorm(&a, width: h, weight: try weight(p + "input_layernorm.weight"), epsilon: eps)
+            DenseOps.rmsNorm(&a, width: h, weight: try weight(.attentionNorm(layer: layer)), epsilon: eps)
             var q: [Float]
             if let qRank = mla.queryRank {
-                var compressed = try project(a, tokens: t, inputs: h, p + "self_attn.q_a_proj.weight", outputs: qRank)
-                DenseOps.rmsNorm(&compressed, width: qRank, weight: try weight(p + "self_attn.q_a_layernorm.weight"), epsilon: eps)
-                q = try project(compressed, tokens: t, inputs: qRank, p + "self_attn.q_b_proj.weight", outputs: heads * qkDim)
+                var compressed = try project(a, tokens: t, inputs: h, attention(.queryA), outputs: qRank)
+                DenseOps.rmsNorm(&compressed, width: qRank, weight: try weight(attention(.queryANorm)), epsilon: eps)
+                q = try project(compressed, tokens: t, inputs: qRank, attention(.queryB), outputs: heads * qkDim)
             } else {
-                q = try project(a, tokens: t, inputs: h, p + "self_attn.q_proj.weight", outputs: heads * qkDim)
+                q = try project(a, tokens: t, inputs: h, attention(.query), outputs: heads * qkDim)
             }
-            let kvA = try project(a, tokens: t, inputs: h, p + "self_attn.kv_a_proj_with_mqa.weight", outputs: rank + rope)
+            let kvA = try project(a, tokens: t, inputs: h, attention(.keyValueA), outputs: rank + rope)
             var latent = [Float](repeating: 0, count: t * rank)
             var sharedRope = [Float](repeating: 0, count: t * rope)
             for i in 0..<t {
                 for j in 0..<rank { latent[i * rank + j] = kvA[i * (rank + rope) + j] }
                 for j in 0..<rope { sharedRope[i * rope + j] = kvA[i * (rank + rope) + rank + j] }
             }
-            DenseOps.rmsNorm(&latent, width: rank, weight: try weight(p + "self_attn.kv_a_layernorm.weight"), epsilon: eps)
-            let kv = try project(latent, tokens: t, inputs: rank, p + "self_attn.kv_b_proj.weight", outputs: heads * (nope + vDim))
+            DenseOps.rmsNorm(&latent, width: rank, weight: try weight(attention(.keyValueANorm)), epsilon: eps)
+            let kv = try project(latent, tokens: t, inputs: rank, attention(.keyValueB), outputs: heads * (nope + vDim))
             applyRope(&q, tokens: t, heads: heads, stride: qkDim, offset: nope, inverse: inverse, scale: ropeScale)
             applyRope(&sharedRope, tokens: t, heads: 1, stride: rope, offset: 0, inverse: inverse, scale: ropeScale)
             var k = [Float](repeating: 0, count: t * heads * qkDim)
@@ -135,35 +135,36 @@ public struct DeepseekV3Forward {
                 }
             }
             let context = DenseOps.attention(q: q, k: k, v: v, tokens: t, heads: heads, kvHeads: heads, dim: qkDim, valueDim: vDim, scale: softmaxScale)
-            let attended = try project(context, tokens: t, inputs: heads * vDim, p + "self_attn.o_proj.weight", outputs: h)
+            let attended = try project(context, tokens: t, inputs: heads * vDim, attention(.output), outputs: h)
             for i in 0..<x.count { x[i] += attended[i] }
 
             var m = x
-            DenseOps.rmsNorm(&m, width: h, weight: try weight(p + "post_attention_layernorm.weight"), epsilon: eps)
-            let out = spec.isMoELayer(layer) ? try moe(m, tokens: t, prefix: p + "mlp.") : try mlp(m, tokens: t, prefix: p + "mlp.", width: spec.intermediateSize)
+            DenseOps.rmsNorm(&m, width: h, weight: try weight(.feedForwardNorm(layer: layer)), epsilon: eps)
+            let out = spec.isMoELayer(layer) ? try moe(m, tokens: t, layer: layer)
+                : try mlp(m, tokens: t, roles: { .denseFeedForward(layer: layer, projection: $0) }, width: spec.intermediateSize)
             for i in 0..<x.count { x[i] += out[i] }
         }
-        DenseOps.rmsNorm(&x, width: h, weight: try weight("model.norm.weight"), epsilon: eps)
-        let head = weights.has("lm_head.weight") ? "lm_head.weight" : "model.embed_tokens.weight"
+        DenseOps.rmsNorm(&x, width: h, weight: try weight(.finalNorm), epsilon: eps)
+        let head: TensorRole = weights.has(.outputHead) ? .outputHead : .embedding
         return try project(x, tokens: t, inputs: h, head, outputs: spec.vocabularySize)
     }
 
     /// SwiGLU MLP (dense layers and shared experts).
-    func mlp(_ x: [Float], tokens t: Int, prefix p: String, width: Int) throws -> [Float] {
+    func mlp(_ x: [Float], tokens t: Int, roles: (Projection) -> TensorRole, width: Int) throws -> [Float] {
         let h = spec.hiddenSize
-        let gate = try project(x, tokens: t, inputs: h, p + "gate_proj.weight", outputs: width)
-        let up = try project(x, tokens: t, inputs: h, p + "up_proj.weight", outputs: width)
+        let gate = try project(x, tokens: t, inputs: h, roles(.gate), outputs: width)
+        let up = try project(x, tokens: t, inputs: h, roles(.up), outputs: width)
         var act = [Float](repeating: 0, count: gate.count)
         for i in 0..<act.count { act[i] = DenseOps.silu(gate[i]) * up[i] }
-        return try project(act, tokens: t, inputs: width, p + "down_proj.weight", outputs: h)
+        return try project(act, tokens: t, inputs: width, roles(.down), outputs: h)
     }
 
     /// Sigmoid router with bias-for-selection and group limit, routed experts, plus shared experts.
-    func moe(_ x: [Float], tokens t: Int, prefix p: String) throws -> [Float] {
+    func moe(_ x: [Float], tokens t: Int, layer: Int) throws -> [Float] {
         let h = spec.hiddenSize, experts = spec.routedExpertCount, topK = spec.expertsPerToken
         let groups = max(spec.expertGroupCount, 1), perGroup = experts / groups
-        let logits = try project(x, tokens: t, inputs: h, p + "gate.weight", outputs: experts)
-        let bias = weights.has(p + "gate.e_score_correction_bias") ? try weight(p + "gate.e_score_correction_bias") : [Float](repeating: 0, count: experts)
+        let logits = try project(x, tokens: t, inputs: h, .router(layer: layer), outputs: experts)
+        let bias = weights.has(.routerBias(layer: layer)) ? try weight(.routerBias(layer: layer)) : [Float](repeating: 0, count: experts)
         var chosen = [[(expert: Int, weight: Float)]](repeating: [], count: t)
         for i in 0..<t {
             let scores = (0..<experts).map { 1 / (1 + exp(-logits[i * experts + $0])) }
@@ -185,10 +186,10 @@ public struct DeepseekV3Forward {
         }
         let ff = spec.expertIntermediateSize
         var output = try DenseOps.dispatch(x, tokens: t, width: h, experts: experts, chosen: chosen) { expert, rows, count in
-            try mlp(rows, tokens: count, prefix: p + "experts.\(expert).", width: ff)
+            try mlp(rows, tokens: count, roles: { .routedExpert(layer: layer, expert: expert, projection: $0) }, width: ff)
         }
         if spec.sharedExpertCount > 0 {
-            let shared = try mlp(x, tokens: t, prefix: p + "shared_experts.", width: ff * spec.sharedExpertCount)
+            let shared = try mlp(x, tokens: t, roles: { .sharedExpert(layer: layer, projection: $0) }, width: ff * spec.sharedExpertCount)
             for i in 0..<output.count { output[i] += shared[i] }
         }
         return output

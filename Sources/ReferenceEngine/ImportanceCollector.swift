@@ -6,36 +6,42 @@ import ModelCatalog
 import QuantKernels
 import TensorFormats
 
-/// Receives the input rows of each projection.
+/// Receives the input rows of each projection, by the weight's role.
 public protocol ActivationObserver: AnyObject {
-    func observe(weight: String, input: [Float], rows: Int, width: Int)
+    func observe(_ role: TensorRole, input: [Float], rows: Int, width: Int)
 }
 
 public final class ImportanceCollector: ActivationObserver {
     struct Target { let gguf: String; let matrix: Int; let matrices: Int; let width: Int }
 
-    private var targets: [String: Target] = [:]
+    private var targets: [TensorRole: Target] = [:]
+    /// GGUF tensors holding routed down projections (their counts are the routing statistics).
+    private var routedDown: Set<String> = []
     private var sums: [String: [Double]] = [:]
     private var counts: [String: [Int]] = [:]
 
-    /// Maps each HF weight of `spec` to the GGUF tensor (and expert slice) it becomes. MLA's kv_b is left out:
+    /// Maps each weight of `spec` to the GGUF tensor (and expert slice) it becomes. MLA's kv_b is left out:
     /// llama.cpp multiplies attn_k_b / attn_v_b by different activations than transformers' kv_b_proj.
     public init(spec: ModelSpec) {
-        // Like llama-imatrix by default: the blk.* matmuls only (not token_embd / output).
-        for plan in spec.ggufTensors(has: { _ in true }) where plan.quantizable && plan.name.hasPrefix("blk.") {
+        // Like llama-imatrix by default: the per-layer matmuls only (not token_embd / output).
+        for plan in spec.tensorLayout.ggufTensors(includeOutputHead: true) where plan.quantizable && plan.layer != nil {
             switch plan.source {
-            case .weight(let name), .ropePermuted(let name, _):
-                targets[name] = Target(gguf: plan.name, matrix: 0, matrices: 1, width: plan.rowWidth)
-            case .stacked(let names):
-                for (e, name) in names.enumerated() { targets[name] = Target(gguf: plan.name, matrix: e, matrices: names.count, width: plan.rowWidth) }
-            case .keyFromKVB, .valueFromKVB:
+            case .weight, .ropePermuted:
+                targets[plan.role] = Target(gguf: plan.name, matrix: 0, matrices: 1, width: plan.rowWidth)
+            case .stacked:
+                guard case .routedExperts(let layer, let projection) = plan.role else { continue }
+                if projection == .down { routedDown.insert(plan.name) }
+                for e in 0..<spec.routedExpertCount {
+                    targets[.routedExpert(layer: layer, expert: e, projection: projection)] = Target(gguf: plan.name, matrix: e, matrices: spec.routedExpertCount, width: plan.rowWidth)
+                }
+            case .keyFromKVB, .valueFromKVB, .fusedHalf:
                 break
             }
         }
     }
 
-    public func observe(weight: String, input: [Float], rows: Int, width: Int) {
-        guard let target = targets[weight], target.width == width else { return }
+    public func observe(_ role: TensorRole, input: [Float], rows: Int, width: Int) {
+        guard let target = targets[role], target.width == width else { return }
         var sum = sums[target.gguf] ?? [Double](repeating: 0, count: target.width * target.matrices)
         var count = counts[target.gguf] ?? [Int](repeating: 0, count: target.matrices)
         let base = target.matrix * width
@@ -52,7 +58,7 @@ public final class ImportanceCollector: ActivationObserver {
 
     /// Tokens routed to each expert per layer (from the down projections' counts).
     public var routing: [(tensor: String, tokens: [Int])] {
-        counts.filter { $0.key.contains("ffn_down_exps") }.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
+        counts.filter { routedDown.contains($0.key) }.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
     }
 
     /// Writes llama.cpp's GGUF imatrix: `W.in_sum2` (raw Σx², ne {width, matrices}) and `W.counts` (ne {1, matrices}).
@@ -64,8 +70,8 @@ public final class ImportanceCollector: ActivationObserver {
             specs.append(GGUFTensorSpec(name: name + ".in_sum2", dimensions: [width, matrices], type: .f32))
             specs.append(GGUFTensorSpec(name: name + ".counts", dimensions: [1, matrices], type: .f32))
         }
-        let layout = try GGUFLayout(metadata: [("general.type", .string("imatrix")), ("imatrix.datasets", .strings([dataset])),
-                                               ("imatrix.chunk_count", .uint32(UInt32(chunks))), ("imatrix.chunk_size", .uint32(UInt32(chunkSize)))],
+        let layout = try GGUFLayout(metadata: [(.type, .string(GGUFKey.imatrixType)), (.imatrixDatasets, .strings([dataset])),
+                                               (.imatrixChunkCount, .uint32(UInt32(clamping: chunks))), (.imatrixChunkSize, .uint32(UInt32(clamping: chunkSize)))],
                                     tensors: specs, file: path)
         let writer = try GGUFWriter(path: path, layout: layout)
         func floats(_ values: [Float]) -> [UInt8] { values.flatMap { withUnsafeBytes(of: $0.bitPattern.littleEndian, Array.init) } }

@@ -63,9 +63,12 @@ public enum QuantValidation {
     /// Perplexity of one model on `windows` (second half of each scored), and the number of scored positions.
     public static func perplexity(model: WeightProvider, configDirectory: String, windows: [[Int]]) throws -> (perplexity: Double, positions: Int) {
         let vocabulary = model.spec.vocabularySize
+        guard !windows.isEmpty, windows.allSatisfy({ $0.count >= 2 }) else {
+            throw EngineError.noWork("no window of at least 2 tokens (the text is shorter than one window of --ctx tokens, or --chunks is 0)")
+        }
         var total = 0.0, count = 0
         for window in windows {
-            let logits = try ReferenceModel.logits(weights: model, configDirectory: configDirectory, tokens: window)
+            let logits = try ReferenceModel.logits(weights: model, tokens: window)
             for t in (window.count / 2)..<(window.count - 1) {
                 total -= logSoftmax(logits[(t * vocabulary)..<((t + 1) * vocabulary)])[window[t + 1]]
                 count += 1
@@ -78,6 +81,9 @@ public enum QuantValidation {
     /// also returned as a compact record, and the report says what the record's top-k + tail KLD would have been.
     public static func run(quant: WeightProvider, base: BaseSource, configDirectory: String, windows: [[Int]],
                            recordTopK: Int? = nil) throws -> (report: QuantValidationReport, record: BaseLogitRecord?) {
+        guard !windows.isEmpty, windows.allSatisfy({ $0.count >= 4 }) else {
+            throw EngineError.noWork("no window of at least 4 tokens to score (the text is shorter than one window of --ctx tokens, or --chunks is 0)")
+        }
         var report = QuantValidationReport()
         let vocabulary = quant.spec.vocabularySize
         let context = windows.first?.count ?? 0
@@ -85,9 +91,9 @@ public enum QuantValidation {
         var agree = 0, approximateSum = 0.0
         var record = recordTopK.map { BaseLogitRecord(vocabulary: vocabulary, context: context, topK: $0, windowsHash: windowsHash(windows)) }
         for window in windows {
-            let q = try ReferenceModel.logits(weights: quant, configDirectory: configDirectory, tokens: window)
+            let q = try ReferenceModel.logits(weights: quant, tokens: window)
             var b: [Float] = []
-            if case .model(let model) = base { b = try ReferenceModel.logits(weights: model, configDirectory: configDirectory, tokens: window) }
+            if case .model(let model) = base { b = try ReferenceModel.logits(weights: model, tokens: window) }
             for t in (context / 2)..<(context - 1) {
                 let lq = logSoftmax(q[(t * vocabulary)..<((t + 1) * vocabulary)])
                 let next = window[t + 1]
@@ -119,7 +125,7 @@ public enum QuantValidation {
         report.chunks = windows.count
         report.positions = n
         if case .record = base { report.kldFromRecord = true }
-        guard n > 1 else { return (report, record) }
+        guard n > 1 else { throw EngineError.noWork("\(n) scored position(s); at least 2 are needed for perplexity and its interval") }
         let meanBase = baseNLL.reduce(0, +) / Double(n), meanQuant = quantNLL.reduce(0, +) / Double(n)
         report.basePerplexity = exp(meanBase)
         report.quantPerplexity = exp(meanQuant)
@@ -153,10 +159,13 @@ public enum QuantValidation {
     /// Weight error of every quantized weight against the base, worst first.
     public static func tensorErrors(quant: GGUFWeights, base: WeightProvider) throws -> [QuantValidationReport.TensorError] {
         var errors: [QuantValidationReport.TensorError] = []
-        for name in quant.names where base.has(name) {
-            let reference = try base.weight(name), approximation = try quant.weight(name)
+        let layout = quant.spec.tensorLayout
+        for role in quant.roles where base.has(role) {
+            let reference = try base.weight(role), approximation = try quant.weight(role)
             let metrics = ErrorMetrics(reference: reference, approximation: approximation, width: reference.count)
-            let rms = (reference.reduce(0.0) { $0 + Double($1) * Double($1) } / Double(max(reference.count, 1))).squareRoot()
+            let squares = reference.reduce(0.0) { $0 + Double($1) * Double($1) }
+            let rms = (squares / Double(max(reference.count, 1))).squareRoot()
+            let name = layout.checkpointName(role, part: layout.storedPart(of: role)) ?? "\(role)"
             errors.append(.init(name: name, metrics: metrics, relativeRMSE: rms > 0 ? metrics.rmse / rms : 0))
         }
         return errors.sorted { $0.relativeRMSE > $1.relativeRMSE }

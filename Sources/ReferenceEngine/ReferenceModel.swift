@@ -13,27 +13,34 @@ public enum ReferenceModel {
         if path.hasSuffix(".gguf") {
             guard let configDirectory else { throw EngineError.unsupported("a GGUF without its base checkpoint's config.json (pass --base)") }
             let spec = try ModelSpec(configFile: (configDirectory as NSString).appendingPathComponent("config.json"))
-            if FileManager.default.fileExists(atPath: String(path.dropLast(5)) + ".expert-pack") {
-                return try ExpertPackWeights(densePath: path, spec: spec, cacheExperts: expertCache ?? 8)
+            guard spec.architecture.isConvertible else { throw EngineError.unsupported("\(spec.modelType) models (`moeq plan` and `inspect` read them)") }
+            let weights: WeightProvider
+            if PositionalFile.exists(ExpertPackFile.path(forDense: path)) {
+                weights = try ExpertPackWeights(densePath: path, spec: spec, cacheExperts: expertCache ?? 8)
+            } else {
+                weights = try GGUFWeights(path: path, spec: spec, llamaCPUArithmetic: llamaCPUArithmetic)
             }
-            return try GGUFWeights(path: path, spec: spec, llamaCPUArithmetic: llamaCPUArithmetic)
+            try checkComplete(weights, source: path)
+            return weights
         }
         return try CheckpointWeights(path: path)
     }
 
-    /// transformers' `rope_interleave` from config.json (DeepSeek-V3 default: true).
-    static func ropeInterleave(_ directory: String) -> Bool {
-        let path = (directory as NSString).appendingPathComponent("config.json")
-        guard let data = FileManager.default.contents(atPath: path), let config = try? JSONParser.parse([UInt8](data)) else { return true }
-        return config["rope_interleave"]?.boolValue ?? config["text_config"]?["rope_interleave"]?.boolValue ?? true
+    /// Every tensor the forward pass reads is there (main layers only; MTP layers are not run).
+    static func checkComplete(_ weights: WeightProvider, source: String) throws {
+        let layout = weights.spec.tensorLayout
+        for tensor in layout.expectedTensors() where tensor.part == layout.storedPart(of: tensor.role) {
+            if case .nextTokenPrediction = tensor.role { continue }
+            if !weights.has(tensor.role) { throw EngineError.missingTensor(file: source, tensor: tensor.name) }
+        }
     }
 
     /// Logits [tokens × vocabulary] of one window; `observer` sees every projection's input.
-    public static func logits(weights: WeightProvider, configDirectory: String, tokens: [Int],
-                              observer: ActivationObserver? = nil) throws -> [Float] {
+    public static func logits(weights: WeightProvider, tokens: [Int], observer: ActivationObserver? = nil) throws -> [Float] {
+        guard !tokens.isEmpty else { throw EngineError.noWork("an empty window") }
         switch weights.spec.architecture {
         case .deepseekV3:
-            var engine = try DeepseekV3Forward(weights: weights, ropeInterleave: ropeInterleave(configDirectory))
+            var engine = try DeepseekV3Forward(weights: weights)
             engine.observer = observer
             return try engine.logits(tokens: tokens)
         case .qwen3Moe, .mixtral:
@@ -48,7 +55,7 @@ public enum ReferenceModel {
     /// Convenience for a checkpoint directory: logits and the vocabulary size.
     public static func logits(checkpointPath: String, tokens: [Int]) throws -> (logits: [Float], vocabulary: Int) {
         let weights = try CheckpointWeights(path: checkpointPath)
-        let directory = (try Checkpoint(path: checkpointPath)).directory
-        return (try logits(weights: weights, configDirectory: directory, tokens: tokens), weights.spec.vocabularySize)
+        return (try logits(weights: weights, tokens: tokens), weights.spec.vocabularySize)
     }
 }
+

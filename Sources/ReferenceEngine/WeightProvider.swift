@@ -1,28 +1,32 @@
-// Where the engine's weights come from: a safetensors checkpoint in any source encoding, or a GGUF that moeq
-// (or llama.cpp) wrote for the same model, read back through the HF → GGUF mapping in reverse.
+// Where the engine's weights come from, by role: a safetensors checkpoint in any source encoding, or a GGUF that moeq
+// (or llama.cpp) wrote for the same model, read back through the architecture table's GGUF → checkpoint assembly in
+// reverse. Both check, before any data is read, that the weights have the shapes the spec says.
 import Foundation
 import ModelCatalog
 import QuantKernels
 import TensorFormats
 
-/// HF-named f32 weights for the forward pass.
+/// f32 weights for the forward pass, looked up by role.
 public protocol WeightProvider {
     var spec: ModelSpec { get }
-    func has(_ name: String) -> Bool
-    func weight(_ name: String) throws -> [Float]
-    /// How a matmul input is rounded before it meets `name` (llama.cpp CPU arithmetic), or nil for exact f32.
-    func dotInput(_ name: String) -> GGMLDotInput?
+    func has(_ role: TensorRole) -> Bool
+    func weight(_ role: TensorRole) throws -> [Float]
+    /// How a matmul input is rounded before it meets `role`'s weight (llama.cpp CPU arithmetic), or nil for exact f32.
+    func dotInput(_ role: TensorRole) -> GGMLDotInput?
 }
 
 extension WeightProvider {
-    public func dotInput(_ name: String) -> GGMLDotInput? { nil }
+    public func dotInput(_ role: TensorRole) -> GGMLDotInput? { nil }
 
-    /// x · Wᵀ for the HF weight `name` ([tokens × inputs] → [tokens × outputs]); the observer sees the input as
-    /// it is, the product uses it rounded as llama.cpp's CPU backend would when `dotInput` says so.
-    func project(_ x: [Float], tokens: Int, inputs: Int, _ name: String, outputs: Int, observer: ActivationObserver?) throws -> [Float] {
-        observer?.observe(weight: name, input: x, rows: tokens, width: inputs)
-        let w = try weight(name)
-        guard let rounding = dotInput(name), rounding != .f32, inputs % rounding.blockSize == 0 else {
+    /// x · Wᵀ for the weight of `role` ([tokens × inputs] → [tokens × outputs]); the observer sees the input as it is,
+    /// the product uses it rounded as llama.cpp's CPU backend would when `dotInput` says so.
+    func project(_ x: [Float], tokens: Int, inputs: Int, _ role: TensorRole, outputs: Int, observer: ActivationObserver?) throws -> [Float] {
+        observer?.observe(role, input: x, rows: tokens, width: inputs)
+        let w = try weight(role)
+        guard w.count == inputs * outputs else {
+            throw EngineError.shape(what: "\(role)", expected: [outputs, inputs], found: w.count)
+        }
+        guard let rounding = dotInput(role), rounding != .f32, inputs % rounding.blockSize == 0 else {
             return DenseOps.linear(x, tokens: tokens, inputs: inputs, w, outputs: outputs)
         }
         var rounded = x
@@ -35,14 +39,14 @@ extension WeightProvider {
 /// many chunks decodes each weight once when the model fits the budget, and memory stays bounded when it does not.
 final class DecodedWeightCache {
     let budget: Int
-    private var values: [String: [Float]] = [:]
-    private var order: [String] = []
+    private var values: [TensorRole: [Float]] = [:]
+    private var order: [TensorRole] = []
     private var bytes = 0
 
     init(budget: Int) { self.budget = budget }
 
-    func value(_ name: String, _ decode: () throws -> [Float]) rethrows -> [Float] {
-        if let hit = values[name] { return hit }
+    func value(_ role: TensorRole, _ decode: () throws -> [Float]) rethrows -> [Float] {
+        if let hit = values[role] { return hit }
         let decoded = try decode()
         let size = decoded.count * 4
         guard size <= budget else { return decoded }
@@ -50,8 +54,8 @@ final class DecodedWeightCache {
             let oldest = order.removeFirst()
             bytes -= (values.removeValue(forKey: oldest)?.count ?? 0) * 4
         }
-        values[name] = decoded
-        order.append(name)
+        values[role] = decoded
+        order.append(role)
         bytes += size
         return decoded
     }
@@ -59,81 +63,134 @@ final class DecodedWeightCache {
 
 /// Bytes of decoded f32 weights each model keeps between windows (MOEQ_WEIGHT_CACHE_MB overrides; 0 disables).
 let decodedWeightBudget: Int = {
-    if let text = ProcessInfo.processInfo.environment["MOEQ_WEIGHT_CACHE_MB"], let mb = Int(text), mb >= 0 { return mb << 20 }
+    if let text = ProcessInfo.processInfo.environment["MOEQ_WEIGHT_CACHE_MB"], let mb = Int(text), (0...(1 << 30)).contains(mb) { return mb << 20 }
     return 1 << 30
 }()
 
 /// Weights decoded from a safetensors checkpoint (BF16/F16/F32, FP8 blocks, packed INT4).
 public struct CheckpointWeights: WeightProvider {
     public let spec: ModelSpec
+    public let layout: TensorLayout
     let resolver: WeightResolver
     let cache = DecodedWeightCache(budget: decodedWeightBudget)
 
+    /// Opens the checkpoint at `path` and checks every weight's shape against its config.json (headers only).
     public init(path: String) throws {
         let checkpoint = try Checkpoint(path: path)
-        spec = try ModelSpec(configFile: (checkpoint.directory as NSString).appendingPathComponent("config.json"))
+        let configPath = (checkpoint.directory as NSString).appendingPathComponent("config.json")
+        spec = try ModelSpec(configFile: configPath)
+        guard spec.architecture.isConvertible else { throw EngineError.unsupported("\(spec.modelType) models (`moeq plan` and `inspect` read them)") }
+        layout = spec.tensorLayout
+        try layout.checkTensorCount(stored: checkpoint.tensors.count, config: configPath)
         resolver = WeightResolver(checkpoint: checkpoint, quantization: spec.quantization)
+        try layout.check(try resolver.allWeights(), directory: checkpoint.directory, config: configPath)
+        try ReferenceModel.checkComplete(self, source: checkpoint.directory)
     }
 
-    public func has(_ name: String) -> Bool { resolver.checkpoint.contains(name) }
-    public func weight(_ name: String) throws -> [Float] { try cache.value(name) { try resolver.weight(named: name).decodeAll() } }
+    public func has(_ role: TensorRole) -> Bool { layout.checkpointName(role, part: layout.storedPart(of: role)).map(resolver.hasWeight(named:)) ?? false }
+
+    public func weight(_ role: TensorRole) throws -> [Float] {
+        try cache.value(role) {
+            guard let name = layout.checkpointName(role, part: layout.storedPart(of: role)) else {
+                throw EngineError.unsupported("a weight for \(role) in \(spec.modelType)")
+            }
+            return try resolver.weight(named: name).decodeAll()
+        }
+    }
 }
 
-/// Weights dequantized from a GGUF of the model `spec` describes (names and layouts from `ggufTensors`).
+/// Weights dequantized from a GGUF of the model `spec` describes (names and layouts from the architecture table).
 public final class GGUFWeights: WeightProvider {
     public let spec: ModelSpec
     let file: GGUFFile
-    /// HF name → (GGUF plan, which expert/part).
-    private var sources: [String: (plan: GGUFTensorPlan, index: Int)] = [:]
+    /// Checkpoint role → the GGUF tensor holding it, and which expert / part of it.
+    private var sources: [TensorRole: (plan: GGUFTensorPlan, index: Int)] = [:]
+    /// GGUF role → its plan (for the MLA value half).
+    private var plans: [TensorRole: GGUFTensorPlan] = [:]
 
     /// Round every matmul input as llama.cpp's CPU backend does for the stored weight type (Q8_0 activations for
     /// Q8_0/Q4_0/Q5_0, Q8_K for k-quants, F16 for F16 …), so logits and KLD predict what llama-perplexity reports.
     /// MLA's kv_b_proj is left exact: llama.cpp runs it as the absorbed attn_k_b / attn_v_b products instead.
     public var llamaCPUArithmetic = false
 
-    public init(path: String, spec: ModelSpec, llamaCPUArithmetic: Bool = false) throws {
+    /// Opens `path` and checks that it is a GGUF of `spec`'s model: the same hyper-parameters, and every tensor the
+    /// table gives the spec present with its shape (`allowMissingExperts`: the routed experts live elsewhere, as in
+    /// an expert-major layout's dense file).
+    public init(path: String, spec: ModelSpec, llamaCPUArithmetic: Bool = false, allowMissingExperts: Bool = false) throws {
         self.spec = spec
         self.llamaCPUArithmetic = llamaCPUArithmetic
         file = try GGUFFile(path: path)
-        for plan in spec.ggufTensors(has: { _ in true }) where file.tensor(named: plan.name) != nil {
+        try GGUFWeights.checkSameModel(file, spec: spec)
+        let layout = spec.tensorLayout
+        for plan in layout.ggufTensors(includeOutputHead: true) where plan.part == layout.storedFilePart(of: plan.role) {
+            guard let info = file.tensor(named: plan.name) else {
+                if plan.role == .outputHead && spec.tieWordEmbeddings { continue }
+                if allowMissingExperts && plan.role.category == .routedExperts { continue }
+                throw EngineError.missingTensor(file: path, tensor: plan.name)
+            }
+            guard info.dimensions == plan.dimensions else {
+                throw EngineError.tensorShape(file: path, tensor: plan.name, byteOffset: file.dataStart + info.offset, found: info.dimensions, expected: plan.dimensions)
+            }
+            plans[plan.role] = plan
             switch plan.source {
-            case .weight(let n), .ropePermuted(let n, _): sources[n] = (plan, 0)
-            case .stacked(let names): for (e, n) in names.enumerated() { sources[n] = (plan, e) }
-            case .keyFromKVB(let n, _, _, _): sources[n] = (plan, 0)
-            case .valueFromKVB: break
+            case .weight, .ropePermuted:
+                sources[plan.role] = (plan, 0)
+            case .stacked:
+                guard case .routedExperts(let l, let projection) = plan.role else { continue }
+                for e in 0..<spec.routedExpertCount { sources[.routedExpert(layer: l, expert: e, projection: projection)] = (plan, e) }
+            case .keyFromKVB:
+                if let layer = plan.layer { sources[.attention(layer: layer, part: .keyValueB)] = (plan, 0) }
+            case .valueFromKVB, .fusedHalf:
+                break
             }
         }
     }
 
-    public func has(_ name: String) -> Bool { sources[name] != nil }
+    /// Refuses a GGUF of another model than `spec` (a wrong `--base`), naming what differs.
+    static func checkSameModel(_ file: GGUFFile, spec: ModelSpec) throws {
+        let own: ModelSpec
+        do { own = try ModelSpec(gguf: file) } catch { throw EngineError.notThisModel(file: file.path, reason: "its header does not describe a model moeq runs: \(error)") }
+        let pairs: [(String, Int, Int)] = [
+            ("architecture", Architecture.allCases.firstIndex(of: own.architecture) ?? -1, Architecture.allCases.firstIndex(of: spec.architecture) ?? -1),
+            ("layers", own.layerCount, spec.layerCount), ("hidden size", own.hiddenSize, spec.hiddenSize),
+            ("vocabulary", own.vocabularySize, spec.vocabularySize), ("attention heads", own.headCount, spec.headCount),
+            ("routed experts", own.routedExpertCount, spec.routedExpertCount), ("experts per token", own.expertsPerToken, spec.expertsPerToken),
+            ("expert width", own.expertIntermediateSize, spec.expertIntermediateSize),
+        ]
+        for (what, a, b) in pairs where a != b {
+            throw EngineError.notThisModel(file: file.path, reason: "its \(what) is \(a), the base's config.json says \(b): pass the --base this GGUF was made from")
+        }
+    }
 
-    public func dotInput(_ name: String) -> GGMLDotInput? {
-        guard llamaCPUArithmetic, let (plan, _) = sources[name], let info = file.tensor(named: plan.name) else { return nil }
+    public func has(_ role: TensorRole) -> Bool { sources[role] != nil }
+
+    public func dotInput(_ role: TensorRole) -> GGMLDotInput? {
+        guard llamaCPUArithmetic, let (plan, _) = sources[role], let info = file.tensor(named: plan.name) else { return nil }
         if case .keyFromKVB = plan.source { return nil }
         return GGMLDotInput(weight: info.type)
     }
 
-    /// Every HF weight this GGUF provides, in a stable order.
-    public var names: [String] { sources.keys.sorted() }
+    /// Every checkpoint role this GGUF provides, in a stable order.
+    public var roles: [TensorRole] { sources.keys.sorted { "\($0)" < "\($1)" } }
 
-    private func values(_ name: String) throws -> [Float] {
-        guard let info = file.tensor(named: name) else { throw EngineError.unsupported("a GGUF without \(name)") }
+    private func values(_ plan: GGUFTensorPlan) throws -> [Float] {
+        guard let info = file.tensor(named: plan.name) else { throw EngineError.missingTensor(file: file.path, tensor: plan.name) }
         return try file.dequantized(info)
     }
 
     let cache = DecodedWeightCache(budget: decodedWeightBudget)
 
-    public func weight(_ name: String) throws -> [Float] { try cache.value(name) { try decode(name) } }
+    public func weight(_ role: TensorRole) throws -> [Float] { try cache.value(role) { try decode(role) } }
 
-    private func decode(_ name: String) throws -> [Float] {
-        guard let (plan, index) = sources[name] else { throw EngineError.unsupported("weight \(name) in \(file.path)") }
+    private func decode(_ role: TensorRole) throws -> [Float] {
+        guard let (plan, index) = sources[role] else { throw EngineError.missingTensor(file: file.path, tensor: "\(role)") }
         if case .stacked(let names) = plan.source {
-            guard let info = file.tensor(named: plan.name) else { throw EngineError.unsupported("a GGUF without \(plan.name)") }
+            guard let info = file.tensor(named: plan.name) else { throw EngineError.missingTensor(file: file.path, tensor: plan.name) }
             return try file.dequantized(info, matrix: index, of: names.count)
         }
-        let all = try values(plan.name)
+        let all = try values(plan)
         switch plan.source {
-        case .weight, .stacked:
+        case .weight, .stacked, .fusedHalf:
             return all
         case .ropePermuted(_, let heads):
             // Undo llama.cpp's permute: GGUF row h·d + 2i + j holds HF row h·d + j·(d/2) + i.
@@ -147,7 +204,10 @@ public final class GGUFWeights: WeightProvider {
             return out
         case let .keyFromKVB(_, heads, noPosition, value):
             // kv_b_proj rows per head: the transposed attn_k_b block, then the attn_v_b rows.
-            let keys = all, values = try self.values(plan.name.replacingOccurrences(of: "attn_k_b", with: "attn_v_b"))
+            guard let layer = plan.layer, let valuePlan = plans[.attention(layer: layer, part: .valueB)] else {
+                throw EngineError.missingTensor(file: file.path, tensor: "the attn_v_b of \(plan.name)")
+            }
+            let keys = all, values = try self.values(valuePlan)
             let rank = plan.dimensions[1]
             var out = [Float](repeating: 0, count: heads * (noPosition + value) * rank)
             for h in 0..<heads {

@@ -1,4 +1,5 @@
-// Small files (config.json, index.json) written whole under a temp name, fsynced and renamed.
+// Small files (config.json, index.json, manifests, journals) written whole under a temp name, fsynced and renamed,
+// then the directory fsynced: the name holds either the old content or all of the new, durably.
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -7,28 +8,34 @@ import Darwin
 
 public enum AtomicFile {
     /// Writes `bytes` to `path` so that `path` either keeps its old content or has all of the new.
-    public static func write(_ bytes: [UInt8], to path: String) throws(SafetensorsError) {
+    public static func write(_ bytes: [UInt8], to path: String) throws(FileIOError) {
         let temporary = path + ".partial"
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw .io(file: temporary, operation: "open", errno: errno) }
-        var done = 0
-        while done < bytes.count {
-            let n = bytes.withUnsafeBytes { buffer in buffer.baseAddress.map { Glibc.write(fd, $0 + done, bytes.count - done) } ?? 0 }
-            if n < 0 {
-                if errno == EINTR { continue }
-                let code = errno
-                close(fd); unlink(temporary)
-                throw .io(file: temporary, operation: "write", errno: code)
-            }
-            done += n
+        do throws(FileIOError) {
+            let file = try PositionalFile(path: temporary, access: .writeOnly, create: true, truncate: true)
+            try file.write(bytes, at: 0)
+            try file.sync()
+            file.close()
+        } catch {
+            unlink(temporary)
+            throw error
         }
-        guard fsync(fd) == 0 else { let code = errno; close(fd); unlink(temporary); throw .io(file: temporary, operation: "fsync", errno: code) }
-        close(fd)
-        guard rename(temporary, path) == 0 else { let code = errno; unlink(temporary); throw .io(file: path, operation: "rename", errno: code) }
+        guard rename(temporary, path) == 0 else {
+            let code = errno
+            unlink(temporary)
+            throw FileIOError(file: path, operation: "rename from \(temporary)", code: code)
+        }
+        syncDirectory(of: path)
     }
 
     /// Writes text as UTF-8.
-    public static func write(_ text: String, to path: String) throws(SafetensorsError) {
+    public static func write(_ text: String, to path: String) throws(FileIOError) {
         try write(Array(text.utf8), to: path)
+    }
+
+    /// fsyncs the directory holding `path`, so a rename into it is durable.
+    public static func syncDirectory(of path: String) {
+        let directory = path.lastIndex(of: "/").map { String(path[..<$0]) } ?? "."
+        let fd = open(directory.isEmpty ? "/" : directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if fd >= 0 { fsync(fd); close(fd) }
     }
 }

@@ -28,7 +28,7 @@ public final class Checkpoint: Sendable {
     public init(path: String) throws(SafetensorsError) {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
-            throw .io(file: path, operation: "open", errno: ENOENT)
+            throw .io(FileIOError(file: path, operation: "open", code: ENOENT))
         }
         var shardPaths: [String]
         var weightMap: [(String, String)]? = nil
@@ -55,7 +55,9 @@ public final class Checkpoint: Sendable {
                 } else {
                     let names = (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []
                     shardPaths = names.filter { $0.hasSuffix(".safetensors") }.sorted().map { (path as NSString).appendingPathComponent($0) }
-                    guard !shardPaths.isEmpty else { throw .io(file: path, operation: "find *.safetensors", errno: ENOENT) }
+                    guard !shardPaths.isEmpty else {
+                        throw .io(FileIOError(file: path, operation: "open", code: 0, detail: "no model.safetensors, index or *.safetensors file in this directory"))
+                    }
                 }
             }
         }
@@ -92,7 +94,8 @@ public final class Checkpoint: Sendable {
 
     /// Reads the index: the distinct shard files in first-mention order, and the weight map pairs.
     static func readIndex(_ indexPath: String, directory: String) throws(SafetensorsError) -> ([String], [(String, String)]) {
-        let mapped = try MappedFile(path: indexPath)
+        let mapped: MappedFile
+        do throws(FileIOError) { mapped = try MappedFile(path: indexPath) } catch { throw .io(error) }
         let root: JSONValue
         do throws(JSONError) { root = try JSONParser.parse(mapped.bytes) } catch {
             throw .invalidIndex(file: indexPath, byteOffset: error.offset, reason: "not valid JSON: \(error.reason)")

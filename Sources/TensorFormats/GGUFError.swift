@@ -1,7 +1,7 @@
 // Everything that can be wrong with a GGUF file, each naming file, tensor or key, and byte offset.
 
 public enum GGUFError: Error, Sendable, Equatable {
-    case io(SafetensorsError)
+    case io(FileIOError)
     case truncated(file: String, byteOffset: Int, needed: Int)
     case badMagic(file: String)
     case unsupportedVersion(file: String, version: UInt32)

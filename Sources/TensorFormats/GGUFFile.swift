@@ -16,7 +16,7 @@ public final class GGUFFile: Sendable {
 
     public init(path: String) throws(GGUFError) {
         self.path = path
-        do throws(SafetensorsError) { mapping = try MappedFile(path: path) } catch { throw .io(error) }
+        do throws(FileIOError) { mapping = try MappedFile(path: path) } catch { throw .io(error) }
         let parsed = try GGUFFile.parse(mapping.bytes, file: path)
         version = parsed.version
         metadata = parsed.metadata
@@ -31,6 +31,9 @@ public final class GGUFFile: Sendable {
     }
 
     public subscript(key: String) -> GGUFValue? { metadataIndex[key].map { metadata[$0].value } }
+    public subscript(key: GGUFKey) -> GGUFValue? { self[key.rawValue] }
+    /// An architecture-scoped hyper-parameter (`deepseek2.block_count`).
+    public subscript(key: ModelKey, architecture architecture: String) -> GGUFValue? { self[key.key(architecture)] }
     public func tensor(named name: String) -> GGUFTensorInfo? { tensorIndex[name].map { tensors[$0] } }
 
     /// The bytes of a tensor (a view into the mapping).
@@ -68,7 +71,7 @@ public final class GGUFFile: Sendable {
             let rawType = try reader.u32()
             guard let type = GGUFValueType(rawValue: rawType) else { throw .invalidValueType(file: file, key: key, byteOffset: typeAt, type: rawType) }
             let value = try reader.value(type, key: key, depth: 0)
-            if key == "general.alignment" {
+            if key == GGUFKey.alignment.rawValue {
                 guard case .uint32(let a) = value, a > 0, a & (a - 1) == 0 else { throw .invalidAlignment(file: file, value: "\(value)") }
                 result.alignment = Int(a)
             }

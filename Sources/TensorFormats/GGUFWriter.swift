@@ -29,15 +29,15 @@ public struct GGUFLayout: Sendable {
     public static let maximumNameBytes = 63
 
     /// Lays out `metadata` and `tensors`. `general.alignment` is added when `alignment` is not the default.
-    public init(metadata: [(String, GGUFValue)], tensors: [GGUFTensorSpec], alignment: Int = defaultAlignment,
+    public init(metadata: [(GGUFKey, GGUFValue)], tensors: [GGUFTensorSpec], alignment: Int = defaultAlignment,
                 file: String = "output.gguf") throws(GGUFError) {
         guard alignment > 0, alignment & (alignment - 1) == 0, alignment % 8 == 0 else {
             throw .invalidAlignment(file: file, value: String(alignment))
         }
-        var pairs = metadata.filter { $0.0 != "general.alignment" }
-        if alignment != GGUFLayout.defaultAlignment { pairs.append(("general.alignment", .uint32(UInt32(alignment)))) }
-        var keys: Set<String> = []
-        for (key, _) in pairs where !keys.insert(key).inserted { throw .duplicateKey(file: file, key: key, byteOffset: 0) }
+        var pairs = metadata.filter { $0.0 != .alignment }
+        if alignment != GGUFLayout.defaultAlignment { pairs.append((.alignment, .uint32(UInt32(alignment)))) }
+        var keys: Set<GGUFKey> = []
+        for (key, _) in pairs where !keys.insert(key).inserted { throw .duplicateKey(file: file, key: key.rawValue, byteOffset: 0) }
 
         var out: [UInt8] = Array("GGUF".utf8)
         func append<T: FixedWidthInteger>(_ value: T) { withUnsafeBytes(of: value.littleEndian) { out += $0 } }
@@ -45,7 +45,7 @@ public struct GGUFLayout: Sendable {
         append(UInt64(tensors.count))
         append(UInt64(pairs.count))
         for (key, value) in pairs {
-            GGUFValue.encodeString(key, into: &out)
+            GGUFValue.encodeString(key.rawValue, into: &out)
             append(value.type.rawValue)
             value.encode(into: &out)
         }
@@ -91,7 +91,7 @@ public final class GGUFWriter {
     /// With `resume`, an existing temp file of the same size is reopened and kept (see `reused`).
     public init(path: String, layout: GGUFLayout, resume: Bool = false) throws(GGUFError) {
         self.layout = layout
-        do throws(SafetensorsError) {
+        do throws(FileIOError) {
             file = try StagedFile(path: path, size: layout.fileSize, reuse: resume)
             try file.write(layout.header, at: 0)
             // A fresh file is filled front to back: let whole blocks bypass the page cache.
@@ -110,11 +110,11 @@ public final class GGUFWriter {
     public func storedHash(of name: String) throws(GGUFError) -> UInt64 {
         guard let i = indexByName[name] else { throw .writeFailed(file: file.path, reason: "no tensor \"\(name)\"") }
         let start = layout.dataStart + layout.tensors[i].offset
-        do throws(SafetensorsError) { return try file.hash(start..<(start + layout.tensors[i].byteCount)) } catch { throw .io(error) }
+        do throws(FileIOError) { return try file.hash(start..<(start + layout.tensors[i].byteCount)) } catch { throw .io(error) }
     }
 
     public func syncData() throws(GGUFError) {
-        do throws(SafetensorsError) { try file.syncData() } catch { throw .io(error) }
+        do throws(FileIOError) { try file.syncData() } catch { throw .io(error) }
     }
 
     /// Leaves the temp file in place for a later resume.
@@ -130,11 +130,11 @@ public final class GGUFWriter {
         guard offset >= 0, offset + bytes.count <= tensor.byteCount else {
             throw .writeFailed(file: file.path, reason: "write of \(bytes.count) bytes at \(offset) overruns tensor \"\(name)\" (\(tensor.byteCount) bytes)")
         }
-        do throws(SafetensorsError) { try file.write(bytes, at: layout.dataStart + tensor.offset + offset) } catch { throw .io(error) }
+        do throws(FileIOError) { try file.write(bytes, at: layout.dataStart + tensor.offset + offset) } catch { throw .io(error) }
     }
 
     public func finish() throws(GGUFError) {
-        do throws(SafetensorsError) { try file.finish() } catch { throw .io(error) }
+        do throws(FileIOError) { try file.finish() } catch { throw .io(error) }
     }
 
     public func abandon() { file.abandon() }

@@ -18,16 +18,6 @@ public struct ImportanceMatrix: Sendable {
     /// GGUF imatrix only: per weight name, how many tokens each matrix (expert) saw — routing statistics.
     public private(set) var matrixCounts: [String: [Float]] = [:]
 
-    /// Tokens routed to each expert of every layer (from the `ffn_down_exps` counts; empty for legacy files).
-    public var routingCounts: [Int: [Int]] {
-        var hits: [Int: [Int]] = [:]
-        for (name, counts) in matrixCounts where name.hasSuffix(".ffn_down_exps.weight") {
-            let parts = name.split(separator: ".")
-            if parts.count > 2, let layer = Int(parts[1]) { hits[layer] = counts.map { Int($0) } }
-        }
-        return hits
-    }
-
     /// The importance slice for `name` of `width` columns, matrix `index` (expert), if present.
     public func importance(for name: String, width: Int, matrix index: Int = 0) -> [Float]? {
         guard let values = entries[name], values.count >= (index + 1) * width else { return nil }

@@ -5,7 +5,9 @@
 public struct JSONError: Error, Sendable, Equatable, CustomStringConvertible {
     public let offset: Int
     public let reason: String
-    public var description: String { "invalid JSON at byte \(offset): \(reason)" }
+    /// The file the document came from, when it came from one.
+    public var file: String? = nil
+    public var description: String { (file.map { "\($0): " } ?? "") + "invalid JSON at byte \(offset): \(reason)" }
 }
 
 public enum JSONParser {
@@ -28,6 +30,18 @@ public enum JSONParser {
             do throws(JSONError) { return .success(try parse(buffer)) } catch { return .failure(error) }
         }
         return try result.get()
+    }
+
+    /// Reads and parses the file at `path`; errors name the file (an unreadable file is reported at byte 0 with
+    /// the system's reason).
+    public static func parse(file path: String) throws(JSONError) -> JSONValue {
+        let bytes: [UInt8]
+        do throws(FileIOError) { bytes = try PositionalFile.readAll(path) } catch {
+            throw JSONError(offset: 0, reason: error.reasonWithoutFile, file: path)
+        }
+        do throws(JSONError) { return try parse(bytes) } catch {
+            throw JSONError(offset: error.offset, reason: error.reason, file: path)
+        }
     }
 
     /// Parses a document held in a string.

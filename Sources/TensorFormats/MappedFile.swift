@@ -12,22 +12,22 @@ public final class MappedFile: @unchecked Sendable {
     public let size: Int
     private let base: UnsafeRawPointer?
 
-    /// Maps `path`; throws `SafetensorsError.io` naming the failing call.
-    public init(path: String) throws(SafetensorsError) {
+    /// Maps `path`; throws naming the failing call and the system's reason.
+    public init(path: String) throws(FileIOError) {
         self.path = path
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw .io(file: path, operation: "open", errno: errno) }
-        defer { close(fd) }
+        let file = try PositionalFile(path: path)
         var status = stat()
-        guard fstat(fd, &status) == 0 else { throw .io(file: path, operation: "fstat", errno: errno) }
-        guard (status.st_mode & S_IFMT) == S_IFREG else { throw .io(file: path, operation: "open (not a regular file)", errno: EINVAL) }
+        guard fstat(file.rawDescriptor, &status) == 0 else { throw FileIOError(file: path, operation: "fstat", code: errno) }
+        guard (status.st_mode & S_IFMT) == S_IFREG else {
+            throw FileIOError(file: path, operation: "open", code: (status.st_mode & S_IFMT) == S_IFDIR ? EISDIR : 0, detail: "not a regular file")
+        }
         size = Int(status.st_size)
         if size == 0 {
             base = nil
             return
         }
-        let mapped = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0)
-        guard let mapped, mapped != MAP_FAILED else { throw .io(file: path, operation: "mmap", errno: errno) }
+        let mapped = mmap(nil, size, PROT_READ, MAP_PRIVATE, file.rawDescriptor, 0)
+        guard let mapped, mapped != MAP_FAILED else { throw FileIOError(file: path, operation: "mmap", code: errno) }
         base = UnsafeRawPointer(mapped)
     }
 

@@ -36,7 +36,7 @@ public enum NumpyFile {
     }
 
     /// Writes a float32 array.
-    public static func write(_ values: [Float], shape: [Int], to path: String) throws(SafetensorsError) {
+    public static func write(_ values: [Float], shape: [Int], to path: String) throws(FileIOError) {
         var bytes = header(descriptor: "<f4", shape: shape)
         bytes.reserveCapacity(bytes.count + values.count * 4)
         for v in values { withUnsafeBytes(of: v.bitPattern.littleEndian) { bytes += $0 } }
@@ -44,7 +44,7 @@ public enum NumpyFile {
     }
 
     /// Writes raw little-endian element bytes under a type string.
-    public static func write(raw: UnsafeRawBufferPointer, descriptor: String, shape: [Int], to path: String) throws(SafetensorsError) {
+    public static func write(raw: UnsafeRawBufferPointer, descriptor: String, shape: [Int], to path: String) throws(FileIOError) {
         try AtomicFile.write(header(descriptor: descriptor, shape: shape) + Array(raw), to: path)
     }
 }

@@ -1,6 +1,23 @@
-// The manifest written beside every converted file: each tensor's offset, size and XXH3, so `moeq verify`
-// can recheck the file later (formats/manifest.md).
+// The manifest written beside every converted file: each tensor's offset, size and XXH3, so `moeq verify` can
+// recheck the file later (formats/manifest.md). Read strictly: a hand-edited manifest is an error naming the key and
+// entry, never a crash.
 import Foundation
+
+/// A manifest that cannot be read or does not describe its file.
+public enum ManifestError: Error, Sendable, Equatable, CustomStringConvertible {
+    case missing(manifest: String, file: String)
+    case invalid(manifest: String, reason: String)
+    case fileSize(file: String, found: Int, recorded: Int)
+
+    public var description: String {
+        switch self {
+        case let .missing(manifest, file): "\(manifest): no manifest beside \(file) (only files moeq wrote have one)"
+        case let .invalid(manifest, reason): "\(manifest): \(reason)"
+        case let .fileSize(file, found, recorded):
+            "\(file): \(found) bytes, but its manifest records \(recorded): the file was cut short, extended or replaced"
+        }
+    }
+}
 
 public struct OutputManifest: Sendable {
     public struct Entry: Sendable, Equatable {
@@ -32,6 +49,9 @@ public struct OutputManifest: Sendable {
     /// `OUT.manifest.json` beside `OUT`.
     public static func path(for output: String) -> String { output + ".manifest.json" }
 
+    /// Removes the manifest of `output` (when the file it describes did not come to be).
+    public static func remove(for output: String) { unlink(path(for: output)) }
+
     public var json: JSONValue {
         ["format": "moeq-manifest 1", "file": .string((file as NSString).lastPathComponent), "bytes": .integer(Int64(fileBytes)),
          "header_xxh3": .string(ContentHash.hex(headerXXH3)),
@@ -39,39 +59,59 @@ public struct OutputManifest: Sendable {
                                           "xxh3": .string(ContentHash.hex($0.xxh3))] })]
     }
 
-    public func write() throws { try AtomicFile.write(json.prettyPrinted(), to: OutputManifest.path(for: file)) }
+    /// Writes the manifest durably (atomic rename, directory fsynced).
+    public func write() throws(FileIOError) { try AtomicFile.write(json.prettyPrinted(), to: OutputManifest.path(for: file)) }
 
+    /// The document as written.
+    private struct Document: Decodable {
+        let format: String, file: String, bytes: Int
+        let headerXXH3: String
+        let tensors: [Tensor]
+        enum CodingKeys: String, CodingKey, CaseIterable { case format, file, bytes, tensors, headerXXH3 = "header_xxh3" }
+        struct Tensor: Decodable {
+            let name: String, offset: Int, bytes: Int, xxh3: String
+            enum CodingKeys: String, CodingKey, CaseIterable { case name, offset, bytes, xxh3 }
+        }
+    }
+
+    /// Reads the manifest beside `output`.
     public init(reading output: String) throws {
         let path = OutputManifest.path(for: output)
-        guard let data = FileManager.default.contents(atPath: path) else { throw PackError.invalid(file: path, reason: "no manifest beside \(output)") }
-        let root = try JSONParser.parse([UInt8](data))
-        func hash(_ value: JSONValue?) throws -> UInt64 {
-            guard let text = value?.stringValue, let v = UInt64(text, radix: 16) else { throw PackError.invalid(file: path, reason: "bad xxh3 value") }
-            return v
+        guard PositionalFile.exists(path) else { throw ManifestError.missing(manifest: path, file: output) }
+        let document: Document
+        do { document = try StrictJSON.decode(Document.self, file: path) } catch let error as JSONDecodingError {
+            throw ManifestError.invalid(manifest: path, reason: "\(error.path): \(error.reason)")
+        } catch let error as JSONError {
+            throw ManifestError.invalid(manifest: path, reason: "not JSON: \(error.reason) (byte \(error.offset))")
         }
-        guard root["format"]?.stringValue == "moeq-manifest 1", let bytes = root["bytes"]?.intValue, let list = root["tensors"]?.arrayValue else {
-            throw PackError.invalid(file: path, reason: "not a moeq-manifest 1 document")
-        }
-        file = output
-        fileBytes = bytes
-        headerXXH3 = try hash(root["header_xxh3"])
-        tensors = try list.map { entry in
-            guard let name = entry["name"]?.stringValue, let offset = entry["offset"]?.intValue, let size = entry["bytes"]?.intValue else {
-                throw PackError.invalid(file: path, reason: "bad tensor entry")
+        func hash(_ text: String, _ key: String) throws -> UInt64 {
+            guard text.count == 16, let value = UInt64(text, radix: 16) else {
+                throw ManifestError.invalid(manifest: path, reason: "\(key): \"\(text)\" is not a 16-digit hex XXH3")
             }
-            return Entry(name: name, offset: offset, bytes: size, xxh3: try hash(entry["xxh3"]))
+            return value
+        }
+        guard document.format == "moeq-manifest 1" else { throw ManifestError.invalid(manifest: path, reason: "format: not \"moeq-manifest 1\"") }
+        guard document.bytes >= 0 else { throw ManifestError.invalid(manifest: path, reason: "bytes: \(document.bytes) is negative") }
+        file = output
+        fileBytes = document.bytes
+        headerXXH3 = try hash(document.headerXXH3, "header_xxh3")
+        tensors = try document.tensors.enumerated().map { i, entry in
+            guard entry.offset >= 0, entry.bytes >= 0, entry.offset <= document.bytes - entry.bytes else {
+                throw ManifestError.invalid(manifest: path, reason: "tensors[\(i)] (\(entry.name)): offset \(entry.offset) + \(entry.bytes) bytes "
+                                            + "lies outside the \(document.bytes)-byte file")
+            }
+            return Entry(name: entry.name, offset: entry.offset, bytes: entry.bytes, xxh3: try hash(entry.xxh3, "tensors[\(i)].xxh3"))
         }
     }
 
     /// Rechecks `file` against the manifest: the names of tensors whose bytes changed (header as "<header>").
     public func verify() throws -> [String] {
         let mapped = try MappedFile(path: file)
-        guard mapped.size == fileBytes else { throw PackError.invalid(file: file, reason: "\(mapped.size) bytes, the manifest records \(fileBytes)") }
+        guard mapped.size == fileBytes else { throw ManifestError.fileSize(file: file, found: mapped.size, recorded: fileBytes) }
         var bad: [String] = []
         let headerEnd = tensors.map(\.offset).min() ?? fileBytes
         if ContentHash.xxh3(mapped.bytes(in: 0..<headerEnd)) != headerXXH3 { bad.append("<header>") }
         for tensor in tensors {
-            guard tensor.offset >= 0, tensor.bytes >= 0, tensor.offset <= fileBytes - tensor.bytes else { bad.append(tensor.name); continue }
             if ContentHash.xxh3(mapped.bytes(in: tensor.offset..<(tensor.offset + tensor.bytes))) != tensor.xxh3 { bad.append(tensor.name) }
             mapped.releasePages(in: tensor.offset..<(tensor.offset + tensor.bytes))
         }

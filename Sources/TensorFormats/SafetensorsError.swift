@@ -2,7 +2,7 @@
 
 /// A typed safetensors failure. `byteOffset` is absolute within `file` (the header starts at byte 8).
 public enum SafetensorsError: Error, Sendable, Equatable {
-    case io(file: String, operation: String, errno: Int32)
+    case io(FileIOError)
     case fileTooSmall(file: String, size: Int)
     case headerTooLarge(file: String, length: UInt64, limit: Int)
     case headerBeyondFile(file: String, length: UInt64, fileSize: Int)
@@ -28,8 +28,8 @@ public enum SafetensorsError: Error, Sendable, Equatable {
 extension SafetensorsError: CustomStringConvertible {
     public var description: String {
         switch self {
-        case let .io(file, operation, errno):
-            return "\(file): \(operation) failed (errno \(errno))"
+        case let .io(error):
+            return error.description
         case let .fileTooSmall(file, size):
             return "\(file): \(size) bytes is too small for a safetensors file (need at least the 8-byte header length)"
         case let .headerTooLarge(file, length, limit):

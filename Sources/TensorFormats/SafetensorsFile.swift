@@ -10,7 +10,7 @@ public final class SafetensorsFile: Sendable {
     /// Opens and validates `path`. Only the header is read; tensor bytes stay on disk until viewed.
     public init(path: String) throws(SafetensorsError) {
         self.path = path
-        mapping = try MappedFile(path: path)
+        do throws(FileIOError) { mapping = try MappedFile(path: path) } catch { throw .io(error) }
         header = try SafetensorsHeader.parse(mapping.bytes, fileSize: mapping.size, file: path)
         var index: [String: Int] = [:]
         index.reserveCapacity(header.tensors.count)

@@ -70,11 +70,11 @@ public final class SafetensorsWriter {
         header = SafetensorsHeader(tensors: infos, metadata: metadata, headerLength: json.count)
         self.slots = slots
 
-        file = try StagedFile(path: path, size: 8 + json.count + cursor)
+        do throws(FileIOError) { file = try StagedFile(path: path, size: 8 + json.count + cursor) } catch { throw .io(error) }
         let prefix = withUnsafeBytes(of: UInt64(json.count).littleEndian) { Array($0) }
-        do throws(SafetensorsError) { try file.write(prefix + json, at: 0) } catch {
+        do throws(FileIOError) { try file.write(prefix + json, at: 0) } catch {
             file.abandon()
-            throw error
+            throw .io(error)
         }
     }
 
@@ -87,7 +87,7 @@ public final class SafetensorsWriter {
         guard offset >= 0, offset + bytes.count <= slot.end - slot.begin else {
             throw .writeFailed(file: path, reason: "write of \(bytes.count) bytes at \(offset) overruns tensor \"\(name)\"")
         }
-        try file.write(bytes, at: header.dataStart + slot.begin + offset)
+        do throws(FileIOError) { try file.write(bytes, at: header.dataStart + slot.begin + offset) } catch { throw .io(error) }
     }
 
     /// Convenience for byte arrays.
@@ -99,7 +99,9 @@ public final class SafetensorsWriter {
     }
 
     /// fsyncs the data, renames the temp file to `path`, and fsyncs the directory.
-    public func finish() throws(SafetensorsError) { try file.finish() }
+    public func finish() throws(SafetensorsError) {
+        do throws(FileIOError) { try file.finish() } catch { throw .io(error) }
+    }
 
     /// Removes the temp file; the final name is never created.
     public func abandon() { file.abandon() }

@@ -1,5 +1,6 @@
-// A file built under a temporary name by positioned writes, then fsynced and renamed into place: the final
-// name never holds a partial file. Shared by the safetensors and GGUF writers.
+// A file built under a temporary name by positioned writes, then fsynced and renamed into place: the final name never
+// holds a partial file, and the temp file is locked so a second writer of the same output fails at once. Shared by the
+// safetensors, GGUF, shard-part and expert-pack writers.
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -9,29 +10,20 @@ import Dispatch
 
 /// One O_DIRECT write handed to the background writer; its outcome is read only after the group is waited on.
 private final class PendingWrite: @unchecked Sendable {
-    let descriptor: Int32, buffer: UnsafeMutableRawPointer, count: Int, offset: Int
-    var failure: Int32 = 0
-    init(descriptor: Int32, buffer: UnsafeMutableRawPointer, count: Int, offset: Int) {
-        self.descriptor = descriptor; self.buffer = buffer; self.count = count; self.offset = offset
+    let file: PositionalFile, buffer: UnsafeMutableRawPointer, count: Int, offset: Int
+    var failure: FileIOError?
+    init(file: PositionalFile, buffer: UnsafeMutableRawPointer, count: Int, offset: Int) {
+        self.file = file; self.buffer = buffer; self.count = count; self.offset = offset
     }
     func run() {
-        var done = 0
-        while done < count {
-            let n = pwrite(descriptor, buffer + done, count - done, off_t(offset + done))
-            if n < 0 {
-                if errno == EINTR { continue }
-                failure = errno
-                return
-            }
-            done += n
-        }
+        do throws(FileIOError) { try file.write(UnsafeRawBufferPointer(start: buffer, count: count), at: offset) } catch { failure = error }
     }
 }
 
 public final class StagedFile {
     public let path: String
     public let temporaryPath: String
-    private var descriptor: Int32
+    private var file: PositionalFile?
 
     /// Sequential writes bypass the page cache (O_DIRECT) when enabled: where a writer fills the file front to
     /// back, whole aligned blocks go straight to the device from `direct.buffer` and only the unaligned edges
@@ -39,7 +31,7 @@ public final class StagedFile {
     /// both ways. Writes that do not continue the current run flush it and go buffered.
     /// Two aligned buffers: while the background writer sends one to the device, the caller fills the other, so
     /// reading the source and writing the output overlap.
-    private var direct: (descriptor: Int32, buffer: UnsafeMutableRawPointer, spare: UnsafeMutableRawPointer, capacity: Int)?
+    private var direct: (file: PositionalFile, buffer: UnsafeMutableRawPointer, spare: UnsafeMutableRawPointer, capacity: Int)?
     private let writer = DispatchQueue(label: "moeq.staged-file.writer")
     private let inFlight = DispatchGroup()
     private var pending: PendingWrite?
@@ -59,31 +51,72 @@ public final class StagedFile {
         #endif
     }
 
+    /// The temp name of `path`: `.NAME.partial` beside it.
+    public static func temporaryPath(for path: String) -> String {
+        let slash = path.lastIndex(of: "/")
+        let directory = slash.map { String(path[...$0]) } ?? ""
+        let base = slash.map { String(path[path.index(after: $0)...]) } ?? path
+        return directory + "." + base + ".partial"
+    }
+
+    /// True when an existing temp file of the right size was reopened (`reuse`) instead of created.
+    public private(set) var reused = false
+
+    /// Creates `.NAME.partial` beside `path`, sized to `size` bytes (sparse where the filesystem allows), and locks it:
+    /// another process writing the same output makes this fail at once (nothing of its work is touched). With `reuse`,
+    /// an existing temp file of exactly `size` bytes is kept with its contents (for resuming).
+    public init(path: String, size: Int, reuse: Bool = false) throws(FileIOError) {
+        self.path = path
+        temporaryPath = StagedFile.temporaryPath(for: path)
+        let file = try PositionalFile(path: temporaryPath, access: .readWrite, create: true)
+        guard try file.tryLockExclusive() else {
+            throw FileIOError(file: path, operation: "lock", code: 0,
+                              detail: "another moeq process is writing this output (its staging file \(temporaryPath) is locked); wait for it or choose another output")
+        }
+        self.file = file
+        if reuse, try file.size() == size {
+            reused = true
+            return
+        }
+        do throws(FileIOError) {
+            try file.resize(to: 0)
+            try file.resize(to: size)
+        } catch {
+            abandon()
+            throw error
+        }
+    }
+
+    deinit { if file != nil { abandon() } }
+
+    private func open() throws(FileIOError) -> PositionalFile {
+        guard let file else { throw FileIOError(file: path, operation: "write", code: 0, detail: "the file is already finished or abandoned") }
+        return file
+    }
+
     /// Turns on O_DIRECT for sequential runs (ignored where the filesystem refuses O_DIRECT).
     public func enableDirectWrites(bufferBytes: Int = 32 << 20) {
-        guard direct == nil, descriptor >= 0 else { return }
-        guard let flag = StagedFile.directFlag else { return }
-        let fd = open(temporaryPath, O_WRONLY | O_CLOEXEC | flag)
-        guard fd >= 0 else { return }
+        guard direct == nil, file != nil, let flag = StagedFile.directFlag,
+              let directFile = try? PositionalFile(path: temporaryPath, access: .writeOnly, extraFlags: flag) else { return }
         var memory: UnsafeMutableRawPointer?, spare: UnsafeMutableRawPointer?
-        guard posix_memalign(&memory, StagedFile.block, bufferBytes) == 0, let memory else { close(fd); return }
-        guard posix_memalign(&spare, StagedFile.block, bufferBytes) == 0, let spare else { free(memory); close(fd); return }
-        direct = (fd, memory, spare, bufferBytes)
+        guard posix_memalign(&memory, StagedFile.block, bufferBytes) == 0, let memory else { return }
+        guard posix_memalign(&spare, StagedFile.block, bufferBytes) == 0, let spare else { free(memory); return }
+        direct = (directFile, memory, spare, bufferBytes)
         runStart = 0
         runLength = 0
     }
 
-    /// Writes the held bytes: whole blocks directly (all of them when `all` is false leaves the partial tail held),
-    /// the partial tail buffered when `all`.
     /// Waits for the background write (if any) and reports its failure.
-    private func settle() throws(SafetensorsError) {
+    private func settle() throws(FileIOError) {
         guard let write = pending else { return }
         inFlight.wait()
         pending = nil
-        if write.failure != 0 { throw .io(file: temporaryPath, operation: "pwrite (O_DIRECT)", errno: write.failure) }
+        if let failure = write.failure { throw failure }
     }
 
-    private func drain(all: Bool) throws(SafetensorsError) {
+    /// Writes the held bytes: whole blocks directly (with `all` false the partial tail stays held, and the whole blocks
+    /// go to the background writer), the partial tail buffered when `all`.
+    private func drain(all: Bool) throws(FileIOError) {
         try settle()
         guard let direct, runLength > 0 else { return }
         let whole = runLength / StagedFile.block * StagedFile.block
@@ -93,65 +126,28 @@ public final class StagedFile {
             let rest = runLength - whole
             if rest > 0 { direct.spare.copyMemory(from: direct.buffer + whole, byteCount: rest) }
             if whole > 0 {
-                let write = PendingWrite(descriptor: direct.descriptor, buffer: direct.buffer, count: whole, offset: runStart)
+                let write = PendingWrite(file: direct.file, buffer: direct.buffer, count: whole, offset: runStart)
                 pending = write
                 writer.async(group: inFlight) { write.run() }
             }
-            self.direct = (direct.descriptor, direct.spare, direct.buffer, direct.capacity)
+            self.direct = (direct.file, direct.spare, direct.buffer, direct.capacity)
             runStart += whole
             runLength = rest
             return
         }
-        var done = 0
-        while done < whole {
-            let n = pwrite(direct.descriptor, direct.buffer + done, whole - done, off_t(runStart + done))
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw .io(file: temporaryPath, operation: "pwrite (O_DIRECT)", errno: errno)
-            }
-            done += n
-        }
+        try direct.file.write(UnsafeRawBufferPointer(start: direct.buffer, count: whole), at: runStart)
         let rest = runLength - whole
-        if rest > 0 { try bufferedWrite(UnsafeRawBufferPointer(start: direct.buffer + whole, count: rest), at: runStart + whole) }
+        if rest > 0 { try open().write(UnsafeRawBufferPointer(start: direct.buffer + whole, count: rest), at: runStart + whole) }
         runStart += runLength
         runLength = 0
         runActive = false
         // The next run continues at an unaligned offset: its bytes up to the next block go buffered.
     }
 
-    /// True when an existing temp file of the right size was reopened (`reuse`) instead of created.
-    public private(set) var reused = false
-
-    /// Creates `.NAME.partial` beside `path`, sized to `size` bytes (sparse where the filesystem allows). With
-    /// `reuse`, an existing temp file of exactly `size` bytes is reopened with its contents (for resuming).
-    public init(path: String, size: Int, reuse: Bool = false) throws(SafetensorsError) {
-        self.path = path
-        let slash = path.lastIndex(of: "/")
-        let directory = slash.map { String(path[...$0]) } ?? ""
-        let base = slash.map { String(path[path.index(after: $0)...]) } ?? path
-        temporaryPath = directory + "." + base + ".partial"
-        var existing = stat()
-        if reuse, stat(temporaryPath, &existing) == 0, Int(existing.st_size) == size {
-            descriptor = open(temporaryPath, O_RDWR | O_CLOEXEC)
-            guard descriptor >= 0 else { throw .io(file: temporaryPath, operation: "open", errno: errno) }
-            reused = true
-            return
-        }
-        descriptor = open(temporaryPath, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        guard descriptor >= 0 else { throw .io(file: temporaryPath, operation: "open", errno: errno) }
-        guard ftruncate(descriptor, off_t(size)) == 0 else {
-            let code = errno
-            abandon()
-            throw .io(file: temporaryPath, operation: "ftruncate", errno: code)
-        }
-    }
-
-    deinit { if descriptor >= 0 { abandon() } }
-
     /// Writes all of `bytes` at absolute `offset`.
-    public func write(_ bytes: UnsafeRawBufferPointer, at offset: Int) throws(SafetensorsError) {
-        guard descriptor >= 0 else { throw .writeFailed(file: path, reason: "file already finished or abandoned") }
-        guard direct != nil, bytes.count > 0 else { return try bufferedWrite(bytes, at: offset) }
+    public func write(_ bytes: UnsafeRawBufferPointer, at offset: Int) throws(FileIOError) {
+        let file = try open()
+        guard direct != nil, bytes.count > 0 else { return try file.write(bytes, at: offset) }
         var bytes = bytes, offset = offset
         if !runActive || offset != runStart + runLength {
             try drain(all: true)
@@ -159,7 +155,7 @@ public final class StagedFile {
             let aligned = (offset + StagedFile.block - 1) / StagedFile.block * StagedFile.block
             let lead = min(aligned - offset, bytes.count)
             if lead > 0 {
-                try bufferedWrite(UnsafeRawBufferPointer(rebasing: bytes[0..<lead]), at: offset)
+                try file.write(UnsafeRawBufferPointer(rebasing: bytes[0..<lead]), at: offset)
                 bytes = UnsafeRawBufferPointer(rebasing: bytes[lead...])
                 offset += lead
             }
@@ -179,21 +175,9 @@ public final class StagedFile {
         }
     }
 
-    private func bufferedWrite(_ bytes: UnsafeRawBufferPointer, at offset: Int) throws(SafetensorsError) {
-        var done = 0
-        while done < bytes.count {
-            let n = pwrite(descriptor, bytes.baseAddress.map { $0 + done }, bytes.count - done, off_t(offset + done))
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw .io(file: temporaryPath, operation: "pwrite", errno: errno)
-            }
-            done += n
-        }
-    }
-
-    public func write(_ bytes: [UInt8], at offset: Int) throws(SafetensorsError) {
-        let result: Result<Void, SafetensorsError> = bytes.withUnsafeBytes { buffer in
-            do throws(SafetensorsError) { try write(buffer, at: offset); return .success(()) } catch { return .failure(error) }
+    public func write(_ bytes: [UInt8], at offset: Int) throws(FileIOError) {
+        let result: Result<Void, FileIOError> = bytes.withUnsafeBytes { buffer in
+            do throws(FileIOError) { try write(buffer, at: offset); return .success(()) } catch { return .failure(error) }
         }
         try result.get()
     }
@@ -201,65 +185,69 @@ public final class StagedFile {
     private func releaseDirect() {
         if pending != nil { inFlight.wait(); pending = nil }
         guard let direct else { return }
-        close(direct.descriptor)
+        direct.file.close()
         free(direct.buffer)
         free(direct.spare)
         self.direct = nil
     }
 
     /// XXH3 of the bytes already in the file at `range` (read back in chunks).
-    public func hash(_ range: Range<Int>) throws(SafetensorsError) -> UInt64 {
+    public func hash(_ range: Range<Int>) throws(FileIOError) -> UInt64 {
         try drain(all: true)
+        let file = try open()
         let hasher = ContentHasher()
         var buffer = [UInt8](repeating: 0, count: 1 << 20)
         var position = range.lowerBound
         while position < range.upperBound {
             let want = min(buffer.count, range.upperBound - position)
-            let n = buffer.withUnsafeMutableBytes { pread(descriptor, $0.baseAddress, want, off_t(position)) }
-            guard n > 0 else { throw .io(file: temporaryPath, operation: "pread", errno: n < 0 ? errno : EIO) }
-            buffer.withUnsafeBytes { hasher.update(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
-            position += n
+            let result: Result<Void, FileIOError> = buffer.withUnsafeMutableBytes { chunk in
+                do throws(FileIOError) {
+                    try file.readExactly(into: UnsafeMutableRawBufferPointer(rebasing: chunk[0..<want]), at: position)
+                    hasher.update(UnsafeRawBufferPointer(rebasing: chunk[0..<want]))
+                    return .success(())
+                } catch { return .failure(error) }
+            }
+            try result.get()
+            position += want
         }
         return hasher.digest
     }
 
     /// Makes the data written so far durable (before a journal records it).
-    public func syncData() throws(SafetensorsError) {
+    public func syncData() throws(FileIOError) {
         try drain(all: true)
-        guard fdatasync(descriptor) == 0 else { throw .io(file: temporaryPath, operation: "fdatasync", errno: errno) }
+        try open().sync(metadata: false)
     }
 
     /// Closes without removing the temp file (a resumable run that failed keeps its work).
     public func keep() {
         try? drain(all: true)
         releaseDirect()
-        if descriptor >= 0 { close(descriptor) }
-        descriptor = -1
+        file?.close()
+        file = nil
     }
 
     /// fsyncs, renames to `path`, fsyncs the directory.
-    public func finish() throws(SafetensorsError) {
-        guard descriptor >= 0 else { throw .writeFailed(file: path, reason: "already finished") }
+    public func finish() throws(FileIOError) {
+        let file = try open()
         try drain(all: true)
         releaseDirect()
-        guard fsync(descriptor) == 0 else { throw .io(file: temporaryPath, operation: "fsync", errno: errno) }
-        close(descriptor)
-        descriptor = -1
+        try file.sync()
         guard rename(temporaryPath, path) == 0 else {
             let code = errno
-            unlink(temporaryPath)
-            throw .io(file: path, operation: "rename", errno: code)
+            abandon()
+            throw FileIOError(file: path, operation: "rename from \(temporaryPath)", code: code)
         }
-        let directory = path.lastIndex(of: "/").map { String(path[..<$0]) } ?? "."
-        let fd = open(directory.isEmpty ? "/" : directory, O_RDONLY | O_DIRECTORY)
-        if fd >= 0 { fsync(fd); close(fd) }
+        self.file = nil
+        file.close()
+        AtomicFile.syncDirectory(of: path)
     }
 
     /// Removes the temp file; the final name is never created.
     public func abandon() {
         releaseDirect()
-        if descriptor >= 0 { close(descriptor) }
-        descriptor = -1
-        unlink(temporaryPath)
+        if file != nil { unlink(temporaryPath) }
+        file?.close()
+        file = nil
     }
 }

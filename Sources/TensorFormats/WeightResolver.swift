@@ -11,22 +11,20 @@ public struct WeightResolver: Sendable {
         self.quantization = quantization
     }
 
-    /// Suffixes of compressed-tensors companions of a packed module `M` (stored as `M.<suffix>`).
-    public static let packedSuffixes = ["weight_packed", "weight_scale", "weight_shape", "weight_zero_point", "weight_g_idx"]
 
     /// Every logical weight, in checkpoint order. Companion tensors are folded into their weight.
     public func allWeights() throws(FormatError) -> [SourceWeight] {
         var weights: [SourceWeight] = []
         for location in checkpoint.tensors {
             let name = location.name
-            if name.hasSuffix("_scale_inv"), isFP8Companion(name) { continue }
-            if let module = WeightResolver.packedModule(of: name) {
-                guard name.hasSuffix(".weight_packed") else {
-                    if checkpoint.contains(module + ".weight_packed") { continue }
+            if let logical = CompanionSuffix.fp8ScaleInverse.logicalName(of: name), isFP8Weight(logical) { continue }
+            if let logical = WeightResolver.packedWeightName(of: name) {
+                guard CompanionSuffix.packed.logicalName(of: name) != nil else {
+                    if checkpoint.contains(CompanionSuffix.packed.name(of: logical)) { continue }
                     weights.append(SourceWeight(name: name, shape: location.info.shape, encoding: .plain(location)))
                     continue
                 }
-                weights.append(try packedWeight(module: module))
+                weights.append(try packedWeight(logical: logical))
                 continue
             }
             weights.append(try weight(for: location))
@@ -37,22 +35,22 @@ public struct WeightResolver: Sendable {
     /// The logical weight called `name` (`M.weight` also finds packed `M.weight_packed`).
     public func weight(named name: String) throws(FormatError) -> SourceWeight {
         if let location = checkpoint.location(of: name) { return try weight(for: location) }
-        if name.hasSuffix(".weight") {
-            let module = String(name.dropLast(".weight".count))
-            if checkpoint.contains(module + ".weight_packed") { return try packedWeight(module: module) }
-        }
+        if checkpoint.contains(CompanionSuffix.packed.name(of: name)) { return try packedWeight(logical: name) }
         throw .container(.tensorNotFound(file: checkpoint.directory, tensor: name))
+    }
+
+    /// True when the checkpoint holds the logical weight `name` (plain, FP8 or packed).
+    public func hasWeight(named name: String) -> Bool {
+        checkpoint.contains(name) || checkpoint.contains(CompanionSuffix.packed.name(of: name))
     }
 
     // MARK: - Plain and FP8
 
-    private func isFP8Companion(_ name: String) -> Bool {
-        checkpoint.location(of: String(name.dropLast("_scale_inv".count)))?.info.dtype == .f8e4m3
-    }
+    private func isFP8Weight(_ name: String) -> Bool { checkpoint.location(of: name)?.info.dtype == .f8e4m3 }
 
     private func weight(for location: TensorLocation) throws(FormatError) -> SourceWeight {
         let info = location.info
-        if info.dtype == .f8e4m3, let scale = checkpoint.location(of: info.name + "_scale_inv") {
+        if info.dtype == .f8e4m3, let scale = checkpoint.location(of: CompanionSuffix.fp8ScaleInverse.name(of: info.name)) {
             guard info.shape.count == 2 else {
                 throw .companionShape(file: location.file.path, tensor: info.name, byteOffset: location.file.fileOffset(of: info), expected: [-1, -1], found: info.shape)
             }
@@ -70,23 +68,27 @@ public struct WeightResolver: Sendable {
 
     // MARK: - Packed integers
 
-    /// `M` for a name `M.weight_packed` (or another packed companion suffix).
-    public static func packedModule(of name: String) -> String? {
-        for suffix in packedSuffixes where name.hasSuffix("." + suffix) {
-            return String(name.dropLast(suffix.count + 1))
-        }
+    /// The logical weight `M.weight` of a compressed-tensors companion `M.weight_packed` (`_scale`, `_zero_point` …).
+    public static func packedWeightName(of name: String) -> String? {
+        for suffix in CompanionSuffix.compressedTensors { if let logical = suffix.logicalName(of: name) { return logical } }
         return nil
     }
 
-    private func packedWeight(module: String) throws(FormatError) -> SourceWeight {
-        let packedName = module + ".weight_packed"
+    /// The module `M` of a logical weight `M.weight` (compressed-tensors config groups and ignore lists name modules).
+    static func moduleName(of logical: String) -> String {
+        logical.hasSuffix(".weight") ? String(logical.dropLast(".weight".count)) : logical
+    }
+
+    private func packedWeight(logical: String) throws(FormatError) -> SourceWeight {
+        let module = WeightResolver.moduleName(of: logical)
+        let packedName = CompanionSuffix.packed.name(of: logical)
         guard let packed = checkpoint.location(of: packedName) else {
             throw .container(.tensorNotFound(file: checkpoint.directory, tensor: packedName))
         }
         let file = packed.file.path
         let at = packed.file.fileOffset(of: packed.info)
-        guard let scale = checkpoint.location(of: module + ".weight_scale") else {
-            throw .missingCompanion(file: file, tensor: packedName, companion: module + ".weight_scale")
+        guard let scale = checkpoint.location(of: CompanionSuffix.scale.name(of: logical)) else {
+            throw .missingCompanion(file: file, tensor: packedName, companion: CompanionSuffix.scale.name(of: logical))
         }
         guard case .compressedTensors(let config) = quantization else {
             throw .invalidConfig(field: "quantization_config", reason: "\(packedName) is packed but the config declares no compressed-tensors quantization")
@@ -118,8 +120,8 @@ public struct WeightResolver: Sendable {
         }
         var zeroPoint: TensorLocation? = nil
         if !group.symmetric {
-            guard let zp = checkpoint.location(of: module + ".weight_zero_point") else {
-                throw .missingCompanion(file: file, tensor: packedName, companion: module + ".weight_zero_point")
+            guard let zp = checkpoint.location(of: CompanionSuffix.zeroPoint.name(of: logical)) else {
+                throw .missingCompanion(file: file, tensor: packedName, companion: CompanionSuffix.zeroPoint.name(of: logical))
             }
             let expected = [(rows * group.bits + 31) / 32, groups]
             guard zp.info.shape == expected, zp.info.dtype == .i32 else {
@@ -127,8 +129,8 @@ public struct WeightResolver: Sendable {
             }
             zeroPoint = zp
         }
-        let metadata = [module + ".weight_shape", module + ".weight_g_idx"].compactMap { checkpoint.location(of: $0) }
-        return SourceWeight(name: module + ".weight", shape: [rows, columns],
+        let metadata = [CompanionSuffix.shape, .groupIndex].compactMap { checkpoint.location(of: $0.name(of: logical)) }
+        return SourceWeight(name: logical, shape: [rows, columns],
                             encoding: .packedInteger(packed: packed, scale: scale, zeroPoint: zeroPoint, bits: group.bits, groupSize: groupSize),
                             metadataTensors: metadata)
     }

@@ -1,6 +1,7 @@
 // `moeq convert PATH -o OUT.gguf --recipe NAME`: one pass from the source checkpoint to a GGUF llama.cpp runs.
 import ArgumentParser
 import ConversionPipeline
+import OutputPlanning
 import Foundation
 import QuantKernels
 import TensorFormats
@@ -100,12 +101,10 @@ struct ConvertCommand: ParsableCommand {
                 // The other layouts' files, sized from the same plan.
                 var files: [(String, Int)] = []
                 if layout == .split {
-                    files = zip(OffloadLayouts.splitPaths(output: output), try OffloadLayouts.splitLayouts(plan)).map { ($0, $1.layout.fileSize) }
+                    files = zip(ConversionPlan.splitPaths(output: output), try plan.splitLayouts()).map { ($0, $1.layout.fileSize) }
                 } else {
-                    let dense = try OffloadLayouts.splitLayouts(plan)[0].indices
-                    let denseLayout = try GGUFLayout(metadata: plan.metadata, tensors: dense.map { GGUFTensorSpec(name: plan.tensors[$0].name, dimensions: plan.tensors[$0].dimensions, type: plan.types[$0]) })
-                    let pack = try OffloadLayouts.packLayout(plan, alignment: pageSize, hits: importance?.routingCounts ?? [:], denseFile: (output as NSString).lastPathComponent)
-                    files = [(output, denseLayout.fileSize), (OffloadLayouts.packPath(output: output), pack.fileSize)]
+                    let pack = try plan.packLayout(alignment: pageSize, hits: routing(plan), denseFile: (output as NSString).lastPathComponent)
+                    files = [(output, try plan.denseLayout().layout.fileSize), (ConversionPlan.packPath(output: output), pack.fileSize)]
                 }
                 if json {
                     print(JSONValue.object(JSONObject([("layout", .string(layout.rawValue)), ("files", .array(files.map { ["path": .string($0.0), "bytes": .integer(Int64($0.1))] }))])).prettyPrinted(), terminator: "")
@@ -133,15 +132,15 @@ struct ConvertCommand: ParsableCommand {
             // process SIGKILL once that many output bytes are written, or just before the final rename.
             let killAt = ProcessInfo.processInfo.environment["MOEQ_KILL_AT"]
             if layout == .split {
-                let files = try OffloadLayouts.runSplit(plan, output: output, threads: threads, resume: resume) { done, _ in
+                let files = try OffloadLayouts.runSplit(plan, output: output, threads: threads, resume: resume, progress: { done, _ in
                     if let killAt, let limit = Int(killAt), done >= limit { kill(getpid(), SIGKILL) }
-                }
+                })
                 for file in files { print("wrote \(file.path): \(humanBytes(file.bytes))") }
                 return
             }
             if layout == .expertMajor {
-                let written = try OffloadLayouts.runExpertMajor(plan, output: output, threads: threads, alignment: pageSize, hits: importance?.routingCounts ?? [:])
-                print("wrote \(output): \(humanBytes(written.dense)) (every tensor but the routed experts) and \(OffloadLayouts.packPath(output: output)): \(humanBytes(written.pack)), \(written.records) expert records aligned to \(pageSize) B\(importance == nil ? "" : ", hot → cold by the imatrix's routing counts")")
+                let written = try OffloadLayouts.runExpertMajor(plan, output: output, threads: threads, alignment: pageSize, hits: routing(plan))
+                print("wrote \(output): \(humanBytes(written.dense)) (every tensor but the routed experts) and \(ConversionPlan.packPath(output: output)): \(humanBytes(written.pack)), \(written.records) expert records aligned to \(pageSize) B\(importance == nil ? "" : ", hot → cold by the imatrix's routing counts")")
                 return
             }
             if let (k, n) = shardNumbers {
@@ -198,6 +197,9 @@ struct ConvertCommand: ParsableCommand {
             }
         }
     }
+
+    /// Per-layer expert routing counts from the --imatrix (orders the expert pack hot → cold).
+    private func routing(_ plan: ConversionPlan) -> [Int: [Int]] { plan.importance.map(plan.tensorLayout.routingCounts) ?? [:] }
 
     private func layoutJSON(_ plan: ConversionPlan) -> JSONValue {
         let recipe = plan.recipe

@@ -28,7 +28,7 @@ struct ImatrixCommand: ParsableCommand {
             let collector = ImportanceCollector(spec: weights.spec)
             var done = 0
             while (done + 1) * ctx <= ids.count && done < (chunks ?? Int.max) {
-                _ = try ReferenceModel.logits(weights: weights, configDirectory: model, tokens: Array(ids[(done * ctx)..<((done + 1) * ctx)]), observer: collector)
+                _ = try ReferenceModel.logits(weights: weights, tokens: Array(ids[(done * ctx)..<((done + 1) * ctx)]), observer: collector)
                 done += 1
             }
             guard done > 0 else { throw ValidationError("fewer than --ctx \(ctx) tokens") }
@@ -39,7 +39,7 @@ struct ImatrixCommand: ParsableCommand {
                 print("experts that never fired (\(idle.count); neutral importance 1.0 when used): " + idle.prefix(20).map { "\($0.tensor)[\($0.expert)]" }.joined(separator: ", "))
             }
             print("tokens routed per expert:")
-            for (tensor, counts) in collector.routing { print("  \(tensor.replacingOccurrences(of: ".ffn_down_exps.weight", with: "")): \(counts.map(String.init).joined(separator: " "))") }
+            for (tensor, counts) in collector.routing { print("  \(tensor): \(counts.map(String.init).joined(separator: " "))") }
         }
     }
 }

@@ -2,6 +2,7 @@
 // `validate` stage here, the plugin way: it needs the reference engine, which the conversion library does not link.
 import ArgumentParser
 import ConversionPipeline
+import OutputPlanning
 import Foundation
 import ReferenceEngine
 import TensorFormats

@@ -2,6 +2,7 @@
 // touches, and the KV cache — from headers or config.json alone. (Hardware targets and speed: issue 7, to come.)
 import ArgumentParser
 import ConversionPipeline
+import OutputPlanning
 import Foundation
 import HardwarePlanner
 import QuantKernels
@@ -43,7 +44,7 @@ struct PlanCommand: ParsableCommand {
                     ["recipe": .string(f.label), "bytes": .integer(Int64(f.fileBytes)), "header_included": .bool(f.headerIncluded),
                      "always_on_bytes": .integer(Int64(f.alwaysOnBytes)), "routed_expert_bytes": .integer(Int64(f.routedExpertBytes)),
                      "active_bytes_per_token": .integer(Int64(f.activeBytesPerToken)),
-                     "bytes_by_group": .object(JSONObject(f.bytesByGroup.sorted { $0.key.rawValue < $1.key.rawValue }.map { ($0.key.rawValue, .integer(Int64($0.value))) }))]
+                     "bytes_by_group": groupsJSON(f)]
                 }
                 print((["model": .string(model), "kv_bytes_per_token_f16": .integer(Int64(kv)), "context": .integer(Int64(context)),
                         "kv_bytes_at_context": .integer(Int64(kvAtContext)), "kv_cache_type": .string(cacheType.rawValue), "recipes": .array(rows)] as JSONValue).prettyPrinted(), terminator: "")
@@ -95,8 +96,8 @@ struct PlanCommand: ParsableCommand {
         let resolved = try targets.map { try catalog.target($0) }
         var profile: RoutingProfile?
         if let routing {
-            profile = RoutingProfile(counts: try ImportanceMatrix(path: routing).routingCounts)
-            if profile == nil { throw ValidationError("\(routing): no per-expert routing counts (ffn_down_exps entries with counts)") }
+            profile = RoutingProfile(counts: spec.tensorLayout.routingCounts(try ImportanceMatrix(path: routing)))
+            if profile == nil { throw ValidationError("\(routing): no per-expert routing counts for this model (an imatrix GGUF with counts on the routed down projections)") }
         }
         let plans = footprints.map { f in resolved.map { Planner.plan(f, spec: spec, target: $0, context: context, engine: engine == .ktransformers ? .ktransformers : .llamaCpp, cacheType: cacheType, routing: profile) } }
         let title = "\(model): decode tokens/s by recipe and target (\(grouped(context))-token context, \(engine.rawValue))"
@@ -126,5 +127,11 @@ struct PlanCommand: ParsableCommand {
         print("cells: verdict, GB on GPU-or-unified / RAM / disk, decode tokens/s (batch 1, \(grouped(context))-token context, \(engine.rawValue)), prompt processing tokens/s (pp, 512-token micro-batches); efficiencies in formats/hardware/README.md")
         if let first = plans.first { for p in first { print("\(p.target): \(p.command)") } }
     }
-}
 
+    /// Bytes by role group, named as recipe files name the groups.
+    func groupsJSON(_ footprint: Footprint) -> JSONValue {
+        var bytes: [String: Int] = [:]
+        for (group, count) in footprint.bytesByGroup { bytes[group.recipeName, default: 0] += count }
+        return .object(JSONObject(bytes.sorted { $0.key < $1.key }.map { ($0.key, .integer(Int64($0.value))) }))
+    }
+}

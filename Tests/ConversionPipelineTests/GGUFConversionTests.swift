@@ -4,6 +4,7 @@
 import Foundation
 import Testing
 @testable import ConversionPipeline
+import OutputPlanning
 import ModelCatalog
 import QuantKernels
 import TensorFormats
@@ -59,7 +60,7 @@ func convertMatchesLlamaCppTensorForTensor(arch: String, recipe: RecipeName, ima
 @Test func recipeRulesOnRealShapes() throws {
     // DeepSeek-V3: attn_k_b rows of 128 cannot be Q4_K (256) → Q5_0; ffn_down on use_more_bits layers → Q6_K.
     let spec = try ModelSpec(config: try #require(ModelPresets.named("deepseek-v3", architecture: .deepseekV3)).config)
-    let plans = spec.ggufTensors { _ in true }
+    let plans = spec.tensorLayout.ggufTensors(includeOutputHead: true)
     let types = RecipeRules(recipe: .q4_K_M, spec: spec).types(for: plans)
     let typeOf = Dictionary(uniqueKeysWithValues: zip(plans.map(\.name), types))
     #expect(typeOf["blk.5.attn_k_b.weight"] == .q5_0)

@@ -3,6 +3,7 @@
 import Foundation
 import Testing
 @testable import ConversionPipeline
+import OutputPlanning
 import TensorFormats
 
 private let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
@@ -17,7 +18,7 @@ func shardsMergeToTheSingleMachineOutput(fixture: String, recipe: RecipeName) th
     let single = directory + "/single.gguf", merged = directory + "/merged.gguf"
     _ = try GGUFConversion.run(plan, output: single, threads: 2)
 
-    let owners = ShardedConversion.assignment(plan.layout, shards: 3)
+    let owners = ConversionPlan.shardAssignment(plan.layout, shards: 3)
     #expect(Set(owners) == [1, 2, 3] && owners == owners.sorted())   // contiguous runs, none empty
     var parts: [String] = []
     var tensors = 0

@@ -3,6 +3,7 @@
 import Foundation
 import Testing
 @testable import ConversionPipeline
+import OutputPlanning
 import ModelCatalog
 import TensorFormats
 

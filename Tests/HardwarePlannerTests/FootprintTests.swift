@@ -3,6 +3,7 @@
 import Foundation
 import Testing
 import ConversionPipeline
+import OutputPlanning
 import HardwarePlanner
 import ModelCatalog
 import TensorFormats

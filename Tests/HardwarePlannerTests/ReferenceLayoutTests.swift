@@ -4,6 +4,7 @@
 import Foundation
 import Testing
 import ConversionPipeline
+import OutputPlanning
 import HardwarePlanner
 import ModelCatalog
 import QuantKernels
@@ -18,7 +19,7 @@ func plannedLayoutEqualsLlamaCppConverter(arch: String) throws {
     let doc = try JSONParser.parse([UInt8](data))
     let spec = try ModelSpec(config: try #require(doc["config"]))
     // Names, ggml shapes, F16/F32 choice and bytes of every tensor, as the planner lays out the F16 recipe.
-    let plans = spec.ggufTensors { _ in true }
+    let plans = spec.tensorLayout.ggufTensors(includeOutputHead: true)
     let types = RecipeRules(recipe: .f16, spec: spec).types(for: plans)
     var ours: [String: ([Int], String, Int)] = [:]
     for (plan, type) in zip(plans, types) {
@@ -37,13 +38,13 @@ func plannedLayoutEqualsLlamaCppConverter(arch: String) throws {
     }
 
     // The same file's header read back by `moeq plan FILE.gguf`: the spec from llama.cpp's keys equals config.json's.
-    var metadata: [(String, GGUFValue)] = []
+    var metadata: [(GGUFKey, GGUFValue)] = []
     for (key, value) in try #require(doc["metadata"]?.objectValue).pairs {
         switch value {
-        case .string(let s): metadata.append((key, .string(s)))
-        case .bool(let b): metadata.append((key, .bool(b)))
-        case .integer(let i): metadata.append((key, .uint32(UInt32(i))))
-        case .double(let d): metadata.append((key, .float32(Float(d))))
+        case .string(let s): metadata.append((GGUFKey(rawValue: key), .string(s)))
+        case .bool(let b): metadata.append((GGUFKey(rawValue: key), .bool(b)))
+        case .integer(let i): metadata.append((GGUFKey(rawValue: key), .uint32(UInt32(i))))
+        case .double(let d): metadata.append((GGUFKey(rawValue: key), .float32(Float(d))))
         default: break
         }
     }

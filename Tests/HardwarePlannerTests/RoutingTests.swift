@@ -2,6 +2,7 @@
 import Foundation
 import Testing
 import ConversionPipeline
+import OutputPlanning
 import HardwarePlanner
 import ModelCatalog
 import TensorFormats
@@ -11,7 +12,10 @@ private let imatrix = URL(fileURLWithPath: #filePath).deletingLastPathComponent(
 
 @Test func routingProfileFromLlamaImatrix() throws {
     // llama-imatrix's own file (validation/gguf/imatrix): per-expert counts of the qwen3_moe fixture.
-    let counts = try ImportanceMatrix(path: imatrix).routingCounts
+    let fixture = URL(fileURLWithPath: imatrix).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("fixtures/qwen3_moe-f32/config.json").path
+    let counts = try ModelSpec(configFile: fixture).tensorLayout.routingCounts(try ImportanceMatrix(path: imatrix))
+    #expect(counts.count == 3)   // every MoE layer of the fixture
     let profile = try #require(RoutingProfile(counts: counts))
     #expect(profile.cumulative.first == 0 && abs(profile.cumulative.last! - 1) < 1e-9)
     #expect(zip(profile.cumulative, profile.cumulative.dropFirst()).allSatisfy { $0 <= $1 })

@@ -72,7 +72,7 @@ func totalParametersEqualPyTorchCount(fixture: String) throws {
         try ModelSpec(config: ["model_type": "mixtral", "hidden_size": 8, "num_hidden_layers": 1, "num_attention_heads": 2,
                                "vocab_size": 10, "intermediate_size": 4, "num_experts_per_tok": 2])
     }
-    #expect(throws: CatalogError.invalidField(file: "config.json", field: "hidden_size", reason: "expected a non-negative integer, found \"8\"")) {
+    #expect(throws: CatalogError.invalidField(file: "config.json", field: "hidden_size", reason: "expected an integer in 1…65536, found \"8\"")) {
         try ModelSpec(config: ["model_type": "mixtral", "hidden_size": "8"])
     }
 }
@@ -92,8 +92,9 @@ func totalParametersEqualPyTorchCount(fixture: String) throws {
     #expect(scale.role == .attention(layer: 0, part: .keyValueB) && scale.part == .fp8ScaleInverse)
     let packed = classifier.classify("language_model.model.layers.1.mlp.experts.3.gate_proj.weight_packed")
     #expect(packed.role == .routedExpert(layer: 1, expert: 3, projection: .gate) && packed.part == .packed)
-    #expect(classifier.classify("model.layers.3.enorm.weight").role == .nextTokenPrediction(layer: 3))
-    #expect(classifier.classify("model.layers.1.mlp.experts.gate_up_proj").role == .routedExpertsFused(layer: 1, part: .gateUp))
+    #expect(classifier.classify("model.layers.3.enorm.weight").role == .nextTokenPrediction(layer: 3, part: .embeddingNorm))
+    #expect(classifier.classify("model.layers.3.self_attn.kv_b_proj.weight").role == .nextTokenPrediction(layer: 3, part: .block))
+    #expect(classifier.classify("model.layers.1.mlp.experts.gate_up_proj").role == .routedExperts(layer: 1, projection: .gateUp))
     #expect(classifier.classify("model.vision_tower.patch_embed.weight").role == .unknown)
     #expect(classifier.classify("model.layers.x.mlp.gate.weight").role == .unknown)
 }
@@ -141,7 +142,7 @@ func totalParametersEqualPyTorchCount(fixture: String) throws {
             if case .routerBias = role { continue }
             let count = tensor.shape.reduce(1, *)
             switch role {
-            case .routedExpert, .routedExpertsFused: routed += count
+            case .routedExpert, .routedExperts: routed += count
             default:
                 if !published.activeExcludes.contains(role.category) { alwaysOn += count }
             }

@@ -3,6 +3,7 @@ import Foundation
 import Testing
 @testable import ReferenceEngine
 import ConversionPipeline
+import OutputPlanning
 import ModelCatalog
 import TensorFormats
 
@@ -69,8 +70,8 @@ func engineOnOurF32GGUFEqualsEngineOnTheCheckpoint(fixture: String) throws {
     let plan = try GGUFConversion.plan(path: directory, recipe: .f32)
     _ = try GGUFConversion.run(plan, output: output, threads: 2)
     let tokens = [1, 5, 9, 200, 3, 77, 12, 64]
-    let base = try ReferenceModel.logits(weights: try CheckpointWeights(path: directory), configDirectory: directory, tokens: tokens)
-    let quant = try ReferenceModel.logits(weights: try ReferenceModel.weights(path: output, configDirectory: directory), configDirectory: directory, tokens: tokens)
+    let base = try ReferenceModel.logits(weights: try CheckpointWeights(path: directory), tokens: tokens)
+    let quant = try ReferenceModel.logits(weights: try ReferenceModel.weights(path: output, configDirectory: directory), tokens: tokens)
     #expect(base == quant)   // F32 GGUF round-trips every weight exactly (stacking, rope permutation and kv_b split undone)
 }
 
@@ -139,7 +140,7 @@ func engineOnOurF32GGUFEqualsEngineOnTheCheckpoint(fixture: String) throws {
     let collector = ImportanceCollector(spec: weights.spec)
     let tokens = (0..<96).map { ($0 * 53 + 7) % 390 + 3 }
     for chunk in 0..<3 {
-        _ = try ReferenceModel.logits(weights: weights, configDirectory: directory, tokens: Array(tokens[(chunk * 32)..<((chunk + 1) * 32)]), observer: collector)
+        _ = try ReferenceModel.logits(weights: weights, tokens: Array(tokens[(chunk * 32)..<((chunk + 1) * 32)]), observer: collector)
     }
     let output = NSTemporaryDirectory() + "moeq-imatrix-\(UUID().uuidString).gguf"
     defer { try? FileManager.default.removeItem(atPath: output) }
@@ -189,10 +190,10 @@ func offloadLayoutsCarryTheStackedBytesAndRunInTheEngine(fixture: String) throws
     let written = try OffloadLayouts.runExpertMajor(plan, output: dense, threads: 2, alignment: 4096, hits: hits)
     let moeLayers = (0..<spec.layerCount).filter { spec.isMoELayer($0) }.count
     #expect(written.records == moeLayers * spec.routedExpertCount)
-    let layout = try OffloadLayouts.packLayout(plan, alignment: 4096, hits: hits, denseFile: "major.gguf")
+    let layout = try plan.packLayout(alignment: 4096, hits: hits, denseFile: "major.gguf")
     #expect(layout.records.allSatisfy { $0.offset % 4096 == 0 })
     #expect(layout.records.first?.expert == 3 && layout.records[1].expert == spec.routedExpertCount - 1)
-    let pack = try MappedFile(path: OffloadLayouts.packPath(output: dense))
+    let pack = try MappedFile(path: ConversionPlan.packPath(output: dense))
     for record in layout.records.prefix(6) {
         for part in record.parts {
             let info = try #require(reference.tensor(named: part.tensor))
@@ -202,10 +203,10 @@ func offloadLayoutsCarryTheStackedBytesAndRunInTheEngine(fixture: String) throws
         }
     }
     let tokens = [0, 5, 9, 200, 3, 77, 12, 64, 31, 8, 150, 2]
-    let fromStacked = try ReferenceModel.logits(weights: try ReferenceModel.weights(path: stacked, configDirectory: directory), configDirectory: directory, tokens: tokens)
+    let fromStacked = try ReferenceModel.logits(weights: try ReferenceModel.weights(path: stacked, configDirectory: directory), tokens: tokens)
     let packed = try #require(try ReferenceModel.weights(path: dense, configDirectory: directory, expertCache: 3) as? ExpertPackWeights)
     var fromPack: [Float] = []
-    for _ in 0..<2 { fromPack = try ReferenceModel.logits(weights: packed, configDirectory: directory, tokens: tokens) }
+    for _ in 0..<2 { fromPack = try ReferenceModel.logits(weights: packed, tokens: tokens) }
     #expect(fromPack == fromStacked)
     #expect(packed.capacity < written.records && packed.misses > 0 && packed.hits + packed.misses > written.records)
 }

@@ -4,7 +4,7 @@ import Testing
 @testable import TensorFormats
 import QuantKernels
 
-private let sampleMetadata: [(String, GGUFValue)] = [
+private let sampleMetadata: [(GGUFKey, GGUFValue)] = [
     ("general.architecture", .string("llama")), ("general.name", .string("tiny ünïcode")),
     ("llama.block_count", .uint32(2)), ("llama.rope.freq_base", .float32(10000)),
     ("llama.expert_weights_norm", .bool(true)), ("general.size", .uint64(1 << 40)), ("x.i8", .int8(-3)),

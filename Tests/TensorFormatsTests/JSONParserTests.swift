@@ -52,7 +52,7 @@ func yamlMatchesPyYAML(file: String) throws {
         .deletingLastPathComponent().appendingPathComponent("validation/recipes")
     let text = try String(contentsOf: directory.appendingPathComponent(file), encoding: .utf8)
     let expected = try JSONParser.parse([UInt8](try Data(contentsOf: directory.appendingPathComponent(file + ".json"))))
-    let parsed = try YAMLParser.parse(text)
+    let parsed = try YAMLDocument.parse(text)
     #expect(parsed == expected, "\(parsed.serialized())")
 }
 
@@ -60,7 +60,7 @@ func yamlMatchesPyYAML(file: String) throws {
     for (text, line) in [("a: &anchor 1\nb: *anchor", 1), ("a: |\n  block", 1), ("a: 1\n---\nb: 2", 2), ("a: 1\na: 2", 2),
                          ("a:\n\tb: 1", 2), ("a: [1, 2", 1), ("a: \"open", 1), ("- a\nb: 1", 2),
                          ("a: b: c", 1), ("a: 1\n- b: 2", 2), (String(repeating: "[", count: 100), 1)] {
-        #expect(throws: YAMLError.self, "\(text)") { try YAMLParser.parse(text) }
-        do { _ = try YAMLParser.parse(text) } catch { #expect(error.line == line, "\(text): \(error)") }
+        #expect(throws: YAMLError.self, "\(text)") { try YAMLDocument.parse(text) }
+        do { _ = try YAMLDocument.parse(text) } catch { #expect(error.line == line, "\(text): \(error)") }
     }
 }

@@ -2,7 +2,7 @@
 // byte-level BPE of the transformers-made fixtures (their keys are checked in GGUFConversionTests).
 import Foundation
 import Testing
-@testable import ConversionPipeline
+@testable import OutputPlanning
 import ModelCatalog
 import TensorFormats
 
@@ -17,9 +17,9 @@ private let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent
     let keys = try TokenizerMetadata.keys(directory: directory, spec: spec, config: config, warnings: &warnings)
     let expected = try #require(try JSONParser.parse([UInt8](try Data(contentsOf: URL(fileURLWithPath: directory + "/expected.json")))).objectValue)
     #expect(warnings.isEmpty)
-    #expect(Set(keys.map(\.0)) == Set(expected.keys))
+    #expect(Set(keys.map(\.0.rawValue)) == Set(expected.keys))
     for (key, value) in keys {
-        let reference = try #require(expected[key])
+        let reference = try #require(expected[key.rawValue])
         switch value {
         case .string(let s): #expect(reference.stringValue == s, "\(key)")
         case .uint32(let v): #expect(reference.intValue == Int(v), "\(key)")
@@ -53,7 +53,7 @@ private let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent
     try lines.joined(separator: "\n").write(toFile: directory + "/tiktoken.model", atomically: true, encoding: .utf8)
     let config: JSONValue = ["added_tokens_decoder": ["260": ["content": "[BOS]", "special": true]]]
     let keys = try TiktokenVocabulary.keys(directory: directory, vocabularySize: 600, tokenizerConfig: config)
-    let byKey = Dictionary(uniqueKeysWithValues: keys.map { ($0.0, $0.1) })
+    let byKey = Dictionary(uniqueKeysWithValues: keys.map { ($0.0.rawValue, $0.1) })
     guard case .array(_, let merges) = try #require(byKey["tokenizer.ggml.merges"]),
           case .array(_, let tokens) = try #require(byKey["tokenizer.ggml.tokens"]),
           case .array(_, let types) = try #require(byKey["tokenizer.ggml.token_type"]) else { Issue.record("missing arrays"); return }

@@ -5,23 +5,23 @@ import ModelCatalog
 import QuantKernels
 import TensorFormats
 
-enum Int4Native {
+public enum Int4Native {
     /// The packed INT4 g32 symmetric encoding of a source weight, if it has one.
-    static func packed(_ weight: SourceWeight) -> (packed: TensorLocation, scale: TensorLocation)? {
+    public static func packed(_ weight: SourceWeight) -> (packed: TensorLocation, scale: TensorLocation)? {
         guard case let .packedInteger(packed, scale, zeroPoint, bits, groupSize) = weight.encoding,
               zeroPoint == nil, bits == 4, groupSize == 32 else { return nil }
         return (packed, scale)
     }
 
     /// Decoded scales of a packed weight.
-    static func scales(_ weight: SourceWeight, _ scale: TensorLocation) throws -> [Float] {
+    public static func scales(_ weight: SourceWeight, _ scale: TensorLocation) throws -> [Float] {
         let source = SourceWeight(name: scale.name, shape: scale.info.shape, encoding: .plain(scale))
         return try source.decodeAll()
     }
 
     /// Q4_0 for stacked expert tensors whose every expert is packed INT4 g32 with F16-exact scales; F32 (exact)
     /// when some scale is not; the recipe's type otherwise.
-    static func types(plans: [GGUFTensorPlan], types: [QuantType], resolver: WeightResolver, warnings: inout [String]) throws -> [QuantType] {
+    public static func types(plans: [GGUFTensorPlan], types: [QuantType], resolver: WeightResolver, warnings: inout [String]) throws -> [QuantType] {
         var result = types
         for (i, plan) in plans.enumerated() {
             guard case .stacked(let names) = plan.source else { continue }
@@ -42,30 +42,5 @@ enum Int4Native {
             if case .q4_0 = carrier { result[i] = .q4_0 } else { result[i] = .f32 }
         }
         return result
-    }
-
-    /// Writes each expert's rows as Q4_0 blocks repacked from the source nibbles.
-    static func repack(_ tensor: GGUFTensorPlan, names: [String], resolver: WeightResolver, writer: TensorSink, hasher: ContentHasher,
-                       wrote: (Int) -> Void) throws {
-        let rows = tensor.dimensions[1], width = tensor.rowWidth
-        let expertBytes = rows * (width / 32) * 18
-        for (e, name) in names.enumerated() {
-            let weight = try resolver.weight(named: name)
-            guard let (packed, scale) = packed(weight) else { throw ConversionError.shape(tensor: tensor.name, reason: "\(name) is not INT4 g32") }
-            let values = try scales(weight, scale)
-            var output = [UInt8](repeating: 0, count: expertBytes)
-            try values.withUnsafeBufferPointer { s in
-                try output.withUnsafeMutableBytes { out in
-                    guard let source = packed.data.baseAddress, let destination = out.baseAddress else { return }
-                    try Repack.int4ToQ4_0(packed: source, wordsPerRow: packed.info.shape[1], scales: s, rows: rows, width: width, into: destination)
-                }
-            }
-            try output.withUnsafeBytes {
-                try writer.write(tensor.name, bytes: $0, at: e * expertBytes)
-                hasher.update($0)
-            }
-            weight.releasePages()
-            wrote(expertBytes)
-        }
     }
 }

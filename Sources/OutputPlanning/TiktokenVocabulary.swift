@@ -12,11 +12,11 @@ enum TiktokenVocabulary {
 
     /// GPT-2's printable form of raw bytes (each byte through the byte → unicode table).
     static func printable(_ bytes: [UInt8]) -> String {
-        String(bytes.map { SyntheticTokenizer.byteCharacters[Int($0)] })
+        ByteLevelAlphabet.spell(bytes)
     }
 
     /// tokenizer.ggml.* keys for a Kimi checkpoint directory.
-    static func keys(directory: String, vocabularySize: Int, tokenizerConfig: JSONValue?) throws -> [(String, GGUFValue)] {
+    static func keys(directory: String, vocabularySize: Int, tokenizerConfig: JSONValue?) throws -> [(GGUFKey, GGUFValue)] {
         let ranks = try ranks(path: (directory as NSString).appendingPathComponent("tiktoken.model"))
         var byID: [Int: String] = [:]
         var merges: [GGUFValue] = []
@@ -43,8 +43,8 @@ enum TiktokenVocabulary {
                 tokens.append(.string("[PAD\(id)]")); types.append(.int32(TokenizerMetadata.TokenType.unused.rawValue))
             }
         }
-        return [("tokenizer.ggml.model", .string("gpt2")), ("tokenizer.ggml.pre", .string("kimi-k2")),
-                ("tokenizer.ggml.tokens", .array(.string, tokens)), ("tokenizer.ggml.token_type", .array(.int32, types)),
-                ("tokenizer.ggml.merges", .array(.string, merges))]
+        return [(.tokenizerModel, .string("gpt2")), (.tokenizerPre, .string("kimi-k2")),
+                (.tokens, .array(.string, tokens)), (.tokenTypes, .array(.int32, types)),
+                (.merges, .array(.string, merges))]
     }
 }

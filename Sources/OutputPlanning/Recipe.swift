@@ -1,5 +1,5 @@
-// Named recipes: which QuantType each GGUF tensor gets, as typed rules over llama-quantize's tensor
-// categories and layer index (LCPP src/llama-quant.cpp `llama_tensor_get_type_impl`, formats.md §6.4).
+// Named recipes: which QuantType each GGUF tensor gets, as typed rules over tensor roles (what llama-quantize matches
+// by name: attn_v, attn_k, attn_output, ffn_down…) and layer index (LCPP src/llama-quant.cpp `llama_tensor_get_type_impl`, formats.md §6.4).
 import ModelCatalog
 import QuantKernels
 
@@ -69,15 +69,21 @@ public struct RecipeRules: Sendable {
 
     /// Types for every plan, in order.
     public func types(for plans: [GGUFTensorPlan]) -> [QuantType] {
-        let attentionVCount = plans.filter { $0.category == .attentionV || $0.category == .attentionQKV }.count
+        let attentionVCount = plans.filter(RecipeRules.sharesTheAttentionVRule).count
         var attentionVIndex = 0
-        let tied = !plans.contains { $0.category == .output }
+        let tied = !plans.contains { $0.role == .outputHead }
         return plans.map { plan in
             var type = chosen(plan, attentionVIndex: attentionVIndex, attentionVCount: attentionVCount, tiedEmbeddings: tied)
-            if plan.category == .attentionV || plan.category == .attentionQKV { attentionVIndex += 1 }
+            if RecipeRules.sharesTheAttentionVRule(plan) { attentionVIndex += 1 }
             if plan.quantizable && recipe.isQuantizedMixture { type = RecipeRules.fallback(type, width: plan.rowWidth) }
             return type
         }
+    }
+
+    /// attn_v (and attn_qkv / attn_kv_b, which no converted architecture has) share one rule and one counter.
+    static func sharesTheAttentionVRule(_ plan: GGUFTensorPlan) -> Bool {
+        if case .attention(_, .value) = plan.role { return plan.part == .weight }
+        return false
     }
 
     private func chosen(_ plan: GGUFTensorPlan, attentionVIndex: Int, attentionVCount: Int, tiedEmbeddings: Bool) -> QuantType {
@@ -86,14 +92,13 @@ public struct RecipeRules: Sendable {
         let base = recipe.baseType
         guard recipe.isQuantizedMixture else { return base }
         if recipe == .mxfp4Moe { return plan.dimensions.count >= 3 && plan.dimensions[2] > 1 ? .mxfp4 : .q8_0 }
-        if plan.category == .output || (tiedEmbeddings && plan.category == .tokenEmbedding) {
+        if plan.role == .outputHead || (tiedEmbeddings && plan.role == .embedding) {
             if plan.rowWidth % base.blockSize != 0 { return .q8_0 }
             return base == .q8_0 ? .q8_0 : .q6_K
         }
         let layer = plan.layer ?? 0
-        switch plan.category {
-        case .attentionV, .attentionQKV:
-            // attn_v, attn_qkv and attn_kv_b share one rule and one counter in llama-quantize.
+        switch plan.role {
+        case .attention(_, .value):
             var type = base
             if (recipe == .q4_K_M || recipe == .q5_K_M) && RecipeRules.useMoreBits(attentionVIndex, attentionVCount) {
                 type = .q6_K
@@ -102,17 +107,17 @@ public struct RecipeRules: Sendable {
             }
             if expertCount == 8 { type = .q8_0 }
             return type
-        case .attentionK:
+        case .attention(_, .key):
             return expertCount == 8 ? .q8_0 : base
-        case .feedForwardDown:
+        case .attention(_, .output):
+            return expertCount == 8 && (recipe == .q4_K_S || recipe == .q4_K_M) ? .q5_K : base
+        case .denseFeedForward(_, .down), .routedExperts(_, .down), .sharedExpert(_, .down):
             switch recipe {
             case .q4_K_M, .q5_K_M: return RecipeRules.useMoreBits(layer, layerCount) ? .q6_K : base
             case .q4_K_S: return layer < layerCount / 8 ? .q5_K : base
             case .q4_0: return hasImportance && layer < layerCount / 8 ? .q4_1 : base
             default: return base
             }
-        case .attentionOutput:
-            return expertCount == 8 && (recipe == .q4_K_S || recipe == .q4_K_M) ? .q5_K : base
         default:
             return base
         }

@@ -1,0 +1,51 @@
+// One tensor of the GGUF a spec converts to: its name, ggml shape, role, and which checkpoint tensors its rows come
+// from (derived from the architecture's table by TensorLayout).
+
+/// How one GGUF tensor's rows come from checkpoint tensors. Rows are ggml rows (ne0 values each).
+public enum GGUFSource: Sendable, Equatable {
+    /// One checkpoint weight, rows in order.
+    case weight(String)
+    /// One weight with llama's rope row permutation for `heads` heads (Mixtral q/k).
+    case ropePermuted(String, heads: Int)
+    /// Experts stacked along ne2, expert e from `names[e]`.
+    case stacked(ExpertNames)
+    /// MLA `attn_k_b`: per head, the transposed first `noPosition` rows of kv_b_proj.
+    case keyFromKVB(String, heads: Int, noPosition: Int, value: Int)
+    /// MLA `attn_v_b`: per head, the last `value` rows of kv_b_proj.
+    case valueFromKVB(String, heads: Int, noPosition: Int, value: Int)
+    /// The first or second half of a fused gate_up expert tensor (gpt-oss; planned, not converted).
+    case fusedHalf(String, second: Bool)
+
+    /// Every checkpoint weight the rows come from.
+    public var names: [String] {
+        switch self {
+        case .weight(let n), .ropePermuted(let n, _), .keyFromKVB(let n, _, _, _), .valueFromKVB(let n, _, _, _), .fusedHalf(let n, _): [n]
+        case .stacked(let names): Array(names)
+        }
+    }
+}
+
+/// One tensor of the GGUF file.
+public struct GGUFTensorPlan: Sendable, Equatable {
+    public let name: String
+    /// ggml dimensions, ne0 first.
+    public let dimensions: [Int]
+    public let source: GGUFSource
+    public let role: TensorRole
+    public let part: TensorPart
+
+    public init(name: String, dimensions: [Int], source: GGUFSource, role: TensorRole, part: TensorPart) {
+        self.name = name
+        self.dimensions = dimensions
+        self.source = source
+        self.role = role
+        self.part = part
+    }
+
+    /// Layer index for per-layer tensors.
+    public var layer: Int? { role.layer }
+    /// llama-quantize quantizes only ≥2-D weights that are not routers (norms and biases are 1-D or biases).
+    public var quantizable: Bool { dimensions.count >= 2 && part == .weight && role.category != .router }
+    public var rowWidth: Int { dimensions[0] }
+    public var rowCount: Int { dimensions.dropFirst().reduce(1, *) }
+}

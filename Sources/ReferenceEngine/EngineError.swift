@@ -1,0 +1,30 @@
+// Every way the reference engine refuses to run, each naming the file, tensor or setting at fault.
+
+public enum EngineError: Error, Sendable, CustomStringConvertible {
+    case unsupported(String)
+    case token(index: Int, id: Int, vocabulary: Int)
+    /// A weight whose value count is not what the projection needs.
+    case shape(what: String, expected: [Int], found: Int)
+    /// A tensor the spec needs that the file lacks.
+    case missingTensor(file: String, tensor: String)
+    /// A GGUF tensor whose ggml shape differs from the spec's.
+    case tensorShape(file: String, tensor: String, byteOffset: Int, found: [Int], expected: [Int])
+    /// A GGUF of another model than the base.
+    case notThisModel(file: String, reason: String)
+    /// Nothing to score: no tokens, no window, an empty vocabulary.
+    case noWork(String)
+
+    public var description: String {
+        switch self {
+        case .unsupported(let what): "the reference engine does not run \(what) yet"
+        case let .token(index, id, vocabulary): "token \(index) has id \(id), outside the vocabulary of \(vocabulary)"
+        case let .shape(what, expected, found): "\(what): \(found) values, the spec needs \(expected.map(String.init).joined(separator: " × "))"
+        case let .missingTensor(file, tensor):
+            "\(file): no tensor \(tensor), which the model's config.json requires (an incomplete file, or a config.json that does not match the weights)"
+        case let .tensorShape(file, tensor, offset, found, expected):
+            "\(file): tensor \(tensor) at byte \(offset): ggml shape \(found), the base's config.json implies \(expected)"
+        case let .notThisModel(file, reason): "\(file): not a GGUF of this model: \(reason)"
+        case .noWork(let reason): "nothing to evaluate: \(reason)"
+        }
+    }
+}

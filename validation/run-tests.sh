@@ -31,3 +31,7 @@ venv=.build/interop-venv
 
 # --- crash safety: kill -9 at 12 points, then --resume must give the uninterrupted bytes ---
 python3 validation/pipeline/kill_resume.py .build/debug/moeq
+
+# --- hostile and careless input: every subcommand, corrupt inputs of every format, outputs aimed at inputs,
+#     concurrent writers, signals, ENOSPC and read-only directories (mount cases skip with a reason where impossible) ---
+python3 validation/hostile/run_suite.py .build/debug/moeq --jobs 2

@@ -29,15 +29,29 @@ public enum SafetensorsExport {
         }
         let checkpoint = try Checkpoint(path: source)
         let configPath = (checkpoint.directory as NSString).appendingPathComponent("config.json")
-        guard let configData = FileManager.default.contents(atPath: configPath) else { throw CatalogError.unreadable(file: configPath, reason: "cannot read config.json") }
-        let config = try JSONParser.parse([UInt8](configData))
+        let config: JSONValue
+        do { config = try JSONParser.parse(file: configPath) } catch { throw CatalogError.unreadable(file: configPath, reason: error.reasonWithoutFile) }
         let spec = try ModelSpec(config: config, file: configPath)
+        let layout = spec.tensorLayout
+        try layout.checkTensorCount(stored: checkpoint.tensors.count, config: configPath)
         let resolver = WeightResolver(checkpoint: checkpoint, quantization: spec.quantization)
-        let sourceDirectory = URL(fileURLWithPath: checkpoint.directory).standardizedFileURL.path
-        guard URL(fileURLWithPath: output).standardizedFileURL.path != sourceDirectory else {
-            throw FileIOError(file: output, operation: "write", code: EEXIST, detail: "the output directory is the source checkpoint")
+        try layout.check(try resolver.allWeights(), directory: checkpoint.directory, config: configPath)
+        // Written into a staging directory and moved into place whole: the output is the new model or untouched.
+        let staging = try StagedDirectory(path: output)
+        do {
+            let summary = try write(checkpoint: checkpoint, resolver: resolver, config: config, type: type, dtype: dtype, into: staging,
+                                    maxShardBytes: maxShardBytes, threads: threads)
+            try staging.finish()
+            return summary
+        } catch {
+            staging.abandon()
+            throw error
         }
-        try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true)
+    }
+
+    private static func write(checkpoint: Checkpoint, resolver: WeightResolver, config: JSONValue, type: QuantType, dtype: SafetensorsDType,
+                              into staging: StagedDirectory, maxShardBytes: Int, threads: Int) throws -> Summary {
+        let output = staging.temporaryPath
 
         // Layout first: every tensor's name, dtype (F32 sources stay F32), shape, and its file.
         let weights = try resolver.allWeights()
@@ -76,7 +90,7 @@ public enum SafetensorsExport {
         }
         for companion in companions {
             let from = (checkpoint.directory as NSString).appendingPathComponent(companion)
-            if let data = FileManager.default.contents(atPath: from) { try AtomicFile.write([UInt8](data), to: (output as NSString).appendingPathComponent(companion)) }
+            if PositionalFile.exists(from) { try AtomicFile.write(try PositionalFile.readAll(from), to: (output as NSString).appendingPathComponent(companion)) }
         }
         // config.json last: the weights are plain floats now, so the source's quantization_config goes.
         var plain = config
@@ -102,7 +116,12 @@ public enum SafetensorsExport {
             try values.withUnsafeBufferPointer { source in
                 try bytes.withUnsafeMutableBytes { destination in
                     let output = UnsafeMutableRawBufferPointer(rebasing: destination[0..<(count * rowBytes)])
-                    try QuantCodec.quantize(type, UnsafeBufferPointer(rebasing: source[0..<(count * width)]), rows: count, width: width, into: output, threads: threads)
+                    do {
+                        try QuantCodec.quantize(type, UnsafeBufferPointer(rebasing: source[0..<(count * width)]), rows: count, width: width, into: output, threads: threads)
+                    } catch QuantError.nonFinite(let index, let value) {
+                        throw ConversionError.nonFinite(tensor: weight.name, source: weight.name, file: weight.storedTensors.first?.file.path ?? "",
+                                                        row: first + index / width, column: index % width, value: value)
+                    }
                     try writer.write(weight.name, bytes: UnsafeRawBufferPointer(output), at: first * rowBytes)
                 }
             }

@@ -1,5 +1,6 @@
 // `moeq synth`: deterministic HF-layout checkpoints (config.json, sharded safetensors + index, tokenizer.json)
 // for every supported architecture, dense with seeded random weights or sparse (all-zero data, real headers).
+import Foundation
 import ModelCatalog
 import QuantKernels
 import TensorFormats
@@ -73,13 +74,26 @@ public enum SyntheticCheckpoint {
         return .object(object)
     }
 
-    /// Writes the checkpoint into `directory` (created if needed). Shards appear under their final names only
-    /// when complete; config.json and the index are written last.
+    /// Writes the checkpoint into `directory`: staged beside it and moved into place whole, so the directory is either
+    /// untouched or the complete checkpoint.
     public static func write(_ options: SyntheticOptions, to directory: String) throws -> SyntheticSummary {
+        let parent = (directory as NSString).deletingLastPathComponent
+        if !parent.isEmpty { try makeDirectory(parent) }
+        let staging = try StagedDirectory(path: directory)
+        do {
+            let summary = try write(options, into: staging.temporaryPath)
+            try staging.finish()
+            return SyntheticSummary(directory: directory, shardFiles: summary.shardFiles, tensorCount: summary.tensorCount, totalBytes: summary.totalBytes)
+        } catch {
+            staging.abandon()
+            throw error
+        }
+    }
+
+    private static func write(_ options: SyntheticOptions, into directory: String) throws -> SyntheticSummary {
         let configValue = config(for: options)
         let spec = try ModelSpec(config: configValue, file: "synth config")
         let plan = StoragePlan(spec: spec, dtype: options.dtype)
-        try makeDirectory(directory)
 
         let shardLimit = options.shardBytes ?? options.preset.shardBytes
         var shards: [[StoredTensor]] = [[]]

@@ -61,15 +61,12 @@ public struct HardwareCatalog: Sendable {
         guard let url = ResourceLocator.url(bundle: "moeq_HardwarePlanner", item: "targets.json", sourceFallback: source) else {
             throw TargetError.catalog("targets.json (moeq_HardwarePlanner.resources) is neither beside the binary nor in $MOEQ_RESOURCES")
         }
-        guard let data = try? Data(contentsOf: url) else { throw TargetError.catalog("cannot read \(url.path)") }
-        return try HardwareCatalog(json: [UInt8](data))
+        return try HardwareCatalog(file: url.path)
     }
 
     /// This catalog with a user's file (same schema as targets.json) added; its entries replace same-named ones.
     public func adding(file path: String) throws -> HardwareCatalog {
-        guard let data = FileManager.default.contents(atPath: path) else { throw TargetError.catalog("cannot read \(path)") }
-        let extra: HardwareCatalog
-        do { extra = try HardwareCatalog(json: [UInt8](data)) } catch { throw TargetError.catalog("\(path): \(error)") }
+        let extra = try HardwareCatalog(file: path)
         let names = Set(extra.devices.map(\.name)), memoryNames = Set(extra.memories.map(\.name))
         return HardwareCatalog(devices: devices.filter { !names.contains($0.name) } + extra.devices,
                                memories: memories.filter { !memoryNames.contains($0.name) } + extra.memories)
@@ -80,22 +77,63 @@ public struct HardwareCatalog: Sendable {
         self.memories = memories
     }
 
-    public init(json bytes: [UInt8]) throws {
-        let root = try JSONParser.parse(bytes)
-        guard root["format"]?.stringValue == "moeq hardware targets 1" else { throw TargetError.catalog("format must be \"moeq hardware targets 1\"") }
-        devices = try (root["devices"]?.arrayValue ?? []).map { d in
-            guard let name = d["name"]?.stringValue, let kind = d["kind"]?.stringValue.flatMap(Device.Kind.init(rawValue:)),
-                  let memory = d["memory"]?.doubleValue, let bandwidth = d["bandwidth"]?.doubleValue, let source = d["source"]?.stringValue else {
-                throw TargetError.catalog("a device lacks name/kind/memory/bandwidth/source")
+    /// targets.json as written: unknown keys refused, every number range-checked.
+    struct Document: Decodable {
+        let format: String
+        let note: String?
+        let devices: [DeviceEntry]?
+        let systemMemory: [MemoryEntry]?
+        let links: [Link]?
+        enum CodingKeys: String, CodingKey, CaseIterable { case format, note, devices, links, systemMemory = "system_memory" }
+        struct DeviceEntry: Decodable {
+            let name: String, kind: String, memory: Double, bandwidth: Double, source: String
+            let flops: Double?, flopsSource: String?, link: Double?, computeEfficiency: Double?, computeEfficiencySource: String?
+            enum CodingKeys: String, CodingKey, CaseIterable {
+                case name, kind, memory, bandwidth, source, flops, link
+                case flopsSource = "flops_source", computeEfficiency = "compute_efficiency", computeEfficiencySource = "compute_efficiency_source"
             }
-            return Device(name: name, kind: kind, memory: memory, bandwidth: bandwidth, source: source,
-                          flops: d["flops"]?.doubleValue, link: d["link"]?.doubleValue, computeEfficiency: d["compute_efficiency"]?.doubleValue)
         }
-        memories = try (root["system_memory"]?.arrayValue ?? []).map { m in
-            guard let name = m["name"]?.stringValue, let bandwidth = m["bandwidth"]?.doubleValue, let sockets = m["sockets"]?.intValue,
-                  let source = m["source"]?.stringValue else { throw TargetError.catalog("a system_memory entry lacks name/bandwidth/sockets/source") }
-            return SystemMemory(name: name, capacity: 0, bandwidth: bandwidth, sockets: sockets, source: source,
-                                efficiency: m["efficiency"]?.doubleValue, cpuFlops: m["cpu_flops"]?.doubleValue)
+        struct MemoryEntry: Decodable {
+            let name: String, sockets: Int, bandwidth: Double, source: String
+            let efficiency: Double?, cpuFlops: Double?
+            enum CodingKeys: String, CodingKey, CaseIterable { case name, sockets, bandwidth, source, efficiency, cpuFlops = "cpu_flops" }
+        }
+        struct Link: Decodable {
+            let name: String, bandwidth: Double, source: String
+            enum CodingKeys: String, CodingKey, CaseIterable { case name, bandwidth, source }
+        }
+    }
+
+    /// Reads a catalog file; errors name the file and the entry.
+    public init(file path: String) throws {
+        let document: Document
+        do { document = try StrictJSON.decode(Document.self, file: path) } catch let error as JSONDecodingError {
+            throw TargetError.catalog("\(path): \(error.path): \(error.reason)")
+        } catch let error as JSONError {
+            throw TargetError.catalog(error.description)
+        }
+        func fail(_ what: String) -> TargetError { .catalog("\(path): \(what)") }
+        guard document.format == "moeq hardware targets 1" else { throw fail("format must be \"moeq hardware targets 1\"") }
+        func check(_ value: Double?, _ range: ClosedRange<Double>, _ what: String) throws {
+            if let value, !(value.isFinite && range.contains(value)) { throw fail("\(what) \(value) is outside \(range.lowerBound)…\(range.upperBound)") }
+        }
+        devices = try (document.devices ?? []).enumerated().map { i, d in
+            guard let kind = Device.Kind(rawValue: d.kind) else { throw fail("devices[\(i)] (\(d.name)): kind must be gpu, unified or disk") }
+            try check(d.memory, 1e6...1e16, "devices[\(i)] (\(d.name)).memory")
+            try check(d.bandwidth, 1e6...1e15, "devices[\(i)] (\(d.name)).bandwidth")
+            try check(d.flops, 1e6...1e18, "devices[\(i)] (\(d.name)).flops")
+            try check(d.link, 1e6...1e13, "devices[\(i)] (\(d.name)).link")
+            try check(d.computeEfficiency, 1e-4...1, "devices[\(i)] (\(d.name)).compute_efficiency")
+            return Device(name: d.name, kind: kind, memory: d.memory, bandwidth: d.bandwidth, source: d.source,
+                          flops: d.flops, link: d.link, computeEfficiency: d.computeEfficiency)
+        }
+        memories = try (document.systemMemory ?? []).enumerated().map { i, m in
+            guard (1...16).contains(m.sockets) else { throw fail("system_memory[\(i)] (\(m.name)).sockets \(m.sockets) is outside 1…16") }
+            try check(m.bandwidth, 1e6...1e15, "system_memory[\(i)] (\(m.name)).bandwidth")
+            try check(m.efficiency, 1e-4...1, "system_memory[\(i)] (\(m.name)).efficiency")
+            try check(m.cpuFlops, 1e6...1e18, "system_memory[\(i)] (\(m.name)).cpu_flops")
+            return SystemMemory(name: m.name, capacity: 0, bandwidth: m.bandwidth, sockets: m.sockets, source: m.source,
+                                efficiency: m.efficiency, cpuFlops: m.cpuFlops)
         }
     }
 
@@ -104,13 +142,21 @@ public struct HardwareCatalog: Sendable {
     /// the catalog's system_memory; default dual-channel DDR5-5600). Without a disk part, NVMe Gen4 is assumed.
     public func target(_ name: String) throws -> Target {
         var target = Target(name: name)
-        for raw in name.lowercased().split(separator: "+").map(String.init) {
+        let parts = name.lowercased().split(separator: "+", omittingEmptySubsequences: false).map(String.init)
+        guard !name.isEmpty, parts.allSatisfy({ !$0.isEmpty }) else {
+            throw TargetError.catalog("\"\(name)\": a target is parts joined by +, none empty (e.g. rtx4090+256gb)")
+        }
+        for raw in parts {
             if raw.contains(":") {
                 try target.add(inline: raw)
                 continue
             }
             var part = raw, count = 1
-            if let x = part.firstIndex(of: "x"), let n = Int(part[..<x]), n > 0 { count = n; part = String(part[part.index(after: x)...]) }
+            if let x = part.firstIndex(of: "x"), let n = Int(part[..<x]) {
+                guard (1...Target.maximumDevices).contains(n) else { throw TargetError.catalog("\"\(raw)\": \(n) devices; at most \(Target.maximumDevices)") }
+                count = n
+                part = String(part[part.index(after: x)...])
+            }
             let aliases = ["3090": "rtx3090", "4090": "rtx4090", "5090": "rtx5090", "pro6000": "rtx-pro-6000"]
             part = aliases[part] ?? part
             if let device = devices.first(where: { $0.name == part }) {
@@ -122,6 +168,7 @@ public struct HardwareCatalog: Sendable {
                 continue
             }
             if let gb = part.firstRange(of: "gb"), let size = Double(part[..<gb.lowerBound]) {
+                guard size.isFinite, size > 0, size <= 1e7 else { throw TargetError.catalog("\"\(raw)\": \(size) GB of memory is not in (0, 1e7]") }
                 let config = String(part[gb.upperBound...]).trimmingCharacters(in: CharacterSet(charactersIn: "-"))
                 guard let memory = memories.first(where: { $0.name == (config.isEmpty ? "ddr5" : config) }) else {
                     throw TargetError.unknown(raw, known: devices.map(\.name) + memories.map { "<N>gb-\($0.name)" })
@@ -138,15 +185,23 @@ public struct HardwareCatalog: Sendable {
 }
 
 extension Target {
+    /// More devices of one kind than any machine or rack moeq plans for.
+    public static let maximumDevices = 4096
+
     /// Hardware given on the command line: `KIND:GB:GBPS` with KIND gpu, unified, ram or disk, capacity in GB and
     /// bandwidth in GB/s (e.g. `gpu:16:448+ram:64:60`, `2xgpu:24:936`). No FLOP/s are known for these, so prefill
     /// uses the planner's defaults.
     mutating func add(inline raw: String) throws {
         var text = Substring(raw), count = 1
-        if let x = text.firstIndex(of: "x"), let n = Int(text[..<x]), n > 0 { count = n; text = text[text.index(after: x)...] }
+        if let x = text.firstIndex(of: "x"), let n = Int(text[..<x]) {
+            guard (1...Target.maximumDevices).contains(n) else { throw TargetError.catalog("\"\(raw)\": \(n) devices; at most \(Target.maximumDevices)") }
+            count = n
+            text = text[text.index(after: x)...]
+        }
         let fields = text.split(separator: ":")
-        guard fields.count == 3, let size = Double(fields[1]), let bandwidth = Double(fields[2]), size > 0, bandwidth > 0 else {
-            throw TargetError.catalog("\"\(raw)\": inline hardware is KIND:GB:GBPS, e.g. gpu:16:448 or ram:64:60")
+        guard fields.count == 3, let size = Double(fields[1]), let bandwidth = Double(fields[2]),
+              size.isFinite, bandwidth.isFinite, size > 0, bandwidth > 0, size <= 1e7, bandwidth <= 1e6 else {
+            throw TargetError.catalog("\"\(raw)\": inline hardware is KIND:GB:GBPS with 0 < GB ≤ 1e7 and 0 < GB/s ≤ 1e6, e.g. gpu:16:448 or ram:64:60")
         }
         let source = "given on the command line (\(raw))"
         switch fields[0] {

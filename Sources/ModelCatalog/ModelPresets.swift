@@ -41,33 +41,52 @@ public enum ModelPresets {
         return try files.filter { $0.hasSuffix(".json") }.sorted().map { try preset(file: directory.appendingPathComponent($0).path) }
     }
 
-    /// Parses one spec file: {"name", "source", "native_dtype", "shard_bytes", "published": {…}, "config": {config.json}}.
+    /// A bundled spec file as written: unknown keys refused.
+    struct Document: Decodable {
+        let format: String, name: String, source: String?, nativeDType: String?, shardBytes: Int?
+        let published: Published?
+        let config: JSONValue
+        enum CodingKeys: String, CodingKey, CaseIterable {
+            case format, name, source, published, config, nativeDType = "native_dtype", shardBytes = "shard_bytes"
+        }
+        struct Published: Decodable {
+            let totalParameters: Double, activeParameters: Double, source: String
+            let totalExcludes: [String]?, activeExcludes: [String]?
+            enum CodingKeys: String, CodingKey, CaseIterable {
+                case source, totalParameters = "total_parameters", activeParameters = "active_parameters"
+                case totalExcludes = "total_excludes", activeExcludes = "active_excludes"
+            }
+        }
+    }
+
+    /// Parses one spec file: {"format", "name", "source", "native_dtype", "shard_bytes", "published": {…}, "config": {config.json}}.
     public static func preset(file: String) throws -> ModelPreset {
-        guard let data = FileManager.default.contents(atPath: file) else { throw CatalogError.unreadable(file: file, reason: "cannot read the file") }
-        let document: JSONValue
-        do throws(JSONError) { document = try JSONParser.parse([UInt8](data)) } catch { throw CatalogError.unreadable(file: file, reason: error.description) }
-        guard let name = document["name"]?.stringValue else { throw CatalogError.missingField(file: file, field: "name") }
-        guard let config = document["config"], config.objectValue != nil else { throw CatalogError.missingField(file: file, field: "config") }
-        let spec = try ModelSpec(config: config, file: file)
+        let document: Document
+        do { document = try StrictJSON.decode(Document.self, file: file) } catch let error as JSONDecodingError {
+            throw CatalogError.invalidField(file: file, field: error.path, reason: error.reason)
+        } catch let error as JSONError { throw CatalogError.unreadable(file: file, reason: error.reasonWithoutFile) }
+        guard document.format == "moeq model spec 1" else { throw CatalogError.invalidField(file: file, field: "format", reason: "must be \"moeq model spec 1\"") }
+        let spec = try ModelSpec(config: document.config, file: file)
         var published: PublishedCounts?
-        if let p = document["published"], let total = p["total_parameters"]?.doubleValue, let active = p["active_parameters"]?.doubleValue {
-            func categories(_ key: String) throws(CatalogError) -> Set<RoleCategory> {
+        if let p = document.published {
+            func categories(_ key: String, _ items: [String]?) throws(CatalogError) -> Set<RoleCategory> {
                 var set = Set<RoleCategory>()
-                for item in p[key]?.arrayValue ?? [] {
-                    switch item.stringValue {
+                for item in items ?? [] {
+                    switch item {
                     case "embedding": set.insert(.embedding)
                     case "output": set.insert(.outputHead)
-                    default: throw CatalogError.invalidField(file: file, field: "published.\(key)", reason: "expected \"embedding\" or \"output\", found \(item.serialized())")
+                    default: throw CatalogError.invalidField(file: file, field: "published.\(key)", reason: "expected \"embedding\" or \"output\", found \"\(item)\"")
                     }
                 }
                 return set
             }
-            published = PublishedCounts(totalParameters: total, activeParameters: active, totalExcludes: try categories("total_excludes"),
-                                        activeExcludes: try categories("active_excludes"), source: p["source"]?.stringValue ?? "")
+            published = PublishedCounts(totalParameters: p.totalParameters, activeParameters: p.activeParameters,
+                                        totalExcludes: try categories("total_excludes", p.totalExcludes),
+                                        activeExcludes: try categories("active_excludes", p.activeExcludes), source: p.source)
         }
-        return ModelPreset(name: name, architecture: spec.architecture, config: config,
-                           nativeDType: document["native_dtype"]?.stringValue ?? "bf16", shardBytes: document["shard_bytes"]?.intValue ?? 5_000_000_000,
-                           source: document["source"]?.stringValue ?? "", published: published)
+        return ModelPreset(name: document.name, architecture: spec.architecture, config: document.config,
+                           nativeDType: document.nativeDType ?? "bf16", shardBytes: document.shardBytes ?? 5_000_000_000,
+                           source: document.source ?? "", published: published)
     }
 
     static let tiny: [ModelPreset] = [

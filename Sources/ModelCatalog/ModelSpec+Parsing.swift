@@ -49,7 +49,7 @@ extension ModelSpec {
     public init(configFile path: String) throws(CatalogError) {
         let json: JSONValue
         do throws(JSONError) { json = try JSONParser.parse(file: path) } catch {
-            throw .unreadable(file: path, reason: error.description)
+            throw .unreadable(file: path, reason: error.reasonWithoutFile)
         }
         try self.init(config: json, file: path)
     }

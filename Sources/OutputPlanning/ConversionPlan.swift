@@ -54,7 +54,7 @@ public struct ConversionPlan: Sendable {
         let configPath = (checkpoint.directory as NSString).appendingPathComponent("config.json")
         let config: JSONValue
         do { config = try JSONParser.parse(file: configPath) } catch {
-            throw CatalogError.unreadable(file: configPath, reason: error.reason + (error.offset > 0 ? " (byte \(error.offset))" : "") + " (config.json is needed to convert)")
+            throw CatalogError.unreadable(file: configPath, reason: error.reasonWithoutFile + " (config.json is needed to convert)")
         }
         let spec = try ModelSpec(config: config, file: configPath)
         guard spec.architecture.isConvertible else { throw PlanningError.unsupportedArchitecture(file: configPath, modelType: spec.modelType) }
@@ -91,6 +91,14 @@ public struct ConversionPlan: Sendable {
                          (.quantizeImatrixDataset, .string(importance.datasets.first ?? "")),
                          (.quantizeImatrixEntries, .uint32(UInt32(clamping: importance.entries.count))),
                          (.quantizeImatrixChunks, .uint32(UInt32(clamping: importance.chunkCount)))]
+            for plan in plans where plan.quantizable {
+                guard let values = importance.entries[plan.name] else { continue }
+                let matrices = plan.dimensions.count == 3 ? plan.dimensions[2] : 1
+                guard values.count == plan.rowWidth * matrices else {
+                    throw ImportanceMatrixError.unreadable(file: importance.path, byteOffset: 0,
+                                                           reason: "entry \(plan.name) has \(values.count) values; the tensor needs \(plan.rowWidth) × \(matrices) (an imatrix of another model?)")
+                }
+            }
             let missing = plans.filter { $0.quantizable && importance.entries[$0.name] == nil }.map(\.name)
             if !missing.isEmpty { warnings.append("imatrix has no entry for \(missing.joined(separator: ", ")); quantized without one (as llama-quantize does)") }
         }

@@ -99,7 +99,7 @@ public struct RecipeFile: Sendable {
             do { text = try PositionalFile.readText(path, limit: 1 << 20) } catch { throw RecipeFileError.invalid(file: path, key: "(file)", error.reasonWithoutFile) }
             do { root = try YAMLDocument.parse(text) } catch { throw RecipeFileError.invalid(file: path, key: "(file)", "not YAML this reader accepts: \(error)") }
         } else {
-            do { root = try JSONParser.parse(file: path) } catch { throw RecipeFileError.invalid(file: path, key: "(file)", "not JSON: \(error.reason) (byte \(error.offset))") }
+            do { root = try JSONParser.parse(file: path) } catch { throw RecipeFileError.invalid(file: path, key: "(file)", error.reasonWithoutFile) }
         }
         try self.init(json: root, path: path)
     }

@@ -17,7 +17,11 @@ enum TiktokenVocabulary {
 
     /// tokenizer.ggml.* keys for a Kimi checkpoint directory.
     static func keys(directory: String, vocabularySize: Int, tokenizerConfig: JSONValue?) throws -> [(GGUFKey, GGUFValue)] {
-        let ranks = try ranks(path: (directory as NSString).appendingPathComponent("tiktoken.model"))
+        let path = (directory as NSString).appendingPathComponent("tiktoken.model")
+        let ranks = try ranks(path: path)
+        if let (token, rank) = ranks.first(where: { $0.value >= vocabularySize }) {
+            throw TokenizerMetadataError.invalid(file: path, reason: "token \(token) has rank \(rank), beyond the model's vocab_size \(vocabularySize) in config.json")
+        }
         var byID: [Int: String] = [:]
         var merges: [GGUFValue] = []
         for (token, rank) in ranks.sorted(by: { $0.value < $1.value }) {
@@ -31,7 +35,11 @@ enum TiktokenVocabulary {
         var special: [Int: String] = [:]
         for id in base..<(base + 256) { special[id] = "<|reserved_token_\(id)|>" }
         for (key, value) in tokenizerConfig?["added_tokens_decoder"]?.objectValue?.pairs ?? [] {
-            if let id = Int(key), let content = value["content"]?.stringValue { special[id] = content }
+            guard let id = Int(key), (0..<max(vocabularySize, base)).contains(id), let content = value["content"]?.stringValue, !content.isEmpty else {
+                throw TokenizerMetadataError.invalid(file: (directory as NSString).appendingPathComponent("tokenizer_config.json"),
+                                                     reason: "added_tokens_decoder[\"\(key)\"] needs an id below vocab_size \(vocabularySize) and a non-empty content")
+            }
+            special[id] = content
         }
         var tokens: [GGUFValue] = [], types: [GGUFValue] = []
         for id in 0..<max(vocabularySize, base) {

@@ -68,7 +68,9 @@ public enum TokenizerMetadata {
         for (token, id) in vocab.pairs { byID[try checked(id, "token \"\(token)\"")] = token }
         var special: Set<Int> = []
         for added in root["added_tokens"]?.arrayValue ?? [] {
-            guard let content = added["content"]?.stringValue else { continue }
+            guard let content = added["content"]?.stringValue, !content.isEmpty else {
+                throw TokenizerMetadataError.invalid(file: path, reason: "an added token has no content")
+            }
             let id = try checked(added["id"], "added token \"\(content)\"")
             byID[id] = content
             if added["special"]?.boolValue ?? false { special.insert(id) }
@@ -84,10 +86,13 @@ public enum TokenizerMetadata {
                 types.append(.int32(TokenType.unused.rawValue))
             }
         }
-        let merges: [GGUFValue] = (model["merges"]?.arrayValue ?? []).compactMap { merge in
+        guard let mergeList = model["merges"]?.arrayValue ?? (model["merges"] == nil ? [] : nil) else {
+            throw TokenizerMetadataError.invalid(file: path, reason: "model.merges is not an array")
+        }
+        let merges: [GGUFValue] = try mergeList.enumerated().map { i, merge in
             if let text = merge.stringValue { return .string(text) }
             if let pair = merge.arrayValue?.compactMap(\.stringValue), pair.count == 2 { return .string(pair[0] + " " + pair[1]) }
-            return nil
+            throw TokenizerMetadataError.invalid(file: path, reason: "model.merges[\(i)] is not \"a b\" or [a, b]")
         }
         var keys: [(GGUFKey, GGUFValue)] = [
             (.tokenizerModel, .string("gpt2")),

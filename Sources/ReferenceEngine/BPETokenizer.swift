@@ -4,61 +4,75 @@ import Foundation
 import TensorFormats
 
 public struct BPETokenizer: TextTokenizer {
-    public enum TokenizerError: Error, Sendable, CustomStringConvertible {
-        case unsupported(file: String, reason: String)
-        public var description: String {
-            switch self { case let .unsupported(file, reason): "\(file): \(reason)" }
-        }
-    }
-
+    let path: String
     let vocabulary: [String: Int]
     let ranks: [String: Int]       // "left right" → rank
     let added: [(content: String, id: Int)]
     let pattern: NSRegularExpression
     let byteCharacters: [Character]
+    public let maximumID: Int
 
     /// GPT-2's pre-tokenizer split (the ByteLevel pre-tokenizer with use_regex).
     static let gpt2Pattern = #"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"#
 
     public init(path: String) throws {
-        guard let data = FileManager.default.contents(atPath: path) else { throw TokenizerError.unsupported(file: path, reason: "cannot read") }
-        let root = try JSONParser.parse([UInt8](data))
+        self.path = path
+        func fail(_ reason: String) -> TokenizerFileError { .invalid(file: path, byteOffset: nil, reason: reason) }
+        let root: JSONValue
+        do { root = try JSONParser.parse(file: path) } catch { throw TokenizerFileError.invalid(file: path, byteOffset: nil, reason: error.reasonWithoutFile) }
         guard let model = root["model"], model["type"]?.stringValue == "BPE", let vocab = model["vocab"]?.objectValue else {
-            throw TokenizerError.unsupported(file: path, reason: "only BPE models are supported")
+            throw fail("only BPE models (model.type \"BPE\" with a model.vocab object) are supported")
         }
         guard root["pre_tokenizer"]?["type"]?.stringValue == "ByteLevel", root["normalizer"]?.isNull ?? true else {
-            throw TokenizerError.unsupported(file: path, reason: "only a plain ByteLevel pre-tokenizer without normalizer is supported so far")
+            throw fail("only a plain ByteLevel pre-tokenizer without normalizer is supported so far")
         }
+        guard !vocab.isEmpty else { throw fail("model.vocab is empty") }
         var vocabulary: [String: Int] = [:]
-        for (token, id) in vocab.pairs { if let id = id.intValue { vocabulary[token] = id } }
+        for (token, id) in vocab.pairs {
+            guard let id = id.intValue, (0...Int(Int32.max)).contains(id) else { throw fail("model.vocab: token \"\(token)\" has id \(id.serialized()), not an integer in 0…2147483647") }
+            vocabulary[token] = id
+        }
         var ranks: [String: Int] = [:]
-        for (rank, merge) in (model["merges"]?.arrayValue ?? []).enumerated() {
-            if let text = merge.stringValue { ranks[text] = rank }
-            if let pair = merge.arrayValue?.compactMap(\.stringValue), pair.count == 2 { ranks[pair[0] + " " + pair[1]] = rank }
+        guard let merges = model["merges"]?.arrayValue ?? (model["merges"] == nil ? [] : nil) else { throw fail("model.merges is not an array") }
+        for (rank, merge) in merges.enumerated() {
+            if let text = merge.stringValue { ranks[text] = rank; continue }
+            guard let pair = merge.arrayValue?.compactMap(\.stringValue), pair.count == 2 else { throw fail("model.merges[\(rank)] is not \"a b\" or [a, b]") }
+            ranks[pair[0] + " " + pair[1]] = rank
         }
         self.vocabulary = vocabulary
         self.ranks = ranks
-        added = (root["added_tokens"]?.arrayValue ?? []).compactMap { token in
-            guard let content = token["content"]?.stringValue, let id = token["id"]?.intValue else { return nil }
-            return (content, id)
-        }.sorted { $0.content.count > $1.content.count }
+        var added: [(content: String, id: Int)] = []
+        for (i, token) in (root["added_tokens"]?.arrayValue ?? []).enumerated() {
+            guard let content = token["content"]?.stringValue, !content.isEmpty, let id = token["id"]?.intValue, (0...Int(Int32.max)).contains(id) else {
+                throw fail("added_tokens[\(i)] needs a non-empty content and an id in 0…2147483647")
+            }
+            added.append((content, id))
+        }
+        self.added = added.sorted { $0.content.count > $1.content.count }
+        maximumID = max(vocabulary.values.max() ?? 0, added.map(\.id).max() ?? 0)
         pattern = try NSRegularExpression(pattern: BPETokenizer.gpt2Pattern)
         byteCharacters = ByteLevelAlphabet.characters
     }
 
-    /// Token ids of `text`.
-    public func encode(_ text: String) -> [Int] {
-        splittingSpecialTokens(text, added: added, plain: encodePlain)
+    /// Token ids of `text`; a byte the vocabulary cannot spell is an error, never dropped.
+    public func encode(_ text: String) throws -> [Int] {
+        try splittingSpecialTokens(text, added: added, plain: encodePlain)
     }
 
-    private func encodePlain(_ text: String) -> [Int] {
+    private func encodePlain(_ text: String, offset: Int) throws -> [Int] {
         guard !text.isEmpty else { return [] }
         var ids: [Int] = []
         let ns = text as NSString
         for match in pattern.matches(in: text, range: NSRange(location: 0, length: ns.length)) {
             let piece = ns.substring(with: match.range)
             let symbols = piece.utf8.map { String(byteCharacters[Int($0)]) }
-            for token in bpe(symbols) { if let id = vocabulary[token] { ids.append(id) } }
+            for token in bpe(symbols) {
+                guard let id = vocabulary[token] else {
+                    let at = offset + ns.substring(to: match.range.location).utf8.count
+                    throw TokenizerFileError.cannotEncode(file: path, textOffset: at, what: "\"\(piece)\" (token \"\(token)\")")
+                }
+                ids.append(id)
+            }
         }
         return ids
     }

@@ -100,41 +100,71 @@ public struct BaseLogitRecord: Sendable {
         try AtomicFile.write(bytes, to: path)
     }
 
+    /// The header as written (formats/base-logits.md).
+    struct Header: Decodable {
+        let format: String
+        let vocabulary: Int, ctx: Int, chunks: Int, positions: Int, topK: Int, payloadBytes: Int
+        let windowsXXH3: String, payloadXXH3: String
+        let approximation: JSONValue?
+        enum CodingKeys: String, CodingKey, CaseIterable {
+            case format, vocabulary, ctx, chunks, positions, approximation
+            case topK = "top_k", payloadBytes = "payload_bytes", windowsXXH3 = "windows_xxh3", payloadXXH3 = "payload_xxh3"
+        }
+    }
+
+    /// Reads a record; the payload's size is checked against the file and the header before anything is allocated.
     public static func read(path: String) throws -> BaseLogitRecord {
-        guard let data = FileManager.default.contents(atPath: path) else { throw BaseLogitsError.malformed(path: path, offset: 0, "cannot be read") }
-        let bytes = [UInt8](data)
-        guard bytes.count >= 16, Array(bytes[0..<8]) == magic else { throw BaseLogitsError.malformed(path: path, offset: 0, "not a moeq base-logits file (magic MOEQBL01)") }
-        let length = bytes[8..<16].enumerated().reduce(UInt64(0)) { $0 | UInt64($1.element) << (8 * UInt64($1.offset)) }
-        guard length <= UInt64(bytes.count - 16) else { throw BaseLogitsError.malformed(path: path, offset: 8, "header length \(length) exceeds the file") }
-        let end = 16 + Int(length)
-        let header: JSONValue
-        do { header = try JSONParser.parse(Array(bytes[16..<end])) } catch { throw BaseLogitsError.malformed(path: path, offset: 16, "header: \(error)") }
-        func int(_ key: String) throws -> Int {
-            guard let v = header[key]?.intValue, v >= 0 else { throw BaseLogitsError.malformed(path: path, offset: 16, "header lacks \(key)") }
-            return v
+        let map = try MappedFile(path: path)
+        func fail(_ offset: Int, _ what: String) -> BaseLogitsError { .malformed(path: path, offset: offset, what) }
+        var reader = BinaryReader(map.bytes)
+        guard reader.expect(magic) else { throw fail(0, "not a moeq base-logits file (magic MOEQBL01)") }
+        let json: UnsafeRawBufferPointer
+        do throws(BinaryReadError) { json = try reader.slice(try reader.length(UInt64.self)) } catch { throw fail(8, "header length exceeds the file") }
+        let header: Header
+        do { header = try StrictJSON.decode(Header.self, from: try JSONParser.parse(json), file: path) } catch let error as JSONError {
+            throw fail(16 + error.offset, "header: \(error.reason)")
+        } catch let error as JSONDecodingError { throw fail(16, "header: \(error.path): \(error.reason)") }
+        let k = header.topK, positions = header.positions, vocabulary = header.vocabulary
+        guard header.format == "moeq base logits 1" else { throw fail(16, "format is not \"moeq base logits 1\"") }
+        guard (1...65_536).contains(k), (1...(1 << 24)).contains(vocabulary), k <= vocabulary else {
+            throw fail(16, "top_k \(k) and vocabulary \(vocabulary) must be in 1…65536 and 1…16777216, top_k ≤ vocabulary")
         }
-        let k = try int("top_k"), positions = try int("positions"), payloadBytes = try int("payload_bytes")
-        guard k >= 1, payloadBytes == positions * (4 + 8 * k) else { throw BaseLogitsError.malformed(path: path, offset: 16, "payload_bytes \(payloadBytes) ≠ positions × (4 + 8·top_k)") }
-        guard let hex = header["windows_xxh3"]?.stringValue, let hash = UInt64(hex, radix: 16) else { throw BaseLogitsError.malformed(path: path, offset: 16, "header lacks windows_xxh3") }
-        var record = BaseLogitRecord(vocabulary: try int("vocabulary"), context: try int("ctx"), topK: k, windowsHash: hash)
-        record.chunks = try int("chunks")
-        record.approximation = header["approximation"] ?? .null
+        guard (2...(1 << 24)).contains(header.ctx), header.chunks >= 0, positions >= 0, positions <= 1 << 31 / (4 + 8 * k) else {
+            throw fail(16, "ctx \(header.ctx), chunks \(header.chunks) or positions \(positions) are out of range")
+        }
+        let end = reader.position, compressed = reader.remaining
+        guard header.payloadBytes == positions * (4 + 8 * k) else { throw fail(16, "payload_bytes \(header.payloadBytes) ≠ positions × (4 + 8·top_k)") }
+        // zstd compresses at most about 1:8000 in practice; a header claiming more than that of this file is not one we wrote.
+        guard header.payloadBytes <= max(compressed, 1) * 16_384 else {
+            throw fail(end, "payload_bytes \(header.payloadBytes) cannot come from \(compressed) compressed bytes")
+        }
+        guard let hash = UInt64(header.windowsXXH3, radix: 16) else { throw fail(16, "windows_xxh3 is not hex") }
+        var record = BaseLogitRecord(vocabulary: vocabulary, context: header.ctx, topK: k, windowsHash: hash)
+        record.chunks = header.chunks
+        record.approximation = header.approximation ?? .null
         let payload: [UInt8]
-        do { payload = try Zstd.decompress(Array(bytes[end...]), limit: payloadBytes) } catch { throw BaseLogitsError.malformed(path: path, offset: end, "payload: \(error)") }
-        guard payload.count == payloadBytes else { throw BaseLogitsError.malformed(path: path, offset: end, "payload is \(payload.count) bytes, header says \(payloadBytes)") }
-        guard header["payload_xxh3"]?.stringValue == ContentHash.hex(ContentHash.xxh3(payload)) else {
-            throw BaseLogitsError.malformed(path: path, offset: end, "payload XXH3 differs from the header's payload_xxh3")
+        do { payload = try Zstd.decompress(Array(map.bytes(in: end..<map.size)), limit: header.payloadBytes) } catch { throw fail(end, "payload: \(error)") }
+        guard payload.count == header.payloadBytes else { throw fail(end, "payload is \(payload.count) bytes, header says \(header.payloadBytes)") }
+        guard header.payloadXXH3 == ContentHash.hex(ContentHash.xxh3(payload)) else {
+            throw fail(end, "payload XXH3 differs from the header's payload_xxh3")
         }
-        func word(_ o: Int) -> UInt32 { UInt32(payload[o]) | UInt32(payload[o + 1]) << 8 | UInt32(payload[o + 2]) << 16 | UInt32(payload[o + 3]) << 24 }
-        var o = 0
-        for _ in 0..<positions {
-            record.targetLogProbabilities.append(Float(bitPattern: word(o))); o += 4
-            for _ in 0..<k {
-                let id = word(o)
-                guard Int(id) < record.vocabulary else { throw BaseLogitsError.malformed(path: path, offset: end, "token id \(id) ≥ vocabulary \(record.vocabulary) in the payload (at payload byte \(o))") }
-                record.ids.append(id); o += 4
+        try payload.withUnsafeBytes { raw in
+            var words = BinaryReader(raw)
+            for p in 0..<positions {
+                let target = try words.f32()
+                guard target.isFinite, target <= 0 else { throw fail(end, "position \(p): log-probability \(target) is not a finite value ≤ 0") }
+                record.targetLogProbabilities.append(target)
+                for _ in 0..<k {
+                    let id = try words.u32()
+                    guard Int(id) < vocabulary else { throw fail(end, "token id \(id) ≥ vocabulary \(vocabulary) in the payload (at payload byte \(words.position - 4))") }
+                    record.ids.append(id)
+                }
+                for _ in 0..<k {
+                    let value = try words.f32()
+                    guard value.isFinite, value <= 0 else { throw fail(end, "position \(p): log-probability \(value) is not a finite value ≤ 0") }
+                    record.logProbabilities.append(value)
+                }
             }
-            for _ in 0..<k { record.logProbabilities.append(Float(bitPattern: word(o))); o += 4 }
         }
         return record
     }

@@ -75,10 +75,23 @@ public final class ImportanceCollector: ActivationObserver {
                                     tensors: specs, file: path)
         let writer = try GGUFWriter(path: path, layout: layout)
         func floats(_ values: [Float]) -> [UInt8] { values.flatMap { withUnsafeBytes(of: $0.bitPattern.littleEndian, Array.init) } }
-        for name in names {
-            try floats((sums[name] ?? []).map { Float($0) }).withUnsafeBytes { try writer.write(name + ".in_sum2", bytes: $0) }
-            try floats((counts[name] ?? []).map { Float($0) }).withUnsafeBytes { try writer.write(name + ".counts", bytes: $0) }
+        var entries: [OutputManifest.Entry] = []
+        do {
+            for name in names {
+                for (tensor, bytes) in [(name + ImportanceMatrix.sumSuffix, floats((sums[name] ?? []).map { Float($0) })),
+                                        (name + ImportanceMatrix.countSuffix, floats((counts[name] ?? []).map { Float($0) }))] {
+                    try bytes.withUnsafeBytes { try writer.write(tensor, bytes: $0) }
+                    entries.append(.init(name: tensor, offset: writer.fileOffset(of: tensor) ?? 0, bytes: bytes.count, xxh3: ContentHash.xxh3(bytes)))
+                }
+            }
+            // Like a converted GGUF, the file carries a manifest (moeq verify; a later run may replace it).
+            try OutputManifest(file: path, fileBytes: layout.fileSize, headerXXH3: ContentHash.xxh3(Array(layout.header.prefix(layout.dataStart))),
+                               tensors: entries).write()
+            try writer.finish()
+        } catch {
+            writer.abandon()
+            OutputManifest.remove(for: path)
+            throw error
         }
-        try writer.finish()
     }
 }

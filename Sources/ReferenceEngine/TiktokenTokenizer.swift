@@ -6,7 +6,9 @@ import Foundation
 import TensorFormats
 
 public struct TiktokenTokenizer: TextTokenizer {
+    let path: String
     let ranks: [[UInt8]: Int]
+    public let maximumID: Int
     let added: [(content: String, id: Int)]
     let pattern: NSRegularExpression
 
@@ -30,27 +32,42 @@ public struct TiktokenTokenizer: TextTokenizer {
 
     /// Reads `tiktoken.model` and `tokenizer_config.json` from a Kimi checkpoint directory.
     public init(directory: String) throws {
-        ranks = try TiktokenRanks.read(path: (directory as NSString).appendingPathComponent("tiktoken.model"))
+        path = (directory as NSString).appendingPathComponent("tiktoken.model")
+        ranks = try TiktokenRanks.read(path: path)
         var specials: [(String, Int)] = []
         let configPath = (directory as NSString).appendingPathComponent("tokenizer_config.json")
-        if let data = FileManager.default.contents(atPath: configPath), let config = try? JSONParser.parse([UInt8](data)),
-           let decoder = config["added_tokens_decoder"]?.objectValue {
-            for (key, value) in decoder.pairs {
-                if let id = Int(key), let content = value["content"]?.stringValue { specials.append((content, id)) }
+        if PositionalFile.exists(configPath) {
+            let config: JSONValue
+            do { config = try JSONParser.parse(file: configPath) } catch {
+                throw TokenizerFileError.invalid(file: configPath, byteOffset: nil, reason: error.reasonWithoutFile)
+            }
+            for (key, value) in config["added_tokens_decoder"]?.objectValue?.pairs ?? [] {
+                guard let id = Int(key), (0...Int(Int32.max)).contains(id), let content = value["content"]?.stringValue, !content.isEmpty else {
+                    throw TokenizerFileError.invalid(file: configPath, byteOffset: nil,
+                                                     reason: "added_tokens_decoder[\"\(key)\"] needs an id in 0…2147483647 and a non-empty content")
+                }
+                specials.append((content, id))
             }
         }
         added = specials.sorted { $0.0.count > $1.0.count }.map { (content: $0.0, id: $0.1) }
+        maximumID = max(ranks.values.max() ?? 0, specials.map(\.1).max() ?? 0)
         pattern = try NSRegularExpression(pattern: TiktokenTokenizer.kimiPattern)
     }
 
-    public func encode(_ text: String) -> [Int] {
-        splittingSpecialTokens(text, added: added) { plain in
+    public func encode(_ text: String) throws -> [Int] {
+        try splittingSpecialTokens(text, added: added) { plain, offset in
             var ids: [Int] = []
             let ns = plain as NSString
             for match in pattern.matches(in: plain, range: NSRange(location: 0, length: ns.length)) {
                 let piece = [UInt8](ns.substring(with: match.range).utf8)
                 if let id = ranks[piece] { ids.append(id); continue }
-                for part in TiktokenRanks.merge(ranks, piece) { if let id = ranks[part] { ids.append(id) } }
+                for part in TiktokenRanks.merge(ranks, piece) {
+                    guard let id = ranks[part] else {
+                        let at = offset + ns.substring(to: match.range.location).utf8.count
+                        throw TokenizerFileError.cannotEncode(file: path, textOffset: at, what: "bytes \(part) of \"\(ns.substring(with: match.range))\"")
+                    }
+                    ids.append(id)
+                }
             }
             return ids
         }
@@ -59,12 +76,14 @@ public struct TiktokenTokenizer: TextTokenizer {
 
 /// A text → token ids tokenizer of a checkpoint.
 public protocol TextTokenizer {
-    func encode(_ text: String) -> [Int]
+    /// The largest id it produces (checked against the model's vocabulary when loaded).
+    var maximumID: Int { get }
+    func encode(_ text: String) throws -> [Int]
 }
 
 /// Splits out added (special) tokens — the earliest match, the longest at the same position — and encodes the
-/// text between them with `plain`.
-func splittingSpecialTokens(_ text: String, added: [(content: String, id: Int)], plain: (String) -> [Int]) -> [Int] {
+/// text between them with `plain(text, byte offset of that text)`.
+func splittingSpecialTokens(_ text: String, added: [(content: String, id: Int)], plain: (String, Int) throws -> [Int]) throws -> [Int] {
     var ids: [Int] = []
     var rest = Substring(text)
     while !rest.isEmpty {
@@ -75,7 +94,7 @@ func splittingSpecialTokens(_ text: String, added: [(content: String, id: Int)],
             }
         }
         let before = best.map { rest[rest.startIndex..<$0.range.lowerBound] } ?? rest
-        if !before.isEmpty { ids += plain(String(before)) }
+        if !before.isEmpty { ids += try plain(String(before), text.utf8.distance(from: text.utf8.startIndex, to: before.startIndex)) }
         guard let best else { break }
         ids.append(best.id)
         rest = rest[best.range.upperBound...]
@@ -85,12 +104,25 @@ func splittingSpecialTokens(_ text: String, added: [(content: String, id: Int)],
 
 public enum TokenizerLoader {
     /// The tokenizer a checkpoint directory ships: tokenizer.json (byte-level BPE) or tiktoken.model (Kimi).
-    public static func load(directory: String) throws -> TextTokenizer {
+    /// Every id it can produce must be below `vocabularySize` (the model's embedding rows).
+    public static func load(directory: String, vocabularySize: Int) throws -> TextTokenizer {
         let json = (directory as NSString).appendingPathComponent("tokenizer.json")
-        if FileManager.default.fileExists(atPath: json) { return try BPETokenizer(path: json) }
-        if FileManager.default.fileExists(atPath: (directory as NSString).appendingPathComponent("tiktoken.model")) {
-            return try TiktokenTokenizer(directory: directory)
+        let tiktoken = (directory as NSString).appendingPathComponent("tiktoken.model")
+        let tokenizer: TextTokenizer
+        let file: String
+        if PositionalFile.exists(json) {
+            tokenizer = try BPETokenizer(path: json)
+            file = json
+        } else if PositionalFile.exists(tiktoken) {
+            tokenizer = try TiktokenTokenizer(directory: directory)
+            file = tiktoken
+        } else {
+            throw TokenizerFileError.invalid(file: directory, byteOffset: nil, reason: "neither tokenizer.json nor tiktoken.model: pass --tokens with token ids instead")
         }
-        throw BPETokenizer.TokenizerError.unsupported(file: directory, reason: "neither tokenizer.json nor tiktoken.model")
+        guard tokenizer.maximumID < vocabularySize else {
+            throw TokenizerFileError.invalid(file: file, byteOffset: nil,
+                                             reason: "has token id \(tokenizer.maximumID), beyond the model's vocab_size \(vocabularySize) in config.json")
+        }
+        return tokenizer
     }
 }

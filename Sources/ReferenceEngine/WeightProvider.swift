@@ -94,7 +94,10 @@ public struct CheckpointWeights: WeightProvider {
             guard let name = layout.checkpointName(role, part: layout.storedPart(of: role)) else {
                 throw EngineError.unsupported("a weight for \(role) in \(spec.modelType)")
             }
-            return try resolver.weight(named: name).decodeAll()
+            let weight = try resolver.weight(named: name)
+            let values = try weight.decodeAll()
+            try checkFinite(values, file: weight.storedTensors.first?.file.path ?? resolver.checkpoint.directory, tensor: name)
+            return values
         }
     }
 }
@@ -126,6 +129,9 @@ public final class GGUFWeights: WeightProvider {
             guard let info = file.tensor(named: plan.name) else {
                 if plan.role == .outputHead && spec.tieWordEmbeddings { continue }
                 if allowMissingExperts && plan.role.category == .routedExperts { continue }
+                if plan.role.category == .routedExperts {
+                    throw EngineError.missingTensor(file: path, tensor: plan.name + " (an expert-major GGUF runs with its pack \(ExpertPackFile.path(forDense: path)) beside it)")
+                }
                 throw EngineError.missingTensor(file: path, tensor: plan.name)
             }
             guard info.dimensions == plan.dimensions else {
@@ -180,7 +186,13 @@ public final class GGUFWeights: WeightProvider {
 
     let cache = DecodedWeightCache(budget: decodedWeightBudget)
 
-    public func weight(_ role: TensorRole) throws -> [Float] { try cache.value(role) { try decode(role) } }
+    public func weight(_ role: TensorRole) throws -> [Float] {
+        try cache.value(role) {
+            let values = try decode(role)
+            try checkFinite(values, file: file.path, tensor: sources[role]?.plan.name ?? "\(role)")
+            return values
+        }
+    }
 
     private func decode(_ role: TensorRole) throws -> [Float] {
         guard let (plan, index) = sources[role] else { throw EngineError.missingTensor(file: file.path, tensor: "\(role)") }
@@ -219,4 +231,9 @@ public final class GGUFWeights: WeightProvider {
             throw EngineError.unsupported("attn_v_b alone")
         }
     }
+}
+
+/// Refuses a decoded weight holding NaN or infinity (a damaged file), naming where.
+func checkFinite(_ values: [Float], file: String, tensor: String) throws {
+    if let bad = values.firstIndex(where: { !$0.isFinite }) { throw EngineError.nonFinite(file: file, tensor: tensor, index: bad, value: values[bad]) }
 }

@@ -33,67 +33,81 @@ public enum BytePlanePack {
 
     // MARK: - Pack
 
-    /// Packs every regular file of `directory` into the archive directory `output`.
+    /// Packs every regular file of `directory` into the archive directory `output` (staged, then moved into place).
     public static func pack(directory: String, output: String, level: Int32 = 3) throws -> PackSummary {
-        let names = try FileManager.default.contentsOfDirectory(atPath: directory).sorted().filter { name in
-            var isDirectory: ObjCBool = false
-            return FileManager.default.fileExists(atPath: directory + "/" + name, isDirectory: &isDirectory) && !isDirectory.boolValue
+        guard OutputPolicy.isDirectory(directory) else {
+            _ = try PositionalFile.identity(directory)
+            throw FileIOError(file: directory, operation: "read directory", code: ENOTDIR)
         }
-        try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true)
-        let dataPath = output + "/" + dataName
-        try? FileManager.default.removeItem(atPath: dataPath)
-        try? FileManager.default.removeItem(atPath: output + "/" + manifestName)
-        FileManager.default.createFile(atPath: dataPath + ".partial", contents: nil)
-        guard let data = FileHandle(forWritingAtPath: dataPath + ".partial") else { throw PackError.invalid(file: dataPath, reason: "cannot create") }
+        let names = try FileManager.default.contentsOfDirectory(atPath: directory).sorted().filter { name in
+            name != OutputPolicy.marker && !OutputPolicy.isDirectory(directory + "/" + name)
+        }
+        let staging = try StagedDirectory(path: output)
+        do {
+            let summary = try pack(names: names, from: directory, into: staging, level: level)
+            try staging.finish()
+            return summary
+        } catch {
+            staging.abandon()
+            throw error
+        }
+    }
+
+    private static func pack(names: [String], from directory: String, into staging: StagedDirectory, level: Int32) throws -> PackSummary {
         var cursor = 0, original = 0
+        let data = try StagedFile(path: staging.file(dataName), size: 0)
+        data.enableDirectWrites()
         func emit(_ raw: [UInt8]) throws -> JSONValue {
             let frame = try Zstd.compress(raw, level: level)
-            data.write(Data(frame))
+            try data.write(frame, at: cursor)
             defer { cursor += frame.count }
             return .array([.integer(Int64(cursor)), .integer(Int64(frame.count)), .integer(Int64(raw.count))])
         }
         var files: [JSONValue] = []
-        for name in names {
-            let path = directory + "/" + name
-            let mapped = try MappedFile(path: path)
-            original += mapped.size
-            var entry = JSONObject([("name", .string(name)), ("bytes", .integer(Int64(mapped.size))),
-                                    ("xxh3", .string(ContentHash.hex(ContentHash.xxh3(mapped.bytes))))])
-            if name.hasSuffix(".safetensors"), let file = try? SafetensorsFile(path: path) {
-                entry["header"] = try emit(Array(mapped.bytes(in: 0..<file.header.dataStart)))
-                var tensors: [JSONValue] = []
-                for tensor in file.tensors {
-                    let width = tensor.dtype.bitsPerElement % 8 == 0 ? tensor.dtype.bitsPerElement / 8 : 1
-                    let bytes = file.data(of: tensor)
-                    var frames: [JSONValue] = []
+        do {
+            for name in names {
+                let path = directory + "/" + name
+                let mapped = try MappedFile(path: path)
+                original += mapped.size
+                var entry = JSONObject([("name", .string(name)), ("bytes", .integer(Int64(mapped.size))),
+                                        ("xxh3", .string(ContentHash.hex(ContentHash.xxh3(mapped.bytes))))])
+                if name.hasSuffix(".safetensors"), let file = try? SafetensorsFile(path: path) {
+                    entry["header"] = try emit(Array(mapped.bytes(in: 0..<file.header.dataStart)))
+                    var tensors: [JSONValue] = []
+                    for tensor in file.tensors {
+                        let width = tensor.dtype.bitsPerElement % 8 == 0 ? tensor.dtype.bitsPerElement / 8 : 1
+                        let bytes = file.data(of: tensor)
+                        var list: [JSONValue] = []
+                        var start = 0
+                        while start < bytes.count {
+                            let end = min(bytes.count, start + chunkBytes / width * width)
+                            let chunk = UnsafeRawBufferPointer(rebasing: bytes[start..<end])
+                            for plane in 0..<width { list.append(try emit(extractPlane(chunk, plane: plane, width: width))) }
+                            start = end
+                        }
+                        tensors.append(["name": .string(tensor.name), "planes": .integer(Int64(width)), "frames": .array(list)])
+                        file.mapping.releasePages(in: file.fileOffset(of: tensor)..<(file.fileOffset(of: tensor) + tensor.byteCount))
+                    }
+                    entry["tensors"] = .array(tensors)
+                } else {
+                    var list: [JSONValue] = []
                     var start = 0
-                    while start < bytes.count {
-                        let end = min(bytes.count, start + chunkBytes / width * width)
-                        let chunk = UnsafeRawBufferPointer(rebasing: bytes[start..<end])
-                        for plane in 0..<width { frames.append(try emit(extractPlane(chunk, plane: plane, width: width))) }
+                    while start < mapped.size {
+                        let end = min(mapped.size, start + chunkBytes)
+                        list.append(try emit(Array(mapped.bytes(in: start..<end))))
                         start = end
                     }
-                    tensors.append(["name": .string(tensor.name), "planes": .integer(Int64(width)), "frames": .array(frames)])
-                    file.mapping.releasePages(in: file.fileOffset(of: tensor)..<(file.fileOffset(of: tensor) + tensor.byteCount))
+                    entry["frames"] = .array(list)
                 }
-                entry["tensors"] = .array(tensors)
-            } else {
-                var frames: [JSONValue] = []
-                var start = 0
-                while start < mapped.size {
-                    let end = min(mapped.size, start + chunkBytes)
-                    frames.append(try emit(Array(mapped.bytes(in: start..<end))))
-                    start = end
-                }
-                entry["frames"] = .array(frames)
+                files.append(.object(entry))
             }
-            files.append(.object(entry))
+            try data.finish()
+        } catch {
+            data.abandon()
+            throw error
         }
-        try data.synchronize()
-        try data.close()
-        try FileManager.default.moveItem(atPath: dataPath + ".partial", toPath: dataPath)
         let manifest: JSONValue = ["format": "moeq-pack 1", "chunk_bytes": .integer(Int64(chunkBytes)), "files": .array(files)]
-        try AtomicFile.write(manifest.prettyPrinted(), to: output + "/" + manifestName)
+        try AtomicFile.write(manifest.prettyPrinted(), to: staging.file(manifestName))
         return PackSummary(files: files.count, originalBytes: original, packedBytes: cursor)
     }
 
@@ -109,69 +123,113 @@ public enum BytePlanePack {
 
     // MARK: - Unpack
 
-    /// Rebuilds every file of the archive `input` into `directory`, verifying each file's XXH3.
+    /// The archive manifest as written (formats/moeq-pack.md).
+    struct Manifest: Decodable {
+        let format: String
+        let chunkBytes: Int
+        let files: [File]
+        enum CodingKeys: String, CodingKey, CaseIterable { case format, files, chunkBytes = "chunk_bytes" }
+        struct File: Decodable {
+            let name: String, bytes: Int, xxh3: String
+            let header: [Int]?, frames: [[Int]]?, tensors: [Tensor]?
+            enum CodingKeys: String, CodingKey, CaseIterable { case name, bytes, xxh3, header, frames, tensors }
+        }
+        struct Tensor: Decodable {
+            let name: String, planes: Int, frames: [[Int]]
+            enum CodingKeys: String, CodingKey, CaseIterable { case name, planes, frames }
+        }
+    }
+
+    /// Rebuilds every file of the archive `input` into `directory` (staged, then moved into place), verifying each
+    /// file's XXH3; a damaged archive leaves nothing behind.
     public static func unpack(input: String, directory: String) throws -> PackSummary {
         let manifestPath = input + "/" + manifestName
-        guard let manifestData = FileManager.default.contents(atPath: manifestPath) else { throw PackError.invalid(file: manifestPath, reason: "missing") }
-        let manifest = try JSONParser.parse([UInt8](manifestData))
-        guard manifest["format"]?.stringValue == "moeq-pack 1", let files = manifest["files"]?.arrayValue else {
-            throw PackError.invalid(file: manifestPath, reason: "not a moeq-pack 1 manifest")
+        _ = try PositionalFile.identity(input)
+        guard PositionalFile.exists(manifestPath) else {
+            throw PackError.invalid(file: manifestPath, reason: "no manifest.json: \(input) is not a moeq pack archive")
         }
-        let frames = try MappedFile(path: input + "/" + dataName)
-        func frame(_ value: JSONValue?) throws -> [UInt8] {
-            guard let parts = value?.arrayValue?.compactMap(\.intValue), parts.count == 3, parts[0] >= 0, parts[1] >= 0,
-                  parts[0] <= frames.size - parts[1] else {
-                throw PackError.invalid(file: input + "/" + dataName, reason: "frame reference \(value?.serialized() ?? "nil") is outside the data")
+        let manifest: Manifest
+        do { manifest = try StrictJSON.decode(Manifest.self, file: manifestPath) } catch let error as JSONDecodingError {
+            throw PackError.invalid(file: manifestPath, reason: "\(error.path): \(error.reason)")
+        } catch let error as JSONError {
+            throw PackError.invalid(file: manifestPath, reason: "not JSON: \(error.reason) (byte \(error.offset))")
+        }
+        guard manifest.format == "moeq-pack 1" else { throw PackError.invalid(file: manifestPath, reason: "format: not \"moeq-pack 1\"") }
+        let framesPath = input + "/" + dataName
+        let frames = try MappedFile(path: framesPath)
+        func frame(_ parts: [Int]) throws -> [UInt8] {
+            guard parts.count == 3, parts[0] >= 0, parts[1] >= 0, parts[2] >= 0, parts[2] <= chunkBytes, parts[0] <= frames.size - parts[1] else {
+                throw PackError.invalid(file: framesPath, reason: "frame reference \(parts) is outside the data or larger than a chunk")
             }
-            let raw = try Zstd.decompress(Array(frames.bytes(in: parts[0]..<(parts[0] + parts[1]))), limit: chunkBytes + 1)
-            guard raw.count == parts[2] else { throw PackError.invalid(file: input + "/" + dataName, reason: "frame at \(parts[0]) holds \(raw.count) bytes, \(parts[2]) recorded") }
+            let raw: [UInt8]
+            do { raw = try Zstd.decompress(Array(frames.bytes(in: parts[0]..<(parts[0] + parts[1]))), limit: chunkBytes + 1) } catch {
+                throw PackError.invalid(file: framesPath, reason: "frame at byte \(parts[0]): \(error)")
+            }
+            guard raw.count == parts[2] else {
+                throw PackError.invalid(file: framesPath, reason: "frame at byte \(parts[0]) holds \(raw.count) bytes, \(parts[2]) recorded")
+            }
             return raw
         }
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let staging = try StagedDirectory(path: directory)
         var total = 0
-        for entry in files {
-            guard let name = entry["name"]?.stringValue, !name.contains("/"), name != "..", let size = entry["bytes"]?.intValue,
-                  let hash = entry["xxh3"]?.stringValue else { throw PackError.invalid(file: manifestPath, reason: "bad file entry") }
-            let staged = try StagedFile(path: directory + "/" + name, size: size)
-            var position = 0
-            func put(_ bytes: [UInt8]) throws {
-                guard position + bytes.count <= size else { throw PackError.invalid(file: name, reason: "frames exceed the recorded size") }
-                try staged.write(bytes, at: position)
-                position += bytes.count
-            }
-            do {
-                if let header = entry["header"] {
-                    try put(try frame(header))
-                    for tensor in entry["tensors"]?.arrayValue ?? [] {
-                        let width = tensor["planes"]?.intValue ?? 1
-                        let list = tensor["frames"]?.arrayValue ?? []
-                        guard width >= 1, list.count % width == 0 else { throw PackError.invalid(file: name, reason: "plane count mismatch") }
-                        for chunkStart in stride(from: 0, to: list.count, by: width) {
-                            let planes = try (0..<width).map { try frame(list[chunkStart + $0]) }
-                            let count = planes[0].count
-                            guard planes.allSatisfy({ $0.count == count }) else { throw PackError.invalid(file: name, reason: "planes of unequal length") }
-                            var interleaved = [UInt8](repeating: 0, count: count * width)
-                            for (p, plane) in planes.enumerated() { for i in 0..<count { interleaved[i * width + p] = plane[i] } }
-                            try put(interleaved)
-                        }
-                    }
-                } else {
-                    for f in entry["frames"]?.arrayValue ?? [] { try put(try frame(f)) }
+        do {
+            var seen = Set<String>()
+            for entry in manifest.files {
+                let name = entry.name
+                guard !name.isEmpty, !name.contains("/"), name != ".", name != "..", name != OutputPolicy.marker, seen.insert(name).inserted else {
+                    throw PackError.invalid(file: manifestPath, reason: "file name \"\(name)\" is empty, a path, reserved or repeated")
                 }
-                guard position == size else { throw PackError.invalid(file: name, reason: "rebuilt \(position) of \(size) bytes") }
-                try staged.finish()
-            } catch {
-                staged.abandon()
-                throw error
+                guard entry.bytes >= 0, entry.bytes <= 1 << 50 else { throw PackError.invalid(file: manifestPath, reason: "\(name): size \(entry.bytes) is implausible") }
+                try restore(entry, into: staging.file(name), frame: frame)
+                total += entry.bytes
             }
-            let rebuilt = try MappedFile(path: directory + "/" + name)
-            let found = ContentHash.hex(ContentHash.xxh3(rebuilt.bytes))
-            guard found == hash else {
-                try? FileManager.default.removeItem(atPath: directory + "/" + name)
-                throw PackError.hashMismatch(file: name, expected: hash, found: found)
-            }
-            total += size
+            try staging.finish()
+        } catch {
+            staging.abandon()
+            throw error
         }
-        return PackSummary(files: files.count, originalBytes: total, packedBytes: frames.size)
+        return PackSummary(files: manifest.files.count, originalBytes: total, packedBytes: frames.size)
+    }
+
+    /// One file: frames in order (planes re-interleaved), size and XXH3 checked before it counts.
+    private static func restore(_ entry: Manifest.File, into path: String, frame: ([Int]) throws -> [UInt8]) throws {
+        let name = entry.name, size = entry.bytes
+        let staged = try StagedFile(path: path, size: size)
+        let hasher = ContentHasher()
+        var position = 0
+        func put(_ bytes: [UInt8]) throws {
+            guard bytes.count <= size - position else { throw PackError.invalid(file: name, reason: "frames exceed the recorded size \(size)") }
+            try staged.write(bytes, at: position)
+            bytes.withUnsafeBytes { hasher.update($0) }
+            position += bytes.count
+        }
+        do {
+            if let header = entry.header {
+                try put(try frame(header))
+                for tensor in entry.tensors ?? [] {
+                    let width = tensor.planes
+                    guard (1...16).contains(width), tensor.frames.count % width == 0 else {
+                        throw PackError.invalid(file: name, reason: "tensor \(tensor.name): \(width) planes do not divide its \(tensor.frames.count) frames")
+                    }
+                    for chunkStart in stride(from: 0, to: tensor.frames.count, by: width) {
+                        let planes = try (0..<width).map { try frame(tensor.frames[chunkStart + $0]) }
+                        let count = planes[0].count
+                        guard planes.allSatisfy({ $0.count == count }) else { throw PackError.invalid(file: name, reason: "tensor \(tensor.name): planes of unequal length") }
+                        var interleaved = [UInt8](repeating: 0, count: count * width)
+                        for (p, plane) in planes.enumerated() { for i in 0..<count { interleaved[i * width + p] = plane[i] } }
+                        try put(interleaved)
+                    }
+                }
+            } else {
+                for f in entry.frames ?? [] { try put(try frame(f)) }
+            }
+            guard position == size else { throw PackError.invalid(file: name, reason: "rebuilt \(position) of \(size) bytes") }
+            let found = ContentHash.hex(hasher.digest)
+            guard found == entry.xxh3 else { throw PackError.hashMismatch(file: name, expected: entry.xxh3, found: found) }
+            try staged.finish()
+        } catch {
+            staged.abandon()
+            throw error
+        }
     }
 }

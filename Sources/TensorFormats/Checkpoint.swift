@@ -103,6 +103,7 @@ public final class Checkpoint: Sendable {
         guard let map = root["weight_map"]?.objectValue else {
             throw .invalidIndex(file: indexPath, byteOffset: 0, reason: "no \"weight_map\" object")
         }
+        guard !map.isEmpty else { throw .invalidIndex(file: indexPath, byteOffset: 0, reason: "\"weight_map\" lists no tensors") }
         var shards: [String] = []
         var seen: Set<String> = []
         var pairs: [(String, String)] = []

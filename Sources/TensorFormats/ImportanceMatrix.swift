@@ -10,6 +10,9 @@ public enum ImportanceMatrixError: Error, Sendable, Equatable, CustomStringConve
 }
 
 public struct ImportanceMatrix: Sendable {
+    /// Tensor-name suffixes of llama-imatrix's GGUF: Σx² per column and tokens per matrix.
+    public static let sumSuffix = ".in_sum2", countSuffix = ".counts"
+
     /// Per GGUF weight name: `n_per_row × n_matrices` values (expert e's slice starts at e·n_per_row).
     public let entries: [String: [Float]]
     public let datasets: [String]
@@ -24,30 +27,42 @@ public struct ImportanceMatrix: Sendable {
         return Array(values[(index * width)..<((index + 1) * width)])
     }
 
-    /// Reads either format (GGUF first, like llama-quantize).
+    /// Reads either format (GGUF first, like llama-quantize). Every value must be finite and non-negative: an importance
+    /// weight that is not would poison the quantizer's search, so the file is refused naming the entry.
     public init(path: String) throws {
         self.path = path
         let mapped = try MappedFile(path: path)
-        if mapped.size >= 4, Array(mapped.bytes[0..<4]) == Array("GGUF".utf8) {
+        func fail(_ offset: Int, _ reason: String) -> ImportanceMatrixError { .unreadable(file: path, byteOffset: offset, reason: reason) }
+        func checked(_ values: [Float], _ name: String, at offset: Int) throws -> [Float] {
+            if let bad = values.firstIndex(where: { !$0.isFinite || $0 < 0 }) {
+                throw fail(offset, "\(name): value \(bad) is \(values[bad]); importance values are finite sums of squares")
+            }
+            return values
+        }
+        if BinaryReader(mapped.bytes).remaining >= 4, Array(mapped.bytes[0..<4]) == Array("GGUF".utf8) {
             let file = try GGUFFile(path: path)
-            guard file["general.type"]?.stringValue == "imatrix" else {
-                throw ImportanceMatrixError.unreadable(file: path, byteOffset: 0, reason: "a GGUF, but general.type is not \"imatrix\"")
+            guard file[GGUFKey.type]?.stringValue == GGUFKey.imatrixType else {
+                throw fail(0, "a GGUF, but general.type is not \"imatrix\" (a model file given as --imatrix?)")
             }
             var sums: [String: GGUFTensorInfo] = [:], counts: [String: GGUFTensorInfo] = [:]
             for tensor in file.tensors {
-                if tensor.name.hasSuffix(".in_sum2") { sums[String(tensor.name.dropLast(8))] = tensor }
-                if tensor.name.hasSuffix(".counts") { counts[String(tensor.name.dropLast(7))] = tensor }
+                if tensor.name.hasSuffix(Self.sumSuffix) { sums[String(tensor.name.dropLast(Self.sumSuffix.count))] = tensor }
+                if tensor.name.hasSuffix(Self.countSuffix) { counts[String(tensor.name.dropLast(Self.countSuffix.count))] = tensor }
             }
             var entries: [String: [Float]] = [:], matrixCounts: [String: [Float]] = [:]
             for (name, sum) in sums {
                 guard let count = counts[name], sum.type == .f32, count.type == .f32, sum.dimensions.count <= 2 else {
-                    throw ImportanceMatrixError.unreadable(file: path, byteOffset: file.dataStart + sum.offset, reason: "\(name): in_sum2 without F32 counts")
+                    throw fail(file.dataStart + sum.offset, "\(name): in_sum2 without F32 counts")
                 }
                 let perRow = sum.dimensions[0], matrices = sum.dimensions.count > 1 ? sum.dimensions[1] : 1
                 guard count.elementCount == matrices else {
-                    throw ImportanceMatrixError.unreadable(file: path, byteOffset: file.dataStart + count.offset, reason: "\(name): \(count.elementCount) counts for \(matrices) matrices")
+                    throw fail(file.dataStart + count.offset, "\(name): \(count.elementCount) counts for \(matrices) matrices")
                 }
-                let s = try file.dequantized(sum), c = try file.dequantized(count)
+                let s = try checked(try file.dequantized(sum), name + Self.sumSuffix, at: file.dataStart + sum.offset)
+                let c = try checked(try file.dequantized(count), name + Self.countSuffix, at: file.dataStart + count.offset)
+                if let bad = c.firstIndex(where: { $0 > 1e15 }) {
+                    throw fail(file.dataStart + count.offset, "\(name)\(Self.countSuffix): count \(bad) is \(c[bad]) tokens, which no run reaches")
+                }
                 var values = [Float](repeating: 1, count: perRow * matrices)   // never-routed experts: neutral 1
                 for m in 0..<matrices where c[m] > 0 {
                     for j in 0..<perRow { values[m * perRow + j] = s[m * perRow + j] / c[m] }
@@ -57,42 +72,43 @@ public struct ImportanceMatrix: Sendable {
             }
             self.entries = entries
             self.matrixCounts = matrixCounts
-            datasets = file["imatrix.datasets"].flatMap { if case .array(_, let e) = $0 { e.compactMap(\.stringValue) } else { nil } } ?? []
-            chunkCount = file["imatrix.chunk_count"]?.integerValue ?? 0
+            datasets = file[GGUFKey.imatrixDatasets].flatMap { if case .array(_, let e) = $0 { e.compactMap(\.stringValue) } else { nil } } ?? []
+            chunkCount = max(0, file[GGUFKey.imatrixChunkCount]?.integerValue ?? 0)
             return
         }
         // Legacy: int32 count; per entry int32 name length, name, int32 ncall, int32 nval, f32[nval]; optional trailer.
-        let bytes = mapped.bytes
-        var position = 0
-        func int32() throws -> Int {
-            guard bytes.count - position >= 4 else { throw ImportanceMatrixError.unreadable(file: path, byteOffset: position, reason: "truncated") }
-            defer { position += 4 }
-            return Int(Int32(littleEndian: bytes.loadUnaligned(fromByteOffset: position, as: Int32.self)))
+        var reader = BinaryReader(mapped.bytes)
+        func read<T>(_ body: (inout BinaryReader) throws -> T, _ what: String) throws -> T {
+            do { return try body(&reader) } catch let error as BinaryReadError {
+                throw fail(error.offset, "not an importance matrix (a GGUF imatrix or llama.cpp's legacy .dat): \(what) runs past the end of the file")
+            }
         }
-        let count = try int32()
-        guard count >= 0, count < bytes.count / 12 + 1 else { throw ImportanceMatrixError.unreadable(file: path, byteOffset: 0, reason: "entry count \(count)") }
+        let count = try read({ try $0.length(Int32.self, elementSize: 12) }, "the entry count")
         var entries: [String: [Float]] = [:]
         for _ in 0..<count {
-            let at = position
-            let length = try int32()
-            guard length > 0, length <= bytes.count - position else { throw ImportanceMatrixError.unreadable(file: path, byteOffset: at, reason: "name length \(length)") }
-            let name = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[position..<(position + length)]), as: UTF8.self)
-            position += length
-            let calls = try int32(), values = try int32()
-            guard values >= 0, values <= (bytes.count - position) / 4 else { throw ImportanceMatrixError.unreadable(file: path, byteOffset: position, reason: "\(name): \(values) values") }
+            let at = reader.position
+            let nameBytes = try read({ try $0.slice(try $0.length(Int32.self)) }, "an entry name")
+            guard !nameBytes.isEmpty, let name = String(validating: nameBytes.bindMemory(to: UInt8.self), as: UTF8.self) else {
+                throw fail(at, "an entry name is empty or not UTF-8")
+            }
+            let calls = Int(try read({ try $0.i32() }, "\(name): the call count"))
+            let valuesAt = reader.position
+            let values = try read({ r in
+                let n = try r.length(Int32.self, elementSize: 4)
+                var values = [Float]()
+                values.reserveCapacity(n)
+                for _ in 0..<n { values.append(try r.f32()) }
+                return values
+            }, "\(name): the values")
             let divisor = Float(max(calls, 1))
-            entries[name] = (0..<values).map { Float(bitPattern: UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: position + 4 * $0, as: UInt32.self))) / divisor }
-            position += 4 * values
+            entries[name] = try checked(values, name, at: valuesAt).map { $0 / divisor }
         }
         self.entries = entries
         // Optional trailer: int32 last chunk, then int32 length + the dataset's file name.
-        chunkCount = bytes.count - position >= 4 ? try int32() : 0
+        chunkCount = reader.remaining >= 4 ? max(0, Int(try read({ try $0.i32() }, "the chunk count"))) : 0
         var names: [String] = []
-        if bytes.count - position >= 4 {
-            let length = try int32()
-            if length > 0, length <= bytes.count - position {
-                names.append(String(decoding: UnsafeRawBufferPointer(rebasing: bytes[position..<(position + length)]), as: UTF8.self))
-            }
+        if reader.remaining >= 4, let bytes = try? reader.slice(try reader.length(Int32.self)) {
+            names.append(String(decoding: bytes, as: UTF8.self))
         }
         datasets = names
     }

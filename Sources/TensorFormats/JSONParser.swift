@@ -7,7 +7,11 @@ public struct JSONError: Error, Sendable, Equatable, CustomStringConvertible {
     public let reason: String
     /// The file the document came from, when it came from one.
     public var file: String? = nil
-    public var description: String { (file.map { "\($0): " } ?? "") + "invalid JSON at byte \(offset): \(reason)" }
+    /// True when the file could not be read at all (then `reason` is the system's).
+    public var unreadable = false
+    public var description: String { (file.map { "\($0): " } ?? "") + reasonWithoutFile }
+    /// "invalid JSON at byte 44: …", or the system's reason when the file could not be read.
+    public var reasonWithoutFile: String { unreadable ? reason : "invalid JSON at byte \(offset): \(reason)" }
 }
 
 public enum JSONParser {
@@ -37,7 +41,7 @@ public enum JSONParser {
     public static func parse(file path: String) throws(JSONError) -> JSONValue {
         let bytes: [UInt8]
         do throws(FileIOError) { bytes = try PositionalFile.readAll(path) } catch {
-            throw JSONError(offset: 0, reason: error.reasonWithoutFile, file: path)
+            throw JSONError(offset: 0, reason: error.reasonWithoutFile, file: path, unreadable: true)
         }
         do throws(JSONError) { return try parse(bytes) } catch {
             throw JSONError(offset: error.offset, reason: error.reason, file: path)

@@ -66,7 +66,7 @@ public struct OutputManifest: Sendable {
     private struct Document: Decodable {
         let format: String, file: String, bytes: Int
         let headerXXH3: String
-        let tensors: [Tensor]
+        let tensors: [JSONValue]
         enum CodingKeys: String, CodingKey, CaseIterable { case format, file, bytes, tensors, headerXXH3 = "header_xxh3" }
         struct Tensor: Decodable {
             let name: String, offset: Int, bytes: Int, xxh3: String
@@ -77,6 +77,7 @@ public struct OutputManifest: Sendable {
     /// Reads the manifest beside `output`.
     public init(reading output: String) throws {
         let path = OutputManifest.path(for: output)
+        _ = try PositionalFile.identity(output)   // the file itself first: "No such file or directory" names it
         guard PositionalFile.exists(path) else { throw ManifestError.missing(manifest: path, file: output) }
         let document: Document
         do { document = try StrictJSON.decode(Document.self, file: path) } catch let error as JSONDecodingError {
@@ -95,7 +96,11 @@ public struct OutputManifest: Sendable {
         file = output
         fileBytes = document.bytes
         headerXXH3 = try hash(document.headerXXH3, "header_xxh3")
-        tensors = try document.tensors.enumerated().map { i, entry in
+        tensors = try document.tensors.enumerated().map { i, value in
+            let entry: Document.Tensor
+            do throws(JSONDecodingError) { entry = try StrictJSON.decode(Document.Tensor.self, from: value, file: path) } catch {
+                throw ManifestError.invalid(manifest: path, reason: "tensors[\(i)] (\(value["name"]?.stringValue ?? "unnamed")): \(error.path): \(error.reason)")
+            }
             guard entry.offset >= 0, entry.bytes >= 0, entry.offset <= document.bytes - entry.bytes else {
                 throw ManifestError.invalid(manifest: path, reason: "tensors[\(i)] (\(entry.name)): offset \(entry.offset) + \(entry.bytes) bytes "
                                             + "lies outside the \(document.bytes)-byte file")

@@ -44,10 +44,10 @@ public struct FileIOError: Error, Sendable, Equatable, CustomStringConvertible {
         }
     }
 
-    /// The message without the file name: "write failed: No space left on device (errno 28)".
+    /// The message without the file name: "write failed: No space left on device; free space on …".
     public var reasonWithoutFile: String {
         var text = "\(operation) failed: \(systemReason)"
-        if code != 0 { text += " (errno \(code))" } else if let detail, detail != systemReason { text += ": \(detail)" }
+        if code != 0, let detail { text += " (\(detail))" }
         if let advice { text += "; \(advice)" }
         return text
     }

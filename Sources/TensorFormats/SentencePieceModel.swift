@@ -23,7 +23,7 @@ public struct SentencePieceModel: Sendable {
                 switch (f, w, v) {
                 case (1, 2, .bytes(let raw)):
                     guard let s = String(validating: raw.bindMemory(to: UInt8.self), as: UTF8.self) else {
-                        throw ImportanceMatrixError.unreadable(file: path, byteOffset: at, reason: "piece is not valid UTF-8")
+                        throw TokenizerFileError.invalid(file: path, byteOffset: at, reason: "piece is not valid UTF-8")
                     }
                     text = s
                 case (2, 5, .fixed32(let bits)): score = Float(bitPattern: bits)
@@ -33,7 +33,7 @@ public struct SentencePieceModel: Sendable {
             }
             pieces.append(Piece(text: text, score: score, type: type))
         }
-        guard !pieces.isEmpty else { throw ImportanceMatrixError.unreadable(file: path, byteOffset: 0, reason: "no SentencePiece pieces") }
+        guard !pieces.isEmpty else { throw TokenizerFileError.invalid(file: path, byteOffset: 0, reason: "no SentencePiece pieces") }
         self.pieces = pieces
     }
 }
@@ -45,7 +45,7 @@ enum ProtobufWalker {
     static func fields(_ bytes: UnsafeRawBufferPointer, file: String, base: Int = 0,
                        _ body: (Int, Int, Value, Int) throws -> Void) throws {
         var position = 0
-        func fail(_ reason: String) -> ImportanceMatrixError { .unreadable(file: file, byteOffset: base + position, reason: reason) }
+        func fail(_ reason: String) -> TokenizerFileError { .invalid(file: file, byteOffset: base + position, reason: reason) }
         func varint() throws -> UInt64 {
             var result: UInt64 = 0
             for shift in stride(from: 0, to: 64, by: 7) {

@@ -4,20 +4,26 @@ import Foundation
 
 public enum TiktokenRanks {
     /// Reads `tiktoken.model`: token bytes by rank.
+    /// Ranks are token ids: each in 0…2³¹−1, each token and each rank once.
     public static func read(path: String) throws -> [[UInt8]: Int] {
-        guard let text = FileManager.default.contents(atPath: path).map({ String(decoding: $0, as: UTF8.self) }) else {
-            throw ImportanceMatrixError.unreadable(file: path, byteOffset: 0, reason: "cannot read")
-        }
+        let text: String
+        do { text = try PositionalFile.readText(path, limit: 1 << 28) } catch { throw TokenizerFileError.invalid(file: path, byteOffset: nil, reason: error.reasonWithoutFile) }
         var ranks: [[UInt8]: Int] = [:]
+        var used = Set<Int>()
         var offset = 0
-        for line in text.split(separator: "\n", omittingEmptySubsequences: true) {
+        for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
+            defer { offset += line.utf8.count + 1 }
+            if line.isEmpty { continue }
             let parts = line.split(separator: " ")
-            guard parts.count == 2, let bytes = Data(base64Encoded: String(parts[0])), let rank = Int(parts[1]) else {
-                throw ImportanceMatrixError.unreadable(file: path, byteOffset: offset, reason: "line is not \"base64 rank\"")
+            guard parts.count == 2, let bytes = Data(base64Encoded: String(parts[0])), !bytes.isEmpty, let rank = Int(parts[1]),
+                  (0...Int(Int32.max)).contains(rank) else {
+                throw TokenizerFileError.invalid(file: path, byteOffset: offset, reason: "line is not \"base64-token rank\" with a rank in 0…2147483647")
             }
-            ranks[[UInt8](bytes)] = rank
-            offset += line.utf8.count + 1
+            guard ranks.updateValue(rank, forKey: [UInt8](bytes)) == nil, used.insert(rank).inserted else {
+                throw TokenizerFileError.invalid(file: path, byteOffset: offset, reason: "token or rank \(rank) appears twice")
+            }
         }
+        guard !ranks.isEmpty else { throw TokenizerFileError.invalid(file: path, byteOffset: 0, reason: "no tokens") }
         return ranks
     }
 

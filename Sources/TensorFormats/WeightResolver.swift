@@ -130,6 +130,15 @@ public struct WeightResolver: Sendable {
             zeroPoint = zp
         }
         let metadata = [CompanionSuffix.shape, .groupIndex].compactMap { checkpoint.location(of: $0.name(of: logical)) }
+        if let shape = checkpoint.location(of: CompanionSuffix.shape.name(of: logical)) {
+            // compressed-tensors records the logical [rows, columns]; it must be what the packed words and scales imply.
+            let stored: [Int]? = shape.info.dtype == .i64 && shape.info.shape == [2]
+                ? (0..<2).map { Int(Int64(littleEndian: shape.data.loadUnaligned(fromByteOffset: 8 * $0, as: Int64.self))) } : nil
+            guard stored == [rows, columns] else {
+                throw .companionShape(file: shape.file.path, tensor: shape.name, byteOffset: shape.file.fileOffset(of: shape.info),
+                                      expected: [rows, columns], found: stored ?? shape.info.shape)
+            }
+        }
         return SourceWeight(name: logical, shape: [rows, columns],
                             encoding: .packedInteger(packed: packed, scale: scale, zeroPoint: zeroPoint, bits: group.bits, groupSize: groupSize),
                             metadataTensors: metadata)

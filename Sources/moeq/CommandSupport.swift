@@ -1,13 +1,26 @@
-// Shared CLI plumbing: library errors become one `error:` line on stderr and exit status 1.
+// Shared CLI plumbing: library errors become one `error:` line on stderr and a non-zero exit (1; 130 when interrupted),
+// the output policy every writing command applies before it writes, SIGINT/SIGTERM turned into a clean stop, and
+// number formatting.
 import ArgumentParser
+import ConversionPipeline
+import Dispatch
 import Foundation
+import TensorFormats
 
-/// Runs `body`; any thrown library error is printed as `moeq: error: …` and ends the process with status 1.
+/// Runs `body`; any thrown library error is printed as `error: …` and ends the process with status 1 (128 + the signal
+/// after an interruption, as a shell reports it: 130 for SIGINT, 143 for SIGTERM).
 func reportingErrors(_ body: () throws -> Void) throws {
     do {
         try body()
     } catch let error as ExitCode {
         throw error
+    } catch let error as ValidationError {
+        printError("error: \(error.message)")
+        throw ExitCode(1)
+    } catch let error as ConversionError {
+        printError("error: \(error)")
+        if case .interrupted = error { throw ExitCode(Interruption.exitStatus) }
+        throw ExitCode(1)
     } catch {
         printError("error: \(error)")
         throw ExitCode(1)
@@ -22,6 +35,84 @@ func printError(_ text: String) {
 struct StandardError: TextOutputStream {
     mutating func write(_ string: String) { FileHandle.standardError.write(Data(string.utf8)) }
 }
+
+// MARK: - Output policy
+
+/// `--force`, shared by every command that writes.
+struct OutputOptions: ParsableArguments {
+    @Flag(help: "Replace an existing output that moeq did not write (an output that is an input is refused even so).")
+    var force = false
+}
+
+/// One output a command is about to write.
+enum PlannedOutput {
+    /// A file, the files written beside it, and whether an existing one was written by moeq (then replaced freely).
+    case file(String, companions: [String] = [], writtenByMoeq: (String) -> Bool = { _ in false })
+    case directory(String)
+}
+
+/// Applies the output policy before anything is written: no output is an input (after resolving links), an existing
+/// file or directory moeq did not write needs --force. Throws with the path and what to do.
+func checkOutputs(_ outputs: [PlannedOutput], inputs: [String?], force: Bool) throws {
+    let policy = OutputPolicy(inputs: inputs.compactMap { $0 }, force: force)
+    for output in outputs {
+        switch output {
+        case let .file(path, companions, writtenByMoeq): try policy.checkFile(path, companions: companions, writtenByMoeq: writtenByMoeq)
+        case let .directory(path): try policy.checkDirectory(path)
+        }
+    }
+}
+
+/// A GGUF moeq wrote (its manifest beside it) may be replaced by a new conversion without --force.
+func hasManifest(_ path: String) -> Bool { OutputPolicy.hasManifest(path) }
+
+// MARK: - Interruption
+
+/// SIGINT and SIGTERM stop long commands cleanly: the flag is polled between chunks, the finished work is made durable
+/// and the command exits 130 naming how to continue. A second signal ends the process at once.
+enum Interruption {
+    nonisolated(unsafe) private static var stopped = false
+    nonisolated(unsafe) private static var signalNumber: Int32 = SIGINT
+    nonisolated(unsafe) private static var sources: [DispatchSourceSignal] = []
+    private static let lock = NSLock()
+
+    static var requested: Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        return stopped
+    }
+
+    /// What a shell reports for the signal that stopped the run: 128 + its number (130 for SIGINT, 143 for SIGTERM).
+    static var exitStatus: Int32 {
+        lock.lock()
+        defer { lock.unlock() }
+        return 128 + signalNumber
+    }
+
+    /// Installs the handlers (once per process).
+    static func install() {
+        lock.lock()
+        defer { lock.unlock() }
+        guard sources.isEmpty else { return }
+        for number in [SIGINT, SIGTERM] {
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler {
+                lock.lock()
+                let again = stopped
+                stopped = true
+                signalNumber = number
+                lock.unlock()
+                if again { exit(128 + number) }
+                FileHandle.standardError.write(Data("\nmoeq: stopping after the current chunk (the finished tensors are kept for --resume)…\n".utf8))
+            }
+            source.resume()
+            sources.append(source)
+        }
+    }
+}
+
+// MARK: - Numbers
 
 /// 1234567 → "1,234,567".
 func grouped(_ value: Int) -> String {

@@ -1,18 +1,20 @@
 // `moeq convert PATH -o OUT.gguf --recipe NAME`: one pass from the source checkpoint to a GGUF llama.cpp runs.
 import ArgumentParser
 import ConversionPipeline
-import OutputPlanning
 import Foundation
+import OutputPlanning
 import QuantKernels
 import TensorFormats
 
 extension RecipeName: ExpressibleByArgument {}
+extension OutputLayout: ExpressibleByArgument {}
 
 struct ConvertCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "convert",
         abstract: "Convert a safetensors checkpoint (BF16, FP8 block, compressed-tensors INT4) to GGUF in one pass.",
-        discussion: "Recipes: \(RecipeName.allCases.map(\.rawValue).joined(separator: ", ")). Mixtures follow llama-quantize's per-tensor rules (formats/recipes.md).")
+        discussion: "Recipes: \(RecipeName.allCases.map(\.rawValue).joined(separator: ", ")). Mixtures follow llama-quantize's per-tensor rules (formats/recipes.md). "
+            + "SIGINT or SIGTERM stops after the current chunk with the finished tensors kept: rerun with --resume.")
 
     @Argument(help: "Checkpoint directory (config.json, safetensors, tokenizer.json).")
     var path: String
@@ -23,10 +25,10 @@ struct ConvertCommand: ParsableCommand {
     @Option(name: .customLong("recipe"), help: "Recipe name.")
     var recipeName: RecipeName?
 
-    @Option(help: "A recipe file (JSON, formats/recipe.md): a base recipe plus rules by role, projection, layer range or tensor name.")
+    @Option(help: "A recipe file (JSON or YAML, formats/recipe.md): a base recipe plus rules by role, projection, layer range or tensor name.")
     var recipeFile: String?
 
-    @Option(help: "Threads for quantization (default: all cores).")
+    @Option(parsing: .unconditional, help: "Threads for quantization (default: all cores).")
     var threads = ProcessInfo.processInfo.activeProcessorCount
 
     @Option(help: "general.name to record (default: the checkpoint directory's name).")
@@ -35,7 +37,7 @@ struct ConvertCommand: ParsableCommand {
     @Option(help: "llama.cpp importance matrix (GGUF or legacy .dat) for the imatrix-weighted quantizers.")
     var imatrix: String?
 
-    @Flag(help: "Continue an interrupted conversion: tensors already written (and recorded in OUT.journal) are kept if their bytes still verify.")
+    @Flag(help: "Continue an interrupted conversion: tensors already written (and recorded in OUT.journal) are kept if their bytes still verify and their source files are unchanged.")
     var resume = false
 
     @Option(help: "k/n: convert only shard k of n (a deterministic, byte-balanced run of tensors) into OUT.part-k-of-n; `moeq merge` assembles the parts.")
@@ -45,10 +47,13 @@ struct ConvertCommand: ParsableCommand {
     var format: OutputFormat = .gguf
 
     @Option(help: "stacked (llama.cpp's 3-D expert tensors), split (llama.cpp multi-file GGUF: OUT-00001-of-00002.gguf without the routed experts, OUT-00002-of-00002.gguf with them) or expert-major (OUT.gguf without routed experts + OUT.expert-pack: each expert's blocks contiguous and page-aligned, hot → cold by the --imatrix routing counts).")
-    var layout: OutputLayoutArgument = .stacked
+    var layout: OutputLayout = .stacked
 
     @Option(help: "Expert-pack record alignment in bytes (4096, or 2097152 for huge pages).")
     var pageSize = 4096
+
+    @Flag(help: "Leave out checkpoint tensors config.json does not describe (listed as a warning) instead of refusing them.")
+    var skipUnknown = false
 
     @Flag(help: "Print the layout and the exact output size; write nothing.")
     var dryRun = false
@@ -59,33 +64,59 @@ struct ConvertCommand: ParsableCommand {
     @Flag(help: "Stream progress as JSON lines on stderr (stage start/end, each tensor with bytes done, rate and ETA, the summary) for tools.")
     var events = false
 
+    @OptionGroup var outputs: OutputOptions
+
     func validate() throws {
-        guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
+        guard (1...4096).contains(threads) else { throw ValidationError("--threads must be in 1…4096, not \(threads)") }
         guard (recipeName == nil) != (recipeFile == nil) else { throw ValidationError("give exactly one of --recipe NAME and --recipe-file FILE") }
         if format == .gguf {
             guard output.hasSuffix(".gguf") else { throw ValidationError("-o must name a .gguf file (or pass --format safetensors and a directory)") }
         } else {
-            guard layout == .stacked, shard == nil, !resume, recipeFile == nil else { throw ValidationError("--format safetensors takes --recipe BF16|F16|F32 only (no --layout, --shard, --resume, --recipe-file)") }
+            guard layout == .stacked, shard == nil, !resume, recipeFile == nil else {
+                throw ValidationError("--format safetensors takes --recipe BF16|F16|F32 only (no --layout, --shard, --resume, --recipe-file)")
+            }
         }
-        guard pageSize >= 4096, pageSize & (pageSize - 1) == 0 else { throw ValidationError("--page-size must be a power of two ≥ 4096") }
+        guard (4096...(1 << 30)).contains(pageSize), pageSize & (pageSize - 1) == 0 else { throw ValidationError("--page-size must be a power of two in 4096…2^30") }
         if layout != .stacked {
             guard shard == nil else { throw ValidationError("--shard applies to the stacked layout") }
-            guard layout == .split || !resume else { throw ValidationError("--resume applies to the stacked and split layouts (an expert-major conversion restarts; its files are still staged and atomic)") }
+            guard layout == .split || !resume else {
+                throw ValidationError("--resume applies to the stacked and split layouts (an expert-major conversion restarts; its files are still staged and atomic)")
+            }
         }
         if shard != nil {
-            guard shardNumbers != nil else { throw ValidationError("--shard takes k/n with 1 ≤ k ≤ n, e.g. --shard 2/3") }
+            guard shardNumbers != nil else { throw ValidationError("--shard takes k/n with 1 ≤ k ≤ n ≤ 100000, e.g. --shard 2/3") }
             guard !resume else { throw ValidationError("--resume applies to whole conversions; rerun a failed shard instead") }
         }
     }
 
     /// --shard k/n as numbers.
     var shardNumbers: (k: Int, n: Int)? {
-        guard let parts = shard?.split(separator: "/"), parts.count == 2, let k = Int(parts[0]), let n = Int(parts[1]), n >= 1, (1...n).contains(k) else { return nil }
+        guard let parts = shard?.split(separator: "/"), parts.count == 2, let k = Int(parts[0]), let n = Int(parts[1]), (1...100_000).contains(n),
+              (1...n).contains(k) else { return nil }
         return (k, n)
+    }
+
+    /// Every file this run writes, for the output policy.
+    var plannedOutputs: [PlannedOutput] {
+        let staged = { (file: String) in [StagedFile.temporaryPath(for: file), OutputManifest.path(for: file)] }
+        let moeq: (String) -> Bool = { hasManifest($0) || (resume && PositionalFile.exists(StagedFile.temporaryPath(for: $0))) }
+        if format == .safetensors { return [.directory(output)] }
+        if let (k, n) = shardNumbers {
+            let part = ConversionPlan.partPath(output: output, shard: k, of: n)
+            return [.file(part, companions: [StagedFile.temporaryPath(for: part)]) { OutputPolicy.starts($0, with: Array("MOEQPRT1".utf8)) }]
+        }
+        switch layout {
+        case .stacked: return [.file(output, companions: staged(output) + [output + ".journal"], writtenByMoeq: moeq)]
+        case .split: return ConversionPlan.splitPaths(output: output).map { .file($0, companions: staged($0) + [$0 + ".journal"], writtenByMoeq: moeq) }
+        case .expertMajor:
+            let pack = ConversionPlan.packPath(output: output)
+            return [.file(output, companions: staged(output), writtenByMoeq: moeq), .file(pack, companions: staged(pack), writtenByMoeq: moeq)]
+        }
     }
 
     func run() throws {
         try reportingErrors {
+            if !dryRun { try checkOutputs(plannedOutputs, inputs: [path, imatrix, recipeFile], force: outputs.force) }
             if format == .safetensors {
                 let started = Date()
                 let summary = try SafetensorsExport.run(source: path, output: output, recipe: recipeName ?? .bf16, threads: threads)
@@ -95,116 +126,123 @@ struct ConvertCommand: ParsableCommand {
             let importance = try imatrix.map { try ImportanceMatrix(path: $0) }
             let rules = try recipeFile.map { try RecipeFile(path: $0) }
             let recipe = rules?.base ?? recipeName ?? .q8_0
-            let plan = try GGUFConversion.plan(path: path, recipe: recipe, name: name, importance: importance, rules: rules)
+            let plan = try GGUFConversion.plan(path: path, recipe: recipe, name: name, importance: importance, rules: rules, skipUnknown: skipUnknown)
             for warning in plan.warnings { printError("warning: \(warning)") }
-            if dryRun && layout != .stacked {
-                // The other layouts' files, sized from the same plan.
-                var files: [(String, Int)] = []
-                if layout == .split {
-                    files = zip(ConversionPlan.splitPaths(output: output), try plan.splitLayouts()).map { ($0, $1.layout.fileSize) }
-                } else {
-                    let pack = try plan.packLayout(alignment: pageSize, hits: routing(plan), denseFile: (output as NSString).lastPathComponent)
-                    files = [(output, try plan.denseLayout().layout.fileSize), (ConversionPlan.packPath(output: output), pack.fileSize)]
-                }
-                if json {
-                    print(JSONValue.object(JSONObject([("layout", .string(layout.rawValue)), ("files", .array(files.map { ["path": .string($0.0), "bytes": .integer(Int64($0.1))] }))])).prettyPrinted(), terminator: "")
-                } else {
-                    for (path, bytes) in files { print("\(path): \(bytes) bytes (\(humanBytes(bytes))) would be written") }
-                }
-                return
-            }
-            if dryRun {
-                if json { print(layoutJSON(plan).prettyPrinted(), terminator: ""); return }
-                for (tensor, info) in zip(plan.tensors, plan.layout.tensors) {
-                    let dims = "{" + tensor.dimensions.map(String.init).joined(separator: ", ") + "}"
-                    print(tensor.name.padding(toLength: 34, withPad: " ", startingAt: 0) + info.type.rawValue.padding(toLength: 7, withPad: " ", startingAt: 0)
-                          + dims.padding(toLength: 22, withPad: " ", startingAt: 0) + "@ \(plan.layout.dataStart + info.offset)  \(info.byteCount) B")
-                }
-                print("\(plan.tensors.count) tensors, \(plan.layout.fileSize) bytes (\(humanBytes(plan.layout.fileSize))) would be written to \(output)")
-                return
-            }
-            let showProgress = isatty(2) != 0 && !json && !events
-            let started = Date()
-            let stream = EventStream(enabled: events)
-            stream.emit("plan", ["tensors": .integer(Int64(plan.tensors.count)), "bytes": .integer(Int64(plan.layout.fileSize)),
-                                 "source_bytes": .integer(Int64(plan.sourceBytes)), "recipe": .string(recipe.rawValue), "output": .string(output)])
-            // Crash testing (validation/pipeline/kill_resume.py): MOEQ_KILL_AT=<bytes> or "rename" sends this
-            // process SIGKILL once that many output bytes are written, or just before the final rename.
-            let killAt = ProcessInfo.processInfo.environment["MOEQ_KILL_AT"]
-            if layout == .split {
-                let files = try OffloadLayouts.runSplit(plan, output: output, threads: threads, resume: resume, progress: { done, _ in
-                    if let killAt, let limit = Int(killAt), done >= limit { kill(getpid(), SIGKILL) }
-                })
-                for file in files { print("wrote \(file.path): \(humanBytes(file.bytes))") }
-                return
-            }
-            if layout == .expertMajor {
-                let written = try OffloadLayouts.runExpertMajor(plan, output: output, threads: threads, alignment: pageSize, hits: routing(plan))
-                print("wrote \(output): \(humanBytes(written.dense)) (every tensor but the routed experts) and \(ConversionPlan.packPath(output: output)): \(humanBytes(written.pack)), \(written.records) expert records aligned to \(pageSize) B\(importance == nil ? "" : ", hot → cold by the imatrix's routing counts")")
-                return
-            }
-            if let (k, n) = shardNumbers {
-                let part = try ShardedConversion.run(plan, output: output, shard: k, of: n, threads: threads)
-                let seconds = Date().timeIntervalSince(started)
-                if json {
-                    print((["part": .string(part.path), "shard": .integer(Int64(k)), "shards": .integer(Int64(n)), "tensors": .integer(Int64(part.tensors)),
-                            "bytes": .integer(Int64(part.bytes)), "seconds": .double(seconds)] as JSONValue).prettyPrinted(), terminator: "")
-                } else {
-                    print("wrote \(part.path): shard \(k)/\(n), \(part.tensors) of \(plan.tensors.count) tensors, \(humanBytes(part.bytes)) in \(String(format: "%.2f", seconds)) s; merge with `moeq merge \(output).part-*-of-\(n) -o \(output)`")
-                }
-                return
-            }
-            var written = 0
-            stream.emit("stage", ["stage": "write", "state": "start"])
-            let summary = try GGUFConversion.run(plan, output: output, threads: threads, resume: resume,
-                                                 beforeRename: {
-                                                     stream.emit("stage", ["stage": "write", "state": "end"])
-                                                     stream.emit("stage", ["stage": "finish", "state": "start", "what": "fsync, rename, manifest"])
-                                                     if killAt == "rename" { kill(getpid(), SIGKILL) }
-                                                 },
-                                                 tensorDone: { name, type, bytes, kept in
-                                                     written += bytes
-                                                     let elapsed = Date().timeIntervalSince(started)
-                                                     let rate = elapsed > 0 ? Double(written) / elapsed : 0
-                                                     stream.emit("tensor", ["name": .string(name), "type": .string(type.rawValue), "bytes": .integer(Int64(bytes)),
-                                                                            "kept_from_earlier_run": .bool(kept), "done": .integer(Int64(written)),
-                                                                            "total": .integer(Int64(plan.layout.fileSize - plan.layout.dataStart)),
-                                                                            "bytes_per_second": .double(rate),
-                                                                            "eta_seconds": .double(rate > 0 ? Double(plan.layout.fileSize - plan.layout.dataStart - written) / rate : 0)])
-                                                 }) { done, total in
-                if let killAt, let limit = Int(killAt), done >= limit { kill(getpid(), SIGKILL) }
-                guard showProgress else { return }
-                let elapsed = Date().timeIntervalSince(started)
-                let rate = elapsed > 0 ? Double(done) / elapsed : 0
-                let eta = rate > 0 ? Double(total - done) / rate : 0
-                FileHandle.standardError.write(Data(String(format: "\r%5.1f%%  %@ / %@  %.1f MB/s  ETA %.0f s ", 100 * Double(done) / Double(max(total, 1)),
-                                                           humanBytes(done), humanBytes(total), rate / 1e6, eta).utf8))
-            }
-            if showProgress { FileHandle.standardError.write(Data("\n".utf8)) }
-            stream.emit("stage", ["stage": "finish", "state": "end"])
-            stream.emit("summary", ["output": .string(output), "bytes": .integer(Int64(summary.outputBytes)), "seconds": .double(summary.seconds),
-                                    "bits_per_weight": .double(summary.bitsPerWeight)])
-            if json {
-                var counts: [(String, JSONValue)] = []
-                for type in QuantType.allCases { if let n = summary.typeCounts[type] { counts.append((type.rawValue, .integer(Int64(n)))) } }
-                let document: JSONValue = ["output": .string(output), "recipe": .string(recipe.rawValue), "bytes_in": .integer(Int64(summary.sourceBytes)),
-                                           "bytes_out": .integer(Int64(summary.outputBytes)), "bits_per_weight": .double(summary.bitsPerWeight),
-                                           "seconds": .double(summary.seconds), "tensor_types": .object(JSONObject(counts))]
-                print(document.prettyPrinted(), terminator: "")
-            } else {
-                let counts = QuantType.allCases.compactMap { t in summary.typeCounts[t].map { "\($0) \(t.rawValue)" } }.joined(separator: ", ")
-                print("wrote \(output): \(humanBytes(summary.outputBytes)) (\(String(format: "%.3f", summary.bitsPerWeight)) bpw) from \(humanBytes(summary.sourceBytes)) in \(String(format: "%.2f", summary.seconds)) s; tensors: \(counts)")
-            }
+            if dryRun { return try printDryRun(plan) }
+            Interruption.install()
+            try write(plan, recipe: recipe)
         }
     }
 
-    /// Per-layer expert routing counts from the --imatrix (orders the expert pack hot → cold).
-    private func routing(_ plan: ConversionPlan) -> [Int: [Int]] { plan.importance.map(plan.tensorLayout.routingCounts) ?? [:] }
+    private func write(_ plan: ConversionPlan, recipe: RecipeName) throws {
+        let showProgress = isatty(2) != 0 && !json && !events
+        let started = Date()
+        let stream = EventStream(enabled: events)
+        stream.emit("plan", ["tensors": .integer(Int64(plan.tensors.count)), "bytes": .integer(Int64(plan.layout.fileSize)),
+                             "source_bytes": .integer(Int64(plan.sourceBytes)), "recipe": .string(recipe.rawValue), "output": .string(output)])
+        // Crash testing (validation/pipeline/kill_resume.py): MOEQ_KILL_AT=<bytes> or "rename" sends this
+        // process SIGKILL once that many output bytes are written, or just before the final rename.
+        let killAt = ProcessInfo.processInfo.environment["MOEQ_KILL_AT"]
+        let cancelled = { Interruption.requested }
+        switch layout {
+        case .split:
+            let files = try OffloadLayouts.runSplit(plan, output: output, threads: threads, resume: resume, cancelled: cancelled, progress: { done, _ in
+                if let killAt, let limit = Int(killAt), done >= limit { kill(getpid(), SIGKILL) }
+            })
+            for file in files { print("wrote \(file.path): \(humanBytes(file.bytes))") }
+            return
+        case .expertMajor:
+            let hits = plan.importance.map(plan.tensorLayout.routingCounts) ?? [:]
+            let written = try OffloadLayouts.runExpertMajor(plan, output: output, threads: threads, alignment: pageSize, hits: hits)
+            print("wrote \(output): \(humanBytes(written.dense)) (every tensor but the routed experts) and \(ConversionPlan.packPath(output: output)): \(humanBytes(written.pack)), \(written.records) expert records aligned to \(pageSize) B\(plan.importance == nil ? "" : ", hot → cold by the imatrix's routing counts")")
+            return
+        case .stacked:
+            break
+        }
+        if let (k, n) = shardNumbers {
+            let part = try ShardedConversion.run(plan, output: output, shard: k, of: n, threads: threads)
+            let seconds = Date().timeIntervalSince(started)
+            if json {
+                print((["part": .string(part.path), "shard": .integer(Int64(k)), "shards": .integer(Int64(n)), "tensors": .integer(Int64(part.tensors)),
+                        "bytes": .integer(Int64(part.bytes)), "seconds": .double(seconds)] as JSONValue).prettyPrinted(), terminator: "")
+            } else {
+                print("wrote \(part.path): shard \(k)/\(n), \(part.tensors) of \(plan.tensors.count) tensors, \(humanBytes(part.bytes)) in \(String(format: "%.2f", seconds)) s; merge with `moeq merge \(output).part-*-of-\(n) -o \(output)`")
+            }
+            return
+        }
+        var written = 0
+        let total = plan.layout.fileSize - plan.layout.dataStart
+        stream.emit("stage", ["stage": "write", "state": "start"])
+        let summary = try GGUFConversion.run(plan, output: output, threads: threads, resume: resume, cancelled: cancelled, beforeRename: {
+            stream.emit("stage", ["stage": "write", "state": "end"])
+            stream.emit("stage", ["stage": "finish", "state": "start", "what": "fsync, rename, manifest"])
+            if killAt == "rename" { kill(getpid(), SIGKILL) }
+        }, tensorDone: { name, type, bytes, kept in
+            written += bytes
+            let elapsed = Date().timeIntervalSince(started)
+            let rate = elapsed > 0 ? Double(written) / elapsed : 0
+            stream.emit("tensor", ["name": .string(name), "type": .string(type.rawValue), "bytes": .integer(Int64(bytes)),
+                                   "kept_from_earlier_run": .bool(kept), "done": .integer(Int64(written)), "total": .integer(Int64(total)),
+                                   "bytes_per_second": .double(rate), "eta_seconds": .double(rate > 0 ? Double(total - written) / rate : 0)])
+        }) { done, total in
+            if let killAt, let limit = Int(killAt), done >= limit { kill(getpid(), SIGKILL) }
+            guard showProgress else { return }
+            let elapsed = Date().timeIntervalSince(started)
+            let rate = elapsed > 0 ? Double(done) / elapsed : 0
+            let eta = rate > 0 ? Double(total - done) / rate : 0
+            FileHandle.standardError.write(Data(String(format: "\r%5.1f%%  %@ / %@  %.1f MB/s  ETA %.0f s ", 100 * Double(done) / Double(max(total, 1)),
+                                                       humanBytes(done), humanBytes(total), rate / 1e6, eta).utf8))
+        }
+        if showProgress { FileHandle.standardError.write(Data("\n".utf8)) }
+        stream.emit("stage", ["stage": "finish", "state": "end"])
+        stream.emit("summary", ["output": .string(output), "bytes": .integer(Int64(summary.outputBytes)), "seconds": .double(summary.seconds),
+                                "bits_per_weight": .double(summary.bitsPerWeight)])
+        if json {
+            var counts: [(String, JSONValue)] = []
+            for type in QuantType.allCases { if let n = summary.typeCounts[type] { counts.append((type.rawValue, .integer(Int64(n)))) } }
+            let document: JSONValue = ["output": .string(output), "recipe": .string(recipe.rawValue), "bytes_in": .integer(Int64(summary.sourceBytes)),
+                                       "bytes_out": .integer(Int64(summary.outputBytes)), "bits_per_weight": .double(summary.bitsPerWeight),
+                                       "seconds": .double(summary.seconds), "tensor_types": .object(JSONObject(counts)),
+                                       "kept_from_earlier_run": .integer(Int64(summary.keptTensors))]
+            print(document.prettyPrinted(), terminator: "")
+        } else {
+            let counts = QuantType.allCases.compactMap { t in summary.typeCounts[t].map { "\($0) \(t.rawValue)" } }.joined(separator: ", ")
+            let kept = summary.keptTensors > 0 ? "; \(summary.keptTensors) tensors kept from the earlier run" : ""
+            print("wrote \(output): \(humanBytes(summary.outputBytes)) (\(String(format: "%.3f", summary.bitsPerWeight)) bpw) from \(humanBytes(summary.sourceBytes)) in \(String(format: "%.2f", summary.seconds)) s; tensors: \(counts)\(kept)")
+        }
+    }
+
+    private func printDryRun(_ plan: ConversionPlan) throws {
+        if layout != .stacked {
+            // The other layouts' files, sized from the same plan.
+            var files: [(String, Int)] = []
+            if layout == .split {
+                files = zip(ConversionPlan.splitPaths(output: output), try plan.splitLayouts()).map { ($0, $1.layout.fileSize) }
+            } else {
+                let hits = plan.importance.map(plan.tensorLayout.routingCounts) ?? [:]
+                let pack = try plan.packLayout(alignment: pageSize, hits: hits, denseFile: (output as NSString).lastPathComponent)
+                files = [(output, try plan.denseLayout().layout.fileSize), (ConversionPlan.packPath(output: output), pack.fileSize)]
+            }
+            if json {
+                print(JSONValue.object(JSONObject([("layout", .string(layout.rawValue)),
+                                                   ("files", .array(files.map { ["path": .string($0.0), "bytes": .integer(Int64($0.1))] }))])).prettyPrinted(), terminator: "")
+            } else {
+                for (path, bytes) in files { print("\(path): \(bytes) bytes (\(humanBytes(bytes))) would be written") }
+            }
+            return
+        }
+        if json { print(layoutJSON(plan).prettyPrinted(), terminator: ""); return }
+        for (tensor, info) in zip(plan.tensors, plan.layout.tensors) {
+            let dims = "{" + tensor.dimensions.map(String.init).joined(separator: ", ") + "}"
+            print(tensor.name.padding(toLength: 34, withPad: " ", startingAt: 0) + info.type.rawValue.padding(toLength: 7, withPad: " ", startingAt: 0)
+                  + dims.padding(toLength: 22, withPad: " ", startingAt: 0) + "@ \(plan.layout.dataStart + info.offset)  \(info.byteCount) B")
+        }
+        print("\(plan.tensors.count) tensors, \(plan.layout.fileSize) bytes (\(humanBytes(plan.layout.fileSize))) would be written to \(output)")
+    }
 
     private func layoutJSON(_ plan: ConversionPlan) -> JSONValue {
-        let recipe = plan.recipe
-        return .object(JSONObject([
-            ("output", .string(output)), ("recipe", .string(recipe.rawValue)), ("bytes", .integer(Int64(plan.layout.fileSize))),
+        .object(JSONObject([
+            ("output", .string(output)), ("recipe", .string(plan.recipe.rawValue)), ("bytes", .integer(Int64(plan.layout.fileSize))),
             ("data_start", .integer(Int64(plan.layout.dataStart))),
             ("tensors", .array(zip(plan.tensors, plan.layout.tensors).map { tensor, info in
                 ["name": .string(tensor.name), "type": .string(info.type.rawValue), "ne": .array(tensor.dimensions.map { .integer(Int64($0)) }),
@@ -227,7 +265,5 @@ final class EventStream {
         FileHandle.standardError.write(Data((JSONValue.object(object).serialized() + "\n").utf8))
     }
 }
-
-enum OutputLayoutArgument: String, ExpressibleByArgument { case stacked, split, expertMajor = "expert-major" }
 
 enum OutputFormat: String, ExpressibleByArgument { case gguf, safetensors }

@@ -21,8 +21,11 @@ struct DumpCommand: ParsableCommand {
     @Flag(help: "Write the stored element bytes unchanged (BF16/FP8 as unsigned bit patterns).")
     var raw = false
 
+    @OptionGroup var outputs: OutputOptions
+
     func run() throws {
         try reportingErrors {
+            try checkOutputs([.file(output, companions: [output + ".partial"])], inputs: [path], force: outputs.force)
             if path.hasSuffix(".gguf") {
                 let file = try GGUFFile(path: path)
                 guard let info = file.tensor(named: tensor) else { throw SafetensorsError.tensorNotFound(file: path, tensor: tensor) }
@@ -46,8 +49,19 @@ struct DumpCommand: ParsableCommand {
                 return
             }
             let configPath = (checkpoint.directory as NSString).appendingPathComponent("config.json")
-            let quantization = FileManager.default.fileExists(atPath: configPath) ? try ModelSpec(configFile: configPath).quantization : .none
-            let weight = try WeightResolver(checkpoint: checkpoint, quantization: quantization).weight(named: tensor)
+            var quantization = SourceQuantization.none
+            let resolver: WeightResolver
+            if PositionalFile.exists(configPath) {
+                // With a config, the tensor's shape is checked against it before its data is read.
+                let spec = try ModelSpec(configFile: configPath)
+                quantization = spec.quantization
+                resolver = WeightResolver(checkpoint: checkpoint, quantization: quantization)
+                let layout = spec.tensorLayout
+                try layout.check([try resolver.weight(named: tensor)], directory: checkpoint.directory, config: configPath, allowUnknown: true)
+            } else {
+                resolver = WeightResolver(checkpoint: checkpoint, quantization: quantization)
+            }
+            let weight = try resolver.weight(named: tensor)
             try NumpyFile.write(try weight.decodeAll(), shape: weight.shape, to: output)
         }
     }

@@ -13,25 +13,29 @@ struct ImatrixCommand: ParsableCommand {
     @Option(help: "Text file (tokenized with the model's tokenizer.json).") var text: String?
     @Option(help: "Token ids (.npy or whitespace-separated).") var tokens: String?
     @Option(name: .shortAndLong, help: "Output imatrix .gguf (usable by llama-quantize --imatrix and moeq convert --imatrix).") var output: String
-    @Option(help: "Tokens per chunk.") var ctx = 128
-    @Option(help: "At most this many chunks.") var chunks: Int?
+    @Option(parsing: .unconditional, help: "Tokens per chunk.") var ctx = 128
+    @Option(parsing: .unconditional, help: "At most this many chunks.") var chunks: Int?
+    @OptionGroup var outputs: OutputOptions
 
     func validate() throws {
         guard (tokens == nil) != (text == nil) else { throw ValidationError("give exactly one of --tokens and --text") }
-        guard ctx >= 2 else { throw ValidationError("--ctx must be at least 2") }
+        guard (2...(1 << 20)).contains(ctx) else { throw ValidationError("--ctx must be in 2…1048576") }
+        if let chunks, chunks < 1 { throw ValidationError("--chunks must be at least 1") }
     }
 
     func run() throws {
         try reportingErrors {
-            let ids = try tokenIDs(tokens: tokens, text: text, tokenizerDirectory: model)
+            try checkOutputs([.file(output, companions: [StagedFile.temporaryPath(for: output), OutputManifest.path(for: output)], writtenByMoeq: hasManifest)],
+                             inputs: [model, text, tokens], force: outputs.force)
             let weights = try ReferenceModel.weights(path: model)
+            let ids = try tokenIDs(tokens: tokens, text: text, tokenizerDirectory: model, vocabularySize: weights.spec.vocabularySize)
             let collector = ImportanceCollector(spec: weights.spec)
             var done = 0
             while (done + 1) * ctx <= ids.count && done < (chunks ?? Int.max) {
                 _ = try ReferenceModel.logits(weights: weights, tokens: Array(ids[(done * ctx)..<((done + 1) * ctx)]), observer: collector)
                 done += 1
             }
-            guard done > 0 else { throw ValidationError("fewer than --ctx \(ctx) tokens") }
+            guard done > 0 else { throw TokenInputError.empty(file: text ?? tokens ?? model, reason: "\(ids.count) tokens, fewer than one chunk of --ctx \(ctx)") }
             try collector.write(to: output, dataset: (text ?? tokens ?? "") as String, chunks: done, chunkSize: ctx)
             print("wrote \(output): \(done) chunks × \(ctx) tokens")
             let idle = collector.idleExperts

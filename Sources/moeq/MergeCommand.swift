@@ -2,6 +2,7 @@
 import ArgumentParser
 import ConversionPipeline
 import Foundation
+import TensorFormats
 
 struct MergeCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -11,9 +12,12 @@ struct MergeCommand: ParsableCommand {
 
     @Argument(help: "The part files (OUT.gguf.part-k-of-n).") var parts: [String]
     @Option(name: .shortAndLong, help: "Output .gguf file.") var output: String
+    @OptionGroup var outputs: OutputOptions
 
     func run() throws {
         try reportingErrors {
+            try checkOutputs([.file(output, companions: [StagedFile.temporaryPath(for: output), OutputManifest.path(for: output)], writtenByMoeq: hasManifest)],
+                             inputs: parts, force: outputs.force)
             let started = Date()
             let merged = try ShardedConversion.merge(parts: parts, output: output)
             print("wrote \(output): \(humanBytes(merged.bytes)), \(merged.tensors) tensors from \(parts.count) parts in \(String(format: "%.2f", Date().timeIntervalSince(started))) s")

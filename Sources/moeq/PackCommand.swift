@@ -10,12 +10,14 @@ struct PackCommand: ParsableCommand {
 
     @Argument(help: "Checkpoint directory.") var path: String
     @Option(name: .shortAndLong, help: "Archive directory to create.") var output: String
-    @Option(help: "zstd level (1–19).") var level: Int32 = 3
+    @Option(parsing: .unconditional, help: "zstd level (1–19).") var level: Int32 = 3
+    @OptionGroup var outputs: OutputOptions
 
     func validate() throws { guard (1...19).contains(level) else { throw ValidationError("--level must be 1…19") } }
 
     func run() throws {
         try reportingErrors {
+            try checkOutputs([.directory(output)], inputs: [path], force: outputs.force)
             let summary = try BytePlanePack.pack(directory: path, output: output, level: level)
             print("packed \(summary.files) files: \(humanBytes(summary.originalBytes)) → \(humanBytes(summary.packedBytes)) (ratio \(String(format: "%.3f", summary.ratio)), \(String(format: "%.1f", 100 / max(summary.ratio, 1e-9)))% of the original)")
         }
@@ -28,9 +30,11 @@ struct UnpackCommand: ParsableCommand {
 
     @Argument(help: "Archive directory.") var path: String
     @Option(name: .shortAndLong, help: "Directory to restore into.") var output: String
+    @OptionGroup var outputs: OutputOptions
 
     func run() throws {
         try reportingErrors {
+            try checkOutputs([.directory(output)], inputs: [path], force: outputs.force)
             let summary = try BytePlanePack.unpack(input: path, directory: output)
             print("restored \(summary.files) files, \(humanBytes(summary.originalBytes)), all XXH3 verified")
         }

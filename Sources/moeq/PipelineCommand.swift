@@ -15,9 +15,14 @@ struct PipelineCommand: ParsableCommand {
 
     @Argument(help: "Recipe file (JSON, formats/recipe.md).") var recipe: String
     @Flag(help: "Plan every stage; write nothing.") var dryRun = false
-    @Option(help: "Threads for quantization (default: the recipe's, else all cores).") var threads: Int?
+    @Option(parsing: .unconditional, help: "Threads for quantization (default: the recipe's, else all cores).") var threads: Int?
     @Flag(help: "Print the report as JSON.") var json = false
     @Flag(help: "List the registered stages with what they need, and exit.") var listStages = false
+    @OptionGroup var outputs: OutputOptions
+
+    func validate() throws {
+        if let threads, !(1...4096).contains(threads) { throw ValidationError("--threads must be in 1…4096, not \(threads)") }
+    }
 
     func run() throws {
         try reportingErrors {
@@ -30,6 +35,18 @@ struct PipelineCommand: ParsableCommand {
             }
             let file = try RecipeFile(path: recipe)
             let context = PipelineContext(recipe: file, threads: threads ?? file.threads ?? ProcessInfo.processInfo.activeProcessorCount)
+            if let text = file.validate?.text, !PositionalFile.exists(text) {
+                throw TokenInputError.invalid(file: text, reason: "the recipe's validate.text cannot be read: No such file or directory")
+            }
+            if !dryRun, let output = file.output {
+                let layout = OutputLayout(rawValue: file.layout ?? "stacked") ?? .stacked
+                let paths = layout == .split ? ConversionPlan.splitPaths(output: output)
+                    : layout == .expertMajor ? [output, ConversionPlan.packPath(output: output)] : [output]
+                try checkOutputs(paths.map { .file($0, companions: [StagedFile.temporaryPath(for: $0), OutputManifest.path(for: $0), $0 + ".journal"], writtenByMoeq: hasManifest) },
+                                 inputs: [recipe, file.source, file.imatrix, file.validate?.text], force: outputs.force)
+            }
+            Interruption.install()
+            context.cancelled = { Interruption.requested }
             let stages = try StageRegistry.pipeline(for: file)
             try StageRegistry.execute(stages, context: context, dryRun: dryRun) { stage, result in
                 if !json { print("\(stage.name): \(result.serialized())") }
@@ -56,9 +73,12 @@ struct ValidateStage: Stage {
         guard let settings = context.recipe.validate, let source = context.source, let output = context.output else {
             throw PipelineError.missing(stage: name, need: .calibrationText)
         }
-        let bos = beginningOfSequence(directory: source)
-        let ids = (bos.map { [$0] } ?? []) + (try tokenIDs(tokens: nil, text: settings.text, tokenizerDirectory: source))
         let base = try ReferenceModel.weights(path: source)
+        let bos = try beginningOfSequence(directory: source)
+        let ids = (bos.map { [$0] } ?? []) + (try tokenIDs(tokens: nil, text: settings.text, tokenizerDirectory: source, vocabularySize: base.spec.vocabularySize))
+        guard ids.count >= settings.context else {
+            throw TokenInputError.empty(file: settings.text, reason: "\(ids.count) tokens, fewer than one chunk of ctx \(settings.context)")
+        }
         let quant = try ReferenceModel.weights(path: output, configDirectory: source)
         let windows = QuantValidation.windows(tokens: ids, context: settings.context, maxChunks: settings.chunks, beginningOfSequence: bos)
         let report = try QuantValidation.run(quant: quant, base: .model(base), configDirectory: source, windows: windows).report

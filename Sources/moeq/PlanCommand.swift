@@ -1,5 +1,6 @@
-// `moeq plan MODEL [--recipe R ...] [--context N] [--json]`: what each recipe weighs, split by what a token
-// touches, and the KV cache — from headers or config.json alone. (Hardware targets and speed: issue 7, to come.)
+// `moeq plan MODEL [--recipe R ...] [--target T ...] [--context N] [--json | --svg F | --html F]`: what each recipe
+// weighs, split by what a token touches, the KV cache, and on each hardware target where it goes, how fast it decodes
+// and prefills, and the llama.cpp command — from headers or config.json alone.
 import ArgumentParser
 import ConversionPipeline
 import OutputPlanning
@@ -17,7 +18,7 @@ struct PlanCommand: ParsableCommand {
 
     @Argument(help: "A checkpoint directory, a GGUF file, a config.json, or a bundled model name.") var model: String
     @Option(name: .customLong("recipe"), help: "Recipe (repeatable; default Q8_0, Q6_K, Q5_K_M, Q4_K_M, Q4_0).") var recipes: [RecipeName] = []
-    @Option(help: "Context length (KV cache, F16).") var context = 32768
+    @Option(parsing: .unconditional, help: "Context length (KV cache), 1…268435456 tokens.") var context = 32768
     @Option(name: .customLong("target"), help: "Hardware target (repeatable), e.g. rtx4090+256gb, 2x3090+128gb-ddr4, 8xh200, m3-ultra-512gb, rtx4090+512gb-2x8ch-ddr5-4800, 384gb-12ch-ddr5-4800, or by numbers: gpu:16:448+ram:64:60 (KIND:GB:GB/s, KIND gpu, unified, ram, disk).") var targets: [String] = []
     @Option(help: "KV cache type (llama.cpp -ctk/-ctv): F16, BF16, F32, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1.") var cacheType: QuantType = .f16
     @Option(help: "More hardware: a JSON file with the schema of formats/hardware/targets.json (its names replace the bundled ones).") var targetsFile: String?
@@ -26,15 +27,31 @@ struct PlanCommand: ParsableCommand {
     @Flag(help: "Print JSON.") var json = false
     @Option(help: "Also write the recipes × targets matrix as an SVG chart to this file.") var svg: String?
     @Option(help: "Also write it as a standalone HTML page (the SVG plus a table) to this file.") var html: String?
+    @OptionGroup var outputs: OutputOptions
 
     enum EngineArgument: String, ExpressibleByArgument { case llamaCpp = "llama.cpp", ktransformers }
 
+    /// KV cache types llama.cpp's -ctk / -ctv accept.
+    static let cacheTypes: [QuantType] = [.f16, .bf16, .f32, .q8_0, .q4_0, .q4_1, .q5_0, .q5_1]
+
+    func validate() throws {
+        guard (1...(1 << 28)).contains(context) else { throw ValidationError("--context must be in 1…268435456 tokens, not \(context)") }
+        guard PlanCommand.cacheTypes.contains(cacheType) else {
+            throw ValidationError("--cache-type \(cacheType.rawValue) is not a KV cache type llama.cpp runs; use \(PlanCommand.cacheTypes.map(\.rawValue).joined(separator: ", "))")
+        }
+        if (svg != nil || html != nil) && targets.isEmpty { throw ValidationError("--svg and --html draw the recipes × targets matrix: give at least one --target") }
+    }
+
     func run() throws {
         try reportingErrors {
+            try checkOutputs([svg, html].compactMap { $0 }.map { .file($0, companions: [$0 + ".partial"]) },
+                             inputs: [model, targetsFile, routing], force: outputs.force)
+            // A targets file given is read (and its errors reported) even when no --target uses it.
+            let catalog = try targetsFile.map { try HardwareCatalog.bundled().adding(file: $0) } ?? HardwareCatalog.bundled()
             let chosen = recipes.isEmpty ? [RecipeName.q8_0, .q6_K, .q5_K_M, .q4_K_M, .q4_0] : recipes
             let (spec, footprints) = try resolveModel(chosen)
             if !targets.isEmpty {
-                try printMatrix(footprints, spec: spec)
+                try printMatrix(footprints, spec: spec, catalog: catalog)
                 return
             }
             let kv = footprints.first?.kvBytesPerToken ?? 0
@@ -67,13 +84,14 @@ struct PlanCommand: ParsableCommand {
     func resolveModel(_ chosen: [RecipeName]) throws -> (ModelSpec, [Footprint]) {
         var isDirectory: ObjCBool = false
         let exists = FileManager.default.fileExists(atPath: model, isDirectory: &isDirectory)
+        let looksLikeGGUF = model.hasSuffix(".gguf") || OutputPolicy.starts(model, with: Array("GGUF".utf8))
         if exists && isDirectory.boolValue {
             let spec = try ModelSpec(configFile: (model as NSString).appendingPathComponent("config.json"))
             // Convertible checkpoints are planned by the conversion itself (sizes = `convert --dry-run`'s).
             guard spec.architecture.isConvertible else { return (spec, try Footprint.of(spec: spec, recipes: chosen)) }
             return (spec, try chosen.map { try Footprint.of(checkpoint: model, recipe: $0) })
         }
-        if exists, let handle = FileHandle(forReadingAtPath: model), handle.readData(ofLength: 4) == Data("GGUF".utf8) {
+        if exists, looksLikeGGUF {
             let files = try Footprint.ggufFiles(first: model)
             let spec = try ModelSpec(gguf: files[0])
             // The file (or split set) as it is; named recipes (if asked) are planned from its hyper-parameters.
@@ -91,8 +109,7 @@ struct PlanCommand: ParsableCommand {
         return (spec, try Footprint.of(spec: spec, recipes: chosen))
     }
 
-    func printMatrix(_ footprints: [Footprint], spec: ModelSpec) throws {
-        let catalog = try targetsFile.map { try HardwareCatalog.bundled().adding(file: $0) } ?? HardwareCatalog.bundled()
+    func printMatrix(_ footprints: [Footprint], spec: ModelSpec, catalog: HardwareCatalog) throws {
         let resolved = try targets.map { try catalog.target($0) }
         var profile: RoutingProfile?
         if let routing {

@@ -24,17 +24,19 @@ struct SynthCommand: ParsableCommand {
     @Option(help: "Storage of linear weights: bf16, f32, fp8 (128×128 block scales), int4 (compressed-tensors, routed experts). Default: the preset's own.")
     var dtype: SyntheticDType?
 
-    @Option(help: "Seed for the weights.")
+    @Option(parsing: .unconditional, help: "Seed for the weights.")
     var seed: UInt64 = 0
 
     @Flag(help: "Leave all tensor data zero (sparse files): header-scale tests without terabytes.")
     var sparse = false
 
-    @Option(help: "Keep only the first N layers (real widths).")
+    @Option(parsing: .unconditional, help: "Keep only the first N layers (real widths), at most the preset's.")
     var layers: Int?
 
-    @Option(help: "Maximum shard size in bytes (default: the preset's).")
+    @Option(parsing: .unconditional, help: "Maximum shard size in bytes (default: the preset's).")
     var shardBytes: Int?
+
+    @OptionGroup var outputs: OutputOptions
 
     func validate() throws {
         guard arch.isConvertible else { throw ValidationError("\(arch.rawValue) presets are planning specs only (`moeq plan`); synth writes deepseek_v3, qwen3_moe and mixtral checkpoints") }
@@ -42,13 +44,17 @@ struct SynthCommand: ParsableCommand {
             let valid = ModelPresets.all.filter { $0.architecture == arch && !$0.name.hasPrefix("tiny-") }.map(\.name)
             throw ValidationError("preset \"\(preset)\" does not exist for \(arch.rawValue); choose tiny\(valid.isEmpty ? "" : " or " + valid.joined(separator: ", "))")
         }
-        if let layers, layers < 1 { throw ValidationError("--layers must be at least 1") }
-        if let shardBytes, shardBytes < 1 { throw ValidationError("--shard-bytes must be positive") }
+        if let layers, let chosen = ModelPresets.named(preset, architecture: arch) {
+            let available = (try? ModelSpec(config: chosen.config).layerCount) ?? 0
+            guard (1...max(available, 1)).contains(layers) else { throw ValidationError("--layers must be in 1…\(available) (the preset's layers), not \(layers)") }
+        }
+        if let shardBytes, !(1_000_000...(1 << 40)).contains(shardBytes) { throw ValidationError("--shard-bytes must be in 1000000…2^40") }
     }
 
     func run() throws {
         try reportingErrors {
             guard let chosen = ModelPresets.named(preset, architecture: arch) else { return }
+            try checkOutputs([.directory(out)], inputs: [], force: outputs.force)
             var options = SyntheticOptions(preset: chosen, dtype: dtype ?? SyntheticDType(rawValue: chosen.nativeDType) ?? .bf16)
             options.seed = seed
             options.sparse = sparse

@@ -14,31 +14,39 @@ struct ValidateCommand: ParsableCommand {
     @Option(help: "The base checkpoint directory (its config.json also describes the GGUF).") var base: String
     @Option(help: "Token ids (.npy int32/int64 or whitespace-separated text).") var tokens: String?
     @Option(help: "A text file, tokenized with the base model's tokenizer.json.") var text: String?
-    @Option(help: "Tokens per chunk.") var ctx = 128
-    @Option(help: "At most this many chunks.") var chunks: Int?
+    @Option(parsing: .unconditional, help: "Tokens per chunk.") var ctx = 128
+    @Option(parsing: .unconditional, help: "At most this many chunks.") var chunks: Int?
     @Option(help: "Keep the base's distributions at the scored positions in FILE (top-k log-probs + the next token's, zstd) for later runs.") var saveBaseLogits: String?
     @Option(help: "Use a file written by --save-base-logits instead of running the base model (KLD then from its top-k + tail form).") var baseLogits: String?
-    @Option(help: "Log-probabilities kept per position by --save-base-logits.") var topK = 32
+    @Option(parsing: .unconditional, help: "Log-probabilities kept per position by --save-base-logits.") var topK = 32
     @Option(help: "exact: f32 matmul inputs. llama-cpu: each matmul input rounded as llama.cpp's CPU backend rounds it for the stored weight type (Q8_0 blocks for Q8_0/Q4_0/Q5_0 weights, Q8_K for k-quants, F16 for F16), so the numbers predict llama-perplexity's.") var arithmetic: Arithmetic = .exact
-    @Option(help: "Decoded experts the engine keeps when QUANT is an expert-major GGUF (OUT.gguf + OUT.expert-pack).") var expertCache = 8
+    @Option(parsing: .unconditional, help: "Decoded experts the engine keeps when QUANT is an expert-major GGUF (OUT.gguf + OUT.expert-pack).") var expertCache = 8
     @Flag(help: "Print JSON.") var json = false
+    @OptionGroup var outputs: OutputOptions
 
     enum Arithmetic: String, ExpressibleByArgument { case exact, llamaCPU = "llama-cpu" }
 
     func validate() throws {
-        guard ctx >= 4 else { throw ValidationError("--ctx must be at least 4") }
+        guard (4...(1 << 20)).contains(ctx) else { throw ValidationError("--ctx must be in 4…1048576") }
+        if let chunks, chunks < 1 { throw ValidationError("--chunks must be at least 1") }
         guard (tokens == nil) != (text == nil) else { throw ValidationError("give exactly one of --tokens and --text") }
         guard saveBaseLogits == nil || baseLogits == nil else { throw ValidationError("--save-base-logits and --base-logits exclude each other") }
-        guard topK >= 1 else { throw ValidationError("--top-k must be at least 1") }
+        guard (1...65_536).contains(topK) else { throw ValidationError("--top-k must be in 1…65536") }
+        guard (1...1_000_000).contains(expertCache) else { throw ValidationError("--expert-cache must be in 1…1000000") }
     }
 
     func run() throws {
         try reportingErrors {
-            // llama-perplexity: the text is tokenized with BOS first, and every chunk starts with BOS.
-            let bos = beginningOfSequence(directory: base)
-            let ids = (text != nil ? bos.map { [$0] } ?? [] : []) + (try tokenIDs(tokens: tokens, text: text, tokenizerDirectory: base))
-            guard ids.count >= ctx else { throw ValidationError("the input has \(ids.count) tokens, fewer than --ctx \(ctx)") }
+            if let saveBaseLogits {
+                try checkOutputs([.file(saveBaseLogits, companions: [saveBaseLogits + ".partial"]) { OutputPolicy.starts($0, with: BaseLogitRecord.magic) }],
+                                 inputs: [quant, base, tokens, text, baseLogits], force: outputs.force)
+            }
             let baseWeights = try ReferenceModel.weights(path: base)
+            // llama-perplexity: the text is tokenized with BOS first, and every chunk starts with BOS.
+            let bos = try beginningOfSequence(directory: base)
+            let ids = (text != nil ? bos.map { [$0] } ?? [] : [])
+                + (try tokenIDs(tokens: tokens, text: text, tokenizerDirectory: base, vocabularySize: baseWeights.spec.vocabularySize))
+            guard ids.count >= ctx else { throw TokenInputError.empty(file: text ?? tokens ?? base, reason: "\(ids.count) tokens, fewer than one chunk of --ctx \(ctx)") }
             let quantWeights = try ReferenceModel.weights(path: quant, configDirectory: base, llamaCPUArithmetic: arithmetic == .llamaCPU, expertCache: expertCache)
             let windows = QuantValidation.windows(tokens: ids, context: ctx, maxChunks: chunks, beginningOfSequence: bos)
             var source = QuantValidation.BaseSource.model(baseWeights)

@@ -54,7 +54,7 @@ func heldOutPerplexityEqualsTransformers(fixture: String) throws {
     let config = try JSONParser.parse([UInt8](try Data(contentsOf: directory.appendingPathComponent("config.json"))))
     let bos = try #require(config["bos_token_id"]?.intValue)
     let text = try String(contentsOf: fixtures.appendingPathComponent("trained/kjv-heldout.txt"), encoding: .utf8)
-    let ids = [bos] + (try BPETokenizer(path: directory.appendingPathComponent("tokenizer.json").path)).encode(text)
+    let ids = [bos] + (try (try BPETokenizer(path: directory.appendingPathComponent("tokenizer.json").path)).encode(text))
     let weights = try CheckpointWeights(path: directory.path)
     let windows = QuantValidation.windows(tokens: ids, context: 256, maxChunks: nil, beginningOfSequence: bos)
     let (perplexity, positions) = try QuantValidation.perplexity(model: weights, configDirectory: directory.path, windows: windows)
@@ -104,7 +104,7 @@ func engineOnOurF32GGUFEqualsEngineOnTheCheckpoint(fixture: String) throws {
     // A trained model: its distributions are peaked, so the top 32 hold most of the mass (on a random model they don't).
     let directory = fixtures.appendingPathComponent("trained-qwen3_moe").path
     let text = try String(contentsOf: fixtures.appendingPathComponent("trained/kjv-heldout.txt"), encoding: .utf8)
-    let tokens = Array((try BPETokenizer(path: directory + "/tokenizer.json")).encode(text).prefix(3 * 64))
+    let tokens = Array(try (try BPETokenizer(path: directory + "/tokenizer.json")).encode(text).prefix(3 * 64))
     let windows = QuantValidation.windows(tokens: tokens, context: 64, maxChunks: nil, beginningOfSequence: 0)
     let output = NSTemporaryDirectory() + "moeq-record-\(UUID().uuidString).gguf"
     let recordPath = output + ".base"

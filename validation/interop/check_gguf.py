@@ -40,7 +40,7 @@ with tempfile.TemporaryDirectory() as work:
             reader = GGUFReader(out)
             for tensor in reader.tensors:
                 dumped = os.path.join(work, "t.npy")
-                r = moeq("dump", out, tensor.name, "-o", dumped)
+                r = moeq("dump", out, tensor.name, "-o", dumped, "--force")
                 check(r.returncode == 0, f"dump {tensor.name}: {r.stderr}")
                 ours = np.load(dumped)
                 theirs = quants.dequantize(tensor.data, tensor.tensor_type).astype(np.float32).reshape(ours.shape)
@@ -50,7 +50,7 @@ with tempfile.TemporaryDirectory() as work:
             embd = next(t for t in reader.tensors if t.name == "token_embd.weight")
             if embd.tensor_type in (GGMLQuantizationType.Q8_0, GGMLQuantizationType.Q4_0, GGMLQuantizationType.F16, GGMLQuantizationType.BF16):
                 src = os.path.join(work, "src.npy")
-                moeq("dump", source, "model.embed_tokens.weight", "-o", src)
+                moeq("dump", source, "model.embed_tokens.weight", "-o", src, "--force")
                 expected = quants.quantize(np.load(src), embd.tensor_type)
                 check(bytes(expected.tobytes()) == bytes(embd.data.tobytes()), f"{fixture} {recipe}: gguf-py quantization of token_embd differs")
             print(f"{fixture} {recipe}: {len(reader.tensors)} tensors read by gguf-py, dequantization equal")

@@ -105,7 +105,7 @@ def check_synth(dtype, work):
     compared = 0
     for name, value in decoded.items():
         out = os.path.join(work, "dump.npy")
-        result = moeq("dump", directory, name, "-o", out)
+        result = moeq("dump", directory, name, "-o", out, "--force")
         check(result.returncode == 0, f"dump {name}: {result.stderr}")
         if result.returncode != 0:
             continue
@@ -172,10 +172,10 @@ def check_python_written(work):
     for name, array in arrays.items():
         check(rows[name]["shape"] == list(array.shape), f"{name}: shape {rows[name]['shape']} vs {array.shape}")
         out = os.path.join(work, name + ".npy")
-        result = moeq("dump", path, name, "-o", out, "--raw")
+        result = moeq("dump", path, name, "-o", out, "--raw", "--force")
         check(result.returncode == 0 and np.array_equal(np.load(out), array), f"{name}: raw dump differs ({result.stderr})")
         if array.dtype.kind == "f":
-            result = moeq("dump", path, name, "-o", out)
+            result = moeq("dump", path, name, "-o", out, "--force")
             check(result.returncode == 0 and np.array_equal(np.load(out), array.astype(np.float32)), f"{name}: f32 dump differs")
     print(f"numpy-written file: {len(arrays)} tensors read back by moeq")
 

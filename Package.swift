@@ -15,39 +15,54 @@ let package = Package(
     ],
     targets: [
         // MARK: System libraries (module maps + pkg-config; no Swift inside)
-        .systemLibrary(name: "CZstd", pkgConfig: "libzstd",
-                       providers: [.apt(["libzstd-dev"])]),
-        .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas",
-                       providers: [.apt(["libopenblas-dev"])]),
-        .systemLibrary(name: "CXXHash", pkgConfig: "libxxhash",
-                       providers: [.apt(["libxxhash-dev"])]),
+        .systemLibrary(
+            name: "CZstd", pkgConfig: "libzstd",
+            providers: [.apt(["libzstd-dev"])]),
+        .systemLibrary(
+            name: "COpenBLAS", pkgConfig: "openblas",
+            providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(
+            name: "CXXHash", pkgConfig: "libxxhash",
+            providers: [.apt(["libxxhash-dev"])]),
 
         // MARK: Layered libraries (a lower target never imports a higher one)
         .target(name: "QuantKernels"),
-        .target(name: "TensorFormats", dependencies: [
-            "QuantKernels", "CXXHash", "CZstd",
-            .product(name: "SystemPackage", package: "swift-system"), .product(name: "Yams", package: "Yams"),
-        ]),
+        .target(
+            name: "TensorFormats",
+            dependencies: [
+                "QuantKernels", "CXXHash", "CZstd",
+                .product(name: "SystemPackage", package: "swift-system"), .product(name: "Yams", package: "Yams"),
+            ]),
         .target(name: "ModelCatalog", dependencies: ["TensorFormats", "QuantKernels"], resources: [.copy("Resources/models")]),
         .target(name: "OutputPlanning", dependencies: ["ModelCatalog", "TensorFormats", "QuantKernels"]),
         .target(name: "ReferenceEngine", dependencies: ["ModelCatalog", "TensorFormats", "QuantKernels", "COpenBLAS"]),
-        .target(name: "HardwarePlanner", dependencies: ["ModelCatalog", "QuantKernels", "OutputPlanning", "TensorFormats"],
-                resources: [.copy("Resources/targets.json")]),
+        .target(
+            name: "HardwarePlanner", dependencies: ["ModelCatalog", "QuantKernels", "OutputPlanning", "TensorFormats"],
+            resources: [.copy("Resources/targets.json")]),
         .target(name: "ConversionPipeline", dependencies: ["ModelCatalog", "OutputPlanning", "TensorFormats", "QuantKernels"]),
 
         // MARK: The command-line tool
-        .executableTarget(name: "moeq", dependencies: [
-            "ConversionPipeline", "OutputPlanning", "ReferenceEngine", "HardwarePlanner", "ModelCatalog", "TensorFormats", "QuantKernels",
-            .product(name: "ArgumentParser", package: "swift-argument-parser"),
-        ]),
+        .executableTarget(
+            name: "moeq",
+            dependencies: [
+                "ConversionPipeline", "OutputPlanning", "ReferenceEngine", "HardwarePlanner", "ModelCatalog", "TensorFormats",
+                "QuantKernels",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]),
 
         // MARK: Tests (one target per library target)
         .testTarget(name: "QuantKernelsTests", dependencies: ["QuantKernels", "TensorFormats"]),
         .testTarget(name: "TensorFormatsTests", dependencies: ["TensorFormats", "QuantKernels"]),
         .testTarget(name: "ModelCatalogTests", dependencies: ["ModelCatalog", "TensorFormats"]),
         .testTarget(name: "OutputPlanningTests", dependencies: ["OutputPlanning", "ModelCatalog", "TensorFormats", "QuantKernels"]),
-        .testTarget(name: "ReferenceEngineTests", dependencies: ["ReferenceEngine", "ConversionPipeline", "OutputPlanning", "TensorFormats", "ModelCatalog", "QuantKernels"]),
-        .testTarget(name: "HardwarePlannerTests", dependencies: ["HardwarePlanner", "ModelCatalog", "ConversionPipeline", "OutputPlanning", "TensorFormats", "QuantKernels"]),
-        .testTarget(name: "ConversionPipelineTests", dependencies: ["ConversionPipeline", "OutputPlanning", "ModelCatalog", "TensorFormats", "QuantKernels"]),
+        .testTarget(
+            name: "ReferenceEngineTests",
+            dependencies: ["ReferenceEngine", "ConversionPipeline", "OutputPlanning", "TensorFormats", "ModelCatalog", "QuantKernels"]),
+        .testTarget(
+            name: "HardwarePlannerTests",
+            dependencies: ["HardwarePlanner", "ModelCatalog", "ConversionPipeline", "OutputPlanning", "TensorFormats", "QuantKernels"]),
+        .testTarget(
+            name: "ConversionPipelineTests",
+            dependencies: ["ConversionPipeline", "OutputPlanning", "ModelCatalog", "TensorFormats", "QuantKernels"]),
     ]
 )

@@ -18,6 +18,9 @@ if [ ${#missing[@]} -gt 0 ]; then
   $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}"
 fi
 
+# --- style: the .swift-format rules (140 columns) hold everywhere ---
+swift format lint --strict --recursive Sources Tests Package.swift
+
 # --- Swift: build once, run every test target ---
 swift build --build-tests
 swift test --skip-build

@@ -35,7 +35,8 @@ final class ConversionJournal {
             let parts = line.split(separator: " ", maxSplits: 2)
             // A torn last line (killed mid-append) fails to parse and is simply not trusted.
             guard parts.count == 3, parts[0].count == 16, parts[1].count == 16, let hash = UInt64(parts[0], radix: 16),
-                  let sources = UInt64(parts[1], radix: 16), !parts[2].isEmpty else { continue }
+                let sources = UInt64(parts[1], radix: 16), !parts[2].isEmpty
+            else { continue }
             units[String(parts[2])] = Unit(hash: hash, sources: sources)
         }
         return units
@@ -76,7 +77,9 @@ final class SourceFingerprints {
     /// The fingerprint of the files holding `weights`' stored tensors.
     func fingerprint(_ weights: [SourceWeight]) throws -> UInt64 {
         var paths: [String] = []
-        for weight in weights { for stored in weight.storedTensors where !paths.contains(stored.file.path) { paths.append(stored.file.path) } }
+        for weight in weights {
+            for stored in weight.storedTensors where !paths.contains(stored.file.path) { paths.append(stored.file.path) }
+        }
         let hasher = ContentHasher()
         for path in paths.sorted() {
             var value = try identity(of: path, file: weights.lazy.flatMap(\.storedTensors).first { $0.file.path == path }?.file)

@@ -7,8 +7,11 @@ import Glibc
 
 /// `ggml_quantize_chunk` from a `libggml-base.so`.
 public final class GGMLPeer: @unchecked Sendable {
-    private typealias QuantizeChunk = @convention(c) (Int32, UnsafePointer<Float>?, UnsafeMutableRawPointer?, Int64, Int64, Int64,
-                                                     UnsafePointer<Float>?) -> Int
+    private typealias QuantizeChunk =
+        @convention(c) (
+            Int32, UnsafePointer<Float>?, UnsafeMutableRawPointer?, Int64, Int64, Int64,
+            UnsafePointer<Float>?
+        ) -> Int
     private let handle: UnsafeMutableRawPointer
     private let quantizeChunk: QuantizeChunk
     public let path: String
@@ -30,8 +33,10 @@ public final class GGMLPeer: @unchecked Sendable {
     deinit { dlclose(handle) }
 
     /// ggml's bytes for `rows × width` floats (single-threaded, as ggml_quantize_chunk is).
-    public func quantize(_ type: QuantType, _ input: UnsafeBufferPointer<Float>, rows: Int, width: Int,
-                         importance: UnsafeBufferPointer<Float>?, into output: UnsafeMutableRawBufferPointer) -> Int {
+    public func quantize(
+        _ type: QuantType, _ input: UnsafeBufferPointer<Float>, rows: Int, width: Int,
+        importance: UnsafeBufferPointer<Float>?, into output: UnsafeMutableRawBufferPointer
+    ) -> Int {
         quantizeChunk(Int32(type.ggmlTypeID), input.baseAddress, output.baseAddress, 0, Int64(rows), Int64(width), importance?.baseAddress)
     }
 }
@@ -39,6 +44,8 @@ public final class GGMLPeer: @unchecked Sendable {
 public enum GGMLPeerError: Error, Sendable, CustomStringConvertible {
     case unavailable(path: String, reason: String)
     public var description: String {
-        switch self { case let .unavailable(path, reason): "ggml peer \(path) unavailable: \(reason)" }
+        switch self {
+        case let .unavailable(path, reason): "ggml peer \(path) unavailable: \(reason)"
+        }
     }
 }

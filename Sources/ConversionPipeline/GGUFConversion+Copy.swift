@@ -85,10 +85,15 @@ extension GGUFConversion {
     /// Copies chunks in order with the next chunk's read running on a background queue while this one is checked, hashed
     /// and written (the writer in turn hands full buffers to its own background writer): source reads, hashing and
     /// output writes overlap, as `cat` and `dd` would on their own. A NaN or infinity is refused, naming where it is.
-    static func copyPipelined(_ chunks: [RawChunk], tensor: String, type: QuantType, writer: TensorSink, hasher: ContentHasher,
-                              wrote: (Int) throws -> Void) throws {
+    static func copyPipelined(
+        _ chunks: [RawChunk], tensor: String, type: QuantType, writer: TensorSink, hasher: ContentHasher,
+        wrote: (Int) throws -> Void
+    ) throws {
         guard let largest = chunks.map(\.length).max() else { return }
-        let buffers = [UnsafeMutableRawPointer.allocate(byteCount: largest, alignment: 4096), UnsafeMutableRawPointer.allocate(byteCount: largest, alignment: 4096)]
+        let buffers = [
+            UnsafeMutableRawPointer.allocate(byteCount: largest, alignment: 4096),
+            UnsafeMutableRawPointer.allocate(byteCount: largest, alignment: 4096),
+        ]
         let queue = DispatchQueue(label: "moeq.raw-reader")
         let group = DispatchGroup()
         defer {
@@ -120,9 +125,10 @@ extension GGUFConversion {
             if let index = FloatScan.firstNonFinite(bytes, type: type) {
                 let chunk = read.chunk, elementBytes = type == .f32 ? 4 : 2
                 let row = chunk.firstRow + index * elementBytes / chunk.rowBytes
-                throw ConversionError.nonFinite(tensor: tensor, source: chunk.weight, file: chunk.file.path, row: row,
-                                                column: (index * elementBytes % chunk.rowBytes) / elementBytes,
-                                                value: FloatScan.value(bytes, type: type, at: index))
+                throw ConversionError.nonFinite(
+                    tensor: tensor, source: chunk.weight, file: chunk.file.path, row: row,
+                    column: (index * elementBytes % chunk.rowBytes) / elementBytes,
+                    value: FloatScan.value(bytes, type: type, at: index))
             }
             try writer.write(tensor, bytes: bytes, at: read.chunk.destination)
             hasher.update(bytes)

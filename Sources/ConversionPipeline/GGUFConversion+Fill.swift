@@ -10,8 +10,10 @@ import TensorFormats
 extension GGUFConversion {
     /// Fills one GGUF tensor chunk by chunk, in byte order, feeding `hasher` the bytes as they are written. `wrote` follows
     /// every chunk (and may throw to stop the run).
-    static func fill(_ tensor: GGUFTensorPlan, type: QuantType, plan: ConversionPlan, writer: TensorSink, threads: Int,
-                     hasher: ContentHasher, transforms: UnitTransforms = .standard, wrote: (Int) throws -> Void) throws {
+    static func fill(
+        _ tensor: GGUFTensorPlan, type: QuantType, plan: ConversionPlan, writer: TensorSink, threads: Int,
+        hasher: ContentHasher, transforms: UnitTransforms = .standard, wrote: (Int) throws -> Void
+    ) throws {
         if plan.recipe == .int4Native, type == .q4_0, case .stacked(let names) = tensor.source {
             try Int4Native.repack(tensor, names: names, resolver: plan.resolver, writer: writer, hasher: hasher, wrote: wrote)
             return
@@ -34,8 +36,10 @@ extension GGUFConversion {
                 var first = 0
                 while first < segment.count {
                     let count = min(rowsPerChunk, segment.count - first)
-                    chunks.append(RawChunk(file: file, source: raw.offset + first * rowBytes, length: count * rowBytes,
-                                           destination: (segment.firstRow + first) * rowBytes, weight: source.name, firstRow: first, rowBytes: rowBytes))
+                    chunks.append(
+                        RawChunk(
+                            file: file, source: raw.offset + first * rowBytes, length: count * rowBytes,
+                            destination: (segment.firstRow + first) * rowBytes, weight: source.name, firstRow: first, rowBytes: rowBytes))
                     first += count
                 }
             }
@@ -52,13 +56,15 @@ extension GGUFConversion {
                 try rows.withUnsafeMutableBufferPointer { source in
                     try bytes.withUnsafeMutableBytes { destination in
                         // Decode and quantize run together on every thread, each on its own rows of the chunk.
-                        let job = ChunkJob(produce: segment.produce, first: first, count: count, width: width, rowBytes: rowBytes, type: type,
-                                           source: source.baseAddress!, destination: destination.baseAddress!, weights: weights,
-                                           quantizer: transforms.quantizer)
+                        let job = ChunkJob(
+                            produce: segment.produce, first: first, count: count, width: width, rowBytes: rowBytes, type: type,
+                            source: source.baseAddress!, destination: destination.baseAddress!, weights: weights,
+                            quantizer: transforms.quantizer)
                         do { try job.run(threads: threads) } catch QuantError.nonFinite(let index, let value) {
-                            throw ConversionError.nonFinite(tensor: tensor.name, source: segment.source?.name ?? tensor.source.names.first ?? "",
-                                                            file: segment.source?.storedTensors.first?.file.path ?? plan.checkpoint.directory,
-                                                            row: segment.sourceRow(first + index / width), column: index % width, value: value)
+                            throw ConversionError.nonFinite(
+                                tensor: tensor.name, source: segment.source?.name ?? tensor.source.names.first ?? "",
+                                file: segment.source?.storedTensors.first?.file.path ?? plan.checkpoint.directory,
+                                row: segment.sourceRow(first + index / width), column: index % width, value: value)
                         }
                         let written = UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(destination)[0..<(count * rowBytes)])
                         try writer.write(tensor.name, bytes: written, at: (segment.firstRow + first) * rowBytes)
@@ -94,8 +100,10 @@ extension GGUFConversion {
         /// Where those bytes are: file, absolute offset of the segment's first row, bytes per row.
         var raw: (path: String, offset: Int, rowBytes: Int)? = nil
 
-        init(firstRow: Int, count: Int, source: SourceWeight? = nil, matrix: Int = 0, rowsReordered: Bool = false,
-             produce: @escaping (Range<Int>, UnsafeMutableBufferPointer<Float>) throws -> Void) {
+        init(
+            firstRow: Int, count: Int, source: SourceWeight? = nil, matrix: Int = 0, rowsReordered: Bool = false,
+            produce: @escaping (Range<Int>, UnsafeMutableBufferPointer<Float>) throws -> Void
+        ) {
             self.firstRow = firstRow
             self.count = count
             self.source = source
@@ -125,14 +133,20 @@ extension GGUFConversion {
         switch tensor.source {
         case .weight(let name):
             let w = try weight(name)
-            guard w.elementCount == tensor.dimensions.reduce(1, *) else { throw ConversionError.shape(tensor: tensor.name, reason: "\(name) has \(w.elementCount) values") }
+            guard w.elementCount == tensor.dimensions.reduce(1, *) else {
+                throw ConversionError.shape(tensor: tensor.name, reason: "\(name) has \(w.elementCount) values")
+            }
             return [Segment(firstRow: 0, count: w.rows, source: w) { range, out in try decoder.decodeRows(w, range, into: out) }]
         case .stacked(let names):
             let perExpert = tensor.dimensions[1]
             return try names.enumerated().map { e, name in
                 let w = try weight(name)
-                guard w.rows == perExpert, w.columns == width else { throw ConversionError.shape(tensor: tensor.name, reason: "\(name) has shape \(w.shape)") }
-                return Segment(firstRow: e * perExpert, count: perExpert, source: w, matrix: e) { range, out in try decoder.decodeRows(w, range, into: out) }
+                guard w.rows == perExpert, w.columns == width else {
+                    throw ConversionError.shape(tensor: tensor.name, reason: "\(name) has shape \(w.shape)")
+                }
+                return Segment(firstRow: e * perExpert, count: perExpert, source: w, matrix: e) { range, out in
+                    try decoder.decodeRows(w, range, into: out)
+                }
             }
         case .ropePermuted(let name, let heads):
             // Output row h·d + 2i + j comes from input row h·d + j·(d/2) + i (llama.cpp's `permute`).
@@ -145,7 +159,8 @@ extension GGUFConversion {
             var segment = Segment(firstRow: 0, count: w.rows, source: w, rowsReordered: true) { range, out in
                 for (k, row) in range.enumerated() {
                     let source = sourceRow(row)
-                    try decoder.decodeRows(w, source..<(source + 1), into: UnsafeMutableBufferPointer(rebasing: out[(k * width)..<((k + 1) * width)]))
+                    try decoder.decodeRows(
+                        w, source..<(source + 1), into: UnsafeMutableBufferPointer(rebasing: out[(k * width)..<((k + 1) * width)]))
                 }
             }
             segment.sourceRow = sourceRow
@@ -157,7 +172,9 @@ extension GGUFConversion {
             return (0..<heads).map { h in
                 var segment = Segment(firstRow: h * rank, count: rank, source: w, matrix: h, rowsReordered: true) { range, out in
                     var block = [Float](repeating: 0, count: noPosition * rank)
-                    try block.withUnsafeMutableBufferPointer { try decoder.decodeRows(w, (h * (noPosition + value))..<(h * (noPosition + value) + noPosition), into: $0) }
+                    try block.withUnsafeMutableBufferPointer {
+                        try decoder.decodeRows(w, (h * (noPosition + value))..<(h * (noPosition + value) + noPosition), into: $0)
+                    }
                     for (k, r) in range.enumerated() { for c in 0..<noPosition { out[k * noPosition + c] = block[c * rank + r] } }
                 }
                 segment.sourceRow = { _ in h * (noPosition + value) }

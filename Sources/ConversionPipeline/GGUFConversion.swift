@@ -30,7 +30,8 @@ public enum ConversionError: Error, Sendable, CustomStringConvertible {
 
     public var description: String {
         switch self {
-        case let .verification(file, tensors): "\(file): \(tensors.count) tensors differ from the manifest: \(tensors.prefix(10).joined(separator: ", "))"
+        case let .verification(file, tensors):
+            "\(file): \(tensors.count) tensors differ from the manifest: \(tensors.prefix(10).joined(separator: ", "))"
         case let .shape(tensor, reason): "GGUF tensor \(tensor): \(reason)"
         case let .nonFinite(tensor, source, file, row, column, value):
             "\(file): tensor \"\(source)\" row \(row) column \(column) holds \(value), which is not finite (making GGUF tensor \(tensor)); "
@@ -43,8 +44,10 @@ public enum ConversionError: Error, Sendable, CustomStringConvertible {
 
 public enum GGUFConversion {
     /// Plans a conversion of the checkpoint at `path` (OutputPlanning's ConversionPlan).
-    public static func plan(path: String, recipe: RecipeName, name: String? = nil, importance: ImportanceMatrix? = nil,
-                            rules: RecipeFile? = nil, skipUnknown: Bool = false) throws -> ConversionPlan {
+    public static func plan(
+        path: String, recipe: RecipeName, name: String? = nil, importance: ImportanceMatrix? = nil,
+        rules: RecipeFile? = nil, skipUnknown: Bool = false
+    ) throws -> ConversionPlan {
         try ConversionPlan(path: path, recipe: recipe, name: name, importance: importance, rules: rules, skipUnknown: skipUnknown)
     }
 
@@ -66,19 +69,22 @@ public enum GGUFConversion {
     /// follows each finished tensor. `part` writes only those tensors of the plan, laid out by its own layout (one
     /// file of a split pair). `cancelled` is polled between chunks: when it turns true the finished tensors are made
     /// durable and the run stops with `.interrupted`.
-    public static func run(_ plan: ConversionPlan, output: String, threads: Int, resume: Bool = false,
-                           part: (indices: [Int], layout: GGUFLayout)? = nil, transforms: UnitTransforms = .standard,
-                           cancelled: @escaping () -> Bool = { false },
-                           beforeRename: () -> Void = {}, tensorDone: (String, QuantType, Int, Bool) -> Void = { _, _, _, _ in },
-                           progress: (Int, Int) -> Void = { _, _ in }) throws -> ConversionSummary {
+    public static func run(
+        _ plan: ConversionPlan, output: String, threads: Int, resume: Bool = false,
+        part: (indices: [Int], layout: GGUFLayout)? = nil, transforms: UnitTransforms = .standard,
+        cancelled: @escaping () -> Bool = { false },
+        beforeRename: () -> Void = {}, tensorDone: (String, QuantType, Int, Bool) -> Void = { _, _, _, _ in },
+        progress: (Int, Int) -> Void = { _, _ in }
+    ) throws -> ConversionSummary {
         let start = Date()
         let layout = part?.layout ?? plan.layout
         let tensors = part.map { $0.indices.map { plan.tensors[$0] } } ?? plan.tensors
         func summary(kept: Int) -> ConversionSummary {
             var counts: [QuantType: Int] = [:]
             for info in layout.tensors { counts[info.type, default: 0] += 1 }
-            return ConversionSummary(outputBytes: layout.fileSize, sourceBytes: plan.sourceBytes, seconds: Date().timeIntervalSince(start),
-                                     typeCounts: counts, parameters: tensors.reduce(0) { $0 + $1.dimensions.reduce(1, *) }, keptTensors: kept)
+            return ConversionSummary(
+                outputBytes: layout.fileSize, sourceBytes: plan.sourceBytes, seconds: Date().timeIntervalSince(start),
+                typeCounts: counts, parameters: tensors.reduce(0) { $0 + $1.dimensions.reduce(1, *) }, keptTensors: kept)
         }
         if resume, !PositionalFile.exists(StagedFile.temporaryPath(for: output)), isComplete(output, layout: layout) {
             for (tensor, info) in zip(tensors, layout.tensors) { tensorDone(tensor.name, info.type, info.byteCount, true) }
@@ -124,7 +130,8 @@ public enum GGUFConversion {
                     continue
                 }
                 let hasher = ContentHasher()
-                try fill(tensor, type: info.type, plan: plan, writer: writer, threads: threads, hasher: hasher, transforms: transforms) { bytes in
+                try fill(tensor, type: info.type, plan: plan, writer: writer, threads: threads, hasher: hasher, transforms: transforms) {
+                    bytes in
                     done += bytes
                     progress(done, layout.fileSize)
                     try stopIfCancelled()
@@ -138,7 +145,8 @@ public enum GGUFConversion {
             }
             try flush()
             // The manifest is durable before the final name exists, so a final name always has its manifest.
-            let manifest = OutputManifest(file: output, fileBytes: layout.fileSize, headerXXH3: ConversionPlan.headerHash(layout), tensors: entries)
+            let manifest = OutputManifest(
+                file: output, fileBytes: layout.fileSize, headerXXH3: ConversionPlan.headerHash(layout), tensors: entries)
             try manifest.write()
             beforeRename()
             do { try writer.finish() } catch {
@@ -162,7 +170,8 @@ public enum GGUFConversion {
     /// True when `output` exists, was written for `layout` (its manifest's size and header hash) and still verifies.
     static func isComplete(_ output: String, layout: GGUFLayout) -> Bool {
         guard PositionalFile.exists(output), let manifest = try? OutputManifest(reading: output),
-              manifest.fileBytes == layout.fileSize, manifest.headerXXH3 == ConversionPlan.headerHash(layout) else { return false }
+            manifest.fileBytes == layout.fileSize, manifest.headerXXH3 == ConversionPlan.headerHash(layout)
+        else { return false }
         return (try? manifest.verify())?.isEmpty == true
     }
 }

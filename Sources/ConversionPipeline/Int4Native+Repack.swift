@@ -7,19 +7,24 @@ import TensorFormats
 
 extension Int4Native {
     /// Writes each expert's rows as Q4_0 blocks repacked from the source nibbles.
-    static func repack(_ tensor: GGUFTensorPlan, names: ExpertNames, resolver: WeightResolver, writer: TensorSink, hasher: ContentHasher,
-                       wrote: (Int) throws -> Void) throws {
+    static func repack(
+        _ tensor: GGUFTensorPlan, names: ExpertNames, resolver: WeightResolver, writer: TensorSink, hasher: ContentHasher,
+        wrote: (Int) throws -> Void
+    ) throws {
         let rows = tensor.dimensions[1], width = tensor.rowWidth
         let expertBytes = rows * (width / 32) * 18
         for (e, name) in names.enumerated() {
             let weight = try resolver.weight(named: name)
-            guard let (packed, scale) = packed(weight) else { throw ConversionError.shape(tensor: tensor.name, reason: "\(name) is not INT4 g32") }
+            guard let (packed, scale) = packed(weight) else {
+                throw ConversionError.shape(tensor: tensor.name, reason: "\(name) is not INT4 g32")
+            }
             let values = try scales(weight, scale)
             var output = [UInt8](repeating: 0, count: expertBytes)
             try values.withUnsafeBufferPointer { s in
                 try output.withUnsafeMutableBytes { out in
                     guard let source = packed.data.baseAddress, let destination = out.baseAddress else { return }
-                    try Repack.int4ToQ4_0(packed: source, wordsPerRow: packed.info.shape[1], scales: s, rows: rows, width: width, into: destination)
+                    try Repack.int4ToQ4_0(
+                        packed: source, wordsPerRow: packed.info.shape[1], scales: s, rows: rows, width: width, into: destination)
                 }
             }
             try output.withUnsafeBytes {

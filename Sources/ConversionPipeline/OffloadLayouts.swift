@@ -14,9 +14,11 @@ public enum OffloadLayouts {
     /// opens appears last) with a manifest each. With `resume`, a file already finished (its manifest verifies)
     /// is kept and a file cut short continues from its journal, as a stacked conversion does.
     /// `progress(bytesDone, bytesTotal)` counts tensor bytes over both files.
-    public static func runSplit(_ plan: ConversionPlan, output: String, threads: Int, resume: Bool = false, transforms: UnitTransforms = .standard,
-                                cancelled: @escaping () -> Bool = { false },
-                                progress: (Int, Int) -> Void = { _, _ in }) throws -> [(path: String, bytes: Int)] {
+    public static func runSplit(
+        _ plan: ConversionPlan, output: String, threads: Int, resume: Bool = false, transforms: UnitTransforms = .standard,
+        cancelled: @escaping () -> Bool = { false },
+        progress: (Int, Int) -> Void = { _, _ in }
+    ) throws -> [(path: String, bytes: Int)] {
         let paths = ConversionPlan.splitPaths(output: output)
         let parts = try plan.splitLayouts()
         let total = parts.reduce(0) { $0 + $1.layout.fileSize }
@@ -24,8 +26,9 @@ public enum OffloadLayouts {
         var written: [(String, Int)] = []
         for ((indices, layout), path) in zip(parts, paths).reversed() {
             let offset = base
-            _ = try GGUFConversion.run(plan, output: path, threads: threads, resume: resume, part: (indices, layout), transforms: transforms,
-                                       cancelled: cancelled, progress: { done, _ in progress(offset + done, total) })
+            _ = try GGUFConversion.run(
+                plan, output: path, threads: threads, resume: resume, part: (indices, layout), transforms: transforms,
+                cancelled: cancelled, progress: { done, _ in progress(offset + done, total) })
             base += layout.fileSize
             written.insert((path, layout.fileSize), at: 0)
         }
@@ -36,8 +39,10 @@ public enum OffloadLayouts {
 
     /// Writes OUT.gguf (every tensor but the routed experts) and the expert pack, each with a manifest; the pack's
     /// manifest has one unit per expert record.
-    public static func runExpertMajor(_ plan: ConversionPlan, output: String, threads: Int, alignment: Int, hits: [Int: [Int]],
-                                      transforms: UnitTransforms = .standard) throws -> (dense: Int, pack: Int, records: Int) {
+    public static func runExpertMajor(
+        _ plan: ConversionPlan, output: String, threads: Int, alignment: Int, hits: [Int: [Int]],
+        transforms: UnitTransforms = .standard
+    ) throws -> (dense: Int, pack: Int, records: Int) {
         let dense = try plan.denseLayout()
         let path = ConversionPlan.packPath(output: output)
         let layout = try plan.packLayout(alignment: alignment, hits: hits, denseFile: (output as NSString).lastPathComponent)
@@ -48,14 +53,19 @@ public enum OffloadLayouts {
             let sink = PackSink(file: file, layout: layout)
             let isRouted = plan.routedExpertMask
             for i in plan.tensors.indices where isRouted[i] {
-                try GGUFConversion.fill(plan.tensors[i], type: plan.types[i], plan: plan, writer: sink, threads: threads, hasher: ContentHasher(),
-                                        transforms: transforms) { _ in }
+                try GGUFConversion.fill(
+                    plan.tensors[i], type: plan.types[i], plan: plan, writer: sink, threads: threads, hasher: ContentHasher(),
+                    transforms: transforms
+                ) { _ in }
             }
             for record in layout.records {
-                entries.append(.init(name: "blk.\(record.layer).expert.\(record.expert)", offset: record.offset, bytes: record.bytes,
-                                     xxh3: try file.hash(record.offset..<(record.offset + record.bytes))))
+                entries.append(
+                    .init(
+                        name: "blk.\(record.layer).expert.\(record.expert)", offset: record.offset, bytes: record.bytes,
+                        xxh3: try file.hash(record.offset..<(record.offset + record.bytes))))
             }
-            try OutputManifest(file: path, fileBytes: layout.fileSize, headerXXH3: ContentHash.xxh3(layout.header), tensors: entries).write()
+            try OutputManifest(file: path, fileBytes: layout.fileSize, headerXXH3: ContentHash.xxh3(layout.header), tensors: entries)
+                .write()
             try file.finish()
         } catch {
             file.abandon()

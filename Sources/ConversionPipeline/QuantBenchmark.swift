@@ -26,8 +26,10 @@ public enum QuantBenchmark {
     }
 
     /// Measures every type in `types` on a seeded Gaussian `rows × width` matrix (×0.02, like real weights).
-    public static func run(types: [QuantType], rows: Int, width: Int, threads: Int, importance: Bool,
-                           peer: GGMLPeer?, repeats: Int = 3) -> [QuantBenchmarkRow] {
+    public static func run(
+        types: [QuantType], rows: Int, width: Int, threads: Int, importance: Bool,
+        peer: GGMLPeer?, repeats: Int = 3
+    ) -> [QuantBenchmarkRow] {
         var state: UInt64 = 42
         func uniform() -> Float {
             state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
@@ -45,18 +47,33 @@ public enum QuantBenchmark {
             let (one, all, ggml): (Double, Double, Double?) = input.withUnsafeBufferPointer { source in
                 weights.withUnsafeBufferPointer { w in
                     let imatrix = useWeights ? w : nil
-                    let one = best(repeats) { ours.withUnsafeMutableBytes { try? QuantCodec.quantize(type, source, rows: rows, width: width, importance: imatrix, into: $0, threads: 1) } }
-                    let all = best(repeats) { ours.withUnsafeMutableBytes { try? QuantCodec.quantize(type, source, rows: rows, width: width, importance: imatrix, into: $0, threads: threads) } }
+                    let one = best(repeats) {
+                        ours.withUnsafeMutableBytes {
+                            try? QuantCodec.quantize(type, source, rows: rows, width: width, importance: imatrix, into: $0, threads: 1)
+                        }
+                    }
+                    let all = best(repeats) {
+                        ours.withUnsafeMutableBytes {
+                            try? QuantCodec.quantize(
+                                type, source, rows: rows, width: width, importance: imatrix, into: $0, threads: threads)
+                        }
+                    }
                     var ggml: Double? = nil
                     if let peer {
-                        ggml = best(repeats) { theirs.withUnsafeMutableBytes { _ = peer.quantize(type, source, rows: rows, width: width, importance: imatrix, into: $0) } }
+                        ggml = best(repeats) {
+                            theirs.withUnsafeMutableBytes {
+                                _ = peer.quantize(type, source, rows: rows, width: width, importance: imatrix, into: $0)
+                            }
+                        }
                     }
                     return (one, all, ggml)
                 }
             }
-            results.append(QuantBenchmarkRow(type: type, withImportance: useWeights, oneThreadGBps: gigabytes / one,
-                                             allThreadsGBps: gigabytes / all, ggmlGBps: ggml.map { gigabytes / $0 },
-                                             sameBytesAsGGML: peer == nil ? nil : ours == theirs))
+            results.append(
+                QuantBenchmarkRow(
+                    type: type, withImportance: useWeights, oneThreadGBps: gigabytes / one,
+                    allThreadsGBps: gigabytes / all, ggmlGBps: ggml.map { gigabytes / $0 },
+                    sameBytesAsGGML: peer == nil ? nil : ours == theirs))
         }
         return results
     }

@@ -16,21 +16,29 @@ public enum SafetensorsExport {
     }
 
     /// Files copied beside the weights when present (config.json is rewritten without quantization_config).
-    static let companions = ["generation_config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
-                             "tiktoken.model", "chat_template.jinja", "vocab.json", "merges.txt", "tokenizer.model"]
+    static let companions = [
+        "generation_config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+        "tiktoken.model", "chat_template.jinja", "vocab.json", "merges.txt", "tokenizer.model",
+    ]
 
-    public static func run(source: String, output: String, recipe: RecipeName, maxShardBytes: Int = 5_000_000_000, threads: Int) throws -> Summary {
+    public static func run(
+        source: String, output: String, recipe: RecipeName, maxShardBytes: Int = 5_000_000_000, threads: Int
+    ) throws -> Summary {
         let type: QuantType, dtype: SafetensorsDType
         switch recipe {
         case .bf16: (type, dtype) = (.bf16, .bf16)
         case .f16: (type, dtype) = (.f16, .f16)
         case .f32: (type, dtype) = (.f32, .f32)
-        default: throw ConversionError.shape(tensor: "(all)", reason: "safetensors output holds plain floats: use --recipe BF16, F16 or F32, not \(recipe.rawValue)")
+        default:
+            throw ConversionError.shape(
+                tensor: "(all)", reason: "safetensors output holds plain floats: use --recipe BF16, F16 or F32, not \(recipe.rawValue)")
         }
         let checkpoint = try Checkpoint(path: source)
         let configPath = (checkpoint.directory as NSString).appendingPathComponent("config.json")
         let config: JSONValue
-        do { config = try JSONParser.parse(file: configPath) } catch { throw CatalogError.unreadable(file: configPath, reason: error.reasonWithoutFile) }
+        do { config = try JSONParser.parse(file: configPath) } catch {
+            throw CatalogError.unreadable(file: configPath, reason: error.reasonWithoutFile)
+        }
         let spec = try ModelSpec(config: config, file: configPath)
         let layout = spec.tensorLayout
         try layout.checkTensorCount(stored: checkpoint.tensors.count, config: configPath)
@@ -39,8 +47,9 @@ public enum SafetensorsExport {
         // Written into a staging directory and moved into place whole: the output is the new model or untouched.
         let staging = try StagedDirectory(path: output)
         do {
-            let summary = try write(checkpoint: checkpoint, resolver: resolver, config: config, type: type, dtype: dtype, into: staging,
-                                    maxShardBytes: maxShardBytes, threads: threads)
+            let summary = try write(
+                checkpoint: checkpoint, resolver: resolver, config: config, type: type, dtype: dtype, into: staging,
+                maxShardBytes: maxShardBytes, threads: threads)
             try staging.finish()
             return summary
         } catch {
@@ -49,8 +58,10 @@ public enum SafetensorsExport {
         }
     }
 
-    private static func write(checkpoint: Checkpoint, resolver: WeightResolver, config: JSONValue, type: QuantType, dtype: SafetensorsDType,
-                              into staging: StagedDirectory, maxShardBytes: Int, threads: Int) throws -> Summary {
+    private static func write(
+        checkpoint: Checkpoint, resolver: WeightResolver, config: JSONValue, type: QuantType, dtype: SafetensorsDType,
+        into staging: StagedDirectory, maxShardBytes: Int, threads: Int
+    ) throws -> Summary {
         let output = staging.temporaryPath
 
         // Layout first: every tensor's name, dtype (F32 sources stay F32), shape, and its file.
@@ -66,7 +77,9 @@ public enum SafetensorsExport {
             shards[shards.count - 1].append((weight, tensor))
             shardBytes += bytes
         }
-        let names = shards.count == 1 ? ["model.safetensors"] : (1...shards.count).map { String(format: "model-%05d-of-%05d.safetensors", $0, shards.count) }
+        let names =
+            shards.count == 1
+            ? ["model.safetensors"] : (1...shards.count).map { String(format: "model-%05d-of-%05d.safetensors", $0, shards.count) }
         var weightMap: [(String, JSONValue)] = []
         var total = 0
         for (shard, name) in zip(shards, names) {
@@ -90,7 +103,9 @@ public enum SafetensorsExport {
         }
         for companion in companions {
             let from = (checkpoint.directory as NSString).appendingPathComponent(companion)
-            if PositionalFile.exists(from) { try AtomicFile.write(try PositionalFile.readAll(from), to: (output as NSString).appendingPathComponent(companion)) }
+            if PositionalFile.exists(from) {
+                try AtomicFile.write(try PositionalFile.readAll(from), to: (output as NSString).appendingPathComponent(companion))
+            }
         }
         // config.json last: the weights are plain floats now, so the source's quantization_config goes.
         var plain = config
@@ -112,15 +127,20 @@ public enum SafetensorsExport {
         var first = 0
         while first < rows {
             let count = min(chunk, rows - first)
-            try values.withUnsafeMutableBufferPointer { try weight.decodeRows(first..<(first + count), into: UnsafeMutableBufferPointer(rebasing: $0[0..<(count * width)])) }
+            try values.withUnsafeMutableBufferPointer {
+                try weight.decodeRows(first..<(first + count), into: UnsafeMutableBufferPointer(rebasing: $0[0..<(count * width)]))
+            }
             try values.withUnsafeBufferPointer { source in
                 try bytes.withUnsafeMutableBytes { destination in
                     let output = UnsafeMutableRawBufferPointer(rebasing: destination[0..<(count * rowBytes)])
                     do {
-                        try QuantCodec.quantize(type, UnsafeBufferPointer(rebasing: source[0..<(count * width)]), rows: count, width: width, into: output, threads: threads)
+                        try QuantCodec.quantize(
+                            type, UnsafeBufferPointer(rebasing: source[0..<(count * width)]), rows: count, width: width, into: output,
+                            threads: threads)
                     } catch QuantError.nonFinite(let index, let value) {
-                        throw ConversionError.nonFinite(tensor: weight.name, source: weight.name, file: weight.storedTensors.first?.file.path ?? "",
-                                                        row: first + index / width, column: index % width, value: value)
+                        throw ConversionError.nonFinite(
+                            tensor: weight.name, source: weight.name, file: weight.storedTensors.first?.file.path ?? "",
+                            row: first + index / width, column: index % width, value: value)
                     }
                     try writer.write(weight.name, bytes: UnsafeRawBufferPointer(output), at: first * rowBytes)
                 }

@@ -44,8 +44,10 @@ public enum ShardedConversion {
     }
 
     /// Converts shard `shard` of `count` into its part file; returns the part's path and how many tensors it holds.
-    public static func run(_ plan: ConversionPlan, output: String, shard: Int, of count: Int, threads: Int, transforms: UnitTransforms = .standard,
-                           progress: (Int, Int) -> Void = { _, _ in }) throws -> (path: String, tensors: Int, bytes: Int) {
+    public static func run(
+        _ plan: ConversionPlan, output: String, shard: Int, of count: Int, threads: Int, transforms: UnitTransforms = .standard,
+        progress: (Int, Int) -> Void = { _, _ in }
+    ) throws -> (path: String, tensors: Int, bytes: Int) {
         let owner = ConversionPlan.shardAssignment(plan.layout, shards: count)
         let mine = plan.layout.tensors.indices.filter { owner[$0] == shard }
         let header = plan.layout.header
@@ -55,13 +57,17 @@ public enum ShardedConversion {
         func index(_ hashes: [UInt64]) -> [UInt8] {
             let units: [JSONValue] = mine.enumerated().map { position, i in
                 let info = plan.layout.tensors[i]
-                return ["name": .string(info.name), "offset": .integer(Int64(plan.layout.dataStart + info.offset)),
-                        "bytes": .integer(Int64(info.byteCount)), "xxh3": .string(ContentHash.hex(hashes[position]))]
+                return [
+                    "name": .string(info.name), "offset": .integer(Int64(plan.layout.dataStart + info.offset)),
+                    "bytes": .integer(Int64(info.byteCount)), "xxh3": .string(ContentHash.hex(hashes[position])),
+                ]
             }
-            let document: JSONValue = ["format": "moeq shard part 1", "shard": .integer(Int64(shard)), "shards": .integer(Int64(count)),
-                                       "layout_xxh3": .string(ContentHash.hex(ConversionPlan.layoutHash(plan.layout, recipe: plan.recipe))),
-                                       "output_bytes": .integer(Int64(plan.layout.fileSize)), "header_bytes": .integer(Int64(header.count)),
-                                       "header_xxh3": .string(ContentHash.hex(ContentHash.xxh3(header))), "units": .array(units)]
+            let document: JSONValue = [
+                "format": "moeq shard part 1", "shard": .integer(Int64(shard)), "shards": .integer(Int64(count)),
+                "layout_xxh3": .string(ContentHash.hex(ConversionPlan.layoutHash(plan.layout, recipe: plan.recipe))),
+                "output_bytes": .integer(Int64(plan.layout.fileSize)), "header_bytes": .integer(Int64(header.count)),
+                "header_xxh3": .string(ContentHash.hex(ContentHash.xxh3(header))), "units": .array(units),
+            ]
             return Array(document.prettyPrinted().utf8)
         }
         // Hashes are fixed-width hex, so the index has the same length before and after the units are written.
@@ -76,8 +82,10 @@ public enum ShardedConversion {
             try file.write(header, at: prefix)
             for i in mine {
                 let hasher = ContentHasher()
-                try GGUFConversion.fill(plan.tensors[i], type: plan.layout.tensors[i].type, plan: plan, writer: sink, threads: threads, hasher: hasher,
-                                        transforms: transforms) { bytes in
+                try GGUFConversion.fill(
+                    plan.tensors[i], type: plan.layout.tensors[i].type, plan: plan, writer: sink, threads: threads, hasher: hasher,
+                    transforms: transforms
+                ) { bytes in
                     done += bytes
                     progress(done, dataBytes)
                 }
@@ -115,7 +123,9 @@ public enum ShardedConversion {
         } catch let error as JSONDecodingError {
             throw ShardError.invalid(file: path, offset: 16, "index: \(error.path): \(error.reason)")
         }
-        guard index.format == "moeq shard part 1" else { throw ShardError.invalid(file: path, offset: 16, "index format is not \"moeq shard part 1\"") }
+        guard index.format == "moeq shard part 1" else {
+            throw ShardError.invalid(file: path, offset: 16, "index format is not \"moeq shard part 1\"")
+        }
         guard index.headerBytes >= 0, index.headerBytes <= reader.remaining else {
             throw ShardError.invalid(file: path, offset: reader.position, "header of \(index.headerBytes) bytes exceeds the file")
         }
@@ -133,8 +143,11 @@ public enum ShardedConversion {
         var seen = Set<Int>()
         for p in loaded {
             let mine = p.index, theirs = first.index
-            for (key, a, b) in [("layout_xxh3", mine.layoutXXH3, theirs.layoutXXH3), ("header_xxh3", mine.headerXXH3, theirs.headerXXH3),
-                                ("shards", String(mine.shards), String(theirs.shards)), ("output_bytes", String(mine.outputBytes), String(theirs.outputBytes))]
+            for (key, a, b) in [
+                ("layout_xxh3", mine.layoutXXH3, theirs.layoutXXH3), ("header_xxh3", mine.headerXXH3, theirs.headerXXH3),
+                ("shards", String(mine.shards), String(theirs.shards)),
+                ("output_bytes", String(mine.outputBytes), String(theirs.outputBytes)),
+            ]
             where a != b {
                 throw ShardError.inconsistent("\(p.path) has \(key) \(a), \(first.path) has \(b)")
             }
@@ -156,8 +169,10 @@ public enum ShardedConversion {
             var cursor = p.dataStart
             for unit in p.index.units {
                 guard let hash = UInt64(unit.xxh3, radix: 16), unit.bytes >= 0, unit.offset >= 0,
-                      unit.bytes <= p.map.size - cursor, unit.offset <= outputBytes - unit.bytes else {
-                    throw ShardError.invalid(file: p.path, offset: cursor, "unit \(unit.name): its bytes, offset or xxh3 do not fit the part or the output")
+                    unit.bytes <= p.map.size - cursor, unit.offset <= outputBytes - unit.bytes
+                else {
+                    throw ShardError.invalid(
+                        file: p.path, offset: cursor, "unit \(unit.name): its bytes, offset or xxh3 do not fit the part or the output")
                 }
                 units.append((unit.name, unit.offset, unit.bytes, hash, p, cursor))
                 cursor += unit.bytes
@@ -166,7 +181,9 @@ public enum ShardedConversion {
         units.sort { $0.offset < $1.offset }
         var end = headerBytes
         for unit in units {
-            guard unit.offset >= end else { throw ShardError.inconsistent("\(unit.name) (\(unit.part.path)) overlaps what comes before it") }
+            guard unit.offset >= end else {
+                throw ShardError.inconsistent("\(unit.name) (\(unit.part.path)) overlaps what comes before it")
+            }
             end = unit.offset + unit.bytes
         }
         let file = try StagedFile(path: output, size: outputBytes)
@@ -176,16 +193,20 @@ public enum ShardedConversion {
             for unit in units {
                 let bytes = unit.part.map.bytes(in: unit.source..<(unit.source + unit.bytes))
                 guard ContentHash.xxh3(bytes) == unit.hash else {
-                    throw ShardError.invalid(file: unit.part.path, offset: unit.source, "\(unit.name): bytes do not match their XXH3 \(ContentHash.hex(unit.hash))")
+                    throw ShardError.invalid(
+                        file: unit.part.path, offset: unit.source,
+                        "\(unit.name): bytes do not match their XXH3 \(ContentHash.hex(unit.hash))")
                 }
                 try file.write(bytes, at: unit.offset)
                 unit.part.map.releasePages(in: unit.source..<(unit.source + unit.bytes))
                 entries.append(.init(name: unit.name, offset: unit.offset, bytes: unit.bytes, xxh3: unit.hash))
             }
             let firstTensor = units.first?.offset ?? headerBytes
-            try OutputManifest(file: output, fileBytes: outputBytes,
-                               headerXXH3: ContentHash.xxh3(UnsafeRawBufferPointer(rebasing: header[0..<min(firstTensor, headerBytes)])),
-                               tensors: entries).write()
+            try OutputManifest(
+                file: output, fileBytes: outputBytes,
+                headerXXH3: ContentHash.xxh3(UnsafeRawBufferPointer(rebasing: header[0..<min(firstTensor, headerBytes)])),
+                tensors: entries
+            ).write()
             try file.finish()
         } catch {
             file.abandon()

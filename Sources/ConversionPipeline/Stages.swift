@@ -74,7 +74,8 @@ extension Stage {
 
 public enum StageRegistry {
     nonisolated(unsafe) private static var stages: [Stage] = [
-        SourceStage(), DecodeStage(), RepackExpertsStage(), QuantizeStage(), QuantizeStage(reference: true), WriteStage(), VerifyStage(), ReportStage(),
+        SourceStage(), DecodeStage(), RepackExpertsStage(), QuantizeStage(), QuantizeStage(reference: true), WriteStage(), VerifyStage(),
+        ReportStage(),
     ]
 
     public static func register(_ stage: Stage) {
@@ -102,8 +103,10 @@ public enum StageRegistry {
 
     /// Checks each stage's needs against what the recipe and the stages before it provide, then plans (dry run) or
     /// runs every stage. `each(stage, result)` follows each one.
-    public static func execute(_ stages: [Stage], context: PipelineContext, dryRun: Bool,
-                               each: (Stage, JSONValue) -> Void = { _, _ in }) throws {
+    public static func execute(
+        _ stages: [Stage], context: PipelineContext, dryRun: Bool,
+        each: (Stage, JSONValue) -> Void = { _, _ in }
+    ) throws {
         var provided: Set<StageNeed> = []
         if context.source != nil { provided.insert(.checkpoint) }
         if context.output != nil { provided.insert(.output) }
@@ -123,7 +126,12 @@ public enum StageRegistry {
 // MARK: - Built-in stages
 
 struct SourceStage: Stage {
-    let name = "source", summary = "Open the checkpoint (headers only), read config.json, check the weights against it, plan the output layout with the recipe's types."
+    let name = "source",
+        summary =
+            """
+            Open the checkpoint (headers only), read config.json, check the weights against it, plan the output layout with the \
+            recipe's types.
+            """
     let needs: [StageNeed] = [.checkpoint, .output]
     let provides: [StageNeed] = [.plan]
     func plan(_ context: PipelineContext) throws -> JSONValue {
@@ -131,22 +139,29 @@ struct SourceStage: Stage {
         let importance = try context.recipe.imatrix.map { try ImportanceMatrix(path: $0) }
         let plan = try GGUFConversion.plan(path: source, recipe: context.recipe.base, importance: importance, rules: context.recipe)
         context.plan = plan
-        return ["checkpoint": .string(source), "model_type": .string(plan.spec.modelType), "tensors_in": .integer(Int64(plan.checkpoint.tensors.count)),
-                "source_bytes": .integer(Int64(plan.sourceBytes)), "warnings": .array(plan.warnings.map { .string($0) })]
+        return [
+            "checkpoint": .string(source), "model_type": .string(plan.spec.modelType),
+            "tensors_in": .integer(Int64(plan.checkpoint.tensors.count)),
+            "source_bytes": .integer(Int64(plan.sourceBytes)), "warnings": .array(plan.warnings.map { .string($0) }),
+        ]
     }
     func run(_ context: PipelineContext) throws -> JSONValue { try plan(context) }
 }
 
 struct DecodeStage: Stage {
-    let name = "decode", summary = "Install the row decoder (BF16/F16/F32, FP8 with block scales, compressed-tensors INT4 → f32) that write applies to every unit."
+    let name = "decode",
+        summary =
+            "Install the row decoder (BF16/F16/F32, FP8 with block scales, compressed-tensors INT4 → f32) that write applies to every unit."
     let needs: [StageNeed] = [.plan]
     let provides: [StageNeed] = [.decoder]
     func plan(_ context: PipelineContext) throws -> JSONValue {
         let plan = try context.requirePlan(name)
         var byDtype: [String: Int] = [:]
         for tensor in plan.checkpoint.tensors { byDtype[tensor.info.dtype.rawValue, default: 0] += tensor.info.byteCount }
-        return ["decoder": .string(SourceDecoder().name),
-                "source_bytes_by_dtype": .object(JSONObject(byDtype.sorted { $0.key < $1.key }.map { ($0.key, .integer(Int64($0.value))) }))]
+        return [
+            "decoder": .string(SourceDecoder().name),
+            "source_bytes_by_dtype": .object(JSONObject(byDtype.sorted { $0.key < $1.key }.map { ($0.key, .integer(Int64($0.value))) })),
+        ]
     }
     func run(_ context: PipelineContext) throws -> JSONValue {
         context.transforms.decoder = SourceDecoder()
@@ -155,7 +170,12 @@ struct DecodeStage: Stage {
 }
 
 struct RepackExpertsStage: Stage {
-    let name = "repack-experts", summary = "Choose how routed experts are laid out (the recipe's `layout`: stacked 3-D tensors, llama.cpp's split pair, or expert-major with a pack) for write."
+    let name = "repack-experts",
+        summary =
+            """
+            Choose how routed experts are laid out (the recipe's `layout`: stacked 3-D tensors, llama.cpp's split pair, or \
+            expert-major with a pack) for write.
+            """
     let needs: [StageNeed] = [.plan]
     let provides: [StageNeed] = [.layout]
     func plan(_ context: PipelineContext) throws -> JSONValue {
@@ -163,7 +183,9 @@ struct RepackExpertsStage: Stage {
         let layout = OutputLayout(rawValue: context.recipe.layout ?? "stacked") ?? .stacked
         var stacked = 0, experts = 0
         for tensor in plan.tensors { if case .stacked(let names) = tensor.source { stacked += 1; experts += names.count } }
-        return ["layout": .string(layout.rawValue), "stacked_tensors": .integer(Int64(stacked)), "expert_matrices": .integer(Int64(experts))]
+        return [
+            "layout": .string(layout.rawValue), "stacked_tensors": .integer(Int64(stacked)), "expert_matrices": .integer(Int64(experts)),
+        ]
     }
     func run(_ context: PipelineContext) throws -> JSONValue {
         context.layout = OutputLayout(rawValue: context.recipe.layout ?? "stacked") ?? .stacked
@@ -176,8 +198,12 @@ struct QuantizeStage: Stage {
     var reference = false
     var name: String { reference ? "quantize-reference" : "quantize" }
     var summary: String {
-        reference ? "Install the scalar reference quantizers (ggml's C ported line by line; the fast kernels are tested byte-equal to them)."
-            : "Install the row quantizers write applies to every unit (types from the recipe and its rules, llama-quantize's width fallbacks)."
+        reference
+            ? "Install the scalar reference quantizers (ggml's C ported line by line; the fast kernels are tested byte-equal to them)."
+            : """
+            Install the row quantizers write applies to every unit (types from the recipe and its rules, llama-quantize's width \
+            fallbacks).
+            """
     }
     let needs: [StageNeed] = [.plan]
     let provides: [StageNeed] = [.quantizer]
@@ -185,9 +211,15 @@ struct QuantizeStage: Stage {
         let plan = try context.requirePlan(name)
         var bytes: [QuantType: Int] = [:], counts: [QuantType: Int] = [:]
         for info in plan.layout.tensors { bytes[info.type, default: 0] += info.byteCount; counts[info.type, default: 0] += 1 }
-        return ["quantizer": .string(KernelQuantizer(reference: reference).name), "base_recipe": .string(plan.recipe.rawValue),
-                "rules": .integer(Int64(context.recipe.rules.count)),
-                "types": .object(JSONObject(QuantType.allCases.compactMap { t in counts[t].map { (t.rawValue, ["tensors": .integer(Int64($0)), "bytes": .integer(Int64(bytes[t] ?? 0))]) } }))]
+        return [
+            "quantizer": .string(KernelQuantizer(reference: reference).name), "base_recipe": .string(plan.recipe.rawValue),
+            "rules": .integer(Int64(context.recipe.rules.count)),
+            "types": .object(
+                JSONObject(
+                    QuantType.allCases.compactMap { t in
+                        counts[t].map { (t.rawValue, ["tensors": .integer(Int64($0)), "bytes": .integer(Int64(bytes[t] ?? 0))]) }
+                    })),
+        ]
     }
     func run(_ context: PipelineContext) throws -> JSONValue {
         context.transforms.quantizer = KernelQuantizer(reference: reference)
@@ -196,12 +228,19 @@ struct QuantizeStage: Stage {
 }
 
 struct WriteStage: Stage {
-    let name = "write", summary = "Run every unit through the installed decoder and quantizer into the chosen layout: positioned writes into staged files, journal, manifest, fsync + rename."
+    let name = "write",
+        summary =
+            """
+            Run every unit through the installed decoder and quantizer into the chosen layout: positioned writes into staged files, \
+            journal, manifest, fsync + rename.
+            """
     let needs: [StageNeed] = [.plan, .output, .decoder, .quantizer]
     func plan(_ context: PipelineContext) throws -> JSONValue {
         let plan = try context.requirePlan(name)
-        return ["format": "gguf", "layout": .string(context.layout.rawValue), "output": .string(context.output ?? ""),
-                "bytes": .integer(Int64(plan.layout.fileSize)), "tensors": .integer(Int64(plan.tensors.count))]
+        return [
+            "format": "gguf", "layout": .string(context.layout.rawValue), "output": .string(context.output ?? ""),
+            "bytes": .integer(Int64(plan.layout.fileSize)), "tensors": .integer(Int64(plan.tensors.count)),
+        ]
     }
     func run(_ context: PipelineContext) throws -> JSONValue {
         let plan = try context.requirePlan(name)
@@ -209,19 +248,29 @@ struct WriteStage: Stage {
         let started = Date()
         switch context.layout {
         case .stacked:
-            let summary = try GGUFConversion.run(plan, output: output, threads: context.threads, transforms: context.transforms, cancelled: context.cancelled)
+            let summary = try GGUFConversion.run(
+                plan, output: output, threads: context.threads, transforms: context.transforms, cancelled: context.cancelled)
             context.written = summary
-            return ["output": .string(output), "bytes": .integer(Int64(summary.outputBytes)), "seconds": .double(summary.seconds),
-                    "bits_per_weight": .double(summary.bitsPerWeight)]
+            return [
+                "output": .string(output), "bytes": .integer(Int64(summary.outputBytes)), "seconds": .double(summary.seconds),
+                "bits_per_weight": .double(summary.bitsPerWeight),
+            ]
         case .split:
-            let files = try OffloadLayouts.runSplit(plan, output: output, threads: context.threads, transforms: context.transforms, cancelled: context.cancelled)
-            return ["files": .array(files.map { ["path": .string($0.path), "bytes": .integer(Int64($0.bytes))] }),
-                    "seconds": .double(Date().timeIntervalSince(started))]
+            let files = try OffloadLayouts.runSplit(
+                plan, output: output, threads: context.threads, transforms: context.transforms, cancelled: context.cancelled)
+            return [
+                "files": .array(files.map { ["path": .string($0.path), "bytes": .integer(Int64($0.bytes))] }),
+                "seconds": .double(Date().timeIntervalSince(started)),
+            ]
         case .expertMajor:
-            let written = try OffloadLayouts.runExpertMajor(plan, output: output, threads: context.threads, alignment: 4096,
-                                                            hits: plan.importance.map(plan.spec.tensorLayout.routingCounts) ?? [:], transforms: context.transforms)
-            return ["output": .string(output), "pack": .string(ConversionPlan.packPath(output: output)), "bytes": .integer(Int64(written.dense + written.pack)),
-                    "seconds": .double(Date().timeIntervalSince(started))]
+            let written = try OffloadLayouts.runExpertMajor(
+                plan, output: output, threads: context.threads, alignment: 4096,
+                hits: plan.importance.map(plan.spec.tensorLayout.routingCounts) ?? [:], transforms: context.transforms)
+            return [
+                "output": .string(output), "pack": .string(ConversionPlan.packPath(output: output)),
+                "bytes": .integer(Int64(written.dense + written.pack)),
+                "seconds": .double(Date().timeIntervalSince(started)),
+            ]
         }
     }
 }

@@ -83,7 +83,8 @@ struct StoredTensor: Sendable {
             let scheme = GroupwiseScheme(bits: 4, groupSize: SyntheticCheckpoint.int4GroupSize, symmetric: true)
             for r in 0..<count {
                 let quantized = block.withUnsafeBufferPointer { all in
-                    try? GroupwiseInteger.quantizeRow(UnsafeBufferPointer(rebasing: all[(r * columns)..<((r + 1) * columns)]), scheme: scheme)
+                    try? GroupwiseInteger.quantizeRow(
+                        UnsafeBufferPointer(rebasing: all[(r * columns)..<((r + 1) * columns)]), scheme: scheme)
                 }
                 guard let quantized else { continue }
                 if case .int4Scale = part {
@@ -131,8 +132,10 @@ struct StoragePlan {
             let role = expected.role
             let distribution = StoragePlan.distribution(role: role, shape: expected.shape)
             func add(_ name: String, _ type: SafetensorsDType, _ shape: [Int], _ part: StoredPart) {
-                tensors.append(StoredTensor(spec: TensorSpec(name: name, dtype: type, shape: shape), logicalName: expected.name,
-                                            logicalShape: expected.shape, part: part, distribution: distribution))
+                tensors.append(
+                    StoredTensor(
+                        spec: TensorSpec(name: name, dtype: type, shape: shape), logicalName: expected.name,
+                        logicalShape: expected.shape, part: part, distribution: distribution))
             }
             if case .routerBias = role {
                 add(expected.name, .f32, expected.shape, .plain(.f32))
@@ -144,10 +147,13 @@ struct StoragePlan {
             case .fp8 where expected.isLinear:
                 let (rows, columns) = (expected.shape[0], expected.shape[1])
                 add(expected.name, .f8e4m3, expected.shape, .fp8Weight)
-                add(CompanionSuffix.fp8ScaleInverse.name(of: expected.name), .f32, [(rows + 127) / 128, (columns + 127) / 128], .fp8ScaleInverse)
+                add(
+                    CompanionSuffix.fp8ScaleInverse.name(of: expected.name), .f32, [(rows + 127) / 128, (columns + 127) / 128],
+                    .fp8ScaleInverse)
             case .int4 where isRoutedExpert && expected.shape[1] % SyntheticCheckpoint.int4GroupSize == 0:
                 let (rows, columns) = (expected.shape[0], expected.shape[1])
-                add(CompanionSuffix.packed.name(of: expected.name), .i32, [rows, GroupwiseInteger.wordCount(columns, bits: 4)], .int4Packed)
+                add(
+                    CompanionSuffix.packed.name(of: expected.name), .i32, [rows, GroupwiseInteger.wordCount(columns, bits: 4)], .int4Packed)
                 add(CompanionSuffix.scale.name(of: expected.name), .bf16, [rows, columns / SyntheticCheckpoint.int4GroupSize], .int4Scale)
                 add(CompanionSuffix.shape.name(of: expected.name), .i64, [2], .int4Shape)
             default:

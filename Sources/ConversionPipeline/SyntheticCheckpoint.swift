@@ -56,19 +56,25 @@ public enum SyntheticCheckpoint {
             object["torch_dtype"] = .string(options.dtype == .f32 ? "float32" : "bfloat16")
         case .fp8:
             object["torch_dtype"] = "bfloat16"
-            object["quantization_config"] = ["activation_scheme": "dynamic", "fmt": "e4m3", "quant_method": "fp8", "weight_block_size": [128, 128]]
+            object["quantization_config"] = [
+                "activation_scheme": "dynamic", "fmt": "e4m3", "quant_method": "fp8", "weight_block_size": [128, 128],
+            ]
         case .int4:
             object["torch_dtype"] = "bfloat16"
             object["quantization_config"] = [
                 "quant_method": "compressed-tensors", "format": "pack-quantized", "quantization_status": "compressed",
                 "kv_cache_scheme": nil, "global_compression_ratio": nil,
-                "config_groups": ["group_0": [
-                    "targets": ["Linear"], "input_activations": nil, "output_activations": nil,
-                    "weights": ["num_bits": 4, "type": "int", "symmetric": true, "strategy": "group",
-                                "group_size": .integer(Int64(int4GroupSize)), "dynamic": false, "observer": "minmax",
-                                "actorder": nil, "block_structure": nil],
-                ]],
-                "ignore": ["lm_head", "re:.*self_attn.*", "re:.*shared_experts.*", "re:.*mlp\\.(gate|up|gate_up|down)_proj.*"],
+                "config_groups": [
+                    "group_0": [
+                        "targets": ["Linear"], "input_activations": nil, "output_activations": nil,
+                        "weights": [
+                            "num_bits": 4, "type": "int", "symmetric": true, "strategy": "group",
+                            "group_size": .integer(Int64(int4GroupSize)), "dynamic": false, "observer": "minmax",
+                            "actorder": nil, "block_structure": nil,
+                        ],
+                    ]
+                ],
+                "ignore": .array(ArchitectureTable.kimiInt4Unquantized.map { .string($0) }),
             ]
         }
         return .object(object)
@@ -83,7 +89,8 @@ public enum SyntheticCheckpoint {
         do {
             let summary = try write(options, into: staging.temporaryPath)
             try staging.finish()
-            return SyntheticSummary(directory: directory, shardFiles: summary.shardFiles, tensorCount: summary.tensorCount, totalBytes: summary.totalBytes)
+            return SyntheticSummary(
+                directory: directory, shardFiles: summary.shardFiles, tensorCount: summary.tensorCount, totalBytes: summary.totalBytes)
         } catch {
             staging.abandon()
             throw error
@@ -104,9 +111,12 @@ public enum SyntheticCheckpoint {
             shards[shards.count - 1].append(tensor)
             shardSize += size
         }
-        let names = shards.count == 1 ? ["model.safetensors"] : (1...shards.count).map {
-            "model-\(pad($0))-of-\(pad(shards.count)).safetensors"
-        }
+        let names =
+            shards.count == 1
+            ? ["model.safetensors"]
+            : (1...shards.count).map {
+                "model-\(pad($0))-of-\(pad(shards.count)).safetensors"
+            }
         var weightMap = JSONObject()
         var totalBytes = 0
         for (shard, name) in zip(shards, names) {

@@ -14,8 +14,9 @@ public protocol RowDecoder: Sendable {
 /// Quantizes f32 rows into a type's blocks (`rows × rowBytes(width)` bytes).
 public protocol RowQuantizer: Sendable {
     var name: String { get }
-    func quantize(_ type: QuantType, _ input: UnsafeBufferPointer<Float>, rows: Int, width: Int, importance: UnsafeBufferPointer<Float>?,
-                  into output: UnsafeMutableRawBufferPointer) throws
+    func quantize(
+        _ type: QuantType, _ input: UnsafeBufferPointer<Float>, rows: Int, width: Int, importance: UnsafeBufferPointer<Float>?,
+        into output: UnsafeMutableRawBufferPointer) throws
 }
 
 /// The source encodings' own decoders (TensorFormats' SourceWeight).
@@ -33,9 +34,12 @@ public struct KernelQuantizer: RowQuantizer {
     public let reference: Bool
     public var name: String { reference ? "reference-kernels" : "fast-kernels" }
     public init(reference: Bool = false) { self.reference = reference }
-    public func quantize(_ type: QuantType, _ input: UnsafeBufferPointer<Float>, rows: Int, width: Int, importance: UnsafeBufferPointer<Float>?,
-                         into output: UnsafeMutableRawBufferPointer) throws {
-        try QuantCodec.quantize(type, input, rows: rows, width: width, importance: importance, into: output, threads: 1, reference: reference)
+    public func quantize(
+        _ type: QuantType, _ input: UnsafeBufferPointer<Float>, rows: Int, width: Int, importance: UnsafeBufferPointer<Float>?,
+        into output: UnsafeMutableRawBufferPointer
+    ) throws {
+        try QuantCodec.quantize(
+            type, input, rows: rows, width: width, importance: importance, into: output, threads: 1, reference: reference)
     }
 }
 

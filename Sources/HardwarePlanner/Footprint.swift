@@ -35,8 +35,9 @@ public struct Footprint: Sendable {
     /// From a checkpoint directory (headers, config.json and tokenizer only): exactly the GGUF `convert` writes.
     public static func of(checkpoint path: String, recipe: RecipeName, rules: RecipeFile? = nil) throws -> Footprint {
         let plan = try ConversionPlan(path: path, recipe: recipe, rules: rules)
-        return Footprint(recipe: recipe, spec: plan.spec, tensors: plan.tensors, types: plan.types,
-                         tensorBytes: plan.layout.tensors.map(\.byteCount), fileBytes: plan.layout.fileSize, headerIncluded: true)
+        return Footprint(
+            recipe: recipe, spec: plan.spec, tensors: plan.tensors, types: plan.types,
+            tensorBytes: plan.layout.tensors.map(\.byteCount), fileBytes: plan.layout.fileSize, headerIncluded: true)
     }
 
     /// From config.json alone (a bundled spec or a bare config): the same tensor plan and types; tensor data only,
@@ -64,8 +65,9 @@ public struct Footprint: Sendable {
         // The GGUF data section: each tensor padded to the default alignment, as the writer lays it out.
         let alignment = GGUFLayout.defaultAlignment
         let data = bytes.reduce(0) { $0 + ($1 + alignment - 1) / alignment * alignment }
-        return Footprint(recipe: recipe, spec: spec, tensors: tensors, types: types, tensorBytes: bytes,
-                         fileBytes: data, headerIncluded: false)
+        return Footprint(
+            recipe: recipe, spec: spec, tensors: tensors, types: types, tensorBytes: bytes,
+            fileBytes: data, headerIncluded: false)
     }
 
     /// From GGUF headers: the tensors as stored (sizes and types of those files). `files` is one GGUF, or every file
@@ -77,9 +79,12 @@ public struct Footprint: Sendable {
             let (role, part) = layout.classifyFileTensor(info.name) ?? (.unknown, .weight)
             return GGUFTensorPlan(name: info.name, dimensions: info.dimensions, source: .weight(info.name), role: role, part: part)
         }
-        let fileType = files.first?[GGUFKey.fileType]?.integerValue.flatMap { type in RecipeName.allCases.first { Int($0.fileType) == type }?.rawValue }
-        return Footprint(recipe: nil, label: fileType ?? "file", spec: spec, tensors: tensors, types: infos.map(\.type),
-                         tensorBytes: infos.map(\.byteCount), fileBytes: files.reduce(0) { $0 + $1.mapping.size }, headerIncluded: true)
+        let fileType = files.first?[GGUFKey.fileType]?.integerValue.flatMap { type in
+            RecipeName.allCases.first { Int($0.fileType) == type }?.rawValue
+        }
+        return Footprint(
+            recipe: nil, label: fileType ?? "file", spec: spec, tensors: tensors, types: infos.map(\.type),
+            tensorBytes: infos.map(\.byteCount), fileBytes: files.reduce(0) { $0 + $1.mapping.size }, headerIncluded: true)
     }
 
     public static func of(gguf file: GGUFFile, spec: ModelSpec) -> Footprint { of(gguf: [file], spec: spec) }
@@ -89,14 +94,22 @@ public struct Footprint: Sendable {
     public static func ggufFiles(first path: String) throws -> [GGUFFile] {
         let file = try GGUFFile(path: path)
         guard let count = file[GGUFKey.splitCount]?.integerValue, count > 1 else { return [file] }
-        guard count <= 10_000 else { throw CatalogError.invalidField(file: path, field: GGUFKey.splitCount.rawValue, reason: "\(count) files is implausible") }
+        guard count <= 10_000 else {
+            throw CatalogError.invalidField(file: path, field: GGUFKey.splitCount.rawValue, reason: "\(count) files is implausible")
+        }
         guard let stem = GGUFSplitName.stem(ofFirst: path, count: count) else {
-            throw CatalogError.inconsistent(file: path, reason: "one file of a \(count)-file split GGUF: give the set's first file (…\(GGUFSplitName.path("", number: 1, of: count)))")
+            throw CatalogError.inconsistent(
+                file: path,
+                reason:
+                    "one file of a \(count)-file split GGUF: give the set's first file (…\(GGUFSplitName.path("", number: 1, of: count)))")
         }
         return try [file] + (2...count).map { try GGUFFile(path: GGUFSplitName.path(stem, number: $0, of: count)) }
     }
 
-    init(recipe: RecipeName?, label: String? = nil, spec: ModelSpec, tensors: [GGUFTensorPlan], types: [QuantType], tensorBytes: [Int], fileBytes: Int, headerIncluded: Bool) {
+    init(
+        recipe: RecipeName?, label: String? = nil, spec: ModelSpec, tensors: [GGUFTensorPlan], types: [QuantType], tensorBytes: [Int],
+        fileBytes: Int, headerIncluded: Bool
+    ) {
         self.recipe = recipe
         self.label = label ?? recipe?.rawValue ?? "file"
         self.fileBytes = fileBytes

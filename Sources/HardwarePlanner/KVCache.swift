@@ -31,7 +31,8 @@ public enum KVCache {
     public static func bytes(_ spec: ModelSpec, context: Int, cacheType: QuantType = .f16, microBatch: Int = defaultMicroBatch) -> Int {
         let layout = cacheType.layout
         let full = valuesPerToken(spec, layers: fullAttentionLayers(spec)) * context
-        let sliding = valuesPerToken(spec, layers: spec.slidingWindowLayers.count) * slidingCells(spec, context: context, microBatch: microBatch)
+        let sliding =
+            valuesPerToken(spec, layers: spec.slidingWindowLayers.count) * slidingCells(spec, context: context, microBatch: microBatch)
         return (full + sliding) * layout.bytesPerBlock / layout.blockSize
     }
 

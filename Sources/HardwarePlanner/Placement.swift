@@ -52,8 +52,10 @@ public struct Plan: Sendable {
 
 public enum Planner {
     /// Places `footprint` (a recipe of `spec`) on `target` with `context` tokens of F16 KV cache.
-    public static func plan(_ footprint: Footprint, spec: ModelSpec, target: Target, context: Int, engine: Engine = .llamaCpp,
-                            cacheType: QuantType = .f16, file: String = "MODEL.gguf", routing: RoutingProfile? = nil) -> Plan {
+    public static func plan(
+        _ footprint: Footprint, spec: ModelSpec, target: Target, context: Int, engine: Engine = .llamaCpp,
+        cacheType: QuantType = .f16, file: String = "MODEL.gguf", routing: RoutingProfile? = nil
+    ) -> Plan {
         let kv = Double(KVCache.bytes(spec, context: context, cacheType: cacheType))
         let alwaysOn = Double(footprint.alwaysOnBytes), routed = Double(footprint.routedExpertBytes)
         let moeLayers = max(footprint.routedExpertLayers, 1)
@@ -125,11 +127,12 @@ public enum Planner {
         }
         if target.gpus.count > 1 { command += " --split-mode layer" }
         if cacheType != .f16 { command += " -fa on -ctk \(cacheType.rawValue.lowercased()) -ctv \(cacheType.rawValue.lowercased())" }
-        let hostWeights = max(expertsLeft, 0) + max(alwaysOnInRam - kv, 0)   // weights not in the fast tier (disk-streamed ones too)
+        let hostWeights = max(expertsLeft, 0) + max(alwaysOnInRam - kv, 0)  // weights not in the fast tier (disk-streamed ones too)
         let prefill = prefillRate(footprint, target: target, ramResident: hostWeights, diskBytes: disk)
-        return Plan(target: target.name, recipe: footprint.label, verdict: verdict, fastBytes: fast, ramBytes: ramHeld, diskBytes: disk,
-                    margin: margin, tokensPerSecond: seconds > 0 ? 1 / seconds : 0, prefillTokensPerSecond: prefill,
-                    cpuMoeLayers: cpuMoe, command: command)
+        return Plan(
+            target: target.name, recipe: footprint.label, verdict: verdict, fastBytes: fast, ramBytes: ramHeld, diskBytes: disk,
+            margin: margin, tokensPerSecond: seconds > 0 ? 1 / seconds : 0, prefillTokensPerSecond: prefill,
+            cpuMoeLayers: cpuMoe, command: command)
     }
 
     /// Prompt processing in 512-token micro-batches (llama.cpp's default `-ub`). With a GPU, every matmul of a

@@ -9,7 +9,8 @@ public enum TargetError: Error, Sendable, CustomStringConvertible {
     case catalog(String)
     public var description: String {
         switch self {
-        case let .unknown(part, known): "unknown hardware \"\(part)\" (devices: \(known.joined(separator: ", ")); system memory: <N>gb[-CONFIG])"
+        case let .unknown(part, known):
+            "unknown hardware \"\(part)\" (devices: \(known.joined(separator: ", ")); system memory: <N>gb[-CONFIG])"
         case .catalog(let what): "hardware catalog: \(what)"
         }
     }
@@ -68,8 +69,9 @@ public struct HardwareCatalog: Sendable {
     public func adding(file path: String) throws -> HardwareCatalog {
         let extra = try HardwareCatalog(file: path)
         let names = Set(extra.devices.map(\.name)), memoryNames = Set(extra.memories.map(\.name))
-        return HardwareCatalog(devices: devices.filter { !names.contains($0.name) } + extra.devices,
-                               memories: memories.filter { !memoryNames.contains($0.name) } + extra.memories)
+        return HardwareCatalog(
+            devices: devices.filter { !names.contains($0.name) } + extra.devices,
+            memories: memories.filter { !memoryNames.contains($0.name) } + extra.memories)
     }
 
     init(devices: [Device], memories: [SystemMemory]) {
@@ -90,7 +92,8 @@ public struct HardwareCatalog: Sendable {
             let flops: Double?, flopsSource: String?, link: Double?, computeEfficiency: Double?, computeEfficiencySource: String?
             enum CodingKeys: String, CodingKey, CaseIterable {
                 case name, kind, memory, bandwidth, source, flops, link
-                case flopsSource = "flops_source", computeEfficiency = "compute_efficiency", computeEfficiencySource = "compute_efficiency_source"
+                case flopsSource = "flops_source", computeEfficiency = "compute_efficiency", computeEfficiencySource =
+                    "compute_efficiency_source"
             }
         }
         struct MemoryEntry: Decodable {
@@ -115,25 +118,31 @@ public struct HardwareCatalog: Sendable {
         func fail(_ what: String) -> TargetError { .catalog("\(path): \(what)") }
         guard document.format == "moeq hardware targets 1" else { throw fail("format must be \"moeq hardware targets 1\"") }
         func check(_ value: Double?, _ range: ClosedRange<Double>, _ what: String) throws {
-            if let value, !(value.isFinite && range.contains(value)) { throw fail("\(what) \(value) is outside \(range.lowerBound)…\(range.upperBound)") }
+            if let value, !(value.isFinite && range.contains(value)) {
+                throw fail("\(what) \(value) is outside \(range.lowerBound)…\(range.upperBound)")
+            }
         }
         devices = try (document.devices ?? []).enumerated().map { i, d in
-            guard let kind = Device.Kind(rawValue: d.kind) else { throw fail("devices[\(i)] (\(d.name)): kind must be gpu, unified or disk") }
+            guard let kind = Device.Kind(rawValue: d.kind) else {
+                throw fail("devices[\(i)] (\(d.name)): kind must be gpu, unified or disk")
+            }
             try check(d.memory, 1e6...1e16, "devices[\(i)] (\(d.name)).memory")
             try check(d.bandwidth, 1e6...1e15, "devices[\(i)] (\(d.name)).bandwidth")
             try check(d.flops, 1e6...1e18, "devices[\(i)] (\(d.name)).flops")
             try check(d.link, 1e6...1e13, "devices[\(i)] (\(d.name)).link")
             try check(d.computeEfficiency, 1e-4...1, "devices[\(i)] (\(d.name)).compute_efficiency")
-            return Device(name: d.name, kind: kind, memory: d.memory, bandwidth: d.bandwidth, source: d.source,
-                          flops: d.flops, link: d.link, computeEfficiency: d.computeEfficiency)
+            return Device(
+                name: d.name, kind: kind, memory: d.memory, bandwidth: d.bandwidth, source: d.source,
+                flops: d.flops, link: d.link, computeEfficiency: d.computeEfficiency)
         }
         memories = try (document.systemMemory ?? []).enumerated().map { i, m in
             guard (1...16).contains(m.sockets) else { throw fail("system_memory[\(i)] (\(m.name)).sockets \(m.sockets) is outside 1…16") }
             try check(m.bandwidth, 1e6...1e15, "system_memory[\(i)] (\(m.name)).bandwidth")
             try check(m.efficiency, 1e-4...1, "system_memory[\(i)] (\(m.name)).efficiency")
             try check(m.cpuFlops, 1e6...1e18, "system_memory[\(i)] (\(m.name)).cpu_flops")
-            return SystemMemory(name: m.name, capacity: 0, bandwidth: m.bandwidth, sockets: m.sockets, source: m.source,
-                                efficiency: m.efficiency, cpuFlops: m.cpuFlops)
+            return SystemMemory(
+                name: m.name, capacity: 0, bandwidth: m.bandwidth, sockets: m.sockets, source: m.source,
+                efficiency: m.efficiency, cpuFlops: m.cpuFlops)
         }
     }
 
@@ -153,7 +162,9 @@ public struct HardwareCatalog: Sendable {
             }
             var part = raw, count = 1
             if let x = part.firstIndex(of: "x"), let n = Int(part[..<x]) {
-                guard (1...Target.maximumDevices).contains(n) else { throw TargetError.catalog("\"\(raw)\": \(n) devices; at most \(Target.maximumDevices)") }
+                guard (1...Target.maximumDevices).contains(n) else {
+                    throw TargetError.catalog("\"\(raw)\": \(n) devices; at most \(Target.maximumDevices)")
+                }
                 count = n
                 part = String(part[part.index(after: x)...])
             }
@@ -168,13 +179,16 @@ public struct HardwareCatalog: Sendable {
                 continue
             }
             if let gb = part.firstRange(of: "gb"), let size = Double(part[..<gb.lowerBound]) {
-                guard size.isFinite, size > 0, size <= 1e7 else { throw TargetError.catalog("\"\(raw)\": \(size) GB of memory is not in (0, 1e7]") }
+                guard size.isFinite, size > 0, size <= 1e7 else {
+                    throw TargetError.catalog("\"\(raw)\": \(size) GB of memory is not in (0, 1e7]")
+                }
                 let config = String(part[gb.upperBound...]).trimmingCharacters(in: CharacterSet(charactersIn: "-"))
                 guard let memory = memories.first(where: { $0.name == (config.isEmpty ? "ddr5" : config) }) else {
                     throw TargetError.unknown(raw, known: devices.map(\.name) + memories.map { "<N>gb-\($0.name)" })
                 }
-                target.memory = SystemMemory(name: memory.name, capacity: size * 1e9 * Double(count), bandwidth: memory.bandwidth,
-                                             sockets: memory.sockets, source: memory.source, efficiency: memory.efficiency, cpuFlops: memory.cpuFlops)
+                target.memory = SystemMemory(
+                    name: memory.name, capacity: size * 1e9 * Double(count), bandwidth: memory.bandwidth,
+                    sockets: memory.sockets, source: memory.source, efficiency: memory.efficiency, cpuFlops: memory.cpuFlops)
                 continue
             }
             throw TargetError.unknown(raw, known: devices.map(\.name) + memories.map { "<N>gb-\($0.name)" })
@@ -194,21 +208,28 @@ extension Target {
     mutating func add(inline raw: String) throws {
         var text = Substring(raw), count = 1
         if let x = text.firstIndex(of: "x"), let n = Int(text[..<x]) {
-            guard (1...Target.maximumDevices).contains(n) else { throw TargetError.catalog("\"\(raw)\": \(n) devices; at most \(Target.maximumDevices)") }
+            guard (1...Target.maximumDevices).contains(n) else {
+                throw TargetError.catalog("\"\(raw)\": \(n) devices; at most \(Target.maximumDevices)")
+            }
             count = n
             text = text[text.index(after: x)...]
         }
         let fields = text.split(separator: ":")
         guard fields.count == 3, let size = Double(fields[1]), let bandwidth = Double(fields[2]),
-              size.isFinite, bandwidth.isFinite, size > 0, bandwidth > 0, size <= 1e7, bandwidth <= 1e6 else {
-            throw TargetError.catalog("\"\(raw)\": inline hardware is KIND:GB:GBPS with 0 < GB ≤ 1e7 and 0 < GB/s ≤ 1e6, e.g. gpu:16:448 or ram:64:60")
+            size.isFinite, bandwidth.isFinite, size > 0, bandwidth > 0, size <= 1e7, bandwidth <= 1e6
+        else {
+            throw TargetError.catalog(
+                "\"\(raw)\": inline hardware is KIND:GB:GBPS with 0 < GB ≤ 1e7 and 0 < GB/s ≤ 1e6, e.g. gpu:16:448 or ram:64:60")
         }
         let source = "given on the command line (\(raw))"
         switch fields[0] {
-        case "gpu": gpus += Array(repeating: Device(name: raw, kind: .gpu, memory: size * 1e9, bandwidth: bandwidth * 1e9, source: source), count: count)
+        case "gpu":
+            gpus += Array(
+                repeating: Device(name: raw, kind: .gpu, memory: size * 1e9, bandwidth: bandwidth * 1e9, source: source), count: count)
         case "unified": unified = Device(name: raw, kind: .unified, memory: size * 1e9, bandwidth: bandwidth * 1e9, source: source)
         case "disk": disk = Device(name: raw, kind: .disk, memory: size * 1e9, bandwidth: bandwidth * 1e9, source: source)
-        case "ram": memory = SystemMemory(name: raw, capacity: size * 1e9 * Double(count), bandwidth: bandwidth * 1e9, sockets: 1, source: source)
+        case "ram":
+            memory = SystemMemory(name: raw, capacity: size * 1e9 * Double(count), bandwidth: bandwidth * 1e9, sockets: 1, source: source)
         default: throw TargetError.catalog("\"\(raw)\": kind must be gpu, unified, ram or disk")
         }
     }

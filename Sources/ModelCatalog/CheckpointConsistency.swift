@@ -19,7 +19,8 @@ public enum ConsistencyError: Error, Sendable, Equatable, CustomStringConvertibl
             return "\(file): tensor \"\(tensor)\" at byte \(offset): shape \(found), but \(config) implies \(expected); "
                 + "the config and the weights belong to different models (or the config was edited)"
         case let .unknownTensors(directory, names, config):
-            let shown = names.prefix(5).map { "\"\($0)\"" }.joined(separator: ", ") + (names.count > 5 ? " and \(names.count - 5) more" : "")
+            let shown =
+                names.prefix(5).map { "\"\($0)\"" }.joined(separator: ", ") + (names.count > 5 ? " and \(names.count - 5) more" : "")
             return "\(directory): \(names.count) tensor\(names.count == 1 ? "" : "s") that \(config) does not describe (\(shown)); "
                 + "check num_hidden_layers / expert counts in \(config), or pass --skip-unknown to go on without them"
         case let .tensorCount(config, described, stored, summary):
@@ -44,7 +45,9 @@ extension TensorLayout {
     /// Checks every logical weight of a checkpoint against the spec; returns the names it does not describe (when
     /// `allowUnknown`) or refuses them. Shape mismatches are always refused.
     @discardableResult
-    public func check(_ weights: [SourceWeight], directory: String, config: String, allowUnknown: Bool = false) throws(ConsistencyError) -> [String] {
+    public func check(
+        _ weights: [SourceWeight], directory: String, config: String, allowUnknown: Bool = false
+    ) throws(ConsistencyError) -> [String] {
         var unknown: [String] = []
         for weight in weights {
             guard let shape = expectedShape(of: weight.name) else {
@@ -53,8 +56,9 @@ extension TensorLayout {
             }
             guard shape == weight.shape else {
                 let stored = weight.storedTensors.first
-                throw .shape(file: stored?.file.path ?? directory, tensor: weight.name,
-                             byteOffset: stored.map { $0.file.fileOffset(of: $0.info) } ?? 0, found: weight.shape, expected: shape, config: config)
+                throw .shape(
+                    file: stored?.file.path ?? directory, tensor: weight.name,
+                    byteOffset: stored.map { $0.file.fileOffset(of: $0.info) } ?? 0, found: weight.shape, expected: shape, config: config)
             }
         }
         if !unknown.isEmpty && !allowUnknown { throw .unknownTensors(directory: directory, names: unknown, config: config) }

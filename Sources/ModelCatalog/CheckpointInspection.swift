@@ -41,9 +41,10 @@ public struct CheckpointInspection: Sendable {
         return checkpoint.tensors.compactMap { location in
             if let pattern, fnmatch(pattern, location.name, 0) != 0 { return nil }
             let role = classifier.map { CheckpointInspection.roleName($0.classify(location.name)) } ?? "-"
-            return TensorRow(name: location.name, dtype: location.info.dtype, shape: location.info.shape, role: role,
-                             file: (location.file.path as NSString).lastPathComponent,
-                             byteOffset: location.file.fileOffset(of: location.info), byteCount: location.info.byteCount)
+            return TensorRow(
+                name: location.name, dtype: location.info.dtype, shape: location.info.shape, role: role,
+                file: (location.file.path as NSString).lastPathComponent,
+                byteOffset: location.file.fileOffset(of: location.info), byteCount: location.info.byteCount)
         }
     }
 
@@ -91,14 +92,19 @@ public struct CheckpointInspection: Sendable {
             parameters["buffers"] = .integer(Int64(report.bufferElements))
             parameters["mtp"] = .integer(Int64(report.nextTokenPredictionParameters))
             var byRole = JSONObject()
-            for category in RoleCategory.allCases where report.parametersByCategory[category] != nil || report.bytesByCategory[category] != nil {
-                byRole[category.rawValue] = ["parameters": .integer(Int64(report.parametersByCategory[category] ?? 0)),
-                                             "bytes": .integer(Int64(report.bytesByCategory[category] ?? 0))]
+            for category in RoleCategory.allCases
+            where report.parametersByCategory[category] != nil || report.bytesByCategory[category] != nil {
+                byRole[category.rawValue] = [
+                    "parameters": .integer(Int64(report.parametersByCategory[category] ?? 0)),
+                    "bytes": .integer(Int64(report.bytesByCategory[category] ?? 0)),
+                ]
             }
             parameters["by_role"] = .object(byRole)
             root["parameters"] = .object(parameters)
             var byDType = JSONObject()
-            for dtype in SafetensorsDType.allCases { if let bytes = report.bytesByDType[dtype] { byDType[dtype.rawValue] = .integer(Int64(bytes)) } }
+            for dtype in SafetensorsDType.allCases {
+                if let bytes = report.bytesByDType[dtype] { byDType[dtype.rawValue] = .integer(Int64(bytes)) }
+            }
             root["bytes_by_dtype"] = .object(byDType)
             root["unknown_tensors"] = .array(report.unknownTensors.map { .string($0) })
         } else {
@@ -109,11 +115,15 @@ public struct CheckpointInspection: Sendable {
             root["bytes_by_dtype"] = .object(byDType)
         }
         if includeTensors {
-            root["tensor_table"] = .array(tensorRows(matching: tensorGlob).map { row in
-                ["name": .string(row.name), "dtype": .string(row.dtype.rawValue), "shape": .array(row.shape.map { .integer(Int64($0)) }),
-                 "role": .string(row.role), "file": .string(row.file), "offset": .integer(Int64(row.byteOffset)),
-                 "bytes": .integer(Int64(row.byteCount))]
-            })
+            root["tensor_table"] = .array(
+                tensorRows(matching: tensorGlob).map { row in
+                    [
+                        "name": .string(row.name), "dtype": .string(row.dtype.rawValue),
+                        "shape": .array(row.shape.map { .integer(Int64($0)) }),
+                        "role": .string(row.role), "file": .string(row.file), "offset": .integer(Int64(row.byteOffset)),
+                        "bytes": .integer(Int64(row.byteCount)),
+                    ]
+                })
         }
         return .object(root)
     }
@@ -128,14 +138,22 @@ public struct CheckpointInspection: Sendable {
         model["mtp_layers"] = .integer(Int64(spec.nextTokenPredictionLayers))
         model["hidden_size"] = .integer(Int64(spec.hiddenSize))
         model["vocab_size"] = .integer(Int64(spec.vocabularySize))
-        model["attention"] = spec.latentAttention.map { mla in
-            ["kind": "mla", "heads": .integer(Int64(spec.headCount)), "q_lora_rank": mla.queryRank.map { .integer(Int64($0)) } ?? nil,
-             "kv_lora_rank": .integer(Int64(mla.keyValueRank)), "rope_head_dim": .integer(Int64(mla.ropeHeadDim))]
-        } ?? ["kind": "gqa", "heads": .integer(Int64(spec.headCount)), "kv_heads": .integer(Int64(spec.keyValueHeadCount)),
-              "head_dim": .integer(Int64(spec.headDim))]
-        model["experts"] = ["routed": .integer(Int64(spec.routedExpertCount)), "shared": .integer(Int64(spec.sharedExpertCount)),
-                            "used_per_token": .integer(Int64(spec.expertsPerToken)), "expert_ffn": .integer(Int64(spec.expertIntermediateSize)),
-                            "router": .string(spec.routerScoring.rawValue)]
+        model["attention"] =
+            spec.latentAttention.map { mla in
+                [
+                    "kind": "mla", "heads": .integer(Int64(spec.headCount)),
+                    "q_lora_rank": mla.queryRank.map { .integer(Int64($0)) } ?? nil,
+                    "kv_lora_rank": .integer(Int64(mla.keyValueRank)), "rope_head_dim": .integer(Int64(mla.ropeHeadDim)),
+                ]
+            } ?? [
+                "kind": "gqa", "heads": .integer(Int64(spec.headCount)), "kv_heads": .integer(Int64(spec.keyValueHeadCount)),
+                "head_dim": .integer(Int64(spec.headDim)),
+            ]
+        model["experts"] = [
+            "routed": .integer(Int64(spec.routedExpertCount)), "shared": .integer(Int64(spec.sharedExpertCount)),
+            "used_per_token": .integer(Int64(spec.expertsPerToken)), "expert_ffn": .integer(Int64(spec.expertIntermediateSize)),
+            "router": .string(spec.routerScoring.rawValue),
+        ]
         model["rope_theta"] = .double(spec.ropeTheta)
         model["rope_scaling"] = spec.ropeScaling.map { .string("\($0.type) ×\($0.factor)") } ?? nil
         model["dtype"] = spec.dtype.map { .string($0) } ?? nil

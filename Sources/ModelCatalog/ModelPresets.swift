@@ -35,7 +35,9 @@ public enum ModelPresets {
     public static func bundled() throws -> [ModelPreset] {
         let source = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Resources/models")
         guard let directory = ResourceLocator.url(bundle: "moeq_ModelCatalog", item: "models", sourceFallback: source) else {
-            throw CatalogError.unreadable(file: "models", reason: "the bundled model specs (moeq_ModelCatalog.resources/models) are neither beside the binary nor in $MOEQ_RESOURCES")
+            throw CatalogError.unreadable(
+                file: "models",
+                reason: "the bundled model specs (moeq_ModelCatalog.resources/models) are neither beside the binary nor in $MOEQ_RESOURCES")
         }
         let files = (try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? []
         return try files.filter { $0.hasSuffix(".json") }.sorted().map { try preset(file: directory.appendingPathComponent($0).path) }
@@ -65,7 +67,9 @@ public enum ModelPresets {
         do { document = try StrictJSON.decode(Document.self, file: file) } catch let error as JSONDecodingError {
             throw CatalogError.invalidField(file: file, field: error.path, reason: error.reason)
         } catch let error as JSONError { throw CatalogError.unreadable(file: file, reason: error.reasonWithoutFile) }
-        guard document.format == "moeq model spec 1" else { throw CatalogError.invalidField(file: file, field: "format", reason: "must be \"moeq model spec 1\"") }
+        guard document.format == "moeq model spec 1" else {
+            throw CatalogError.invalidField(file: file, field: "format", reason: "must be \"moeq model spec 1\"")
+        }
         let spec = try ModelSpec(config: document.config, file: file)
         var published: PublishedCounts?
         if let p = document.published {
@@ -75,27 +79,34 @@ public enum ModelPresets {
                     switch item {
                     case "embedding": set.insert(.embedding)
                     case "output": set.insert(.outputHead)
-                    default: throw CatalogError.invalidField(file: file, field: "published.\(key)", reason: "expected \"embedding\" or \"output\", found \"\(item)\"")
+                    default:
+                        throw CatalogError.invalidField(
+                            file: file, field: "published.\(key)", reason: "expected \"embedding\" or \"output\", found \"\(item)\"")
                     }
                 }
                 return set
             }
-            published = PublishedCounts(totalParameters: p.totalParameters, activeParameters: p.activeParameters,
-                                        totalExcludes: try categories("total_excludes", p.totalExcludes),
-                                        activeExcludes: try categories("active_excludes", p.activeExcludes), source: p.source)
+            published = PublishedCounts(
+                totalParameters: p.totalParameters, activeParameters: p.activeParameters,
+                totalExcludes: try categories("total_excludes", p.totalExcludes),
+                activeExcludes: try categories("active_excludes", p.activeExcludes), source: p.source)
         }
-        return ModelPreset(name: document.name, architecture: spec.architecture, config: document.config,
-                           nativeDType: document.nativeDType ?? "bf16", shardBytes: document.shardBytes ?? 5_000_000_000,
-                           source: document.source ?? "", published: published)
+        return ModelPreset(
+            name: document.name, architecture: spec.architecture, config: document.config,
+            nativeDType: document.nativeDType ?? "bf16", shardBytes: document.shardBytes ?? 5_000_000_000,
+            source: document.source ?? "", published: published)
     }
 
     static let tiny: [ModelPreset] = [
-        ModelPreset(name: "tiny-deepseek-v3", architecture: .deepseekV3, config: tinyDeepseek(),
-                    nativeDType: "bf16", shardBytes: 2_000_000, source: "test model"),
-        ModelPreset(name: "tiny-qwen3-moe", architecture: .qwen3Moe, config: tinyQwen3(),
-                    nativeDType: "bf16", shardBytes: 2_000_000, source: "test model"),
-        ModelPreset(name: "tiny-mixtral", architecture: .mixtral, config: tinyMixtral(),
-                    nativeDType: "bf16", shardBytes: 2_000_000, source: "test model"),
+        ModelPreset(
+            name: "tiny-deepseek-v3", architecture: .deepseekV3, config: tinyDeepseek(),
+            nativeDType: "bf16", shardBytes: 2_000_000, source: "test model"),
+        ModelPreset(
+            name: "tiny-qwen3-moe", architecture: .qwen3Moe, config: tinyQwen3(),
+            nativeDType: "bf16", shardBytes: 2_000_000, source: "test model"),
+        ModelPreset(
+            name: "tiny-mixtral", architecture: .mixtral, config: tinyMixtral(),
+            nativeDType: "bf16", shardBytes: 2_000_000, source: "test model"),
     ]
 
     /// The preset for `name` and `architecture` (`tiny` resolves per architecture).
@@ -113,8 +124,10 @@ public enum ModelPresets {
 
     // MARK: - Families
 
-    static func qwen3(hidden: Int, layers: Int, heads: Int, ff: Int, moeFF: Int, vocab: Int = 151936, experts: Int = 128,
-                      kvHeads: Int = 4, headDim: Int = 128, topK: Int = 8, bos: Int = 151643, eos: Int = 151645) -> JSONValue {
+    static func qwen3(
+        hidden: Int, layers: Int, heads: Int, ff: Int, moeFF: Int, vocab: Int = 151936, experts: Int = 128,
+        kvHeads: Int = 4, headDim: Int = 128, topK: Int = 8, bos: Int = 151643, eos: Int = 151645
+    ) -> JSONValue {
         [
             "architectures": ["Qwen3MoeForCausalLM"], "model_type": "qwen3_moe",
             "hidden_size": .integer(Int64(hidden)), "num_hidden_layers": .integer(Int64(layers)),
@@ -151,15 +164,19 @@ public enum ModelPresets {
             "n_shared_experts": 1, "first_k_dense_replace": 1, "moe_layer_freq": 1, "n_group": 2, "topk_group": 1,
             "scoring_func": "sigmoid", "topk_method": "noaux_tc", "routed_scaling_factor": 2.5, "norm_topk_prob": true,
             "vocab_size": 512, "max_position_embeddings": 4096, "rope_theta": 10000.0,
-            "rope_scaling": ["type": "yarn", "factor": 4.0, "original_max_position_embeddings": 1024,
-                             "beta_fast": 32.0, "beta_slow": 1.0, "mscale": 1.0, "mscale_all_dim": 1.0],
+            "rope_scaling": [
+                "type": "yarn", "factor": 4.0, "original_max_position_embeddings": 1024,
+                "beta_fast": 32.0, "beta_slow": 1.0, "mscale": 1.0, "mscale_all_dim": 1.0,
+            ],
             "rms_norm_eps": 1e-6, "tie_word_embeddings": false, "num_nextn_predict_layers": 0,
             "bos_token_id": 256, "eos_token_id": 257, "torch_dtype": "bfloat16",
         ]
     }
 
     static func tinyQwen3() -> JSONValue {
-        qwen3(hidden: 256, layers: 2, heads: 4, ff: 512, moeFF: 128, vocab: 512, experts: 8, kvHeads: 2, headDim: 64, topK: 2, bos: 256, eos: 257)
+        qwen3(
+            hidden: 256, layers: 2, heads: 4, ff: 512, moeFF: 128, vocab: 512, experts: 8, kvHeads: 2, headDim: 64, topK: 2, bos: 256,
+            eos: 257)
     }
 
     static func tinyMixtral() -> JSONValue {

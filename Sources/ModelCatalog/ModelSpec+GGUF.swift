@@ -37,10 +37,13 @@ extension ModelSpec {
     /// The spec of a GGUF written by llama.cpp's converter or by `moeq convert`. Reads the header only.
     public init(gguf file: GGUFFile) throws(CatalogError) {
         let path = file.path
-        guard let arch = file[GGUFKey.architecture]?.stringValue else { throw .missingField(file: path, field: GGUFKey.architecture.rawValue) }
+        guard let arch = file[GGUFKey.architecture]?.stringValue else {
+            throw .missingField(file: path, field: GGUFKey.architecture.rawValue)
+        }
         guard let table = Architecture.allCases.map(\.table).first(where: { $0.ggufArchitecture == arch }) else {
-            throw .unsupportedModelType(file: path, modelType: "\(arch) (GGUF \(GGUFKey.architecture))",
-                                        supported: Architecture.allCases.map(\.table.ggufArchitecture))
+            throw .unsupportedModelType(
+                file: path, modelType: "\(arch) (GGUF \(GGUFKey.architecture))",
+                supported: Architecture.allCases.map(\.table.ggufArchitecture))
         }
         let header = GGUFHeaderReader(file: file, architecture: arch)
         let specific = try table.configFromGGUF(header)

@@ -16,7 +16,11 @@ public enum CatalogError: Error, Sendable, Equatable, CustomStringConvertible {
         switch self {
         case let .unreadable(file, reason): return "\(file): \(reason)"
         case let .unsupportedModelType(file, type, supported):
-            return "\(file): model_type \(type.map { "\"\($0)\"" } ?? "(missing)") is not supported; supported: \(supported.joined(separator: ", "))"
+            return
+                """
+                \(file): model_type \(type.map { "\"\($0)\"" } ?? "(missing)") is not supported; supported: \
+                \(supported.joined(separator: ", "))
+                """
         case let .missingField(file, field): return "\(file): required field \"\(field)\" is missing"
         case let .invalidField(file, field, reason): return "\(file): field \"\(field)\": \(reason)"
         case let .inconsistent(file, reason): return "\(file): \(reason)"
@@ -60,7 +64,8 @@ extension ModelSpec {
         var config = root
         var nested = false
         if let text = root["text_config"], text.objectValue != nil,
-           root["hidden_size"] == nil || root["model_type"]?.stringValue == "kimi_k25" {
+            root["hidden_size"] == nil || root["model_type"]?.stringValue == "kimi_k25"
+        {
             config = text
             nested = true
         }
@@ -79,8 +84,9 @@ extension ModelSpec {
         headCount = try read.int("num_attention_heads", in: ConfigLimits.heads)
         keyValueHeadCount = try read.optionalInt("num_key_value_heads", in: 1...headCount) ?? headCount
         guard headCount % keyValueHeadCount == 0 else {
-            throw .invalidField(file: file, field: "num_key_value_heads",
-                                reason: "\(keyValueHeadCount) does not divide num_attention_heads \(headCount) (each key/value head serves a whole group)")
+            throw .invalidField(
+                file: file, field: "num_key_value_heads",
+                reason: "\(keyValueHeadCount) does not divide num_attention_heads \(headCount) (each key/value head serves a whole group)")
         }
         let statedHeadDim = try read.optionalInt("head_dim", in: ConfigLimits.headDim)
         headDim = statedHeadDim ?? max(hiddenSize / headCount, 1)
@@ -89,7 +95,9 @@ extension ModelSpec {
         rmsNormEpsilon = try read.optionalDouble("rms_norm_eps", in: ConfigLimits.epsilon) ?? 1e-6
         maxPositionEmbeddings = try read.optionalInt("max_position_embeddings", in: ConfigLimits.context) ?? 0
         tieWordEmbeddings = try read.optionalBool("tie_word_embeddings") ?? false
-        dtype = config["dtype"]?.stringValue ?? config["torch_dtype"]?.stringValue ?? root["dtype"]?.stringValue ?? root["torch_dtype"]?.stringValue
+        dtype =
+            config["dtype"]?.stringValue ?? config["torch_dtype"]?.stringValue ?? root["dtype"]?.stringValue
+            ?? root["torch_dtype"]?.stringValue
         nestedTextConfig = nested
         (ropeTheta, ropeScaling) = try ModelSpec.parseRope(read)
         do throws(FormatError) {
@@ -104,7 +112,8 @@ extension ModelSpec {
     /// Cross-field rules no single range can state.
     private func checkConsistency(file: String) throws(CatalogError) {
         guard (1...routedExpertCount).contains(expertsPerToken) else {
-            throw .inconsistent(file: file, reason: "num_experts_per_tok \(expertsPerToken) must be in 1…\(routedExpertCount) (the routed experts)")
+            throw .inconsistent(
+                file: file, reason: "num_experts_per_tok \(expertsPerToken) must be in 1…\(routedExpertCount) (the routed experts)")
         }
         guard expertGroupCount >= 1, routedExpertCount % expertGroupCount == 0 else {
             throw .inconsistent(file: file, reason: "n_group \(expertGroupCount) must divide the \(routedExpertCount) routed experts")
@@ -113,7 +122,9 @@ extension ModelSpec {
             throw .inconsistent(file: file, reason: "topk_group \(expertGroupsUsed) must be in 1…\(expertGroupCount) (n_group)")
         }
         guard expertsPerToken <= expertGroupsUsed * (routedExpertCount / expertGroupCount) else {
-            throw .inconsistent(file: file, reason: "num_experts_per_tok \(expertsPerToken) exceeds the experts of the topk_group \(expertGroupsUsed) groups kept")
+            throw .inconsistent(
+                file: file,
+                reason: "num_experts_per_tok \(expertsPerToken) exceeds the experts of the topk_group \(expertGroupsUsed) groups kept")
         }
         if let mla = latentAttention, let rope = ropeScaling, rope.type == "yarn", mla.ropeHeadDim % 2 != 0 {
             throw .invalidField(file: file, field: "qk_rope_head_dim", reason: "\(mla.ropeHeadDim) must be even (rotary pairs)")
@@ -127,7 +138,8 @@ extension ModelSpec {
         let parameters = read.config["rope_parameters"]
         var theta = try read.optionalDouble("rope_theta", in: ConfigLimits.ropeTheta)
         if theta == nil, let parameters, parameters.objectValue != nil {
-            theta = try ConfigReader(config: parameters, file: read.file, prefix: "rope_parameters.").optionalDouble("rope_theta", in: ConfigLimits.ropeTheta)
+            theta = try ConfigReader(config: parameters, file: read.file, prefix: "rope_parameters.").optionalDouble(
+                "rope_theta", in: ConfigLimits.ropeTheta)
         }
         var scaling: JSONValue? = read.config["rope_scaling"]
         var field = "rope_scaling."
@@ -142,11 +154,16 @@ extension ModelSpec {
         guard let factor = try sub.optionalDouble("factor", in: ConfigLimits.ropeFactor) else {
             throw .invalidField(file: read.file, field: field + "factor", reason: "missing for rope type \"\(type)\"")
         }
-        return (theta ?? 10_000, RopeScaling(
-            type: type, factor: factor,
-            originalMaxPositionEmbeddings: try sub.optionalInt("original_max_position_embeddings", in: ConfigLimits.context),
-            betaFast: try sub.optionalDouble("beta_fast", in: -1e6...1e6), betaSlow: try sub.optionalDouble("beta_slow", in: -1e6...1e6),
-            mscale: try sub.optionalDouble("mscale", in: -1e6...1e6), mscaleAllDim: try sub.optionalDouble("mscale_all_dim", in: -1e6...1e6)))
+        return (
+            theta ?? 10_000,
+            RopeScaling(
+                type: type, factor: factor,
+                originalMaxPositionEmbeddings: try sub.optionalInt("original_max_position_embeddings", in: ConfigLimits.context),
+                betaFast: try sub.optionalDouble("beta_fast", in: -1e6...1e6),
+                betaSlow: try sub.optionalDouble("beta_slow", in: -1e6...1e6),
+                mscale: try sub.optionalDouble("mscale", in: -1e6...1e6),
+                mscaleAllDim: try sub.optionalDouble("mscale_all_dim", in: -1e6...1e6))
+        )
     }
 }
 

@@ -34,7 +34,9 @@ public struct TensorLayout: Sendable {
         var index: [String: [Int]] = [:], byKind: [TemplateKey: Int] = [:]
         for (i, template) in checkpointTemplates.enumerated() {
             index[NamePattern.key(template.pattern), default: []].append(i)
-            if byKind[TemplateKey(kind: template.kind, part: template.part)] == nil { byKind[TemplateKey(kind: template.kind, part: template.part)] = i }
+            if byKind[TemplateKey(kind: template.kind, part: template.part)] == nil {
+                byKind[TemplateKey(kind: template.kind, part: template.part)] = i
+            }
         }
         checkpointIndex = index
         checkpointByKind = byKind
@@ -72,7 +74,9 @@ public struct TensorLayout: Sendable {
             break
         }
         if let found = lookupCheckpoint(plain) { return found }
-        if let (companion, logical) = CompanionSuffix.match(String(plain)), let found = lookupCheckpoint(Substring(logical)), found.part == .weight {
+        if let (companion, logical) = CompanionSuffix.match(String(plain)), let found = lookupCheckpoint(Substring(logical)),
+            found.part == .weight
+        {
             return Match(template: found.template, role: found.role, part: TensorPart(companion))
         }
         return nil
@@ -105,12 +109,13 @@ public struct TensorLayout: Sendable {
             guard numbers.count == 1, let kind = spec.layerKind(numbers[0]), kinds.contains(kind) else { return nil }
             return (numbers[0], nil)
         case .expert(let kinds):
-            guard numbers.count == 2, let kind = spec.layerKind(numbers[0]), kinds.contains(kind), numbers[1] < spec.routedExpertCount else { return nil }
+            guard numbers.count == 2, let kind = spec.layerKind(numbers[0]), kinds.contains(kind), numbers[1] < spec.routedExpertCount
+            else { return nil }
             return (numbers[0], numbers[1])
         }
     }
 
-    /// The checkpoint name of `role`'s `part` (`model.layers.3.self_attn.q_proj.weight` for `.attention(3, .query)`).
+    /// The checkpoint name of `role`'s `part` (the query projection's weight of layer 3 for `.attention(3, .query)`).
     public func checkpointName(_ role: TensorRole, part: TensorPart = .weight) -> String? {
         guard let kind = role.kind, let i = checkpointByKind[TemplateKey(kind: kind, part: part)] else { return nil }
         return NamePattern.format(checkpointTemplates[i].pattern, layer: role.layer, expert: role.expert)
@@ -133,8 +138,10 @@ public struct TensorLayout: Sendable {
         var tensors: [ExpectedTensor] = []
         expand(checkpointTemplates.filter { $0.presence == .expected }, scope: \.scope) { template, layer, expert in
             let name = NamePattern.format(template.pattern, layer: layer, expert: expert)
-            tensors.append(ExpectedTensor(name: name, shape: template.shape(spec), isLinear: template.isLinear,
-                                          role: classify(name).role, part: template.part))
+            tensors.append(
+                ExpectedTensor(
+                    name: name, shape: template.shape(spec), isLinear: template.isLinear,
+                    role: classify(name).role, part: template.part))
         }
         return tensors
     }
@@ -170,7 +177,7 @@ public struct TensorLayout: Sendable {
         return nil
     }
 
-    /// The GGUF name of `role`'s `part` (`blk.3.ffn_down_exps.weight` for `.routedExperts(3, .down)`).
+    /// The GGUF name of `role`'s `part` (layer 3's stacked routed down projections for `.routedExperts(3, .down)`).
     public func fileName(_ role: TensorRole, part: TensorPart = .weight) -> String? {
         guard let kind = role.kind, let i = fileByKind[TemplateKey(kind: kind, part: part)] else { return nil }
         return NamePattern.format(fileTemplates[i].pattern, layer: role.layer, expert: nil)
@@ -183,8 +190,10 @@ public struct TensorLayout: Sendable {
             guard let role = template.kind.role(layer: layer) else { return }
             if role == .outputHead && !includeOutputHead { return }
             let name = NamePattern.format(template.pattern, layer: layer, expert: nil)
-            plans.append(GGUFTensorPlan(name: name, dimensions: template.dimensions(spec), source: source(template, layer: layer),
-                                        role: role, part: template.part))
+            plans.append(
+                GGUFTensorPlan(
+                    name: name, dimensions: template.dimensions(spec), source: source(template, layer: layer),
+                    role: role, part: template.part))
         }
         return plans
     }
@@ -206,7 +215,9 @@ public struct TensorLayout: Sendable {
             let pattern = checkpointByKind[TemplateKey(kind: kind, part: template.part)].map { checkpointTemplates[$0].pattern } ?? ""
             return .stacked(ExpertNames(pattern: pattern, layer: layer ?? 0, count: spec.routedExpertCount))
         case .keyFromKVB, .valueFromKVB:
-            let mla = spec.latentAttention ?? LatentAttention(queryRank: nil, keyValueRank: 0, noPositionHeadDim: 0, ropeHeadDim: 0, valueHeadDim: 0)
+            let mla =
+                spec.latentAttention
+                ?? LatentAttention(queryRank: nil, keyValueRank: 0, noPositionHeadDim: 0, ropeHeadDim: 0, valueHeadDim: 0)
             if case .keyFromKVB = template.assembly {
                 return .keyFromKVB(name(), heads: spec.headCount, noPosition: mla.noPositionHeadDim, value: mla.valueHeadDim)
             }
@@ -320,7 +331,9 @@ extension TensorLayout {
     public func routingCounts(_ imatrix: ImportanceMatrix) -> [Int: [Int]] {
         var hits: [Int: [Int]] = [:]
         for layer in 0..<(spec.layerCount + spec.nextTokenPredictionLayers) {
-            guard let name = fileName(.routedExperts(layer: layer, projection: .down)), let counts = imatrix.matrixCounts[name] else { continue }
+            guard let name = fileName(.routedExperts(layer: layer, projection: .down)), let counts = imatrix.matrixCounts[name] else {
+                continue
+            }
             hits[layer] = counts.map { $0.isFinite && $0 >= 0 && $0 < 1e15 ? Int($0) : 0 }
         }
         return hits

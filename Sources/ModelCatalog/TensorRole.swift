@@ -41,7 +41,7 @@ public enum TensorRole: Sendable, Hashable {
     case outputHead
     case finalNorm
     case attentionNorm(layer: Int)
-    /// The norm before the FFN (transformers' `post_attention_layernorm`).
+    /// The norm before the FFN (the post-attention norm in transformers).
     case feedForwardNorm(layer: Int)
     case attention(layer: Int, part: AttentionPart)
     case router(layer: Int)
@@ -61,8 +61,8 @@ public enum TensorRole: Sendable, Hashable {
     public var layer: Int? {
         switch self {
         case .attentionNorm(let l), .feedForwardNorm(let l), .attention(let l, _), .router(let l), .routerBias(let l),
-             .routedExpert(let l, _, _), .routedExperts(let l, _), .sharedExpert(let l, _), .denseFeedForward(let l, _),
-             .nextTokenPrediction(let l, _):
+            .routedExpert(let l, _, _), .routedExperts(let l, _), .sharedExpert(let l, _), .denseFeedForward(let l, _),
+            .nextTokenPrediction(let l, _):
             return l
         case .embedding, .outputHead, .finalNorm, .unknown:
             return nil

@@ -18,7 +18,10 @@ public enum PlanningError: Error, Sendable, CustomStringConvertible {
             "\(file): converting \(type) checkpoints is not supported yet (`moeq plan` and `moeq inspect` read them); convertible: "
                 + Architecture.modelTypes.filter(\.value.isConvertible).keys.sorted().joined(separator: ", ")
         case let .missingSource(tensor, source, directory):
-            "\(directory): GGUF tensor \(tensor) needs \"\(source)\", which the checkpoint lacks (an incomplete download, or a config.json that does not match the weights)"
+            """
+            \(directory): GGUF tensor \(tensor) needs \"\(source)\", which the checkpoint lacks (an incomplete download, or a \
+            config.json that does not match the weights)
+            """
         case let .shape(tensor, reason): "GGUF tensor \(tensor): \(reason)"
         }
     }
@@ -48,8 +51,10 @@ public struct ConversionPlan: Sendable {
 
     /// Plans a conversion of the checkpoint at `path` (a directory with config.json). `rules`: a recipe file whose rules
     /// adjust the named recipe's types. `skipUnknown`: leave out tensors config.json does not describe instead of refusing.
-    public init(path: String, recipe: RecipeName, name: String? = nil, importance: ImportanceMatrix? = nil, rules: RecipeFile? = nil,
-                skipUnknown: Bool = false) throws {
+    public init(
+        path: String, recipe: RecipeName, name: String? = nil, importance: ImportanceMatrix? = nil, rules: RecipeFile? = nil,
+        skipUnknown: Bool = false
+    ) throws {
         let checkpoint = try Checkpoint(path: path)
         let configPath = (checkpoint.directory as NSString).appendingPathComponent("config.json")
         let config: JSONValue
@@ -57,11 +62,14 @@ public struct ConversionPlan: Sendable {
             throw CatalogError.unreadable(file: configPath, reason: error.reasonWithoutFile + " (config.json is needed to convert)")
         }
         let spec = try ModelSpec(config: config, file: configPath)
-        guard spec.architecture.isConvertible else { throw PlanningError.unsupportedArchitecture(file: configPath, modelType: spec.modelType) }
+        guard spec.architecture.isConvertible else {
+            throw PlanningError.unsupportedArchitecture(file: configPath, modelType: spec.modelType)
+        }
         let layout = spec.tensorLayout
         try layout.checkTensorCount(stored: checkpoint.tensors.count, config: configPath)
         let resolver = WeightResolver(checkpoint: checkpoint, quantization: spec.quantization)
-        skippedTensors = try layout.check(try resolver.allWeights(), directory: checkpoint.directory, config: configPath, allowUnknown: skipUnknown)
+        skippedTensors = try layout.check(
+            try resolver.allWeights(), directory: checkpoint.directory, config: configPath, allowUnknown: skipUnknown)
         // A tied model may still ship lm_head (then llama.cpp writes output.weight); an untied one must.
         let outputHead = layout.checkpointName(.outputHead).map { checkpoint.contains($0) } ?? false
         let plans = layout.ggufTensors(includeOutputHead: !spec.tieWordEmbeddings || outputHead)
@@ -87,23 +95,39 @@ public struct ConversionPlan: Sendable {
         metadata += spec.ggufHyperParameters()
         metadata += try TokenizerMetadata.keys(directory: checkpoint.directory, spec: spec, config: config, warnings: &warnings)
         if let importance {
-            metadata += [(.quantizeImatrixFile, .string(importance.path)),
-                         (.quantizeImatrixDataset, .string(importance.datasets.first ?? "")),
-                         (.quantizeImatrixEntries, .uint32(UInt32(clamping: importance.entries.count))),
-                         (.quantizeImatrixChunks, .uint32(UInt32(clamping: importance.chunkCount)))]
+            metadata += [
+                (.quantizeImatrixFile, .string(importance.path)),
+                (.quantizeImatrixDataset, .string(importance.datasets.first ?? "")),
+                (.quantizeImatrixEntries, .uint32(UInt32(clamping: importance.entries.count))),
+                (.quantizeImatrixChunks, .uint32(UInt32(clamping: importance.chunkCount))),
+            ]
             for plan in plans where plan.quantizable {
                 guard let values = importance.entries[plan.name] else { continue }
                 let matrices = plan.dimensions.count == 3 ? plan.dimensions[2] : 1
                 guard values.count == plan.rowWidth * matrices else {
-                    throw ImportanceMatrixError.unreadable(file: importance.path, byteOffset: 0,
-                                                           reason: "entry \(plan.name) has \(values.count) values; the tensor needs \(plan.rowWidth) × \(matrices) (an imatrix of another model?)")
+                    throw ImportanceMatrixError.unreadable(
+                        file: importance.path, byteOffset: 0,
+                        reason:
+                            """
+                            entry \(plan.name) has \(values.count) values; the tensor needs \(plan.rowWidth) × \(matrices) (an \
+                            imatrix of another model?)
+                            """
+                    )
                 }
             }
             let missing = plans.filter { $0.quantizable && importance.entries[$0.name] == nil }.map(\.name)
-            if !missing.isEmpty { warnings.append("imatrix has no entry for \(missing.joined(separator: ", ")); quantized without one (as llama-quantize does)") }
+            if !missing.isEmpty {
+                warnings.append(
+                    "imatrix has no entry for \(missing.joined(separator: ", ")); quantized without one (as llama-quantize does)")
+            }
         }
         if !skippedTensors.isEmpty {
-            warnings.append("left out \(skippedTensors.count) tensor(s) config.json does not describe: \(skippedTensors.prefix(5).joined(separator: ", "))")
+            warnings.append(
+                """
+                left out \(skippedTensors.count) tensor(s) config.json does not describe: \
+                \(skippedTensors.prefix(5).joined(separator: ", "))
+                """
+            )
         }
         let specs = zip(plans, types).map { GGUFTensorSpec(name: $0.name, dimensions: $0.dimensions, type: $1) }
         self.spec = spec

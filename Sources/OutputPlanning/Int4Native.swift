@@ -9,7 +9,8 @@ public enum Int4Native {
     /// The packed INT4 g32 symmetric encoding of a source weight, if it has one.
     public static func packed(_ weight: SourceWeight) -> (packed: TensorLocation, scale: TensorLocation)? {
         guard case let .packedInteger(packed, scale, zeroPoint, bits, groupSize) = weight.encoding,
-              zeroPoint == nil, bits == 4, groupSize == 32 else { return nil }
+            zeroPoint == nil, bits == 4, groupSize == 32
+        else { return nil }
         return (packed, scale)
     }
 
@@ -21,7 +22,9 @@ public enum Int4Native {
 
     /// Q4_0 for stacked expert tensors whose every expert is packed INT4 g32 with F16-exact scales; F32 (exact)
     /// when some scale is not; the recipe's type otherwise.
-    public static func types(plans: [GGUFTensorPlan], types: [QuantType], resolver: WeightResolver, warnings: inout [String]) throws -> [QuantType] {
+    public static func types(
+        plans: [GGUFTensorPlan], types: [QuantType], resolver: WeightResolver, warnings: inout [String]
+    ) throws -> [QuantType] {
         var result = types
         for (i, plan) in plans.enumerated() {
             guard case .stacked(let names) = plan.source else { continue }
@@ -34,7 +37,12 @@ public enum Int4Native {
                 if case .q4_0 = carrier {
                     carrier = values.withUnsafeBufferPointer { Repack.int4Carrier(scales: $0, groups: weight.columns / 32) }
                     if case let .f32(row, group, value) = carrier {
-                        warnings.append("\(plan.name): \(name) row \(row) group \(group) has scale \(value), which F16 cannot hold; written as exact F32 instead of Q4_0")
+                        warnings.append(
+                            """
+                            \(plan.name): \(name) row \(row) group \(group) has scale \(value), which F16 cannot hold; written as \
+                            exact F32 instead of Q4_0
+                            """
+                        )
                     }
                 }
             }

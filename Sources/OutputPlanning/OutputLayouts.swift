@@ -21,7 +21,9 @@ extension ConversionPlan {
 
     /// A GGUF layout of the plan's tensors at `indices` with `metadata`.
     public func fileLayout(_ indices: [Int], metadata: [(GGUFKey, GGUFValue)]) throws -> GGUFLayout {
-        try GGUFLayout(metadata: metadata, tensors: indices.map { GGUFTensorSpec(name: tensors[$0].name, dimensions: tensors[$0].dimensions, type: types[$0]) })
+        try GGUFLayout(
+            metadata: metadata,
+            tensors: indices.map { GGUFTensorSpec(name: tensors[$0].name, dimensions: tensors[$0].dimensions, type: types[$0]) })
     }
 
     // MARK: split
@@ -34,8 +36,10 @@ extension ConversionPlan {
         let isRouted = routedExpertMask
         let groups = [tensors.indices.filter { !isRouted[$0] }, tensors.indices.filter { isRouted[$0] }]
         return try groups.enumerated().map { number, indices in
-            let keys: [(GGUFKey, GGUFValue)] = [(.splitNumber, .uint16(UInt16(number))), (.splitCount, .uint16(2)),
-                                                (.splitTensorCount, .int32(Int32(clamping: tensors.count)))]
+            let keys: [(GGUFKey, GGUFValue)] = [
+                (.splitNumber, .uint16(UInt16(number))), (.splitCount, .uint16(2)),
+                (.splitTensorCount, .int32(Int32(clamping: tensors.count))),
+            ]
             return (indices, try fileLayout(indices, metadata: (number == 0 ? metadata : []) + keys))
         }
     }
@@ -63,7 +67,9 @@ extension ConversionPlan {
         var drafts: [ExpertPackLayout.Draft] = []
         for layer in byLayer.keys.sorted() {
             let members = byLayer[layer] ?? []
-            guard let experts = members.first.map({ tensors[$0.index].dimensions.count == 3 ? tensors[$0.index].dimensions[2] : 1 }) else { continue }
+            guard let experts = members.first.map({ tensors[$0.index].dimensions.count == 3 ? tensors[$0.index].dimensions[2] : 1 }) else {
+                continue
+            }
             let counts = hits[layer] ?? []
             func count(_ e: Int) -> Int { e < counts.count ? counts[e] : 0 }
             for e in (0..<experts).sorted(by: { (count($0), $1) > (count($1), $0) }) {
@@ -75,14 +81,18 @@ extension ConversionPlan {
                         throw PlanningError.shape(tensor: tensor.name, reason: "width \(tensor.rowWidth) does not fit \(type.rawValue)")
                     }
                     let bytes = rowBytes * tensor.dimensions[1]
-                    parts.append(.init(projection: projection.rawValue, tensor: tensor.name, type: type, dimensions: Array(tensor.dimensions.prefix(2)),
-                                       offset: within, bytes: bytes))
+                    parts.append(
+                        .init(
+                            projection: projection.rawValue, tensor: tensor.name, type: type,
+                            dimensions: Array(tensor.dimensions.prefix(2)),
+                            offset: within, bytes: bytes))
                     within += bytes
                 }
                 drafts.append(.init(layer: layer, expert: e, hits: count(e), parts: parts, bytes: within))
             }
         }
-        return ExpertPackLayout(drafts: drafts, alignment: alignment, modelType: spec.modelType, recipe: recipe.rawValue, denseFile: denseFile)
+        return ExpertPackLayout(
+            drafts: drafts, alignment: alignment, modelType: spec.modelType, recipe: recipe.rawValue, denseFile: denseFile)
     }
 
     // MARK: shard parts
@@ -134,14 +144,21 @@ public struct ExpertPackLayout: Sendable {
             let document: JSONValue = [
                 "format": "moeq expert pack 1", "alignment": .integer(Int64(alignment)), "dense_file": .string(denseFile),
                 "model_type": .string(modelType), "recipe": .string(recipe),
-                "records": .array(records.map { r in
-                    ["layer": .integer(Int64(r.layer)), "expert": .integer(Int64(r.expert)), "hits": .integer(Int64(r.hits)),
-                     "offset": .integer(Int64(r.offset)), "bytes": .integer(Int64(r.bytes)),
-                     "parts": .array(r.parts.map { p in
-                         ["projection": .string(p.projection), "tensor": .string(p.tensor), "type": .string(p.type.rawValue),
-                          "ne": .array(p.dimensions.map { .integer(Int64($0)) }), "offset": .integer(Int64(p.offset)), "bytes": .integer(Int64(p.bytes))]
-                     })]
-                }),
+                "records": .array(
+                    records.map { r in
+                        [
+                            "layer": .integer(Int64(r.layer)), "expert": .integer(Int64(r.expert)), "hits": .integer(Int64(r.hits)),
+                            "offset": .integer(Int64(r.offset)), "bytes": .integer(Int64(r.bytes)),
+                            "parts": .array(
+                                r.parts.map { p in
+                                    [
+                                        "projection": .string(p.projection), "tensor": .string(p.tensor), "type": .string(p.type.rawValue),
+                                        "ne": .array(p.dimensions.map { .integer(Int64($0)) }), "offset": .integer(Int64(p.offset)),
+                                        "bytes": .integer(Int64(p.bytes)),
+                                    ]
+                                }),
+                        ]
+                    }),
             ]
             let json = Array(document.prettyPrinted().utf8)
             var header = ExpertPackFile.magic

@@ -1,5 +1,6 @@
-// Named recipes: which QuantType each GGUF tensor gets, as typed rules over tensor roles (what llama-quantize matches
-// by name: attn_v, attn_k, attn_output, ffn_down…) and layer index (LCPP src/llama-quant.cpp `llama_tensor_get_type_impl`, formats.md §6.4).
+// Named recipes: which QuantType each GGUF tensor gets, as typed rules over tensor roles (what llama-quantize
+// matches by name: attn_v, attn_k, attn_output, ffn_down…) and layer index (LCPP src/llama-quant.cpp
+// `llama_tensor_get_type_impl`, formats.md §6.4).
 import ModelCatalog
 import QuantKernels
 

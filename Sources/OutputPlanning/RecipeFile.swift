@@ -10,7 +10,9 @@ import TensorFormats
 public enum RecipeFileError: Error, Sendable, CustomStringConvertible {
     case invalid(file: String, key: String, String)
     public var description: String {
-        switch self { case let .invalid(file, key, what): "\(file): \(key): \(what)" }
+        switch self {
+        case let .invalid(file, key, what): "\(file): \(key): \(what)"
+        }
     }
 }
 
@@ -25,7 +27,9 @@ public struct RecipeRule: Sendable, Equatable {
     public var tensor: String?
     public var type: QuantType
 
-    public init(group: RoleCategory? = nil, projection: String? = nil, layers: ClosedRange<Int>? = nil, tensor: String? = nil, type: QuantType) {
+    public init(
+        group: RoleCategory? = nil, projection: String? = nil, layers: ClosedRange<Int>? = nil, tensor: String? = nil, type: QuantType
+    ) {
         self.group = group
         self.projection = projection
         self.layers = layers
@@ -42,9 +46,10 @@ public struct RecipeRule: Sendable, Equatable {
     }
 
     /// The recipe file's `role:` names, and the group each stands for.
-    static let groupNames: [String: RoleCategory] = Dictionary(uniqueKeysWithValues: RoleCategory.allCases.compactMap { category in
-        category == .unknown ? nil : (category.recipeName, category)
-    })
+    static let groupNames: [String: RoleCategory] = Dictionary(
+        uniqueKeysWithValues: RoleCategory.allCases.compactMap { category in
+            category == .unknown ? nil : (category.recipeName, category)
+        })
 }
 
 public struct RecipeFile: Sendable {
@@ -76,7 +81,9 @@ public struct RecipeFile: Sendable {
         let validate: Validate?
         let stages: [String]?
         let layout: String?
-        enum CodingKeys: String, CodingKey, CaseIterable { case format, base, description, rules, source, output, imatrix, threads, validate, stages, layout }
+        enum CodingKeys: String, CodingKey, CaseIterable {
+            case format, base, description, rules, source, output, imatrix, threads, validate, stages, layout
+        }
 
         struct Rule: Decodable {
             let role: String?, projection: String?, tensor: String?, type: String
@@ -96,10 +103,16 @@ public struct RecipeFile: Sendable {
         if path.hasSuffix(".yaml") || path.hasSuffix(".yml") {
             // The same typed schema, written as YAML (llm-compressor users write their recipes that way).
             let text: String
-            do { text = try PositionalFile.readText(path, limit: 1 << 20) } catch { throw RecipeFileError.invalid(file: path, key: "(file)", error.reasonWithoutFile) }
-            do { root = try YAMLDocument.parse(text) } catch { throw RecipeFileError.invalid(file: path, key: "(file)", "not YAML this reader accepts: \(error)") }
+            do { text = try PositionalFile.readText(path, limit: 1 << 20) } catch {
+                throw RecipeFileError.invalid(file: path, key: "(file)", error.reasonWithoutFile)
+            }
+            do { root = try YAMLDocument.parse(text) } catch {
+                throw RecipeFileError.invalid(file: path, key: "(file)", "not YAML this reader accepts: \(error)")
+            }
         } else {
-            do { root = try JSONParser.parse(file: path) } catch { throw RecipeFileError.invalid(file: path, key: "(file)", error.reasonWithoutFile) }
+            do { root = try JSONParser.parse(file: path) } catch {
+                throw RecipeFileError.invalid(file: path, key: "(file)", error.reasonWithoutFile)
+            }
         }
         try self.init(json: root, path: path)
     }

@@ -8,7 +8,9 @@ import TensorFormats
 enum TiktokenVocabulary {
     static func ranks(path: String) throws -> [[UInt8]: Int] { try TiktokenRanks.read(path: path) }
 
-    static func bpe(_ ranks: [[UInt8]: Int], _ token: [UInt8], maxRank: Int) -> [[UInt8]] { TiktokenRanks.merge(ranks, token, maxRank: maxRank) }
+    static func bpe(_ ranks: [[UInt8]: Int], _ token: [UInt8], maxRank: Int) -> [[UInt8]] {
+        TiktokenRanks.merge(ranks, token, maxRank: maxRank)
+    }
 
     /// GPT-2's printable form of raw bytes (each byte through the byte → unicode table).
     static func printable(_ bytes: [UInt8]) -> String {
@@ -20,7 +22,8 @@ enum TiktokenVocabulary {
         let path = (directory as NSString).appendingPathComponent("tiktoken.model")
         let ranks = try ranks(path: path)
         if let (token, rank) = ranks.first(where: { $0.value >= vocabularySize }) {
-            throw TokenizerMetadataError.invalid(file: path, reason: "token \(token) has rank \(rank), beyond the model's vocab_size \(vocabularySize) in config.json")
+            throw TokenizerMetadataError.invalid(
+                file: path, reason: "token \(token) has rank \(rank), beyond the model's vocab_size \(vocabularySize) in config.json")
         }
         var byID: [Int: String] = [:]
         var merges: [GGUFValue] = []
@@ -35,9 +38,12 @@ enum TiktokenVocabulary {
         var special: [Int: String] = [:]
         for id in base..<(base + 256) { special[id] = "<|reserved_token_\(id)|>" }
         for (key, value) in tokenizerConfig?["added_tokens_decoder"]?.objectValue?.pairs ?? [] {
-            guard let id = Int(key), (0..<max(vocabularySize, base)).contains(id), let content = value["content"]?.stringValue, !content.isEmpty else {
-                throw TokenizerMetadataError.invalid(file: (directory as NSString).appendingPathComponent("tokenizer_config.json"),
-                                                     reason: "added_tokens_decoder[\"\(key)\"] needs an id below vocab_size \(vocabularySize) and a non-empty content")
+            guard let id = Int(key), (0..<max(vocabularySize, base)).contains(id), let content = value["content"]?.stringValue,
+                !content.isEmpty
+            else {
+                throw TokenizerMetadataError.invalid(
+                    file: (directory as NSString).appendingPathComponent("tokenizer_config.json"),
+                    reason: "added_tokens_decoder[\"\(key)\"] needs an id below vocab_size \(vocabularySize) and a non-empty content")
             }
             special[id] = content
         }
@@ -51,8 +57,10 @@ enum TiktokenVocabulary {
                 tokens.append(.string("[PAD\(id)]")); types.append(.int32(TokenizerMetadata.TokenType.unused.rawValue))
             }
         }
-        return [(.tokenizerModel, .string("gpt2")), (.tokenizerPre, .string("kimi-k2")),
-                (.tokens, .array(.string, tokens)), (.tokenTypes, .array(.int32, types)),
-                (.merges, .array(.string, merges))]
+        return [
+            (.tokenizerModel, .string("gpt2")), (.tokenizerPre, .string("kimi-k2")),
+            (.tokens, .array(.string, tokens)), (.tokenTypes, .array(.int32, types)),
+            (.merges, .array(.string, merges)),
+        ]
     }
 }

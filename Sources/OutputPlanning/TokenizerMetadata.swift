@@ -8,7 +8,9 @@ import TensorFormats
 public enum TokenizerMetadataError: Error, Sendable, CustomStringConvertible {
     case invalid(file: String, reason: String)
     public var description: String {
-        switch self { case let .invalid(file, reason): "\(file): \(reason)" }
+        switch self {
+        case let .invalid(file, reason): "\(file): \(reason)"
+        }
     }
 }
 
@@ -19,7 +21,9 @@ public enum TokenizerMetadata {
     /// Keys for the tokenizer in `directory`, or none (with the reason in `warnings`) when there is no tokenizer file
     /// we read. A tokenizer file that is there but broken is an error naming it. `warnings` also notes a pre-tokenizer
     /// llama.cpp has no name for.
-    public static func keys(directory: String, spec: ModelSpec, config: JSONValue, warnings: inout [String]) throws -> [(GGUFKey, GGUFValue)] {
+    public static func keys(
+        directory: String, spec: ModelSpec, config: JSONValue, warnings: inout [String]
+    ) throws -> [(GGUFKey, GGUFValue)] {
         let path = (directory as NSString).appendingPathComponent("tokenizer.json")
         let sentencePiece = (directory as NSString).appendingPathComponent("tokenizer.model")
         let tiktoken = (directory as NSString).appendingPathComponent("tiktoken.model")
@@ -30,13 +34,15 @@ public enum TokenizerMetadata {
         func configID(_ key: String) throws -> GGUFValue? {
             guard let value = config[key], !value.isNull else { return nil }
             guard let id = value.intValue, (0..<spec.vocabularySize).contains(id) else {
-                throw TokenizerMetadataError.invalid(file: configPath, reason: "\(key) \(value.serialized()) is not a token id in 0…\(spec.vocabularySize - 1) (vocab_size)")
+                throw TokenizerMetadataError.invalid(
+                    file: configPath, reason: "\(key) \(value.serialized()) is not a token id in 0…\(spec.vocabularySize - 1) (vocab_size)")
             }
             return .uint32(UInt32(id))
         }
         guard PositionalFile.exists(path) else {
             if PositionalFile.exists(tiktoken) {
-                var keys = try TiktokenVocabulary.keys(directory: directory, vocabularySize: spec.vocabularySize, tokenizerConfig: tokenizerConfig)
+                var keys = try TiktokenVocabulary.keys(
+                    directory: directory, vocabularySize: spec.vocabularySize, tokenizerConfig: tokenizerConfig)
                 if let bos = try configID("bos_token_id") { keys.append((.beginningOfSequence, bos)) }
                 if let eos = try configID("eos_token_id") { keys.append((.endOfSequence, eos)) }
                 if let template = tokenizerConfig?["chat_template"]?.stringValue { keys.append((.chatTemplate, .string(template))) }
@@ -48,7 +54,8 @@ public enum TokenizerMetadata {
                 if let eos = try configID("eos_token_id") { keys.append((.endOfSequence, eos)) }
                 return keys
             }
-            warnings.append("no tokenizer.json or tokenizer.model in \(directory): the GGUF carries no tokenizer (llama.cpp needs one to run)")
+            warnings.append(
+                "no tokenizer.json or tokenizer.model in \(directory): the GGUF carries no tokenizer (llama.cpp needs one to run)")
             return []
         }
         let root = try JSONParser.parse(file: path)
@@ -59,8 +66,10 @@ public enum TokenizerMetadata {
         guard !vocab.isEmpty else { throw TokenizerMetadataError.invalid(file: path, reason: "model.vocab is empty") }
         func checked(_ id: JSONValue?, _ what: String) throws -> Int {
             guard let id = id?.intValue, (0..<spec.vocabularySize).contains(id) else {
-                throw TokenizerMetadataError.invalid(file: path, reason: "\(what) has id \(id?.serialized() ?? "(none)"), not in 0…\(spec.vocabularySize - 1) "
-                                                     + "(the model's vocab_size in config.json)")
+                throw TokenizerMetadataError.invalid(
+                    file: path,
+                    reason: "\(what) has id \(id?.serialized() ?? "(none)"), not in 0…\(spec.vocabularySize - 1) "
+                        + "(the model's vocab_size in config.json)")
             }
             return id
         }
@@ -128,7 +137,8 @@ public enum TokenizerMetadata {
             types.append(.int32(TokenType.unused.rawValue))
         }
         guard model.pieces.count <= spec.vocabularySize else {
-            throw TokenizerMetadataError.invalid(file: path, reason: "\(model.pieces.count) pieces, more than the model's vocab_size \(spec.vocabularySize)")
+            throw TokenizerMetadataError.invalid(
+                file: path, reason: "\(model.pieces.count) pieces, more than the model's vocab_size \(spec.vocabularySize)")
         }
         return [
             (.tokenizerModel, .string("llama")), (.tokenizerPre, .string("default")),
@@ -146,7 +156,8 @@ public enum TokenizerMetadata {
         case "kimi_k2", "kimi_k25": return "kimi-k2"
         case "qwen3_moe": return "qwen2"
         default:
-            warnings.append("pre-tokenizer of model_type \(spec.modelType) has no llama.cpp name; wrote \"gpt-2\" (the closest standard one)")
+            warnings.append(
+                "pre-tokenizer of model_type \(spec.modelType) has no llama.cpp name; wrote \"gpt-2\" (the closest standard one)")
             return "gpt-2"
         }
     }

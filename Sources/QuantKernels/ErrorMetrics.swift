@@ -9,8 +9,10 @@ public struct ErrorMetrics: Sendable, Equatable {
     public var count = 0
 
     /// Compares `reference` and `approximation` (row-major rows of `width`); `importance` has `width` values.
-    public init(reference: UnsafeBufferPointer<Float>, approximation: UnsafeBufferPointer<Float>,
-                width: Int, importance: UnsafeBufferPointer<Float>? = nil) {
+    public init(
+        reference: UnsafeBufferPointer<Float>, approximation: UnsafeBufferPointer<Float>,
+        width: Int, importance: UnsafeBufferPointer<Float>? = nil
+    ) {
         let n = min(reference.count, approximation.count)
         var squared = 0.0, dot = 0.0, referenceEnergy = 0.0, approximationEnergy = 0.0, maxError = 0.0
         var weighted = 0.0, weightSum = 0.0

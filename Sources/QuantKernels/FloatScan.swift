@@ -23,7 +23,9 @@ public enum FloatScan {
     }
 
     /// Eight elements at a time: any lane whose exponent field is all ones stops the scan.
-    private static func scan<T: FixedWidthInteger & UnsignedInteger & SIMDScalar>(_ bytes: UnsafeRawBufferPointer, _: T.Type, exponent: T) -> Int? {
+    private static func scan<T: FixedWidthInteger & UnsignedInteger & SIMDScalar>(
+        _ bytes: UnsafeRawBufferPointer, _: T.Type, exponent: T
+    ) -> Int? {
         let count = bytes.count / MemoryLayout<T>.size
         let mask = SIMD8<T>(repeating: exponent)
         var i = 0

@@ -44,7 +44,9 @@ public enum GGMLDotInput: String, Sendable, CaseIterable {
                 for i in start..<(start + 32) { amax = max(amax, abs(x[i])) }
                 let d = Half.toFloat(Half.fromFloat(amax / 127))
                 let inverse: Float = amax != 0 ? 127 / amax : 0
-                for i in start..<(start + 32) { x[i] = d * Float(Int8(clamping: GGMLRounding.truncatingInt32((x[i] * inverse).rounded(.toNearestOrEven)))) }
+                for i in start..<(start + 32) {
+                    x[i] = d * Float(Int8(clamping: GGMLRounding.truncatingInt32((x[i] * inverse).rounded(.toNearestOrEven))))
+                }
             }
         case .q8_K:
             // quantize_row_q8_K: the signed value of largest magnitude sets iscale = −127/max; q = min(127,
@@ -54,7 +56,9 @@ public enum GGMLDotInput: String, Sendable, CaseIterable {
                 for i in start..<(start + 256) where abs(x[i]) > amax { amax = abs(x[i]); signed = x[i] }
                 if amax == 0 { for i in start..<(start + 256) { x[i] = 0 }; continue }
                 let scale = -127 / signed, d = 1 / scale
-                for i in start..<(start + 256) { x[i] = d * Float(Int8(truncatingIfNeeded: min(127, GGMLRounding.nearestInt(scale * x[i])))) }
+                for i in start..<(start + 256) {
+                    x[i] = d * Float(Int8(truncatingIfNeeded: min(127, GGMLRounding.nearestInt(scale * x[i]))))
+                }
             }
         }
     }

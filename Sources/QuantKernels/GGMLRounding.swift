@@ -28,11 +28,15 @@ enum GGMLRounding {
 // MARK: - Little-endian block field access
 
 extension UnsafeMutableRawPointer {
-    @inline(__always) func storeHalf(_ value: UInt16, at offset: Int) { storeBytes(of: value.littleEndian, toByteOffset: offset, as: UInt16.self) }
+    @inline(__always) func storeHalf(_ value: UInt16, at offset: Int) {
+        storeBytes(of: value.littleEndian, toByteOffset: offset, as: UInt16.self)
+    }
     @inline(__always) func storeByte(_ value: UInt8, at offset: Int) { storeBytes(of: value, toByteOffset: offset, as: UInt8.self) }
 }
 
 extension UnsafeRawPointer {
-    @inline(__always) func loadHalf(at offset: Int) -> UInt16 { UInt16(littleEndian: loadUnaligned(fromByteOffset: offset, as: UInt16.self)) }
+    @inline(__always) func loadHalf(at offset: Int) -> UInt16 {
+        UInt16(littleEndian: loadUnaligned(fromByteOffset: offset, as: UInt16.self))
+    }
     @inline(__always) func loadByte(at offset: Int) -> UInt8 { load(fromByteOffset: offset, as: UInt8.self) }
 }

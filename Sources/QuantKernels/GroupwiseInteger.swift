@@ -42,8 +42,10 @@ public enum GroupwiseInteger {
     /// symmetric s = max(|min|, |max|) / ((qmax − qmin) / 2); asymmetric s = (max − min) / (qmax − qmin),
     /// zp = clamp(round(qmin − min / s)); zero scales become the dtype's epsilon; q = clamp(round(x / s + zp)).
     /// Rounding is half-to-even (torch.round). Throws on non-finite input or a width that is not whole groups.
-    public static func quantizeRow(_ row: UnsafeBufferPointer<Float>, scheme: GroupwiseScheme,
-                                   arithmetic: ScaleArithmetic = .bfloat16) throws(QuantError) -> GroupwiseRow {
+    public static func quantizeRow(
+        _ row: UnsafeBufferPointer<Float>, scheme: GroupwiseScheme,
+        arithmetic: ScaleArithmetic = .bfloat16
+    ) throws(QuantError) -> GroupwiseRow {
         guard scheme.groupSize > 0, row.count % scheme.groupSize == 0 else {
             throw .widthNotMultipleOfBlock(type: .q4_0, width: row.count, blockSize: scheme.groupSize)
         }
@@ -53,7 +55,7 @@ public enum GroupwiseInteger {
         let epsilon: Float = arithmetic == .bfloat16 ? 0.0078125 : Float.ulpOfOne
         var result = GroupwiseRow(codes: [Int8](repeating: 0, count: row.count), scales: [], zeroPoints: [])
         for g in 0..<groups {
-            var low: Float = 0, high: Float = 0   // min clamped ≤ 0, max ≥ 0
+            var low: Float = 0, high: Float = 0  // min clamped ≤ 0, max ≥ 0
             for c in (g * scheme.groupSize)..<((g + 1) * scheme.groupSize) { low = min(low, row[c]); high = max(high, row[c]) }
             var scale: Float
             var zeroPoint: Float = 0

@@ -23,8 +23,9 @@ enum KQuants236 {
                             for l in 0..<16 { weights[l] = qw[l] * (sigma2 + xb[16 * j + l] * xb[16 * j + l]).squareRoot() }
                             sw[j] = 0
                             for l in 0..<16 { sw[j] += weights[l] }
-                            scales[j] = ScaleSearch.asymmetric(16, 3, xb + 16 * j, weights: weights, codes + 16 * j, theMin: &mins[j],
-                                                               scratch: scratch, rmin: -0.9, rdelta: 0.05, steps: 36, useMAD: false, qkx3: true)
+                            scales[j] = ScaleSearch.asymmetric(
+                                16, 3, xb + 16 * j, weights: weights, codes + 16 * j, theMin: &mins[j],
+                                scratch: scratch, grid: .importance, useMAD: false, qkx3: true)
                         }
                         let dm = ScaleSearch.positive(16, 15, scales, ls, weights: sw)
                         let mm = ScaleSearch.positive(16, 15, mins, lm, weights: sw)
@@ -35,8 +36,9 @@ enum KQuants236 {
                         var maxScale: Float = 0, maxMin: Float = 0
                         for j in 0..<16 {
                             for l in 0..<16 { weights[l] = abs(xb[16 * j + l]) }
-                            scales[j] = ScaleSearch.asymmetric(16, 3, xb + 16 * j, weights: weights, codes + 16 * j, theMin: &mins[j],
-                                                               scratch: scratch, rmin: -0.5, rdelta: 0.1, steps: 15, useMAD: true, qkx3: false)
+                            scales[j] = ScaleSearch.asymmetric(
+                                16, 3, xb + 16 * j, weights: weights, codes + 16 * j, theMin: &mins[j],
+                                scratch: scratch, grid: .q2K, useMAD: true, qkx3: false)
                             if scales[j] > maxScale { maxScale = scales[j] }
                             if mins[j] > maxMin { maxMin = mins[j] }
                         }
@@ -212,8 +214,10 @@ enum KQuants236 {
     // MARK: - Q6_K
 
     /// `lanes` runs the 16 sub-block searches side by side in SIMD lanes (same bytes; scalar is the reference).
-    static func quantizeQ6_K(_ x: UnsafePointer<Float>, _ width: Int, importance: UnsafePointer<Float>?, _ out: UnsafeMutableRawPointer,
-                             lanes: Bool = true) {
+    static func quantizeQ6_K(
+        _ x: UnsafePointer<Float>, _ width: Int, importance: UnsafePointer<Float>?, _ out: UnsafeMutableRawPointer,
+        lanes: Bool = true
+    ) {
         withUnsafeTemporaryAllocation(of: Float.self, capacity: 16) { floats in
             withUnsafeTemporaryAllocation(of: Int8.self, capacity: 256) { bytes in
                 let scales = floats.baseAddress!, codes = bytes.baseAddress!
@@ -288,12 +292,15 @@ enum KQuants236 {
 enum Q6Lanes {
     static func transpose(_ source: UnsafePointer<Float>, into x: UnsafeMutablePointer<SIMD8<Float>>) {
         for i in 0..<16 {
-            x[i] = SIMD8(source[i], source[16 + i], source[32 + i], source[48 + i], source[64 + i], source[80 + i], source[96 + i], source[112 + i])
+            x[i] = SIMD8(
+                source[i], source[16 + i], source[32 + i], source[48 + i], source[64 + i], source[80 + i], source[96 + i], source[112 + i])
         }
     }
 
-    static func search(_ xb: UnsafePointer<Float>, _ importance: UnsafePointer<Float>?, scales: UnsafeMutablePointer<Float>,
-                       codes: UnsafeMutablePointer<Int8>) {
+    static func search(
+        _ xb: UnsafePointer<Float>, _ importance: UnsafePointer<Float>?, scales: UnsafeMutablePointer<Float>,
+        codes: UnsafeMutablePointer<Int8>
+    ) {
         withUnsafeTemporaryAllocation(of: SIMD8<Float>.self, capacity: 48) { lanes in
             let x = lanes.baseAddress!, w = x + 16, l = w + 16
             for half in 0..<2 {
@@ -303,9 +310,10 @@ enum Q6Lanes {
                 let result = LaneSearch.symmetric(32, x, weights: UnsafePointer(w), l)
                 for j in 0..<8 {
                     let sub = 8 * half + j
-                    if result.unsafe[j] {   // all-zero or subnormal sub-block: the scalar port reproduces ggml there
-                        scales[sub] = ScaleSearch.symmetric(16, 32, xb + 16 * sub, codes + 16 * sub, rmseType: 1,
-                                                            weights: importance.map { $0 + 16 * sub })
+                    if result.unsafe[j] {  // all-zero or subnormal sub-block: the scalar port reproduces ggml there
+                        scales[sub] = ScaleSearch.symmetric(
+                            16, 32, xb + 16 * sub, codes + 16 * sub, rmseType: 1,
+                            weights: importance.map { $0 + 16 * sub })
                         continue
                     }
                     scales[sub] = result.scale[j]

@@ -27,8 +27,10 @@ enum KQuants45 {
 
     /// Quantizes one row. `fiveBit` selects Q5_K (nmax 31) over Q4_K (nmax 15). `lanes` runs the eight
     /// sub-block searches side by side in SIMD lanes (same bytes; the scalar loop is the reference).
-    static func quantize(_ x: UnsafePointer<Float>, _ width: Int, importance: UnsafePointer<Float>?,
-                         _ out: UnsafeMutableRawPointer, fiveBit: Bool, lanes: Bool = true) {
+    static func quantize(
+        _ x: UnsafePointer<Float>, _ width: Int, importance: UnsafePointer<Float>?,
+        _ out: UnsafeMutableRawPointer, fiveBit: Bool, lanes: Bool = true
+    ) {
         let nmax: Int32 = fiveBit ? 31 : 15
         let blockBytes = fiveBit ? 176 : 144
         withUnsafeTemporaryAllocation(of: Float.self, capacity: 32 + 8 * 3) { floats in
@@ -44,7 +46,8 @@ enum KQuants45 {
                         for l in 0..<256 { sumX2 += xb[l] * xb[l] }
                         let sigma2 = 2 * sumX2 / 256
                         if lanes {
-                            LaneStage.searchImportance(xb, importance + 256 * block, sigma2: sigma2, nmax: nmax, scales: scales, mins: mins, sw: sw, codes: codes)
+                            LaneStage.searchImportance(
+                                xb, importance + 256 * block, sigma2: sigma2, nmax: nmax, scales: scales, mins: mins, sw: sw, codes: codes)
                         } else {
                             for j in 0..<8 {
                                 let qw = importance + 256 * block + 32 * j
@@ -52,8 +55,9 @@ enum KQuants45 {
                                 var sumW: Float = 0
                                 for l in 0..<32 { sumW += weights[l] }
                                 sw[j] = sumW
-                                scales[j] = ScaleSearch.asymmetric(32, nmax, xb + 32 * j, weights: weights, codes + 32 * j, theMin: &mins[j],
-                                                                   scratch: scratch, rmin: -0.9, rdelta: 0.05, steps: 36, useMAD: false, qkx3: true)
+                                scales[j] = ScaleSearch.asymmetric(
+                                    32, nmax, xb + 32 * j, weights: weights, codes + 32 * j, theMin: &mins[j],
+                                    scratch: scratch, grid: .importance, useMAD: false, qkx3: true)
                             }
                         }
                         let dBlock = ScaleSearch.positive(8, 63, scales, ls, weights: sw)
@@ -67,16 +71,16 @@ enum KQuants45 {
                     } else {
                         var maxScale: Float = 0, maxMin: Float = 0
                         if lanes {
-                            LaneStage.searchReference(xb, nmax: nmax, rmin: fiveBit ? -0.5 : -1, steps: fiveBit ? 15 : 20, scales: scales, mins: mins, codes: codes)
+                            LaneStage.searchReference(xb, nmax: nmax, grid: fiveBit ? .q5K : .q4K, scales: scales, mins: mins, codes: codes)
                         } else {
                             for j in 0..<8 {
                                 var sumX2: Float = 0
                                 for l in 0..<32 { sumX2 += xb[32 * j + l] * xb[32 * j + l] }
                                 let averageX = (sumX2 / 32).squareRoot()
                                 for l in 0..<32 { weights[l] = averageX + abs(xb[32 * j + l]) }
-                                scales[j] = ScaleSearch.asymmetric(32, nmax, xb + 32 * j, weights: weights, codes + 32 * j, theMin: &mins[j],
-                                                                   scratch: scratch, rmin: fiveBit ? -0.5 : -1, rdelta: 0.1,
-                                                                   steps: fiveBit ? 15 : 20, useMAD: false, qkx3: false)
+                                scales[j] = ScaleSearch.asymmetric(
+                                    32, nmax, xb + 32 * j, weights: weights, codes + 32 * j, theMin: &mins[j],
+                                    scratch: scratch, grid: fiveBit ? .q5K : .q4K, useMAD: false, qkx3: false)
                             }
                         }
                         for j in 0..<8 {
@@ -158,13 +162,17 @@ enum KQuants45 {
 enum LaneStage {
     static func transpose(_ source: UnsafePointer<Float>, into x: UnsafeMutablePointer<SIMD8<Float>>) {
         for i in 0..<32 {
-            x[i] = SIMD8(source[i], source[32 + i], source[64 + i], source[96 + i], source[128 + i], source[160 + i], source[192 + i], source[224 + i])
+            x[i] = SIMD8(
+                source[i], source[32 + i], source[64 + i], source[96 + i], source[128 + i], source[160 + i], source[192 + i],
+                source[224 + i])
         }
     }
 
     /// Copies the lanes' results out; flagged lanes are skipped (`redoUnsafe` fills them).
-    static func store(_ lanes: UnsafePointer<SIMD8<Float>>, scale: SIMD8<Float>, theMin: SIMD8<Float>, unsafe: LaneSearch.Mask,
-                      scales: UnsafeMutablePointer<Float>, mins: UnsafeMutablePointer<Float>, codes: UnsafeMutablePointer<UInt8>) {
+    static func store(
+        _ lanes: UnsafePointer<SIMD8<Float>>, scale: SIMD8<Float>, theMin: SIMD8<Float>, unsafe: LaneSearch.Mask,
+        scales: UnsafeMutablePointer<Float>, mins: UnsafeMutablePointer<Float>, codes: UnsafeMutablePointer<UInt8>
+    ) {
         for j in 0..<8 where !unsafe[j] {
             scales[j] = scale[j]
             mins[j] = theMin[j]
@@ -173,25 +181,30 @@ enum LaneStage {
     }
 
     /// Reruns the flagged sub-blocks through the scalar port (flat, subnormal or otherwise out-of-range lanes).
-    static func redoUnsafe(_ unsafe: LaneSearch.Mask, _ xb: UnsafePointer<Float>, weightsOf: (Int, UnsafeMutablePointer<Float>) -> Void,
-                           nmax: Int32, rmin: Float, rdelta: Float, steps: Int, qkx3: Bool,
-                           scales: UnsafeMutablePointer<Float>, mins: UnsafeMutablePointer<Float>, codes: UnsafeMutablePointer<UInt8>) {
+    static func redoUnsafe(
+        _ unsafe: LaneSearch.Mask, _ xb: UnsafePointer<Float>, weightsOf: (Int, UnsafeMutablePointer<Float>) -> Void,
+        nmax: Int32, grid: SearchGrid, qkx3: Bool,
+        scales: UnsafeMutablePointer<Float>, mins: UnsafeMutablePointer<Float>, codes: UnsafeMutablePointer<UInt8>
+    ) {
         guard any(unsafe) else { return }
         withUnsafeTemporaryAllocation(of: Float.self, capacity: 32) { weights in
             withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 32) { scratch in
                 for j in 0..<8 where unsafe[j] {
                     weightsOf(j, weights.baseAddress!)
-                    scales[j] = ScaleSearch.asymmetric(32, nmax, xb + 32 * j, weights: weights.baseAddress!, codes + 32 * j, theMin: &mins[j],
-                                                       scratch: scratch.baseAddress!, rmin: rmin, rdelta: rdelta, steps: steps,
-                                                       useMAD: false, qkx3: qkx3)
+                    scales[j] = ScaleSearch.asymmetric(
+                        32, nmax, xb + 32 * j, weights: weights.baseAddress!, codes + 32 * j, theMin: &mins[j],
+                        scratch: scratch.baseAddress!, grid: grid,
+                        useMAD: false, qkx3: qkx3)
                 }
             }
         }
     }
 
     /// No importance: weights = √(mean x² of the sub-block) + |x|, make_qkx2_quants.
-    static func searchReference(_ xb: UnsafePointer<Float>, nmax: Int32, rmin: Float, steps: Int,
-                                scales: UnsafeMutablePointer<Float>, mins: UnsafeMutablePointer<Float>, codes: UnsafeMutablePointer<UInt8>) {
+    static func searchReference(
+        _ xb: UnsafePointer<Float>, nmax: Int32, grid: SearchGrid,
+        scales: UnsafeMutablePointer<Float>, mins: UnsafeMutablePointer<Float>, codes: UnsafeMutablePointer<UInt8>
+    ) {
         withUnsafeTemporaryAllocation(of: SIMD8<Float>.self, capacity: 64) { floats in
             withUnsafeTemporaryAllocation(of: SIMD8<Float>.self, capacity: 64) { codes8 in
                 let x = floats.baseAddress!, w = x + 32, l = codes8.baseAddress!, scratch = l + 32
@@ -200,22 +213,26 @@ enum LaneStage {
                 for i in 0..<32 { sumX2 += x[i] * x[i] }
                 let average = (sumX2 / 32).squareRoot()
                 for i in 0..<32 { w[i] = average + LaneSearch.magnitude(x[i]) }
-                let result = LaneSearch.asymmetric(32, nmax, x, w, l, scratch: scratch, rmin: rmin, rdelta: 0.1, steps: steps, qkx3: false)
+                let result = LaneSearch.asymmetric(32, nmax, x, w, l, scratch: scratch, grid: grid, qkx3: false)
                 store(l, scale: result.scale, theMin: result.theMin, unsafe: result.unsafe, scales: scales, mins: mins, codes: codes)
-                redoUnsafe(result.unsafe, xb, weightsOf: { j, weights in
-                    var sumX2: Float = 0
-                    for i in 0..<32 { sumX2 += xb[32 * j + i] * xb[32 * j + i] }
-                    let averageX = (sumX2 / 32).squareRoot()
-                    for i in 0..<32 { weights[i] = averageX + abs(xb[32 * j + i]) }
-                }, nmax: nmax, rmin: rmin, rdelta: 0.1, steps: steps, qkx3: false, scales: scales, mins: mins, codes: codes)
+                redoUnsafe(
+                    result.unsafe, xb,
+                    weightsOf: { j, weights in
+                        var sumX2: Float = 0
+                        for i in 0..<32 { sumX2 += xb[32 * j + i] * xb[32 * j + i] }
+                        let averageX = (sumX2 / 32).squareRoot()
+                        for i in 0..<32 { weights[i] = averageX + abs(xb[32 * j + i]) }
+                    }, nmax: nmax, grid: grid, qkx3: false, scales: scales, mins: mins, codes: codes)
             }
         }
     }
 
-    /// With importance: weights = qw·√(σ² + x²), make_qkx3_quants(−0.9, 0.05, 36); sw = Σ weights.
-    static func searchImportance(_ xb: UnsafePointer<Float>, _ qw: UnsafePointer<Float>, sigma2: Float, nmax: Int32,
-                                 scales: UnsafeMutablePointer<Float>, mins: UnsafeMutablePointer<Float>, sw: UnsafeMutablePointer<Float>,
-                                 codes: UnsafeMutablePointer<UInt8>) {
+    /// With importance: weights = qw·√(σ² + x²), make_qkx3_quants on SearchGrid.importance; sw = Σ weights.
+    static func searchImportance(
+        _ xb: UnsafePointer<Float>, _ qw: UnsafePointer<Float>, sigma2: Float, nmax: Int32,
+        scales: UnsafeMutablePointer<Float>, mins: UnsafeMutablePointer<Float>, sw: UnsafeMutablePointer<Float>,
+        codes: UnsafeMutablePointer<UInt8>
+    ) {
         withUnsafeTemporaryAllocation(of: SIMD8<Float>.self, capacity: 96) { floats in
             withUnsafeTemporaryAllocation(of: SIMD8<Float>.self, capacity: 64) { codes8 in
                 let x = floats.baseAddress!, w = x + 32, q = w + 32, l = codes8.baseAddress!, scratch = l + 32
@@ -226,12 +243,14 @@ enum LaneStage {
                     w[i] = q[i] * (sigma2 + x[i] * x[i]).squareRoot()
                     sumW += w[i]
                 }
-                let result = LaneSearch.asymmetric(32, nmax, x, w, l, scratch: scratch, rmin: -0.9, rdelta: 0.05, steps: 36, qkx3: true)
+                let result = LaneSearch.asymmetric(32, nmax, x, w, l, scratch: scratch, grid: .importance, qkx3: true)
                 for j in 0..<8 { sw[j] = sumW[j] }
                 store(l, scale: result.scale, theMin: result.theMin, unsafe: result.unsafe, scales: scales, mins: mins, codes: codes)
-                redoUnsafe(result.unsafe, xb, weightsOf: { j, weights in
-                    for i in 0..<32 { weights[i] = qw[32 * j + i] * (sigma2 + xb[32 * j + i] * xb[32 * j + i]).squareRoot() }
-                }, nmax: nmax, rmin: -0.9, rdelta: 0.05, steps: 36, qkx3: true, scales: scales, mins: mins, codes: codes)
+                redoUnsafe(
+                    result.unsafe, xb,
+                    weightsOf: { j, weights in
+                        for i in 0..<32 { weights[i] = qw[32 * j + i] * (sigma2 + xb[32 * j + i] * xb[32 * j + i]).squareRoot() }
+                    }, nmax: nmax, grid: .importance, qkx3: true, scales: scales, mins: mins, codes: codes)
             }
         }
     }

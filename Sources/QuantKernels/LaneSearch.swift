@@ -34,12 +34,14 @@ enum LaneSearch {
         unsafeBitCast(unsafeBitCast(v, to: SIMD8<UInt32>.self) & 0x7FFF_FFFF, to: SIMD8<Float>.self)
     }
 
-
     /// `ScaleSearch.asymmetric` for 8 sub-blocks of `n` values at once. `x[i]` and `w[i]` hold element i of
     /// every sub-block; codes land in `codes[i]`. Returns (scale, −min) per lane.
-    static func asymmetric(_ n: Int, _ nmax: Int32, _ x: UnsafePointer<SIMD8<Float>>, _ w: UnsafePointer<SIMD8<Float>>,
-                           _ codes: UnsafeMutablePointer<SIMD8<Float>>, scratch: UnsafeMutablePointer<SIMD8<Float>>,
-                           rmin: Float, rdelta: Float, steps: Int, qkx3: Bool) -> (scale: SIMD8<Float>, theMin: SIMD8<Float>, unsafe: Mask) {
+    static func asymmetric(
+        _ n: Int, _ nmax: Int32, _ x: UnsafePointer<SIMD8<Float>>, _ w: UnsafePointer<SIMD8<Float>>,
+        _ codes: UnsafeMutablePointer<SIMD8<Float>>, scratch: UnsafeMutablePointer<SIMD8<Float>>,
+        grid: SearchGrid, qkx3: Bool
+    ) -> (scale: SIMD8<Float>, theMin: SIMD8<Float>, unsafe: Mask) {
+        let rmin = grid.rmin, rdelta = grid.rdelta, steps = grid.steps
         var min = x[0], max = x[0]
         var sumW = w[0]
         var sumX = sumW * x[0]
@@ -50,7 +52,7 @@ enum LaneSearch {
             sumX += w[i] * x[i]
         }
         min.replace(with: 0, where: min .> 0)
-        var unsafe = qkx3 ? max .<= min : max .== min   // flat sub-blocks: the scalar port handles them
+        var unsafe = qkx3 ? max .<= min : max .== min  // flat sub-blocks: the scalar port handles them
         let fmax = Float(nmax)
         var iscale = SIMD8<Float>(repeating: fmax) / (max - min)
         var scale = 1 / iscale
@@ -97,8 +99,10 @@ enum LaneSearch {
     }
 
     /// `ScaleSearch.symmetric` (rmse type 1: pass x² as `weights`, or the imatrix) for 8 sub-blocks of 16 values at once.
-    static func symmetric(_ nmax: Int32, _ x: UnsafePointer<SIMD8<Float>>, weights: UnsafePointer<SIMD8<Float>>,
-                          _ codes: UnsafeMutablePointer<SIMD8<Float>>) -> (scale: SIMD8<Float>, unsafe: Mask) {
+    static func symmetric(
+        _ nmax: Int32, _ x: UnsafePointer<SIMD8<Float>>, weights: UnsafePointer<SIMD8<Float>>,
+        _ codes: UnsafeMutablePointer<SIMD8<Float>>
+    ) -> (scale: SIMD8<Float>, unsafe: Mask) {
         let n = 16
         var max = SIMD8<Float>(repeating: 0), amax = max
         for i in 0..<n {
@@ -110,7 +114,8 @@ enum LaneSearch {
         // Every argument is iscale·x with |x| ≤ |max| and |iscale| ≤ (nmax + 0.9)/|max|, so all stay within
         // ±(nmax + 1) whenever that bound is finite. All-zero sub-blocks and those whose bound overflows
         // (subnormal maxima) are flagged for the scalar port.
-        let unsafe = (amax .< ScaleSearch.groupMaxEpsilon) .| .!(magnitude(SIMD8<Float>(repeating: Float(nmax) + 0.9) / max) .< Float.infinity)
+        let unsafe =
+            (amax .< ScaleSearch.groupMaxEpsilon) .| .!(magnitude(SIMD8<Float>(repeating: Float(nmax) + 0.9) / max) .< Float.infinity)
         let low = Float(-nmax), high = Float(nmax - 1)
         let offset = SIMD8<Float>(repeating: Float(nmax))
         @inline(__always) func weight(_ i: Int) -> SIMD8<Float> { weights[i] }

@@ -163,7 +163,7 @@ enum LegacyQuants {
             let id: Float = d != 0 ? 1 / d : 0
             y.storeHalf(GGMLRounding.half(d), at: 0)
             for j in 0..<32 {
-                let q = (xb[j] * id).rounded(.toNearestOrAwayFromZero)   // C roundf: ties away from zero
+                let q = (xb[j] * id).rounded(.toNearestOrAwayFromZero)  // C roundf: ties away from zero
                 y.storeByte(UInt8(bitPattern: Int8(truncatingIfNeeded: GGMLRounding.truncatingInt32(q))), at: 2 + j)
             }
         }
@@ -184,16 +184,19 @@ enum LegacyQuants {
     }
 
     /// Q4_0 / Q5_0 with importance: weights = qw·√(σ² + x²), make_qx_quants (rmse type 1), d stored as F16.
-    private static func symmetricImportance(_ x: UnsafePointer<Float>, _ width: Int, _ qw: UnsafePointer<Float>,
-                                            _ out: UnsafeMutableRawPointer, nmax: Int32, blockBytes: Int,
-                                            pack: (UnsafeMutableRawPointer, UnsafeMutablePointer<Int8>) -> Void) {
+    private static func symmetricImportance(
+        _ x: UnsafePointer<Float>, _ width: Int, _ qw: UnsafePointer<Float>,
+        _ out: UnsafeMutableRawPointer, nmax: Int32, blockBytes: Int,
+        pack: (UnsafeMutableRawPointer, UnsafeMutablePointer<Int8>) -> Void
+    ) {
         let sigma2 = rowSigma2(x, width)
         withUnsafeTemporaryAllocation(of: Float.self, capacity: 32) { weight in
             withUnsafeTemporaryAllocation(of: Int8.self, capacity: 32) { codes in
                 for block in 0..<(width / 32) {
                     let xb = x + 32 * block, y = out + blockBytes * block
                     for j in 0..<32 { weight[j] = qw[32 * block + j] * (sigma2 + xb[j] * xb[j]).squareRoot() }
-                    let d = ScaleSearch.symmetric(32, nmax, xb, codes.baseAddress!, rmseType: 1, weights: UnsafePointer(weight.baseAddress!))
+                    let d = ScaleSearch.symmetric(
+                        32, nmax, xb, codes.baseAddress!, rmseType: 1, weights: UnsafePointer(weight.baseAddress!))
                     y.storeHalf(GGMLRounding.half(d), at: 0)
                     pack(y, codes.baseAddress!)
                 }
@@ -202,9 +205,11 @@ enum LegacyQuants {
     }
 
     /// Q4_1 / Q5_1 with importance: weights = qw·√(σ² + x²), make_qkx3_quants, d and −min stored as F16.
-    private static func asymmetricImportance(_ x: UnsafePointer<Float>, _ width: Int, _ qw: UnsafePointer<Float>,
-                                             _ out: UnsafeMutableRawPointer, nmax: Int32, blockBytes: Int,
-                                             pack: (UnsafeMutableRawPointer, UnsafeMutablePointer<UInt8>) -> Void) {
+    private static func asymmetricImportance(
+        _ x: UnsafePointer<Float>, _ width: Int, _ qw: UnsafePointer<Float>,
+        _ out: UnsafeMutableRawPointer, nmax: Int32, blockBytes: Int,
+        pack: (UnsafeMutableRawPointer, UnsafeMutablePointer<UInt8>) -> Void
+    ) {
         let sigma2 = rowSigma2(x, width)
         withUnsafeTemporaryAllocation(of: Float.self, capacity: 32) { weight in
             withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 64) { codes in
@@ -213,8 +218,9 @@ enum LegacyQuants {
                     let xb = x + 32 * block, y = out + blockBytes * block
                     for j in 0..<32 { weight[j] = qw[32 * block + j] * (sigma2 + xb[j] * xb[j]).squareRoot() }
                     var min: Float = 0
-                    let d = ScaleSearch.asymmetric(32, nmax, xb, weights: UnsafePointer(weight.baseAddress!), codes.baseAddress!, theMin: &min,
-                                                   scratch: scratch, rmin: -0.9, rdelta: 0.05, steps: 36, useMAD: false, qkx3: true)
+                    let d = ScaleSearch.asymmetric(
+                        32, nmax, xb, weights: UnsafePointer(weight.baseAddress!), codes.baseAddress!, theMin: &min,
+                        scratch: scratch, grid: .importance, useMAD: false, qkx3: true)
                     y.storeHalf(GGMLRounding.half(d), at: 0)
                     y.storeHalf(GGMLRounding.half(-min), at: 2)
                     pack(y, codes.baseAddress!)

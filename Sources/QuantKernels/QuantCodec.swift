@@ -7,9 +7,11 @@ public enum QuantCodec {
     /// `importance` (length `width`) is ggml's imatrix weighting; types whose ggml quantizer ignores it ignore it.
     /// Throws on a NaN/±Inf input (naming the first bad index), a width that is not a whole number of
     /// blocks, or mismatched buffer sizes. `threads` > 1 splits rows across threads.
-    public static func quantize(_ type: QuantType, _ input: UnsafeBufferPointer<Float>, rows: Int, width: Int,
-                                importance: UnsafeBufferPointer<Float>? = nil, into output: UnsafeMutableRawBufferPointer,
-                                threads: Int = 1, reference: Bool = false) throws(QuantError) {
+    public static func quantize(
+        _ type: QuantType, _ input: UnsafeBufferPointer<Float>, rows: Int, width: Int,
+        importance: UnsafeBufferPointer<Float>? = nil, into output: UnsafeMutableRawBufferPointer,
+        threads: Int = 1, reference: Bool = false
+    ) throws(QuantError) {
         guard let rowBytes = type.rowBytes(width: width) else {
             throw .widthNotMultipleOfBlock(type: type, width: width, blockSize: type.blockSize)
         }
@@ -23,7 +25,8 @@ public enum QuantCodec {
         guard rows > 0, width > 0, let source = input.baseAddress, let destination = output.baseAddress else { return }
         let weights = type.layout.usesImportance ? importance?.baseAddress : nil
 
-        let job = RowJob(type: type, source: source, width: width, weights: weights, destination: destination, rowBytes: rowBytes, reference: reference)
+        let job = RowJob(
+            type: type, source: source, width: width, weights: weights, destination: destination, rowBytes: rowBytes, reference: reference)
         let shares = RowPartition(rows: rows, threads: threads)
         if shares.count == 1 {
             job.run(0..<rows)
@@ -48,8 +51,10 @@ public enum QuantCodec {
     }
 
     /// Array convenience: returns the quantized bytes.
-    public static func quantize(_ type: QuantType, _ input: [Float], rows: Int, width: Int, importance: [Float]? = nil,
-                                threads: Int = 1, reference: Bool = false) throws(QuantError) -> [UInt8] {
+    public static func quantize(
+        _ type: QuantType, _ input: [Float], rows: Int, width: Int, importance: [Float]? = nil,
+        threads: Int = 1, reference: Bool = false
+    ) throws(QuantError) -> [UInt8] {
         guard let rowBytes = type.rowBytes(width: width) else {
             throw .widthNotMultipleOfBlock(type: type, width: width, blockSize: type.blockSize)
         }
@@ -58,7 +63,9 @@ public enum QuantCodec {
             output.withUnsafeMutableBytes { destination in
                 let run = { (weights: UnsafeBufferPointer<Float>?) -> Result<Void, QuantError> in
                     do throws(QuantError) {
-                        try quantize(type, source, rows: rows, width: width, importance: weights, into: destination, threads: threads, reference: reference)
+                        try quantize(
+                            type, source, rows: rows, width: width, importance: weights, into: destination, threads: threads,
+                            reference: reference)
                         return .success(())
                     } catch { return .failure(error) }
                 }
@@ -71,8 +78,10 @@ public enum QuantCodec {
     }
 
     /// Dequantizes `count` values (a whole number of blocks) from `input` into `output`.
-    public static func dequantize(_ type: QuantType, _ input: UnsafeRawBufferPointer, count: Int,
-                                  into output: UnsafeMutableBufferPointer<Float>) throws(QuantError) {
+    public static func dequantize(
+        _ type: QuantType, _ input: UnsafeRawBufferPointer, count: Int,
+        into output: UnsafeMutableBufferPointer<Float>
+    ) throws(QuantError) {
         guard let bytes = type.rowBytes(width: count) else {
             throw .widthNotMultipleOfBlock(type: type, width: count, blockSize: type.blockSize)
         }
@@ -103,8 +112,9 @@ public enum QuantCodec {
         var output = [Float](repeating: 0, count: count)
         let result: Result<Void, QuantError> = input.withUnsafeBytes { source in
             output.withUnsafeMutableBufferPointer { destination in
-                do throws(QuantError) { try dequantize(type, source, count: count, into: destination); return .success(()) }
-                catch { return .failure(error) }
+                do throws(QuantError) { try dequantize(type, source, count: count, into: destination); return .success(()) } catch {
+                    return .failure(error)
+                }
             }
         }
         try result.get()
@@ -113,20 +123,38 @@ public enum QuantCodec {
 
     /// One row through its type's kernel: the lane-parallel fast path, or with `reference` the plain scalar port
     /// of ggml (the fast path is tested byte for byte against it).
-    static func quantizeRow(_ type: QuantType, _ x: UnsafePointer<Float>, _ width: Int, _ importance: UnsafePointer<Float>?,
-                            _ out: UnsafeMutableRawPointer, reference: Bool = false) {
+    static func quantizeRow(
+        _ type: QuantType, _ x: UnsafePointer<Float>, _ width: Int, _ importance: UnsafePointer<Float>?,
+        _ out: UnsafeMutableRawPointer, reference: Bool = false
+    ) {
         switch type {
         case .f32: for i in 0..<width { out.storeBytes(of: x[i].bitPattern.littleEndian, toByteOffset: 4 * i, as: UInt32.self) }
         case .f16: for i in 0..<width { out.storeBytes(of: GGMLRounding.half(x[i]).littleEndian, toByteOffset: 2 * i, as: UInt16.self) }
         case .bf16: for i in 0..<width { out.storeBytes(of: BFloat16.fromFloat(x[i]).littleEndian, toByteOffset: 2 * i, as: UInt16.self) }
         case .q4_0:
-            if let importance { LegacyQuants.quantizeQ4_0(x, width, importance: importance, out) } else { LegacyQuants.quantizeQ4_0(x, width, out) }
+            if let importance {
+                LegacyQuants.quantizeQ4_0(x, width, importance: importance, out)
+            } else {
+                LegacyQuants.quantizeQ4_0(x, width, out)
+            }
         case .q4_1:
-            if let importance { LegacyQuants.quantizeQ4_1(x, width, importance: importance, out) } else { LegacyQuants.quantizeQ4_1(x, width, out) }
+            if let importance {
+                LegacyQuants.quantizeQ4_1(x, width, importance: importance, out)
+            } else {
+                LegacyQuants.quantizeQ4_1(x, width, out)
+            }
         case .q5_0:
-            if let importance { LegacyQuants.quantizeQ5_0(x, width, importance: importance, out) } else { LegacyQuants.quantizeQ5_0(x, width, out) }
+            if let importance {
+                LegacyQuants.quantizeQ5_0(x, width, importance: importance, out)
+            } else {
+                LegacyQuants.quantizeQ5_0(x, width, out)
+            }
         case .q5_1:
-            if let importance { LegacyQuants.quantizeQ5_1(x, width, importance: importance, out) } else { LegacyQuants.quantizeQ5_1(x, width, out) }
+            if let importance {
+                LegacyQuants.quantizeQ5_1(x, width, importance: importance, out)
+            } else {
+                LegacyQuants.quantizeQ5_1(x, width, out)
+            }
         case .q8_0: LegacyQuants.quantizeQ8_0(x, width, out)
         case .q2_K: KQuants236.quantizeQ2_K(x, width, importance: importance, out)
         case .q3_K: KQuants236.quantizeQ3_K(x, width, importance: importance, out)

@@ -75,7 +75,8 @@ public enum QuantError: Error, Sendable, Equatable, CustomStringConvertible {
     public var description: String {
         switch self {
         case let .nonFinite(index, value): "value \(value) at index \(index) is not finite"
-        case let .widthNotMultipleOfBlock(type, width, block): "row width \(width) is not a multiple of \(type.rawValue)'s block size \(block)"
+        case let .widthNotMultipleOfBlock(type, width, block):
+            "row width \(width) is not a multiple of \(type.rawValue)'s block size \(block)"
         case let .importanceLength(expected, found): "importance vector has \(found) values, the row width is \(expected)"
         case let .nonFiniteImportance(index): "importance value at index \(index) is not finite"
         case let .bufferSize(expected, found): "buffer holds \(found) bytes/values, \(expected) needed"

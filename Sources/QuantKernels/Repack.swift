@@ -40,10 +40,13 @@ public enum Repack {
     /// Repacks rows of symmetric INT4 group-32 codes (dense packed words, `wordsPerRow` each) with their scales
     /// (`rows × width/32`, as decoded floats) into Q4_0 blocks. Dequantizing the output gives exactly
     /// (code) × scale, as the source does. Throws, naming the first row and group, if a scale is not F16-exact.
-    public static func int4ToQ4_0(packed: UnsafeRawPointer, wordsPerRow: Int, scales: UnsafeBufferPointer<Float>,
-                                  rows: Int, width: Int, into output: UnsafeMutableRawPointer) throws(RepackError) {
+    public static func int4ToQ4_0(
+        packed: UnsafeRawPointer, wordsPerRow: Int, scales: UnsafeBufferPointer<Float>,
+        rows: Int, width: Int, into output: UnsafeMutableRawPointer
+    ) throws(RepackError) {
         guard width % 32 == 0, wordsPerRow * 8 >= width, scales.count == rows * (width / 32) else {
-            throw .shape(reason: "INT4 → Q4_0 needs group 32, whole groups and one scale per group (width \(width), \(scales.count) scales)")
+            throw .shape(
+                reason: "INT4 → Q4_0 needs group 32, whole groups and one scale per group (width \(width), \(scales.count) scales)")
         }
         let groups = width / 32
         for row in 0..<rows {
@@ -68,8 +71,10 @@ public enum Repack {
 
     /// Repacks gpt-oss MXFP4 (`*_blocks` 16 bytes per 32 values, element 2j low / 2j+1 high nibble, plus an
     /// E8M0 `*_scales` byte) into ggml MXFP4 blocks (e, then element j low / j+16 high).
-    public static func mxfp4ToGGML(blocks: UnsafeRawPointer, scales: UnsafeRawPointer, blockCount: Int,
-                                   into output: UnsafeMutableRawPointer) {
+    public static func mxfp4ToGGML(
+        blocks: UnsafeRawPointer, scales: UnsafeRawPointer, blockCount: Int,
+        into output: UnsafeMutableRawPointer
+    ) {
         for b in 0..<blockCount {
             let source = blocks + 16 * b, block = output + 17 * b
             block.storeBytes(of: scales.load(fromByteOffset: b, as: UInt8.self), toByteOffset: 0, as: UInt8.self)

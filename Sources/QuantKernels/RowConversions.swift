@@ -17,8 +17,10 @@ public enum StorageFloat: Sendable {
 
 public enum RowConversion {
     /// Converts `count` elements of `kind` starting at `source` (little-endian, any alignment) into `destination`.
-    public static func decode(_ kind: StorageFloat, from source: UnsafeRawPointer, count: Int,
-                              into destination: UnsafeMutablePointer<Float>) {
+    public static func decode(
+        _ kind: StorageFloat, from source: UnsafeRawPointer, count: Int,
+        into destination: UnsafeMutablePointer<Float>
+    ) {
         switch kind {
         case .f32:
             for i in 0..<count {
@@ -26,7 +28,8 @@ public enum RowConversion {
             }
         case .f64:
             for i in 0..<count {
-                destination[i] = Float(Double(bitPattern: UInt64(littleEndian: source.loadUnaligned(fromByteOffset: 8 * i, as: UInt64.self))))
+                destination[i] = Float(
+                    Double(bitPattern: UInt64(littleEndian: source.loadUnaligned(fromByteOffset: 8 * i, as: UInt64.self))))
             }
         case .bf16:
             for i in 0..<count {

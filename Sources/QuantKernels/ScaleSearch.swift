@@ -7,8 +7,10 @@ enum ScaleSearch {
 
     /// Symmetric codes in [−nmax, nmax−1] (stored + nmax) with a least-squares scale; `rmseType` 1 weights by
     /// x², 2 by 1, 3 by |x|, 4 by √|x|; `weights` overrides. Tries 18 nearby inverse scales.
-    static func symmetric(_ n: Int, _ nmax: Int32, _ x: UnsafePointer<Float>, _ codes: UnsafeMutablePointer<Int8>,
-                          rmseType: Int, weights: UnsafePointer<Float>?) -> Float {
+    static func symmetric(
+        _ n: Int, _ nmax: Int32, _ x: UnsafePointer<Float>, _ codes: UnsafeMutablePointer<Int8>,
+        rmseType: Int, weights: UnsafePointer<Float>?
+    ) -> Float {
         var max: Float = 0, amax: Float = 0
         for i in 0..<n { let ax = abs(x[i]); if ax > amax { amax = ax; max = x[i] } }
         if amax < groupMaxEpsilon {
@@ -110,12 +112,15 @@ enum ScaleSearch {
         return suml2 > 0 ? sumlx / suml2 : 0
     }
 
-    /// Asymmetric codes in [0, nmax] with a fitted scale and min (`make_qkx2_quants` when `weights` is given,
-    /// `make_qkx3_quants` semantics — x² weights and `max <= min` — when `qkx3` is true).
+    /// Asymmetric codes in [0, nmax] with a fitted scale and min, trying each inverse scale of `grid`
+    /// (`make_qkx2_quants` when `weights` is given, `make_qkx3_quants` semantics — x² weights and `max <= min` — when `qkx3` is true).
     /// Returns the scale; `theMin` receives −min.
-    static func asymmetric(_ n: Int, _ nmax: Int32, _ x: UnsafePointer<Float>, weights: UnsafePointer<Float>?,
-                           _ codes: UnsafeMutablePointer<UInt8>, theMin: inout Float, scratch: UnsafeMutablePointer<UInt8>,
-                           rmin: Float, rdelta: Float, steps: Int, useMAD: Bool, qkx3: Bool) -> Float {
+    static func asymmetric(
+        _ n: Int, _ nmax: Int32, _ x: UnsafePointer<Float>, weights: UnsafePointer<Float>?,
+        _ codes: UnsafeMutablePointer<UInt8>, theMin: inout Float, scratch: UnsafeMutablePointer<UInt8>,
+        grid: SearchGrid, useMAD: Bool, qkx3: Bool
+    ) -> Float {
+        let rmin = grid.rmin, rdelta = grid.rdelta, steps = grid.steps
         @inline(__always) func weight(_ i: Int) -> Float { weights?[i] ?? x[i] * x[i] }
         var min = x[0], max = x[0]
         var sumW = weight(0)
@@ -187,8 +192,10 @@ enum ScaleSearch {
     }
 
     /// Quantizes non-negative sub-block scales to [0, nmax] (`make_qp_quants`).
-    static func positive(_ n: Int, _ nmax: Int32, _ x: UnsafePointer<Float>, _ codes: UnsafeMutablePointer<UInt8>,
-                         weights: UnsafePointer<Float>) -> Float {
+    static func positive(
+        _ n: Int, _ nmax: Int32, _ x: UnsafePointer<Float>, _ codes: UnsafeMutablePointer<UInt8>,
+        weights: UnsafePointer<Float>
+    ) -> Float {
         var max: Float = 0
         for i in 0..<n { max = Swift.max(max, x[i]) }
         if max < groupMaxEpsilon {
@@ -249,4 +256,19 @@ enum ScaleSearch {
         }
         return suml2 > 0 ? sumlx / suml2 : 0
     }
+}
+
+/// The inverse scales ggml's asymmetric searches try: (rmin + rdelta·step + nmax) / (max − min) for step 0…steps
+/// (`make_qkx2_quants` / `make_qkx3_quants` arguments in ggml-quants.c), one named grid per use.
+public struct SearchGrid: Sendable, Equatable {
+    public let rmin: Float, rdelta: Float, steps: Int
+
+    /// With an importance vector (Q2_K, Q4_K, Q5_K, Q4_1, Q5_1): make_qkx3_quants(…, −0.9, 0.05, 36, …).
+    public static let importance = SearchGrid(rmin: -0.9, rdelta: 0.05, steps: 36)
+    /// Q2_K without one: make_qkx2_quants(16, 3, …, −0.5, 0.1, 15, true).
+    public static let q2K = SearchGrid(rmin: -0.5, rdelta: 0.1, steps: 15)
+    /// Q4_K without one: make_qkx2_quants(32, 15, …, −1, 0.1, 20, false).
+    public static let q4K = SearchGrid(rmin: -1, rdelta: 0.1, steps: 20)
+    /// Q5_K without one: make_qkx2_quants(32, 31, …, −0.5, 0.1, 15, false).
+    public static let q5K = SearchGrid(rmin: -0.5, rdelta: 0.1, steps: 15)
 }

@@ -6,7 +6,7 @@ import TensorFormats
 public struct BPETokenizer: TextTokenizer {
     let path: String
     let vocabulary: [String: Int]
-    let ranks: [String: Int]       // "left right" → rank
+    let ranks: [String: Int]  // "left right" → rank
     let added: [(content: String, id: Int)]
     let pattern: NSRegularExpression
     let byteCharacters: [Character]
@@ -19,7 +19,9 @@ public struct BPETokenizer: TextTokenizer {
         self.path = path
         func fail(_ reason: String) -> TokenizerFileError { .invalid(file: path, byteOffset: nil, reason: reason) }
         let root: JSONValue
-        do { root = try JSONParser.parse(file: path) } catch { throw TokenizerFileError.invalid(file: path, byteOffset: nil, reason: error.reasonWithoutFile) }
+        do { root = try JSONParser.parse(file: path) } catch {
+            throw TokenizerFileError.invalid(file: path, byteOffset: nil, reason: error.reasonWithoutFile)
+        }
         guard let model = root["model"], model["type"]?.stringValue == "BPE", let vocab = model["vocab"]?.objectValue else {
             throw fail("only BPE models (model.type \"BPE\" with a model.vocab object) are supported")
         }
@@ -29,21 +31,29 @@ public struct BPETokenizer: TextTokenizer {
         guard !vocab.isEmpty else { throw fail("model.vocab is empty") }
         var vocabulary: [String: Int] = [:]
         for (token, id) in vocab.pairs {
-            guard let id = id.intValue, (0...Int(Int32.max)).contains(id) else { throw fail("model.vocab: token \"\(token)\" has id \(id.serialized()), not an integer in 0…2147483647") }
+            guard let id = id.intValue, (0...Int(Int32.max)).contains(id) else {
+                throw fail("model.vocab: token \"\(token)\" has id \(id.serialized()), not an integer in 0…2147483647")
+            }
             vocabulary[token] = id
         }
         var ranks: [String: Int] = [:]
-        guard let merges = model["merges"]?.arrayValue ?? (model["merges"] == nil ? [] : nil) else { throw fail("model.merges is not an array") }
+        guard let merges = model["merges"]?.arrayValue ?? (model["merges"] == nil ? [] : nil) else {
+            throw fail("model.merges is not an array")
+        }
         for (rank, merge) in merges.enumerated() {
             if let text = merge.stringValue { ranks[text] = rank; continue }
-            guard let pair = merge.arrayValue?.compactMap(\.stringValue), pair.count == 2 else { throw fail("model.merges[\(rank)] is not \"a b\" or [a, b]") }
+            guard let pair = merge.arrayValue?.compactMap(\.stringValue), pair.count == 2 else {
+                throw fail("model.merges[\(rank)] is not \"a b\" or [a, b]")
+            }
             ranks[pair[0] + " " + pair[1]] = rank
         }
         self.vocabulary = vocabulary
         self.ranks = ranks
         var added: [(content: String, id: Int)] = []
         for (i, token) in (root["added_tokens"]?.arrayValue ?? []).enumerated() {
-            guard let content = token["content"]?.stringValue, !content.isEmpty, let id = token["id"]?.intValue, (0...Int(Int32.max)).contains(id) else {
+            guard let content = token["content"]?.stringValue, !content.isEmpty, let id = token["id"]?.intValue,
+                (0...Int(Int32.max)).contains(id)
+            else {
                 throw fail("added_tokens[\(i)] needs a non-empty content and an id in 0…2147483647")
             }
             added.append((content, id))

@@ -47,12 +47,19 @@ public struct BaseLogitRecord: Sendable {
 
     /// Throws unless the record was made from exactly these windows for a model of this vocabulary.
     public func check(windows: [[Int]], vocabulary expected: Int, path: String) throws {
-        guard vocabulary == expected else { throw BaseLogitsError.mismatch(path: path, "vocabulary \(vocabulary), the model has \(expected)") }
-        guard context == (windows.first?.count ?? 0), chunks == windows.count else {
-            throw BaseLogitsError.mismatch(path: path, "\(chunks) chunks × \(context) tokens, this run has \(windows.count) × \(windows.first?.count ?? 0)")
+        guard vocabulary == expected else {
+            throw BaseLogitsError.mismatch(path: path, "vocabulary \(vocabulary), the model has \(expected)")
         }
-        guard windowsHash == QuantValidation.windowsHash(windows) else { throw BaseLogitsError.mismatch(path: path, "other token ids (windows_xxh3 differs)") }
-        guard positions == chunks * (context - 1 - context / 2) else { throw BaseLogitsError.malformed(path: path, offset: 16, "\(positions) positions for \(chunks) chunks of \(context)") }
+        guard context == (windows.first?.count ?? 0), chunks == windows.count else {
+            throw BaseLogitsError.mismatch(
+                path: path, "\(chunks) chunks × \(context) tokens, this run has \(windows.count) × \(windows.first?.count ?? 0)")
+        }
+        guard windowsHash == QuantValidation.windowsHash(windows) else {
+            throw BaseLogitsError.mismatch(path: path, "other token ids (windows_xxh3 differs)")
+        }
+        guard positions == chunks * (context - 1 - context / 2) else {
+            throw BaseLogitsError.malformed(path: path, offset: 16, "\(positions) positions for \(chunks) chunks of \(context)")
+        }
     }
 
     /// Top-1 id of position `p`.
@@ -119,7 +126,9 @@ public struct BaseLogitRecord: Sendable {
         var reader = BinaryReader(map.bytes)
         guard reader.expect(magic) else { throw fail(0, "not a moeq base-logits file (magic MOEQBL01)") }
         let json: UnsafeRawBufferPointer
-        do throws(BinaryReadError) { json = try reader.slice(try reader.length(UInt64.self)) } catch { throw fail(8, "header length exceeds the file") }
+        do throws(BinaryReadError) { json = try reader.slice(try reader.length(UInt64.self)) } catch {
+            throw fail(8, "header length exceeds the file")
+        }
         let header: Header
         do { header = try StrictJSON.decode(Header.self, from: try JSONParser.parse(json), file: path) } catch let error as JSONError {
             throw fail(16 + error.offset, "header: \(error.reason)")
@@ -133,7 +142,9 @@ public struct BaseLogitRecord: Sendable {
             throw fail(16, "ctx \(header.ctx), chunks \(header.chunks) or positions \(positions) are out of range")
         }
         let end = reader.position, compressed = reader.remaining
-        guard header.payloadBytes == positions * (4 + 8 * k) else { throw fail(16, "payload_bytes \(header.payloadBytes) ≠ positions × (4 + 8·top_k)") }
+        guard header.payloadBytes == positions * (4 + 8 * k) else {
+            throw fail(16, "payload_bytes \(header.payloadBytes) ≠ positions × (4 + 8·top_k)")
+        }
         // zstd compresses at most about 1:8000 in practice; a header claiming more than that of this file is not one we wrote.
         guard header.payloadBytes <= max(compressed, 1) * 16_384 else {
             throw fail(end, "payload_bytes \(header.payloadBytes) cannot come from \(compressed) compressed bytes")
@@ -143,8 +154,12 @@ public struct BaseLogitRecord: Sendable {
         record.chunks = header.chunks
         record.approximation = header.approximation ?? .null
         let payload: [UInt8]
-        do { payload = try Zstd.decompress(Array(map.bytes(in: end..<map.size)), limit: header.payloadBytes) } catch { throw fail(end, "payload: \(error)") }
-        guard payload.count == header.payloadBytes else { throw fail(end, "payload is \(payload.count) bytes, header says \(header.payloadBytes)") }
+        do { payload = try Zstd.decompress(Array(map.bytes(in: end..<map.size)), limit: header.payloadBytes) } catch {
+            throw fail(end, "payload: \(error)")
+        }
+        guard payload.count == header.payloadBytes else {
+            throw fail(end, "payload is \(payload.count) bytes, header says \(header.payloadBytes)")
+        }
         guard header.payloadXXH3 == ContentHash.hex(ContentHash.xxh3(payload)) else {
             throw fail(end, "payload XXH3 differs from the header's payload_xxh3")
         }
@@ -152,16 +167,22 @@ public struct BaseLogitRecord: Sendable {
             var words = BinaryReader(raw)
             for p in 0..<positions {
                 let target = try words.f32()
-                guard target.isFinite, target <= 0 else { throw fail(end, "position \(p): log-probability \(target) is not a finite value ≤ 0") }
+                guard target.isFinite, target <= 0 else {
+                    throw fail(end, "position \(p): log-probability \(target) is not a finite value ≤ 0")
+                }
                 record.targetLogProbabilities.append(target)
                 for _ in 0..<k {
                     let id = try words.u32()
-                    guard Int(id) < vocabulary else { throw fail(end, "token id \(id) ≥ vocabulary \(vocabulary) in the payload (at payload byte \(words.position - 4))") }
+                    guard Int(id) < vocabulary else {
+                        throw fail(end, "token id \(id) ≥ vocabulary \(vocabulary) in the payload (at payload byte \(words.position - 4))")
+                    }
                     record.ids.append(id)
                 }
                 for _ in 0..<k {
                     let value = try words.f32()
-                    guard value.isFinite, value <= 0 else { throw fail(end, "position \(p): log-probability \(value) is not a finite value ≤ 0") }
+                    guard value.isFinite, value <= 0 else {
+                        throw fail(end, "position \(p): log-probability \(value) is not a finite value ≤ 0")
+                    }
                     record.logProbabilities.append(value)
                 }
             }

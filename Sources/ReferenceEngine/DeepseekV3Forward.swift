@@ -134,13 +134,16 @@ public struct DeepseekV3Forward {
                     for j in 0..<vDim { v[(i * heads + head) * vDim + j] = kv[source + nope + j] }
                 }
             }
-            let context = DenseOps.attention(q: q, k: k, v: v, tokens: t, heads: heads, kvHeads: heads, dim: qkDim, valueDim: vDim, scale: softmaxScale)
+            let context = DenseOps.attention(
+                q: q, k: k, v: v, tokens: t, heads: heads, kvHeads: heads, dim: qkDim, valueDim: vDim, scale: softmaxScale)
             let attended = try project(context, tokens: t, inputs: heads * vDim, attention(.output), outputs: h)
             for i in 0..<x.count { x[i] += attended[i] }
 
             var m = x
             DenseOps.rmsNorm(&m, width: h, weight: try weight(.feedForwardNorm(layer: layer)), epsilon: eps)
-            let out = spec.isMoELayer(layer) ? try moe(m, tokens: t, layer: layer)
+            let out =
+                spec.isMoELayer(layer)
+                ? try moe(m, tokens: t, layer: layer)
                 : try mlp(m, tokens: t, roles: { .denseFeedForward(layer: layer, projection: $0) }, width: spec.intermediateSize)
             for i in 0..<x.count { x[i] += out[i] }
         }

@@ -5,9 +5,13 @@ enum DenseOps {
     /// y = x · W (W stored [out, in], PyTorch order): [tokens × out].
     static func linear(_ x: [Float], tokens: Int, inputs: Int, _ weight: [Float], outputs: Int) -> [Float] {
         var y = [Float](repeating: 0, count: tokens * outputs)
-        x.withUnsafeBufferPointer { a in weight.withUnsafeBufferPointer { b in y.withUnsafeMutableBufferPointer { c in
-            Matrix.multiplyTransposed(a, rows: tokens, inner: inputs, b, columns: outputs, into: c)
-        } } }
+        x.withUnsafeBufferPointer { a in
+            weight.withUnsafeBufferPointer { b in
+                y.withUnsafeMutableBufferPointer { c in
+                    Matrix.multiplyTransposed(a, rows: tokens, inner: inputs, b, columns: outputs, into: c)
+                }
+            }
+        }
         return y
     }
 
@@ -41,8 +45,10 @@ enum DenseOps {
 
     /// Causal grouped-query attention: q [T × H·d], k [T × Hkv·d], v [T × Hkv·dv] → [T × H·dv]; `scale`
     /// defaults to 1/√d. Per head: scores = Q·Kᵀ and output = P·V as two sgemms, softmax over s ≤ t in between.
-    static func attention(q: [Float], k: [Float], v: [Float], tokens: Int, heads: Int, kvHeads: Int, dim: Int,
-                          valueDim: Int? = nil, scale: Float? = nil) -> [Float] {
+    static func attention(
+        q: [Float], k: [Float], v: [Float], tokens: Int, heads: Int, kvHeads: Int, dim: Int,
+        valueDim: Int? = nil, scale: Float? = nil
+    ) -> [Float] {
         let dv = valueDim ?? dim, t = tokens
         var out = [Float](repeating: 0, count: t * heads * dv)
         let scale = scale ?? 1 / Float(dim).squareRoot()
@@ -78,8 +84,10 @@ enum DenseOps {
 
     /// Routed-expert dispatch: gathers the rows routed to each expert, runs `expert(index, rows, count)` once per
     /// expert that received tokens, and sums the outputs back weighted by the router weights. `x` is tokens × width.
-    static func dispatch(_ x: [Float], tokens: Int, width h: Int, experts: Int, chosen: [[(expert: Int, weight: Float)]],
-                         expert: (Int, [Float], Int) throws -> [Float]) rethrows -> [Float] {
+    static func dispatch(
+        _ x: [Float], tokens: Int, width h: Int, experts: Int, chosen: [[(expert: Int, weight: Float)]],
+        expert: (Int, [Float], Int) throws -> [Float]
+    ) rethrows -> [Float] {
         var output = [Float](repeating: 0, count: tokens * h)
         for e in 0..<experts {
             let routed = (0..<tokens).compactMap { i in chosen[i].first { $0.expert == e }.map { (i, $0.weight) } }

@@ -20,15 +20,22 @@ public enum EngineError: Error, Sendable, CustomStringConvertible {
         switch self {
         case .unsupported(let what): "the reference engine does not run \(what) yet"
         case let .token(index, id, vocabulary): "token \(index) has id \(id), outside the vocabulary of \(vocabulary)"
-        case let .shape(what, expected, found): "\(what): \(found) values, the spec needs \(expected.map(String.init).joined(separator: " × "))"
+        case let .shape(what, expected, found):
+            "\(what): \(found) values, the spec needs \(expected.map(String.init).joined(separator: " × "))"
         case let .missingTensor(file, tensor):
-            "\(file): no tensor \(tensor), which the model's config.json requires (an incomplete file, or a config.json that does not match the weights)"
+            """
+            \(file): no tensor \(tensor), which the model's config.json requires (an incomplete file, or a config.json that does not \
+            match the weights)
+            """
         case let .tensorShape(file, tensor, offset, found, expected):
             "\(file): tensor \(tensor) at byte \(offset): ggml shape \(found), the base's config.json implies \(expected)"
         case let .notThisModel(file, reason): "\(file): not a GGUF of this model: \(reason)"
         case .noWork(let reason): "nothing to evaluate: \(reason)"
         case let .nonFinite(file, tensor, index, value):
-            "\(file): tensor \(tensor) holds \(value) at value \(index), which is not finite: the file is damaged (re-download or re-convert it)"
+            """
+            \(file): tensor \(tensor) holds \(value) at value \(index), which is not finite: the file is damaged (re-download or \
+            re-convert it)
+            """
         }
     }
 }

@@ -35,19 +35,27 @@ public final class ExpertPackWeights: WeightProvider {
         // What each part must be: one expert's slice of the stacked tensor the table gives this spec.
         var expected: [String: (projection: Projection, ne: [Int])] = [:]
         for plan in spec.tensorLayout.ggufTensors(includeOutputHead: true) {
-            if case .routedExperts(_, let projection) = plan.role, plan.part == .weight { expected[plan.name] = (projection, Array(plan.dimensions.prefix(2))) }
+            if case .routedExperts(_, let projection) = plan.role, plan.part == .weight {
+                expected[plan.name] = (projection, Array(plan.dimensions.prefix(2)))
+            }
         }
         for record in pack.index.records {
             guard spec.layerKind(record.layer) == .moe, (0..<spec.routedExpertCount).contains(record.expert) else {
-                throw ExpertPackError.invalid(file: path, offset: record.offset, "layer \(record.layer) expert \(record.expert) is not a routed expert of this model")
+                throw ExpertPackError.invalid(
+                    file: path, offset: record.offset, "layer \(record.layer) expert \(record.expert) is not a routed expert of this model")
             }
             var parts: [Projection: (Int, Int, QuantType, Int)] = [:]
             for part in record.parts {
                 guard let want = expected[part.tensor], want.ne == part.ne, Projection(rawValue: part.projection) == want.projection,
-                      let type = QuantType(rawValue: part.type), type.rowBytes(width: part.ne[0]).map({ $0 * part.ne[1] }) == part.bytes else {
-                    throw ExpertPackError.invalid(file: path, offset: record.offset,
-                                                  "layer \(record.layer) expert \(record.expert): part \(part.tensor) (\(part.projection), \(part.type), ne \(part.ne)) "
-                                                  + "is not one expert of this model's \(part.tensor)")
+                    let type = QuantType(rawValue: part.type), type.rowBytes(width: part.ne[0]).map({ $0 * part.ne[1] }) == part.bytes
+                else {
+                    throw ExpertPackError.invalid(
+                        file: path, offset: record.offset,
+                        """
+                        layer \(record.layer) expert \(record.expert): part \(part.tensor) (\(part.projection), \(part.type), ne \
+                        \(part.ne)) 
+                        """
+                            + "is not one expert of this model's \(part.tensor)")
                 }
                 parts[want.projection] = (record.offset + part.offset, part.bytes, type, part.ne[0] * part.ne[1])
             }
@@ -78,12 +86,15 @@ public final class ExpertPackWeights: WeightProvider {
         // One read of the record (its parts are contiguous), decoded whole: gate, up, down.
         var parts: [Projection: [Float]] = [:]
         for (p, part) in layout {
-            let values = try QuantCodec.dequantize(part.type, Array(pack.map.bytes(in: part.offset..<(part.offset + part.bytes))), count: part.count)
+            let values = try QuantCodec.dequantize(
+                part.type, Array(pack.map.bytes(in: part.offset..<(part.offset + part.bytes))), count: part.count)
             try checkFinite(values, file: pack.path, tensor: "layer \(layer) expert \(expert) \(p.rawValue)")
             parts[p] = values
         }
         last = (key, parts)
-        guard let values = parts[projection] else { throw ExpertPackError.invalid(file: pack.path, offset: 0, "layer \(layer) expert \(expert) has no \(projection.rawValue) part") }
+        guard let values = parts[projection] else {
+            throw ExpertPackError.invalid(file: pack.path, offset: 0, "layer \(layer) expert \(expert) has no \(projection.rawValue) part")
+        }
         if cache.count >= capacity, let victim = recency.min(by: { uses[$0, default: 0] < uses[$1, default: 0] }) {
             // Admit only an expert used more often than the coldest resident one; otherwise serve it uncached.
             guard uses[key, default: 0] > uses[victim, default: 0] else { return values }

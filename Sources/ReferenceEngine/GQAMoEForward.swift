@@ -59,11 +59,14 @@ public struct GQAMoEForward {
             DenseOps.rmsNorm(&m, width: h, weight: try weight(.feedForwardNorm(layer: layer)), epsilon: eps)
             guard spec.isMoELayer(layer) else {
                 // Qwen3's mlp_only_layers: a dense SwiGLU FFN.
-                let gate = try project(m, tokens: t, inputs: h, .denseFeedForward(layer: layer, projection: .gate), outputs: spec.intermediateSize)
-                let up = try project(m, tokens: t, inputs: h, .denseFeedForward(layer: layer, projection: .up), outputs: spec.intermediateSize)
+                let gate = try project(
+                    m, tokens: t, inputs: h, .denseFeedForward(layer: layer, projection: .gate), outputs: spec.intermediateSize)
+                let up = try project(
+                    m, tokens: t, inputs: h, .denseFeedForward(layer: layer, projection: .up), outputs: spec.intermediateSize)
                 var act = [Float](repeating: 0, count: gate.count)
                 for i in 0..<act.count { act[i] = DenseOps.silu(gate[i]) * up[i] }
-                let out = try project(act, tokens: t, inputs: spec.intermediateSize, .denseFeedForward(layer: layer, projection: .down), outputs: h)
+                let out = try project(
+                    act, tokens: t, inputs: spec.intermediateSize, .denseFeedForward(layer: layer, projection: .down), outputs: h)
                 for i in 0..<x.count { x[i] += out[i] }
                 continue
             }
@@ -77,7 +80,9 @@ public struct GQAMoEForward {
                 let e = row.map { exp($0 - top) }
                 let total = e.reduce(0, +)
                 let probabilities = e.map { $0 / total }
-                let picks = probabilities.enumerated().sorted { $0.element > $1.element || ($0.element == $1.element && $0.offset < $1.offset) }.prefix(topK)
+                let picks = probabilities.enumerated().sorted {
+                    $0.element > $1.element || ($0.element == $1.element && $0.offset < $1.offset)
+                }.prefix(topK)
                 let sum = picks.reduce(Float(0)) { $0 + $1.element }
                 let normalize = spec.normalizeTopKProbabilities
                 chosen[i] = picks.map { ($0.offset, normalize ? $0.element / sum : $0.element) }

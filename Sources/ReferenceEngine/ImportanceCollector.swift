@@ -32,7 +32,8 @@ public final class ImportanceCollector: ActivationObserver {
                 guard case .routedExperts(let layer, let projection) = plan.role else { continue }
                 if projection == .down { routedDown.insert(plan.name) }
                 for e in 0..<spec.routedExpertCount {
-                    targets[.routedExpert(layer: layer, expert: e, projection: projection)] = Target(gguf: plan.name, matrix: e, matrices: spec.routedExpertCount, width: plan.rowWidth)
+                    targets[.routedExpert(layer: layer, expert: e, projection: projection)] = Target(
+                        gguf: plan.name, matrix: e, matrices: spec.routedExpertCount, width: plan.rowWidth)
                 }
             case .keyFromKVB, .valueFromKVB, .fusedHalf:
                 break
@@ -53,7 +54,9 @@ public final class ImportanceCollector: ActivationObserver {
 
     /// Experts (tensor, index) that never received a token.
     public var idleExperts: [(tensor: String, expert: Int)] {
-        counts.sorted { $0.key < $1.key }.flatMap { name, c in c.count > 1 ? c.enumerated().filter { $0.element == 0 }.map { (name, $0.offset) } : [] }
+        counts.sorted { $0.key < $1.key }.flatMap { name, c in
+            c.count > 1 ? c.enumerated().filter { $0.element == 0 }.map { (name, $0.offset) } : []
+        }
     }
 
     /// Tokens routed to each expert per layer (from the down projections' counts).
@@ -70,23 +73,31 @@ public final class ImportanceCollector: ActivationObserver {
             specs.append(GGUFTensorSpec(name: name + ".in_sum2", dimensions: [width, matrices], type: .f32))
             specs.append(GGUFTensorSpec(name: name + ".counts", dimensions: [1, matrices], type: .f32))
         }
-        let layout = try GGUFLayout(metadata: [(.type, .string(GGUFKey.imatrixType)), (.imatrixDatasets, .strings([dataset])),
-                                               (.imatrixChunkCount, .uint32(UInt32(clamping: chunks))), (.imatrixChunkSize, .uint32(UInt32(clamping: chunkSize)))],
-                                    tensors: specs, file: path)
+        let layout = try GGUFLayout(
+            metadata: [
+                (.type, .string(GGUFKey.imatrixType)), (.imatrixDatasets, .strings([dataset])),
+                (.imatrixChunkCount, .uint32(UInt32(clamping: chunks))), (.imatrixChunkSize, .uint32(UInt32(clamping: chunkSize))),
+            ],
+            tensors: specs, file: path)
         let writer = try GGUFWriter(path: path, layout: layout)
         func floats(_ values: [Float]) -> [UInt8] { values.flatMap { withUnsafeBytes(of: $0.bitPattern.littleEndian, Array.init) } }
         var entries: [OutputManifest.Entry] = []
         do {
             for name in names {
-                for (tensor, bytes) in [(name + ImportanceMatrix.sumSuffix, floats((sums[name] ?? []).map { Float($0) })),
-                                        (name + ImportanceMatrix.countSuffix, floats((counts[name] ?? []).map { Float($0) }))] {
+                for (tensor, bytes) in [
+                    (name + ImportanceMatrix.sumSuffix, floats((sums[name] ?? []).map { Float($0) })),
+                    (name + ImportanceMatrix.countSuffix, floats((counts[name] ?? []).map { Float($0) })),
+                ] {
                     try bytes.withUnsafeBytes { try writer.write(tensor, bytes: $0) }
-                    entries.append(.init(name: tensor, offset: writer.fileOffset(of: tensor) ?? 0, bytes: bytes.count, xxh3: ContentHash.xxh3(bytes)))
+                    entries.append(
+                        .init(name: tensor, offset: writer.fileOffset(of: tensor) ?? 0, bytes: bytes.count, xxh3: ContentHash.xxh3(bytes)))
                 }
             }
             // Like a converted GGUF, the file carries a manifest (moeq verify; a later run may replace it).
-            try OutputManifest(file: path, fileBytes: layout.fileSize, headerXXH3: ContentHash.xxh3(Array(layout.header.prefix(layout.dataStart))),
-                               tensors: entries).write()
+            try OutputManifest(
+                file: path, fileBytes: layout.fileSize, headerXXH3: ContentHash.xxh3(Array(layout.header.prefix(layout.dataStart))),
+                tensors: entries
+            ).write()
             try writer.finish()
         } catch {
             writer.abandon()

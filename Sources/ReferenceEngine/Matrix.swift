@@ -5,14 +5,17 @@ import COpenBLAS
 public enum Matrix {
     /// C[m×n] = A[m×k] · Bᵀ where B is stored [n×k] row-major — the PyTorch `[out, in]` weight layout,
     /// so `multiply(activations, weight)` is `activations @ weight.T`.
-    public static func multiplyTransposed(_ a: UnsafeBufferPointer<Float>, rows m: Int, inner k: Int,
-                                          _ b: UnsafeBufferPointer<Float>, columns n: Int,
-                                          into c: UnsafeMutableBufferPointer<Float>) {
+    public static func multiplyTransposed(
+        _ a: UnsafeBufferPointer<Float>, rows m: Int, inner k: Int,
+        _ b: UnsafeBufferPointer<Float>, columns n: Int,
+        into c: UnsafeMutableBufferPointer<Float>
+    ) {
         precondition(a.count >= m * k && b.count >= n * k && c.count >= m * n, "matrix buffers too small")
         guard m > 0, n > 0 else { return }
         if k == 0 { for i in 0..<(m * n) { c[i] = 0 }; return }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(m), Int32(n), Int32(k),
-                    1, a.baseAddress, Int32(k), b.baseAddress, Int32(k), 0, c.baseAddress, Int32(n))
+        cblas_sgemm(
+            CblasRowMajor, CblasNoTrans, CblasTrans, Int32(m), Int32(n), Int32(k),
+            1, a.baseAddress, Int32(k), b.baseAddress, Int32(k), 0, c.baseAddress, Int32(n))
     }
 
     /// Plain triple loop with the same contract, the reference the BLAS path is tested against.

@@ -61,10 +61,13 @@ public enum QuantValidation {
     }
 
     /// Perplexity of one model on `windows` (second half of each scored), and the number of scored positions.
-    public static func perplexity(model: WeightProvider, configDirectory: String, windows: [[Int]]) throws -> (perplexity: Double, positions: Int) {
+    public static func perplexity(
+        model: WeightProvider, configDirectory: String, windows: [[Int]]
+    ) throws -> (perplexity: Double, positions: Int) {
         let vocabulary = model.spec.vocabularySize
         guard !windows.isEmpty, windows.allSatisfy({ $0.count >= 2 }) else {
-            throw EngineError.noWork("no window of at least 2 tokens (the text is shorter than one window of --ctx tokens, or --chunks is 0)")
+            throw EngineError.noWork(
+                "no window of at least 2 tokens (the text is shorter than one window of --ctx tokens, or --chunks is 0)")
         }
         var total = 0.0, count = 0
         for window in windows {
@@ -79,17 +82,22 @@ public enum QuantValidation {
 
     /// Scores `windows` (second half of each). With `recordTopK` (and a model as base) the base distributions are
     /// also returned as a compact record, and the report says what the record's top-k + tail KLD would have been.
-    public static func run(quant: WeightProvider, base: BaseSource, configDirectory: String, windows: [[Int]],
-                           recordTopK: Int? = nil) throws -> (report: QuantValidationReport, record: BaseLogitRecord?) {
+    public static func run(
+        quant: WeightProvider, base: BaseSource, configDirectory: String, windows: [[Int]],
+        recordTopK: Int? = nil
+    ) throws -> (report: QuantValidationReport, record: BaseLogitRecord?) {
         guard !windows.isEmpty, windows.allSatisfy({ $0.count >= 4 }) else {
-            throw EngineError.noWork("no window of at least 4 tokens to score (the text is shorter than one window of --ctx tokens, or --chunks is 0)")
+            throw EngineError.noWork(
+                "no window of at least 4 tokens to score (the text is shorter than one window of --ctx tokens, or --chunks is 0)")
         }
         var report = QuantValidationReport()
         let vocabulary = quant.spec.vocabularySize
         let context = windows.first?.count ?? 0
         var baseNLL: [Double] = [], quantNLL: [Double] = [], klds: [Double] = [], deltaP: [Double] = []
         var agree = 0, approximateSum = 0.0
-        var record = recordTopK.map { BaseLogitRecord(vocabulary: vocabulary, context: context, topK: $0, windowsHash: windowsHash(windows)) }
+        var record = recordTopK.map {
+            BaseLogitRecord(vocabulary: vocabulary, context: context, topK: $0, windowsHash: windowsHash(windows))
+        }
         for window in windows {
             let q = try ReferenceModel.logits(weights: quant, tokens: window)
             var b: [Float] = []

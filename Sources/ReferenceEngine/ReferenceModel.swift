@@ -8,12 +8,18 @@ public enum ReferenceModel {
     /// sits in `configDirectory` (the base checkpoint). `llamaCPUArithmetic`: see GGUFWeights (GGUF only).
     /// A `.gguf` with an expert pack beside it (expert-major layout) runs through a cache of `expertCache` decoded
     /// experts (default 8).
-    public static func weights(path: String, configDirectory: String? = nil, llamaCPUArithmetic: Bool = false,
-                               expertCache: Int? = nil) throws -> WeightProvider {
+    public static func weights(
+        path: String, configDirectory: String? = nil, llamaCPUArithmetic: Bool = false,
+        expertCache: Int? = nil
+    ) throws -> WeightProvider {
         if path.hasSuffix(".gguf") {
-            guard let configDirectory else { throw EngineError.unsupported("a GGUF without its base checkpoint's config.json (pass --base)") }
+            guard let configDirectory else {
+                throw EngineError.unsupported("a GGUF without its base checkpoint's config.json (pass --base)")
+            }
             let spec = try ModelSpec(configFile: (configDirectory as NSString).appendingPathComponent("config.json"))
-            guard spec.architecture.isConvertible else { throw EngineError.unsupported("\(spec.modelType) models (`moeq plan` and `inspect` read them)") }
+            guard spec.architecture.isConvertible else {
+                throw EngineError.unsupported("\(spec.modelType) models (`moeq plan` and `inspect` read them)")
+            }
             let weights: WeightProvider
             if PositionalFile.exists(ExpertPackFile.path(forDense: path)) {
                 weights = try ExpertPackWeights(densePath: path, spec: spec, cacheExperts: expertCache ?? 8)
@@ -58,4 +64,3 @@ public enum ReferenceModel {
         return (try logits(weights: weights, tokens: tokens), weights.spec.vocabularySize)
     }
 }
-

@@ -42,9 +42,11 @@ public struct TiktokenTokenizer: TextTokenizer {
                 throw TokenizerFileError.invalid(file: configPath, byteOffset: nil, reason: error.reasonWithoutFile)
             }
             for (key, value) in config["added_tokens_decoder"]?.objectValue?.pairs ?? [] {
-                guard let id = Int(key), (0...Int(Int32.max)).contains(id), let content = value["content"]?.stringValue, !content.isEmpty else {
-                    throw TokenizerFileError.invalid(file: configPath, byteOffset: nil,
-                                                     reason: "added_tokens_decoder[\"\(key)\"] needs an id in 0…2147483647 and a non-empty content")
+                guard let id = Int(key), (0...Int(Int32.max)).contains(id), let content = value["content"]?.stringValue, !content.isEmpty
+                else {
+                    throw TokenizerFileError.invalid(
+                        file: configPath, byteOffset: nil,
+                        reason: "added_tokens_decoder[\"\(key)\"] needs an id in 0…2147483647 and a non-empty content")
                 }
                 specials.append((content, id))
             }
@@ -64,7 +66,8 @@ public struct TiktokenTokenizer: TextTokenizer {
                 for part in TiktokenRanks.merge(ranks, piece) {
                     guard let id = ranks[part] else {
                         let at = offset + ns.substring(to: match.range.location).utf8.count
-                        throw TokenizerFileError.cannotEncode(file: path, textOffset: at, what: "bytes \(part) of \"\(ns.substring(with: match.range))\"")
+                        throw TokenizerFileError.cannotEncode(
+                            file: path, textOffset: at, what: "bytes \(part) of \"\(ns.substring(with: match.range))\"")
                     }
                     ids.append(id)
                 }
@@ -117,11 +120,13 @@ public enum TokenizerLoader {
             tokenizer = try TiktokenTokenizer(directory: directory)
             file = tiktoken
         } else {
-            throw TokenizerFileError.invalid(file: directory, byteOffset: nil, reason: "neither tokenizer.json nor tiktoken.model: pass --tokens with token ids instead")
+            throw TokenizerFileError.invalid(
+                file: directory, byteOffset: nil, reason: "neither tokenizer.json nor tiktoken.model: pass --tokens with token ids instead")
         }
         guard tokenizer.maximumID < vocabularySize else {
-            throw TokenizerFileError.invalid(file: file, byteOffset: nil,
-                                             reason: "has token id \(tokenizer.maximumID), beyond the model's vocab_size \(vocabularySize) in config.json")
+            throw TokenizerFileError.invalid(
+                file: file, byteOffset: nil,
+                reason: "has token id \(tokenizer.maximumID), beyond the model's vocab_size \(vocabularySize) in config.json")
         }
         return tokenizer
     }

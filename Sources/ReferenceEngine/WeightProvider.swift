@@ -20,7 +20,8 @@ extension WeightProvider {
 
     /// x · Wᵀ for the weight of `role` ([tokens × inputs] → [tokens × outputs]); the observer sees the input as it is,
     /// the product uses it rounded as llama.cpp's CPU backend would when `dotInput` says so.
-    func project(_ x: [Float], tokens: Int, inputs: Int, _ role: TensorRole, outputs: Int, observer: ActivationObserver?) throws -> [Float] {
+    func project(_ x: [Float], tokens: Int, inputs: Int, _ role: TensorRole, outputs: Int, observer: ActivationObserver?) throws -> [Float]
+    {
         observer?.observe(role, input: x, rows: tokens, width: inputs)
         let w = try weight(role)
         guard w.count == inputs * outputs else {
@@ -63,7 +64,9 @@ final class DecodedWeightCache {
 
 /// Bytes of decoded f32 weights each model keeps between windows (MOEQ_WEIGHT_CACHE_MB overrides; 0 disables).
 let decodedWeightBudget: Int = {
-    if let text = ProcessInfo.processInfo.environment["MOEQ_WEIGHT_CACHE_MB"], let mb = Int(text), (0...(1 << 30)).contains(mb) { return mb << 20 }
+    if let text = ProcessInfo.processInfo.environment["MOEQ_WEIGHT_CACHE_MB"], let mb = Int(text), (0...(1 << 30)).contains(mb) {
+        return mb << 20
+    }
     return 1 << 30
 }()
 
@@ -79,7 +82,9 @@ public struct CheckpointWeights: WeightProvider {
         let checkpoint = try Checkpoint(path: path)
         let configPath = (checkpoint.directory as NSString).appendingPathComponent("config.json")
         spec = try ModelSpec(configFile: configPath)
-        guard spec.architecture.isConvertible else { throw EngineError.unsupported("\(spec.modelType) models (`moeq plan` and `inspect` read them)") }
+        guard spec.architecture.isConvertible else {
+            throw EngineError.unsupported("\(spec.modelType) models (`moeq plan` and `inspect` read them)")
+        }
         layout = spec.tensorLayout
         try layout.checkTensorCount(stored: checkpoint.tensors.count, config: configPath)
         resolver = WeightResolver(checkpoint: checkpoint, quantization: spec.quantization)
@@ -87,7 +92,9 @@ public struct CheckpointWeights: WeightProvider {
         try ReferenceModel.checkComplete(self, source: checkpoint.directory)
     }
 
-    public func has(_ role: TensorRole) -> Bool { layout.checkpointName(role, part: layout.storedPart(of: role)).map(resolver.hasWeight(named:)) ?? false }
+    public func has(_ role: TensorRole) -> Bool {
+        layout.checkpointName(role, part: layout.storedPart(of: role)).map(resolver.hasWeight(named:)) ?? false
+    }
 
     public func weight(_ role: TensorRole) throws -> [Float] {
         try cache.value(role) {
@@ -130,12 +137,16 @@ public final class GGUFWeights: WeightProvider {
                 if plan.role == .outputHead && spec.tieWordEmbeddings { continue }
                 if allowMissingExperts && plan.role.category == .routedExperts { continue }
                 if plan.role.category == .routedExperts {
-                    throw EngineError.missingTensor(file: path, tensor: plan.name + " (an expert-major GGUF runs with its pack \(ExpertPackFile.path(forDense: path)) beside it)")
+                    throw EngineError.missingTensor(
+                        file: path,
+                        tensor: plan.name + " (an expert-major GGUF runs with its pack \(ExpertPackFile.path(forDense: path)) beside it)")
                 }
                 throw EngineError.missingTensor(file: path, tensor: plan.name)
             }
             guard info.dimensions == plan.dimensions else {
-                throw EngineError.tensorShape(file: path, tensor: plan.name, byteOffset: file.dataStart + info.offset, found: info.dimensions, expected: plan.dimensions)
+                throw EngineError.tensorShape(
+                    file: path, tensor: plan.name, byteOffset: file.dataStart + info.offset, found: info.dimensions,
+                    expected: plan.dimensions)
             }
             plans[plan.role] = plan
             switch plan.source {
@@ -155,16 +166,23 @@ public final class GGUFWeights: WeightProvider {
     /// Refuses a GGUF of another model than `spec` (a wrong `--base`), naming what differs.
     static func checkSameModel(_ file: GGUFFile, spec: ModelSpec) throws {
         let own: ModelSpec
-        do { own = try ModelSpec(gguf: file) } catch { throw EngineError.notThisModel(file: file.path, reason: "its header does not describe a model moeq runs: \(error)") }
+        do { own = try ModelSpec(gguf: file) } catch {
+            throw EngineError.notThisModel(file: file.path, reason: "its header does not describe a model moeq runs: \(error)")
+        }
         let pairs: [(String, Int, Int)] = [
-            ("architecture", Architecture.allCases.firstIndex(of: own.architecture) ?? -1, Architecture.allCases.firstIndex(of: spec.architecture) ?? -1),
+            (
+                "architecture", Architecture.allCases.firstIndex(of: own.architecture) ?? -1,
+                Architecture.allCases.firstIndex(of: spec.architecture) ?? -1
+            ),
             ("layers", own.layerCount, spec.layerCount), ("hidden size", own.hiddenSize, spec.hiddenSize),
             ("vocabulary", own.vocabularySize, spec.vocabularySize), ("attention heads", own.headCount, spec.headCount),
-            ("routed experts", own.routedExpertCount, spec.routedExpertCount), ("experts per token", own.expertsPerToken, spec.expertsPerToken),
+            ("routed experts", own.routedExpertCount, spec.routedExpertCount),
+            ("experts per token", own.expertsPerToken, spec.expertsPerToken),
             ("expert width", own.expertIntermediateSize, spec.expertIntermediateSize),
         ]
         for (what, a, b) in pairs where a != b {
-            throw EngineError.notThisModel(file: file.path, reason: "its \(what) is \(a), the base's config.json says \(b): pass the --base this GGUF was made from")
+            throw EngineError.notThisModel(
+                file: file.path, reason: "its \(what) is \(a), the base's config.json says \(b): pass the --base this GGUF was made from")
         }
     }
 
@@ -223,8 +241,12 @@ public final class GGUFWeights: WeightProvider {
             let rank = plan.dimensions[1]
             var out = [Float](repeating: 0, count: heads * (noPosition + value) * rank)
             for h in 0..<heads {
-                for c in 0..<noPosition { for r in 0..<rank { out[(h * (noPosition + value) + c) * rank + r] = keys[(h * rank + r) * noPosition + c] } }
-                for v in 0..<value { for r in 0..<rank { out[(h * (noPosition + value) + noPosition + v) * rank + r] = values[(h * value + v) * rank + r] } }
+                for c in 0..<noPosition {
+                    for r in 0..<rank { out[(h * (noPosition + value) + c) * rank + r] = keys[(h * rank + r) * noPosition + c] }
+                }
+                for v in 0..<value {
+                    for r in 0..<rank { out[(h * (noPosition + value) + noPosition + v) * rank + r] = values[(h * value + v) * rank + r] }
+                }
             }
             return out
         case .valueFromKVB:
@@ -235,5 +257,7 @@ public final class GGUFWeights: WeightProvider {
 
 /// Refuses a decoded weight holding NaN or infinity (a damaged file), naming where.
 func checkFinite(_ values: [Float], file: String, tensor: String) throws {
-    if let bad = values.firstIndex(where: { !$0.isFinite }) { throw EngineError.nonFinite(file: file, tensor: tensor, index: bad, value: values[bad]) }
+    if let bad = values.firstIndex(where: { !$0.isFinite }) {
+        throw EngineError.nonFinite(file: file, tensor: tensor, index: bad, value: values[bad])
+    }
 }

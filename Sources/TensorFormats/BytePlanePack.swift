@@ -10,7 +10,8 @@ public enum PackError: Error, Sendable, CustomStringConvertible {
     public var description: String {
         switch self {
         case let .invalid(file, reason): "\(file): \(reason)"
-        case let .hashMismatch(file, expected, found): "\(file): XXH3 \(found) after unpacking, \(expected) recorded: the archive is damaged"
+        case let .hashMismatch(file, expected, found):
+            "\(file): XXH3 \(found) after unpacking, \(expected) recorded: the archive is damaged"
         }
     }
 }
@@ -69,8 +70,10 @@ public enum BytePlanePack {
                 let path = directory + "/" + name
                 let mapped = try MappedFile(path: path)
                 original += mapped.size
-                var entry = JSONObject([("name", .string(name)), ("bytes", .integer(Int64(mapped.size))),
-                                        ("xxh3", .string(ContentHash.hex(ContentHash.xxh3(mapped.bytes))))])
+                var entry = JSONObject([
+                    ("name", .string(name)), ("bytes", .integer(Int64(mapped.size))),
+                    ("xxh3", .string(ContentHash.hex(ContentHash.xxh3(mapped.bytes)))),
+                ])
                 if name.hasSuffix(".safetensors"), let file = try? SafetensorsFile(path: path) {
                     entry["header"] = try emit(Array(mapped.bytes(in: 0..<file.header.dataStart)))
                     var tensors: [JSONValue] = []
@@ -158,7 +161,8 @@ public enum BytePlanePack {
         let framesPath = input + "/" + dataName
         let frames = try MappedFile(path: framesPath)
         func frame(_ parts: [Int]) throws -> [UInt8] {
-            guard parts.count == 3, parts[0] >= 0, parts[1] >= 0, parts[2] >= 0, parts[2] <= chunkBytes, parts[0] <= frames.size - parts[1] else {
+            guard parts.count == 3, parts[0] >= 0, parts[1] >= 0, parts[2] >= 0, parts[2] <= chunkBytes, parts[0] <= frames.size - parts[1]
+            else {
                 throw PackError.invalid(file: framesPath, reason: "frame reference \(parts) is outside the data or larger than a chunk")
             }
             let raw: [UInt8]
@@ -166,7 +170,8 @@ public enum BytePlanePack {
                 throw PackError.invalid(file: framesPath, reason: "frame at byte \(parts[0]): \(error)")
             }
             guard raw.count == parts[2] else {
-                throw PackError.invalid(file: framesPath, reason: "frame at byte \(parts[0]) holds \(raw.count) bytes, \(parts[2]) recorded")
+                throw PackError.invalid(
+                    file: framesPath, reason: "frame at byte \(parts[0]) holds \(raw.count) bytes, \(parts[2]) recorded")
             }
             return raw
         }
@@ -176,10 +181,13 @@ public enum BytePlanePack {
             var seen = Set<String>()
             for entry in manifest.files {
                 let name = entry.name
-                guard !name.isEmpty, !name.contains("/"), name != ".", name != "..", name != OutputPolicy.marker, seen.insert(name).inserted else {
+                guard !name.isEmpty, !name.contains("/"), name != ".", name != "..", name != OutputPolicy.marker, seen.insert(name).inserted
+                else {
                     throw PackError.invalid(file: manifestPath, reason: "file name \"\(name)\" is empty, a path, reserved or repeated")
                 }
-                guard entry.bytes >= 0, entry.bytes <= 1 << 50 else { throw PackError.invalid(file: manifestPath, reason: "\(name): size \(entry.bytes) is implausible") }
+                guard entry.bytes >= 0, entry.bytes <= 1 << 50 else {
+                    throw PackError.invalid(file: manifestPath, reason: "\(name): size \(entry.bytes) is implausible")
+                }
                 try restore(entry, into: staging.file(name), frame: frame)
                 total += entry.bytes
             }
@@ -198,7 +206,9 @@ public enum BytePlanePack {
         let hasher = ContentHasher()
         var position = 0
         func put(_ bytes: [UInt8]) throws {
-            guard bytes.count <= size - position else { throw PackError.invalid(file: name, reason: "frames exceed the recorded size \(size)") }
+            guard bytes.count <= size - position else {
+                throw PackError.invalid(file: name, reason: "frames exceed the recorded size \(size)")
+            }
             try staged.write(bytes, at: position)
             bytes.withUnsafeBytes { hasher.update($0) }
             position += bytes.count
@@ -209,12 +219,15 @@ public enum BytePlanePack {
                 for tensor in entry.tensors ?? [] {
                     let width = tensor.planes
                     guard (1...16).contains(width), tensor.frames.count % width == 0 else {
-                        throw PackError.invalid(file: name, reason: "tensor \(tensor.name): \(width) planes do not divide its \(tensor.frames.count) frames")
+                        throw PackError.invalid(
+                            file: name, reason: "tensor \(tensor.name): \(width) planes do not divide its \(tensor.frames.count) frames")
                     }
                     for chunkStart in stride(from: 0, to: tensor.frames.count, by: width) {
                         let planes = try (0..<width).map { try frame(tensor.frames[chunkStart + $0]) }
                         let count = planes[0].count
-                        guard planes.allSatisfy({ $0.count == count }) else { throw PackError.invalid(file: name, reason: "tensor \(tensor.name): planes of unequal length") }
+                        guard planes.allSatisfy({ $0.count == count }) else {
+                            throw PackError.invalid(file: name, reason: "tensor \(tensor.name): planes of unequal length")
+                        }
                         var interleaved = [UInt8](repeating: 0, count: count * width)
                         for (p, plane) in planes.enumerated() { for i in 0..<count { interleaved[i * width + p] = plane[i] } }
                         try put(interleaved)

@@ -54,9 +54,14 @@ public final class Checkpoint: Sendable {
                     shardPaths = [single]
                 } else {
                     let names = (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []
-                    shardPaths = names.filter { $0.hasSuffix(".safetensors") }.sorted().map { (path as NSString).appendingPathComponent($0) }
+                    shardPaths = names.filter { $0.hasSuffix(".safetensors") }.sorted().map {
+                        (path as NSString).appendingPathComponent($0)
+                    }
                     guard !shardPaths.isEmpty else {
-                        throw .io(FileIOError(file: path, operation: "open", code: 0, detail: "no model.safetensors, index or *.safetensors file in this directory"))
+                        throw .io(
+                            FileIOError(
+                                file: path, operation: "open", code: 0,
+                                detail: "no model.safetensors, index or *.safetensors file in this directory"))
                     }
                 }
             }
@@ -109,8 +114,9 @@ public final class Checkpoint: Sendable {
         var pairs: [(String, String)] = []
         for (tensor, value) in map.pairs {
             guard let shard = value.stringValue, !shard.isEmpty, !shard.utf8.contains(UInt8(ascii: "/")), shard != "..", shard != "." else {
-                throw .invalidIndex(file: indexPath, byteOffset: SafetensorsHeader.offsetOfKey(tensor, in: mapped.bytes),
-                                    reason: "weight_map entry \"\(tensor)\" must name a shard file in the same directory")
+                throw .invalidIndex(
+                    file: indexPath, byteOffset: SafetensorsHeader.offsetOfKey(tensor, in: mapped.bytes),
+                    reason: "weight_map entry \"\(tensor)\" must name a shard file in the same directory")
             }
             pairs.append((tensor, shard))
             if seen.insert(shard).inserted { shards.append(shard) }
@@ -119,15 +125,19 @@ public final class Checkpoint: Sendable {
     }
 
     /// Every weight_map entry must be in the shard it names, and every shard tensor must be listed.
-    static func checkWeightMap(_ weightMap: [(String, String)], directory: String, byName: [String: Int],
-                               tensors: [TensorLocation], indexPath: String) throws(SafetensorsError) {
+    static func checkWeightMap(
+        _ weightMap: [(String, String)], directory: String, byName: [String: Int],
+        tensors: [TensorLocation], indexPath: String
+    ) throws(SafetensorsError) {
         var shardPaths: [String: String] = [:]
         var listed: Set<String> = []
         listed.reserveCapacity(weightMap.count)
         for (tensor, shard) in weightMap {
             listed.insert(tensor)
             let path: String
-            if let known = shardPaths[shard] { path = known } else {
+            if let known = shardPaths[shard] {
+                path = known
+            } else {
                 path = (directory as NSString).appendingPathComponent(shard)
                 shardPaths[shard] = path
             }

@@ -4,7 +4,9 @@
 public enum ExpertPackError: Error, Sendable, CustomStringConvertible {
     case invalid(file: String, offset: Int, String)
     public var description: String {
-        switch self { case let .invalid(file, offset, what): "\(file): byte \(offset): \(what)" }
+        switch self {
+        case let .invalid(file, offset, what): "\(file): byte \(offset): \(what)"
+        }
     }
 }
 
@@ -39,7 +41,9 @@ public final class ExpertPackFile: @unchecked Sendable {
         self.path = path
         map = try MappedFile(path: path)
         var reader = BinaryReader(map.bytes)
-        guard reader.expect(ExpertPackFile.magic) else { throw ExpertPackError.invalid(file: path, offset: 0, "not an expert pack (magic MOEQXPK1)") }
+        guard reader.expect(ExpertPackFile.magic) else {
+            throw ExpertPackError.invalid(file: path, offset: 0, "not an expert pack (magic MOEQXPK1)")
+        }
         let json: UnsafeRawBufferPointer
         do throws(BinaryReadError) { json = try reader.slice(try reader.length(UInt64.self)) } catch {
             throw ExpertPackError.invalid(file: path, offset: error.offset, "index length exceeds the file")
@@ -53,10 +57,14 @@ public final class ExpertPackFile: @unchecked Sendable {
         }
         for record in index.records {
             guard record.offset >= reader.position, record.bytes >= 0, record.offset <= map.size - record.bytes else {
-                throw ExpertPackError.invalid(file: path, offset: 16, "layer \(record.layer) expert \(record.expert): record lies outside the file")
+                throw ExpertPackError.invalid(
+                    file: path, offset: 16, "layer \(record.layer) expert \(record.expert): record lies outside the file")
             }
-            for part in record.parts where !(part.offset >= 0 && part.bytes >= 0 && part.offset <= record.bytes - part.bytes && part.ne.count == 2) {
-                throw ExpertPackError.invalid(file: path, offset: record.offset, "layer \(record.layer) expert \(record.expert): part \(part.tensor) lies outside its record")
+            for part in record.parts
+            where !(part.offset >= 0 && part.bytes >= 0 && part.offset <= record.bytes - part.bytes && part.ne.count == 2) {
+                throw ExpertPackError.invalid(
+                    file: path, offset: record.offset,
+                    "layer \(record.layer) expert \(record.expert): part \(part.tensor) lies outside its record")
             }
         }
     }

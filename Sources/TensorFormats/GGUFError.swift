@@ -26,7 +26,8 @@ extension GGUFError: CustomStringConvertible {
         case let .truncated(file, offset, needed): return "\(file): byte \(offset): file ends, \(needed) more bytes needed"
         case let .badMagic(file): return "\(file): byte 0: not a GGUF file (magic is not \"GGUF\")"
         case let .unsupportedVersion(file, version): return "\(file): byte 4: GGUF version \(version) is not supported (2 or 3)"
-        case let .countTooLarge(file, offset, what, count): return "\(file): byte \(offset): \(what) count \(count) is implausible for this file"
+        case let .countTooLarge(file, offset, what, count):
+            return "\(file): byte \(offset): \(what) count \(count) is implausible for this file"
         case let .invalidKey(file, offset, reason): return "\(file): byte \(offset): invalid key: \(reason)"
         case let .duplicateKey(file, key, offset): return "\(file): byte \(offset): key \"\(key)\" appears twice"
         case let .invalidValueType(file, key, offset, type): return "\(file): byte \(offset): key \"\(key)\" has unknown value type \(type)"
@@ -34,10 +35,16 @@ extension GGUFError: CustomStringConvertible {
         case let .invalidAlignment(file, value): return "\(file): general.alignment \(value) must be a UINT32 power of two"
         case let .invalidTensor(file, tensor, offset, reason): return "\(file): tensor \"\(tensor)\" at byte \(offset): \(reason)"
         case let .duplicateTensor(file, tensor, offset): return "\(file): byte \(offset): tensor \"\(tensor)\" is named twice"
-        case let .unsupportedTensorType(file, tensor, offset, type): return "\(file): tensor \"\(tensor)\" at byte \(offset): ggml type \(type) is not supported"
+        case let .unsupportedTensorType(file, tensor, offset, type):
+            return "\(file): tensor \"\(tensor)\" at byte \(offset): ggml type \(type) is not supported"
         case let .misplacedData(file, tensor, offset, expected, found):
-            return "\(file): tensor \"\(tensor)\" at byte \(offset): data offset \(found), ggml requires \(expected) (tensor-info order, aligned, no gaps)"
-        case let .dataBeyondFile(file, tensor, end, size): return "\(file): tensor \"\(tensor)\": data ends at byte \(end), beyond the \(size)-byte file"
+            return
+                """
+                \(file): tensor \"\(tensor)\" at byte \(offset): data offset \(found), ggml requires \(expected) (tensor-info order, \
+                aligned, no gaps)
+                """
+        case let .dataBeyondFile(file, tensor, end, size):
+            return "\(file): tensor \"\(tensor)\": data ends at byte \(end), beyond the \(size)-byte file"
         case let .writeFailed(file, reason): return "\(file): \(reason)"
         }
     }

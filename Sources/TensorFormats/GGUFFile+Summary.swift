@@ -19,8 +19,10 @@ extension GGUFValue {
         case .bool(let v): .bool(v)
         case .string(let s): .string(s.count > 200 ? String(s.prefix(200)) + "…" : s)
         case .array(let type, let elements):
-            ["array_of": .string("\(type)"), "length": .integer(Int64(elements.count)),
-             "first": .array(elements.prefix(maxElements).map { $0.summaryJSON(maxElements: 0) })]
+            [
+                "array_of": .string("\(type)"), "length": .integer(Int64(elements.count)),
+                "first": .array(elements.prefix(maxElements).map { $0.summaryJSON(maxElements: 0) }),
+            ]
         }
     }
 }
@@ -47,10 +49,14 @@ extension GGUFFile {
         for type in QuantType.allCases { if let bytes = bytesByType[type] { types[type.rawValue] = .integer(Int64(bytes)) } }
         root["bytes_by_type"] = .object(types)
         if let tensorGlob {
-            root["tensor_table"] = .array(tensors.filter { fnmatch(tensorGlob, $0.name, 0) == 0 }.map { tensor in
-                ["name": .string(tensor.name), "type": .string(tensor.type.rawValue), "ne": .array(tensor.dimensions.map { .integer(Int64($0)) }),
-                 "offset": .integer(Int64(dataStart + tensor.offset)), "bytes": .integer(Int64(tensor.byteCount))]
-            })
+            root["tensor_table"] = .array(
+                tensors.filter { fnmatch(tensorGlob, $0.name, 0) == 0 }.map { tensor in
+                    [
+                        "name": .string(tensor.name), "type": .string(tensor.type.rawValue),
+                        "ne": .array(tensor.dimensions.map { .integer(Int64($0)) }),
+                        "offset": .integer(Int64(dataStart + tensor.offset)), "bytes": .integer(Int64(tensor.byteCount)),
+                    ]
+                })
         }
         return .object(root)
     }
@@ -65,6 +71,7 @@ extension GGUFFile {
     public func dequantized(_ tensor: GGUFTensorInfo, matrix index: Int, of count: Int) throws(QuantError) -> [Float] {
         let bytes = tensor.byteCount / count
         let all = data(of: tensor)
-        return try QuantCodec.dequantize(tensor.type, Array(all[(index * bytes)..<((index + 1) * bytes)]), count: tensor.elementCount / count)
+        return try QuantCodec.dequantize(
+            tensor.type, Array(all[(index * bytes)..<((index + 1) * bytes)]), count: tensor.elementCount / count)
     }
 }

@@ -59,17 +59,25 @@ public final class GGUFFile: Sendable {
         guard result.version == 2 || result.version == 3 else { throw .unsupportedVersion(file: file, version: result.version) }
         let tensorCount = try reader.u64(), keyCount = try reader.u64()
         // Each tensor info needs ≥ 24 bytes and each key/value ≥ 13: larger counts cannot fit the file.
-        guard tensorCount <= UInt64(bytes.count / 24) else { throw .countTooLarge(file: file, byteOffset: 8, what: "tensor", count: tensorCount) }
-        guard keyCount <= UInt64(bytes.count / 13) else { throw .countTooLarge(file: file, byteOffset: 16, what: "key/value", count: keyCount) }
+        guard tensorCount <= UInt64(bytes.count / 24) else {
+            throw .countTooLarge(file: file, byteOffset: 8, what: "tensor", count: tensorCount)
+        }
+        guard keyCount <= UInt64(bytes.count / 13) else {
+            throw .countTooLarge(file: file, byteOffset: 16, what: "key/value", count: keyCount)
+        }
         var keys: Set<String> = []
         for _ in 0..<Int(keyCount) {
             let at = reader.position
             let key = try reader.string()
-            guard !key.isEmpty, key.utf8.count <= 65_535 else { throw .invalidKey(file: file, byteOffset: at, reason: "empty or longer than 65535 bytes") }
+            guard !key.isEmpty, key.utf8.count <= 65_535 else {
+                throw .invalidKey(file: file, byteOffset: at, reason: "empty or longer than 65535 bytes")
+            }
             guard keys.insert(key).inserted else { throw .duplicateKey(file: file, key: key, byteOffset: at) }
             let typeAt = reader.position
             let rawType = try reader.u32()
-            guard let type = GGUFValueType(rawValue: rawType) else { throw .invalidValueType(file: file, key: key, byteOffset: typeAt, type: rawType) }
+            guard let type = GGUFValueType(rawValue: rawType) else {
+                throw .invalidValueType(file: file, key: key, byteOffset: typeAt, type: rawType)
+            }
             let value = try reader.value(type, key: key, depth: 0)
             if key == GGUFKey.alignment.rawValue {
                 guard case .uint32(let a) = value, a > 0, a & (a - 1) == 0 else { throw .invalidAlignment(file: file, value: "\(value)") }
@@ -86,7 +94,9 @@ public final class GGUFFile: Sendable {
             }
             guard names.insert(name).inserted else { throw .duplicateTensor(file: file, tensor: name, byteOffset: at) }
             let dimensionCount = try reader.u32()
-            guard (1...4).contains(dimensionCount) else { throw .invalidTensor(file: file, tensor: name, byteOffset: at, reason: "\(dimensionCount) dimensions (1–4 allowed)") }
+            guard (1...4).contains(dimensionCount) else {
+                throw .invalidTensor(file: file, tensor: name, byteOffset: at, reason: "\(dimensionCount) dimensions (1–4 allowed)")
+            }
             var dimensions: [Int] = []
             var elements = 1
             for _ in 0..<dimensionCount {
@@ -98,13 +108,20 @@ public final class GGUFFile: Sendable {
                 dimensions.append(Int(raw))
             }
             let rawType = try reader.u32()
-            guard let type = QuantType(ggmlTypeID: rawType) else { throw .unsupportedTensorType(file: file, tensor: name, byteOffset: at, type: rawType) }
+            guard let type = QuantType(ggmlTypeID: rawType) else {
+                throw .unsupportedTensorType(file: file, tensor: name, byteOffset: at, type: rawType)
+            }
             guard let rowBytes = type.rowBytes(width: dimensions[0]),
-                  case (let size, false) = rowBytes.multipliedReportingOverflow(by: elements / dimensions[0]), size < Int.max / 2 else {
-                throw .invalidTensor(file: file, tensor: name, byteOffset: at, reason: "ne0 \(dimensions[0]) is not a multiple of \(type.rawValue)'s block size \(type.blockSize)")
+                case (let size, false) = rowBytes.multipliedReportingOverflow(by: elements / dimensions[0]), size < Int.max / 2
+            else {
+                throw .invalidTensor(
+                    file: file, tensor: name, byteOffset: at,
+                    reason: "ne0 \(dimensions[0]) is not a multiple of \(type.rawValue)'s block size \(type.blockSize)")
             }
             let offset = try reader.u64()
-            guard offset < UInt64(Int.max / 2) else { throw .invalidTensor(file: file, tensor: name, byteOffset: at, reason: "offset \(offset) overflows") }
+            guard offset < UInt64(Int.max / 2) else {
+                throw .invalidTensor(file: file, tensor: name, byteOffset: at, reason: "offset \(offset) overflows")
+            }
             result.tensors.append(GGUFTensorInfo(name: name, dimensions: dimensions, type: type, offset: Int(offset)))
             _ = size
         }
@@ -113,7 +130,8 @@ public final class GGUFFile: Sendable {
         var expected = 0
         for tensor in result.tensors {
             guard tensor.offset == expected else {
-                throw .misplacedData(file: file, tensor: tensor.name, byteOffset: result.dataStart + tensor.offset, expected: expected, found: tensor.offset)
+                throw .misplacedData(
+                    file: file, tensor: tensor.name, byteOffset: result.dataStart + tensor.offset, expected: expected, found: tensor.offset)
             }
             let end = result.dataStart + tensor.offset + tensor.byteCount
             guard end <= bytes.count else { throw .dataBeyondFile(file: file, tensor: tensor.name, end: end, fileSize: bytes.count) }
@@ -126,25 +144,35 @@ public final class GGUFFile: Sendable {
 // MARK: - Bounds-checked little-endian reading
 
 struct GGUFByteReader {
-    let bytes: UnsafeRawBufferPointer
+    var reader: BinaryReader
     let file: String
-    var position = 0
 
-    mutating func take(_ count: Int) throws(GGUFError) -> Int {
-        guard count >= 0, count <= bytes.count - position else { throw .truncated(file: file, byteOffset: position, needed: count - (bytes.count - position)) }
-        defer { position += count }
-        return position
+    init(bytes: UnsafeRawBufferPointer, file: String) {
+        reader = BinaryReader(bytes)
+        self.file = file
     }
 
-    mutating func u32() throws(GGUFError) -> UInt32 { UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: try take(4), as: UInt32.self)) }
-    mutating func u64() throws(GGUFError) -> UInt64 { UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: try take(8), as: UInt64.self)) }
+    var bytes: UnsafeRawBufferPointer { reader.bytes }
+    var position: Int {
+        get { reader.position }
+        set { reader.position = newValue }
+    }
+
+    /// A BinaryReader step, its failure as GGUF's truncation error.
+    private mutating func read<T>(_ body: (inout BinaryReader) throws(BinaryReadError) -> T) throws(GGUFError) -> T {
+        do throws(BinaryReadError) { return try body(&reader) } catch {
+            throw .truncated(file: file, byteOffset: error.offset, needed: error.needed - error.available)
+        }
+    }
+
+    mutating func take(_ count: Int) throws(GGUFError) -> Int { try read { r throws(BinaryReadError) in try r.take(count) } }
+    mutating func u32() throws(GGUFError) -> UInt32 { try read { r throws(BinaryReadError) in try r.u32() } }
+    mutating func u64() throws(GGUFError) -> UInt64 { try read { r throws(BinaryReadError) in try r.u64() } }
 
     mutating func string() throws(GGUFError) -> String {
         let at = position
-        let length = try u64()
-        guard length <= UInt64(bytes.count - position) else { throw .truncated(file: file, byteOffset: position, needed: Int(clamping: length)) }
-        let start = try take(Int(length))
-        guard let text = String(validating: UnsafeRawBufferPointer(rebasing: bytes[start..<(start + Int(length))]).bindMemory(to: UInt8.self), as: UTF8.self) else {
+        let raw = try read { r throws(BinaryReadError) in try r.slice(try r.length(UInt64.self)) }
+        guard let text = String(validating: raw.bindMemory(to: UInt8.self), as: UTF8.self) else {
             throw .invalidString(file: file, byteOffset: at, reason: "not valid UTF-8")
         }
         return text
@@ -152,7 +180,7 @@ struct GGUFByteReader {
 
     mutating func value(_ type: GGUFValueType, key: String, depth: Int) throws(GGUFError) -> GGUFValue {
         func load<T: FixedWidthInteger>(_: T.Type) throws(GGUFError) -> T {
-            T(littleEndian: bytes.loadUnaligned(fromByteOffset: try take(MemoryLayout<T>.size), as: T.self))
+            try read { r throws(BinaryReadError) in try r.integer(T.self) }
         }
         switch type {
         case .uint8: return .uint8(try load(UInt8.self))
@@ -175,7 +203,9 @@ struct GGUFByteReader {
             let at = position
             guard depth < 4 else { throw .invalidKey(file: file, byteOffset: at, reason: "\"\(key)\": arrays nested too deeply") }
             let rawType = try u32()
-            guard let elementType = GGUFValueType(rawValue: rawType) else { throw .invalidValueType(file: file, key: key, byteOffset: at, type: rawType) }
+            guard let elementType = GGUFValueType(rawValue: rawType) else {
+                throw .invalidValueType(file: file, key: key, byteOffset: at, type: rawType)
+            }
             let count = try u64()
             let minimumSize = UInt64(elementType.scalarSize ?? 8)
             guard count <= UInt64(bytes.count - position) / minimumSize else {

@@ -115,4 +115,3 @@ public struct GGUFTensorInfo: Sendable, Equatable {
     /// Bytes of the tensor's data (rows of ne0 values times the other dimensions).
     public var byteCount: Int { (type.rowBytes(width: dimensions.first ?? 1) ?? 0) * dimensions.dropFirst().reduce(1, *) }
 }
-

@@ -29,8 +29,10 @@ public struct GGUFLayout: Sendable {
     public static let maximumNameBytes = 63
 
     /// Lays out `metadata` and `tensors`. `general.alignment` is added when `alignment` is not the default.
-    public init(metadata: [(GGUFKey, GGUFValue)], tensors: [GGUFTensorSpec], alignment: Int = defaultAlignment,
-                file: String = "output.gguf") throws(GGUFError) {
+    public init(
+        metadata: [(GGUFKey, GGUFValue)], tensors: [GGUFTensorSpec], alignment: Int = defaultAlignment,
+        file: String = "output.gguf"
+    ) throws(GGUFError) {
         guard alignment > 0, alignment & (alignment - 1) == 0, alignment % 8 == 0 else {
             throw .invalidAlignment(file: file, value: String(alignment))
         }
@@ -54,13 +56,21 @@ public struct GGUFLayout: Sendable {
         var cursor = 0
         for spec in tensors {
             guard spec.name.utf8.count <= GGUFLayout.maximumNameBytes else {
-                throw .invalidTensor(file: file, tensor: spec.name, byteOffset: 0, reason: "name is \(spec.name.utf8.count) bytes; ggml allows at most 63")
+                throw .invalidTensor(
+                    file: file, tensor: spec.name, byteOffset: 0, reason: "name is \(spec.name.utf8.count) bytes; ggml allows at most 63")
             }
             guard names.insert(spec.name).inserted else { throw .duplicateTensor(file: file, tensor: spec.name, byteOffset: 0) }
             guard (1...4).contains(spec.dimensions.count), spec.dimensions.allSatisfy({ $0 > 0 }),
-                  let rowBytes = spec.type.rowBytes(width: spec.dimensions[0]) else {
-                throw .invalidTensor(file: file, tensor: spec.name, byteOffset: 0,
-                                     reason: "dimensions \(spec.dimensions) do not fit \(spec.type.rawValue) (1–4 dims, ne0 a multiple of \(spec.type.blockSize))")
+                let rowBytes = spec.type.rowBytes(width: spec.dimensions[0])
+            else {
+                throw .invalidTensor(
+                    file: file, tensor: spec.name, byteOffset: 0,
+                    reason:
+                        """
+                        dimensions \(spec.dimensions) do not fit \(spec.type.rawValue) (1–4 dims, ne0 a multiple of \
+                        \(spec.type.blockSize))
+                        """
+                )
             }
             let info = GGUFTensorInfo(name: spec.name, dimensions: spec.dimensions, type: spec.type, offset: cursor)
             infos.append(info)
@@ -128,7 +138,9 @@ public final class GGUFWriter {
         guard let i = indexByName[name] else { throw .writeFailed(file: file.path, reason: "no tensor \"\(name)\" in the layout") }
         let tensor = layout.tensors[i]
         guard offset >= 0, offset + bytes.count <= tensor.byteCount else {
-            throw .writeFailed(file: file.path, reason: "write of \(bytes.count) bytes at \(offset) overruns tensor \"\(name)\" (\(tensor.byteCount) bytes)")
+            throw .writeFailed(
+                file: file.path,
+                reason: "write of \(bytes.count) bytes at \(offset) overruns tensor \"\(name)\" (\(tensor.byteCount) bytes)")
         }
         do throws(FileIOError) { try file.write(bytes, at: layout.dataStart + tensor.offset + offset) } catch { throw .io(error) }
     }

@@ -5,7 +5,9 @@ import Foundation
 public enum ImportanceMatrixError: Error, Sendable, Equatable, CustomStringConvertible {
     case unreadable(file: String, byteOffset: Int, reason: String)
     public var description: String {
-        switch self { case let .unreadable(file, offset, reason): "\(file): byte \(offset): \(reason)" }
+        switch self {
+        case let .unreadable(file, offset, reason): "\(file): byte \(offset): \(reason)"
+        }
     }
 }
 
@@ -61,9 +63,10 @@ public struct ImportanceMatrix: Sendable {
                 let s = try checked(try file.dequantized(sum), name + Self.sumSuffix, at: file.dataStart + sum.offset)
                 let c = try checked(try file.dequantized(count), name + Self.countSuffix, at: file.dataStart + count.offset)
                 if let bad = c.firstIndex(where: { $0 > 1e15 }) {
-                    throw fail(file.dataStart + count.offset, "\(name)\(Self.countSuffix): count \(bad) is \(c[bad]) tokens, which no run reaches")
+                    throw fail(
+                        file.dataStart + count.offset, "\(name)\(Self.countSuffix): count \(bad) is \(c[bad]) tokens, which no run reaches")
                 }
-                var values = [Float](repeating: 1, count: perRow * matrices)   // never-routed experts: neutral 1
+                var values = [Float](repeating: 1, count: perRow * matrices)  // never-routed experts: neutral 1
                 for m in 0..<matrices where c[m] > 0 {
                     for j in 0..<perRow { values[m * perRow + j] = s[m * perRow + j] / c[m] }
                 }
@@ -72,7 +75,8 @@ public struct ImportanceMatrix: Sendable {
             }
             self.entries = entries
             self.matrixCounts = matrixCounts
-            datasets = file[GGUFKey.imatrixDatasets].flatMap { if case .array(_, let e) = $0 { e.compactMap(\.stringValue) } else { nil } } ?? []
+            datasets =
+                file[GGUFKey.imatrixDatasets].flatMap { if case .array(_, let e) = $0 { e.compactMap(\.stringValue) } else { nil } } ?? []
             chunkCount = max(0, file[GGUFKey.imatrixChunkCount]?.integerValue ?? 0)
             return
         }
@@ -80,7 +84,9 @@ public struct ImportanceMatrix: Sendable {
         var reader = BinaryReader(mapped.bytes)
         func read<T>(_ body: (inout BinaryReader) throws -> T, _ what: String) throws -> T {
             do { return try body(&reader) } catch let error as BinaryReadError {
-                throw fail(error.offset, "not an importance matrix (a GGUF imatrix or llama.cpp's legacy .dat): \(what) runs past the end of the file")
+                throw fail(
+                    error.offset,
+                    "not an importance matrix (a GGUF imatrix or llama.cpp's legacy .dat): \(what) runs past the end of the file")
             }
         }
         let count = try read({ try $0.length(Int32.self, elementSize: 12) }, "the entry count")
@@ -93,13 +99,14 @@ public struct ImportanceMatrix: Sendable {
             }
             let calls = Int(try read({ try $0.i32() }, "\(name): the call count"))
             let valuesAt = reader.position
-            let values = try read({ r in
-                let n = try r.length(Int32.self, elementSize: 4)
-                var values = [Float]()
-                values.reserveCapacity(n)
-                for _ in 0..<n { values.append(try r.f32()) }
-                return values
-            }, "\(name): the values")
+            let values = try read(
+                { r in
+                    let n = try r.length(Int32.self, elementSize: 4)
+                    var values = [Float]()
+                    values.reserveCapacity(n)
+                    for _ in 0..<n { values.append(try r.f32()) }
+                    return values
+                }, "\(name): the values")
             let divisor = Float(max(calls, 1))
             entries[name] = try checked(values, name, at: valuesAt).map { $0 / divisor }
         }

@@ -9,6 +9,8 @@ public struct JSONError: Error, Sendable, Equatable, CustomStringConvertible {
     public var file: String? = nil
     /// True when the file could not be read at all (then `reason` is the system's).
     public var unreadable = false
+    /// The key, when the document names one key twice in an object.
+    public var duplicateKey: String? = nil
     public var description: String { (file.map { "\($0): " } ?? "") + reasonWithoutFile }
     /// "invalid JSON at byte 44: …", or the system's reason when the file could not be read.
     public var reasonWithoutFile: String { unreadable ? reason : "invalid JSON at byte \(offset): \(reason)" }
@@ -111,7 +113,7 @@ private struct ByteReader {
             skipWhitespace()
             let value = try parseValue(depth: depth + 1)
             guard object.insertNew(key, value) else {
-                throw JSONError(offset: keyOffset, reason: "duplicate key \"\(key)\"")
+                throw JSONError(offset: keyOffset, reason: "duplicate key \"\(key)\"", duplicateKey: key)
             }
             skipWhitespace()
             switch current {
@@ -173,7 +175,9 @@ private struct ByteReader {
         }
         if isInteger && !overflow {
             if !negative, magnitude <= UInt64(Int64.max) { return .integer(Int64(magnitude)) }
-            if negative, magnitude <= UInt64(Int64.max) + 1 { return .integer(magnitude == UInt64(Int64.max) + 1 ? Int64.min : -Int64(magnitude)) }
+            if negative, magnitude <= UInt64(Int64.max) + 1 {
+                return .integer(magnitude == UInt64(Int64.max) + 1 ? Int64.min : -Int64(magnitude))
+            }
         }
         let text = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[start..<position]), as: UTF8.self)
         guard let value = Double(text) else { throw JSONError(offset: start, reason: "unreadable number") }

@@ -19,7 +19,8 @@ public final class MappedFile: @unchecked Sendable {
         var status = stat()
         guard fstat(file.rawDescriptor, &status) == 0 else { throw FileIOError(file: path, operation: "fstat", code: errno) }
         guard (status.st_mode & S_IFMT) == S_IFREG else {
-            throw FileIOError(file: path, operation: "open", code: (status.st_mode & S_IFMT) == S_IFDIR ? EISDIR : 0, detail: "not a regular file")
+            throw FileIOError(
+                file: path, operation: "open", code: (status.st_mode & S_IFMT) == S_IFDIR ? EISDIR : 0, detail: "not a regular file")
         }
         size = Int(status.st_size)
         if size == 0 {
@@ -43,7 +44,7 @@ public final class MappedFile: @unchecked Sendable {
     public func releasePages(in range: Range<Int>) {
         guard let base, size > 0 else { return }
         let page = Int(sysconf(Int32(_SC_PAGESIZE)))
-        let start = (max(range.lowerBound, 0) + page - 1) / page * page   // whole pages inside the range only
+        let start = (max(range.lowerBound, 0) + page - 1) / page * page  // whole pages inside the range only
         let end = min(range.upperBound, size) / page * page
         guard end > start else { return }
         madvise(UnsafeMutableRawPointer(mutating: base) + start, end - start, MADV_DONTNEED)

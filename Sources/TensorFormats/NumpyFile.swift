@@ -26,7 +26,7 @@ public enum NumpyFile {
     public static func header(descriptor: String, shape: [Int]) -> [UInt8] {
         let dims = shape.count == 1 ? "\(shape[0])," : shape.map(String.init).joined(separator: ", ")
         var dict = "{'descr': '\(descriptor)', 'fortran_order': False, 'shape': (\(dims)), }"
-        let fixed = 10   // magic (6) + version (2) + header length (2)
+        let fixed = 10  // magic (6) + version (2) + header length (2)
         while (fixed + dict.utf8.count + 1) % 64 != 0 { dict += " " }
         dict += "\n"
         var bytes: [UInt8] = [0x93] + Array("NUMPY".utf8) + [1, 0]

@@ -53,10 +53,17 @@ public struct OutputManifest: Sendable {
     public static func remove(for output: String) { unlink(path(for: output)) }
 
     public var json: JSONValue {
-        ["format": "moeq-manifest 1", "file": .string((file as NSString).lastPathComponent), "bytes": .integer(Int64(fileBytes)),
-         "header_xxh3": .string(ContentHash.hex(headerXXH3)),
-         "tensors": .array(tensors.map { ["name": .string($0.name), "offset": .integer(Int64($0.offset)), "bytes": .integer(Int64($0.bytes)),
-                                          "xxh3": .string(ContentHash.hex($0.xxh3))] })]
+        [
+            "format": "moeq-manifest 1", "file": .string((file as NSString).lastPathComponent), "bytes": .integer(Int64(fileBytes)),
+            "header_xxh3": .string(ContentHash.hex(headerXXH3)),
+            "tensors": .array(
+                tensors.map {
+                    [
+                        "name": .string($0.name), "offset": .integer(Int64($0.offset)), "bytes": .integer(Int64($0.bytes)),
+                        "xxh3": .string(ContentHash.hex($0.xxh3)),
+                    ]
+                }),
+        ]
     }
 
     /// Writes the manifest durably (atomic rename, directory fsynced).
@@ -77,7 +84,7 @@ public struct OutputManifest: Sendable {
     /// Reads the manifest beside `output`.
     public init(reading output: String) throws {
         let path = OutputManifest.path(for: output)
-        _ = try PositionalFile.identity(output)   // the file itself first: "No such file or directory" names it
+        _ = try PositionalFile.identity(output)  // the file itself first: "No such file or directory" names it
         guard PositionalFile.exists(path) else { throw ManifestError.missing(manifest: path, file: output) }
         let document: Document
         do { document = try StrictJSON.decode(Document.self, file: path) } catch let error as JSONDecodingError {
@@ -91,7 +98,9 @@ public struct OutputManifest: Sendable {
             }
             return value
         }
-        guard document.format == "moeq-manifest 1" else { throw ManifestError.invalid(manifest: path, reason: "format: not \"moeq-manifest 1\"") }
+        guard document.format == "moeq-manifest 1" else {
+            throw ManifestError.invalid(manifest: path, reason: "format: not \"moeq-manifest 1\"")
+        }
         guard document.bytes >= 0 else { throw ManifestError.invalid(manifest: path, reason: "bytes: \(document.bytes) is negative") }
         file = output
         fileBytes = document.bytes
@@ -99,11 +108,14 @@ public struct OutputManifest: Sendable {
         tensors = try document.tensors.enumerated().map { i, value in
             let entry: Document.Tensor
             do throws(JSONDecodingError) { entry = try StrictJSON.decode(Document.Tensor.self, from: value, file: path) } catch {
-                throw ManifestError.invalid(manifest: path, reason: "tensors[\(i)] (\(value["name"]?.stringValue ?? "unnamed")): \(error.path): \(error.reason)")
+                throw ManifestError.invalid(
+                    manifest: path, reason: "tensors[\(i)] (\(value["name"]?.stringValue ?? "unnamed")): \(error.path): \(error.reason)")
             }
             guard entry.offset >= 0, entry.bytes >= 0, entry.offset <= document.bytes - entry.bytes else {
-                throw ManifestError.invalid(manifest: path, reason: "tensors[\(i)] (\(entry.name)): offset \(entry.offset) + \(entry.bytes) bytes "
-                                            + "lies outside the \(document.bytes)-byte file")
+                throw ManifestError.invalid(
+                    manifest: path,
+                    reason: "tensors[\(i)] (\(entry.name)): offset \(entry.offset) + \(entry.bytes) bytes "
+                        + "lies outside the \(document.bytes)-byte file")
             }
             return Entry(name: entry.name, offset: entry.offset, bytes: entry.bytes, xxh3: try hash(entry.xxh3, "tensors[\(i)].xxh3"))
         }

@@ -65,7 +65,9 @@ public struct OutputPolicy {
 
     /// Checks a file output and the files written beside it: none is an input; an existing one is replaced only when
     /// `writtenByMoeq` says moeq wrote it, or with --force.
-    public func checkFile(_ output: String, companions: [String] = [], writtenByMoeq: (String) -> Bool = { _ in false }) throws(OutputPolicyError) {
+    public func checkFile(
+        _ output: String, companions: [String] = [], writtenByMoeq: (String) -> Bool = { _ in false }
+    ) throws(OutputPolicyError) {
         for path in [output] + companions { try checkNotInput(path) }
         if OutputPolicy.isDirectory(output) {
             throw .directoryInUse(output: output, reason: "is a directory; name a file")
@@ -81,7 +83,9 @@ public struct OutputPolicy {
         let directory = try? PositionalFile.identity(output)
         for input in inputs {
             let parent = (input.path as NSString).deletingLastPathComponent
-            if let directory, let parentIdentity = try? PositionalFile.identity(parent.isEmpty ? "." : parent), parentIdentity.isSameFile(as: directory) {
+            if let directory, let parentIdentity = try? PositionalFile.identity(parent.isEmpty ? "." : parent),
+                parentIdentity.isSameFile(as: directory)
+            {
                 throw .isInput(output: output, input: input.path)
             }
         }
@@ -121,8 +125,14 @@ public final class StagedDirectory {
         guard flock(lock, LOCK_EX | LOCK_NB) == 0 else {
             close(lock)
             lock = -1
-            throw FileIOError(file: trimmed, operation: "lock", code: 0,
-                              detail: "another moeq process is writing this directory (its staging directory \(temporaryPath) is locked); wait for it or choose another output")
+            throw FileIOError(
+                file: trimmed, operation: "lock", code: 0,
+                detail:
+                    """
+                    another moeq process is writing this directory (its staging directory \(temporaryPath) is locked); wait for it or \
+                    choose another output
+                    """
+            )
         }
         // Whatever an interrupted earlier run left in the staging directory is not ours to keep.
         for name in (try? FileManager.default.contentsOfDirectory(atPath: temporaryPath)) ?? [] {

@@ -64,21 +64,25 @@ public final class PositionalFile: @unchecked Sendable {
     public enum Access: Sendable { case readOnly, readWrite, writeOnly }
 
     /// Opens `path`. `create` makes it if missing (mode 0644); `truncate` empties it; `exclusive` fails when it exists.
-    public init(path: String, access: Access = .readOnly, create: Bool = false, truncate: Bool = false, exclusive: Bool = false,
-                extraFlags: Int32 = 0) throws(FileIOError) {
+    public init(
+        path: String, access: Access = .readOnly, create: Bool = false, truncate: Bool = false, exclusive: Bool = false,
+        extraFlags: Int32 = 0
+    ) throws(FileIOError) {
         self.path = path
         var options: FileDescriptor.OpenOptions = [.closeOnExec]
         if create { options.insert(.create) }
         if truncate { options.insert(.truncate) }
         if exclusive { options.insert(.exclusiveCreate) }
         options.insert(FileDescriptor.OpenOptions(rawValue: extraFlags))
-        let mode: FileDescriptor.AccessMode = switch access {
-        case .readOnly: .readOnly
-        case .readWrite: .readWrite
-        case .writeOnly: .writeOnly
-        }
+        let mode: FileDescriptor.AccessMode =
+            switch access {
+            case .readOnly: .readOnly
+            case .readWrite: .readWrite
+            case .writeOnly: .writeOnly
+            }
         do {
-            descriptor = try FileDescriptor.open(FilePath(path), mode, options: options, permissions: create ? [.ownerReadWrite, .groupRead, .otherRead] : nil)
+            descriptor = try FileDescriptor.open(
+                FilePath(path), mode, options: options, permissions: create ? [.ownerReadWrite, .groupRead, .otherRead] : nil)
         } catch let error as Errno {
             throw FileIOError(file: path, operation: "open", error)
         } catch {
@@ -107,7 +111,8 @@ public final class PositionalFile: @unchecked Sendable {
         while done < buffer.count {
             let n: Int
             do {
-                n = try descriptor.read(fromAbsoluteOffset: Int64(offset + done), into: UnsafeMutableRawBufferPointer(rebasing: buffer[done...]))
+                n = try descriptor.read(
+                    fromAbsoluteOffset: Int64(offset + done), into: UnsafeMutableRawBufferPointer(rebasing: buffer[done...]))
             } catch let error as Errno {
                 throw FileIOError(file: path, operation: "read at byte \(offset + done)", error)
             } catch {
@@ -123,8 +128,9 @@ public final class PositionalFile: @unchecked Sendable {
     public func readExactly(into buffer: UnsafeMutableRawBufferPointer, at offset: Int) throws(FileIOError) {
         let got = try read(into: buffer, at: offset)
         guard got == buffer.count else {
-            throw FileIOError(file: path, operation: "read at byte \(offset + got)", code: 0,
-                              detail: "the file ends there, \(buffer.count - got) bytes short (shorter than its header says)")
+            throw FileIOError(
+                file: path, operation: "read at byte \(offset + got)", code: 0,
+                detail: "the file ends there, \(buffer.count - got) bytes short (shorter than its header says)")
         }
     }
 
@@ -211,8 +217,9 @@ public final class PositionalFile: @unchecked Sendable {
     public static func identity(_ path: String) throws(FileIOError) -> FileIdentity {
         do {
             let status = try FilePath(path).stat()
-            return FileIdentity(size: Int(status.size), modifiedNanoseconds: Int64(status.st_mtim.tv_sec) * 1_000_000_000 + Int64(status.st_mtim.tv_nsec),
-                                device: UInt64(status.deviceID.rawValue), inode: UInt64(status.inode.rawValue))
+            return FileIdentity(
+                size: Int(status.size), modifiedNanoseconds: Int64(status.st_mtim.tv_sec) * 1_000_000_000 + Int64(status.st_mtim.tv_nsec),
+                device: UInt64(status.deviceID.rawValue), inode: UInt64(status.inode.rawValue))
         } catch {
             throw FileIOError(file: path, operation: "stat", error)
         }

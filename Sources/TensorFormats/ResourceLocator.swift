@@ -13,7 +13,9 @@ public enum ResourceLocator {
             candidates.append(URL(fileURLWithPath: root).appendingPathComponent("\(bundle).resources").appendingPathComponent(item))
         }
         let executable = Bundle.main.executableURL ?? URL(fileURLWithPath: CommandLine.arguments.first ?? "")
-        candidates.append(executable.resolvingSymlinksInPath().deletingLastPathComponent().appendingPathComponent("\(bundle).resources").appendingPathComponent(item))
+        candidates.append(
+            executable.resolvingSymlinksInPath().deletingLastPathComponent().appendingPathComponent("\(bundle).resources")
+                .appendingPathComponent(item))
         candidates.append(sourceFallback)
         return candidates.first { FileManager.default.fileExists(atPath: $0.path) }
     }

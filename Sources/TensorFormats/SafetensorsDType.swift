@@ -4,8 +4,8 @@ import QuantKernels
 /// A safetensors element type (`"dtype"` in the header), by its format-native name.
 public enum SafetensorsDType: String, Sendable, CaseIterable, Codable {
     case bool = "BOOL"
-    case f4 = "F4"            // float4_e2m1, two per byte
-    case f6e2m3 = "F6_E2M3"   // 6-bit floats, packed
+    case f4 = "F4"  // float4_e2m1, two per byte
+    case f6e2m3 = "F6_E2M3"  // 6-bit floats, packed
     case f6e3m2 = "F6_E3M2"
     case u8 = "U8"
     case i8 = "I8"

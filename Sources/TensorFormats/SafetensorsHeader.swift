@@ -40,24 +40,20 @@ public struct SafetensorsHeader: Sendable {
     /// Parses the header at the start of `bytes` (at least the whole header must be present) for a file of
     /// `fileSize` bytes. Every violation throws a `SafetensorsError` naming `file`, the tensor and a byte offset.
     public static func parse(_ bytes: UnsafeRawBufferPointer, fileSize: Int, file: String) throws(SafetensorsError) -> SafetensorsHeader {
-        guard fileSize >= 8, bytes.count >= 8 else { throw .fileTooSmall(file: file, size: fileSize) }
-        let declared = UInt64(littleEndian: bytes.loadUnaligned(as: UInt64.self))
+        var reader = BinaryReader(bytes)
+        guard fileSize >= 8, let declared = try? reader.u64() else { throw .fileTooSmall(file: file, size: fileSize) }
         guard declared <= UInt64(maximumHeaderLength) else {
             throw .headerTooLarge(file: file, length: declared, limit: maximumHeaderLength)
         }
         let length = Int(declared)
-        guard length <= fileSize - 8, 8 + length <= bytes.count else {
+        guard length <= fileSize - 8, let json = try? reader.slice(length) else {
             throw .headerBeyondFile(file: file, length: declared, fileSize: fileSize)
         }
-        let json = UnsafeRawBufferPointer(rebasing: bytes[8..<(8 + length)])
         let root: JSONValue
         do throws(JSONError) {
             root = try JSONParser.parse(json)
         } catch {
-            if error.reason.hasPrefix("duplicate key") {
-                let name = String(error.reason.dropFirst("duplicate key \"".count).dropLast())
-                throw .duplicateTensor(file: file, tensor: name, byteOffset: 8 + error.offset)
-            }
+            if let name = error.duplicateKey { throw .duplicateTensor(file: file, tensor: name, byteOffset: 8 + error.offset) }
             throw .headerNotJSON(file: file, byteOffset: 8 + error.offset, reason: error.reason)
         }
         guard let object = root.objectValue else { throw .headerNotObject(file: file) }
@@ -73,7 +69,8 @@ public struct SafetensorsHeader: Sendable {
                 }
                 for (key, value) in pairs.pairs {
                     guard let text = value.stringValue else {
-                        throw .invalidMetadata(file: file, byteOffset: locate(name), reason: "value of \"\(key)\" is a \(value.kindName), not a string")
+                        throw .invalidMetadata(
+                            file: file, byteOffset: locate(name), reason: "value of \"\(key)\" is a \(value.kindName), not a string")
                     }
                     metadata[key] = text
                 }
@@ -88,7 +85,9 @@ public struct SafetensorsHeader: Sendable {
 
     // MARK: - Entries
 
-    private static func parseEntry(name: String, entry: JSONValue, file: String, at locate: () -> Int) throws(SafetensorsError) -> TensorInfo {
+    private static func parseEntry(
+        name: String, entry: JSONValue, file: String, at locate: () -> Int
+    ) throws(SafetensorsError) -> TensorInfo {
         // The entry's byte offset is searched for only when there is an error to report.
         var offset: Int { locate() }
         guard let fields = entry.objectValue else {
@@ -123,12 +122,17 @@ public struct SafetensorsHeader: Sendable {
             shape.append(value)
         }
         guard let expected = dtype.byteCount(elements: count) else {
-            throw .invalidShape(file: file, tensor: name, byteOffset: offset, reason: "\(count) elements of \(dtype.rawValue) is not a whole number of bytes")
+            throw .invalidShape(
+                file: file, tensor: name, byteOffset: offset,
+                reason: "\(count) elements of \(dtype.rawValue) is not a whole number of bytes")
         }
         guard let offsets = fields["data_offsets"]?.arrayValue, offsets.count == 2,
-              case .integer(let rawBegin) = offsets[0], case .integer(let rawEnd) = offsets[1],
-              let begin = Int(exactly: rawBegin), let end = Int(exactly: rawEnd), begin >= 0, end >= begin else {
-            throw .invalidEntry(file: file, tensor: name, byteOffset: offset, reason: "data_offsets must be two non-negative integers [begin, end] with begin ≤ end")
+            case .integer(let rawBegin) = offsets[0], case .integer(let rawEnd) = offsets[1],
+            let begin = Int(exactly: rawBegin), let end = Int(exactly: rawEnd), begin >= 0, end >= begin
+        else {
+            throw .invalidEntry(
+                file: file, tensor: name, byteOffset: offset,
+                reason: "data_offsets must be two non-negative integers [begin, end] with begin ≤ end")
         }
         guard end - begin == expected else {
             throw .sizeMismatch(file: file, tensor: name, byteOffset: offset, expected: expected, found: end - begin)

@@ -51,22 +51,24 @@ public final class SafetensorsWriter {
         var slots: [String: (Int, Int)] = [:]
         for spec in tensors {
             guard let size = spec.byteCount else {
-                throw .writeFailed(file: path, reason: "tensor \"\(spec.name)\" has an invalid shape \(spec.shape) for \(spec.dtype.rawValue)")
+                throw .writeFailed(
+                    file: path, reason: "tensor \"\(spec.name)\" has an invalid shape \(spec.shape) for \(spec.dtype.rawValue)")
             }
             guard slots[spec.name] == nil, spec.name != "__metadata__" else {
                 throw .duplicateTensor(file: path, tensor: spec.name, byteOffset: 0)
             }
-            object[spec.name] = .object(JSONObject([
-                ("dtype", .string(spec.dtype.rawValue)),
-                ("shape", .array(spec.shape.map { .integer(Int64($0)) })),
-                ("data_offsets", .array([.integer(Int64(cursor)), .integer(Int64(cursor + size))])),
-            ]))
+            object[spec.name] = .object(
+                JSONObject([
+                    ("dtype", .string(spec.dtype.rawValue)),
+                    ("shape", .array(spec.shape.map { .integer(Int64($0)) })),
+                    ("data_offsets", .array([.integer(Int64(cursor)), .integer(Int64(cursor + size))])),
+                ]))
             slots[spec.name] = (cursor, cursor + size)
             infos.append(TensorInfo(name: spec.name, dtype: spec.dtype, shape: spec.shape, dataBegin: cursor, dataEnd: cursor + size))
             cursor += size
         }
         var json = Array(JSONValue.object(object).serialized().utf8)
-        while json.count % 8 != 0 { json.append(0x20) }   // pad with spaces so data starts 8-byte aligned
+        while json.count % 8 != 0 { json.append(0x20) }  // pad with spaces so data starts 8-byte aligned
         header = SafetensorsHeader(tensors: infos, metadata: metadata, headerLength: json.count)
         self.slots = slots
 

@@ -42,43 +42,39 @@ public struct SentencePieceModel: Sendable {
 enum ProtobufWalker {
     enum Value { case varint(UInt64), fixed64(UInt64), bytes(UnsafeRawBufferPointer), fixed32(UInt32) }
 
-    static func fields(_ bytes: UnsafeRawBufferPointer, file: String, base: Int = 0,
-                       _ body: (Int, Int, Value, Int) throws -> Void) throws {
-        var position = 0
-        func fail(_ reason: String) -> TokenizerFileError { .invalid(file: file, byteOffset: base + position, reason: reason) }
+    static func fields(
+        _ bytes: UnsafeRawBufferPointer, file: String, base: Int = 0,
+        _ body: (Int, Int, Value, Int) throws -> Void
+    ) throws {
+        var reader = BinaryReader(bytes)
+        func fail(_ reason: String, at offset: Int? = nil) -> TokenizerFileError {
+            .invalid(file: file, byteOffset: base + (offset ?? reader.position), reason: reason)
+        }
+        func read<T>(_ what: String, _ step: (inout BinaryReader) throws -> T) throws -> T {
+            do { return try step(&reader) } catch let error as BinaryReadError { throw fail("truncated \(what)", at: error.offset) }
+        }
         func varint() throws -> UInt64 {
             var result: UInt64 = 0
             for shift in stride(from: 0, to: 64, by: 7) {
-                guard position < bytes.count else { throw fail("truncated varint") }
-                let byte = bytes[position]
-                position += 1
+                let byte = try read("varint") { try $0.u8() }
                 result |= UInt64(byte & 0x7F) << UInt64(shift)
                 if byte & 0x80 == 0 { return result }
             }
             throw fail("varint longer than 10 bytes")
         }
-        while position < bytes.count {
-            let at = position
+        while reader.remaining > 0 {
+            let at = reader.position
             let key = try varint()
             let field = Int(key >> 3), wire = Int(key & 7)
             switch wire {
             case 0: try body(field, wire, .varint(try varint()), base + at)
-            case 1:
-                guard bytes.count - position >= 8 else { throw fail("truncated fixed64") }
-                let v = UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: position, as: UInt64.self))
-                position += 8
-                try body(field, wire, .fixed64(v), base + at)
+            case 1: try body(field, wire, .fixed64(try read("fixed64") { try $0.u64() }), base + at)
             case 2:
                 let length = try varint()
-                guard length <= UInt64(bytes.count - position) else { throw fail("length \(length) beyond the message") }
-                let start = position
-                position += Int(length)
-                try body(field, wire, .bytes(UnsafeRawBufferPointer(rebasing: bytes[start..<position])), base + start)
-            case 5:
-                guard bytes.count - position >= 4 else { throw fail("truncated fixed32") }
-                let v = UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: position, as: UInt32.self))
-                position += 4
-                try body(field, wire, .fixed32(v), base + at)
+                guard length <= UInt64(reader.remaining) else { throw fail("length \(length) beyond the message") }
+                let start = reader.position
+                try body(field, wire, .bytes(try read("bytes") { try $0.slice(Int(length)) }), base + start)
+            case 5: try body(field, wire, .fixed32(try read("fixed32") { try $0.u32() }), base + at)
             default: throw fail("unsupported wire type \(wire)")
             }
         }

@@ -33,7 +33,8 @@ public enum SourceQuantization: Sendable, Equatable {
         case "mxfp4":
             return .mxfp4
         default:
-            throw .invalidConfig(field: "quantization_config.quant_method", reason: "\"\(method)\" is not supported (fp8, compressed-tensors, mxfp4)")
+            throw .invalidConfig(
+                field: "quantization_config.quant_method", reason: "\"\(method)\" is not supported (fp8, compressed-tensors, mxfp4)")
         }
     }
 
@@ -88,18 +89,24 @@ public struct CompressedTensorsConfig: Sendable, Equatable {
             guard ["group", "channel"].contains(strategy) else {
                 throw .invalidConfig(field: field + ".weights.strategy", reason: "\"\(strategy)\" is not supported (group, channel)")
             }
-            if strategy == "group" { guard let g = groupSize, g > 0 else {
-                throw .invalidConfig(field: field + ".weights.group_size", reason: "group strategy needs a positive group_size")
-            } }
+            if strategy == "group" {
+                guard let g = groupSize, g > 0 else {
+                    throw .invalidConfig(field: field + ".weights.group_size", reason: "group strategy needs a positive group_size")
+                }
+            }
             if let actorder = weights["actorder"]?.stringValue, actorder == "group" {
                 throw .invalidConfig(field: field + ".weights.actorder", reason: "\"group\" (g_idx) is not supported")
             }
-            groups.append(Group(name: name, targets: scheme["targets"]?.arrayValue?.compactMap(\.stringValue) ?? ["Linear"],
-                                bits: bits, symmetric: weights["symmetric"]?.boolValue ?? true,
-                                groupSize: strategy == "group" ? groupSize : nil, strategy: strategy,
-                                format: scheme["format"]?.stringValue ?? format))
+            groups.append(
+                Group(
+                    name: name, targets: scheme["targets"]?.arrayValue?.compactMap(\.stringValue) ?? ["Linear"],
+                    bits: bits, symmetric: weights["symmetric"]?.boolValue ?? true,
+                    groupSize: strategy == "group" ? groupSize : nil, strategy: strategy,
+                    format: scheme["format"]?.stringValue ?? format))
         }
-        guard !groups.isEmpty else { throw .invalidConfig(field: "quantization_config.config_groups", reason: "no group quantizes weights") }
+        guard !groups.isEmpty else {
+            throw .invalidConfig(field: "quantization_config.config_groups", reason: "no group quantizes weights")
+        }
         guard format == "pack-quantized" || groups.allSatisfy({ $0.format == "pack-quantized" }) else {
             throw .invalidConfig(field: "quantization_config.format", reason: "\"\(format)\" is not supported (pack-quantized)")
         }
@@ -115,7 +122,9 @@ public struct CompressedTensorsConfig: Sendable, Equatable {
     /// The group quantizing `module`: a group whose targets name or match it, else one targeting `Linear`.
     public func group(for module: String) -> Group? {
         if isIgnored(module) { return nil }
-        if let exact = groups.first(where: { g in g.targets.contains { $0 != "Linear" && CompressedTensorsConfig.matches(entry: $0, module) } }) {
+        if let exact = groups.first(where: { g in
+            g.targets.contains { $0 != "Linear" && CompressedTensorsConfig.matches(entry: $0, module) }
+        }) {
             return exact
         }
         return groups.first { $0.targets.contains("Linear") }

@@ -84,7 +84,9 @@ public struct SourceWeight: Sendable {
         switch encoding {
         case .plain(let tensor):
             guard let kind = tensor.info.dtype.storageFloat, let base = tensor.data.baseAddress else {
-                throw .unsupportedDType(file: tensor.file.path, tensor: tensor.name, byteOffset: tensor.file.fileOffset(of: tensor.info), dtype: tensor.info.dtype.rawValue)
+                throw .unsupportedDType(
+                    file: tensor.file.path, tensor: tensor.name, byteOffset: tensor.file.fileOffset(of: tensor.info),
+                    dtype: tensor.info.dtype.rawValue)
             }
             RowConversion.decode(kind, from: base + rows.lowerBound * columns * kind.byteWidth, count: needed, into: out)
         case let .fp8Block(weight, scale, blockRows, blockColumns):
@@ -119,14 +121,18 @@ struct FP8BlockDecoder {
     func decode(_ rows: Range<Int>, into out: UnsafeMutablePointer<Float>) throws(FormatError) {
         let scaleColumns = (columns + blockColumns - 1) / blockColumns
         guard let scaleKind = scaleInverse.info.dtype.storageFloat, scaleKind != .e4m3, scaleKind != .e5m2,
-              let scaleBase = scaleInverse.data.baseAddress, let weightBase = weight.data.baseAddress else {
-            throw .unsupportedDType(file: scaleInverse.file.path, tensor: scaleInverse.name, byteOffset: scaleInverse.file.fileOffset(of: scaleInverse.info), dtype: scaleInverse.info.dtype.rawValue)
+            let scaleBase = scaleInverse.data.baseAddress, let weightBase = weight.data.baseAddress
+        else {
+            throw .unsupportedDType(
+                file: scaleInverse.file.path, tensor: scaleInverse.name, byteOffset: scaleInverse.file.fileOffset(of: scaleInverse.info),
+                dtype: scaleInverse.info.dtype.rawValue)
         }
         var scales = [Float](repeating: 0, count: scaleColumns)
         for (i, r) in rows.enumerated() {
             let row = out + i * columns
             RowConversion.decode(.e4m3, from: weightBase + r * columns, count: columns, into: row)
-            RowConversion.decode(scaleKind, from: scaleBase + (r / blockRows) * scaleColumns * scaleKind.byteWidth, count: scaleColumns, into: &scales)
+            RowConversion.decode(
+                scaleKind, from: scaleBase + (r / blockRows) * scaleColumns * scaleKind.byteWidth, count: scaleColumns, into: &scales)
             for block in 0..<scaleColumns {
                 let s = scales[block]
                 for c in (block * blockColumns)..<min(columns, (block + 1) * blockColumns) { row[c] *= s }
@@ -150,8 +156,11 @@ struct PackedIntegerDecoder {
         let groups = scale.info.shape.last ?? 0
         let offset = Int32(1 << (bits - 1))
         guard let scaleKind = scale.info.dtype.storageFloat, let scaleBase = scale.data.baseAddress,
-              let packedBase = packed.data.baseAddress else {
-            throw .unsupportedDType(file: scale.file.path, tensor: scale.name, byteOffset: scale.file.fileOffset(of: scale.info), dtype: scale.info.dtype.rawValue)
+            let packedBase = packed.data.baseAddress
+        else {
+            throw .unsupportedDType(
+                file: scale.file.path, tensor: scale.name, byteOffset: scale.file.fileOffset(of: scale.info),
+                dtype: scale.info.dtype.rawValue)
         }
         var scales = [Float](repeating: 0, count: groups)
         for (i, r) in rows.enumerated() {

@@ -70,8 +70,14 @@ public final class StagedFile {
         temporaryPath = StagedFile.temporaryPath(for: path)
         let file = try PositionalFile(path: temporaryPath, access: .readWrite, create: true)
         guard try file.tryLockExclusive() else {
-            throw FileIOError(file: path, operation: "lock", code: 0,
-                              detail: "another moeq process is writing this output (its staging file \(temporaryPath) is locked); wait for it or choose another output")
+            throw FileIOError(
+                file: path, operation: "lock", code: 0,
+                detail:
+                    """
+                    another moeq process is writing this output (its staging file \(temporaryPath) is locked); wait for it or choose \
+                    another output
+                    """
+            )
         }
         self.file = file
         if reuse, try file.size() == size {
@@ -90,14 +96,17 @@ public final class StagedFile {
     deinit { if file != nil { abandon() } }
 
     private func open() throws(FileIOError) -> PositionalFile {
-        guard let file else { throw FileIOError(file: path, operation: "write", code: 0, detail: "the file is already finished or abandoned") }
+        guard let file else {
+            throw FileIOError(file: path, operation: "write", code: 0, detail: "the file is already finished or abandoned")
+        }
         return file
     }
 
     /// Turns on O_DIRECT for sequential runs (ignored where the filesystem refuses O_DIRECT).
     public func enableDirectWrites(bufferBytes: Int = 32 << 20) {
         guard direct == nil, file != nil, let flag = StagedFile.directFlag,
-              let directFile = try? PositionalFile(path: temporaryPath, access: .writeOnly, extraFlags: flag) else { return }
+            let directFile = try? PositionalFile(path: temporaryPath, access: .writeOnly, extraFlags: flag)
+        else { return }
         var memory: UnsafeMutableRawPointer?, spare: UnsafeMutableRawPointer?
         guard posix_memalign(&memory, StagedFile.block, bufferBytes) == 0, let memory else { return }
         guard posix_memalign(&spare, StagedFile.block, bufferBytes) == 0, let spare else { free(memory); return }

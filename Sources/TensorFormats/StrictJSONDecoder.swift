@@ -77,7 +77,8 @@ private struct ValueDecoder: Decoder {
         guard let object = value.objectValue else { throw failure("expected an object, found \(value.serialized())") }
         if let allowed = StrictJSON.declaredKeys(Key.self) {
             for (key, _) in object.pairs where !allowed.contains(key) {
-                throw failure("unknown key (allowed: \(allowed.sorted().joined(separator: ", ")))", at: path + [JSONCodingKey(stringValue: key)])
+                throw failure(
+                    "unknown key (allowed: \(allowed.sorted().joined(separator: ", ")))", at: path + [JSONCodingKey(stringValue: key)])
             }
         }
         return KeyedDecodingContainer(KeyedContainer<Key>(decoder: self, object: object))
@@ -129,7 +130,8 @@ private struct ValueDecoder: Decoder {
 
     func decode<T: Decodable>(_ type: T.Type) throws -> T {
         if T.self == Bool.self || T.self == String.self || T.self == Double.self || T.self == Float.self || T.self == Int.self
-            || T.self == Int64.self || T.self == Int32.self || T.self == UInt64.self || T.self == UInt32.self {
+            || T.self == Int64.self || T.self == Int32.self || T.self == UInt64.self || T.self == UInt32.self
+        {
             return try scalar(type)
         }
         if T.self == JSONValue.self { return value as! T }
@@ -162,7 +164,9 @@ private struct KeyedContainer<Key: CodingKey>: KeyedDecodingContainerProtocol {
         try decoder.child(try value(key), key).container(keyedBy: type)
     }
 
-    func nestedUnkeyedContainer(forKey key: Key) throws -> UnkeyedDecodingContainer { try decoder.child(try value(key), key).unkeyedContainer() }
+    func nestedUnkeyedContainer(forKey key: Key) throws -> UnkeyedDecodingContainer {
+        try decoder.child(try value(key), key).unkeyedContainer()
+    }
     func superDecoder() throws -> Decoder { decoder }
     func superDecoder(forKey key: Key) throws -> Decoder { decoder.child(try value(key), key) }
 }
@@ -193,7 +197,9 @@ private struct UnkeyedContainer: UnkeyedDecodingContainer {
     }
 
     mutating func decode<T: Decodable>(_ type: T.Type) throws -> T { try next().decode(type) }
-    mutating func nestedContainer<N: CodingKey>(keyedBy type: N.Type) throws -> KeyedDecodingContainer<N> { try next().container(keyedBy: type) }
+    mutating func nestedContainer<N: CodingKey>(keyedBy type: N.Type) throws -> KeyedDecodingContainer<N> {
+        try next().container(keyedBy: type)
+    }
     mutating func nestedUnkeyedContainer() throws -> UnkeyedDecodingContainer { try next().unkeyedContainer() }
     mutating func superDecoder() throws -> Decoder { try next() }
 }
@@ -209,7 +215,8 @@ extension JSONValue: Decodable {
     /// Any JSON value (for free-form parts of a document, such as a model spec's embedded config.json).
     public init(from decoder: Decoder) throws {
         guard let strict = decoder as? ValueDecoder else {
-            throw JSONDecodingError(file: "", path: StrictJSON.describe(decoder.codingPath), reason: "JSONValue decodes only through StrictJSON")
+            throw JSONDecodingError(
+                file: "", path: StrictJSON.describe(decoder.codingPath), reason: "JSONValue decodes only through StrictJSON")
         }
         self = strict.value
     }

@@ -7,7 +7,9 @@ public enum TiktokenRanks {
     /// Ranks are token ids: each in 0…2³¹−1, each token and each rank once.
     public static func read(path: String) throws -> [[UInt8]: Int] {
         let text: String
-        do { text = try PositionalFile.readText(path, limit: 1 << 28) } catch { throw TokenizerFileError.invalid(file: path, byteOffset: nil, reason: error.reasonWithoutFile) }
+        do { text = try PositionalFile.readText(path, limit: 1 << 28) } catch {
+            throw TokenizerFileError.invalid(file: path, byteOffset: nil, reason: error.reasonWithoutFile)
+        }
         var ranks: [[UInt8]: Int] = [:]
         var used = Set<Int>()
         var offset = 0
@@ -16,8 +18,10 @@ public enum TiktokenRanks {
             if line.isEmpty { continue }
             let parts = line.split(separator: " ")
             guard parts.count == 2, let bytes = Data(base64Encoded: String(parts[0])), !bytes.isEmpty, let rank = Int(parts[1]),
-                  (0...Int(Int32.max)).contains(rank) else {
-                throw TokenizerFileError.invalid(file: path, byteOffset: offset, reason: "line is not \"base64-token rank\" with a rank in 0…2147483647")
+                (0...Int(Int32.max)).contains(rank)
+            else {
+                throw TokenizerFileError.invalid(
+                    file: path, byteOffset: offset, reason: "line is not \"base64-token rank\" with a rank in 0…2147483647")
             }
             guard ranks.updateValue(rank, forKey: [UInt8](bytes)) == nil, used.insert(rank).inserted else {
                 throw TokenizerFileError.invalid(file: path, byteOffset: offset, reason: "token or rank \(rank) appears twice")

@@ -11,7 +11,10 @@ public enum TokenizerFileError: Error, Sendable, Equatable, CustomStringConverti
         switch self {
         case let .invalid(file, offset, reason): "\(file): " + (offset.map { "byte \($0): " } ?? "") + reason
         case let .cannotEncode(file, offset, what):
-            "\(file): cannot encode \(what) at byte \(offset) of the text (the vocabulary lacks its byte tokens); this tokenizer cannot score this text"
+            """
+            \(file): cannot encode \(what) at byte \(offset) of the text (the vocabulary lacks its byte tokens); this tokenizer \
+            cannot score this text
+            """
         }
     }
 }

@@ -11,7 +11,6 @@ public struct WeightResolver: Sendable {
         self.quantization = quantization
     }
 
-
     /// Every logical weight, in checkpoint order. Companion tensors are folded into their weight.
     public func allWeights() throws(FormatError) -> [SourceWeight] {
         var weights: [SourceWeight] = []
@@ -52,16 +51,21 @@ public struct WeightResolver: Sendable {
         let info = location.info
         if info.dtype == .f8e4m3, let scale = checkpoint.location(of: CompanionSuffix.fp8ScaleInverse.name(of: info.name)) {
             guard info.shape.count == 2 else {
-                throw .companionShape(file: location.file.path, tensor: info.name, byteOffset: location.file.fileOffset(of: info), expected: [-1, -1], found: info.shape)
+                throw .companionShape(
+                    file: location.file.path, tensor: info.name, byteOffset: location.file.fileOffset(of: info), expected: [-1, -1],
+                    found: info.shape)
             }
             var blockRows = 128, blockColumns = 128
             if case let .fp8Block(r, c) = quantization { blockRows = r; blockColumns = c }
             let expected = [(info.shape[0] + blockRows - 1) / blockRows, (info.shape[1] + blockColumns - 1) / blockColumns]
             guard scale.info.shape == expected else {
-                throw .companionShape(file: scale.file.path, tensor: scale.name, byteOffset: scale.file.fileOffset(of: scale.info), expected: expected, found: scale.info.shape)
+                throw .companionShape(
+                    file: scale.file.path, tensor: scale.name, byteOffset: scale.file.fileOffset(of: scale.info), expected: expected,
+                    found: scale.info.shape)
             }
-            return SourceWeight(name: info.name, shape: info.shape,
-                                encoding: .fp8Block(weight: location, scaleInverse: scale, blockRows: blockRows, blockColumns: blockColumns))
+            return SourceWeight(
+                name: info.name, shape: info.shape,
+                encoding: .fp8Block(weight: location, scaleInverse: scale, blockRows: blockRows, blockColumns: blockColumns))
         }
         return SourceWeight(name: info.name, shape: info.shape, encoding: .plain(location))
     }
@@ -91,18 +95,24 @@ public struct WeightResolver: Sendable {
             throw .missingCompanion(file: file, tensor: packedName, companion: CompanionSuffix.scale.name(of: logical))
         }
         guard case .compressedTensors(let config) = quantization else {
-            throw .invalidConfig(field: "quantization_config", reason: "\(packedName) is packed but the config declares no compressed-tensors quantization")
+            throw .invalidConfig(
+                field: "quantization_config", reason: "\(packedName) is packed but the config declares no compressed-tensors quantization")
         }
         guard let group = config.group(for: module) else { throw .notQuantizedByConfig(file: file, tensor: packedName) }
         guard [2, 4, 8].contains(group.bits) else {
-            throw .invalidConfig(field: "quantization_config.config_groups.\(group.name).weights.num_bits", reason: "\(group.bits)-bit packing is not supported (2, 4, 8)")
+            throw .invalidConfig(
+                field: "quantization_config.config_groups.\(group.name).weights.num_bits",
+                reason: "\(group.bits)-bit packing is not supported (2, 4, 8)")
         }
         guard packed.info.dtype == .i32, packed.info.shape.count == 2 else {
-            throw .unsupportedDType(file: file, tensor: packedName, byteOffset: at, dtype: "\(packed.info.dtype.rawValue) \(packed.info.shape)")
+            throw .unsupportedDType(
+                file: file, tensor: packedName, byteOffset: at, dtype: "\(packed.info.dtype.rawValue) \(packed.info.shape)")
         }
         let rows = packed.info.shape[0], words = packed.info.shape[1]
         guard scale.info.shape.count == 2, scale.info.shape[0] == rows, scale.info.shape[1] > 0 else {
-            throw .companionShape(file: scale.file.path, tensor: scale.name, byteOffset: scale.file.fileOffset(of: scale.info), expected: [rows, -1], found: scale.info.shape)
+            throw .companionShape(
+                file: scale.file.path, tensor: scale.name, byteOffset: scale.file.fileOffset(of: scale.info), expected: [rows, -1],
+                found: scale.info.shape)
         }
         let groups = scale.info.shape[1]
         // Logical columns: the group count fixes them to within one group; the word count to within one word.
@@ -116,7 +126,9 @@ public struct WeightResolver: Sendable {
             groupSize = columns
         }
         guard (columns * group.bits + 31) / 32 == words, group.groupSize != nil || groups == 1 else {
-            throw .companionShape(file: file, tensor: packedName, byteOffset: at, expected: [rows, (columns * group.bits + 31) / 32], found: packed.info.shape)
+            throw .companionShape(
+                file: file, tensor: packedName, byteOffset: at, expected: [rows, (columns * group.bits + 31) / 32], found: packed.info.shape
+            )
         }
         var zeroPoint: TensorLocation? = nil
         if !group.symmetric {
@@ -125,22 +137,27 @@ public struct WeightResolver: Sendable {
             }
             let expected = [(rows * group.bits + 31) / 32, groups]
             guard zp.info.shape == expected, zp.info.dtype == .i32 else {
-                throw .companionShape(file: zp.file.path, tensor: zp.name, byteOffset: zp.file.fileOffset(of: zp.info), expected: expected, found: zp.info.shape)
+                throw .companionShape(
+                    file: zp.file.path, tensor: zp.name, byteOffset: zp.file.fileOffset(of: zp.info), expected: expected,
+                    found: zp.info.shape)
             }
             zeroPoint = zp
         }
         let metadata = [CompanionSuffix.shape, .groupIndex].compactMap { checkpoint.location(of: $0.name(of: logical)) }
         if let shape = checkpoint.location(of: CompanionSuffix.shape.name(of: logical)) {
             // compressed-tensors records the logical [rows, columns]; it must be what the packed words and scales imply.
-            let stored: [Int]? = shape.info.dtype == .i64 && shape.info.shape == [2]
+            let stored: [Int]? =
+                shape.info.dtype == .i64 && shape.info.shape == [2]
                 ? (0..<2).map { Int(Int64(littleEndian: shape.data.loadUnaligned(fromByteOffset: 8 * $0, as: Int64.self))) } : nil
             guard stored == [rows, columns] else {
-                throw .companionShape(file: shape.file.path, tensor: shape.name, byteOffset: shape.file.fileOffset(of: shape.info),
-                                      expected: [rows, columns], found: stored ?? shape.info.shape)
+                throw .companionShape(
+                    file: shape.file.path, tensor: shape.name, byteOffset: shape.file.fileOffset(of: shape.info),
+                    expected: [rows, columns], found: stored ?? shape.info.shape)
             }
         }
-        return SourceWeight(name: logical, shape: [rows, columns],
-                            encoding: .packedInteger(packed: packed, scale: scale, zeroPoint: zeroPoint, bits: group.bits, groupSize: groupSize),
-                            metadataTensors: metadata)
+        return SourceWeight(
+            name: logical, shape: [rows, columns],
+            encoding: .packedInteger(packed: packed, scale: scale, zeroPoint: zeroPoint, bits: group.bits, groupSize: groupSize),
+            metadataTensors: metadata)
     }
 }

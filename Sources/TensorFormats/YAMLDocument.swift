@@ -20,8 +20,11 @@ public enum YAMLDocument {
         let rules: [(Tag.Name, String)] = [
             (.bool, "^(?:yes|Yes|YES|no|No|NO|true|True|TRUE|false|False|FALSE|on|On|ON|off|Off|OFF)$"),
             (.int, "^(?:[-+]?0b[0-1_]+|[-+]?0[0-7_]+|[-+]?(?:0|[1-9][0-9_]*)|[-+]?0x[0-9a-fA-F_]+)$"),
-            (.float, "^(?:[-+]?(?:[0-9][0-9_]*)\\.[0-9_]*(?:[eE][-+][0-9]+)?|\\.[0-9_]+(?:[eE][-+][0-9]+)?"
-                + "|[-+]?\\.(?:inf|Inf|INF)|\\.(?:nan|NaN|NAN))$"),
+            (
+                .float,
+                "^(?:[-+]?(?:[0-9][0-9_]*)\\.[0-9_]*(?:[eE][-+][0-9]+)?|\\.[0-9_]+(?:[eE][-+][0-9]+)?"
+                    + "|[-+]?\\.(?:inf|Inf|INF)|\\.(?:nan|NaN|NAN))$"
+            ),
             (.null, "^(?:~|null|Null|NULL|)$"),
         ]
         for (tag, pattern) in rules { if let next = try? resolver.appending(tag, pattern) { resolver = next } }
@@ -91,10 +94,15 @@ public enum YAMLDocument {
             var negative = false
             if let sign = body.first, sign == "-" || sign == "+" { negative = sign == "-"; body = body.dropFirst() }
             let magnitude: Int64?
-            if body.hasPrefix("0x") { magnitude = Int64(body.dropFirst(2), radix: 16) }
-            else if body.hasPrefix("0b") { magnitude = Int64(body.dropFirst(2), radix: 2) }
-            else if body.count > 1 && body.hasPrefix("0") { magnitude = Int64(body.dropFirst(), radix: 8) }
-            else { magnitude = Int64(body) }
+            if body.hasPrefix("0x") {
+                magnitude = Int64(body.dropFirst(2), radix: 16)
+            } else if body.hasPrefix("0b") {
+                magnitude = Int64(body.dropFirst(2), radix: 2)
+            } else if body.count > 1 && body.hasPrefix("0") {
+                magnitude = Int64(body.dropFirst(), radix: 8)
+            } else {
+                magnitude = Int64(body)
+            }
             return magnitude.map { .integer(negative ? -$0 : $0) } ?? .string(text)
         case .float:
             let lowered = text.lowercased()
@@ -136,7 +144,9 @@ public enum YAMLDocument {
     private static func secondDocumentLine(_ text: String) -> Int {
         let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
         let starts = lines.indices.filter { lines[$0].hasPrefix("---") || lines[$0].hasPrefix("...") }
-        let content = lines.indices.first { !lines[$0].trimmingCharacters(in: .whitespaces).isEmpty && !lines[$0].hasPrefix("#") && !lines[$0].hasPrefix("---") }
+        let content = lines.indices.first {
+            !lines[$0].trimmingCharacters(in: .whitespaces).isEmpty && !lines[$0].hasPrefix("#") && !lines[$0].hasPrefix("---")
+        }
         return (starts.first { $0 > (content ?? 0) } ?? 0) + 1
     }
 

@@ -4,7 +4,9 @@ import CZstd
 public enum ZstdError: Error, Sendable, Equatable, CustomStringConvertible {
     case failed(operation: String, reason: String)
     public var description: String {
-        switch self { case let .failed(operation, reason): "zstd \(operation) failed: \(reason)" }
+        switch self {
+        case let .failed(operation, reason): "zstd \(operation) failed: \(reason)"
+        }
     }
 }
 
@@ -27,7 +29,9 @@ public enum Zstd {
         guard size != ZSTD_CONTENTSIZE_ERROR, size != ZSTD_CONTENTSIZE_UNKNOWN else {
             throw .failed(operation: "decompress", reason: "frame has no readable content size")
         }
-        guard size <= UInt64(limit) else { throw .failed(operation: "decompress", reason: "content size \(size) exceeds the \(limit)-byte limit") }
+        guard size <= UInt64(limit) else {
+            throw .failed(operation: "decompress", reason: "content size \(size) exceeds the \(limit)-byte limit")
+        }
         var output = [UInt8](repeating: 0, count: Int(size))
         let written = output.withUnsafeMutableBytes { out in
             frame.withUnsafeBytes { input in ZSTD_decompress(out.baseAddress, Int(size), input.baseAddress, frame.count) }

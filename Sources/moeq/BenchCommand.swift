@@ -17,15 +17,20 @@ struct BenchCommand: ParsableCommand {
 
         @Option(parsing: .unconditional, help: "Rows of the test matrix.") var rows = 1024
         @Option(parsing: .unconditional, help: "Row width (a multiple of 256).") var width = 4096
-        @Option(parsing: .unconditional, help: "Threads for the multi-threaded column (default: all cores).") var threads = ProcessInfo.processInfo.activeProcessorCount
-        @Option(parsing: .upToNextOption, help: "Types to measure.") var types: [QuantType] = [.q8_0, .q4_0, .q4_K, .q5_K, .q6_K, .q3_K, .q2_K, .mxfp4]
+        @Option(parsing: .unconditional, help: "Threads for the multi-threaded column (default: all cores).") var threads = ProcessInfo
+            .processInfo.activeProcessorCount
+        @Option(parsing: .upToNextOption, help: "Types to measure.") var types: [QuantType] = [
+            .q8_0, .q4_0, .q4_K, .q5_K, .q6_K, .q3_K, .q2_K, .mxfp4,
+        ]
         @Flag(help: "Pass an importance vector (imatrix paths).") var importance = false
         @Option(help: "Path of ggml's libggml-base.so (llama.cpp peer, see ../shared/peers) to measure beside us.") var ggml: String?
         @Option(parsing: .unconditional, help: "Runs per measurement (the fastest counts).") var repeats = 3
 
         func validate() throws {
             guard (1...1_048_576).contains(rows) else { throw ValidationError("--rows must be in 1…1048576") }
-            guard (256...1_048_576).contains(width), width % 256 == 0 else { throw ValidationError("--width must be a multiple of 256 in 256…1048576") }
+            guard (256...1_048_576).contains(width), width % 256 == 0 else {
+                throw ValidationError("--width must be a multiple of 256 in 256…1048576")
+            }
             guard rows * width <= 1 << 28 else { throw ValidationError("--rows × --width must be at most 2^28 values (1 GiB of f32)") }
             guard (1...4096).contains(threads) else { throw ValidationError("--threads must be in 1…4096") }
             guard (1...1000).contains(repeats) else { throw ValidationError("--repeats must be in 1…1000") }
@@ -34,14 +39,23 @@ struct BenchCommand: ParsableCommand {
         func run() throws {
             try reportingErrors {
                 let peer = try ggml.map { path throws -> GGMLPeer in try GGMLPeer(path: path) }
-                print("\(rows)×\(width) f32 (\(String(format: "%.1f", Double(rows * width * 4) / 1e6)) MB), \(threads) threads\(importance ? ", with imatrix" : "")\(peer.map { ", ggml: \($0.path)" } ?? "")")
+                print(
+                    """
+                    \(rows)×\(width) f32 (\(String(format: "%.1f", Double(rows * width * 4) / 1e6)) MB), \(threads) \
+                    threads\(importance ? ", with imatrix" : "")\(peer.map { ", ggml: \($0.path)" } ?? "")
+                    """
+                )
                 print("type     1 thread   \(threads) threads   scaling   ggml ref   ours/ggml   same bytes")
-                for row in QuantBenchmark.run(types: types, rows: rows, width: width, threads: threads, importance: importance, peer: peer, repeats: repeats) {
+                for row in QuantBenchmark.run(
+                    types: types, rows: rows, width: width, threads: threads, importance: importance, peer: peer, repeats: repeats)
+                {
                     let ggml = row.ggmlGBps.map { String(format: "%7.3f", $0) } ?? "      -"
                     let ratio = row.ggmlGBps.map { String(format: "%8.2f×", row.oneThreadGBps / $0) } ?? "        -"
                     let same = row.sameBytesAsGGML.map { $0 ? "yes" : "NO" } ?? "-"
-                    print(String(format: "%-7@ %7.3f GB/s %7.3f GB/s %7.2f×  ", row.type.rawValue, row.oneThreadGBps, row.allThreadsGBps,
-                                 row.allThreadsGBps / row.oneThreadGBps) + "\(ggml)   \(ratio)   \(same)")
+                    print(
+                        String(
+                            format: "%-7@ %7.3f GB/s %7.3f GB/s %7.2f×  ", row.type.rawValue, row.oneThreadGBps, row.allThreadsGBps,
+                            row.allThreadsGBps / row.oneThreadGBps) + "\(ggml)   \(ratio)   \(same)")
                 }
             }
         }

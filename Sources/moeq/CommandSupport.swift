@@ -104,7 +104,8 @@ enum Interruption {
                 signalNumber = number
                 lock.unlock()
                 if again { exit(128 + number) }
-                FileHandle.standardError.write(Data("\nmoeq: stopping after the current chunk (the finished tensors are kept for --resume)…\n".utf8))
+                FileHandle.standardError.write(
+                    Data("\nmoeq: stopping after the current chunk (the finished tensors are kept for --resume)…\n".utf8))
             }
             source.resume()
             sources.append(source)

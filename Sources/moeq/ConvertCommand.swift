@@ -13,8 +13,12 @@ struct ConvertCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "convert",
         abstract: "Convert a safetensors checkpoint (BF16, FP8 block, compressed-tensors INT4) to GGUF in one pass.",
-        discussion: "Recipes: \(RecipeName.allCases.map(\.rawValue).joined(separator: ", ")). Mixtures follow llama-quantize's per-tensor rules (formats/recipes.md). "
-            + "SIGINT or SIGTERM stops after the current chunk with the finished tensors kept: rerun with --resume.")
+        discussion:
+            """
+            Recipes: \(RecipeName.allCases.map(\.rawValue).joined(separator: ", ")). Mixtures follow llama-quantize's per-tensor \
+            rules (formats/recipes.md). 
+            """
+                + "SIGINT or SIGTERM stops after the current chunk with the finished tensors kept: rerun with --resume.")
 
     @Argument(help: "Checkpoint directory (config.json, safetensors, tokenizer.json).")
     var path: String
@@ -25,7 +29,8 @@ struct ConvertCommand: ParsableCommand {
     @Option(name: .customLong("recipe"), help: "Recipe name.")
     var recipeName: RecipeName?
 
-    @Option(help: "A recipe file (JSON or YAML, formats/recipe.md): a base recipe plus rules by role, projection, layer range or tensor name.")
+    @Option(
+        help: "A recipe file (JSON or YAML, formats/recipe.md): a base recipe plus rules by role, projection, layer range or tensor name.")
     var recipeFile: String?
 
     @Option(parsing: .unconditional, help: "Threads for quantization (default: all cores).")
@@ -37,16 +42,41 @@ struct ConvertCommand: ParsableCommand {
     @Option(help: "llama.cpp importance matrix (GGUF or legacy .dat) for the imatrix-weighted quantizers.")
     var imatrix: String?
 
-    @Flag(help: "Continue an interrupted conversion: tensors already written (and recorded in OUT.journal) are kept if their bytes still verify and their source files are unchanged.")
+    @Flag(
+        help:
+            """
+            Continue an interrupted conversion: tensors already written (and recorded in OUT.journal) are kept if their bytes still \
+            verify and their source files are unchanged.
+            """
+    )
     var resume = false
 
-    @Option(help: "k/n: convert only shard k of n (a deterministic, byte-balanced run of tensors) into OUT.part-k-of-n; `moeq merge` assembles the parts.")
+    @Option(
+        help:
+            """
+            k/n: convert only shard k of n (a deterministic, byte-balanced run of tensors) into OUT.part-k-of-n; `moeq merge` \
+            assembles the parts.
+            """
+    )
     var shard: String?
 
-    @Option(help: "gguf, or safetensors: a Hugging Face checkpoint directory -o DIR in plain floats (--recipe BF16, F16 or F32; FP8 and INT4 sources decoded, F32 tensors kept F32, sharded at 5 GB with an index, config.json without quantization_config).")
+    @Option(
+        help:
+            """
+            gguf, or safetensors: a Hugging Face checkpoint directory -o DIR in plain floats (--recipe BF16, F16 or F32; FP8 and INT4 \
+            sources decoded, F32 tensors kept F32, sharded at 5 GB with an index, config.json without quantization_config).
+            """
+    )
     var format: OutputFormat = .gguf
 
-    @Option(help: "stacked (llama.cpp's 3-D expert tensors), split (llama.cpp multi-file GGUF: OUT-00001-of-00002.gguf without the routed experts, OUT-00002-of-00002.gguf with them) or expert-major (OUT.gguf without routed experts + OUT.expert-pack: each expert's blocks contiguous and page-aligned, hot → cold by the --imatrix routing counts).")
+    @Option(
+        help:
+            """
+            stacked (llama.cpp's 3-D expert tensors), split (llama.cpp multi-file GGUF: OUT-00001-of-00002.gguf without the routed \
+            experts, OUT-00002-of-00002.gguf with them) or expert-major (OUT.gguf without routed experts + OUT.expert-pack: each \
+            expert's blocks contiguous and page-aligned, hot → cold by the --imatrix routing counts).
+            """
+    )
     var layout: OutputLayout = .stacked
 
     @Option(help: "Expert-pack record alignment in bytes (4096, or 2097152 for huge pages).")
@@ -61,26 +91,40 @@ struct ConvertCommand: ParsableCommand {
     @Flag(help: "Print a JSON summary instead of text.")
     var json = false
 
-    @Flag(help: "Stream progress as JSON lines on stderr (stage start/end, each tensor with bytes done, rate and ETA, the summary) for tools.")
+    @Flag(
+        help: "Stream progress as JSON lines on stderr (stage start/end, each tensor with bytes done, rate and ETA, the summary) for tools."
+    )
     var events = false
 
     @OptionGroup var outputs: OutputOptions
 
     func validate() throws {
         guard (1...4096).contains(threads) else { throw ValidationError("--threads must be in 1…4096, not \(threads)") }
-        guard (recipeName == nil) != (recipeFile == nil) else { throw ValidationError("give exactly one of --recipe NAME and --recipe-file FILE") }
+        guard (recipeName == nil) != (recipeFile == nil) else {
+            throw ValidationError("give exactly one of --recipe NAME and --recipe-file FILE")
+        }
         if format == .gguf {
-            guard output.hasSuffix(".gguf") else { throw ValidationError("-o must name a .gguf file (or pass --format safetensors and a directory)") }
+            guard output.hasSuffix(".gguf") else {
+                throw ValidationError("-o must name a .gguf file (or pass --format safetensors and a directory)")
+            }
         } else {
             guard layout == .stacked, shard == nil, !resume, recipeFile == nil else {
-                throw ValidationError("--format safetensors takes --recipe BF16|F16|F32 only (no --layout, --shard, --resume, --recipe-file)")
+                throw ValidationError(
+                    "--format safetensors takes --recipe BF16|F16|F32 only (no --layout, --shard, --resume, --recipe-file)")
             }
         }
-        guard (4096...(1 << 30)).contains(pageSize), pageSize & (pageSize - 1) == 0 else { throw ValidationError("--page-size must be a power of two in 4096…2^30") }
+        guard (4096...(1 << 30)).contains(pageSize), pageSize & (pageSize - 1) == 0 else {
+            throw ValidationError("--page-size must be a power of two in 4096…2^30")
+        }
         if layout != .stacked {
             guard shard == nil else { throw ValidationError("--shard applies to the stacked layout") }
             guard layout == .split || !resume else {
-                throw ValidationError("--resume applies to the stacked and split layouts (an expert-major conversion restarts; its files are still staged and atomic)")
+                throw ValidationError(
+                    """
+                    --resume applies to the stacked and split layouts (an expert-major conversion restarts; its files are still \
+                    staged and atomic)
+                    """
+                )
             }
         }
         if shard != nil {
@@ -91,8 +135,10 @@ struct ConvertCommand: ParsableCommand {
 
     /// --shard k/n as numbers.
     var shardNumbers: (k: Int, n: Int)? {
-        guard let parts = shard?.split(separator: "/"), parts.count == 2, let k = Int(parts[0]), let n = Int(parts[1]), (1...100_000).contains(n),
-              (1...n).contains(k) else { return nil }
+        guard let parts = shard?.split(separator: "/"), parts.count == 2, let k = Int(parts[0]), let n = Int(parts[1]),
+            (1...100_000).contains(n),
+            (1...n).contains(k)
+        else { return nil }
         return (k, n)
     }
 
@@ -103,14 +149,21 @@ struct ConvertCommand: ParsableCommand {
         if format == .safetensors { return [.directory(output)] }
         if let (k, n) = shardNumbers {
             let part = ConversionPlan.partPath(output: output, shard: k, of: n)
-            return [.file(part, companions: [StagedFile.temporaryPath(for: part)]) { OutputPolicy.starts($0, with: Array("MOEQPRT1".utf8)) }]
+            return [
+                .file(part, companions: [StagedFile.temporaryPath(for: part)]) { OutputPolicy.starts($0, with: Array("MOEQPRT1".utf8)) }
+            ]
         }
         switch layout {
         case .stacked: return [.file(output, companions: staged(output) + [output + ".journal"], writtenByMoeq: moeq)]
-        case .split: return ConversionPlan.splitPaths(output: output).map { .file($0, companions: staged($0) + [$0 + ".journal"], writtenByMoeq: moeq) }
+        case .split:
+            return ConversionPlan.splitPaths(output: output).map {
+                .file($0, companions: staged($0) + [$0 + ".journal"], writtenByMoeq: moeq)
+            }
         case .expertMajor:
             let pack = ConversionPlan.packPath(output: output)
-            return [.file(output, companions: staged(output), writtenByMoeq: moeq), .file(pack, companions: staged(pack), writtenByMoeq: moeq)]
+            return [
+                .file(output, companions: staged(output), writtenByMoeq: moeq), .file(pack, companions: staged(pack), writtenByMoeq: moeq),
+            ]
         }
     }
 
@@ -120,13 +173,20 @@ struct ConvertCommand: ParsableCommand {
             if format == .safetensors {
                 let started = Date()
                 let summary = try SafetensorsExport.run(source: path, output: output, recipe: recipeName ?? .bf16, threads: threads)
-                print("wrote \(output): \(summary.tensors) tensors, \(humanBytes(summary.bytes)) in \(summary.files.count) file\(summary.files.count == 1 ? "" : "s") (\(recipeName?.rawValue ?? "BF16")) in \(String(format: "%.2f", Date().timeIntervalSince(started))) s")
+                print(
+                    """
+                    wrote \(output): \(summary.tensors) tensors, \(humanBytes(summary.bytes)) in \(summary.files.count) \
+                    file\(summary.files.count == 1 ? "" : "s") (\(recipeName?.rawValue ?? "BF16")) in \
+                    \(String(format: "%.2f", Date().timeIntervalSince(started))) s
+                    """
+                )
                 return
             }
             let importance = try imatrix.map { try ImportanceMatrix(path: $0) }
             let rules = try recipeFile.map { try RecipeFile(path: $0) }
             let recipe = rules?.base ?? recipeName ?? .q8_0
-            let plan = try GGUFConversion.plan(path: path, recipe: recipe, name: name, importance: importance, rules: rules, skipUnknown: skipUnknown)
+            let plan = try GGUFConversion.plan(
+                path: path, recipe: recipe, name: name, importance: importance, rules: rules, skipUnknown: skipUnknown)
             for warning in plan.warnings { printError("warning: \(warning)") }
             if dryRun { return try printDryRun(plan) }
             Interruption.install()
@@ -138,23 +198,35 @@ struct ConvertCommand: ParsableCommand {
         let showProgress = isatty(2) != 0 && !json && !events
         let started = Date()
         let stream = EventStream(enabled: events)
-        stream.emit("plan", ["tensors": .integer(Int64(plan.tensors.count)), "bytes": .integer(Int64(plan.layout.fileSize)),
-                             "source_bytes": .integer(Int64(plan.sourceBytes)), "recipe": .string(recipe.rawValue), "output": .string(output)])
+        stream.emit(
+            "plan",
+            [
+                "tensors": .integer(Int64(plan.tensors.count)), "bytes": .integer(Int64(plan.layout.fileSize)),
+                "source_bytes": .integer(Int64(plan.sourceBytes)), "recipe": .string(recipe.rawValue), "output": .string(output),
+            ])
         // Crash testing (validation/pipeline/kill_resume.py): MOEQ_KILL_AT=<bytes> or "rename" sends this
         // process SIGKILL once that many output bytes are written, or just before the final rename.
         let killAt = ProcessInfo.processInfo.environment["MOEQ_KILL_AT"]
         let cancelled = { Interruption.requested }
         switch layout {
         case .split:
-            let files = try OffloadLayouts.runSplit(plan, output: output, threads: threads, resume: resume, cancelled: cancelled, progress: { done, _ in
-                if let killAt, let limit = Int(killAt), done >= limit { kill(getpid(), SIGKILL) }
-            })
+            let files = try OffloadLayouts.runSplit(
+                plan, output: output, threads: threads, resume: resume, cancelled: cancelled,
+                progress: { done, _ in
+                    if let killAt, let limit = Int(killAt), done >= limit { kill(getpid(), SIGKILL) }
+                })
             for file in files { print("wrote \(file.path): \(humanBytes(file.bytes))") }
             return
         case .expertMajor:
             let hits = plan.importance.map(plan.tensorLayout.routingCounts) ?? [:]
             let written = try OffloadLayouts.runExpertMajor(plan, output: output, threads: threads, alignment: pageSize, hits: hits)
-            print("wrote \(output): \(humanBytes(written.dense)) (every tensor but the routed experts) and \(ConversionPlan.packPath(output: output)): \(humanBytes(written.pack)), \(written.records) expert records aligned to \(pageSize) B\(plan.importance == nil ? "" : ", hot → cold by the imatrix's routing counts")")
+            print(
+                """
+                wrote \(output): \(humanBytes(written.dense)) (every tensor but the routed experts) and \
+                \(ConversionPlan.packPath(output: output)): \(humanBytes(written.pack)), \(written.records) expert records aligned to \
+                \(pageSize) B\(plan.importance == nil ? "" : ", hot → cold by the imatrix's routing counts")
+                """
+            )
             return
         case .stacked:
             break
@@ -163,52 +235,84 @@ struct ConvertCommand: ParsableCommand {
             let part = try ShardedConversion.run(plan, output: output, shard: k, of: n, threads: threads)
             let seconds = Date().timeIntervalSince(started)
             if json {
-                print((["part": .string(part.path), "shard": .integer(Int64(k)), "shards": .integer(Int64(n)), "tensors": .integer(Int64(part.tensors)),
-                        "bytes": .integer(Int64(part.bytes)), "seconds": .double(seconds)] as JSONValue).prettyPrinted(), terminator: "")
+                print(
+                    ([
+                        "part": .string(part.path), "shard": .integer(Int64(k)), "shards": .integer(Int64(n)),
+                        "tensors": .integer(Int64(part.tensors)),
+                        "bytes": .integer(Int64(part.bytes)), "seconds": .double(seconds),
+                    ] as JSONValue).prettyPrinted(), terminator: "")
             } else {
-                print("wrote \(part.path): shard \(k)/\(n), \(part.tensors) of \(plan.tensors.count) tensors, \(humanBytes(part.bytes)) in \(String(format: "%.2f", seconds)) s; merge with `moeq merge \(output).part-*-of-\(n) -o \(output)`")
+                print(
+                    """
+                    wrote \(part.path): shard \(k)/\(n), \(part.tensors) of \(plan.tensors.count) tensors, \(humanBytes(part.bytes)) \
+                    in \(String(format: "%.2f", seconds)) s; merge with `moeq merge \(output).part-*-of-\(n) -o \(output)`
+                    """
+                )
             }
             return
         }
         var written = 0
         let total = plan.layout.fileSize - plan.layout.dataStart
         stream.emit("stage", ["stage": "write", "state": "start"])
-        let summary = try GGUFConversion.run(plan, output: output, threads: threads, resume: resume, cancelled: cancelled, beforeRename: {
-            stream.emit("stage", ["stage": "write", "state": "end"])
-            stream.emit("stage", ["stage": "finish", "state": "start", "what": "fsync, rename, manifest"])
-            if killAt == "rename" { kill(getpid(), SIGKILL) }
-        }, tensorDone: { name, type, bytes, kept in
-            written += bytes
-            let elapsed = Date().timeIntervalSince(started)
-            let rate = elapsed > 0 ? Double(written) / elapsed : 0
-            stream.emit("tensor", ["name": .string(name), "type": .string(type.rawValue), "bytes": .integer(Int64(bytes)),
-                                   "kept_from_earlier_run": .bool(kept), "done": .integer(Int64(written)), "total": .integer(Int64(total)),
-                                   "bytes_per_second": .double(rate), "eta_seconds": .double(rate > 0 ? Double(total - written) / rate : 0)])
-        }) { done, total in
+        let summary = try GGUFConversion.run(
+            plan, output: output, threads: threads, resume: resume, cancelled: cancelled,
+            beforeRename: {
+                stream.emit("stage", ["stage": "write", "state": "end"])
+                stream.emit("stage", ["stage": "finish", "state": "start", "what": "fsync, rename, manifest"])
+                if killAt == "rename" { kill(getpid(), SIGKILL) }
+            },
+            tensorDone: { name, type, bytes, kept in
+                written += bytes
+                let elapsed = Date().timeIntervalSince(started)
+                let rate = elapsed > 0 ? Double(written) / elapsed : 0
+                stream.emit(
+                    "tensor",
+                    [
+                        "name": .string(name), "type": .string(type.rawValue), "bytes": .integer(Int64(bytes)),
+                        "kept_from_earlier_run": .bool(kept), "done": .integer(Int64(written)), "total": .integer(Int64(total)),
+                        "bytes_per_second": .double(rate), "eta_seconds": .double(rate > 0 ? Double(total - written) / rate : 0),
+                    ])
+            }
+        ) { done, total in
             if let killAt, let limit = Int(killAt), done >= limit { kill(getpid(), SIGKILL) }
             guard showProgress else { return }
             let elapsed = Date().timeIntervalSince(started)
             let rate = elapsed > 0 ? Double(done) / elapsed : 0
             let eta = rate > 0 ? Double(total - done) / rate : 0
-            FileHandle.standardError.write(Data(String(format: "\r%5.1f%%  %@ / %@  %.1f MB/s  ETA %.0f s ", 100 * Double(done) / Double(max(total, 1)),
-                                                       humanBytes(done), humanBytes(total), rate / 1e6, eta).utf8))
+            FileHandle.standardError.write(
+                Data(
+                    String(
+                        format: "\r%5.1f%%  %@ / %@  %.1f MB/s  ETA %.0f s ", 100 * Double(done) / Double(max(total, 1)),
+                        humanBytes(done), humanBytes(total), rate / 1e6, eta
+                    ).utf8))
         }
         if showProgress { FileHandle.standardError.write(Data("\n".utf8)) }
         stream.emit("stage", ["stage": "finish", "state": "end"])
-        stream.emit("summary", ["output": .string(output), "bytes": .integer(Int64(summary.outputBytes)), "seconds": .double(summary.seconds),
-                                "bits_per_weight": .double(summary.bitsPerWeight)])
+        stream.emit(
+            "summary",
+            [
+                "output": .string(output), "bytes": .integer(Int64(summary.outputBytes)), "seconds": .double(summary.seconds),
+                "bits_per_weight": .double(summary.bitsPerWeight),
+            ])
         if json {
             var counts: [(String, JSONValue)] = []
             for type in QuantType.allCases { if let n = summary.typeCounts[type] { counts.append((type.rawValue, .integer(Int64(n)))) } }
-            let document: JSONValue = ["output": .string(output), "recipe": .string(recipe.rawValue), "bytes_in": .integer(Int64(summary.sourceBytes)),
-                                       "bytes_out": .integer(Int64(summary.outputBytes)), "bits_per_weight": .double(summary.bitsPerWeight),
-                                       "seconds": .double(summary.seconds), "tensor_types": .object(JSONObject(counts)),
-                                       "kept_from_earlier_run": .integer(Int64(summary.keptTensors))]
+            let document: JSONValue = [
+                "output": .string(output), "recipe": .string(recipe.rawValue), "bytes_in": .integer(Int64(summary.sourceBytes)),
+                "bytes_out": .integer(Int64(summary.outputBytes)), "bits_per_weight": .double(summary.bitsPerWeight),
+                "seconds": .double(summary.seconds), "tensor_types": .object(JSONObject(counts)),
+                "kept_from_earlier_run": .integer(Int64(summary.keptTensors)),
+            ]
             print(document.prettyPrinted(), terminator: "")
         } else {
             let counts = QuantType.allCases.compactMap { t in summary.typeCounts[t].map { "\($0) \(t.rawValue)" } }.joined(separator: ", ")
             let kept = summary.keptTensors > 0 ? "; \(summary.keptTensors) tensors kept from the earlier run" : ""
-            print("wrote \(output): \(humanBytes(summary.outputBytes)) (\(String(format: "%.3f", summary.bitsPerWeight)) bpw) from \(humanBytes(summary.sourceBytes)) in \(String(format: "%.2f", summary.seconds)) s; tensors: \(counts)\(kept)")
+            print(
+                """
+                wrote \(output): \(humanBytes(summary.outputBytes)) (\(String(format: "%.3f", summary.bitsPerWeight)) bpw) from \
+                \(humanBytes(summary.sourceBytes)) in \(String(format: "%.2f", summary.seconds)) s; tensors: \(counts)\(kept)
+                """
+            )
         }
     }
 
@@ -224,8 +328,13 @@ struct ConvertCommand: ParsableCommand {
                 files = [(output, try plan.denseLayout().layout.fileSize), (ConversionPlan.packPath(output: output), pack.fileSize)]
             }
             if json {
-                print(JSONValue.object(JSONObject([("layout", .string(layout.rawValue)),
-                                                   ("files", .array(files.map { ["path": .string($0.0), "bytes": .integer(Int64($0.1))] }))])).prettyPrinted(), terminator: "")
+                print(
+                    JSONValue.object(
+                        JSONObject([
+                            ("layout", .string(layout.rawValue)),
+                            ("files", .array(files.map { ["path": .string($0.0), "bytes": .integer(Int64($0.1))] })),
+                        ])
+                    ).prettyPrinted(), terminator: "")
             } else {
                 for (path, bytes) in files { print("\(path): \(bytes) bytes (\(humanBytes(bytes))) would be written") }
             }
@@ -234,21 +343,37 @@ struct ConvertCommand: ParsableCommand {
         if json { print(layoutJSON(plan).prettyPrinted(), terminator: ""); return }
         for (tensor, info) in zip(plan.tensors, plan.layout.tensors) {
             let dims = "{" + tensor.dimensions.map(String.init).joined(separator: ", ") + "}"
-            print(tensor.name.padding(toLength: 34, withPad: " ", startingAt: 0) + info.type.rawValue.padding(toLength: 7, withPad: " ", startingAt: 0)
-                  + dims.padding(toLength: 22, withPad: " ", startingAt: 0) + "@ \(plan.layout.dataStart + info.offset)  \(info.byteCount) B")
+            print(
+                tensor.name.padding(toLength: 34, withPad: " ", startingAt: 0)
+                    + info.type.rawValue.padding(toLength: 7, withPad: " ", startingAt: 0)
+                    + dims.padding(toLength: 22, withPad: " ", startingAt: 0)
+                    + "@ \(plan.layout.dataStart + info.offset)  \(info.byteCount) B")
         }
-        print("\(plan.tensors.count) tensors, \(plan.layout.fileSize) bytes (\(humanBytes(plan.layout.fileSize))) would be written to \(output)")
+        print(
+            """
+            \(plan.tensors.count) tensors, \(plan.layout.fileSize) bytes (\(humanBytes(plan.layout.fileSize))) would be written to \
+            \(output)
+            """
+        )
     }
 
     private func layoutJSON(_ plan: ConversionPlan) -> JSONValue {
-        .object(JSONObject([
-            ("output", .string(output)), ("recipe", .string(plan.recipe.rawValue)), ("bytes", .integer(Int64(plan.layout.fileSize))),
-            ("data_start", .integer(Int64(plan.layout.dataStart))),
-            ("tensors", .array(zip(plan.tensors, plan.layout.tensors).map { tensor, info in
-                ["name": .string(tensor.name), "type": .string(info.type.rawValue), "ne": .array(tensor.dimensions.map { .integer(Int64($0)) }),
-                 "offset": .integer(Int64(plan.layout.dataStart + info.offset)), "bytes": .integer(Int64(info.byteCount))]
-            })),
-        ]))
+        .object(
+            JSONObject([
+                ("output", .string(output)), ("recipe", .string(plan.recipe.rawValue)), ("bytes", .integer(Int64(plan.layout.fileSize))),
+                ("data_start", .integer(Int64(plan.layout.dataStart))),
+                (
+                    "tensors",
+                    .array(
+                        zip(plan.tensors, plan.layout.tensors).map { tensor, info in
+                            [
+                                "name": .string(tensor.name), "type": .string(info.type.rawValue),
+                                "ne": .array(tensor.dimensions.map { .integer(Int64($0)) }),
+                                "offset": .integer(Int64(plan.layout.dataStart + info.offset)), "bytes": .integer(Int64(info.byteCount)),
+                            ]
+                        })
+                ),
+            ]))
     }
 }
 

@@ -43,7 +43,9 @@ struct DumpCommand: ParsableCommand {
                     throw SafetensorsError.tensorNotFound(file: path, tensor: tensor)
                 }
                 guard let descriptor = NumpyFile.descriptor(for: location.info.dtype) else {
-                    throw FormatError.unsupportedDType(file: location.file.path, tensor: tensor, byteOffset: location.file.fileOffset(of: location.info), dtype: location.info.dtype.rawValue)
+                    throw FormatError.unsupportedDType(
+                        file: location.file.path, tensor: tensor, byteOffset: location.file.fileOffset(of: location.info),
+                        dtype: location.info.dtype.rawValue)
                 }
                 try NumpyFile.write(raw: location.data, descriptor: descriptor, shape: location.info.shape, to: output)
                 return
@@ -57,7 +59,8 @@ struct DumpCommand: ParsableCommand {
                 quantization = spec.quantization
                 resolver = WeightResolver(checkpoint: checkpoint, quantization: quantization)
                 let layout = spec.tensorLayout
-                try layout.check([try resolver.weight(named: tensor)], directory: checkpoint.directory, config: configPath, allowUnknown: true)
+                try layout.check(
+                    [try resolver.weight(named: tensor)], directory: checkpoint.directory, config: configPath, allowUnknown: true)
             } else {
                 resolver = WeightResolver(checkpoint: checkpoint, quantization: quantization)
             }

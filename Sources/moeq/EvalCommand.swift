@@ -26,20 +26,26 @@ struct EvalCommand: ParsableCommand {
             let weights = try ReferenceModel.weights(path: model)
             let ids = try tokenIDs(tokens: tokens, text: text, tokenizerDirectory: model, vocabularySize: weights.spec.vocabularySize)
             guard ids.count >= 2 else {
-                throw TokenInputError.empty(file: tokens ?? text ?? model, reason: "\(ids.count) token\(ids.count == 1 ? "" : "s"); at least 2 are needed to score one prediction")
+                throw TokenInputError.empty(
+                    file: tokens ?? text ?? model,
+                    reason: "\(ids.count) token\(ids.count == 1 ? "" : "s"); at least 2 are needed to score one prediction")
             }
             let vocabulary = weights.spec.vocabularySize
             let logits = try ReferenceModel.logits(weights: weights, tokens: ids)
             if let logitsOut { try NumpyFile.write(logits, shape: [ids.count, vocabulary], to: logitsOut) }
             let score = WindowScore(logits: logits, tokens: ids, vocabulary: vocabulary)
             if json {
-                let document: JSONValue = ["tokens": .integer(Int64(score.tokens)), "scored": .integer(Int64(score.scored)),
-                                           "mean_nll": .double(score.meanNegativeLogLikelihood), "perplexity": .double(score.perplexity)]
+                let document: JSONValue = [
+                    "tokens": .integer(Int64(score.tokens)), "scored": .integer(Int64(score.scored)),
+                    "mean_nll": .double(score.meanNegativeLogLikelihood), "perplexity": .double(score.perplexity),
+                ]
                 print(document.prettyPrinted(), terminator: "")
             } else {
-                print(String(format: "%d tokens, %d scored: mean NLL %.6f, perplexity %.4f", score.tokens, score.scored, score.meanNegativeLogLikelihood, score.perplexity))
+                print(
+                    String(
+                        format: "%d tokens, %d scored: mean NLL %.6f, perplexity %.4f", score.tokens, score.scored,
+                        score.meanNegativeLogLikelihood, score.perplexity))
             }
         }
     }
 }
-

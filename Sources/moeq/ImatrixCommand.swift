@@ -7,12 +7,18 @@ import TensorFormats
 struct ImatrixCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "imatrix",
-        abstract: "Collect an importance matrix (llama.cpp's GGUF imatrix format, counted per expert) and routing statistics with the reference engine.")
+        abstract:
+            """
+            Collect an importance matrix (llama.cpp's GGUF imatrix format, counted per expert) and routing statistics with the \
+            reference engine.
+            """
+    )
 
     @Argument(help: "Checkpoint directory.") var model: String
     @Option(help: "Text file (tokenized with the model's tokenizer.json).") var text: String?
     @Option(help: "Token ids (.npy or whitespace-separated).") var tokens: String?
-    @Option(name: .shortAndLong, help: "Output imatrix .gguf (usable by llama-quantize --imatrix and moeq convert --imatrix).") var output: String
+    @Option(name: .shortAndLong, help: "Output imatrix .gguf (usable by llama-quantize --imatrix and moeq convert --imatrix).") var output:
+        String
     @Option(parsing: .unconditional, help: "Tokens per chunk.") var ctx = 128
     @Option(parsing: .unconditional, help: "At most this many chunks.") var chunks: Int?
     @OptionGroup var outputs: OutputOptions
@@ -25,8 +31,13 @@ struct ImatrixCommand: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
-            try checkOutputs([.file(output, companions: [StagedFile.temporaryPath(for: output), OutputManifest.path(for: output)], writtenByMoeq: hasManifest)],
-                             inputs: [model, text, tokens], force: outputs.force)
+            try checkOutputs(
+                [
+                    .file(
+                        output, companions: [StagedFile.temporaryPath(for: output), OutputManifest.path(for: output)],
+                        writtenByMoeq: hasManifest)
+                ],
+                inputs: [model, text, tokens], force: outputs.force)
             let weights = try ReferenceModel.weights(path: model)
             let ids = try tokenIDs(tokens: tokens, text: text, tokenizerDirectory: model, vocabularySize: weights.spec.vocabularySize)
             let collector = ImportanceCollector(spec: weights.spec)
@@ -35,12 +46,17 @@ struct ImatrixCommand: ParsableCommand {
                 _ = try ReferenceModel.logits(weights: weights, tokens: Array(ids[(done * ctx)..<((done + 1) * ctx)]), observer: collector)
                 done += 1
             }
-            guard done > 0 else { throw TokenInputError.empty(file: text ?? tokens ?? model, reason: "\(ids.count) tokens, fewer than one chunk of --ctx \(ctx)") }
+            guard done > 0 else {
+                throw TokenInputError.empty(
+                    file: text ?? tokens ?? model, reason: "\(ids.count) tokens, fewer than one chunk of --ctx \(ctx)")
+            }
             try collector.write(to: output, dataset: (text ?? tokens ?? "") as String, chunks: done, chunkSize: ctx)
             print("wrote \(output): \(done) chunks × \(ctx) tokens")
             let idle = collector.idleExperts
             if !idle.isEmpty {
-                print("experts that never fired (\(idle.count); neutral importance 1.0 when used): " + idle.prefix(20).map { "\($0.tensor)[\($0.expert)]" }.joined(separator: ", "))
+                print(
+                    "experts that never fired (\(idle.count); neutral importance 1.0 when used): "
+                        + idle.prefix(20).map { "\($0.tensor)[\($0.expert)]" }.joined(separator: ", "))
             }
             print("tokens routed per expert:")
             for (tensor, counts) in collector.routing { print("  \(tensor): \(counts.map(String.init).joined(separator: " "))") }

@@ -35,7 +35,12 @@ struct InspectCommand: ParsableCommand {
     private func printSummary(_ inspection: CheckpointInspection) {
         let checkpoint = inspection.checkpoint
         print("checkpoint     \(path)")
-        print("files          \(checkpoint.files.count) safetensors, \(grouped(checkpoint.tensors.count)) tensors, \(humanBytes(checkpoint.totalFileBytes))")
+        print(
+            """
+            files          \(checkpoint.files.count) safetensors, \(grouped(checkpoint.tensors.count)) tensors, \
+            \(humanBytes(checkpoint.totalFileBytes))
+            """
+        )
         guard let spec = inspection.spec, let report = inspection.report else {
             print("config         no config.json beside the weights: tensor table only")
             return
@@ -45,11 +50,21 @@ struct InspectCommand: ParsableCommand {
         print("layers         \(spec.layerCount): \(spec.layerCount - spec.moeLayerCount) dense, \(spec.moeLayerCount) MoE\(mtp)")
         print("hidden / vocab \(spec.hiddenSize) / \(spec.vocabularySize)")
         if let mla = spec.latentAttention {
-            print("attention      MLA, \(spec.headCount) heads, q_lora \(mla.queryRank.map(String.init) ?? "none"), kv_lora \(mla.keyValueRank), rope dim \(mla.ropeHeadDim)")
+            print(
+                """
+                attention      MLA, \(spec.headCount) heads, q_lora \(mla.queryRank.map(String.init) ?? "none"), kv_lora \
+                \(mla.keyValueRank), rope dim \(mla.ropeHeadDim)
+                """
+            )
         } else {
             print("attention      GQA, \(spec.headCount) heads, \(spec.keyValueHeadCount) kv heads × \(spec.headDim)")
         }
-        print("experts        \(spec.routedExpertCount) routed + \(spec.sharedExpertCount) shared, \(spec.expertsPerToken) used per token (expert ffn \(spec.expertIntermediateSize), \(spec.routerScoring.rawValue) router)")
+        print(
+            """
+            experts        \(spec.routedExpertCount) routed + \(spec.sharedExpertCount) shared, \(spec.expertsPerToken) used per \
+            token (expert ffn \(spec.expertIntermediateSize), \(spec.routerScoring.rawValue) router)
+            """
+        )
         print("source quant   \(spec.quantization.summary)")
         print("parameters     \(grouped(report.totalParameters)) total (\(humanCount(report.totalParameters)))")
         print("active/token   \(grouped(report.activeParameters)) (\(humanCount(report.activeParameters)))")
@@ -60,14 +75,17 @@ struct InspectCommand: ParsableCommand {
         print("")
         print(pad("role", 16) + pad("parameters", 22, right: true) + pad("stored bytes", 16, right: true))
         for category in RoleCategory.allCases where report.bytesByCategory[category] != nil {
-            print(pad(category.rawValue, 16) + pad(grouped(report.parametersByCategory[category] ?? 0), 22, right: true)
-                  + pad(humanBytes(report.bytesByCategory[category] ?? 0), 16, right: true))
+            print(
+                pad(category.rawValue, 16) + pad(grouped(report.parametersByCategory[category] ?? 0), 22, right: true)
+                    + pad(humanBytes(report.bytesByCategory[category] ?? 0), 16, right: true))
         }
         print("")
         print(pad("dtype", 16) + pad("bytes", 22, right: true))
-        for dtype in SafetensorsDType.allCases { if let bytes = report.bytesByDType[dtype] {
-            print(pad(dtype.rawValue, 16) + pad(humanBytes(bytes), 22, right: true))
-        } }
+        for dtype in SafetensorsDType.allCases {
+            if let bytes = report.bytesByDType[dtype] {
+                print(pad(dtype.rawValue, 16) + pad(humanBytes(bytes), 22, right: true))
+            }
+        }
         if !report.unknownTensors.isEmpty {
             print("")
             print("unknown tensors (\(report.unknownTensors.count)), kept but not classified:")
@@ -86,11 +104,17 @@ struct InspectCommand: ParsableCommand {
         print("tensors        \(grouped(file.tensors.count)), \(grouped(file.tensors.reduce(0) { $0 + $1.elementCount })) values")
         for (key, value) in file.metadata {
             let shown: String
-            if case .array(let type, let elements) = value { shown = "[\(elements.count) × \(type)]" } else { shown = value.summaryJSON().serialized() }
+            if case .array(let type, let elements) = value {
+                shown = "[\(elements.count) × \(type)]"
+            } else {
+                shown = value.summaryJSON().serialized()
+            }
             print(pad(key, 48) + String(shown.prefix(100)))
         }
         print("")
-        for type in QuantType.allCases { if let bytes = file.bytesByType[type] { print(pad(type.rawValue, 16) + pad(humanBytes(bytes), 22, right: true)) } }
+        for type in QuantType.allCases {
+            if let bytes = file.bytesByType[type] { print(pad(type.rawValue, 16) + pad(humanBytes(bytes), 22, right: true)) }
+        }
         if let tensors {
             print("")
             for tensor in file.tensors where fnmatch(tensors, tensor.name, 0) == 0 {

@@ -8,7 +8,12 @@ struct MergeCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "merge",
         abstract: "Assemble the part files of `moeq convert --shard k/n` into the final GGUF, checking every tensor's XXH3.",
-        discussion: "All n parts of one layout are needed, each once. The output is written under a temporary name, fsynced and renamed; its manifest sits beside it, as after a single-machine conversion.")
+        discussion:
+            """
+            All n parts of one layout are needed, each once. The output is written under a temporary name, fsynced and renamed; its \
+            manifest sits beside it, as after a single-machine conversion.
+            """
+    )
 
     @Argument(help: "The part files (OUT.gguf.part-k-of-n).") var parts: [String]
     @Option(name: .shortAndLong, help: "Output .gguf file.") var output: String
@@ -16,11 +21,21 @@ struct MergeCommand: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
-            try checkOutputs([.file(output, companions: [StagedFile.temporaryPath(for: output), OutputManifest.path(for: output)], writtenByMoeq: hasManifest)],
-                             inputs: parts, force: outputs.force)
+            try checkOutputs(
+                [
+                    .file(
+                        output, companions: [StagedFile.temporaryPath(for: output), OutputManifest.path(for: output)],
+                        writtenByMoeq: hasManifest)
+                ],
+                inputs: parts, force: outputs.force)
             let started = Date()
             let merged = try ShardedConversion.merge(parts: parts, output: output)
-            print("wrote \(output): \(humanBytes(merged.bytes)), \(merged.tensors) tensors from \(parts.count) parts in \(String(format: "%.2f", Date().timeIntervalSince(started))) s")
+            print(
+                """
+                wrote \(output): \(humanBytes(merged.bytes)), \(merged.tensors) tensors from \(parts.count) parts in \
+                \(String(format: "%.2f", Date().timeIntervalSince(started))) s
+                """
+            )
         }
     }
 }

@@ -19,7 +19,12 @@ struct PackCommand: ParsableCommand {
         try reportingErrors {
             try checkOutputs([.directory(output)], inputs: [path], force: outputs.force)
             let summary = try BytePlanePack.pack(directory: path, output: output, level: level)
-            print("packed \(summary.files) files: \(humanBytes(summary.originalBytes)) → \(humanBytes(summary.packedBytes)) (ratio \(String(format: "%.3f", summary.ratio)), \(String(format: "%.1f", 100 / max(summary.ratio, 1e-9)))% of the original)")
+            print(
+                """
+                packed \(summary.files) files: \(humanBytes(summary.originalBytes)) → \(humanBytes(summary.packedBytes)) (ratio \
+                \(String(format: "%.3f", summary.ratio)), \(String(format: "%.1f", 100 / max(summary.ratio, 1e-9)))% of the original)
+                """
+            )
         }
     }
 }

@@ -10,8 +10,10 @@ import TensorFormats
 struct PipelineCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "pipeline",
-        abstract: "Run a pipeline declared in a recipe file: source → decode → repack-experts → quantize → write → verify [→ validate] → report.",
-        discussion: "Stages: " + StageRegistry.names.joined(separator: ", ") + ", validate. --dry-run plans every stage (exact output size, types, bytes per type) without writing.")
+        abstract:
+            "Run a pipeline declared in a recipe file: source → decode → repack-experts → quantize → write → verify [→ validate] → report.",
+        discussion: "Stages: " + StageRegistry.names.joined(separator: ", ")
+            + ", validate. --dry-run plans every stage (exact output size, types, bytes per type) without writing.")
 
     @Argument(help: "Recipe file (JSON, formats/recipe.md).") var recipe: String
     @Flag(help: "Plan every stage; write nothing.") var dryRun = false
@@ -29,7 +31,12 @@ struct PipelineCommand: ParsableCommand {
             StageRegistry.register(ValidateStage())
             if listStages {
                 for stage in StageRegistry.all {
-                    print("\(stage.name.padding(toLength: 16, withPad: " ", startingAt: 0)) needs \(stage.needs.isEmpty ? "nothing" : stage.needs.map(\.rawValue).joined(separator: ", ")): \(stage.summary)")
+                    print(
+                        """
+                        \(stage.name.padding(toLength: 16, withPad: " ", startingAt: 0)) needs \
+                        \(stage.needs.isEmpty ? "nothing" : stage.needs.map(\.rawValue).joined(separator: ", ")): \(stage.summary)
+                        """
+                    )
                 }
                 return
             }
@@ -40,10 +47,17 @@ struct PipelineCommand: ParsableCommand {
             }
             if !dryRun, let output = file.output {
                 let layout = OutputLayout(rawValue: file.layout ?? "stacked") ?? .stacked
-                let paths = layout == .split ? ConversionPlan.splitPaths(output: output)
+                let paths =
+                    layout == .split
+                    ? ConversionPlan.splitPaths(output: output)
                     : layout == .expertMajor ? [output, ConversionPlan.packPath(output: output)] : [output]
-                try checkOutputs(paths.map { .file($0, companions: [StagedFile.temporaryPath(for: $0), OutputManifest.path(for: $0), $0 + ".journal"], writtenByMoeq: hasManifest) },
-                                 inputs: [recipe, file.source, file.imatrix, file.validate?.text], force: outputs.force)
+                try checkOutputs(
+                    paths.map {
+                        .file(
+                            $0, companions: [StagedFile.temporaryPath(for: $0), OutputManifest.path(for: $0), $0 + ".journal"],
+                            writtenByMoeq: hasManifest)
+                    },
+                    inputs: [recipe, file.source, file.imatrix, file.validate?.text], force: outputs.force)
             }
             Interruption.install()
             context.cancelled = { Interruption.requested }
@@ -61,12 +75,16 @@ struct PipelineCommand: ParsableCommand {
 /// `validate` as a stage: the written GGUF against the source checkpoint on the recipe's text (llama-perplexity's
 /// method, exact arithmetic).
 struct ValidateStage: Stage {
-    let name = "validate", summary = "Perplexity, ΔPPL, KLD and top-1 agreement of the written file against the source, with the reference engine."
+    let name = "validate",
+        summary = "Perplexity, ΔPPL, KLD and top-1 agreement of the written file against the source, with the reference engine."
     let needs: [StageNeed] = [.checkpoint, .output, .calibrationText]
 
     func plan(_ context: PipelineContext) throws -> JSONValue {
         guard let settings = context.recipe.validate else { throw PipelineError.missing(stage: name, need: .calibrationText) }
-        return ["text": .string(settings.text), "ctx": .integer(Int64(settings.context)), "chunks": settings.chunks.map { .integer(Int64($0)) } ?? .null]
+        return [
+            "text": .string(settings.text), "ctx": .integer(Int64(settings.context)),
+            "chunks": settings.chunks.map { .integer(Int64($0)) } ?? .null,
+        ]
     }
 
     func run(_ context: PipelineContext) throws -> JSONValue {
@@ -75,14 +93,19 @@ struct ValidateStage: Stage {
         }
         let base = try ReferenceModel.weights(path: source)
         let bos = try beginningOfSequence(directory: source)
-        let ids = (bos.map { [$0] } ?? []) + (try tokenIDs(tokens: nil, text: settings.text, tokenizerDirectory: source, vocabularySize: base.spec.vocabularySize))
+        let ids =
+            (bos.map { [$0] } ?? [])
+            + (try tokenIDs(tokens: nil, text: settings.text, tokenizerDirectory: source, vocabularySize: base.spec.vocabularySize))
         guard ids.count >= settings.context else {
             throw TokenInputError.empty(file: settings.text, reason: "\(ids.count) tokens, fewer than one chunk of ctx \(settings.context)")
         }
         let quant = try ReferenceModel.weights(path: output, configDirectory: source)
         let windows = QuantValidation.windows(tokens: ids, context: settings.context, maxChunks: settings.chunks, beginningOfSequence: bos)
         let report = try QuantValidation.run(quant: quant, base: .model(base), configDirectory: source, windows: windows).report
-        return ["chunks": .integer(Int64(report.chunks)), "ppl_base": .double(report.basePerplexity), "ppl_quant": .double(report.quantPerplexity),
-                "kld_mean": .double(report.meanKLD), "top1_agreement": .double(report.top1Agreement)]
+        return [
+            "chunks": .integer(Int64(report.chunks)), "ppl_base": .double(report.basePerplexity),
+            "ppl_quant": .double(report.quantPerplexity),
+            "kld_mean": .double(report.meanKLD), "top1_agreement": .double(report.top1Agreement),
+        ]
     }
 }

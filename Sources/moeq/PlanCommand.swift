@@ -13,17 +13,44 @@ import TensorFormats
 struct PlanCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "plan",
-        abstract: "Footprint per recipe (always-on vs routed-expert bytes, bytes read per token) and KV cache, from a checkpoint's headers, a config.json or a bundled spec.",
-        discussion: "From a checkpoint the sizes are `convert --dry-run`'s to the byte; from a config.json or a bundled name they are the GGUF's tensor data (the header depends on the tokenizer). Bundled (formats/models/): \(ModelPresets.names.dropFirst().joined(separator: ", ")). A GGUF file is planned as it is (its own tensor types).")
+        abstract:
+            """
+            Footprint per recipe (always-on vs routed-expert bytes, bytes read per token) and KV cache, from a checkpoint's headers, \
+            a config.json or a bundled spec.
+            """,
+        discussion:
+            """
+            From a checkpoint the sizes are `convert --dry-run`'s to the byte; from a config.json or a bundled name they are the \
+            GGUF's tensor data (the header depends on the tokenizer). Bundled (formats/models/): \
+            \(ModelPresets.names.dropFirst().joined(separator: ", ")). A GGUF file is planned as it is (its own tensor types).
+            """
+    )
 
     @Argument(help: "A checkpoint directory, a GGUF file, a config.json, or a bundled model name.") var model: String
-    @Option(name: .customLong("recipe"), help: "Recipe (repeatable; default Q8_0, Q6_K, Q5_K_M, Q4_K_M, Q4_0).") var recipes: [RecipeName] = []
+    @Option(name: .customLong("recipe"), help: "Recipe (repeatable; default Q8_0, Q6_K, Q5_K_M, Q4_K_M, Q4_0).") var recipes: [RecipeName] =
+        []
     @Option(parsing: .unconditional, help: "Context length (KV cache), 1…268435456 tokens.") var context = 32768
-    @Option(name: .customLong("target"), help: "Hardware target (repeatable), e.g. rtx4090+256gb, 2x3090+128gb-ddr4, 8xh200, m3-ultra-512gb, rtx4090+512gb-2x8ch-ddr5-4800, 384gb-12ch-ddr5-4800, or by numbers: gpu:16:448+ram:64:60 (KIND:GB:GB/s, KIND gpu, unified, ram, disk).") var targets: [String] = []
+    @Option(
+        name: .customLong("target"),
+        help:
+            """
+            Hardware target (repeatable), e.g. rtx4090+256gb, 2x3090+128gb-ddr4, 8xh200, m3-ultra-512gb, \
+            rtx4090+512gb-2x8ch-ddr5-4800, 384gb-12ch-ddr5-4800, or by numbers: gpu:16:448+ram:64:60 (KIND:GB:GB/s, KIND gpu, \
+            unified, ram, disk).
+            """
+    ) var targets: [String] = []
     @Option(help: "KV cache type (llama.cpp -ctk/-ctv): F16, BF16, F32, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1.") var cacheType: QuantType = .f16
-    @Option(help: "More hardware: a JSON file with the schema of formats/hardware/targets.json (its names replace the bundled ones).") var targetsFile: String?
-    @Option(help: "llama.cpp or ktransformers (multi-socket RAM bandwidth and expert duplication differ).") var engine: EngineArgument = .llamaCpp
-    @Option(help: "Routing statistics: an importance matrix (llama.cpp imatrix GGUF or `moeq imatrix` output) whose per-expert counts say how unevenly tokens reach the experts; RAM then holds the hot experts and disk serves the cold tail.") var routing: String?
+    @Option(help: "More hardware: a JSON file with the schema of formats/hardware/targets.json (its names replace the bundled ones).")
+    var targetsFile: String?
+    @Option(help: "llama.cpp or ktransformers (multi-socket RAM bandwidth and expert duplication differ).") var engine: EngineArgument =
+        .llamaCpp
+    @Option(
+        help:
+            """
+            Routing statistics: an importance matrix (llama.cpp imatrix GGUF or `moeq imatrix` output) whose per-expert counts say \
+            how unevenly tokens reach the experts; RAM then holds the hot experts and disk serves the cold tail.
+            """
+    ) var routing: String?
     @Flag(help: "Print JSON.") var json = false
     @Option(help: "Also write the recipes × targets matrix as an SVG chart to this file.") var svg: String?
     @Option(help: "Also write it as a standalone HTML page (the SVG plus a table) to this file.") var html: String?
@@ -37,15 +64,23 @@ struct PlanCommand: ParsableCommand {
     func validate() throws {
         guard (1...(1 << 28)).contains(context) else { throw ValidationError("--context must be in 1…268435456 tokens, not \(context)") }
         guard PlanCommand.cacheTypes.contains(cacheType) else {
-            throw ValidationError("--cache-type \(cacheType.rawValue) is not a KV cache type llama.cpp runs; use \(PlanCommand.cacheTypes.map(\.rawValue).joined(separator: ", "))")
+            throw ValidationError(
+                """
+                --cache-type \(cacheType.rawValue) is not a KV cache type llama.cpp runs; use \
+                \(PlanCommand.cacheTypes.map(\.rawValue).joined(separator: ", "))
+                """
+            )
         }
-        if (svg != nil || html != nil) && targets.isEmpty { throw ValidationError("--svg and --html draw the recipes × targets matrix: give at least one --target") }
+        if (svg != nil || html != nil) && targets.isEmpty {
+            throw ValidationError("--svg and --html draw the recipes × targets matrix: give at least one --target")
+        }
     }
 
     func run() throws {
         try reportingErrors {
-            try checkOutputs([svg, html].compactMap { $0 }.map { .file($0, companions: [$0 + ".partial"]) },
-                             inputs: [model, targetsFile, routing], force: outputs.force)
+            try checkOutputs(
+                [svg, html].compactMap { $0 }.map { .file($0, companions: [$0 + ".partial"]) },
+                inputs: [model, targetsFile, routing], force: outputs.force)
             // A targets file given is read (and its errors reported) even when no --target uses it.
             let catalog = try targetsFile.map { try HardwareCatalog.bundled().adding(file: $0) } ?? HardwareCatalog.bundled()
             let chosen = recipes.isEmpty ? [RecipeName.q8_0, .q6_K, .q5_K_M, .q4_K_M, .q4_0] : recipes
@@ -58,25 +93,43 @@ struct PlanCommand: ParsableCommand {
             let kvAtContext = KVCache.bytes(spec, context: context, cacheType: cacheType)
             if json {
                 let rows: [JSONValue] = footprints.map { f in
-                    ["recipe": .string(f.label), "bytes": .integer(Int64(f.fileBytes)), "header_included": .bool(f.headerIncluded),
-                     "always_on_bytes": .integer(Int64(f.alwaysOnBytes)), "routed_expert_bytes": .integer(Int64(f.routedExpertBytes)),
-                     "active_bytes_per_token": .integer(Int64(f.activeBytesPerToken)),
-                     "bytes_by_group": groupsJSON(f)]
+                    [
+                        "recipe": .string(f.label), "bytes": .integer(Int64(f.fileBytes)), "header_included": .bool(f.headerIncluded),
+                        "always_on_bytes": .integer(Int64(f.alwaysOnBytes)), "routed_expert_bytes": .integer(Int64(f.routedExpertBytes)),
+                        "active_bytes_per_token": .integer(Int64(f.activeBytesPerToken)),
+                        "bytes_by_group": groupsJSON(f),
+                    ]
                 }
-                print((["model": .string(model), "kv_bytes_per_token_f16": .integer(Int64(kv)), "context": .integer(Int64(context)),
-                        "kv_bytes_at_context": .integer(Int64(kvAtContext)), "kv_cache_type": .string(cacheType.rawValue), "recipes": .array(rows)] as JSONValue).prettyPrinted(), terminator: "")
+                print(
+                    ([
+                        "model": .string(model), "kv_bytes_per_token_f16": .integer(Int64(kv)), "context": .integer(Int64(context)),
+                        "kv_bytes_at_context": .integer(Int64(kvAtContext)), "kv_cache_type": .string(cacheType.rawValue),
+                        "recipes": .array(rows),
+                    ] as JSONValue).prettyPrinted(), terminator: "")
                 return
             }
             print("recipe     file            always-on       routed experts  read per token")
             for f in footprints {
-                print(f.label.padding(toLength: 11, withPad: " ", startingAt: 0)
-                      + humanBytes(f.fileBytes).padding(toLength: 16, withPad: " ", startingAt: 0)
-                      + humanBytes(f.alwaysOnBytes).padding(toLength: 16, withPad: " ", startingAt: 0)
-                      + humanBytes(f.routedExpertBytes).padding(toLength: 16, withPad: " ", startingAt: 0)
-                      + humanBytes(f.activeBytesPerToken))
+                print(
+                    f.label.padding(toLength: 11, withPad: " ", startingAt: 0)
+                        + humanBytes(f.fileBytes).padding(toLength: 16, withPad: " ", startingAt: 0)
+                        + humanBytes(f.alwaysOnBytes).padding(toLength: 16, withPad: " ", startingAt: 0)
+                        + humanBytes(f.routedExpertBytes).padding(toLength: 16, withPad: " ", startingAt: 0)
+                        + humanBytes(f.activeBytesPerToken))
             }
-            let sliding = spec.slidingWindowLayers.isEmpty ? "" : " (\(spec.slidingWindowLayers.count) sliding-window layers hold \(KVCache.slidingCells(spec, context: context)) tokens each)"
-            print("KV cache (F16): \(grouped(kv)) B per token\(sliding), \(humanBytes(kvAtContext)) at \(grouped(context)) tokens (\(cacheType.rawValue))\(footprints.first?.headerIncluded == false ? "; sizes are tensor data (header excluded)" : "")")
+            let sliding =
+                spec.slidingWindowLayers.isEmpty
+                ? ""
+                : """
+                 (\(spec.slidingWindowLayers.count) sliding-window layers hold \(KVCache.slidingCells(spec, context: context)) tokens \
+                each)
+                """
+            print(
+                """
+                KV cache (F16): \(grouped(kv)) B per token\(sliding), \(humanBytes(kvAtContext)) at \(grouped(context)) tokens \
+                (\(cacheType.rawValue))\(footprints.first?.headerIncluded == false ? "; sizes are tensor data (header excluded)" : "")
+                """
+            )
         }
     }
 
@@ -102,8 +155,13 @@ struct PlanCommand: ParsableCommand {
             return (spec, try Footprint.of(spec: spec, recipes: chosen))
         }
         guard let preset = ModelPresets.named(model) else {
-            _ = try ModelPresets.bundled()   // says so when the bundled specs themselves cannot be read
-            throw ValidationError("\(model) is neither a checkpoint directory, a GGUF file, a config.json nor a bundled model name (\(ModelPresets.names.dropFirst().joined(separator: ", ")))")
+            _ = try ModelPresets.bundled()  // says so when the bundled specs themselves cannot be read
+            throw ValidationError(
+                """
+                \(model) is neither a checkpoint directory, a GGUF file, a config.json nor a bundled model name \
+                (\(ModelPresets.names.dropFirst().joined(separator: ", ")))
+                """
+            )
         }
         let spec = try ModelSpec(config: preset.config)
         return (spec, try Footprint.of(spec: spec, recipes: chosen))
@@ -114,34 +172,61 @@ struct PlanCommand: ParsableCommand {
         var profile: RoutingProfile?
         if let routing {
             profile = RoutingProfile(counts: spec.tensorLayout.routingCounts(try ImportanceMatrix(path: routing)))
-            if profile == nil { throw ValidationError("\(routing): no per-expert routing counts for this model (an imatrix GGUF with counts on the routed down projections)") }
+            if profile == nil {
+                throw ValidationError(
+                    "\(routing): no per-expert routing counts for this model (an imatrix GGUF with counts on the routed down projections)")
+            }
         }
-        let plans = footprints.map { f in resolved.map { Planner.plan(f, spec: spec, target: $0, context: context, engine: engine == .ktransformers ? .ktransformers : .llamaCpp, cacheType: cacheType, routing: profile) } }
+        let plans = footprints.map { f in
+            resolved.map {
+                Planner.plan(
+                    f, spec: spec, target: $0, context: context, engine: engine == .ktransformers ? .ktransformers : .llamaCpp,
+                    cacheType: cacheType, routing: profile)
+            }
+        }
         let title = "\(model): decode tokens/s by recipe and target (\(grouped(context))-token context, \(engine.rawValue))"
         let chart = PlanChart.svg(plans, title: title)
         if let svg { try AtomicFile.write(chart, to: svg) }
         if let html { try AtomicFile.write(PlanChart.html(plans, svg: chart, title: title), to: html) }
         if json {
             let rows: [JSONValue] = plans.joined().map { p in
-                ["recipe": .string(p.recipe), "target": .string(p.target), "verdict": .string(p.verdict.rawValue),
-                 "fast_tier_bytes": .integer(Int64(p.fastBytes)), "ram_bytes": .integer(Int64(p.ramBytes)), "disk_bytes": .integer(Int64(p.diskBytes)),
-                 "margin_bytes": .integer(Int64(p.margin)), "decode_tokens_per_second": .double(p.tokensPerSecond),
-                 "prefill_tokens_per_second": .double(p.prefillTokensPerSecond), "cpu_moe_layers": .integer(Int64(p.cpuMoeLayers)), "llama_cpp": .string(p.command)]
+                [
+                    "recipe": .string(p.recipe), "target": .string(p.target), "verdict": .string(p.verdict.rawValue),
+                    "fast_tier_bytes": .integer(Int64(p.fastBytes)), "ram_bytes": .integer(Int64(p.ramBytes)),
+                    "disk_bytes": .integer(Int64(p.diskBytes)),
+                    "margin_bytes": .integer(Int64(p.margin)), "decode_tokens_per_second": .double(p.tokensPerSecond),
+                    "prefill_tokens_per_second": .double(p.prefillTokensPerSecond), "cpu_moe_layers": .integer(Int64(p.cpuMoeLayers)),
+                    "llama_cpp": .string(p.command),
+                ]
             }
-            print((["model": .string(model), "context": .integer(Int64(context)), "engine": .string(engine.rawValue), "plans": .array(rows)] as JSONValue).prettyPrinted(), terminator: "")
+            print(
+                (["model": .string(model), "context": .integer(Int64(context)), "engine": .string(engine.rawValue), "plans": .array(rows)]
+                    as JSONValue).prettyPrinted(), terminator: "")
             return
         }
         func gb(_ bytes: Double) -> String { String(format: "%.0f", bytes / 1e9) }
         let width = max(32, (targets.map(\.count).max() ?? 0) + 2)
-        print("recipe".padding(toLength: 11, withPad: " ", startingAt: 0) + resolved.map { $0.name.padding(toLength: width, withPad: " ", startingAt: 0) }.joined())
+        print(
+            "recipe".padding(toLength: 11, withPad: " ", startingAt: 0)
+                + resolved.map { $0.name.padding(toLength: width, withPad: " ", startingAt: 0) }.joined())
         for row in plans {
             let cells = row.map { p -> String in
                 let fit = p.verdict == .fits ? "fits" : (p.verdict == .fitsWithDiskStreaming ? "disk" : "NO")
-                return "\(fit) \(gb(p.fastBytes))/\(gb(p.ramBytes))/\(gb(p.diskBytes)) \(String(format: "%.1f", p.tokensPerSecond)) t/s pp \(String(format: "%.0f", p.prefillTokensPerSecond))".padding(toLength: width, withPad: " ", startingAt: 0)
+                return
+                    """
+                    \(fit) \(gb(p.fastBytes))/\(gb(p.ramBytes))/\(gb(p.diskBytes)) \(String(format: "%.1f", p.tokensPerSecond)) t/s \
+                    pp \(String(format: "%.0f", p.prefillTokensPerSecond))
+                    """
+                    .padding(toLength: width, withPad: " ", startingAt: 0)
             }
             print((row.first?.recipe ?? "").padding(toLength: 11, withPad: " ", startingAt: 0) + cells.joined())
         }
-        print("cells: verdict, GB on GPU-or-unified / RAM / disk, decode tokens/s (batch 1, \(grouped(context))-token context, \(engine.rawValue)), prompt processing tokens/s (pp, 512-token micro-batches); efficiencies in formats/hardware/README.md")
+        print(
+            """
+            cells: verdict, GB on GPU-or-unified / RAM / disk, decode tokens/s (batch 1, \(grouped(context))-token context, \
+            \(engine.rawValue)), prompt processing tokens/s (pp, 512-token micro-batches); efficiencies in formats/hardware/README.md
+            """
+        )
         if let first = plans.first { for p in first { print("\(p.target): \(p.command)") } }
     }
 

@@ -10,7 +10,12 @@ struct SynthCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "synth",
         abstract: "Write a deterministic synthetic checkpoint (config.json, sharded safetensors + index, tokenizer.json).",
-        discussion: "Presets: \(ModelPresets.names.joined(separator: ", ")). Real-shape presets are meant for --sparse (all-zero data, real names, shapes, dtypes and shards) or with --layers N for a dense slice.")
+        discussion:
+            """
+            Presets: \(ModelPresets.names.joined(separator: ", ")). Real-shape presets are meant for --sparse (all-zero data, real \
+            names, shapes, dtypes and shards) or with --layers N for a dense slice.
+            """
+    )
 
     @Option(help: "Architecture: \(Architecture.allCases.filter(\.isConvertible).map(\.rawValue).joined(separator: ", ")).")
     var arch: Architecture
@@ -21,7 +26,13 @@ struct SynthCommand: ParsableCommand {
     @Option(help: "Output directory.")
     var out: String
 
-    @Option(help: "Storage of linear weights: bf16, f32, fp8 (128×128 block scales), int4 (compressed-tensors, routed experts). Default: the preset's own.")
+    @Option(
+        help:
+            """
+            Storage of linear weights: bf16, f32, fp8 (128×128 block scales), int4 (compressed-tensors, routed experts). Default: the \
+            preset's own.
+            """
+    )
     var dtype: SyntheticDType?
 
     @Option(parsing: .unconditional, help: "Seed for the weights.")
@@ -39,14 +50,28 @@ struct SynthCommand: ParsableCommand {
     @OptionGroup var outputs: OutputOptions
 
     func validate() throws {
-        guard arch.isConvertible else { throw ValidationError("\(arch.rawValue) presets are planning specs only (`moeq plan`); synth writes deepseek_v3, qwen3_moe and mixtral checkpoints") }
+        guard arch.isConvertible else {
+            throw ValidationError(
+                """
+                \(arch.rawValue) presets are planning specs only (`moeq plan`); synth writes deepseek_v3, qwen3_moe and mixtral \
+                checkpoints
+                """
+            )
+        }
         guard ModelPresets.named(preset, architecture: arch) != nil else {
             let valid = ModelPresets.all.filter { $0.architecture == arch && !$0.name.hasPrefix("tiny-") }.map(\.name)
-            throw ValidationError("preset \"\(preset)\" does not exist for \(arch.rawValue); choose tiny\(valid.isEmpty ? "" : " or " + valid.joined(separator: ", "))")
+            throw ValidationError(
+                """
+                preset \"\(preset)\" does not exist for \(arch.rawValue); choose \
+                tiny\(valid.isEmpty ? "" : " or " + valid.joined(separator: ", "))
+                """
+            )
         }
         if let layers, let chosen = ModelPresets.named(preset, architecture: arch) {
             let available = (try? ModelSpec(config: chosen.config).layerCount) ?? 0
-            guard (1...max(available, 1)).contains(layers) else { throw ValidationError("--layers must be in 1…\(available) (the preset's layers), not \(layers)") }
+            guard (1...max(available, 1)).contains(layers) else {
+                throw ValidationError("--layers must be in 1…\(available) (the preset's layers), not \(layers)")
+            }
         }
         if let shardBytes, !(1_000_000...(1 << 40)).contains(shardBytes) { throw ValidationError("--shard-bytes must be in 1000000…2^40") }
     }
@@ -61,7 +86,12 @@ struct SynthCommand: ParsableCommand {
             options.layers = layers
             options.shardBytes = shardBytes
             let summary = try SyntheticCheckpoint.write(options, to: out)
-            print("wrote \(summary.directory): \(summary.shardFiles.count) shard(s), \(grouped(summary.tensorCount)) tensors, \(humanBytes(summary.totalBytes))\(sparse ? " (sparse)" : "")")
+            print(
+                """
+                wrote \(summary.directory): \(summary.shardFiles.count) shard(s), \(grouped(summary.tensorCount)) tensors, \
+                \(humanBytes(summary.totalBytes))\(sparse ? " (sparse)" : "")
+                """
+            )
         }
     }
 }

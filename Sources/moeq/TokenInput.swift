@@ -27,11 +27,14 @@ func tokenIDs(tokens: String?, text: String?, tokenizerDirectory: String, vocabu
         ids = try readTokens(tokens)
         file = tokens
         for (index, id) in ids.enumerated() where !(0..<vocabularySize).contains(id) {
-            throw TokenInputError.invalid(file: tokens, reason: "token \(index) is id \(id), outside the model's vocabulary 0…\(vocabularySize - 1)")
+            throw TokenInputError.invalid(
+                file: tokens, reason: "token \(index) is id \(id), outside the model's vocabulary 0…\(vocabularySize - 1)")
         }
     } else if let text {
         let content: String
-        do { content = try PositionalFile.readText(text) } catch { throw TokenInputError.invalid(file: text, reason: error.reasonWithoutFile) }
+        do { content = try PositionalFile.readText(text) } catch {
+            throw TokenInputError.invalid(file: text, reason: error.reasonWithoutFile)
+        }
         let tokenizer = try TokenizerLoader.load(directory: tokenizerDirectory, vocabularySize: vocabularySize)
         ids = try tokenizer.encode(content)
         file = text
@@ -66,17 +69,25 @@ func readTokens(_ path: String) throws -> [Int] {
     }
     return try bytes.withUnsafeBytes { raw in
         var reader = BinaryReader(raw)
-        guard reader.expect([0x93] + Array("NUMPY".utf8)), reader.remaining >= 4 else { throw TokenInputError.invalid(file: path, reason: "not a .npy file") }
+        guard reader.expect([0x93] + Array("NUMPY".utf8)), reader.remaining >= 4 else {
+            throw TokenInputError.invalid(file: path, reason: "not a .npy file")
+        }
         reader.position = 8
         let header: String
         do { header = String(decoding: try reader.slice(Int(try reader.integer(UInt16.self))), as: UTF8.self) } catch {
             throw TokenInputError.invalid(file: path, reason: "the .npy header runs past the file")
         }
         let width: Int
-        if header.contains("'<i8'") { width = 8 } else if header.contains("'<i4'") { width = 4 } else {
+        if header.contains("'<i8'") {
+            width = 8
+        } else if header.contains("'<i4'") {
+            width = 4
+        } else {
             throw TokenInputError.invalid(file: path, reason: "token .npy must be int32 or int64 (<i4, <i8)")
         }
-        guard !header.contains("'fortran_order': True") else { throw TokenInputError.invalid(file: path, reason: "Fortran-ordered arrays are not read") }
+        guard !header.contains("'fortran_order': True") else {
+            throw TokenInputError.invalid(file: path, reason: "Fortran-ordered arrays are not read")
+        }
         var ids: [Int] = []
         ids.reserveCapacity(reader.remaining / width)
         while reader.remaining >= width {

@@ -13,7 +13,12 @@ struct VerifyCommand: ParsableCommand {
             let manifest = try OutputManifest(reading: path)
             let bad = try manifest.verify()
             guard bad.isEmpty else {
-                printError("error: \(path): \(bad.count) of \(manifest.tensors.count) tensors differ from the manifest: \(bad.prefix(10).joined(separator: ", "))\(bad.count > 10 ? ", …" : "")")
+                printError(
+                    """
+                    error: \(path): \(bad.count) of \(manifest.tensors.count) tensors differ from the manifest: \
+                    \(bad.prefix(10).joined(separator: ", "))\(bad.count > 10 ? ", …" : "")
+                    """
+                )
                 throw ExitCode(1)
             }
             print("\(path): header and \(manifest.tensors.count) tensors match the manifest")

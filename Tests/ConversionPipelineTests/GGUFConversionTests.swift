@@ -14,23 +14,28 @@ private let validation = URL(fileURLWithPath: #filePath).deletingLastPathCompone
 
 /// (architecture, recipe, imatrix format or nil).
 private let cases: [(String, RecipeName, String?)] = ["deepseek_v3", "qwen3_moe", "mixtral"].flatMap { arch in
-    [(arch, RecipeName.f32, nil), (arch, .q8_0, nil), (arch, .q4_K_M, nil),
-     (arch, .q4_K_M, "gguf"), (arch, .q4_K_M, "dat"), (arch, .q4_0, "gguf")]
+    [
+        (arch, RecipeName.f32, nil), (arch, .q8_0, nil), (arch, .q4_K_M, nil),
+        (arch, .q4_K_M, "gguf"), (arch, .q4_K_M, "dat"), (arch, .q4_0, "gguf"),
+    ]
 }
 
 @Test(arguments: cases)
 func convertMatchesLlamaCppTensorForTensor(arch: String, recipe: RecipeName, imatrixFormat: String?) throws {
     let oracle = try JSONParser.parse([UInt8](try Data(contentsOf: validation.appendingPathComponent("gguf/llama_cpp_tensors.json"))))
     let expected = try #require(oracle["files"]?["\(arch)/\(recipe.rawValue)\(imatrixFormat == nil ? "" : "+imatrix")"])
-    let importance = try imatrixFormat.map { try ImportanceMatrix(path: validation.appendingPathComponent("gguf/imatrix/\(arch).imatrix.\($0)").path) }
+    let importance = try imatrixFormat.map {
+        try ImportanceMatrix(path: validation.appendingPathComponent("gguf/imatrix/\(arch).imatrix.\($0)").path)
+    }
     let directory = NSTemporaryDirectory() + "moeq-convert-" + UUID().uuidString
     try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
     defer { try? FileManager.default.removeItem(atPath: directory) }
     let output = directory + "/out.gguf"
-    let plan = try GGUFConversion.plan(path: validation.appendingPathComponent("fixtures/\(arch)-f32").path, recipe: recipe, importance: importance)
+    let plan = try GGUFConversion.plan(
+        path: validation.appendingPathComponent("fixtures/\(arch)-f32").path, recipe: recipe, importance: importance)
     let summary = try GGUFConversion.run(plan, output: output, threads: 2)
     let file = try GGUFFile(path: output)
-    #expect(file.mapping.size == plan.layout.fileSize && summary.outputBytes == plan.layout.fileSize)   // --dry-run's size is exact
+    #expect(file.mapping.size == plan.layout.fileSize && summary.outputBytes == plan.layout.fileSize)  // --dry-run's size is exact
 
     let expectedTensors = try #require(expected["tensors"]?.objectValue)
     #expect(file.tensors.count == expectedTensors.count)
@@ -42,9 +47,10 @@ func convertMatchesLlamaCppTensorForTensor(arch: String, recipe: RecipeName, ima
     }
     // Metadata: every key llama.cpp wrote (but its size label and our file's name) with the same value.
     for (key, value) in try #require(expected["metadata"]?.objectValue).pairs
-        where !["general.name", "general.size_label", "quantize.imatrix.file"].contains(key)
+    where !["general.name", "general.size_label", "quantize.imatrix.file"].contains(key)
         // The .dat twin was written by llama-imatrix with last_chunk 0, so its chunk count is not the GGUF's.
-        && !(imatrixFormat == "dat" && key == "quantize.imatrix.chunks_count") {
+        && !(imatrixFormat == "dat" && key == "quantize.imatrix.chunks_count")
+    {
         let ours = try #require(file[key], "missing \(key)")
         switch (value, ours) {
         case (.object(let array), .array(_, let elements)): #expect(array["length"]?.intValue == elements.count, "\(key)")
@@ -65,9 +71,9 @@ func convertMatchesLlamaCppTensorForTensor(arch: String, recipe: RecipeName, ima
     let typeOf = Dictionary(uniqueKeysWithValues: zip(plans.map(\.name), types))
     #expect(typeOf["blk.5.attn_k_b.weight"] == .q5_0)
     #expect(typeOf["output.weight"] == .q6_K)
-    #expect(typeOf["blk.0.ffn_down.weight"] == .q6_K)          // layer 0 < 61/8
-    #expect(typeOf["blk.10.ffn_down_exps.weight"] == .q4_K)    // (10 − 7) % 3 = 0
-    #expect(typeOf["blk.9.ffn_down_exps.weight"] == .q6_K)     // (9 − 7) % 3 = 2
+    #expect(typeOf["blk.0.ffn_down.weight"] == .q6_K)  // layer 0 < 61/8
+    #expect(typeOf["blk.10.ffn_down_exps.weight"] == .q4_K)  // (10 − 7) % 3 = 0
+    #expect(typeOf["blk.9.ffn_down_exps.weight"] == .q6_K)  // (9 − 7) % 3 = 2
     #expect(typeOf["blk.9.ffn_gate_inp.weight"] == .f32)
     #expect(typeOf["blk.9.exp_probs_b.bias"] == .f32)
     #expect(RecipeRules.fallback(.q6_K, width: 2880) == .q8_0)
@@ -108,7 +114,9 @@ func convertMatchesLlamaCppTensorForTensor(arch: String, recipe: RecipeName, ima
     var digests: [Int: String] = [:]
     for threads in [1, 2, 7, 48] {
         let output = NSTemporaryDirectory() + "moeq-threads-\(threads)-\(UUID().uuidString).gguf"
-        defer { try? FileManager.default.removeItem(atPath: output); try? FileManager.default.removeItem(atPath: output + ".manifest.json") }
+        defer {
+            try? FileManager.default.removeItem(atPath: output); try? FileManager.default.removeItem(atPath: output + ".manifest.json")
+        }
         _ = try GGUFConversion.run(plan, output: output, threads: threads)
         digests[threads] = ContentHash.hex(ContentHash.xxh3([UInt8](try Data(contentsOf: URL(fileURLWithPath: output)))))
     }

@@ -25,7 +25,8 @@ private func groupByName(_ name: String) -> RoleCategory? {
 
 @Test func recipeFileRulesSetTypesByRoleLayerAndName() throws {
     // deepseek_v3: layer 0 is dense, layers 1… have routed and shared experts.
-    let file = try recipe("""
+    let file = try recipe(
+        """
         {"format": "moeq recipe 1", "base": "Q4_K_M", "rules": [
           {"role": "shared_experts", "type": "Q8_0"},
           {"role": "routed_experts", "type": "Q4_K"},
@@ -40,13 +41,21 @@ private func groupByName(_ name: String) -> RoleCategory? {
     for (tensor, (before, after)) in zip(plain.tensors, zip(plain.layout.tensors, ruled.layout.tensors)) {
         let group = groupByName(tensor.name)
         let expected: QuantType
-        if !tensor.quantizable { expected = before.type }
-        else if tensor.name.hasSuffix("attn_kv_a_mqa.weight") { expected = .f16 }
-        else if group == .routedExperts && tensor.layer == 1 && tensor.name.contains("ffn_down") { expected = RecipeRules.fallback(.q5_K, width: tensor.rowWidth) }
-        else if group == .routedExperts { expected = RecipeRules.fallback(.q4_K, width: tensor.rowWidth) }
-        else if group == .sharedExperts { expected = .q8_0 }
-        else if group == .denseFeedForward { expected = RecipeRules.fallback(.q6_K, width: tensor.rowWidth) }
-        else { expected = before.type }
+        if !tensor.quantizable {
+            expected = before.type
+        } else if tensor.name.hasSuffix("attn_kv_a_mqa.weight") {
+            expected = .f16
+        } else if group == .routedExperts && tensor.layer == 1 && tensor.name.contains("ffn_down") {
+            expected = RecipeRules.fallback(.q5_K, width: tensor.rowWidth)
+        } else if group == .routedExperts {
+            expected = RecipeRules.fallback(.q4_K, width: tensor.rowWidth)
+        } else if group == .sharedExperts {
+            expected = .q8_0
+        } else if group == .denseFeedForward {
+            expected = RecipeRules.fallback(.q6_K, width: tensor.rowWidth)
+        } else {
+            expected = before.type
+        }
         #expect(after.type == expected, "\(tensor.name): \(after.type.rawValue), expected \(expected.rawValue)")
         if group == .sharedExperts || group == .denseFeedForward || group == .routedExperts { checked += 1 }
     }
@@ -64,7 +73,10 @@ private func groupByName(_ name: String) -> RoleCategory? {
     let cases: [(String, String)] = [
         (#"{"format": "moeq recipe 1", "base": "Q4_K_M", "rulez": []}"#, "rulez"),
         (#"{"format": "moeq recipe 1", "base": "Q4_K_M", "rules": [{"role": "experts", "type": "Q4_K"}]}"#, "rules[0].role"),
-        (#"{"format": "moeq recipe 1", "base": "Q4_K_M", "rules": [{"role": "routed_experts", "type": "Q4_K", "layer": 3}]}"#, "rules[0].layer"),
+        (
+            #"{"format": "moeq recipe 1", "base": "Q4_K_M", "rules": [{"role": "routed_experts", "type": "Q4_K", "layer": 3}]}"#,
+            "rules[0].layer"
+        ),
         (#"{"format": "moeq recipe 1", "base": "Q4_K_M", "rules": [{"type": "Q3_K_XL"}]}"#, "rules[0].type"),
         (#"{"format": "moeq recipe 1", "base": "Q4_K_M", "rules": [{"layers": [5, 2], "type": "Q8_0"}]}"#, "rules[0].layers"),
         (#"{"format": "moeq recipe 1", "base": "Q9"}"#, "base"),
@@ -83,8 +95,10 @@ private func groupByName(_ name: String) -> RoleCategory? {
 
 @Test func pipelineDryRunPlansEveryStageAndChecksNeeds() throws {
     let output = NSTemporaryDirectory() + "moeq-pipeline-\(UUID().uuidString).gguf"
-    let file = try recipe("""
-        {"format": "moeq recipe 1", "base": "Q8_0", "source": "\(fixtures.appendingPathComponent("mixtral-f32").path)", "output": "\(output)",
+    let file = try recipe(
+        """
+        {"format": "moeq recipe 1", "base": "Q8_0", "source": "\(fixtures.appendingPathComponent("mixtral-f32").path)",
+         "output": "\(output)",
          "rules": [{"role": "routed_experts", "type": "Q4_0"}]}
         """)
     let stages = try StageRegistry.pipeline(for: file)
@@ -97,7 +111,10 @@ private func groupByName(_ name: String) -> RoleCategory? {
     #expect(context.report.first { $0.stage == "quantize" }?.result["types"]?["Q4_0"] != nil)
     // Without an output the write stage's need is unmet: refused before anything runs.
     let noOutput = try recipe(#"{"format": "moeq recipe 1", "base": "Q8_0", "source": "x"}"#)
-    #expect(throws: PipelineError.self) { try StageRegistry.execute(try StageRegistry.pipeline(for: noOutput), context: PipelineContext(recipe: noOutput, threads: 1), dryRun: true) }
+    #expect(throws: PipelineError.self) {
+        try StageRegistry.execute(
+            try StageRegistry.pipeline(for: noOutput), context: PipelineContext(recipe: noOutput, threads: 1), dryRun: true)
+    }
 }
 
 /// A YAML recipe (validation/recipes/deepseek-custom.yaml, the formats/recipe.md example) gives the same types for
@@ -105,7 +122,9 @@ private func groupByName(_ name: String) -> RoleCategory? {
 @Test func yamlRecipeEqualsItsJSONForm() throws {
     let recipes = fixtures.deletingLastPathComponent().appendingPathComponent("recipes")
     let yaml = try RecipeFile(path: recipes.appendingPathComponent("deepseek-custom.yaml").path)
-    let json = try RecipeFile(json: try JSONParser.parse([UInt8](try Data(contentsOf: recipes.appendingPathComponent("deepseek-custom.yaml.json")))), path: "x.json")
+    let json = try RecipeFile(
+        json: try JSONParser.parse([UInt8](try Data(contentsOf: recipes.appendingPathComponent("deepseek-custom.yaml.json")))),
+        path: "x.json")
     #expect(yaml.base == json.base && yaml.rules == json.rules && yaml.rules.count == 6)
     #expect(yaml.source == "/models/DeepSeek-V3" && yaml.validate?.context == 512 && yaml.validate?.chunks == 40)
     let path = fixtures.appendingPathComponent("deepseek_v3-f32").path

@@ -19,7 +19,7 @@ func shardsMergeToTheSingleMachineOutput(fixture: String, recipe: RecipeName) th
     _ = try GGUFConversion.run(plan, output: single, threads: 2)
 
     let owners = ConversionPlan.shardAssignment(plan.layout, shards: 3)
-    #expect(Set(owners) == [1, 2, 3] && owners == owners.sorted())   // contiguous runs, none empty
+    #expect(Set(owners) == [1, 2, 3] && owners == owners.sorted())  // contiguous runs, none empty
     var parts: [String] = []
     var tensors = 0
     for k in 1...3 {
@@ -38,7 +38,8 @@ func shardsMergeToTheSingleMachineOutput(fixture: String, recipe: RecipeName) th
     #expect(result.tensors == plan.tensors.count)
     #expect(try Data(contentsOf: URL(fileURLWithPath: merged)) == Data(contentsOf: URL(fileURLWithPath: single)))
     #expect(try Data(contentsOf: URL(fileURLWithPath: merged + ".manifest.json")).count > 0)
-    #expect(try String(contentsOfFile: merged + ".manifest.json", encoding: .utf8).replacingOccurrences(of: "merged.gguf", with: "single.gguf")
+    #expect(
+        try String(contentsOfFile: merged + ".manifest.json", encoding: .utf8).replacingOccurrences(of: "merged.gguf", with: "single.gguf")
             == String(contentsOfFile: single + ".manifest.json", encoding: .utf8))
 
     // One flipped byte in a part's tensor data: the merge names the part and the tensor and leaves no output.

@@ -13,8 +13,10 @@ private func temporaryDirectory() throws -> String {
     return path
 }
 
-private func synth(_ architecture: Architecture, _ dtype: SyntheticDType, seed: UInt64 = 7, preset: String = "tiny",
-                   sparse: Bool = false, layers: Int? = nil, into directory: String) throws -> SyntheticSummary {
+private func synth(
+    _ architecture: Architecture, _ dtype: SyntheticDType, seed: UInt64 = 7, preset: String = "tiny",
+    sparse: Bool = false, layers: Int? = nil, into directory: String
+) throws -> SyntheticSummary {
     var options = SyntheticOptions(preset: try #require(ModelPresets.named(preset, architecture: architecture)), dtype: dtype)
     options.seed = seed
     options.sparse = sparse
@@ -22,7 +24,9 @@ private func synth(_ architecture: Architecture, _ dtype: SyntheticDType, seed: 
     return try SyntheticCheckpoint.write(options, to: directory)
 }
 
-private let combinations: [(Architecture, SyntheticDType)] = Architecture.allCases.filter(\.isConvertible).flatMap { arch in SyntheticDType.allCases.map { (arch, $0) } }
+private let combinations: [(Architecture, SyntheticDType)] = Architecture.allCases.filter(\.isConvertible).flatMap { arch in
+    SyntheticDType.allCases.map { (arch, $0) }
+}
 
 @Test(arguments: combinations)
 func tinyCheckpointsReadBackWithExpectedParameters(architecture: Architecture, dtype: SyntheticDType) throws {

@@ -15,50 +15,98 @@ private struct Anchor: Sendable {
 }
 
 private let anchors: [Anchor] = [
-    Anchor(model: "deepseek-v3", recipe: .q4_K_M, target: "rtx4090+1000gb-8ch-ddr5-4800", engine: .ktransformers,
-           measured: 8.73, source: "KTransformers v0.2, 1x Xeon Gold 6454S 8ch DDR5-4800 + RTX 4090D, DeepSeek-R1 Q4_K_M, 8 experts (ktransformers doc/en/DeepseekR1_V3_tutorial.md)"),
-    Anchor(model: "deepseek-v3", recipe: .q4_K_M, target: "rtx4090+1000gb-2x8ch-ddr5-4800", engine: .ktransformers,
-           measured: 12.2, source: "KTransformers v0.2, 2x Xeon Gold 6454S + RTX 4090D, R1 Q4_K_M, 8 experts (same)"),
-    Anchor(model: "deepseek-v3", recipe: .q4_K_M, target: "1000gb-2x8ch-ddr5-4800", engine: .llamaCpp,
-           measured: 4.51, source: "llama.cpp (early 2025) on the same dual-socket box, R1 Q4_K_M (same tutorial's comparison)"),
-    Anchor(model: "deepseek-v3", recipe: .q4_K_S, target: "384gb-12ch-ddr5-4800", engine: .llamaCpp,
-           measured: 6.25, source: "llama.cpp CPU-only, EPYC 9374F, 384 GB 12-channel, R1/V3 Q4_K_S: 4.6-7.9 tok/s, midpoint (llama.cpp issue #10981)"),
-    Anchor(model: "kimi-k2", recipe: .q4_K_M, target: "rtx4090+1000gb-8ch-ddr5-4800", engine: .ktransformers,
-           measured: 10, source: "KTransformers, Kimi K2 Q4_K_M, 1 socket + 1 consumer GPU: ~10 tok/s (ktransformers doc/en/Kimi-K2.md; socket memory assumed 8ch DDR5-4800)"),
-    Anchor(model: "kimi-k2", recipe: .q4_K_M, target: "rtx4090+2000gb-2x8ch-ddr5-4800", engine: .ktransformers,
-           measured: 14, source: "KTransformers, Kimi K2 Q4_K_M, 2 sockets, NUMA on: ~14 tok/s (same)"),
-    Anchor(model: "gpt-oss-20b", recipe: .mxfp4Moe, target: "dgx-spark-128gb", engine: .llamaCpp,
-           measured: 84.1, source: "llama-bench tg32, DGX Spark, gpt-oss-20b MXFP4, -ngl 99 -fa 1 (ggml-org/llama.cpp benches/dgx-spark.md)"),
-    Anchor(model: "gpt-oss-120b", recipe: .mxfp4Moe, target: "dgx-spark-128gb", engine: .llamaCpp,
-           measured: 59.0, source: "llama-bench tg32, DGX Spark, gpt-oss-120b MXFP4 (same file)"),
-    Anchor(model: "gpt-oss-20b", recipe: .mxfp4Moe, target: "rtx5090+64gb", engine: .llamaCpp,
-           measured: 362.6, source: "llama-bench tg128, RTX 5090, gpt-oss-20b MXFP4, all layers on the GPU (workload reproduction log in eunomia-bpf/schedcp)"),
-    Anchor(model: "gpt-oss-120b", recipe: .mxfp4Moe, target: "2x5090+128gb", engine: .llamaCpp,
-           measured: 108, source: "2x RTX 5090, gpt-oss-120b, --n-cpu-moe 3 (the planner picks 3 too): 108 tok/s (llama.cpp PR #15077 comment)"),
-    Anchor(model: "gpt-oss-120b", recipe: .mxfp4Moe, target: "rtx3090+128gb", engine: .llamaCpp,
-           measured: 31.5, source: "RTX 3090, gpt-oss-120b, --n-cpu-moe 25-28 (the planner picks 25): 30-33 tok/s, midpoint (ai-maestro.online; RAM assumed dual-channel DDR5)"),
-    Anchor(model: "gpt-oss-120b", recipe: .mxfp4Moe, target: "384gb-12ch-ddr5-4800", engine: .llamaCpp,
-           measured: 49.3, source: "llama-bench tg128, CPU only, EPYC 9B14 12-channel DDR5-4800, gpt-oss-120b (r/LocalLLaMA post)"),
-    Anchor(model: "qwen3-30b-a3b", recipe: .q4_K_M, target: "strix-halo-128gb", engine: .llamaCpp,
-           measured: 86.1, source: "llama-bench tg128, Ryzen AI Max+ 395 (GMKtec EVO-X2, Vulkan RADV), Qwen3-30B-A3B Q4_K_M (visorcraft/strix-halo-llm-perf BENCHMARKS.md)"),
+    Anchor(
+        model: "deepseek-v3", recipe: .q4_K_M, target: "rtx4090+1000gb-8ch-ddr5-4800", engine: .ktransformers,
+        measured: 8.73,
+        source:
+            """
+            KTransformers v0.2, 1x Xeon Gold 6454S 8ch DDR5-4800 + RTX 4090D, DeepSeek-R1 Q4_K_M, 8 experts (ktransformers \
+            doc/en/DeepseekR1_V3_tutorial.md)
+            """
+    ),
+    Anchor(
+        model: "deepseek-v3", recipe: .q4_K_M, target: "rtx4090+1000gb-2x8ch-ddr5-4800", engine: .ktransformers,
+        measured: 12.2, source: "KTransformers v0.2, 2x Xeon Gold 6454S + RTX 4090D, R1 Q4_K_M, 8 experts (same)"),
+    Anchor(
+        model: "deepseek-v3", recipe: .q4_K_M, target: "1000gb-2x8ch-ddr5-4800", engine: .llamaCpp,
+        measured: 4.51, source: "llama.cpp (early 2025) on the same dual-socket box, R1 Q4_K_M (same tutorial's comparison)"),
+    Anchor(
+        model: "deepseek-v3", recipe: .q4_K_S, target: "384gb-12ch-ddr5-4800", engine: .llamaCpp,
+        measured: 6.25,
+        source: "llama.cpp CPU-only, EPYC 9374F, 384 GB 12-channel, R1/V3 Q4_K_S: 4.6-7.9 tok/s, midpoint (llama.cpp issue #10981)"),
+    Anchor(
+        model: "kimi-k2", recipe: .q4_K_M, target: "rtx4090+1000gb-8ch-ddr5-4800", engine: .ktransformers,
+        measured: 10,
+        source:
+            """
+            KTransformers, Kimi K2 Q4_K_M, 1 socket + 1 consumer GPU: ~10 tok/s (ktransformers doc/en/Kimi-K2.md; socket memory \
+            assumed 8ch DDR5-4800)
+            """
+    ),
+    Anchor(
+        model: "kimi-k2", recipe: .q4_K_M, target: "rtx4090+2000gb-2x8ch-ddr5-4800", engine: .ktransformers,
+        measured: 14, source: "KTransformers, Kimi K2 Q4_K_M, 2 sockets, NUMA on: ~14 tok/s (same)"),
+    Anchor(
+        model: "gpt-oss-20b", recipe: .mxfp4Moe, target: "dgx-spark-128gb", engine: .llamaCpp,
+        measured: 84.1, source: "llama-bench tg32, DGX Spark, gpt-oss-20b MXFP4, -ngl 99 -fa 1 (ggml-org/llama.cpp benches/dgx-spark.md)"),
+    Anchor(
+        model: "gpt-oss-120b", recipe: .mxfp4Moe, target: "dgx-spark-128gb", engine: .llamaCpp,
+        measured: 59.0, source: "llama-bench tg32, DGX Spark, gpt-oss-120b MXFP4 (same file)"),
+    Anchor(
+        model: "gpt-oss-20b", recipe: .mxfp4Moe, target: "rtx5090+64gb", engine: .llamaCpp,
+        measured: 362.6,
+        source: "llama-bench tg128, RTX 5090, gpt-oss-20b MXFP4, all layers on the GPU (workload reproduction log in eunomia-bpf/schedcp)"),
+    Anchor(
+        model: "gpt-oss-120b", recipe: .mxfp4Moe, target: "2x5090+128gb", engine: .llamaCpp,
+        measured: 108, source: "2x RTX 5090, gpt-oss-120b, --n-cpu-moe 3 (the planner picks 3 too): 108 tok/s (llama.cpp PR #15077 comment)"
+    ),
+    Anchor(
+        model: "gpt-oss-120b", recipe: .mxfp4Moe, target: "rtx3090+128gb", engine: .llamaCpp,
+        measured: 31.5,
+        source:
+            """
+            RTX 3090, gpt-oss-120b, --n-cpu-moe 25-28 (the planner picks 25): 30-33 tok/s, midpoint (ai-maestro.online; RAM assumed \
+            dual-channel DDR5)
+            """
+    ),
+    Anchor(
+        model: "gpt-oss-120b", recipe: .mxfp4Moe, target: "384gb-12ch-ddr5-4800", engine: .llamaCpp,
+        measured: 49.3, source: "llama-bench tg128, CPU only, EPYC 9B14 12-channel DDR5-4800, gpt-oss-120b (r/LocalLLaMA post)"),
+    Anchor(
+        model: "qwen3-30b-a3b", recipe: .q4_K_M, target: "strix-halo-128gb", engine: .llamaCpp,
+        measured: 86.1,
+        source:
+            """
+            llama-bench tg128, Ryzen AI Max+ 395 (GMKtec EVO-X2, Vulkan RADV), Qwen3-30B-A3B Q4_K_M (visorcraft/strix-halo-llm-perf \
+            BENCHMARKS.md)
+            """
+    ),
 ]
 
 /// Prompt-processing measurements (llama.cpp) for the prefill estimate; its factors are assumptions fitted to these.
 private let prefillAnchors: [Anchor] = [
-    Anchor(model: "gpt-oss-20b", recipe: .mxfp4Moe, target: "dgx-spark-128gb", engine: .llamaCpp,
-           measured: 3782.8, source: "llama-bench pp2048 (-ub 2048), DGX Spark, gpt-oss-20b MXFP4 (ggml-org/llama.cpp benches/dgx-spark.md)"),
-    Anchor(model: "gpt-oss-120b", recipe: .mxfp4Moe, target: "dgx-spark-128gb", engine: .llamaCpp,
-           measured: 1937.5, source: "llama-bench pp2048 (-ub 2048), DGX Spark, gpt-oss-120b MXFP4 (same)"),
-    Anchor(model: "gpt-oss-20b", recipe: .mxfp4Moe, target: "rtx5090+64gb", engine: .llamaCpp,
-           measured: 9898, source: "llama-bench pp512, RTX 5090, gpt-oss-20b MXFP4 (schedcp workload log)"),
-    Anchor(model: "gpt-oss-120b", recipe: .mxfp4Moe, target: "rtx3090+128gb", engine: .llamaCpp,
-           measured: 380, source: "RTX 3090 --n-cpu-moe 25-28, gpt-oss-120b, default -ub 512: 380 tok/s (ai-maestro.online)"),
-    Anchor(model: "gpt-oss-120b", recipe: .mxfp4Moe, target: "384gb-12ch-ddr5-4800", engine: .llamaCpp,
-           measured: 205.9, source: "llama-bench pp512, CPU only, EPYC 9B14 12-channel, gpt-oss-120b (r/LocalLLaMA post)"),
-    Anchor(model: "qwen3-30b-a3b", recipe: .q4_K_M, target: "strix-halo-128gb", engine: .llamaCpp,
-           measured: 1141.8, source: "llama-bench pp512, Ryzen AI Max+ 395 Vulkan, Qwen3-30B-A3B Q4_K_M (visorcraft/strix-halo-llm-perf)"),
-    Anchor(model: "deepseek-v3", recipe: .q4_K_M, target: "1000gb-2x8ch-ddr5-4800", engine: .llamaCpp,
-           measured: 10.3, source: "llama.cpp (early 2025), 2x Xeon Gold 6454S CPU, R1 Q4_K_M prompt processing (ktransformers DeepseekR1_V3_tutorial.md)"),
+    Anchor(
+        model: "gpt-oss-20b", recipe: .mxfp4Moe, target: "dgx-spark-128gb", engine: .llamaCpp,
+        measured: 3782.8, source: "llama-bench pp2048 (-ub 2048), DGX Spark, gpt-oss-20b MXFP4 (ggml-org/llama.cpp benches/dgx-spark.md)"),
+    Anchor(
+        model: "gpt-oss-120b", recipe: .mxfp4Moe, target: "dgx-spark-128gb", engine: .llamaCpp,
+        measured: 1937.5, source: "llama-bench pp2048 (-ub 2048), DGX Spark, gpt-oss-120b MXFP4 (same)"),
+    Anchor(
+        model: "gpt-oss-20b", recipe: .mxfp4Moe, target: "rtx5090+64gb", engine: .llamaCpp,
+        measured: 9898, source: "llama-bench pp512, RTX 5090, gpt-oss-20b MXFP4 (schedcp workload log)"),
+    Anchor(
+        model: "gpt-oss-120b", recipe: .mxfp4Moe, target: "rtx3090+128gb", engine: .llamaCpp,
+        measured: 380, source: "RTX 3090 --n-cpu-moe 25-28, gpt-oss-120b, default -ub 512: 380 tok/s (ai-maestro.online)"),
+    Anchor(
+        model: "gpt-oss-120b", recipe: .mxfp4Moe, target: "384gb-12ch-ddr5-4800", engine: .llamaCpp,
+        measured: 205.9, source: "llama-bench pp512, CPU only, EPYC 9B14 12-channel, gpt-oss-120b (r/LocalLLaMA post)"),
+    Anchor(
+        model: "qwen3-30b-a3b", recipe: .q4_K_M, target: "strix-halo-128gb", engine: .llamaCpp,
+        measured: 1141.8, source: "llama-bench pp512, Ryzen AI Max+ 395 Vulkan, Qwen3-30B-A3B Q4_K_M (visorcraft/strix-halo-llm-perf)"),
+    Anchor(
+        model: "deepseek-v3", recipe: .q4_K_M, target: "1000gb-2x8ch-ddr5-4800", engine: .llamaCpp,
+        measured: 10.3,
+        source: "llama.cpp (early 2025), 2x Xeon Gold 6454S CPU, R1 Q4_K_M prompt processing (ktransformers DeepseekR1_V3_tutorial.md)"),
 ]
 
 private func estimate(_ anchor: Anchor, catalog: HardwareCatalog) throws -> Plan {
@@ -73,13 +121,16 @@ private func estimate(_ anchor: Anchor, catalog: HardwareCatalog) throws -> Plan
     for anchor in anchors {
         let plan = try estimate(anchor, catalog: catalog)
         let error = plan.tokensPerSecond / anchor.measured - 1
-        print(String(format: "decode %@ %@ %@: estimate %.1f, measured %.1f, %+.0f %%", anchor.model, anchor.recipe.rawValue, anchor.target, plan.tokensPerSecond, anchor.measured, error * 100))
+        print(
+            String(
+                format: "decode %@ %@ %@: estimate %.1f, measured %.1f, %+.0f %%", anchor.model, anchor.recipe.rawValue, anchor.target,
+                plan.tokensPerSecond, anchor.measured, error * 100))
         worst = max(worst, abs(error))
         #expect(plan.verdict != .doesNotFit)
         #expect(abs(error) <= 0.35, "\(anchor.source): estimate \(plan.tokensPerSecond) tok/s vs measured \(anchor.measured)")
     }
     #expect(Set(anchors.map(\.model)).count >= 4 && Set(anchors.map(\.target)).count >= 8)
-    #expect(worst > 0)   // the estimates are not the measurements themselves
+    #expect(worst > 0)  // the estimates are not the measurements themselves
 }
 
 /// Prefill is an estimate from FLOPs with fitted factors; it must land within a factor of 2 of each measurement.
@@ -88,7 +139,10 @@ private func estimate(_ anchor: Anchor, catalog: HardwareCatalog) throws -> Plan
     for anchor in prefillAnchors {
         let plan = try estimate(anchor, catalog: catalog)
         let ratio = plan.prefillTokensPerSecond / anchor.measured
-        print(String(format: "prefill %@ %@ %@: estimate %.1f, measured %.1f, %+.0f %%", anchor.model, anchor.recipe.rawValue, anchor.target, plan.prefillTokensPerSecond, anchor.measured, (ratio - 1) * 100))
+        print(
+            String(
+                format: "prefill %@ %@ %@: estimate %.1f, measured %.1f, %+.0f %%", anchor.model, anchor.recipe.rawValue, anchor.target,
+                plan.prefillTokensPerSecond, anchor.measured, (ratio - 1) * 100))
         #expect(ratio > 0.5 && ratio < 2, "\(anchor.source): estimate \(plan.prefillTokensPerSecond) tok/s vs measured \(anchor.measured)")
     }
 }
@@ -129,8 +183,12 @@ private func estimate(_ anchor: Anchor, catalog: HardwareCatalog) throws -> Plan
 @Test func userTargetsFileAddsAndReplacesHardware() throws {
     let path = NSTemporaryDirectory() + "moeq-hw-\(UUID().uuidString).json"
     defer { try? FileManager.default.removeItem(atPath: path) }
-    try #"{"format": "moeq hardware targets 1", "devices": [{"name": "rtx4090", "kind": "gpu", "memory": 48e9, "bandwidth": 1008e9, "source": "modded"}, {"name": "lab-gpu", "kind": "gpu", "memory": 16e9, "bandwidth": 500e9, "source": "ours"}], "system_memory": [{"name": "quad", "sockets": 1, "bandwidth": 120e9, "source": "ours"}]}"#
-        .write(toFile: path, atomically: true, encoding: .utf8)
+    try #"""
+    {"format": "moeq hardware targets 1", "devices": [{"name": "rtx4090", "kind": "gpu", "memory": 48e9, "bandwidth": 1008e9, \#
+    "source": "modded"}, {"name": "lab-gpu", "kind": "gpu", "memory": 16e9, "bandwidth": 500e9, "source": "ours"}], \#
+    "system_memory": [{"name": "quad", "sockets": 1, "bandwidth": 120e9, "source": "ours"}]}
+    """#
+    .write(toFile: path, atomically: true, encoding: .utf8)
     let catalog = try HardwareCatalog.bundled().adding(file: path)
     let target = try catalog.target("rtx4090+lab-gpu+256gb-quad")
     #expect(target.gpus.map(\.memory) == [48e9, 16e9] && target.memory?.bandwidth == 120e9 && target.memory?.capacity == 256e9)

@@ -25,7 +25,9 @@ func planEqualsConvertDryRunAndTheWrittenFile(fixture: String) throws {
         #expect(footprint.activeBytesPerToken < footprint.alwaysOnBytes + footprint.routedExpertBytes)
         if recipe == .q4_K_M {
             let output = NSTemporaryDirectory() + "moeq-plan-\(UUID().uuidString).gguf"
-            defer { try? FileManager.default.removeItem(atPath: output); try? FileManager.default.removeItem(atPath: output + ".manifest.json") }
+            defer {
+                try? FileManager.default.removeItem(atPath: output); try? FileManager.default.removeItem(atPath: output + ".manifest.json")
+            }
             _ = try GGUFConversion.run(plan, output: output, threads: 2)
             #expect(try FileManager.default.attributesOfItem(atPath: output)[.size] as? Int == footprint.fileBytes)
             // The written GGUF planned from its header alone: same spec, same bytes by group, same bytes per token.
@@ -42,7 +44,12 @@ func planEqualsConvertDryRunAndTheWrittenFile(fixture: String) throws {
             // The split layout's pair, planned from its first file, holds the same tensors (two headers instead of one).
             let split = NSTemporaryDirectory() + "moeq-plan-split-\(UUID().uuidString).gguf"
             let pair = try OffloadLayouts.runSplit(plan, output: split, threads: 2)
-            defer { for file in pair { try? FileManager.default.removeItem(atPath: file.path); try? FileManager.default.removeItem(atPath: file.path + ".manifest.json") } }
+            defer {
+                for file in pair {
+                    try? FileManager.default.removeItem(atPath: file.path);
+                    try? FileManager.default.removeItem(atPath: file.path + ".manifest.json")
+                }
+            }
             let splitFootprint = Footprint.of(gguf: try Footprint.ggufFiles(first: pair[0].path), spec: fromGGUF)
             #expect(splitFootprint.bytesByGroup == footprint.bytesByGroup && splitFootprint.fileBytes == pair[0].bytes + pair[1].bytes)
             #expect(throws: CatalogError.self) { try Footprint.ggufFiles(first: pair[1].path) }

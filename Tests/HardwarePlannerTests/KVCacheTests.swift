@@ -7,15 +7,15 @@ import QuantKernels
 @Test func mlaCacheForKimiAndDeepseek() throws {
     for name in ["kimi-k2", "deepseek-v3"] {
         let spec = try ModelSpec(config: try #require(ModelPresets.named(name, architecture: .deepseekV3)).config)
-        #expect(KVCache.bytesPerToken(spec) == 70_272)   // 61 layers × 576 × 2 B
+        #expect(KVCache.bytesPerToken(spec) == 70_272)  // 61 layers × 576 × 2 B
     }
 }
 
 @Test func gqaCacheForQwenAndMixtral() throws {
     let qwen = try ModelSpec(config: try #require(ModelPresets.named("qwen3-30b-a3b", architecture: .qwen3Moe)).config)
-    #expect(KVCache.bytesPerToken(qwen) == 96 * 1024)     // 2 × 48 × 4 × 128 × 2 B
+    #expect(KVCache.bytesPerToken(qwen) == 96 * 1024)  // 2 × 48 × 4 × 128 × 2 B
     let mixtral = try ModelSpec(config: try #require(ModelPresets.named("mixtral-8x7b", architecture: .mixtral)).config)
-    #expect(KVCache.bytesPerToken(mixtral) == 128 * 1024) // 2 × 32 × 8 × 128 × 2 B
+    #expect(KVCache.bytesPerToken(mixtral) == 128 * 1024)  // 2 × 32 × 8 × 128 × 2 B
 }
 
 /// Quantized cache types cost their block bytes per value: DeepSeek-V3's MLA latent at q8_0 is 612 B per layer
@@ -35,11 +35,13 @@ import QuantKernels
 @Test func slidingWindowAndMTPLayers() throws {
     for (name, full) in [("gpt-oss-120b", 18), ("gpt-oss-20b", 12)] {
         let spec = try ModelSpec(config: try #require(ModelPresets.named(name)).config)
-        #expect(spec.slidingWindow == 128 && spec.slidingWindowLayers.count == full && spec.slidingWindowLayers.contains(0) && !spec.slidingWindowLayers.contains(1))
+        #expect(
+            spec.slidingWindow == 128 && spec.slidingWindowLayers.count == full && spec.slidingWindowLayers.contains(0)
+                && !spec.slidingWindowLayers.contains(1))
         let perLayer = 2 * 8 * 64 * 2
         #expect(KVCache.bytesPerToken(spec) == full * perLayer)
         #expect(KVCache.slidingCells(spec, context: 32768) == 768)
-        #expect(KVCache.slidingCells(spec, context: 300) == 512)   // min(300, 640) padded to 256
+        #expect(KVCache.slidingCells(spec, context: 300) == 512)  // min(300, 640) padded to 256
         #expect(KVCache.bytes(spec, context: 32768) == full * perLayer * 32768 + full * perLayer * 768)
         // A naive all-layers estimate would be almost twice as large.
         #expect(Double(KVCache.bytes(spec, context: 131072)) < 0.51 * Double(2 * spec.layerCount * 8 * 64 * 2 * 131072))

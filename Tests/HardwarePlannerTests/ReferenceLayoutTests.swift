@@ -28,10 +28,18 @@ func plannedLayoutEqualsLlamaCppConverter(arch: String) throws {
     var theirs: [String: ([Int], String, Int)] = [:]
     for tensor in try #require(doc["tensors"]?.arrayValue) {
         let name = try #require(tensor["name"]?.stringValue)
-        theirs[name] = (try #require(tensor["ne"]?.arrayValue).compactMap(\.intValue), try #require(tensor["type"]?.stringValue),
-                        try #require(tensor["nbytes"]?.intValue))
+        theirs[name] = (
+            try #require(tensor["ne"]?.arrayValue).compactMap(\.intValue), try #require(tensor["type"]?.stringValue),
+            try #require(tensor["nbytes"]?.intValue)
+        )
     }
-    #expect(Set(ours.keys) == Set(theirs.keys), "only ours: \(Set(ours.keys).subtracting(theirs.keys).sorted()); only llama.cpp's: \(Set(theirs.keys).subtracting(ours.keys).sorted())")
+    #expect(
+        Set(ours.keys) == Set(theirs.keys),
+        """
+        only ours: \(Set(ours.keys).subtracting(theirs.keys).sorted()); only llama.cpp's: \
+        \(Set(theirs.keys).subtracting(ours.keys).sorted())
+        """
+    )
     for (name, value) in theirs {
         guard let mine = ours[name] else { continue }
         #expect(mine.0 == value.0 && mine.1 == value.1 && mine.2 == value.2, "\(name): ours \(mine), llama.cpp \(value)")
@@ -48,8 +56,11 @@ func plannedLayoutEqualsLlamaCppConverter(arch: String) throws {
         default: break
         }
     }
-    let tensors = try plans.map { plan in GGUFTensorSpec(name: plan.name, dimensions: theirs[plan.name]?.0 ?? plan.dimensions,
-                                                         type: try #require(QuantType(rawValue: theirs[plan.name]?.1 ?? "F32"))) }
+    let tensors = try plans.map { plan in
+        GGUFTensorSpec(
+            name: plan.name, dimensions: theirs[plan.name]?.0 ?? plan.dimensions,
+            type: try #require(QuantType(rawValue: theirs[plan.name]?.1 ?? "F32")))
+    }
     let layout = try GGUFLayout(metadata: metadata, tensors: tensors)
     let path = NSTemporaryDirectory() + "moeq-layout-\(UUID().uuidString).gguf"
     defer { try? FileManager.default.removeItem(atPath: path) }

@@ -15,7 +15,7 @@ private let imatrix = URL(fileURLWithPath: #filePath).deletingLastPathComponent(
     let fixture = URL(fileURLWithPath: imatrix).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         .appendingPathComponent("fixtures/qwen3_moe-f32/config.json").path
     let counts = try ModelSpec(configFile: fixture).tensorLayout.routingCounts(try ImportanceMatrix(path: imatrix))
-    #expect(counts.count == 3)   // every MoE layer of the fixture
+    #expect(counts.count == 3)  // every MoE layer of the fixture
     let profile = try #require(RoutingProfile(counts: counts))
     #expect(profile.cumulative.first == 0 && abs(profile.cumulative.last! - 1) < 1e-9)
     #expect(zip(profile.cumulative, profile.cumulative.dropFirst()).allSatisfy { $0 <= $1 })
@@ -32,7 +32,9 @@ private let imatrix = URL(fileURLWithPath: #filePath).deletingLastPathComponent(
     #expect(uniform.verdict == .fitsWithDiskStreaming && uniform.diskBytes > 0)
     // Equal counts reproduce the uniform estimate (to rounding).
     let flat = try #require(RoutingProfile(counts: [3: Array(repeating: 10, count: 384)]))
-    #expect(abs(Planner.plan(footprint, spec: spec, target: target, context: 4096, routing: flat).tokensPerSecond / uniform.tokensPerSecond - 1) < 1e-9)
+    #expect(
+        abs(Planner.plan(footprint, spec: spec, target: target, context: 4096, routing: flat).tokensPerSecond / uniform.tokensPerSecond - 1)
+            < 1e-9)
     // Zipf-like routing (expert rank r gets 1/(r+1) of the weight): the RAM-resident hot experts serve most reads.
     let skewed = try #require(RoutingProfile(counts: [3: (0..<384).map { 100_000 / ($0 + 1) }]))
     let hot = Planner.plan(footprint, spec: spec, target: target, context: 4096, routing: skewed)
@@ -49,7 +51,8 @@ private let imatrix = URL(fileURLWithPath: #filePath).deletingLastPathComponent(
     #expect(inline.gpus.first?.bandwidth == named.gpus.first?.bandwidth && inline.memory?.bandwidth == named.memory?.bandwidth)
     let spec = try ModelSpec(config: try #require(ModelPresets.named("qwen3-235b-a22b")).config)
     let footprint = try Footprint.of(spec: spec, recipe: .q4_K_M)
-    let a = Planner.plan(footprint, spec: spec, target: inline, context: 8192), b = Planner.plan(footprint, spec: spec, target: named, context: 8192)
+    let a = Planner.plan(footprint, spec: spec, target: inline, context: 8192),
+        b = Planner.plan(footprint, spec: spec, target: named, context: 8192)
     #expect(a.cpuMoeLayers == b.cpuMoeLayers && a.verdict == b.verdict && a.fastBytes == b.fastBytes)
     #expect(try catalog.target("2xgpu:24:936").gpus.count == 2)
     #expect(throws: TargetError.self) { try catalog.target("gpu:24") }

@@ -7,8 +7,10 @@ import TensorFormats
 let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
     .deletingLastPathComponent().appendingPathComponent("validation/fixtures")
 
-private let checkpointFixtures = ["deepseek_v3-f32", "deepseek_v3-bf16-sharded", "deepseek_v3-bf16-released",
-                                  "qwen3_moe-f32", "qwen3_moe-bf16-sharded", "mixtral-f32", "mixtral-bf16-sharded"]
+private let checkpointFixtures = [
+    "deepseek_v3-f32", "deepseek_v3-bf16-sharded", "deepseek_v3-bf16-released",
+    "qwen3_moe-f32", "qwen3_moe-bf16-sharded", "mixtral-f32", "mixtral-bf16-sharded",
+]
 
 /// `sum(p.numel() for p in model.parameters())` as transformers computed it (validation/fixtures/make_fixtures.py).
 private func pytorchParameterCount(_ fixture: String) throws -> Int {
@@ -32,8 +34,9 @@ func totalParametersEqualPyTorchCount(fixture: String) throws {
     let routed = report.parametersByCategory[.routedExperts] ?? 0
     // 2 MoE layers × 8 experts × 3·64·32 parameters; top-2 of them are active per layer.
     #expect(routed == spec.moeLayerCount * spec.routedExpertCount * spec.parametersPerExpert)
-    #expect(report.activeParameters == report.totalParameters - routed + spec.moeLayerCount * spec.expertsPerToken * spec.parametersPerExpert)
-    #expect(report.bufferElements == 16)   // e_score_correction_bias is a buffer, not a parameter
+    #expect(
+        report.activeParameters == report.totalParameters - routed + spec.moeLayerCount * spec.expertsPerToken * spec.parametersPerExpert)
+    #expect(report.bufferElements == 16)  // e_score_correction_bias is a buffer, not a parameter
 }
 
 @Test func releasedAndCurrentConfigLayoutsGiveTheSameSpec() throws {
@@ -50,8 +53,10 @@ func totalParametersEqualPyTorchCount(fixture: String) throws {
 
 @Test func kimiK25NestsTheLanguageModelUnderTextConfig() throws {
     let inner = try #require(ModelPresets.named("kimi-k2", architecture: .deepseekV3)?.config)
-    let outer: JSONValue = ["architectures": ["KimiK25ForConditionalGeneration"], "model_type": "kimi_k25",
-                            "text_config": inner, "vision_config": ["hidden_size": 1152]]
+    let outer: JSONValue = [
+        "architectures": ["KimiK25ForConditionalGeneration"], "model_type": "kimi_k25",
+        "text_config": inner, "vision_config": ["hidden_size": 1152],
+    ]
     let spec = try ModelSpec(config: outer)
     #expect(spec.nestedTextConfig)
     #expect(spec.modelType == "kimi_k2")
@@ -60,19 +65,26 @@ func totalParametersEqualPyTorchCount(fixture: String) throws {
 }
 
 @Test func unknownModelTypeListsTheSupportedOnes() {
-    #expect(throws: CatalogError.unsupportedModelType(file: "config.json", modelType: "llama", supported: Architecture.modelTypes.keys.sorted())) {
+    #expect(
+        throws: CatalogError.unsupportedModelType(file: "config.json", modelType: "llama", supported: Architecture.modelTypes.keys.sorted())
+    ) {
         try ModelSpec(config: ["model_type": "llama", "hidden_size": 8])
     }
-    let message = CatalogError.unsupportedModelType(file: "config.json", modelType: "llama", supported: ["mixtral", "qwen3_moe"]).description
+    let message = CatalogError.unsupportedModelType(file: "config.json", modelType: "llama", supported: ["mixtral", "qwen3_moe"])
+        .description
     #expect(message.contains("mixtral") && message.contains("qwen3_moe"))
 }
 
 @Test func missingAndInvalidFieldsAreNamed() {
     #expect(throws: CatalogError.missingField(file: "config.json", field: "num_local_experts")) {
-        try ModelSpec(config: ["model_type": "mixtral", "hidden_size": 8, "num_hidden_layers": 1, "num_attention_heads": 2,
-                               "vocab_size": 10, "intermediate_size": 4, "num_experts_per_tok": 2])
+        try ModelSpec(config: [
+            "model_type": "mixtral", "hidden_size": 8, "num_hidden_layers": 1, "num_attention_heads": 2,
+            "vocab_size": 10, "intermediate_size": 4, "num_experts_per_tok": 2,
+        ])
     }
-    #expect(throws: CatalogError.invalidField(file: "config.json", field: "hidden_size", reason: "expected an integer in 1…65536, found \"8\"")) {
+    #expect(
+        throws: CatalogError.invalidField(file: "config.json", field: "hidden_size", reason: "expected an integer in 1…65536, found \"8\"")
+    ) {
         try ModelSpec(config: ["model_type": "mixtral", "hidden_size": "8"])
     }
 }
@@ -82,7 +94,8 @@ func totalParametersEqualPyTorchCount(fixture: String) throws {
     let classifier = TensorClassifier(spec: spec)
     #expect(classifier.classify("model.embed_tokens.weight").role == .embedding)
     #expect(classifier.classify("lm_head.weight").role == .outputHead)
-    #expect(classifier.classify("model.layers.1.mlp.experts.7.down_proj.weight").role == .routedExpert(layer: 1, expert: 7, projection: .down))
+    #expect(
+        classifier.classify("model.layers.1.mlp.experts.7.down_proj.weight").role == .routedExpert(layer: 1, expert: 7, projection: .down))
     #expect(classifier.classify("model.layers.1.mlp.gate.e_score_correction_bias").role == .routerBias(layer: 1))
     #expect(classifier.classify("model.layers.1.mlp.gate.weight").role == .router(layer: 1))
     #expect(classifier.classify("model.layers.2.mlp.shared_experts.up_proj.weight").role == .sharedExpert(layer: 2, projection: .up))
@@ -101,8 +114,11 @@ func totalParametersEqualPyTorchCount(fixture: String) throws {
 
 @Test func rolesOfMixtralAndQwenNames() throws {
     let mixtral = TensorClassifier(spec: try ModelSpec(configFile: fixtures.appendingPathComponent("mixtral-f32/config.json").path))
-    #expect(mixtral.classify("model.layers.1.block_sparse_moe.experts.3.w3.weight").role == .routedExpert(layer: 1, expert: 3, projection: .up))
-    #expect(mixtral.classify("model.layers.1.block_sparse_moe.experts.3.w2.weight").role == .routedExpert(layer: 1, expert: 3, projection: .down))
+    #expect(
+        mixtral.classify("model.layers.1.block_sparse_moe.experts.3.w3.weight").role == .routedExpert(layer: 1, expert: 3, projection: .up))
+    #expect(
+        mixtral.classify("model.layers.1.block_sparse_moe.experts.3.w2.weight").role
+            == .routedExpert(layer: 1, expert: 3, projection: .down))
     #expect(mixtral.classify("model.layers.1.block_sparse_moe.gate.weight").role == .router(layer: 1))
     let qwen = TensorClassifier(spec: try ModelSpec(configFile: fixtures.appendingPathComponent("qwen3_moe-f32/config.json").path))
     #expect(qwen.classify("model.layers.0.self_attn.q_norm.weight").role == .attention(layer: 0, part: .queryNorm))
@@ -115,7 +131,10 @@ func totalParametersEqualPyTorchCount(fixture: String) throws {
     let source = fixtures.appendingPathComponent("mixtral-f32").path
     try FileManager.default.copyItem(atPath: source + "/config.json", toPath: directory + "/config.json")
     let original = try SafetensorsFile(path: source + "/model.safetensors")
-    let specs = original.tensors.map { TensorSpec(name: $0.name, dtype: $0.dtype, shape: $0.shape) } + [TensorSpec(name: "model.mystery.weight", dtype: .f32, shape: [3])]
+    let specs =
+        original.tensors.map { TensorSpec(name: $0.name, dtype: $0.dtype, shape: $0.shape) } + [
+            TensorSpec(name: "model.mystery.weight", dtype: .f32, shape: [3])
+        ]
     let writer = try SafetensorsWriter(path: directory + "/model.safetensors", tensors: specs)
     for tensor in original.tensors { try writer.write(tensor.name, bytes: original.data(of: tensor)) }
     try writer.finish()
@@ -128,8 +147,11 @@ func totalParametersEqualPyTorchCount(fixture: String) throws {
 @Test func everyBundledSpecMatchesItsPublishedTotals() throws {
     // formats/models/*.json: each file's "published" block names its source (model cards, llama-bench's count).
     let bundled = try ModelPresets.bundled()
-    #expect(Set(bundled.map(\.name)) == ["kimi-k2.5", "kimi-k2", "deepseek-v3", "qwen3-235b-a22b", "qwen3-30b-a3b", "mixtral-8x7b",
-                                           "mixtral-8x22b", "gpt-oss-120b", "gpt-oss-20b", "glm-4.5-air"])
+    #expect(
+        Set(bundled.map(\.name)) == [
+            "kimi-k2.5", "kimi-k2", "deepseek-v3", "qwen3-235b-a22b", "qwen3-30b-a3b", "mixtral-8x7b",
+            "mixtral-8x22b", "gpt-oss-120b", "gpt-oss-20b", "glm-4.5-air",
+        ])
     for preset in bundled {
         let spec = try ModelSpec(config: preset.config)
         let classifier = TensorClassifier(spec: spec)
@@ -152,6 +174,11 @@ func totalParametersEqualPyTorchCount(fixture: String) throws {
         // Active = everything but the routed experts, plus top-k of them; published active counts are rounder, so 5 %.
         let active = Double(alwaysOn) + Double(routed) * Double(spec.expertsPerToken) / Double(spec.routedExpertCount)
         #expect(abs(active / published.activeParameters - 1) < 0.05, "\(preset.name): active \(active) vs \(published.activeParameters)")
-        print("\(preset.name): \(total) total (published \(published.totalParameters)), \(Int(active)) active (published \(published.activeParameters))")
+        print(
+            """
+            \(preset.name): \(total) total (published \(published.totalParameters)), \(Int(active)) active (published \
+            \(published.activeParameters))
+            """
+        )
     }
 }

@@ -15,7 +15,8 @@ private let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent
     let spec = try ModelSpec(config: config)
     var warnings: [String] = []
     let keys = try TokenizerMetadata.keys(directory: directory, spec: spec, config: config, warnings: &warnings)
-    let expected = try #require(try JSONParser.parse([UInt8](try Data(contentsOf: URL(fileURLWithPath: directory + "/expected.json")))).objectValue)
+    let expected = try #require(
+        try JSONParser.parse([UInt8](try Data(contentsOf: URL(fileURLWithPath: directory + "/expected.json")))).objectValue)
     #expect(warnings.isEmpty)
     #expect(Set(keys.map(\.0.rawValue)) == Set(expected.keys))
     for (key, value) in keys {
@@ -23,8 +24,10 @@ private let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent
         switch value {
         case .string(let s): #expect(reference.stringValue == s, "\(key)")
         case .uint32(let v): #expect(reference.intValue == Int(v), "\(key)")
-        case .array(.string, let elements): #expect(reference.arrayValue?.compactMap(\.stringValue) == elements.compactMap(\.stringValue), "\(key)")
-        case .array(.int32, let elements): #expect(reference.arrayValue?.compactMap(\.intValue) == elements.compactMap(\.integerValue), "\(key)")
+        case .array(.string, let elements):
+            #expect(reference.arrayValue?.compactMap(\.stringValue) == elements.compactMap(\.stringValue), "\(key)")
+        case .array(.int32, let elements):
+            #expect(reference.arrayValue?.compactMap(\.intValue) == elements.compactMap(\.integerValue), "\(key)")
         case .array(.float32, let elements):
             let ours = elements.map { if case .float32(let f) = $0 { f } else { Float.nan } }
             #expect(reference.arrayValue?.compactMap(\.doubleValue).map(Float.init) == ours, "\(key)")
@@ -55,11 +58,14 @@ private let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent
     let keys = try TiktokenVocabulary.keys(directory: directory, vocabularySize: 600, tokenizerConfig: config)
     let byKey = Dictionary(uniqueKeysWithValues: keys.map { ($0.0.rawValue, $0.1) })
     guard case .array(_, let merges) = try #require(byKey["tokenizer.ggml.merges"]),
-          case .array(_, let tokens) = try #require(byKey["tokenizer.ggml.tokens"]),
-          case .array(_, let types) = try #require(byKey["tokenizer.ggml.token_type"]) else { Issue.record("missing arrays"); return }
+        case .array(_, let tokens) = try #require(byKey["tokenizer.ggml.tokens"]),
+        case .array(_, let types) = try #require(byKey["tokenizer.ggml.token_type"])
+    else { Issue.record("missing arrays"); return }
     #expect(merges.compactMap(\.stringValue) == ["a b", "ab c", "b c", "Ġ a"])
     #expect(tokens.count == 600)
-    #expect(tokens[257].stringValue == "abc" && tokens[259].stringValue == "Ġa" && tokens[65].stringValue == "A" && tokens[32].stringValue == "Ġ")
+    #expect(
+        tokens[257].stringValue == "abc" && tokens[259].stringValue == "Ġa" && tokens[65].stringValue == "A"
+            && tokens[32].stringValue == "Ġ")
     #expect(tokens[260].stringValue == "[BOS]" && types[260].integerValue == 3)
     #expect(tokens[261].stringValue == "<|reserved_token_261|>" && types[261].integerValue == 3)
     #expect(tokens[599].stringValue == "[PAD599]" && types[599].integerValue == 5)

@@ -11,7 +11,9 @@ private let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().d
 
 private func floats(_ path: String) throws -> [Float] {
     let data = try Data(contentsOf: root.appendingPathComponent(path))
-    return data.withUnsafeBytes { raw in (0..<(data.count / 4)).map { Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: 4 * $0, as: UInt32.self))) } }
+    return data.withUnsafeBytes { raw in
+        (0..<(data.count / 4)).map { Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: 4 * $0, as: UInt32.self))) }
+    }
 }
 
 private func manifest() throws -> JSONValue {
@@ -38,7 +40,13 @@ func roundingEqualsGGMLFromFloat(type: GGMLDotInput) throws {
         var ours = x
         type.round(&ours)
         let differing = zip(ours, expected).enumerated().filter { $0.element.0.bitPattern != $0.element.1.bitPattern }
-        #expect(differing.count == 0, "\(type.rawValue) \(kind): \(differing.count) values differ, first at \(differing.first?.offset ?? -1): ours \(differing.first?.element.0 ?? 0), ggml \(differing.first?.element.1 ?? 0)")
+        #expect(
+            differing.count == 0,
+            """
+            \(type.rawValue) \(kind): \(differing.count) values differ, first at \(differing.first?.offset ?? -1): ours \
+            \(differing.first?.element.0 ?? 0), ggml \(differing.first?.element.1 ?? 0)
+            """
+        )
         if kind != "zero" && type != .f16 && type != .bf16 {
             #expect(ours != x, "\(type.rawValue) \(kind): rounding changed nothing")
         }

@@ -15,11 +15,11 @@ func fastPathInput(rows: Int, width: Int) -> [Float] {
             let g = (uniform() + uniform() + uniform() + uniform() - 2) * 0.03
             switch r % 6 {
             case 0: values.append(g)
-            case 1: values.append(g * g * g * 400)                  // heavy tails
-            case 2: values.append(c % 256 < 128 ? 0.37 : -1.25)      // constant sub-blocks
-            case 3: values.append(c % 512 < 256 ? 0 : g)             // an all-zero super-block
-            case 4: values.append(c == 77 ? 1e4 : g)                 // one huge outlier
-            default: values.append(g * 1e-30)                        // near-denormal magnitudes
+            case 1: values.append(g * g * g * 400)  // heavy tails
+            case 2: values.append(c % 256 < 128 ? 0.37 : -1.25)  // constant sub-blocks
+            case 3: values.append(c % 512 < 256 ? 0 : g)  // an all-zero super-block
+            case 4: values.append(c == 77 ? 1e4 : g)  // one huge outlier
+            default: values.append(g * 1e-30)  // near-denormal magnitudes
             }
         }
     }
@@ -37,7 +37,13 @@ func fastPathBytesEqualReference(type: QuantType) throws {
         let rowBytes = type.rowBytes(width: width)!
         for r in 0..<rows {
             let a = Array(fast[(r * rowBytes)..<((r + 1) * rowBytes)]), b = Array(reference[(r * rowBytes)..<((r + 1) * rowBytes)])
-            #expect(a == b, "\(type.rawValue) row \(r) (kind \(r % 6)) importance \(weights != nil): first difference at byte \(zip(a, b).enumerated().first { $0.element.0 != $0.element.1 }?.offset ?? -1)")
+            #expect(
+                a == b,
+                """
+                \(type.rawValue) row \(r) (kind \(r % 6)) importance \(weights != nil): first difference at byte \
+                \(zip(a, b).enumerated().first { $0.element.0 != $0.element.1 }?.offset ?? -1)
+                """
+            )
         }
     }
 }

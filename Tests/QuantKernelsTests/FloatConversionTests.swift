@@ -32,9 +32,9 @@ private func torchTable(_ key: String) throws -> [Float?] {
 }
 
 @Test func e4m3HandComputedValues() {
-    #expect(FloatE4M3.toFloat(0x7E) == 448)          // largest finite: 2^8 × 1.75
-    #expect(FloatE4M3.toFloat(0x01) == 1.0 / 512)    // smallest subnormal: 2^-6 × 1/8
-    #expect(FloatE4M3.toFloat(0x38) == 1)            // exponent 7 = bias
+    #expect(FloatE4M3.toFloat(0x7E) == 448)  // largest finite: 2^8 × 1.75
+    #expect(FloatE4M3.toFloat(0x01) == 1.0 / 512)  // smallest subnormal: 2^-6 × 1/8
+    #expect(FloatE4M3.toFloat(0x38) == 1)  // exponent 7 = bias
     #expect(FloatE4M3.toFloat(0xB8) == -1)
     #expect(FloatE4M3.toFloat(0x80).sign == .minus && FloatE4M3.toFloat(0x80) == 0)
     #expect(FloatE4M3.toFloat(0x7F).isNaN && FloatE4M3.toFloat(0xFF).isNaN)
@@ -49,7 +49,7 @@ private func torchTable(_ key: String) throws -> [Float?] {
     #expect(FloatE4M3.fromFloat(-1e9) == 0xFE)
     // 1.0625 lies halfway between 1 (0x38, even) and 1.125 (0x39): ties go to the even code.
     #expect(FloatE4M3.fromFloat(1.0625) == 0x38)
-    #expect(FloatE4M3.fromFloat(1.1875) == 0x3A)     // halfway 1.125/1.25 → 0x3A (even)
+    #expect(FloatE4M3.fromFloat(1.1875) == 0x3A)  // halfway 1.125/1.25 → 0x3A (even)
 }
 
 @Test func e5m2MatchesTorchForAll256Codes() throws {
@@ -70,7 +70,7 @@ private func torchTable(_ key: String) throws -> [Float?] {
     #expect(BFloat16.toFloat(0xFF80) == -.infinity)
     #expect(BFloat16.toFloat(0x7FC0).isNaN)
     #expect(BFloat16.toFloat(0x8000) == 0 && BFloat16.toFloat(0x8000).sign == .minus)
-    #expect(BFloat16.toFloat(0x0001) == Float(bitPattern: 0x0001_0000))   // smallest subnormal
+    #expect(BFloat16.toFloat(0x0001) == Float(bitPattern: 0x0001_0000))  // smallest subnormal
     // Round to nearest even: 1 + 2^-8 is halfway between 1 and 1 + 2^-7 → 1 (even mantissa).
     #expect(BFloat16.fromFloat(1 + 1.0 / 256) == 0x3F80)
     #expect(BFloat16.fromFloat(1 + 3.0 / 256) == 0x3F82)
@@ -85,7 +85,7 @@ private func torchTable(_ key: String) throws -> [Float?] {
     #expect(Half.toFloat(0x0001) == Float(sign: .plus, exponent: -24, significand: 1))
     #expect(Half.toFloat(0x7C00) == .infinity)
     #expect(Half.toFloat(0x7E00).isNaN)
-    #expect(Half.fromFloat(65520) == 0x7C00)   // halfway to the next binade rounds to infinity
+    #expect(Half.fromFloat(65520) == 0x7C00)  // halfway to the next binade rounds to infinity
 }
 
 @Test func e8m0Scales() {
@@ -96,7 +96,7 @@ private func torchTable(_ key: String) throws -> [Float?] {
 }
 
 @Test func rowConversionReadsUnalignedLittleEndian() {
-    let bytes: [UInt8] = [0xFF, 0x00, 0x00, 0x80, 0x3F, 0x00, 0x00, 0x00, 0xC0]   // f32 1.0 at offset 1, -2.0 at 5
+    let bytes: [UInt8] = [0xFF, 0x00, 0x00, 0x80, 0x3F, 0x00, 0x00, 0x00, 0xC0]  // f32 1.0 at offset 1, -2.0 at 5
     var out = [Float](repeating: 0, count: 2)
     bytes.withUnsafeBytes { raw in RowConversion.decode(.f32, from: raw.baseAddress! + 1, count: 2, into: &out) }
     #expect(out == [1, -2])

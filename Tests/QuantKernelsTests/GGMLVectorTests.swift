@@ -12,7 +12,9 @@ private let rows = 8, width = 512
 
 private func floats(_ path: String) throws -> [Float] {
     let data = try Data(contentsOf: vectors.appendingPathComponent(path))
-    return data.withUnsafeBytes { raw in (0..<(data.count / 4)).map { Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: 4 * $0, as: UInt32.self))) } }
+    return data.withUnsafeBytes { raw in
+        (0..<(data.count / 4)).map { Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: 4 * $0, as: UInt32.self))) }
+    }
 }
 
 private func bytes(_ path: String) throws -> [UInt8]? {
@@ -22,7 +24,9 @@ private func bytes(_ path: String) throws -> [UInt8]? {
 }
 
 private func firstDifference(_ a: [UInt8], _ b: [UInt8]) -> String {
-    guard let i = zip(a, b).enumerated().first(where: { $0.element.0 != $0.element.1 })?.offset else { return "lengths \(a.count) vs \(b.count)" }
+    guard let i = zip(a, b).enumerated().first(where: { $0.element.0 != $0.element.1 })?.offset else {
+        return "lengths \(a.count) vs \(b.count)"
+    }
     return "byte \(i): ours \(a[i]), ggml \(b[i])"
 }
 

@@ -51,12 +51,13 @@ func groupwiseQuantizationMatchesCompressedTensors(folder: String, symmetric: Bo
     try fixture.packed.withUnsafeBytes { packed in
         try fixture.scales.withUnsafeBufferPointer { scales in
             try q4.withUnsafeMutableBytes { out in
-                try Repack.int4ToQ4_0(packed: packed.baseAddress!, wordsPerRow: 8, scales: scales, rows: fixture.rows, width: 64, into: out.baseAddress!)
+                try Repack.int4ToQ4_0(
+                    packed: packed.baseAddress!, wordsPerRow: 8, scales: scales, rows: fixture.rows, width: 64, into: out.baseAddress!)
             }
         }
     }
     let decoded = try QuantCodec.dequantize(.q4_0, q4, count: fixture.rows * 64)
-    #expect(decoded == fixture.dequantized)   // bit for bit: the QAT grid survives
+    #expect(decoded == fixture.dequantized)  // bit for bit: the QAT grid survives
 }
 
 @Test func repackRefusesScalesF16CannotHold() {
@@ -66,7 +67,9 @@ func groupwiseQuantizationMatchesCompressedTensors(folder: String, symmetric: Bo
         #expect(throws: RepackError.scaleNotRepresentable(row: 0, group: 0, scale: scale)) {
             try packed.withUnsafeBytes { p in
                 try [scale].withUnsafeBufferPointer { s in
-                    try out.withUnsafeMutableBytes { try Repack.int4ToQ4_0(packed: p.baseAddress!, wordsPerRow: 4, scales: s, rows: 1, width: 32, into: $0.baseAddress!) }
+                    try out.withUnsafeMutableBytes {
+                        try Repack.int4ToQ4_0(packed: p.baseAddress!, wordsPerRow: 4, scales: s, rows: 1, width: 32, into: $0.baseAddress!)
+                    }
                 }
             }
         }
@@ -91,9 +94,13 @@ func groupwiseQuantizationMatchesCompressedTensors(folder: String, symmetric: Bo
         }
     }
     var ggml = [UInt8](repeating: 0, count: 8 * 17)
-    blocks.withUnsafeBytes { b in scales.withUnsafeBytes { s in ggml.withUnsafeMutableBytes {
-        Repack.mxfp4ToGGML(blocks: b.baseAddress!, scales: s.baseAddress!, blockCount: 8, into: $0.baseAddress!)
-    } } }
+    blocks.withUnsafeBytes { b in
+        scales.withUnsafeBytes { s in
+            ggml.withUnsafeMutableBytes {
+                Repack.mxfp4ToGGML(blocks: b.baseAddress!, scales: s.baseAddress!, blockCount: 8, into: $0.baseAddress!)
+            }
+        }
+    }
     #expect(try QuantCodec.dequantize(.mxfp4, ggml, count: 256) == expected)
 }
 
@@ -102,9 +109,9 @@ func groupwiseQuantizationMatchesCompressedTensors(folder: String, symmetric: Bo
     let same = ErrorMetrics(reference: reference, approximation: reference, width: 2)
     #expect(same.rmse == 0 && same.maxAbsoluteError == 0 && abs(same.cosineSimilarity - 1) < 1e-12)
     let off = ErrorMetrics(reference: reference, approximation: [1, -2, 3, 6], width: 2, importance: [1, 3])
-    #expect(off.rmse == 1)                     // √(4 / 4)
+    #expect(off.rmse == 1)  // √(4 / 4)
     #expect(off.maxAbsoluteError == 2)
-    #expect(off.weightedRMSE == (12.0 / 8).squareRoot())   // error 2 sits in column 1 (weight 3)
+    #expect(off.weightedRMSE == (12.0 / 8).squareRoot())  // error 2 sits in column 1 (weight 3)
     #expect(off.cosineSimilarity < 1 && off.cosineSimilarity > 0.9)
 }
 
@@ -127,7 +134,9 @@ func groupwiseRoundTripsThroughPacking(bits: Int, groupSize: Int) throws {
         #expect(quantized.codes.allSatisfy { Int32($0) >= scheme.minimumCode && Int32($0) <= scheme.maximumCode })
         let words = GroupwiseInteger.pack(quantized.codes, bits: bits)
         #expect(words.count == width * bits / 32)
-        let unpacked = words.withUnsafeBytes { raw in (0..<width).map { Int8(GroupwiseInteger.code(raw.baseAddress!, index: $0, bits: bits)) } }
+        let unpacked = words.withUnsafeBytes { raw in
+            (0..<width).map { Int8(GroupwiseInteger.code(raw.baseAddress!, index: $0, bits: bits)) }
+        }
         #expect(unpacked == quantized.codes)
         // Dequantized error is within half a step of each group's scale.
         for c in 0..<width {

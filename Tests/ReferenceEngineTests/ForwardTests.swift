@@ -18,13 +18,17 @@ func readNumpy(_ url: URL) throws -> (values: [Float], shape: [Int]) {
     let shapeText = header.split(separator: "(")[1].split(separator: ")")[0]
     let shape = shapeText.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
     let body = data[(10 + headerLength)...]
-    let values = body.withUnsafeBytes { raw in (0..<(raw.count / 4)).map { Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: 4 * $0, as: UInt32.self))) } }
+    let values = body.withUnsafeBytes { raw in
+        (0..<(raw.count / 4)).map { Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: 4 * $0, as: UInt32.self))) }
+    }
     return (values, shape)
 }
 
-@Test(arguments: ["deepseek_v3-f32", "deepseek_v3-bf16-sharded", "deepseek_v3-bf16-released", "qwen3_moe-f32",
-                   "qwen3_moe-bf16-sharded", "mixtral-f32", "mixtral-bf16-sharded",
-                   "trained-deepseek_v3", "trained-qwen3_moe", "trained-mixtral", "trained-qwen3_moe_wide"])
+@Test(arguments: [
+    "deepseek_v3-f32", "deepseek_v3-bf16-sharded", "deepseek_v3-bf16-released", "qwen3_moe-f32",
+    "qwen3_moe-bf16-sharded", "mixtral-f32", "mixtral-bf16-sharded",
+    "trained-deepseek_v3", "trained-qwen3_moe", "trained-mixtral", "trained-qwen3_moe_wide",
+])
 func logitsMatchTransformers(fixture: String) throws {
     let directory = fixtures.appendingPathComponent(fixture)
     let referenceData = try Data(contentsOf: directory.appendingPathComponent("reference.json"))
@@ -72,7 +76,7 @@ func engineOnOurF32GGUFEqualsEngineOnTheCheckpoint(fixture: String) throws {
     let tokens = [1, 5, 9, 200, 3, 77, 12, 64]
     let base = try ReferenceModel.logits(weights: try CheckpointWeights(path: directory), tokens: tokens)
     let quant = try ReferenceModel.logits(weights: try ReferenceModel.weights(path: output, configDirectory: directory), tokens: tokens)
-    #expect(base == quant)   // F32 GGUF round-trips every weight exactly (stacking, rope permutation and kv_b split undone)
+    #expect(base == quant)  // F32 GGUF round-trips every weight exactly (stacking, rope permutation and kv_b split undone)
 }
 
 @Test func validateSeesNoDifferenceForF32AndASmallOneForQ8_0() throws {
@@ -81,12 +85,17 @@ func engineOnOurF32GGUFEqualsEngineOnTheCheckpoint(fixture: String) throws {
     var results: [RecipeName: QuantValidationReport] = [:]
     for recipe in [RecipeName.f32, .q8_0] {
         let output = NSTemporaryDirectory() + "moeq-validate-\(recipe.rawValue)-\(UUID().uuidString).gguf"
-        defer { try? FileManager.default.removeItem(atPath: output); try? FileManager.default.removeItem(atPath: output + ".manifest.json") }
+        defer {
+            try? FileManager.default.removeItem(atPath: output); try? FileManager.default.removeItem(atPath: output + ".manifest.json")
+        }
         _ = try GGUFConversion.run(try GGUFConversion.plan(path: directory, recipe: recipe), output: output, threads: 2)
         let quant = try ReferenceModel.weights(path: output, configDirectory: directory)
-        var report = try QuantValidation.run(quant: quant, base: .model(try CheckpointWeights(path: directory)), configDirectory: directory,
-                                             windows: QuantValidation.windows(tokens: tokens, context: 64, maxChunks: nil, beginningOfSequence: nil)).report
-        report.tensors = try QuantValidation.tensorErrors(quant: try #require(quant as? GGUFWeights), base: try CheckpointWeights(path: directory))
+        var report = try QuantValidation.run(
+            quant: quant, base: .model(try CheckpointWeights(path: directory)), configDirectory: directory,
+            windows: QuantValidation.windows(tokens: tokens, context: 64, maxChunks: nil, beginningOfSequence: nil)
+        ).report
+        report.tensors = try QuantValidation.tensorErrors(
+            quant: try #require(quant as? GGUFWeights), base: try CheckpointWeights(path: directory))
         results[recipe] = report
     }
     let f32 = try #require(results[.f32]), q8 = try #require(results[.q8_0])
@@ -112,7 +121,8 @@ func engineOnOurF32GGUFEqualsEngineOnTheCheckpoint(fixture: String) throws {
     _ = try GGUFConversion.run(try GGUFConversion.plan(path: directory, recipe: .q4_0), output: output, threads: 2)
     let quant = try ReferenceModel.weights(path: output, configDirectory: directory)
     let base = try CheckpointWeights(path: directory)
-    let (direct, made) = try QuantValidation.run(quant: quant, base: .model(base), configDirectory: directory, windows: windows, recordTopK: 32)
+    let (direct, made) = try QuantValidation.run(
+        quant: quant, base: .model(base), configDirectory: directory, windows: windows, recordTopK: 32)
     let record = try #require(made)
     try record.write(to: recordPath)
     let stored = try BaseLogitRecord.read(path: recordPath)
@@ -123,7 +133,9 @@ func engineOnOurF32GGUFEqualsEngineOnTheCheckpoint(fixture: String) throws {
     #expect(abs(replayed.basePerplexity - direct.basePerplexity) / direct.basePerplexity < 1e-6)
     #expect(replayed.quantPerplexity == direct.quantPerplexity && replayed.top1Agreement == direct.top1Agreement)
     let predicted = try #require(direct.recordMeanKLD)
-    #expect(direct.meanKLD > 0 && replayed.meanKLD <= direct.meanKLD * (1 + 1e-9) && replayed.meanKLD > 0.6 * direct.meanKLD, "record \(replayed.meanKLD), full \(direct.meanKLD)")
+    #expect(
+        direct.meanKLD > 0 && replayed.meanKLD <= direct.meanKLD * (1 + 1e-9) && replayed.meanKLD > 0.6 * direct.meanKLD,
+        "record \(replayed.meanKLD), full \(direct.meanKLD)")
     #expect(abs(replayed.meanKLD - predicted) <= 1e-6 * predicted)
     // Other windows, and a damaged payload, are refused with the file named.
     let shifted = QuantValidation.windows(tokens: Array(tokens.dropFirst()), context: 64, maxChunks: nil, beginningOfSequence: 0)
@@ -151,8 +163,8 @@ func engineOnOurF32GGUFEqualsEngineOnTheCheckpoint(fixture: String) throws {
     for (_, counts) in collector.routing { #expect(counts.reduce(0, +) == 96 * weights.spec.expertsPerToken) }
     #expect(collector.routing.count == weights.spec.layerCount)
     let attentionQ = try #require(matrix.importance(for: "blk.0.attn_q.weight", width: weights.spec.hiddenSize))
-    #expect(attentionQ.allSatisfy { $0 > 0 })          // mean x² of the normed hidden states
-    #expect(matrix.entries["output.weight"] == nil)     // like llama-imatrix without --process-output
+    #expect(attentionQ.allSatisfy { $0 > 0 })  // mean x² of the normed hidden states
+    #expect(matrix.entries["output.weight"] == nil)  // like llama-imatrix without --process-output
 }
 
 /// The offload layouts hold the stacked file's bytes: split = llama.cpp's two-file GGUF (split.* keys, the routed
@@ -198,12 +210,14 @@ func offloadLayoutsCarryTheStackedBytesAndRunInTheEngine(fixture: String) throws
         for part in record.parts {
             let info = try #require(reference.tensor(named: part.tensor))
             let perExpert = info.byteCount / spec.routedExpertCount
-            #expect(Array(pack.bytes(in: (record.offset + part.offset)..<(record.offset + part.offset + part.bytes)))
+            #expect(
+                Array(pack.bytes(in: (record.offset + part.offset)..<(record.offset + part.offset + part.bytes)))
                     == Array(reference.data(of: info)[(record.expert * perExpert)..<((record.expert + 1) * perExpert)]))
         }
     }
     let tokens = [0, 5, 9, 200, 3, 77, 12, 64, 31, 8, 150, 2]
-    let fromStacked = try ReferenceModel.logits(weights: try ReferenceModel.weights(path: stacked, configDirectory: directory), tokens: tokens)
+    let fromStacked = try ReferenceModel.logits(
+        weights: try ReferenceModel.weights(path: stacked, configDirectory: directory), tokens: tokens)
     let packed = try #require(try ReferenceModel.weights(path: dense, configDirectory: directory, expertCache: 3) as? ExpertPackWeights)
     var fromPack: [Float] = []
     for _ in 0..<2 { fromPack = try ReferenceModel.logits(weights: packed, tokens: tokens) }

@@ -35,7 +35,13 @@ func tokenIdsEqualPythonTokenizers(fixture: String) throws {
         let text = String(decoding: try Data(contentsOf: directory.appendingPathComponent(file)), as: UTF8.self)
         let ours = try tokenizer.encode(text)
         let first = zip(ours, expected).enumerated().first { $0.element.0 != $0.element.1 }?.offset
-        #expect(ours.count == expected.count && first == nil,
-                "\(file): \(ours.count) vs \(expected.count) ids, first difference at \(first ?? -1): ours \(first.map { Array(ours[max(0, $0 - 3)..<min(ours.count, $0 + 3)]) } ?? []), tiktoken \(first.map { Array(expected[max(0, $0 - 3)..<min(expected.count, $0 + 3)]) } ?? [])")
+        #expect(
+            ours.count == expected.count && first == nil,
+            """
+            \(file): \(ours.count) vs \(expected.count) ids, first difference at \(first ?? -1): ours \
+            \(first.map { Array(ours[max(0, $0 - 3)..<min(ours.count, $0 + 3)]) } ?? []), tiktoken \
+            \(first.map { Array(expected[max(0, $0 - 3)..<min(expected.count, $0 + 3)]) } ?? [])
+            """
+        )
     }
 }

@@ -59,14 +59,24 @@ func ggufRoundTrip(alignment: Int) throws {
 }
 
 @Test func writerRefusesWhatGGMLRejects() {
-    #expect(throws: GGUFError.self) { try GGUFLayout(metadata: [], tensors: [GGUFTensorSpec(name: String(repeating: "n", count: 64), dimensions: [32], type: .f32)]) }
-    #expect(throws: GGUFError.self) { try GGUFLayout(metadata: [], tensors: [GGUFTensorSpec(name: "a", dimensions: [100, 2], type: .q4_K)]) }
-    #expect(throws: GGUFError.self) { try GGUFLayout(metadata: [], tensors: [GGUFTensorSpec(name: "a", dimensions: [1, 1, 1, 1, 1], type: .f32)]) }
+    #expect(throws: GGUFError.self) {
+        try GGUFLayout(metadata: [], tensors: [GGUFTensorSpec(name: String(repeating: "n", count: 64), dimensions: [32], type: .f32)])
+    }
+    #expect(throws: GGUFError.self) {
+        try GGUFLayout(metadata: [], tensors: [GGUFTensorSpec(name: "a", dimensions: [100, 2], type: .q4_K)])
+    }
+    #expect(throws: GGUFError.self) {
+        try GGUFLayout(metadata: [], tensors: [GGUFTensorSpec(name: "a", dimensions: [1, 1, 1, 1, 1], type: .f32)])
+    }
     #expect(throws: GGUFError.self) { try GGUFLayout(metadata: [("k", .uint8(1)), ("k", .uint8(2))], tensors: []) }
     #expect(throws: GGUFError.self) {
-        try GGUFLayout(metadata: [], tensors: [GGUFTensorSpec(name: "a", dimensions: [32], type: .f32), GGUFTensorSpec(name: "a", dimensions: [32], type: .f32)])
+        try GGUFLayout(
+            metadata: [],
+            tensors: [GGUFTensorSpec(name: "a", dimensions: [32], type: .f32), GGUFTensorSpec(name: "a", dimensions: [32], type: .f32)])
     }
-    #expect(throws: GGUFError.invalidAlignment(file: "output.gguf", value: "48")) { try GGUFLayout(metadata: [], tensors: [], alignment: 48) }
+    #expect(throws: GGUFError.invalidAlignment(file: "output.gguf", value: "48")) {
+        try GGUFLayout(metadata: [], tensors: [], alignment: 48)
+    }
 }
 
 /// Parses in-memory bytes.
@@ -78,7 +88,9 @@ private func parse(_ bytes: [UInt8]) throws(GGUFError) -> GGUFFile.Parsed {
 }
 
 @Test func readerRejectsMisplacedData() throws {
-    let layout = try GGUFLayout(metadata: [], tensors: [GGUFTensorSpec(name: "a", dimensions: [32], type: .f32), GGUFTensorSpec(name: "b", dimensions: [32], type: .f32)])
+    let layout = try GGUFLayout(
+        metadata: [],
+        tensors: [GGUFTensorSpec(name: "a", dimensions: [32], type: .f32), GGUFTensorSpec(name: "b", dimensions: [32], type: .f32)])
     var bytes = layout.header + [UInt8](repeating: 0, count: layout.fileSize - layout.header.count)
     #expect(throws: Never.self) { _ = try parse(bytes) }
     // Point the second tensor's offset (128: 32 floats) one alignment further, leaving a gap ggml refuses.
@@ -101,7 +113,7 @@ private func parse(_ bytes: [UInt8]) throws(GGUFError) -> GGUFFile.Parsed {
     version[4] = 9
     #expect(throws: GGUFError.unsupportedVersion(file: "fuzz.gguf", version: 9)) { _ = try parse(version) }
     #expect(throws: GGUFError.self) { _ = try parse(Array(bytes.prefix(40))) }
-    #expect(throws: GGUFError.self) { _ = try parse(Array(bytes.dropLast(80))) }   // into the last tensor's data
+    #expect(throws: GGUFError.self) { _ = try parse(Array(bytes.dropLast(80))) }  // into the last tensor's data
 }
 
 @Test func tenThousandMutatedGGUFHeadersEndInTypedErrorsOrValidParses() throws {
@@ -121,7 +133,7 @@ private func parse(_ bytes: [UInt8]) throws(GGUFError) -> GGUFFile.Parsed {
             case 1: bytes[at] ^= UInt8(1 << (next() % 8))
             case 2: bytes.remove(at: at)
             case 3: bytes.insert(UInt8(truncatingIfNeeded: next()), at: at)
-            case 4: // a huge or zero length/count
+            case 4:  // a huge or zero length/count
                 let value: UInt64 = [0, 1, 63, 64, UInt64(Int.max), UInt64.max, 0x8000_0000][Int(next() % 7)]
                 let end = min(bytes.count, at + 8)
                 bytes.replaceSubrange(at..<end, with: withUnsafeBytes(of: value.littleEndian, Array.init).prefix(end - at))

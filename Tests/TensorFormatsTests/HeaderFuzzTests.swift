@@ -12,12 +12,18 @@ private struct Xorshift {
     mutating func below(_ n: Int) -> Int { Int(next() % UInt64(max(n, 1))) }
 }
 
-private let seedHeader = #"{"__metadata__":{"format":"pt"},"model.layers.0.mlp.experts.3.down_proj.weight":{"dtype":"BF16","shape":[4,8],"data_offsets":[0,64]},"model.norm.weight":{"dtype":"F32","shape":[8],"data_offsets":[64,96]},"x.weight_scale_inv":{"dtype":"F32","shape":[1,1],"data_offsets":[96,100]}}"#
+private let seedHeader =
+    #"{"__metadata__":{"format":"pt"},"#
+    + #""model.layers.0.mlp.experts.3.down_proj.weight":{"dtype":"BF16","shape":[4,8],"data_offsets":[0,64]},"#
+    + #""model.norm.weight":{"dtype":"F32","shape":[8],"data_offsets":[64,96]},"#
+    + #""x.weight_scale_inv":{"dtype":"F32","shape":[1,1],"data_offsets":[96,100]}}"#
 
 /// Byte-level mutations that hit lengths, digits, quotes and structure.
 private func mutate(_ bytes: inout [UInt8], _ random: inout Xorshift) {
-    let interesting: [[UInt8]] = ["-1", "0", "18446744073709551615", "9223372036854775807", "1e309", "\"", "{", "}", "[", "]",
-                                  ",", ":", "null", "\"F8_E4M3\"", "\"F64\"", "\"__metadata__\"", "\\u0000", "\u{FF}"].map { Array($0.utf8) }
+    let interesting: [[UInt8]] = [
+        "-1", "0", "18446744073709551615", "9223372036854775807", "1e309", "\"", "{", "}", "[", "]",
+        ",", ":", "null", "\"F8_E4M3\"", "\"F64\"", "\"__metadata__\"", "\\u0000", "\u{FF}",
+    ].map { Array($0.utf8) }
     for _ in 0...random.below(3) {
         guard !bytes.isEmpty else { bytes = [0x7B]; return }
         let at = random.below(bytes.count)
@@ -27,7 +33,7 @@ private func mutate(_ bytes: inout [UInt8], _ random: inout Xorshift) {
         case 2: bytes.remove(at: at)
         case 3: bytes.insert(UInt8(truncatingIfNeeded: random.next()), at: at)
         case 4: bytes.insert(contentsOf: interesting[random.below(interesting.count)], at: at)
-        case 5: // replace a digit run with another number
+        case 5:  // replace a digit run with another number
             if bytes[at] >= 0x30 && bytes[at] <= 0x39 { bytes.replaceSubrange(at...at, with: interesting[random.below(4)]) }
         default: bytes.removeSubrange(at..<min(bytes.count, at + random.below(16)))
         }
@@ -44,7 +50,7 @@ private func mutate(_ bytes: inout [UInt8], _ random: inout Xorshift) {
         var dataBytes = 100
         if random.below(10) == 0 { dataBytes = random.below(200) }
         var file = withUnsafeBytes(of: UInt64(json.count).littleEndian) { Array($0) } + json + [UInt8](repeating: 0, count: dataBytes)
-        if random.below(20) == 0 { // corrupt the length prefix itself
+        if random.below(20) == 0 {  // corrupt the length prefix itself
             file[random.below(8)] = UInt8(truncatingIfNeeded: random.next())
         }
         if random.below(50) == 0 { file = Array(file.prefix(random.below(file.count))) }

@@ -29,7 +29,7 @@ func rejectsMalformedDocuments(text: String, offset: Int) {
 }
 
 @Test func rejectsDuplicateKeysAndDeepNesting() {
-    #expect(throws: JSONError(offset: 9, reason: "duplicate key \"a\"")) { try JSONParser.parse(#"{"a": 1, "a": 2}"#) }
+    #expect(throws: JSONError(offset: 9, reason: "duplicate key \"a\"", duplicateKey: "a")) { try JSONParser.parse(#"{"a": 1, "a": 2}"#) }
     let deep = String(repeating: "[", count: 500) + String(repeating: "]", count: 500)
     #expect(throws: JSONError.self) { try JSONParser.parse(deep) }
 }
@@ -57,9 +57,11 @@ func yamlMatchesPyYAML(file: String) throws {
 }
 
 @Test func yamlRefusesWhatRecipesNeverNeed() {
-    for (text, line) in [("a: &anchor 1\nb: *anchor", 1), ("a: |\n  block", 1), ("a: 1\n---\nb: 2", 2), ("a: 1\na: 2", 2),
-                         ("a:\n\tb: 1", 2), ("a: [1, 2", 1), ("a: \"open", 1), ("- a\nb: 1", 2),
-                         ("a: b: c", 1), ("a: 1\n- b: 2", 2), (String(repeating: "[", count: 100), 1)] {
+    for (text, line) in [
+        ("a: &anchor 1\nb: *anchor", 1), ("a: |\n  block", 1), ("a: 1\n---\nb: 2", 2), ("a: 1\na: 2", 2),
+        ("a:\n\tb: 1", 2), ("a: [1, 2", 1), ("a: \"open", 1), ("- a\nb: 1", 2),
+        ("a: b: c", 1), ("a: 1\n- b: 2", 2), (String(repeating: "[", count: 100), 1),
+    ] {
         #expect(throws: YAMLError.self, "\(text)") { try YAMLDocument.parse(text) }
         do { _ = try YAMLDocument.parse(text) } catch { #expect(error.line == line, "\(text): \(error)") }
     }

@@ -12,11 +12,13 @@ func roundTripEveryDType(dtype: SafetensorsDType) throws {
     let shape = dtype.bitsPerElement < 8 ? [4, 8] : [3, 5]
     let count = try #require(dtype.byteCount(elements: shape.reduce(1, *)))
     let payload = (0..<count).map { UInt8(truncatingIfNeeded: $0 &* 37 &+ 11) }
-    let writer = try SafetensorsWriter(path: path, tensors: [
-        TensorSpec(name: "first", dtype: dtype, shape: shape),
-        TensorSpec(name: "scalar", dtype: .f32, shape: []),
-        TensorSpec(name: "empty", dtype: dtype, shape: [0, 7]),
-    ], metadata: ["format": "pt", "note": "round trip"])
+    let writer = try SafetensorsWriter(
+        path: path,
+        tensors: [
+            TensorSpec(name: "first", dtype: dtype, shape: shape),
+            TensorSpec(name: "scalar", dtype: .f32, shape: []),
+            TensorSpec(name: "empty", dtype: dtype, shape: [0, 7]),
+        ], metadata: ["format": "pt", "note": "round trip"])
     #expect(!FileManager.default.fileExists(atPath: path), "final name must not exist before finish()")
     try writer.write("first", bytes: payload)
     try writer.write("scalar", bytes: withUnsafeBytes(of: Float(2.5).bitPattern.littleEndian) { Array($0) })
@@ -49,7 +51,9 @@ func roundTripEveryDType(dtype: SafetensorsDType) throws {
 private func decodeValues(_ file: SafetensorsFile, _ info: TensorInfo) -> [Double?] {
     let data = file.data(of: info)
     let n = info.elementCount
-    func load<T: FixedWidthInteger>(_: T.Type, _ i: Int) -> T { T(littleEndian: data.loadUnaligned(fromByteOffset: i * MemoryLayout<T>.size, as: T.self)) }
+    func load<T: FixedWidthInteger>(_: T.Type, _ i: Int) -> T {
+        T(littleEndian: data.loadUnaligned(fromByteOffset: i * MemoryLayout<T>.size, as: T.self))
+    }
     return (0..<n).map { i -> Double? in
         switch info.dtype {
         case .f64: return Double(bitPattern: load(UInt64.self, i))
@@ -112,8 +116,11 @@ private func decodeValues(_ file: SafetensorsFile, _ info: TensorInfo) -> [Doubl
     let directory = try copyOfShardedFixture()
     defer { try? FileManager.default.removeItem(atPath: directory) }
     try editIndex(directory) { map in map["model.layers.9.bogus.weight"] = "model-00001-of-00005.safetensors" }
-    #expect(throws: SafetensorsError.tensorMissingFromShard(file: directory + "/model.safetensors.index.json",
-                                                            tensor: "model.layers.9.bogus.weight", shard: "model-00001-of-00005.safetensors")) {
+    #expect(
+        throws: SafetensorsError.tensorMissingFromShard(
+            file: directory + "/model.safetensors.index.json",
+            tensor: "model.layers.9.bogus.weight", shard: "model-00001-of-00005.safetensors")
+    ) {
         try Checkpoint(path: directory)
     }
 }
@@ -127,7 +134,10 @@ private func decodeValues(_ file: SafetensorsFile, _ info: TensorInfo) -> [Doubl
         moved = name
         map[name] = "model-00005-of-00005.safetensors"
     }
-    #expect(throws: SafetensorsError.tensorMissingFromShard(file: directory + "/model.safetensors.index.json", tensor: moved, shard: "model-00005-of-00005.safetensors")) {
+    #expect(
+        throws: SafetensorsError.tensorMissingFromShard(
+            file: directory + "/model.safetensors.index.json", tensor: moved, shard: "model-00005-of-00005.safetensors")
+    ) {
         try Checkpoint(path: directory)
     }
 }

@@ -24,8 +24,9 @@ func safetensorsBytes(header: String, dataBytes: Int) -> [UInt8] {
 /// Parses in-memory bytes as a whole file.
 func parseHeader(_ bytes: [UInt8], file: String = "test.safetensors") throws(SafetensorsError) -> SafetensorsHeader {
     let result: Result<SafetensorsHeader, SafetensorsError> = bytes.withUnsafeBytes { raw in
-        do throws(SafetensorsError) { return .success(try SafetensorsHeader.parse(raw, fileSize: bytes.count, file: file)) }
-        catch { return .failure(error) }
+        do throws(SafetensorsError) { return .success(try SafetensorsHeader.parse(raw, fileSize: bytes.count, file: file)) } catch {
+            return .failure(error)
+        }
     }
     return try result.get()
 }

@@ -53,8 +53,10 @@ public struct CheckpointTensor: Sendable {
     /// PyTorch order ([out, in] for linears).
     public let shape: @Sendable (ModelSpec) -> [Int]
 
-    public init(_ kind: RoleKind, _ pattern: String, _ scope: TemplateScope = .model, part: TensorPart = .weight, linear: Bool = false,
-                presence: Presence = .expected, shape: @escaping @Sendable (ModelSpec) -> [Int]) {
+    public init(
+        _ kind: RoleKind, _ pattern: String, _ scope: TemplateScope = .model, part: TensorPart = .weight, linear: Bool = false,
+        presence: Presence = .expected, shape: @escaping @Sendable (ModelSpec) -> [Int]
+    ) {
         self.kind = kind
         self.part = part
         self.pattern = pattern
@@ -99,8 +101,10 @@ public struct FileTensor: Sendable {
     /// ggml dimensions, ne0 first.
     public let dimensions: @Sendable (ModelSpec) -> [Int]
 
-    public init(_ kind: RoleKind, _ pattern: String, _ scope: TemplateScope = .model, part: TensorPart = .weight,
-                from assembly: Assembly? = nil, dimensions: @escaping @Sendable (ModelSpec) -> [Int]) {
+    public init(
+        _ kind: RoleKind, _ pattern: String, _ scope: TemplateScope = .model, part: TensorPart = .weight,
+        from assembly: Assembly? = nil, dimensions: @escaping @Sendable (ModelSpec) -> [Int]
+    ) {
         self.kind = kind
         self.part = part
         self.pattern = pattern

@@ -32,8 +32,12 @@ extension CheckpointTensor {
 
     /// The final norm and lm_head (recognised but not expected when the embeddings are tied).
     static func trailing(_ s: ModelSpec) -> [CheckpointTensor] {
-        [CheckpointTensor(.finalNorm, HFNames.finalNorm) { [$0.hiddenSize] },
-         CheckpointTensor(.outputHead, HFNames.outputHead, presence: s.tieWordEmbeddings ? .recognised : .expected) { [$0.vocabularySize, $0.hiddenSize] }]
+        [
+            CheckpointTensor(.finalNorm, HFNames.finalNorm) { [$0.hiddenSize] },
+            CheckpointTensor(.outputHead, HFNames.outputHead, presence: s.tieWordEmbeddings ? .recognised : .expected) {
+                [$0.vocabularySize, $0.hiddenSize]
+            },
+        ]
     }
 
     static func attentionNorm(_ kinds: LayerKinds) -> CheckpointTensor {
@@ -53,24 +57,32 @@ extension CheckpointTensor {
             (.value, "v_proj", { $0.keyValueHeadCount * $0.headDim }),
         ]
         for (part, projection, width) in projections {
-            tensors.append(CheckpointTensor(.attention(part), a + projection + ".weight", .layer(kinds), linear: true) { [width($0), $0.hiddenSize] })
+            tensors.append(
+                CheckpointTensor(.attention(part), a + projection + ".weight", .layer(kinds), linear: true) { [width($0), $0.hiddenSize] })
             if s.attentionBias {
                 tensors.append(CheckpointTensor(.attention(part), a + projection + ".bias", .layer(kinds), part: .bias) { [width($0)] })
             }
         }
-        tensors.append(CheckpointTensor(.attention(.output), a + "o_proj.weight", .layer(kinds), linear: true) { [$0.hiddenSize, $0.headCount * $0.headDim] })
+        tensors.append(
+            CheckpointTensor(.attention(.output), a + "o_proj.weight", .layer(kinds), linear: true) {
+                [$0.hiddenSize, $0.headCount * $0.headDim]
+            })
         return tensors
     }
 
     static func queryKeyNorms(_ kinds: LayerKinds) -> [CheckpointTensor] {
-        [CheckpointTensor(.attention(.queryNorm), HFNames.attention + "q_norm.weight", .layer(kinds)) { [$0.headDim] },
-         CheckpointTensor(.attention(.keyNorm), HFNames.attention + "k_norm.weight", .layer(kinds)) { [$0.headDim] }]
+        [
+            CheckpointTensor(.attention(.queryNorm), HFNames.attention + "q_norm.weight", .layer(kinds)) { [$0.headDim] },
+            CheckpointTensor(.attention(.keyNorm), HFNames.attention + "k_norm.weight", .layer(kinds)) { [$0.headDim] },
+        ]
     }
 
     /// A SwiGLU MLP's gate/up/down at `prefix` (dense FFN, shared experts, or one expert), in checkpoint order.
-    static func swiGLU(_ kind: (Projection) -> RoleKind, _ prefix: String, _ scope: TemplateScope,
-                       names: [(Projection, String)] = [(.gate, "gate_proj"), (.up, "up_proj"), (.down, "down_proj")],
-                       width: @escaping @Sendable (ModelSpec) -> Int) -> [CheckpointTensor] {
+    static func swiGLU(
+        _ kind: (Projection) -> RoleKind, _ prefix: String, _ scope: TemplateScope,
+        names: [(Projection, String)] = [(.gate, "gate_proj"), (.up, "up_proj"), (.down, "down_proj")],
+        width: @escaping @Sendable (ModelSpec) -> Int
+    ) -> [CheckpointTensor] {
         names.map { projection, name in
             CheckpointTensor(kind(projection), prefix + name + ".weight", scope, linear: true) { s in
                 projection == .down ? [s.hiddenSize, width(s)] : [width(s), s.hiddenSize]
@@ -80,10 +92,14 @@ extension CheckpointTensor {
 
     /// transformers v5 stores every expert of a layer in two fused tensors; recognised, not expected.
     static func fusedExperts(_ prefix: String, _ kinds: LayerKinds) -> [CheckpointTensor] {
-        [CheckpointTensor(.routedExperts(.gateUp), prefix + "experts.gate_up_proj", .layer(kinds), linear: true, presence: .recognised) {
-            [$0.routedExpertCount, 2 * $0.expertIntermediateSize, $0.hiddenSize] },
-         CheckpointTensor(.routedExperts(.down), prefix + "experts.down_proj", .layer(kinds), linear: true, presence: .recognised) {
-            [$0.routedExpertCount, $0.hiddenSize, $0.expertIntermediateSize] }]
+        [
+            CheckpointTensor(.routedExperts(.gateUp), prefix + "experts.gate_up_proj", .layer(kinds), linear: true, presence: .recognised) {
+                [$0.routedExpertCount, 2 * $0.expertIntermediateSize, $0.hiddenSize]
+            },
+            CheckpointTensor(.routedExperts(.down), prefix + "experts.down_proj", .layer(kinds), linear: true, presence: .recognised) {
+                [$0.routedExpertCount, $0.hiddenSize, $0.expertIntermediateSize]
+            },
+        ]
     }
 }
 
@@ -91,8 +107,10 @@ extension FileTensor {
     static func leading() -> [FileTensor] { [FileTensor(.embedding, GGUFNames.embedding) { [$0.hiddenSize, $0.vocabularySize] }] }
 
     static func trailing() -> [FileTensor] {
-        [FileTensor(.finalNorm, GGUFNames.finalNorm) { [$0.hiddenSize] },
-         FileTensor(.outputHead, GGUFNames.outputHead) { [$0.hiddenSize, $0.vocabularySize] }]
+        [
+            FileTensor(.finalNorm, GGUFNames.finalNorm) { [$0.hiddenSize] },
+            FileTensor(.outputHead, GGUFNames.outputHead) { [$0.hiddenSize, $0.vocabularySize] },
+        ]
     }
 
     static func attentionNorm(_ kinds: LayerKinds) -> FileTensor {
@@ -107,24 +125,32 @@ extension FileTensor {
     /// GQA q/k/v (biases after all three, as llama.cpp orders them) and the output projection.
     static func groupedQueryAttention(_ s: ModelSpec, _ kinds: LayerKinds, ropePermuted: Bool = false) -> [FileTensor] {
         let b = GGUFNames.block
-        let q: @Sendable (ModelSpec) -> Int = { $0.headCount * $0.headDim }, kv: @Sendable (ModelSpec) -> Int = { $0.keyValueHeadCount * $0.headDim }
+        let q: @Sendable (ModelSpec) -> Int = { $0.headCount * $0.headDim },
+            kv: @Sendable (ModelSpec) -> Int = { $0.keyValueHeadCount * $0.headDim }
         var tensors = [
-            FileTensor(.attention(.query), b + "attn_q.weight", .layer(kinds), from: ropePermuted ? .ropePermuted(.attention(.query)) : nil) { [$0.hiddenSize, q($0)] },
-            FileTensor(.attention(.key), b + "attn_k.weight", .layer(kinds), from: ropePermuted ? .ropePermuted(.attention(.key)) : nil) { [$0.hiddenSize, kv($0)] },
+            FileTensor(.attention(.query), b + "attn_q.weight", .layer(kinds), from: ropePermuted ? .ropePermuted(.attention(.query)) : nil)
+            { [$0.hiddenSize, q($0)] },
+            FileTensor(.attention(.key), b + "attn_k.weight", .layer(kinds), from: ropePermuted ? .ropePermuted(.attention(.key)) : nil) {
+                [$0.hiddenSize, kv($0)]
+            },
             FileTensor(.attention(.value), b + "attn_v.weight", .layer(kinds)) { [$0.hiddenSize, kv($0)] },
         ]
         if s.attentionBias {
-            tensors += [FileTensor(.attention(.query), b + "attn_q.bias", .layer(kinds), part: .bias) { [q($0)] },
-                        FileTensor(.attention(.key), b + "attn_k.bias", .layer(kinds), part: .bias) { [kv($0)] },
-                        FileTensor(.attention(.value), b + "attn_v.bias", .layer(kinds), part: .bias) { [kv($0)] }]
+            tensors += [
+                FileTensor(.attention(.query), b + "attn_q.bias", .layer(kinds), part: .bias) { [q($0)] },
+                FileTensor(.attention(.key), b + "attn_k.bias", .layer(kinds), part: .bias) { [kv($0)] },
+                FileTensor(.attention(.value), b + "attn_v.bias", .layer(kinds), part: .bias) { [kv($0)] },
+            ]
         }
         tensors.append(FileTensor(.attention(.output), b + "attn_output.weight", .layer(kinds)) { [q($0), $0.hiddenSize] })
         return tensors
     }
 
     static func queryKeyNorms(_ kinds: LayerKinds) -> [FileTensor] {
-        [FileTensor(.attention(.queryNorm), GGUFNames.block + "attn_q_norm.weight", .layer(kinds)) { [$0.headDim] },
-         FileTensor(.attention(.keyNorm), GGUFNames.block + "attn_k_norm.weight", .layer(kinds)) { [$0.headDim] }]
+        [
+            FileTensor(.attention(.queryNorm), GGUFNames.block + "attn_q_norm.weight", .layer(kinds)) { [$0.headDim] },
+            FileTensor(.attention(.keyNorm), GGUFNames.block + "attn_k_norm.weight", .layer(kinds)) { [$0.headDim] },
+        ]
     }
 
     /// A dense SwiGLU FFN (`ffn_gate`/`ffn_up`/`ffn_down`, from the layer's mlp).
@@ -142,11 +168,15 @@ extension FileTensor {
         swiGLU({ .routedExperts($0) }, suffix: "_exps", kinds, stacked: true) { [$0.expertIntermediateSize, $0.routedExpertCount] }
     }
 
-    private static func swiGLU(_ kind: @escaping (Projection) -> RoleKind, suffix: String, _ kinds: LayerKinds, stacked: Bool = false,
-                               inner: @escaping @Sendable (ModelSpec) -> [Int]) -> [FileTensor] {
+    private static func swiGLU(
+        _ kind: @escaping (Projection) -> RoleKind, suffix: String, _ kinds: LayerKinds, stacked: Bool = false,
+        inner: @escaping @Sendable (ModelSpec) -> [Int]
+    ) -> [FileTensor] {
         [Projection.gate, .up, .down].map { projection in
             let assembly: Assembly = stacked ? .stackedExperts(.routedExpert(projection)) : .copy(kind(projection))
-            return FileTensor(kind(projection), GGUFNames.block + "ffn_\(projection.rawValue)\(suffix).weight", .layer(kinds), from: assembly) { s in
+            return FileTensor(
+                kind(projection), GGUFNames.block + "ffn_\(projection.rawValue)\(suffix).weight", .layer(kinds), from: assembly
+            ) { s in
                 let dims = inner(s)
                 return projection == .down ? [dims[0], s.hiddenSize] + dims.dropFirst() : [s.hiddenSize] + dims
             }
@@ -166,7 +196,8 @@ extension FileTensor {
 
 extension ArchitectureTable {
     /// The keys every llama.cpp MoE architecture gets, in its converter's order (formats.md §5.4).
-    static func commonHyperParameters(_ s: ModelSpec, blocks: Int, feedForward: Int, writesVocabularySize: Bool) -> [(ModelKey, GGUFValue)] {
+    static func commonHyperParameters(_ s: ModelSpec, blocks: Int, feedForward: Int, writesVocabularySize: Bool) -> [(ModelKey, GGUFValue)]
+    {
         var kv: [(ModelKey, GGUFValue)] = [
             (.blockCount, .uint32(UInt32(blocks))),
             (.contextLength, .uint32(UInt32(s.maxPositionEmbeddings))),

@@ -12,6 +12,13 @@ extension ArchitectureTable {
         hyperParameters: DeepseekV3.hyperParameters, readConfig: DeepseekV3.readConfig, configFromGGUF: DeepseekV3.configFromGGUF)
 }
 
+extension ArchitectureTable {
+    /// The compressed-tensors `ignore` list of Kimi K2 Thinking's INT4 release: only routed experts are packed.
+    public static let kimiInt4Unquantized = [
+        "lm_head", "re:.*self_attn.*", "re:.*shared_experts.*", "re:.*mlp\\.(gate|up|gate_up|down)_proj.*",
+    ]
+}
+
 enum DeepseekV3 {
     // MARK: Checkpoint
 
@@ -19,34 +26,60 @@ enum DeepseekV3 {
         let a = HFNames.attention, l = HFNames.layer, mlp = HFNames.mlp
         var t = CheckpointTensor.leading(s)
         // MTP layers: their own inputs and head first, then a full MoE decoder layer.
-        t += [CheckpointTensor(.nextTokenPrediction(.embeddingNorm), l + "enorm.weight", .layer(.mtp)) { [$0.hiddenSize] },
-              CheckpointTensor(.nextTokenPrediction(.hiddenNorm), l + "hnorm.weight", .layer(.mtp)) { [$0.hiddenSize] },
-              CheckpointTensor(.nextTokenPrediction(.projection), l + "eh_proj.weight", .layer(.mtp), linear: true) { [$0.hiddenSize, 2 * $0.hiddenSize] },
-              CheckpointTensor(.nextTokenPrediction(.headNorm), l + "shared_head.norm.weight", .layer(.mtp)) { [$0.hiddenSize] },
-              CheckpointTensor(.nextTokenPrediction(.head), l + "shared_head.head.weight", .layer(.mtp)) { [$0.vocabularySize, $0.hiddenSize] },
-              CheckpointTensor(.nextTokenPrediction(.embedding), l + "embed_tokens.weight", .layer(.mtp)) { [$0.vocabularySize, $0.hiddenSize] }]
+        t += [
+            CheckpointTensor(.nextTokenPrediction(.embeddingNorm), l + "enorm.weight", .layer(.mtp)) { [$0.hiddenSize] },
+            CheckpointTensor(.nextTokenPrediction(.hiddenNorm), l + "hnorm.weight", .layer(.mtp)) { [$0.hiddenSize] },
+            CheckpointTensor(.nextTokenPrediction(.projection), l + "eh_proj.weight", .layer(.mtp), linear: true) {
+                [$0.hiddenSize, 2 * $0.hiddenSize]
+            },
+            CheckpointTensor(.nextTokenPrediction(.headNorm), l + "shared_head.norm.weight", .layer(.mtp)) { [$0.hiddenSize] },
+            CheckpointTensor(.nextTokenPrediction(.head), l + "shared_head.head.weight", .layer(.mtp)) {
+                [$0.vocabularySize, $0.hiddenSize]
+            },
+            CheckpointTensor(.nextTokenPrediction(.embedding), l + "embed_tokens.weight", .layer(.mtp)) {
+                [$0.vocabularySize, $0.hiddenSize]
+            },
+        ]
         t.append(.attentionNorm(.all))
         if s.latentAttention?.queryRank != nil {
-            t += [CheckpointTensor(.attention(.queryA), a + "q_a_proj.weight", .layer(.all), linear: true) { [queryRank($0), $0.hiddenSize] },
-                  CheckpointTensor(.attention(.queryANorm), a + "q_a_layernorm.weight", .layer(.all)) { [queryRank($0)] },
-                  CheckpointTensor(.attention(.queryB), a + "q_b_proj.weight", .layer(.all), linear: true) { [queryWidth($0), queryRank($0)] }]
+            t += [
+                CheckpointTensor(.attention(.queryA), a + "q_a_proj.weight", .layer(.all), linear: true) {
+                    [queryRank($0), $0.hiddenSize]
+                },
+                CheckpointTensor(.attention(.queryANorm), a + "q_a_layernorm.weight", .layer(.all)) { [queryRank($0)] },
+                CheckpointTensor(.attention(.queryB), a + "q_b_proj.weight", .layer(.all), linear: true) {
+                    [queryWidth($0), queryRank($0)]
+                },
+            ]
         } else {
-            t.append(CheckpointTensor(.attention(.query), a + "q_proj.weight", .layer(.all), linear: true) { [queryWidth($0), $0.hiddenSize] })
+            t.append(
+                CheckpointTensor(.attention(.query), a + "q_proj.weight", .layer(.all), linear: true) { [queryWidth($0), $0.hiddenSize] })
         }
-        t += [CheckpointTensor(.attention(.keyValueA), a + "kv_a_proj_with_mqa.weight", .layer(.all), linear: true) {
-                  [mla($0).keyValueRank + mla($0).ropeHeadDim, $0.hiddenSize] },
-              CheckpointTensor(.attention(.keyValueANorm), a + "kv_a_layernorm.weight", .layer(.all)) { [mla($0).keyValueRank] },
-              CheckpointTensor(.attention(.keyValueB), a + "kv_b_proj.weight", .layer(.all), linear: true) {
-                  [$0.headCount * (mla($0).noPositionHeadDim + mla($0).valueHeadDim), mla($0).keyValueRank] },
-              CheckpointTensor(.attention(.output), a + "o_proj.weight", .layer(.all), linear: true) { [$0.hiddenSize, $0.headCount * mla($0).valueHeadDim] },
-              .feedForwardNorm(.all)]
+        t += [
+            CheckpointTensor(.attention(.keyValueA), a + "kv_a_proj_with_mqa.weight", .layer(.all), linear: true) {
+                [mla($0).keyValueRank + mla($0).ropeHeadDim, $0.hiddenSize]
+            },
+            CheckpointTensor(.attention(.keyValueANorm), a + "kv_a_layernorm.weight", .layer(.all)) { [mla($0).keyValueRank] },
+            CheckpointTensor(.attention(.keyValueB), a + "kv_b_proj.weight", .layer(.all), linear: true) {
+                [$0.headCount * (mla($0).noPositionHeadDim + mla($0).valueHeadDim), mla($0).keyValueRank]
+            },
+            CheckpointTensor(.attention(.output), a + "o_proj.weight", .layer(.all), linear: true) {
+                [$0.hiddenSize, $0.headCount * mla($0).valueHeadDim]
+            },
+            .feedForwardNorm(.all),
+        ]
         t += CheckpointTensor.swiGLU({ .denseFeedForward($0) }, mlp, .layer(.dense)) { $0.intermediateSize }
-        t += [CheckpointTensor(.router, mlp + "gate.weight", .layer([.moe, .mtp])) { [$0.routedExpertCount, $0.hiddenSize] },
-              CheckpointTensor(.routerBias, mlp + "gate.e_score_correction_bias", .layer([.moe, .mtp]), part: .bias) { [$0.routedExpertCount] }]
+        t += [
+            CheckpointTensor(.router, mlp + "gate.weight", .layer([.moe, .mtp])) { [$0.routedExpertCount, $0.hiddenSize] },
+            CheckpointTensor(.routerBias, mlp + "gate.e_score_correction_bias", .layer([.moe, .mtp]), part: .bias) {
+                [$0.routedExpertCount]
+            },
+        ]
         t += CheckpointTensor.swiGLU({ .routedExpert($0) }, mlp + "experts.{expert}.", .expert([.moe, .mtp])) { $0.expertIntermediateSize }
         if s.sharedExpertCount > 0 {
             t += CheckpointTensor.swiGLU({ .sharedExpert($0) }, mlp + "shared_experts.", .layer([.moe, .mtp])) {
-                $0.expertIntermediateSize * $0.sharedExpertCount }
+                $0.expertIntermediateSize * $0.sharedExpertCount
+            }
         }
         t += CheckpointTensor.fusedExperts(mlp, [.moe, .mtp])
         return t + CheckpointTensor.trailing(s)
@@ -66,20 +99,30 @@ enum DeepseekV3 {
         var t = FileTensor.leading()
         t.append(.attentionNorm(.main))
         if s.latentAttention?.queryRank != nil {
-            t += [FileTensor(.attention(.queryA), b + "attn_q_a.weight", .layer(.main)) { [$0.hiddenSize, queryRank($0)] },
-                  FileTensor(.attention(.queryANorm), b + "attn_q_a_norm.weight", .layer(.main)) { [queryRank($0)] },
-                  FileTensor(.attention(.queryB), b + "attn_q_b.weight", .layer(.main)) { [queryRank($0), queryWidth($0)] }]
+            t += [
+                FileTensor(.attention(.queryA), b + "attn_q_a.weight", .layer(.main)) { [$0.hiddenSize, queryRank($0)] },
+                FileTensor(.attention(.queryANorm), b + "attn_q_a_norm.weight", .layer(.main)) { [queryRank($0)] },
+                FileTensor(.attention(.queryB), b + "attn_q_b.weight", .layer(.main)) { [queryRank($0), queryWidth($0)] },
+            ]
         } else {
             t.append(FileTensor(.attention(.query), b + "attn_q.weight", .layer(.main)) { [$0.hiddenSize, queryWidth($0)] })
         }
-        t += [FileTensor(.attention(.keyValueA), b + "attn_kv_a_mqa.weight", .layer(.main)) { [$0.hiddenSize, mla($0).keyValueRank + mla($0).ropeHeadDim] },
-              FileTensor(.attention(.keyValueANorm), b + "attn_kv_a_norm.weight", .layer(.main)) { [mla($0).keyValueRank] },
-              FileTensor(.attention(.keyB), b + "attn_k_b.weight", .layer(.main), from: .keyFromKVB(.attention(.keyValueB))) {
-                  [mla($0).noPositionHeadDim, mla($0).keyValueRank, $0.headCount] },
-              FileTensor(.attention(.valueB), b + "attn_v_b.weight", .layer(.main), from: .valueFromKVB(.attention(.keyValueB))) {
-                  [mla($0).keyValueRank, mla($0).valueHeadDim, $0.headCount] },
-              FileTensor(.attention(.output), b + "attn_output.weight", .layer(.main)) { [$0.headCount * mla($0).valueHeadDim, $0.hiddenSize] },
-              .feedForwardNorm(.main)]
+        t += [
+            FileTensor(.attention(.keyValueA), b + "attn_kv_a_mqa.weight", .layer(.main)) {
+                [$0.hiddenSize, mla($0).keyValueRank + mla($0).ropeHeadDim]
+            },
+            FileTensor(.attention(.keyValueANorm), b + "attn_kv_a_norm.weight", .layer(.main)) { [mla($0).keyValueRank] },
+            FileTensor(.attention(.keyB), b + "attn_k_b.weight", .layer(.main), from: .keyFromKVB(.attention(.keyValueB))) {
+                [mla($0).noPositionHeadDim, mla($0).keyValueRank, $0.headCount]
+            },
+            FileTensor(.attention(.valueB), b + "attn_v_b.weight", .layer(.main), from: .valueFromKVB(.attention(.keyValueB))) {
+                [mla($0).keyValueRank, mla($0).valueHeadDim, $0.headCount]
+            },
+            FileTensor(.attention(.output), b + "attn_output.weight", .layer(.main)) {
+                [$0.headCount * mla($0).valueHeadDim, $0.hiddenSize]
+            },
+            .feedForwardNorm(.main),
+        ]
         t += FileTensor.denseFeedForward(.dense)
         t += [.router(.moe), .routerBias(.moe)]
         t += FileTensor.stackedExperts(.moe)
@@ -90,7 +133,8 @@ enum DeepseekV3 {
     // MARK: GGUF keys
 
     static func hyperParameters(_ s: ModelSpec) -> [(ModelKey, GGUFValue)] {
-        var kv = ArchitectureTable.commonHyperParameters(s, blocks: s.layerCount, feedForward: s.intermediateSize, writesVocabularySize: true)
+        var kv = ArchitectureTable.commonHyperParameters(
+            s, blocks: s.layerCount, feedForward: s.intermediateSize, writesVocabularySize: true)
         guard let mla = s.latentAttention else { return kv }
         kv += [
             (.expertGroupCount, .uint32(UInt32(s.expertGroupCount))),
@@ -124,7 +168,9 @@ enum DeepseekV3 {
         guard let keyMLA = h.int(.keyLengthMLA) ?? h.int(.keyLength) else {
             throw .missingField(file: h.file.path, field: ModelKey.keyLengthMLA.key(h.architecture).rawValue)
         }
-        var config: [(String, JSONValue)] = [("model_type", "deepseek_v3"), ("num_key_value_heads", .integer(Int64(try h.required(.headCount))))]
+        var config: [(String, JSONValue)] = [
+            ("model_type", "deepseek_v3"), ("num_key_value_heads", .integer(Int64(try h.required(.headCount)))),
+        ]
         func add(_ key: String, _ value: Int?) { if let value { config.append((key, .integer(Int64(value)))) } }
         add("q_lora_rank", h.int(.queryLoRARank))
         add("kv_lora_rank", try h.required(.keyValueLoRARank))
@@ -154,7 +200,9 @@ enum DeepseekV3 {
         let frequency = try read.optionalInt("moe_layer_freq", in: 1...layers) ?? 1
         s.denseLayers = Set((0..<layers).filter { $0 < firstDense || $0 % frequency != 0 })
         if s.denseLayers.count > 0 { s.intermediateSize = try read.int("intermediate_size", in: ConfigLimits.feedForwardWidth) }
-        s.routerScoring = RouterScoring(rawValue: try read.optionalChoice("scoring_func", RouterScoring.allCases.map(\.rawValue)) ?? "sigmoid") ?? .sigmoid
+        s.routerScoring =
+            RouterScoring(rawValue: try read.optionalChoice("scoring_func", RouterScoring.allCases.map(\.rawValue)) ?? "sigmoid")
+            ?? .sigmoid
         s.expertGroupCount = try read.optionalInt("n_group", in: ConfigLimits.experts) ?? 1
         s.expertGroupsUsed = try read.optionalInt("topk_group", in: ConfigLimits.experts) ?? 1
         s.routedScalingFactor = try read.optionalDouble("routed_scaling_factor", in: ConfigLimits.scalingFactor) ?? 1

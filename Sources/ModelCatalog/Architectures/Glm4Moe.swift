@@ -14,23 +14,36 @@ enum Glm4Moe {
     static func checkpointTensors(_ s: ModelSpec) -> [CheckpointTensor] {
         let l = HFNames.layer, mlp = HFNames.mlp
         var t = CheckpointTensor.leading(s)
-        t += [CheckpointTensor(.nextTokenPrediction(.embeddingNorm), l + "enorm.weight", .layer(.mtp)) { [$0.hiddenSize] },
-              CheckpointTensor(.nextTokenPrediction(.hiddenNorm), l + "hnorm.weight", .layer(.mtp)) { [$0.hiddenSize] },
-              CheckpointTensor(.nextTokenPrediction(.projection), l + "eh_proj.weight", .layer(.mtp), linear: true) { [$0.hiddenSize, 2 * $0.hiddenSize] },
-              CheckpointTensor(.nextTokenPrediction(.headNorm), l + "shared_head.norm.weight", .layer(.mtp)) { [$0.hiddenSize] },
-              CheckpointTensor(.nextTokenPrediction(.head), l + "shared_head.head.weight", .layer(.mtp)) { [$0.vocabularySize, $0.hiddenSize] },
-              CheckpointTensor(.nextTokenPrediction(.embedding), l + "embed_tokens.weight", .layer(.mtp)) { [$0.vocabularySize, $0.hiddenSize] },
-              .attentionNorm(.all)]
+        t += [
+            CheckpointTensor(.nextTokenPrediction(.embeddingNorm), l + "enorm.weight", .layer(.mtp)) { [$0.hiddenSize] },
+            CheckpointTensor(.nextTokenPrediction(.hiddenNorm), l + "hnorm.weight", .layer(.mtp)) { [$0.hiddenSize] },
+            CheckpointTensor(.nextTokenPrediction(.projection), l + "eh_proj.weight", .layer(.mtp), linear: true) {
+                [$0.hiddenSize, 2 * $0.hiddenSize]
+            },
+            CheckpointTensor(.nextTokenPrediction(.headNorm), l + "shared_head.norm.weight", .layer(.mtp)) { [$0.hiddenSize] },
+            CheckpointTensor(.nextTokenPrediction(.head), l + "shared_head.head.weight", .layer(.mtp)) {
+                [$0.vocabularySize, $0.hiddenSize]
+            },
+            CheckpointTensor(.nextTokenPrediction(.embedding), l + "embed_tokens.weight", .layer(.mtp)) {
+                [$0.vocabularySize, $0.hiddenSize]
+            },
+            .attentionNorm(.all),
+        ]
         t += CheckpointTensor.groupedQueryAttention(s, .all)
         if s.queryKeyNorm { t += CheckpointTensor.queryKeyNorms(.all) }
         t.append(.feedForwardNorm(.all))
         t += CheckpointTensor.swiGLU({ .denseFeedForward($0) }, mlp, .layer(.dense)) { $0.intermediateSize }
-        t += [CheckpointTensor(.router, mlp + "gate.weight", .layer([.moe, .mtp])) { [$0.routedExpertCount, $0.hiddenSize] },
-              CheckpointTensor(.routerBias, mlp + "gate.e_score_correction_bias", .layer([.moe, .mtp]), part: .bias) { [$0.routedExpertCount] }]
+        t += [
+            CheckpointTensor(.router, mlp + "gate.weight", .layer([.moe, .mtp])) { [$0.routedExpertCount, $0.hiddenSize] },
+            CheckpointTensor(.routerBias, mlp + "gate.e_score_correction_bias", .layer([.moe, .mtp]), part: .bias) {
+                [$0.routedExpertCount]
+            },
+        ]
         t += CheckpointTensor.swiGLU({ .routedExpert($0) }, mlp + "experts.{expert}.", .expert([.moe, .mtp])) { $0.expertIntermediateSize }
         if s.sharedExpertCount > 0 {
             t += CheckpointTensor.swiGLU({ .sharedExpert($0) }, mlp + "shared_experts.", .layer([.moe, .mtp])) {
-                $0.expertIntermediateSize * $0.sharedExpertCount }
+                $0.expertIntermediateSize * $0.sharedExpertCount
+            }
         }
         t += CheckpointTensor.fusedExperts(mlp, [.moe, .mtp])
         return t + CheckpointTensor.trailing(s)
@@ -46,28 +59,31 @@ enum Glm4Moe {
         t += FileTensor.denseFeedForward(.dense)
         t += [.router([.moe, .mtp]), .routerBias([.moe, .mtp])] + FileTensor.stackedExperts([.moe, .mtp])
         if s.sharedExpertCount > 0 { t += FileTensor.sharedExperts([.moe, .mtp]) }
-        t += [FileTensor(.nextTokenPrediction(.projection), b + "nextn.eh_proj.weight", .layer(.mtp)) { [2 * $0.hiddenSize, $0.hiddenSize] },
-              FileTensor(.nextTokenPrediction(.embeddingNorm), b + "nextn.enorm.weight", .layer(.mtp)) { [$0.hiddenSize] },
-              FileTensor(.nextTokenPrediction(.hiddenNorm), b + "nextn.hnorm.weight", .layer(.mtp)) { [$0.hiddenSize] },
-              FileTensor(.nextTokenPrediction(.headNorm), b + "nextn.shared_head_norm.weight", .layer(.mtp)) { [$0.hiddenSize] }]
+        t += [
+            FileTensor(.nextTokenPrediction(.projection), b + "nextn.eh_proj.weight", .layer(.mtp)) { [2 * $0.hiddenSize, $0.hiddenSize] },
+            FileTensor(.nextTokenPrediction(.embeddingNorm), b + "nextn.enorm.weight", .layer(.mtp)) { [$0.hiddenSize] },
+            FileTensor(.nextTokenPrediction(.hiddenNorm), b + "nextn.hnorm.weight", .layer(.mtp)) { [$0.hiddenSize] },
+            FileTensor(.nextTokenPrediction(.headNorm), b + "nextn.shared_head_norm.weight", .layer(.mtp)) { [$0.hiddenSize] },
+        ]
         return t + FileTensor.trailing()
     }
 
     static func hyperParameters(_ s: ModelSpec) -> [(ModelKey, GGUFValue)] {
         // GLM-4.5's converter counts its MTP layer as a block (llama.cpp conversion/glm.py).
-        ArchitectureTable.commonHyperParameters(s, blocks: s.layerCount + s.nextTokenPredictionLayers, feedForward: s.intermediateSize,
-                                                writesVocabularySize: true) + [
-            (.keyLength, .uint32(UInt32(s.headDim))),
-            (.valueLength, .uint32(UInt32(s.headDim))),
-            (.ropeDimensionCount, .uint32(UInt32(Double(s.headDim) * s.partialRotaryFactor))),
-            (.expertFeedForwardLength, .uint32(UInt32(s.expertIntermediateSize))),
-            (.expertSharedCount, .uint32(UInt32(s.sharedExpertCount))),
-            (.leadingDenseBlockCount, .uint32(UInt32(s.denseLayers.count))),
-            (.expertGatingFunction, .uint32(2)),
-            (.expertWeightsScale, .float32(Float(s.routedScalingFactor))),
-            (.expertWeightsNorm, .bool(s.normalizeTopKProbabilities)),
-            (.nextNPredictLayers, .uint32(UInt32(s.nextTokenPredictionLayers))),
-        ]
+        ArchitectureTable.commonHyperParameters(
+            s, blocks: s.layerCount + s.nextTokenPredictionLayers, feedForward: s.intermediateSize,
+            writesVocabularySize: true) + [
+                (.keyLength, .uint32(UInt32(s.headDim))),
+                (.valueLength, .uint32(UInt32(s.headDim))),
+                (.ropeDimensionCount, .uint32(UInt32(Double(s.headDim) * s.partialRotaryFactor))),
+                (.expertFeedForwardLength, .uint32(UInt32(s.expertIntermediateSize))),
+                (.expertSharedCount, .uint32(UInt32(s.sharedExpertCount))),
+                (.leadingDenseBlockCount, .uint32(UInt32(s.denseLayers.count))),
+                (.expertGatingFunction, .uint32(2)),
+                (.expertWeightsScale, .float32(Float(s.routedScalingFactor))),
+                (.expertWeightsNorm, .bool(s.normalizeTopKProbabilities)),
+                (.nextNPredictLayers, .uint32(UInt32(s.nextTokenPredictionLayers))),
+            ]
     }
 
     static func configFromGGUF(_ h: GGUFHeaderReader) throws(CatalogError) -> [(String, JSONValue)] {
@@ -75,12 +91,16 @@ enum Glm4Moe {
         let heads = try h.required(.headCount)
         var keyLength = try h.required(.embeddingLength) / max(heads, 1)
         if let stated = h.int(.keyLength) { keyLength = stated }
-        var config: [(String, JSONValue)] = [("model_type", "glm4_moe"), ("num_hidden_layers", .integer(Int64(try h.required(.blockCount) - nextN)))]
+        var config: [(String, JSONValue)] = [
+            ("model_type", "glm4_moe"), ("num_hidden_layers", .integer(Int64(try h.required(.blockCount) - nextN))),
+        ]
         func add(_ key: String, _ value: Int?) { if let value { config.append((key, .integer(Int64(value)))) } }
         add("num_key_value_heads", h.int(.headCountKeyValue))
         add("head_dim", keyLength)
         add("num_nextn_predict_layers", nextN)
-        if let rope = h.int(.ropeDimensionCount) { config.append(("partial_rotary_factor", .double(Double(rope) / Double(max(keyLength, 1))))) }
+        if let rope = h.int(.ropeDimensionCount) {
+            config.append(("partial_rotary_factor", .double(Double(rope) / Double(max(keyLength, 1)))))
+        }
         let table = ArchitectureTable.glm4Moe
         let bias = table.fileName(.attention(.query), part: .bias), norm = table.fileName(.attention(.queryNorm))
         config.append(("attention_bias", .bool(bias.map(h.hasTensor) ?? false)))
@@ -107,7 +127,8 @@ enum Glm4Moe {
         // llama.cpp's converter assumes 0.5 when the key is absent (LCPP conversion/glm.py).
         var factor = try read.optionalDouble("partial_rotary_factor", in: 1e-3...1)
         if factor == nil, let parameters = read["rope_parameters"], parameters.objectValue != nil {
-            factor = try ConfigReader(config: parameters, file: read.file, prefix: "rope_parameters.").optionalDouble("partial_rotary_factor", in: 1e-3...1)
+            factor = try ConfigReader(config: parameters, file: read.file, prefix: "rope_parameters.").optionalDouble(
+                "partial_rotary_factor", in: 1e-3...1)
         }
         s.partialRotaryFactor = factor ?? 0.5
     }

@@ -15,20 +15,26 @@ enum GptOss {
         let a = HFNames.attention, mlp = HFNames.mlp
         var t = CheckpointTensor.leading(s) + [.attentionNorm(.main)]
         t += CheckpointTensor.groupedQueryAttention(s, .main)
-        t += [CheckpointTensor(.attention(.output), a + "o_proj.bias", .layer(.main), part: .bias) { [$0.hiddenSize] },
-              CheckpointTensor(.attention(.sinks), a + "sinks", .layer(.main)) { [$0.headCount] },
-              .feedForwardNorm(.main),
-              CheckpointTensor(.router, mlp + "router.weight", .layer(.moe)) { [$0.routedExpertCount, $0.hiddenSize] },
-              CheckpointTensor(.router, mlp + "router.bias", .layer(.moe), part: .bias) { [$0.routedExpertCount] },
-              // Logical shapes of the fused expert tensors (stored as MXFP4 `_blocks` / `_scales` in the release).
-              CheckpointTensor(.routedExperts(.gateUp), mlp + "experts.gate_up_proj", .layer(.moe), linear: true) {
-                  [$0.routedExpertCount, 2 * $0.expertIntermediateSize, $0.hiddenSize] },
-              CheckpointTensor(.routedExperts(.gateUp), mlp + "experts.gate_up_proj_bias", .layer(.moe), part: .bias) {
-                  [$0.routedExpertCount, 2 * $0.expertIntermediateSize] },
-              CheckpointTensor(.routedExperts(.down), mlp + "experts.down_proj", .layer(.moe), linear: true) {
-                  [$0.routedExpertCount, $0.hiddenSize, $0.expertIntermediateSize] },
-              CheckpointTensor(.routedExperts(.down), mlp + "experts.down_proj_bias", .layer(.moe), part: .bias) {
-                  [$0.routedExpertCount, $0.hiddenSize] }]
+        t += [
+            CheckpointTensor(.attention(.output), a + "o_proj.bias", .layer(.main), part: .bias) { [$0.hiddenSize] },
+            CheckpointTensor(.attention(.sinks), a + "sinks", .layer(.main)) { [$0.headCount] },
+            .feedForwardNorm(.main),
+            CheckpointTensor(.router, mlp + "router.weight", .layer(.moe)) { [$0.routedExpertCount, $0.hiddenSize] },
+            CheckpointTensor(.router, mlp + "router.bias", .layer(.moe), part: .bias) { [$0.routedExpertCount] },
+            // Logical shapes of the fused expert tensors (stored as MXFP4 `_blocks` / `_scales` in the release).
+            CheckpointTensor(.routedExperts(.gateUp), mlp + "experts.gate_up_proj", .layer(.moe), linear: true) {
+                [$0.routedExpertCount, 2 * $0.expertIntermediateSize, $0.hiddenSize]
+            },
+            CheckpointTensor(.routedExperts(.gateUp), mlp + "experts.gate_up_proj_bias", .layer(.moe), part: .bias) {
+                [$0.routedExpertCount, 2 * $0.expertIntermediateSize]
+            },
+            CheckpointTensor(.routedExperts(.down), mlp + "experts.down_proj", .layer(.moe), linear: true) {
+                [$0.routedExpertCount, $0.hiddenSize, $0.expertIntermediateSize]
+            },
+            CheckpointTensor(.routedExperts(.down), mlp + "experts.down_proj_bias", .layer(.moe), part: .bias) {
+                [$0.routedExpertCount, $0.hiddenSize]
+            },
+        ]
         return t + CheckpointTensor.trailing(s)
     }
 
@@ -36,29 +42,42 @@ enum GptOss {
         let b = GGUFNames.block
         var t = FileTensor.leading() + [.attentionNorm(.main)]
         t += FileTensor.groupedQueryAttention(s, .main)
-        t += [FileTensor(.attention(.output), b + "attn_output.bias", .layer(.main), part: .bias) { [$0.hiddenSize] },
-              FileTensor(.attention(.sinks), b + "attn_sinks.weight", .layer(.main)) { [$0.headCount] },
-              .feedForwardNorm(.main, name: "post_attention_norm.weight"),
-              .router(.moe),
-              FileTensor(.router, b + "ffn_gate_inp.bias", .layer(.moe), part: .bias) { [$0.routedExpertCount] }]
+        t += [
+            FileTensor(.attention(.output), b + "attn_output.bias", .layer(.main), part: .bias) { [$0.hiddenSize] },
+            FileTensor(.attention(.sinks), b + "attn_sinks.weight", .layer(.main)) { [$0.headCount] },
+            .feedForwardNorm(.main, name: "post_attention_norm.weight"),
+            .router(.moe),
+            FileTensor(.router, b + "ffn_gate_inp.bias", .layer(.moe), part: .bias) { [$0.routedExpertCount] },
+        ]
         // The fused gate_up tensor splits into ffn_gate_exps / ffn_up_exps; each keeps its bias.
-        for (projection, assembly) in [(Projection.gate, Assembly.fusedHalf(.routedExperts(.gateUp), second: false)),
-                                       (.up, .fusedHalf(.routedExperts(.gateUp), second: true)), (.down, .copy(.routedExperts(.down)))] {
+        for (projection, assembly) in [
+            (Projection.gate, Assembly.fusedHalf(.routedExperts(.gateUp), second: false)),
+            (.up, .fusedHalf(.routedExperts(.gateUp), second: true)), (.down, .copy(.routedExperts(.down))),
+        ] {
             let down = projection == .down
-            t.append(FileTensor(.routedExperts(projection), b + "ffn_\(projection.rawValue)_exps.weight", .layer(.moe), from: assembly) {
-                down ? [$0.expertIntermediateSize, $0.hiddenSize, $0.routedExpertCount] : [$0.hiddenSize, $0.expertIntermediateSize, $0.routedExpertCount]
-            })
-            t.append(FileTensor(.routedExperts(projection), b + "ffn_\(projection.rawValue)_exps.bias", .layer(.moe), part: .bias, from: assembly) {
-                [down ? $0.hiddenSize : $0.expertIntermediateSize, $0.routedExpertCount]
-            })
+            t.append(
+                FileTensor(.routedExperts(projection), b + "ffn_\(projection.rawValue)_exps.weight", .layer(.moe), from: assembly) {
+                    down
+                        ? [$0.expertIntermediateSize, $0.hiddenSize, $0.routedExpertCount]
+                        : [$0.hiddenSize, $0.expertIntermediateSize, $0.routedExpertCount]
+                })
+            t.append(
+                FileTensor(
+                    .routedExperts(projection), b + "ffn_\(projection.rawValue)_exps.bias", .layer(.moe), part: .bias, from: assembly
+                ) {
+                    [down ? $0.hiddenSize : $0.expertIntermediateSize, $0.routedExpertCount]
+                })
         }
         return t + FileTensor.trailing()
     }
 
     static func hyperParameters(_ s: ModelSpec) -> [(ModelKey, GGUFValue)] {
-        var kv = ArchitectureTable.commonHyperParameters(s, blocks: s.layerCount, feedForward: s.intermediateSize, writesVocabularySize: true)
-        kv += [(.keyLength, .uint32(UInt32(s.headDim))), (.valueLength, .uint32(UInt32(s.headDim))),
-               (.expertFeedForwardLength, .uint32(UInt32(s.expertIntermediateSize)))]
+        var kv = ArchitectureTable.commonHyperParameters(
+            s, blocks: s.layerCount, feedForward: s.intermediateSize, writesVocabularySize: true)
+        kv += [
+            (.keyLength, .uint32(UInt32(s.headDim))), (.valueLength, .uint32(UInt32(s.headDim))),
+            (.expertFeedForwardLength, .uint32(UInt32(s.expertIntermediateSize))),
+        ]
         if let window = s.slidingWindow { kv.append((.slidingWindow, .uint32(UInt32(window)))) }
         return kv
     }
@@ -79,7 +98,8 @@ enum GptOss {
         s.expertIntermediateSize = try read.int("intermediate_size", in: ConfigLimits.feedForwardWidth)
         // gpt-oss's original config names these num_experts / experts_per_token; errors name the HF keys.
         s.routedExpertCount = try read.int(read["num_local_experts"] == nil ? "num_experts" : "num_local_experts", in: ConfigLimits.experts)
-        s.expertsPerToken = try read.int(read["num_experts_per_tok"] == nil ? "experts_per_token" : "num_experts_per_tok", in: ConfigLimits.experts)
+        s.expertsPerToken = try read.int(
+            read["num_experts_per_tok"] == nil ? "experts_per_token" : "num_experts_per_tok", in: ConfigLimits.experts)
         s.routerScoring = .softmax
         s.normalizeTopKProbabilities = true
         s.attentionBias = try read.optionalBool("attention_bias") ?? true
@@ -96,8 +116,9 @@ enum GptOss {
                 case "sliding_attention": sliding.insert(i)
                 case "full_attention": break
                 default:
-                    throw .invalidField(file: read.file, field: "layer_types[\(i)]",
-                                        reason: "\(type.serialized()) is not \"sliding_attention\" or \"full_attention\"")
+                    throw .invalidField(
+                        file: read.file, field: "layer_types[\(i)]",
+                        reason: "\(type.serialized()) is not \"sliding_attention\" or \"full_attention\"")
                 }
             }
             s.slidingWindowLayers = sliding

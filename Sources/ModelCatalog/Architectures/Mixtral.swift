@@ -16,8 +16,10 @@ enum Mixtral {
         var t = CheckpointTensor.leading(s) + [.attentionNorm(.main)]
         t += CheckpointTensor.groupedQueryAttention(s, .main) + [.feedForwardNorm(.main)]
         t.append(CheckpointTensor(.router, moe + "gate.weight", .layer(.moe)) { [$0.routedExpertCount, $0.hiddenSize] })
-        t += CheckpointTensor.swiGLU({ .routedExpert($0) }, moe + "experts.{expert}.", .expert(.moe),
-                                     names: [(.gate, "w1"), (.down, "w2"), (.up, "w3")]) { $0.expertIntermediateSize }
+        t += CheckpointTensor.swiGLU(
+            { .routedExpert($0) }, moe + "experts.{expert}.", .expert(.moe),
+            names: [(.gate, "w1"), (.down, "w2"), (.up, "w3")]
+        ) { $0.expertIntermediateSize }
         return t + CheckpointTensor.trailing(s)
     }
 
@@ -29,7 +31,8 @@ enum Mixtral {
     }
 
     static func hyperParameters(_ s: ModelSpec) -> [(ModelKey, GGUFValue)] {
-        var kv = ArchitectureTable.commonHyperParameters(s, blocks: s.layerCount, feedForward: s.expertIntermediateSize, writesVocabularySize: true)
+        var kv = ArchitectureTable.commonHyperParameters(
+            s, blocks: s.layerCount, feedForward: s.expertIntermediateSize, writesVocabularySize: true)
         kv.append((.ropeDimensionCount, .uint32(UInt32(s.headDim))))
         if s.headDimGiven { kv += [(.keyLength, .uint32(UInt32(s.headDim))), (.valueLength, .uint32(UInt32(s.headDim)))] }
         return kv
@@ -37,8 +40,9 @@ enum Mixtral {
 
     static func configFromGGUF(_ h: GGUFHeaderReader) throws(CatalogError) -> [(String, JSONValue)] {
         guard (h.int(.expertCount) ?? 0) > 0 else {
-            throw .unsupportedModelType(file: h.file.path, modelType: "llama without experts (GGUF \(GGUFKey.architecture))",
-                                        supported: Architecture.allCases.map(\.table.ggufArchitecture))
+            throw .unsupportedModelType(
+                file: h.file.path, modelType: "llama without experts (GGUF \(GGUFKey.architecture))",
+                supported: Architecture.allCases.map(\.table.ggufArchitecture))
         }
         var config: [(String, JSONValue)] = [("model_type", "mixtral")]
         func add(_ key: String, _ value: Int?) { if let value { config.append((key, .integer(Int64(value)))) } }

@@ -22,7 +22,7 @@ fi
 swift format lint --strict --recursive Sources Tests Package.swift
 
 # --- Swift: build once, run every test target ---
-swift build --build-tests
+swift build --build-tests --explicit-target-dependency-import-check error
 swift test --skip-build
 
 # --- Python interop (the safetensors package reads what we write and writes what we read) ---

@@ -45,6 +45,10 @@ public struct RecipeRule: Sendable, Equatable {
         return true
     }
 
+    /// The recipe file's `projection:` names: FFN projections, attention and MTP parts (a misspelt one would match nothing).
+    static let projectionNames: Set<String> = Set(
+        Projection.allCases.map(\.rawValue) + AttentionPart.allCases.map(\.rawValue) + MTPPart.allCases.map(\.rawValue))
+
     /// The recipe file's `role:` names, and the group each stands for.
     static let groupNames: [String: RoleCategory] = Dictionary(
         uniqueKeysWithValues: RoleCategory.allCases.compactMap { category in
@@ -141,7 +145,9 @@ public struct RecipeFile: Sendable {
                 parsed.group = group
             }
             if let projection = rule.projection {
-                guard !projection.isEmpty else { throw fail("\(key).projection", "must be a string such as \"down\"") }
+                guard RecipeRule.projectionNames.contains(projection) else {
+                    throw fail("\(key).projection", "must be one of \(RecipeRule.projectionNames.sorted().joined(separator: ", "))")
+                }
                 parsed.projection = projection
             }
             if let layers = rule.layers {

@@ -79,6 +79,7 @@ private func groupByName(_ name: String) -> RoleCategory? {
         ),
         (#"{"format": "moeq recipe 1", "base": "Q4_K_M", "rules": [{"type": "Q3_K_XL"}]}"#, "rules[0].type"),
         (#"{"format": "moeq recipe 1", "base": "Q4_K_M", "rules": [{"layers": [5, 2], "type": "Q8_0"}]}"#, "rules[0].layers"),
+        (#"{"format": "moeq recipe 1", "base": "Q4_K_M", "rules": [{"projection": "dwon", "type": "Q8_0"}]}"#, "rules[0].projection"),
         (#"{"format": "moeq recipe 1", "base": "Q9"}"#, "base"),
         (#"{"base": "Q4_K_M"}"#, "format"),
         (#"{"format": "moeq recipe 1", "base": "Q4_K_M", "validate": {"text": "t.txt", "context": 5}}"#, "validate.context"),

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Writes NAME.yaml.json beside each NAME.yaml here: PyYAML's safe_load of the file, as JSON. moeq's YAML reader
-(Sources/TensorFormats/YAMLParser.swift) must give the same value (test yamlMatchesPyYAML).
+(Sources/TensorFormats/YAMLDocument.swift, over Yams) must give the same value (test yamlMatchesPyYAML).
 
     /tmp/venv-fix/bin/python validation/recipes/make_yaml_fixtures.py
 """

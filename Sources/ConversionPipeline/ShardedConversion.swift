@@ -44,6 +44,40 @@ public enum ShardedConversion {
     }
 
     /// Converts shard `shard` of `count` into its part file; returns the part's path and how many tensors it holds.
+    /// What shard `shard` of `count` holds, and its part file's exact size (for `--dry-run`).
+    public static func partPlan(
+        _ plan: ConversionPlan, output: String, shard: Int, of count: Int
+    ) -> (
+        path: String, tensors: [Int], bytes: Int
+    ) {
+        let owner = ConversionPlan.shardAssignment(plan.layout, shards: count)
+        let mine = plan.layout.tensors.indices.filter { owner[$0] == shard }
+        let dataBytes = mine.reduce(0) { $0 + plan.layout.tensors[$1].byteCount }
+        let indexLength = index(plan, mine: mine, shard: shard, of: count, hashes: mine.map { _ in 0 }).count
+        return (
+            ConversionPlan.partPath(output: output, shard: shard, of: count), mine, 16 + indexLength + plan.layout.header.count + dataBytes
+        )
+    }
+
+    /// The part's JSON index: its units with their final offsets and hashes.
+    private static func index(_ plan: ConversionPlan, mine: [Int], shard: Int, of count: Int, hashes: [UInt64]) -> [UInt8] {
+        let units: [JSONValue] = mine.enumerated().map { position, i in
+            let info = plan.layout.tensors[i]
+            return [
+                "name": .string(info.name), "offset": .integer(Int64(plan.layout.dataStart + info.offset)),
+                "bytes": .integer(Int64(info.byteCount)), "xxh3": .string(ContentHash.hex(hashes[position])),
+            ]
+        }
+        let header = plan.layout.header
+        let document: JSONValue = [
+            "format": "moeq shard part 1", "shard": .integer(Int64(shard)), "shards": .integer(Int64(count)),
+            "layout_xxh3": .string(ContentHash.hex(ConversionPlan.layoutHash(plan.layout, recipe: plan.recipe))),
+            "output_bytes": .integer(Int64(plan.layout.fileSize)), "header_bytes": .integer(Int64(header.count)),
+            "header_xxh3": .string(ContentHash.hex(ContentHash.xxh3(header))), "units": .array(units),
+        ]
+        return Array(document.prettyPrinted().utf8)
+    }
+
     public static func run(
         _ plan: ConversionPlan, output: String, shard: Int, of count: Int, threads: Int, transforms: UnitTransforms = .standard,
         progress: (Int, Int) -> Void = { _, _ in }
@@ -54,22 +88,7 @@ public enum ShardedConversion {
         var starts: [String: Int] = [:]
         var dataBytes = 0
         for i in mine { starts[plan.layout.tensors[i].name] = dataBytes; dataBytes += plan.layout.tensors[i].byteCount }
-        func index(_ hashes: [UInt64]) -> [UInt8] {
-            let units: [JSONValue] = mine.enumerated().map { position, i in
-                let info = plan.layout.tensors[i]
-                return [
-                    "name": .string(info.name), "offset": .integer(Int64(plan.layout.dataStart + info.offset)),
-                    "bytes": .integer(Int64(info.byteCount)), "xxh3": .string(ContentHash.hex(hashes[position])),
-                ]
-            }
-            let document: JSONValue = [
-                "format": "moeq shard part 1", "shard": .integer(Int64(shard)), "shards": .integer(Int64(count)),
-                "layout_xxh3": .string(ContentHash.hex(ConversionPlan.layoutHash(plan.layout, recipe: plan.recipe))),
-                "output_bytes": .integer(Int64(plan.layout.fileSize)), "header_bytes": .integer(Int64(header.count)),
-                "header_xxh3": .string(ContentHash.hex(ContentHash.xxh3(header))), "units": .array(units),
-            ]
-            return Array(document.prettyPrinted().utf8)
-        }
+        func index(_ hashes: [UInt64]) -> [UInt8] { Self.index(plan, mine: mine, shard: shard, of: count, hashes: hashes) }
         // Hashes are fixed-width hex, so the index has the same length before and after the units are written.
         let indexLength = index(mine.map { _ in 0 }).count
         let prefix = 16 + indexLength

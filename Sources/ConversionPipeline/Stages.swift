@@ -14,6 +14,7 @@ import TensorFormats
 /// What a stage needs before it can run.
 public enum StageNeed: String, Sendable {
     case checkpoint, plan, output, calibrationText = "calibration text", decoder, quantizer, layout
+    case writtenFile = "a written file"
 }
 
 /// Shared state the stages read and fill in, in order.
@@ -48,10 +49,12 @@ public final class PipelineContext {
 public enum PipelineError: Error, Sendable, CustomStringConvertible {
     case missing(stage: String, need: StageNeed)
     case unknownStage(String)
+    case invalidStages(file: String, reason: String)
     public var description: String {
         switch self {
         case let .missing(stage, need): "stage \(stage) needs \(need.rawValue), which the recipe file or an earlier stage does not provide"
         case .unknownStage(let name): "no stage named \(name) (registered: \(StageRegistry.names.joined(separator: ", ")))"
+        case let .invalidStages(file, reason): "\(file): stages: \(reason)"
         }
     }
 }
@@ -94,7 +97,16 @@ public enum StageRegistry {
     /// The stages a recipe file implies, in order: its `stages:` list, else the conversion's, plus validate when it has a
     /// `validate` section, then report.
     public static func pipeline(for recipe: RecipeFile) throws -> [Stage] {
-        if let names = recipe.stages { return try names.map(stage(named:)) }
+        if let names = recipe.stages {
+            guard !names.isEmpty else {
+                throw PipelineError.invalidStages(file: recipe.path, reason: "the list is empty; name the stages to run, in order")
+            }
+            var seen: Set<String> = []
+            for name in names where !seen.insert(name).inserted {
+                throw PipelineError.invalidStages(file: recipe.path, reason: "\(name) is listed twice; each stage runs once")
+            }
+            return try names.map(stage(named:))
+        }
         var names = ["source", "decode", "repack-experts", "quantize", "write", "verify"]
         if recipe.validate != nil { names.append("validate") }
         names.append("report")
@@ -112,7 +124,11 @@ public enum StageRegistry {
         if context.output != nil { provided.insert(.output) }
         if context.recipe.validate != nil { provided.insert(.calibrationText) }
         for stage in stages {
-            for need in stage.needs where !provided.contains(need) { throw PipelineError.missing(stage: stage.name, need: need) }
+            for need in stage.needs where !provided.contains(need) {
+                throw PipelineError.invalidStages(
+                    file: context.recipe.path,
+                    reason: "stage \(stage.name) needs \(need.rawValue), which neither the recipe file nor an earlier stage provides")
+            }
             provided.formUnion(stage.provides)
         }
         for stage in stages {
@@ -235,6 +251,7 @@ struct WriteStage: Stage {
             journal, manifest, fsync + rename.
             """
     let needs: [StageNeed] = [.plan, .output, .decoder, .quantizer]
+    let provides: [StageNeed] = [.writtenFile]
     func plan(_ context: PipelineContext) throws -> JSONValue {
         let plan = try context.requirePlan(name)
         return [
@@ -277,7 +294,7 @@ struct WriteStage: Stage {
 
 struct VerifyStage: Stage {
     let name = "verify", summary = "Re-read the written file and check its header and every tensor against the manifest's XXH3."
-    let needs: [StageNeed] = [.output]
+    let needs: [StageNeed] = [.output, .writtenFile]
     func plan(_ context: PipelineContext) throws -> JSONValue { ["would_check": .string(OutputManifest.path(for: context.output ?? ""))] }
     func run(_ context: PipelineContext) throws -> JSONValue {
         guard let output = context.output else { throw PipelineError.missing(stage: name, need: .output) }
@@ -295,7 +312,7 @@ struct VerifyStage: Stage {
 
 struct ReportStage: Stage {
     let name = "report", summary = "Summarize every stage's result (what ran, what it decided, what it wrote)."
-    let needs: [StageNeed] = []
+    let needs: [StageNeed] = [.plan]
     func plan(_ context: PipelineContext) throws -> JSONValue { ["stages": .array(context.report.map { .string($0.stage) })] }
     func run(_ context: PipelineContext) throws -> JSONValue {
         var summary: [(String, JSONValue)] = [("stages", .array(context.report.map { .string($0.stage) }))]

@@ -89,6 +89,24 @@ public struct Footprint: Sendable {
 
     public static func of(gguf file: GGUFFile, spec: ModelSpec) -> Footprint { of(gguf: [file], spec: spec) }
 
+    /// Refuses a GGUF set of an MoE model that holds no routed experts (the dense file of `--layout expert-major`):
+    /// planned alone it would show a model without its experts.
+    public static func checkHoldsExperts(_ files: [GGUFFile], path: String, spec: ModelSpec) throws {
+        guard spec.routedExpertCount > 0 else { return }
+        let layout = spec.tensorLayout
+        let hasExperts = files.contains { file in
+            file.tensors.contains { layout.classifyFileTensor($0.name)?.role.category == .routedExperts }
+        }
+        guard !hasExperts else { return }
+        let pack = ExpertPackFile.path(forDense: path)
+        throw CatalogError.inconsistent(
+            file: path,
+            reason: PositionalFile.exists(pack)
+                ? "holds no routed experts: they are in \(pack) (an expert-major conversion), which plan does not size; "
+                    + "plan the checkpoint or a stacked conversion instead"
+                : "holds no routed experts although the model has \(spec.routedExpertCount) per MoE layer; plan the checkpoint instead")
+    }
+
     /// A GGUF and, when it is the first file of a split set (`split.count` > 1, name `…-00001-of-0000N.gguf`),
     /// its siblings. Another file of a set is refused: the set is planned from its first file.
     public static func ggufFiles(first path: String) throws -> [GGUFFile] {

@@ -1,6 +1,7 @@
 // How unevenly a model routes tokens to its experts, from an importance matrix's per-expert counts (llama.cpp
 // imatrix GGUF or `moeq imatrix`): the share of routed reads that the hottest x % of experts receive. The page cache
 // keeps recently used experts in RAM, so when the experts do not all fit, disk reads fall on the cold tail only.
+import ModelCatalog
 import TensorFormats
 
 public struct RoutingProfile: Sendable, Equatable {
@@ -36,5 +37,37 @@ public struct RoutingProfile: Sendable, Equatable {
         guard lower < cumulative.count - 1 else { return 1 }
         let weight = position - Double(lower)
         return cumulative[lower] * (1 - weight) + cumulative[lower + 1] * weight
+    }
+}
+
+/// An importance matrix that does not describe the model being planned.
+public struct RoutingProfileError: Error, Sendable, CustomStringConvertible {
+    public let file: String
+    public let reason: String
+    public var description: String { "\(file): \(reason)" }
+}
+
+extension RoutingProfile {
+    /// The profile of `imatrix` for `spec`, refusing one made for another model: every MoE layer of the model needs its
+    /// routed-expert counts, each over this model's number of experts.
+    public init(imatrix: ImportanceMatrix, path: String, spec: ModelSpec) throws(RoutingProfileError) {
+        let layout = spec.tensorLayout
+        func fail(_ reason: String) -> RoutingProfileError { RoutingProfileError(file: path, reason: reason) }
+        let counts = layout.routingCounts(imatrix)
+        for (layer, experts) in counts.sorted(by: { $0.key < $1.key }) where experts.count != spec.routedExpertCount {
+            throw fail(
+                "layer \(layer) counts \(experts.count) experts; this model has \(spec.routedExpertCount) (an imatrix of another model?)")
+        }
+        let moeLayers = (0..<spec.layerCount).filter(spec.isMoELayer)
+        let missing = moeLayers.filter { counts[$0] == nil }
+        guard missing.isEmpty else {
+            throw fail(
+                "no routing counts for \(missing.count) of the model's \(moeLayers.count) MoE layers (first: layer \(missing[0])); "
+                    + "an imatrix of another model, or one without per-expert counts")
+        }
+        guard let profile = RoutingProfile(counts: counts) else {
+            throw fail("no expert received a token: the routing counts are all zero")
+        }
+        self = profile
     }
 }

@@ -7,11 +7,14 @@ import TensorFormats
 public enum TargetError: Error, Sendable, CustomStringConvertible {
     case unknown(String, known: [String])
     case catalog(String)
+    /// A --target name that does not describe one machine.
+    case target(String)
     public var description: String {
         switch self {
         case let .unknown(part, known):
             "unknown hardware \"\(part)\" (devices: \(known.joined(separator: ", ")); system memory: <N>gb[-CONFIG])"
         case .catalog(let what): "hardware catalog: \(what)"
+        case .target(let what): "--target \(what)"
         }
     }
 }
@@ -153,17 +156,33 @@ public struct HardwareCatalog: Sendable {
         var target = Target(name: name)
         let parts = name.lowercased().split(separator: "+", omittingEmptySubsequences: false).map(String.init)
         guard !name.isEmpty, parts.allSatisfy({ !$0.isEmpty }) else {
-            throw TargetError.catalog("\"\(name)\": a target is parts joined by +, none empty (e.g. rtx4090+256gb)")
+            throw TargetError.target("\"\(name)\": a target is parts joined by +, none empty (e.g. rtx4090+256gb)")
+        }
+        // One system memory, one unified-memory machine and one disk per target: a second would silently replace the
+        // first, so it is refused (GPUs add up).
+        var single: [String: String] = [:]
+        func once(_ kind: String, _ raw: String, count: Int) throws {
+            guard count == 1 || kind == "system memory" else {
+                throw TargetError.target("\"\(raw)\": N× applies to GPUs and memory; a target has one \(kind)")
+            }
+            if let first = single[kind] {
+                throw TargetError.target(
+                    "\"\(raw)\": this target already has a \(kind) (\"\(first)\"); give one \(kind) part (its total size)")
+            }
+            single[kind] = raw
         }
         for raw in parts {
             if raw.contains(":") {
-                try target.add(inline: raw)
+                let (kind, count) = try target.add(inline: raw)
+                if kind != .gpu {
+                    try once(kind == .unified ? "unified-memory machine" : kind == .disk ? "disk" : "system memory", raw, count: count)
+                }
                 continue
             }
             var part = raw, count = 1
             if let x = part.firstIndex(of: "x"), let n = Int(part[..<x]) {
                 guard (1...Target.maximumDevices).contains(n) else {
-                    throw TargetError.catalog("\"\(raw)\": \(n) devices; at most \(Target.maximumDevices)")
+                    throw TargetError.target("\"\(raw)\": \(n) devices; at most \(Target.maximumDevices)")
                 }
                 count = n
                 part = String(part[part.index(after: x)...])
@@ -173,19 +192,24 @@ public struct HardwareCatalog: Sendable {
             if let device = devices.first(where: { $0.name == part }) {
                 switch device.kind {
                 case .gpu: target.gpus += Array(repeating: device, count: count)
-                case .unified: target.unified = device
-                case .disk: target.disk = device
+                case .unified:
+                    try once("unified-memory machine", raw, count: count)
+                    target.unified = device
+                case .disk:
+                    try once("disk", raw, count: count)
+                    target.disk = device
                 }
                 continue
             }
             if let gb = part.firstRange(of: "gb"), let size = Double(part[..<gb.lowerBound]) {
                 guard size.isFinite, size > 0, size <= 1e7 else {
-                    throw TargetError.catalog("\"\(raw)\": \(size) GB of memory is not in (0, 1e7]")
+                    throw TargetError.target("\"\(raw)\": \(size) GB of memory is not in (0, 1e7]")
                 }
                 let config = String(part[gb.upperBound...]).trimmingCharacters(in: CharacterSet(charactersIn: "-"))
                 guard let memory = memories.first(where: { $0.name == (config.isEmpty ? "ddr5" : config) }) else {
                     throw TargetError.unknown(raw, known: devices.map(\.name) + memories.map { "<N>gb-\($0.name)" })
                 }
+                try once("system memory", raw, count: count)
                 target.memory = SystemMemory(
                     name: memory.name, capacity: size * 1e9 * Double(count), bandwidth: memory.bandwidth,
                     sockets: memory.sockets, source: memory.source, efficiency: memory.efficiency, cpuFlops: memory.cpuFlops)
@@ -205,11 +229,12 @@ extension Target {
     /// Hardware given on the command line: `KIND:GB:GBPS` with KIND gpu, unified, ram or disk, capacity in GB and
     /// bandwidth in GB/s (e.g. `gpu:16:448+ram:64:60`, `2xgpu:24:936`). No FLOP/s are known for these, so prefill
     /// uses the planner's defaults.
-    mutating func add(inline raw: String) throws {
+    /// Returns the part's kind (`nil` kind for ram) and its N× count.
+    mutating func add(inline raw: String) throws -> (kind: Device.Kind?, count: Int) {
         var text = Substring(raw), count = 1
         if let x = text.firstIndex(of: "x"), let n = Int(text[..<x]) {
             guard (1...Target.maximumDevices).contains(n) else {
-                throw TargetError.catalog("\"\(raw)\": \(n) devices; at most \(Target.maximumDevices)")
+                throw TargetError.target("\"\(raw)\": \(n) devices; at most \(Target.maximumDevices)")
             }
             count = n
             text = text[text.index(after: x)...]
@@ -218,7 +243,7 @@ extension Target {
         guard fields.count == 3, let size = Double(fields[1]), let bandwidth = Double(fields[2]),
             size.isFinite, bandwidth.isFinite, size > 0, bandwidth > 0, size <= 1e7, bandwidth <= 1e6
         else {
-            throw TargetError.catalog(
+            throw TargetError.target(
                 "\"\(raw)\": inline hardware is KIND:GB:GBPS with 0 < GB ≤ 1e7 and 0 < GB/s ≤ 1e6, e.g. gpu:16:448 or ram:64:60")
         }
         let source = "given on the command line (\(raw))"
@@ -226,11 +251,17 @@ extension Target {
         case "gpu":
             gpus += Array(
                 repeating: Device(name: raw, kind: .gpu, memory: size * 1e9, bandwidth: bandwidth * 1e9, source: source), count: count)
-        case "unified": unified = Device(name: raw, kind: .unified, memory: size * 1e9, bandwidth: bandwidth * 1e9, source: source)
-        case "disk": disk = Device(name: raw, kind: .disk, memory: size * 1e9, bandwidth: bandwidth * 1e9, source: source)
+            return (.gpu, count)
+        case "unified":
+            unified = Device(name: raw, kind: .unified, memory: size * 1e9, bandwidth: bandwidth * 1e9, source: source)
+            return (.unified, count)
+        case "disk":
+            disk = Device(name: raw, kind: .disk, memory: size * 1e9, bandwidth: bandwidth * 1e9, source: source)
+            return (.disk, count)
         case "ram":
             memory = SystemMemory(name: raw, capacity: size * 1e9 * Double(count), bandwidth: bandwidth * 1e9, sockets: 1, source: source)
-        default: throw TargetError.catalog("\"\(raw)\": kind must be gpu, unified, ram or disk")
+            return (nil, count)
+        default: throw TargetError.target("\"\(raw)\": kind must be gpu, unified, ram or disk")
         }
     }
 }

@@ -81,7 +81,7 @@ public struct ConversionPlan: Sendable {
         }
         var types = RecipeRules(recipe: recipe, spec: spec, hasImportance: importance != nil).types(for: plans)
         if let rules { types = rules.types(plans, base: types) }
-        var warnings: [String] = []
+        var warnings: [String] = rules?.unmatchedRules(plans) ?? []
         if recipe == .int4Native {
             types = try Int4Native.types(plans: plans, types: types, resolver: resolver, warnings: &warnings)
         }

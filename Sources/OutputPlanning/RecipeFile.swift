@@ -45,6 +45,24 @@ public struct RecipeRule: Sendable, Equatable {
         return true
     }
 
+    /// True when every `[` opens a closed bracket expression and no `\\` ends the pattern (fnmatch would otherwise treat
+    /// the pattern as matching nothing, silently).
+    static func isValidGlob(_ glob: String) -> Bool {
+        var characters = Array(glob)[...]
+        while let c = characters.popFirst() {
+            switch c {
+            case "\\": if characters.popFirst() == nil { return false }
+            case "[":
+                if characters.first == "!" || characters.first == "^" { characters.removeFirst() }
+                if characters.first == "]" { characters.removeFirst() }
+                guard let close = characters.firstIndex(of: "]") else { return false }
+                characters = characters[(close + 1)...]
+            default: continue
+            }
+        }
+        return true
+    }
+
     /// The recipe file's `projection:` names: FFN projections, attention and MTP parts (a misspelt one would match nothing).
     static let projectionNames: Set<String> = Set(
         Projection.allCases.map(\.rawValue) + AttentionPart.allCases.map(\.rawValue) + MTPPart.allCases.map(\.rawValue))
@@ -156,6 +174,11 @@ public struct RecipeFile: Sendable {
                 }
                 parsed.layers = layers[0]...layers[1]
             }
+            if let glob = rule.tensor {
+                guard RecipeRule.isValidGlob(glob) else {
+                    throw fail("\(key).tensor", "\"\(glob)\" is not a valid glob (an unclosed [ or a trailing \\)")
+                }
+            }
             parsed.tensor = rule.tensor
             rules.append(parsed)
         }
@@ -186,6 +209,15 @@ public struct RecipeFile: Sendable {
         zip(plans, types).map { plan, type in
             guard plan.quantizable, let rule = rules.last(where: { $0.matches(plan) }) else { return type }
             return RecipeRules.fallback(rule.type, width: plan.rowWidth)
+        }
+    }
+
+    /// Warnings for rules that match no quantizable tensor of `plans` (a misspelt glob, layers past the model, a role
+    /// the model does not have): such a rule changes nothing, which is rarely what its author meant.
+    public func unmatchedRules(_ plans: [GGUFTensorPlan]) -> [String] {
+        rules.enumerated().compactMap { i, rule in
+            plans.contains { $0.quantizable && rule.matches($0) }
+                ? nil : "\(path): rules[\(i)] matches no quantizable tensor of this model; it changes nothing"
         }
     }
 }

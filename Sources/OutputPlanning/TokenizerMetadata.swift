@@ -74,7 +74,14 @@ public enum TokenizerMetadata {
             return id
         }
         var byID: [Int: String] = [:]
-        for (token, id) in vocab.pairs { byID[try checked(id, "token \"\(token)\"")] = token }
+        for (token, id) in vocab.pairs {
+            let id = try checked(id, "token \"\(token)\"")
+            if let other = byID[id] {
+                throw TokenizerMetadataError.invalid(
+                    file: path, reason: "model.vocab: \"\(other)\" and \"\(token)\" both have id \(id); each id names one token")
+            }
+            byID[id] = token
+        }
         var special: Set<Int> = []
         for added in root["added_tokens"]?.arrayValue ?? [] {
             guard let content = added["content"]?.stringValue, !content.isEmpty else {

@@ -30,9 +30,13 @@ public struct BPETokenizer: TextTokenizer {
         }
         guard !vocab.isEmpty else { throw fail("model.vocab is empty") }
         var vocabulary: [String: Int] = [:]
+        var tokenOfID: [Int: String] = [:]
         for (token, id) in vocab.pairs {
             guard let id = id.intValue, (0...Int(Int32.max)).contains(id) else {
                 throw fail("model.vocab: token \"\(token)\" has id \(id.serialized()), not an integer in 0…2147483647")
+            }
+            if let other = tokenOfID.updateValue(token, forKey: id) {
+                throw fail("model.vocab: \"\(other)\" and \"\(token)\" both have id \(id); each id names one token")
             }
             vocabulary[token] = id
         }

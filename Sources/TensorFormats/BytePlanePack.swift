@@ -40,9 +40,22 @@ public enum BytePlanePack {
             _ = try PositionalFile.identity(directory)
             throw FileIOError(file: directory, operation: "read directory", code: ENOTDIR)
         }
-        let names = try FileManager.default.contentsOfDirectory(atPath: directory).sorted().filter { name in
-            name != OutputPolicy.marker && !OutputPolicy.isDirectory(directory + "/" + name)
+        let names = try FileManager.default.contentsOfDirectory(atPath: directory).sorted().filter { $0 != OutputPolicy.marker }
+        // Only regular files (symlinks to them, as in a Hugging Face cache, count): a subdirectory would be left out
+        // silently and a FIFO would block, so both are refused by name.
+        for name in names {
+            let path = directory + "/" + name
+            if OutputPolicy.isDirectory(path) {
+                throw PackError.invalid(
+                    file: path, reason: "a subdirectory: moeq pack archives the files of one directory; pack it separately")
+            }
+            var status = stat()
+            guard stat(path, &status) == 0 else { throw FileIOError(file: path, operation: "stat", code: errno) }
+            guard (status.st_mode & S_IFMT) == S_IFREG else {
+                throw PackError.invalid(file: path, reason: "not a regular file (a pipe, socket or device); move it out of the directory")
+            }
         }
+        guard !names.isEmpty else { throw PackError.invalid(file: directory, reason: "no files to pack: the directory is empty") }
         let staging = try StagedDirectory(path: output)
         do {
             let summary = try pack(names: names, from: directory, into: staging, level: level)

@@ -9,6 +9,8 @@ public enum FormatError: Error, Sendable, Equatable {
     case bufferTooSmall(tensor: String, needed: Int, available: Int)
     case notQuantizedByConfig(file: String, tensor: String)
     case container(SafetensorsError)
+    /// A source file that changed while it was read.
+    case io(FileIOError)
 }
 
 extension FormatError: CustomStringConvertible {
@@ -28,6 +30,7 @@ extension FormatError: CustomStringConvertible {
         case let .notQuantizedByConfig(file, tensor):
             return "\(file): \"\(tensor)\" is packed, but quantization_config's ignore list excludes it"
         case let .container(error): return error.description
+        case let .io(error): return error.description
         }
     }
 }

@@ -1,4 +1,6 @@
-// A read-only memory map of a whole file: tensor data is read through it without copies.
+// A read-only memory map of a whole file: tensor data is read through it without copies. A mapped input that
+// another program truncates while moeq reads it is reported by name: `checkIntact()` before each unit, and a
+// SIGBUS handler for the race inside one unit (MappedFile+Fault.swift).
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -11,11 +13,13 @@ public final class MappedFile: @unchecked Sendable {
     public let path: String
     public let size: Int
     private let base: UnsafeRawPointer?
+    /// Kept open so `checkIntact()` can ask the mapped file itself (not whatever the path names now) for its size.
+    private let file: PositionalFile
 
     /// Maps `path`; throws naming the failing call and the system's reason.
     public init(path: String) throws(FileIOError) {
         self.path = path
-        let file = try PositionalFile(path: path)
+        file = try PositionalFile(path: path)
         var status = stat()
         guard fstat(file.rawDescriptor, &status) == 0 else { throw FileIOError(file: path, operation: "fstat", code: errno) }
         guard (status.st_mode & S_IFMT) == S_IFREG else {
@@ -30,10 +34,26 @@ public final class MappedFile: @unchecked Sendable {
         let mapped = mmap(nil, size, PROT_READ, MAP_PRIVATE, file.rawDescriptor, 0)
         guard let mapped, mapped != MAP_FAILED else { throw FileIOError(file: path, operation: "mmap", code: errno) }
         base = UnsafeRawPointer(mapped)
+        MappedRegions.register(base: base!, size: size, path: path)
     }
 
     deinit {
-        if let base { munmap(UnsafeMutableRawPointer(mutating: base), size) }
+        if let base {
+            MappedRegions.unregister(base: base)
+            munmap(UnsafeMutableRawPointer(mutating: base), size)
+        }
+    }
+
+    /// Throws when the file is now shorter than when it was mapped (another program truncated or is rewriting
+    /// it): reading its mapped pages would fault.
+    public func checkIntact() throws(FileIOError) {
+        let now = try file.size()
+        guard now >= size else {
+            throw FileIOError(
+                file: path, operation: "read", code: 0,
+                detail: "the file shrank from \(size) to \(now) bytes while moeq was reading it (another program truncated or "
+                    + "is rewriting it); let that finish, then run the command again")
+        }
     }
 
     /// The whole file as bytes (valid while this object is alive).

@@ -22,6 +22,22 @@ public enum NumpyFile {
         }
     }
 
+    /// The `'shape': (…)` tuple of a .npy header dict; nil when it is missing or not a tuple of non-negative integers.
+    public static func shape(inHeader header: String) -> [Int]? {
+        guard let key = header.range(of: "'shape':"), let open = header[key.upperBound...].firstIndex(of: "("),
+            let close = header[open...].firstIndex(of: ")")
+        else { return nil }
+        let inside = header[header.index(after: open)..<close]
+        var dims: [Int] = []
+        for part in inside.split(separator: ",") {
+            let text = String(part.filter { !$0.isWhitespace })
+            if text.isEmpty { continue }
+            guard let value = Int(text), value >= 0 else { return nil }
+            dims.append(value)
+        }
+        return dims
+    }
+
     /// The header (magic, version, padded dict) for an array of `shape` with type string `descriptor`.
     public static func header(descriptor: String, shape: [Int]) -> [UInt8] {
         let dims = shape.count == 1 ? "\(shape[0])," : shape.map(String.init).joined(separator: ", ")

@@ -18,7 +18,7 @@ public enum OutputPolicyError: Error, Sendable, Equatable, CustomStringConvertib
         case let .isInput(output, input):
             "\(output): this output is an input of the same command (\(input)); choose another output path"
         case let .exists(output, what):
-            "\(output): \(what) already exists and moeq did not write it; pass --force to replace it, or choose another path"
+            "\(output): \(what); pass --force to replace it, or choose another path"
         case let .directoryInUse(output, reason): "\(output): \(reason)"
         }
     }
@@ -72,7 +72,18 @@ public struct OutputPolicy {
         if OutputPolicy.isDirectory(output) {
             throw .directoryInUse(output: output, reason: "is a directory; name a file")
         }
-        if !force, PositionalFile.exists(output), !writtenByMoeq(output) { throw .exists(output: output, what: "a file") }
+        var status = stat()
+        if stat(output, &status) == 0, (status.st_mode & S_IFMT) != S_IFREG {
+            // Replacing a device, FIFO or socket with a regular file is never meant, --force or not.
+            throw .directoryInUse(output: output, reason: "is not a regular file (a device, pipe or socket); name a regular file")
+        }
+        if !force, PositionalFile.exists(output), !writtenByMoeq(output) {
+            throw .exists(
+                output: output,
+                what: OutputPolicy.hasManifest(output)
+                    ? "moeq wrote this file as another kind of output (a model where an importance matrix goes, or the reverse)"
+                    : "a file already exists and moeq did not write it")
+        }
     }
 
     /// Checks a directory output: not an input directory, not holding an input, and new, empty or moeq's own.
@@ -91,13 +102,24 @@ public struct OutputPolicy {
         }
         let names = (try? FileManager.default.contentsOfDirectory(atPath: output)) ?? []
         if force || names.isEmpty || names.contains(OutputPolicy.marker) { return }
-        throw .exists(output: output, what: "a directory with \(names.count) file\(names.count == 1 ? "" : "s")")
+        throw .exists(
+            output: output,
+            what: "a directory with \(names.count) file\(names.count == 1 ? "" : "s") already exists and moeq did not write it")
     }
 
     // MARK: Recognizers for files moeq writes
 
     /// A file with moeq's manifest beside it (converted and merged GGUFs, imatrix files, expert packs).
     public static func hasManifest(_ path: String) -> Bool { PositionalFile.exists(OutputManifest.path(for: path)) }
+
+    /// A file moeq wrote as the same kind of output: its manifest beside it and, for a GGUF, `general.type` equal to
+    /// `ggufType` ("model", "imatrix"), so an imatrix run does not silently replace a converted model or the reverse.
+    public static func hasManifest(_ path: String, ggufType: String) -> Bool {
+        guard hasManifest(path) else { return false }
+        guard starts(path, with: Array("GGUF".utf8)) else { return true }
+        guard let file = try? GGUFFile(path: path) else { return false }
+        return file[GGUFKey.type]?.stringValue == ggufType
+    }
 
     /// A file that starts with one of moeq's magics.
     public static func starts(_ path: String, with magic: [UInt8]) -> Bool {

@@ -80,6 +80,9 @@ public final class PositionalFile: @unchecked Sendable {
             case .readWrite: .readWrite
             case .writeOnly: .writeOnly
             }
+        // Read-only opens do not wait: a FIFO without a writer would otherwise block the open forever. Reads then
+        // block as usual (a pipe with no writer reads as end of file).
+        if access == .readOnly { options.insert(.nonBlocking) }
         do {
             descriptor = try FileDescriptor.open(
                 FilePath(path), mode, options: options, permissions: create ? [.ownerReadWrite, .groupRead, .otherRead] : nil)
@@ -87,6 +90,10 @@ public final class PositionalFile: @unchecked Sendable {
             throw FileIOError(file: path, operation: "open", error)
         } catch {
             throw FileIOError(file: path, operation: "open", code: EIO, detail: "\(error)")
+        }
+        if access == .readOnly {
+            let flags = fcntl(descriptor.rawValue, F_GETFL)
+            if flags >= 0 { _ = fcntl(descriptor.rawValue, F_SETFL, flags & ~O_NONBLOCK) }
         }
     }
 
@@ -182,10 +189,20 @@ public final class PositionalFile: @unchecked Sendable {
 
     // MARK: Whole small files
 
-    /// Reads a whole (small) file: config, index, tokenizer, recipe, manifest. Files over `limit` bytes are refused.
+    /// Reads a whole (small) file: config, index, tokenizer, recipe, manifest, text. Files over `limit` bytes are
+    /// refused. Pipes (`<(…)`, `/dev/stdin`) and files whose size the system does not know (`/proc`) are read to
+    /// their end; devices and directories are refused.
     public static func readAll(_ path: String, limit: Int = 1 << 31) throws(FileIOError) -> [UInt8] {
         let file = try PositionalFile(path: path)
-        let size = try file.size()
+        let status: Stat
+        do { status = try file.descriptor.stat() } catch { throw FileIOError(file: path, operation: "fstat", error) }
+        switch status.type {
+        case .regular where status.size > 0: break
+        case .regular, .fifo, .socket: return try file.readStream(limit: limit)
+        case .directory: throw FileIOError(file: path, operation: "read", code: EISDIR)
+        default: throw FileIOError(file: path, operation: "read", code: 0, detail: "not a regular file or a pipe (a device?)")
+        }
+        let size = Int(status.size)
         guard size <= limit else {
             throw FileIOError(file: path, operation: "read", code: EFBIG, detail: "\(size) bytes; at most \(limit) expected for this file")
         }
@@ -194,6 +211,25 @@ public final class PositionalFile: @unchecked Sendable {
             do throws(FileIOError) { return .success(try file.read(into: buffer, at: 0)) } catch { return .failure(error) }
         }
         return Array(bytes[0..<(try result.get())])
+    }
+
+    /// Reads from the current position to the end (a pipe, or a file of unknown size), at most `limit` bytes.
+    private func readStream(limit: Int) throws(FileIOError) -> [UInt8] {
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 1 << 16)
+        while true {
+            let result: Result<Int, FileIOError> = chunk.withUnsafeMutableBytes { buffer in
+                do { return .success(try descriptor.read(into: buffer, retryOnInterrupt: true)) } catch let error as Errno {
+                    return .failure(FileIOError(file: path, operation: "read at byte \(bytes.count)", error))
+                } catch { return .failure(FileIOError(file: path, operation: "read", code: EIO)) }
+            }
+            let n = try result.get()
+            if n == 0 { return bytes }
+            guard bytes.count + n <= limit else {
+                throw FileIOError(file: path, operation: "read", code: EFBIG, detail: "more than \(limit) bytes; at most \(limit) expected")
+            }
+            bytes += chunk[0..<n]
+        }
     }
 
     /// Reads a whole text file as UTF-8; invalid UTF-8 is an error naming the first bad byte.

@@ -71,6 +71,15 @@ public struct SourceWeight: Sendable {
         tensor.file.mapping.releasePages(in: (start + rows.lowerBound * rowBytes)..<(start + rows.upperBound * rowBytes))
     }
 
+    /// The files this weight's bytes (and companions) come from.
+    private var files: [SafetensorsFile] {
+        switch encoding {
+        case .plain(let t): [t.file]
+        case let .fp8Block(w, s, _, _): [w.file, s.file]
+        case let .packedInteger(p, s, z, _, _): [p.file, s.file] + (z.map { [$0.file] } ?? [])
+        }
+    }
+
     /// Decodes `rows` into `output` (row-major, `rows.count × columns` floats). Reads only those rows' bytes.
     public func decodeRows(_ rows: Range<Int>, into output: UnsafeMutableBufferPointer<Float>) throws(FormatError) {
         guard rows.lowerBound >= 0, rows.upperBound <= self.rows else {
@@ -81,6 +90,7 @@ public struct SourceWeight: Sendable {
             if needed == 0 { return }
             throw .bufferTooSmall(tensor: name, needed: needed, available: output.count)
         }
+        do throws(FileIOError) { for file in files { try file.mapping.checkIntact() } } catch { throw .io(error) }
         switch encoding {
         case .plain(let tensor):
             guard let kind = tensor.info.dtype.storageFloat, let base = tensor.data.baseAddress else {

@@ -5,6 +5,7 @@ import ArgumentParser
 import ConversionPipeline
 import Dispatch
 import Foundation
+import ModelCatalog
 import TensorFormats
 
 /// Runs `body`; any thrown library error is printed as `error: …` and ends the process with status 1 (128 + the signal
@@ -63,8 +64,12 @@ func checkOutputs(_ outputs: [PlannedOutput], inputs: [String?], force: Bool) th
     }
 }
 
-/// A GGUF moeq wrote (its manifest beside it) may be replaced by a new conversion without --force.
-func hasManifest(_ path: String) -> Bool { OutputPolicy.hasManifest(path) }
+/// A model file moeq wrote (its manifest beside it; a GGUF of `general.type` model) may be replaced by a new
+/// conversion without --force.
+func isMoeqModel(_ path: String) -> Bool { OutputPolicy.hasManifest(path, ggufType: "model") }
+
+/// An importance matrix moeq wrote may be replaced by a new one without --force.
+func isMoeqImatrix(_ path: String) -> Bool { OutputPolicy.hasManifest(path, ggufType: GGUFKey.imatrixType) }
 
 // MARK: - Interruption
 
@@ -143,4 +148,13 @@ func humanCount(_ count: Int) -> String {
     if value >= 1e6 { return String(format: "%.2f M", value / 1e6) }
     if value >= 1e3 { return String(format: "%.1f K", value / 1e3) }
     return String(count)
+}
+
+/// Warns when a window is longer than the context the model was trained for (llama.cpp warns the same way): the
+/// numbers are computed, but positions past it are outside what the model has seen.
+func warnBeyondTrainedContext(_ length: Int, spec: ModelSpec, what: String) {
+    guard spec.maxPositionEmbeddings > 0, length > spec.maxPositionEmbeddings else { return }
+    printError(
+        "warning: \(what) of \(length) tokens is longer than the model's trained context (max_position_embeddings "
+            + "\(spec.maxPositionEmbeddings)); scores past it say little about the model")
 }

@@ -145,7 +145,7 @@ struct ConvertCommand: ParsableCommand {
     /// Every file this run writes, for the output policy.
     var plannedOutputs: [PlannedOutput] {
         let staged = { (file: String) in [StagedFile.temporaryPath(for: file), OutputManifest.path(for: file)] }
-        let moeq: (String) -> Bool = { hasManifest($0) || (resume && PositionalFile.exists(StagedFile.temporaryPath(for: $0))) }
+        let moeq: (String) -> Bool = { isMoeqModel($0) || (resume && PositionalFile.exists(StagedFile.temporaryPath(for: $0))) }
         if format == .safetensors { return [.directory(output)] }
         if let (k, n) = shardNumbers {
             let part = ConversionPlan.partPath(output: output, shard: k, of: n)
@@ -337,6 +337,27 @@ struct ConvertCommand: ParsableCommand {
                     ).prettyPrinted(), terminator: "")
             } else {
                 for (path, bytes) in files { print("\(path): \(bytes) bytes (\(humanBytes(bytes))) would be written") }
+            }
+            return
+        }
+        if let (k, n) = shardNumbers {
+            let part = ShardedConversion.partPlan(plan, output: output, shard: k, of: n)
+            if json {
+                print(
+                    JSONValue.object(
+                        JSONObject([
+                            ("part", .string(part.path)), ("shard", .integer(Int64(k))), ("shards", .integer(Int64(n))),
+                            ("bytes", .integer(Int64(part.bytes))), ("merged_bytes", .integer(Int64(plan.layout.fileSize))),
+                            ("tensors", .array(part.tensors.map { .string(plan.layout.tensors[$0].name) })),
+                        ])
+                    ).prettyPrinted(), terminator: "")
+            } else {
+                for i in part.tensors { print(plan.layout.tensors[i].name) }
+                print(
+                    """
+                    \(part.tensors.count) of \(plan.tensors.count) tensors, \(part.bytes) bytes (\(humanBytes(part.bytes))) would be \
+                    written to \(part.path) (shard \(k)/\(n) of \(output), \(humanBytes(plan.layout.fileSize)) once merged)
+                    """)
             }
             return
         }

@@ -30,6 +30,7 @@ struct EvalCommand: ParsableCommand {
                     file: tokens ?? text ?? model,
                     reason: "\(ids.count) token\(ids.count == 1 ? "" : "s"); at least 2 are needed to score one prediction")
             }
+            warnBeyondTrainedContext(ids.count, spec: weights.spec, what: "the window")
             let vocabulary = weights.spec.vocabularySize
             let logits = try ReferenceModel.logits(weights: weights, tokens: ids)
             if let logitsOut { try NumpyFile.write(logits, shape: [ids.count, vocabulary], to: logitsOut) }

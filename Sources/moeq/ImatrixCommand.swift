@@ -35,10 +35,11 @@ struct ImatrixCommand: ParsableCommand {
                 [
                     .file(
                         output, companions: [StagedFile.temporaryPath(for: output), OutputManifest.path(for: output)],
-                        writtenByMoeq: hasManifest)
+                        writtenByMoeq: isMoeqImatrix)
                 ],
                 inputs: [model, text, tokens], force: outputs.force)
             let weights = try ReferenceModel.weights(path: model)
+            warnBeyondTrainedContext(ctx, spec: weights.spec, what: "--ctx")
             let ids = try tokenIDs(tokens: tokens, text: text, tokenizerDirectory: model, vocabularySize: weights.spec.vocabularySize)
             let collector = ImportanceCollector(spec: weights.spec)
             var done = 0

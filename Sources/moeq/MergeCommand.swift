@@ -25,7 +25,7 @@ struct MergeCommand: ParsableCommand {
                 [
                     .file(
                         output, companions: [StagedFile.temporaryPath(for: output), OutputManifest.path(for: output)],
-                        writtenByMoeq: hasManifest)
+                        writtenByMoeq: isMoeqModel)
                 ],
                 inputs: parts, force: outputs.force)
             let started = Date()

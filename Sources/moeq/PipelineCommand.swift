@@ -55,7 +55,7 @@ struct PipelineCommand: ParsableCommand {
                     paths.map {
                         .file(
                             $0, companions: [StagedFile.temporaryPath(for: $0), OutputManifest.path(for: $0), $0 + ".journal"],
-                            writtenByMoeq: hasManifest)
+                            writtenByMoeq: isMoeqModel)
                     },
                     inputs: [recipe, file.source, file.imatrix, file.validate?.text], force: outputs.force)
             }
@@ -77,7 +77,7 @@ struct PipelineCommand: ParsableCommand {
 struct ValidateStage: Stage {
     let name = "validate",
         summary = "Perplexity, ΔPPL, KLD and top-1 agreement of the written file against the source, with the reference engine."
-    let needs: [StageNeed] = [.checkpoint, .output, .calibrationText]
+    let needs: [StageNeed] = [.checkpoint, .output, .calibrationText, .writtenFile]
 
     func plan(_ context: PipelineContext) throws -> JSONValue {
         guard let settings = context.recipe.validate else { throw PipelineError.missing(stage: name, need: .calibrationText) }

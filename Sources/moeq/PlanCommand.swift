@@ -147,6 +147,7 @@ struct PlanCommand: ParsableCommand {
         if exists, looksLikeGGUF {
             let files = try Footprint.ggufFiles(first: model)
             let spec = try ModelSpec(gguf: files[0])
+            try Footprint.checkHoldsExperts(files, path: model, spec: spec)
             // The file (or split set) as it is; named recipes (if asked) are planned from its hyper-parameters.
             return (spec, [Footprint.of(gguf: files, spec: spec)] + (recipes.isEmpty ? [] : try Footprint.of(spec: spec, recipes: recipes)))
         }
@@ -171,11 +172,7 @@ struct PlanCommand: ParsableCommand {
         let resolved = try targets.map { try catalog.target($0) }
         var profile: RoutingProfile?
         if let routing {
-            profile = RoutingProfile(counts: spec.tensorLayout.routingCounts(try ImportanceMatrix(path: routing)))
-            if profile == nil {
-                throw ValidationError(
-                    "\(routing): no per-expert routing counts for this model (an imatrix GGUF with counts on the routed down projections)")
-            }
+            profile = try RoutingProfile(imatrix: try ImportanceMatrix(path: routing), path: routing, spec: spec)
         }
         let plans = footprints.map { f in
             resolved.map {

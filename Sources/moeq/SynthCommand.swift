@@ -59,6 +59,8 @@ struct SynthCommand: ParsableCommand {
             )
         }
         guard ModelPresets.named(preset, architecture: arch) != nil else {
+            // A broken bundled spec hides every real-shape preset: name that file rather than the preset.
+            do { _ = try ModelPresets.bundled() } catch { throw ValidationError("\(error)") }
             let valid = ModelPresets.all.filter { $0.architecture == arch && !$0.name.hasPrefix("tiny-") }.map(\.name)
             throw ValidationError(
                 """

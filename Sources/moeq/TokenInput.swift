@@ -88,6 +88,16 @@ func readTokens(_ path: String) throws -> [Int] {
         guard !header.contains("'fortran_order': True") else {
             throw TokenInputError.invalid(file: path, reason: "Fortran-ordered arrays are not read")
         }
+        guard let shape = NumpyFile.shape(inHeader: header) else {
+            throw TokenInputError.invalid(file: path, reason: "the .npy header has no readable 'shape'")
+        }
+        let count = shape.reduce(1) { $0.multipliedReportingOverflow(by: $1).overflow ? Int.max : $0 * $1 }
+        guard count <= reader.remaining / width, count * width == reader.remaining else {
+            throw TokenInputError.invalid(
+                file: path,
+                reason: "shape \(shape) needs \(count <= Int.max / width ? "\(count * width)" : "more than 2^63") data bytes; "
+                    + "the file has \(reader.remaining) after its header (cut short, or more data than the header says)")
+        }
         var ids: [Int] = []
         ids.reserveCapacity(reader.remaining / width)
         while reader.remaining >= width {

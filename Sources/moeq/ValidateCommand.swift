@@ -78,6 +78,7 @@ struct ValidateCommand: ParsableCommand {
                 throw TokenInputError.empty(
                     file: text ?? tokens ?? base, reason: "\(ids.count) tokens, fewer than one chunk of --ctx \(ctx)")
             }
+            warnBeyondTrainedContext(ctx, spec: baseWeights.spec, what: "--ctx")
             let quantWeights = try ReferenceModel.weights(
                 path: quant, configDirectory: base, llamaCPUArithmetic: arithmetic == .llamaCPU, expertCache: expertCache)
             let windows = QuantValidation.windows(tokens: ids, context: ctx, maxChunks: chunks, beginningOfSequence: bos)

@@ -363,6 +363,8 @@ add("dump/NaN inside a GGUF tensor (decoded)", "dump", lambda c: ["dump", gguf_n
 CASES.extend(scenario_cases())
 import hostile_formats  # noqa: E402  (broad mutation coverage per format)
 CASES.extend(hostile_formats.cases())
+import hostile_review  # noqa: E402  (a second hostile pass over the CLI)
+CASES.extend(hostile_review.cases())
 
 
 def all_cases():

@@ -118,7 +118,9 @@ public struct OutputPolicy {
         guard hasManifest(path) else { return false }
         guard starts(path, with: Array("GGUF".utf8)) else { return true }
         guard let file = try? GGUFFile(path: path) else { return false }
-        return file[GGUFKey.type]?.stringValue == ggufType
+        // The later files of a split model carry only the split keys, no general.type.
+        let type = file[GGUFKey.type]?.stringValue
+        return type == ggufType || (type == nil && ggufType == "model" && file[GGUFKey.splitCount] != nil)
     }
 
     /// A file that starts with one of moeq's magics.

@@ -189,6 +189,10 @@ add("imatrix/-o a model GGUF moeq converted: refused without --force", "imatrix"
 add("convert/-o an importance matrix moeq wrote: refused without --force", "convert",
     lambda c: convert(model(c), c.protect(c.art("im.gguf", register=False))), err=["im.gguf", "--force"])
 
+add("convert/--layout split again over its own earlier pair (no --force needed)", "convert",
+    lambda c: (lambda d: (c.moeq_ok(*convert(d, c.p("sp.gguf"), "Q8_0", "--layout", "split")),
+                          convert(d, c.p("sp.gguf"), "Q4_0", "--layout", "split"))[1])(model(c)), rc=0)
+
 
 def broken_resources(c):
     root = c.p("res")

@@ -133,6 +133,7 @@ public struct RecipeRules: Sendable {
         case .q4_K: replacement = .q5_0
         case .q5_K: replacement = .q5_1
         case .q6_K: replacement = .q8_0
+        case .iq4_xs: replacement = .iq4_nl
         default: replacement = type
         }
         return width % replacement.blockSize == 0 ? replacement : .f16

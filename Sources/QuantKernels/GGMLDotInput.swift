@@ -13,9 +13,9 @@ public enum GGMLDotInput: String, Sendable, CaseIterable {
         case .f32: self = .f32
         case .f16: self = .f16
         case .bf16: self = .bf16
-        case .q4_0, .q5_0, .q8_0, .mxfp4: self = .q8_0
+        case .q4_0, .q5_0, .q8_0, .mxfp4, .iq4_nl: self = .q8_0
         case .q4_1, .q5_1: self = .q8_1
-        case .q2_K, .q3_K, .q4_K, .q5_K, .q6_K: self = .q8_K
+        case .q2_K, .q3_K, .q4_K, .q5_K, .q6_K, .iq4_xs: self = .q8_K
         }
     }
 

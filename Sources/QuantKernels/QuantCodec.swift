@@ -103,6 +103,8 @@ public enum QuantCodec {
         case .q4_K: for b in 0..<blocks { KQuants45.dequantize(source + b * size, y + b * n, fiveBit: false) }
         case .q5_K: for b in 0..<blocks { KQuants45.dequantize(source + b * size, y + b * n, fiveBit: true) }
         case .q6_K: for b in 0..<blocks { KQuants236.dequantizeQ6_K(source + b * size, y + b * n) }
+        case .iq4_nl: for b in 0..<blocks { IQuants4.dequantizeNL(source + b * size, y + b * n) }
+        case .iq4_xs: for b in 0..<blocks { IQuants4.dequantizeXS(source + b * size, y + b * n) }
         case .mxfp4: for b in 0..<blocks { MXFP4.dequantize(source + b * size, y + b * n) }
         }
     }
@@ -161,6 +163,8 @@ public enum QuantCodec {
         case .q4_K: KQuants45.quantize(x, width, importance: importance, out, fiveBit: false, lanes: !reference)
         case .q5_K: KQuants45.quantize(x, width, importance: importance, out, fiveBit: true, lanes: !reference)
         case .q6_K: KQuants236.quantizeQ6_K(x, width, importance: importance, out, lanes: !reference)
+        case .iq4_nl: IQuants4.quantizeNL(x, width, importance: importance, out)
+        case .iq4_xs: IQuants4.quantizeXS(x, width, importance: importance, out)
         case .mxfp4: MXFP4.quantize(x, width, out)
         }
     }

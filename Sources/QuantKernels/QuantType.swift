@@ -6,6 +6,7 @@ public enum QuantType: String, Sendable, CaseIterable, Codable {
     case f32 = "F32", f16 = "F16", bf16 = "BF16"
     case q4_0 = "Q4_0", q4_1 = "Q4_1", q5_0 = "Q5_0", q5_1 = "Q5_1", q8_0 = "Q8_0"
     case q2_K = "Q2_K", q3_K = "Q3_K", q4_K = "Q4_K", q5_K = "Q5_K", q6_K = "Q6_K"
+    case iq4_nl = "IQ4_NL", iq4_xs = "IQ4_XS"
     case mxfp4 = "MXFP4"
 
     /// One row of the table.
@@ -16,7 +17,7 @@ public enum QuantType: String, Sendable, CaseIterable, Codable {
         public let blockSize: Int
         /// Bytes per block.
         public let bytesPerBlock: Int
-        /// True when ggml refuses to quantize without an importance matrix (none of these; IQ1/IQ2 types do).
+        /// True when ggml refuses to quantize without an importance matrix (IQ2_XXS, IQ2_XS, IQ1_S).
         public let requiresImportance: Bool
         /// True when ggml's quantizer changes its output given an importance matrix.
         public let usesImportance: Bool
@@ -37,6 +38,8 @@ public enum QuantType: String, Sendable, CaseIterable, Codable {
         case .q4_K: Layout(ggmlTypeID: 12, blockSize: 256, bytesPerBlock: 144, requiresImportance: false, usesImportance: true)
         case .q5_K: Layout(ggmlTypeID: 13, blockSize: 256, bytesPerBlock: 176, requiresImportance: false, usesImportance: true)
         case .q6_K: Layout(ggmlTypeID: 14, blockSize: 256, bytesPerBlock: 210, requiresImportance: false, usesImportance: true)
+        case .iq4_nl: Layout(ggmlTypeID: 20, blockSize: 32, bytesPerBlock: 18, requiresImportance: false, usesImportance: true)
+        case .iq4_xs: Layout(ggmlTypeID: 23, blockSize: 256, bytesPerBlock: 136, requiresImportance: false, usesImportance: true)
         case .bf16: Layout(ggmlTypeID: 30, blockSize: 1, bytesPerBlock: 2, requiresImportance: false, usesImportance: false)
         case .mxfp4: Layout(ggmlTypeID: 39, blockSize: 32, bytesPerBlock: 17, requiresImportance: false, usesImportance: false)
         }

@@ -78,6 +78,10 @@ func convertMatchesLlamaCppTensorForTensor(arch: String, recipe: RecipeName, ima
     #expect(typeOf["blk.9.exp_probs_b.bias"] == .f32)
     #expect(RecipeRules.fallback(.q6_K, width: 2880) == .q8_0)
     #expect(RecipeRules.fallback(.q4_K, width: 100) == .f16)
+    // llama-quantize's tensor_type_fallback: IQ4_XS → IQ4_NL (32-blocks), then F16 when even those do not fit.
+    #expect(RecipeRules.fallback(.iq4_xs, width: 2880) == .iq4_nl)
+    #expect(RecipeRules.fallback(.iq4_xs, width: 4096) == .iq4_xs)
+    #expect(RecipeRules.fallback(.iq4_nl, width: 100) == .f16)
 }
 
 @Test func manifestBesideTheOutputVerifiesAndCatchesDamage() throws {

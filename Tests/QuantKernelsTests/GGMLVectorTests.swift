@@ -30,7 +30,9 @@ private func firstDifference(_ a: [UInt8], _ b: [UInt8]) -> String {
     return "byte \(i): ours \(a[i]), ggml \(b[i])"
 }
 
-private let types: [QuantType] = [.f16, .bf16, .q8_0, .q4_0, .q4_1, .q5_0, .q5_1, .q2_K, .q3_K, .q4_K, .q5_K, .q6_K, .mxfp4]
+private let types: [QuantType] = [
+    .f16, .bf16, .q8_0, .q4_0, .q4_1, .q5_0, .q5_1, .q2_K, .q3_K, .q4_K, .q5_K, .q6_K, .mxfp4, .iq4_nl, .iq4_xs,
+]
 
 @Test(arguments: types)
 func quantizationEqualsGGML(type: QuantType) throws {

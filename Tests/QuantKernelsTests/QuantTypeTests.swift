@@ -19,6 +19,8 @@ private func blockFormula(_ type: QuantType) -> Int {
     case .q4_K: return 2 * half + 12 + k / 2  // d, dmin, scales[12], qs[128]
     case .q5_K: return 2 * half + 12 + k / 8 + k / 2  // d, dmin, scales[12], qh[32], qs[128]
     case .q6_K: return half + k / 16 + 3 * k / 4  // d, scales[16], ql[128] + qh[64]
+    case .iq4_nl: return half + 32 / 2  // d, qs[16]
+    case .iq4_xs: return half + 2 + k / 64 + k / 2  // d, scales_h, scales_l[4], qs[128]
     case .mxfp4: return 1 + 32 / 2  // e, qs[16]
     }
 }
@@ -98,7 +100,7 @@ func roundTripErrorIsWithinTheTypesPrecision(type: QuantType) throws {
         case .q8_0: 0.01
         case .q6_K: 0.03
         case .q5_0, .q5_1, .q5_K: 0.06
-        case .q4_0, .q4_1, .q4_K, .mxfp4: 0.15
+        case .q4_0, .q4_1, .q4_K, .mxfp4, .iq4_nl, .iq4_xs: 0.15
         case .q3_K: 0.25
         case .q2_K: 0.5
         }

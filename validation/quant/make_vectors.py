@@ -35,11 +35,18 @@ ROWS, COLS = 8, 512
 
 # ggml_type ids from ggml.h (enum ggml_type); each is checked against ggml_type_name() at start-up.
 TYPE_IDS = {"F16": 1, "BF16": 30, "Q8_0": 8, "Q4_0": 2, "Q4_1": 3, "Q5_0": 6, "Q5_1": 7,
-            "Q2_K": 10, "Q3_K": 11, "Q4_K": 12, "Q5_K": 13, "Q6_K": 14, "MXFP4": 39}
+            "Q2_K": 10, "Q3_K": 11, "Q4_K": 12, "Q5_K": 13, "Q6_K": 14, "MXFP4": 39,
+            "IQ4_NL": 20, "IQ4_XS": 23}
 TYPES = list(TYPE_IDS)
 KINDS = ["normal", "heavy", "zero", "constant", "outlier", "denormal", "mixed"]
 GGML_TYPE_COUNT = 43  # ggml.h of ggml 0.25.x
 GGUF_PY_QUANTIZE_TYPES = ["F16", "BF16", "Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "MXFP4"]
+
+# Types whose from_float_ref is not a reference: quantize_row_iq4_nl_ref runs the scale search with ntry = -1, which
+# never writes the codes of an all-zero block, so those bytes are whatever the stack held (two runs differ).
+# ggml_quantize_chunk (what llama-quantize calls, ntry = 7) is deterministic and is what the tests compare.
+REF_UNDEFINED = {"IQ4_NL": "not recorded: quantize_row_iq4_nl_ref leaves the codes of all-zero blocks uninitialized "
+                           "(ntry = -1 skips the final code pass), so its bytes differ between runs"}
 
 # Imatrix policy for the committed vectors: exp(N(0,1)) with this many entries set to exactly 0.0
 # (the zero-imatrix experiments in the manifest show whether ggml copes with that).
@@ -420,8 +427,13 @@ def main(argv=None):
                 e["imatrix_validate_row_data"] = g.validate(t, chunk_im[kind])
                 yi = g.to_float(t, chunk_im[kind], n)
                 e["imatrix_dequant_nonfinite"] = nonfinite(yi)
-            ref = g.from_float_ref(t, x)
-            e["ref_equals_bin"] = ref == b
+            if name in REF_UNDEFINED:
+                e["ref"] = REF_UNDEFINED[name]
+                e["ref_equals_bin"] = None
+                ref = b
+            else:
+                ref = g.from_float_ref(t, x)
+                e["ref_equals_bin"] = ref == b
             if ref != b:
                 e["ref_bin"] = write(os.path.join(out, name, f"{kind}.ref.bin"), ref, files, out)
                 e["ref_vs_bin"] = block_diff(ref, b, ts, bs)
@@ -432,7 +444,7 @@ def main(argv=None):
             d = y.astype(np.float64) - x.reshape(-1).astype(np.float64)
             e["rmse_vs_input"] = float(np.sqrt(np.mean(d * d))) if np.isfinite(d).all() else None
             per[kind] = e
-        info["ref_equals_chunk_all_kinds"] = all(per[k]["ref_equals_bin"] for k in KINDS)
+        info["ref_equals_chunk_all_kinds"] = None if name in REF_UNDEFINED else all(per[k]["ref_equals_bin"] for k in KINDS)
         info["files"] = per
         manifest["types"][name] = info
 

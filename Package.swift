@@ -26,7 +26,9 @@ let package = Package(
             providers: [.apt(["libxxhash-dev"])]),
 
         // MARK: Layered libraries (a lower target never imports a higher one)
-        .target(name: "QuantKernels"),
+        // The kernels are optimized in debug builds too: the tests push whole checkpoints through them, and
+        // unoptimized SIMD code is ~30× slower (the bytes are the same either way; the tests check them).
+        .target(name: "QuantKernels", swiftSettings: [.unsafeFlags(["-O"], .when(configuration: .debug))]),
         .target(
             name: "TensorFormats",
             dependencies: [

@@ -7,6 +7,8 @@ import QuantKernels
 public enum RecipeName: String, Sendable, CaseIterable {
     case f32 = "F32", f16 = "F16", bf16 = "BF16", q8_0 = "Q8_0", q6_K = "Q6_K"
     case q5_K_M = "Q5_K_M", q5_K_S = "Q5_K_S", q4_K_M = "Q4_K_M", q4_K_S = "Q4_K_S", q4_0 = "Q4_0"
+    /// Non-linear 4-bit: IQ4_XS (256-value super-blocks, 4.25 bpw) and IQ4_NL (32-value blocks, 4.5 bpw).
+    case iq4_xs = "IQ4_XS", iq4_nl = "IQ4_NL"
     /// compressed-tensors INT4 group-32 routed experts repacked losslessly into Q4_0 (exact F32 where a scale
     /// is not F16-exact); every other quantizable tensor Q8_0.
     case int4Native = "INT4-NATIVE"
@@ -26,6 +28,8 @@ public enum RecipeName: String, Sendable, CaseIterable {
         case .q5_K_S: 16
         case .q5_K_M: 17
         case .q6_K: 18
+        case .iq4_nl: 25
+        case .iq4_xs: 30
         case .bf16: 32
         case .mxfp4Moe: 38
         }
@@ -42,6 +46,8 @@ public enum RecipeName: String, Sendable, CaseIterable {
         case .q5_K_M, .q5_K_S: .q5_K
         case .q4_K_M, .q4_K_S: .q4_K
         case .q4_0: .q4_0
+        case .iq4_nl: .iq4_nl
+        case .iq4_xs: .iq4_xs
         }
     }
 
@@ -54,12 +60,16 @@ public struct RecipeRules: Sendable {
     public let recipe: RecipeName
     public let layerCount: Int
     public let expertCount: Int
+    /// llama.cpp's `n_gqa()`: query heads per KV head as the GGUF states them (MLA files state one KV head).
+    public let queryHeadsPerKeyValueHead: Int
     public let hasImportance: Bool
 
     public init(recipe: RecipeName, spec: ModelSpec, hasImportance: Bool = false) {
         self.recipe = recipe
         layerCount = spec.layerCount
         expertCount = spec.routedExpertCount
+        let keyValueHeads = spec.latentAttention == nil ? spec.keyValueHeadCount : 1
+        queryHeadsPerKeyValueHead = keyValueHeads > 0 ? spec.headCount / keyValueHeads : 0
         self.hasImportance = hasImportance
     }
 
@@ -105,18 +115,21 @@ public struct RecipeRules: Sendable {
                 type = .q6_K
             } else if recipe == .q4_K_S && attentionVIndex < 4 {
                 type = .q5_K
+            } else if (recipe == .iq4_nl || recipe == .iq4_xs) && queryHeadsPerKeyValueHead >= 4 {
+                type = .q5_K
             }
             if expertCount == 8 { type = .q8_0 }
             return type
         case .attention(_, .key):
             return expertCount == 8 ? .q8_0 : base
         case .attention(_, .output):
-            return expertCount == 8 && (recipe == .q4_K_S || recipe == .q4_K_M) ? .q5_K : base
+            return expertCount == 8 && [.q4_K_S, .q4_K_M, .iq4_nl, .iq4_xs].contains(recipe) ? .q5_K : base
         case .denseFeedForward(_, .down), .routedExperts(_, .down), .sharedExpert(_, .down):
             switch recipe {
             case .q4_K_M, .q5_K_M: return RecipeRules.useMoreBits(layer, layerCount) ? .q6_K : base
             case .q4_K_S: return layer < layerCount / 8 ? .q5_K : base
             case .q4_0: return hasImportance && layer < layerCount / 8 ? .q4_1 : base
+            case .iq4_nl, .iq4_xs: return !hasImportance && layer < layerCount / 8 ? .q5_K : base
             default: return base
             }
         default:

@@ -63,6 +63,41 @@ func convertMatchesLlamaCppTensorForTensor(arch: String, recipe: RecipeName, ima
     }
 }
 
+/// (trained fixture, recipe, with moeq's imatrix).
+private let lowBitCases: [(String, RecipeName, Bool)] = ["trained-qwen3_moe_wide", "trained-deepseek_v3", "trained-mixtral"].flatMap {
+    fixture in [RecipeName.iq4_xs, .iq4_nl].flatMap { recipe in [(fixture, recipe, false), (fixture, recipe, true)] }
+}
+
+/// The low-bit recipes against llama-quantize run on our own F32 GGUF of the same checkpoint, with the same
+/// imatrix (made by `moeq imatrix`): every tensor's type, ne and bytes (validation/gguf/llama_quantize_lowbit.json,
+/// made by validation/gguf/make_lowbit_oracle.py).
+@Test(arguments: lowBitCases)
+func lowBitRecipesMatchLlamaQuantizeTensorForTensor(fixture: String, recipe: RecipeName, imatrix: Bool) throws {
+    let oracle = try JSONParser.parse(
+        [UInt8](try Data(contentsOf: validation.appendingPathComponent("gguf/llama_quantize_lowbit.json"))))
+    let expected = try #require(oracle["files"]?["\(fixture)/\(recipe.rawValue)\(imatrix ? "+imatrix" : "")"]?["tensors"]?.objectValue)
+    let importance =
+        try imatrix
+        ? ImportanceMatrix(path: validation.appendingPathComponent("gguf/imatrix/\(fixture).moeq.imatrix.gguf").path) : nil
+    let output = NSTemporaryDirectory() + "moeq-lowbit-\(UUID().uuidString).gguf"
+    defer {
+        try? FileManager.default.removeItem(atPath: output)
+        try? FileManager.default.removeItem(atPath: OutputManifest.path(for: output))
+    }
+    let plan = try GGUFConversion.plan(
+        path: validation.appendingPathComponent("fixtures/\(fixture)").path, recipe: recipe, importance: importance)
+    _ = try GGUFConversion.run(plan, output: output, threads: 2)
+    let file = try GGUFFile(path: output)
+    #expect(file.tensors.count == expected.count)
+    for tensor in file.tensors {
+        let reference = try #require(expected[tensor.name], "llama-quantize has no \(tensor.name)")
+        #expect(reference["type"]?.stringValue == tensor.type.rawValue, "\(tensor.name) type")
+        #expect(reference["ne"]?.arrayValue?.compactMap(\.intValue) == tensor.dimensions, "\(tensor.name) ne")
+        #expect(reference["xxh3"]?.stringValue == ContentHash.hex(ContentHash.xxh3(file.data(of: tensor))), "\(tensor.name) bytes")
+    }
+    #expect(file[GGUFKey.fileType]?.integerValue == Int(recipe.fileType))
+}
+
 @Test func recipeRulesOnRealShapes() throws {
     // DeepSeek-V3: attn_k_b rows of 128 cannot be Q4_K (256) → Q5_0; ffn_down on use_more_bits layers → Q6_K.
     let spec = try ModelSpec(config: try #require(ModelPresets.named("deepseek-v3", architecture: .deepseekV3)).config)

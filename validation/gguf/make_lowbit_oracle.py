@@ -1,0 +1,66 @@
+#!/usr/bin/env python3
+"""Per-tensor oracle of llama-quantize's low-bit recipes on moeq's own F32 GGUFs of the trained fixtures.
+
+For each fixture below: `moeq convert FIXTURE --recipe F32` gives the F32 GGUF; `moeq imatrix FIXTURE --text
+validation/fixtures/trained/kjv-heldout.txt --ctx 64 --chunks 8` gives the importance matrix (committed under
+validation/gguf/imatrix/<fixture>.moeq.imatrix.gguf, so the test converts with the very same file); then
+`llama-quantize [--imatrix IM] F32.gguf OUT.gguf RECIPE` for every recipe in RECIPES, with and without the imatrix.
+Every tensor's ggml type, ne and XXH3-64 of its bytes go to validation/gguf/llama_quantize_lowbit.json; the Swift
+test `lowBitRecipesMatchLlamaQuantizeTensorForTensor` converts the checkpoint itself and must match.
+
+Run from the repository root with the llama venv of setup_peers.sh (needs gguf and xxhash):
+    /work/peers/venv-llama/bin/python validation/gguf/make_lowbit_oracle.py .build/release/moeq \
+        /work/peers/llama-build/bin/llama-quantize
+"""
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+import xxhash
+from gguf import GGUFReader
+
+FIXTURES = ["trained-qwen3_moe_wide", "trained-deepseek_v3", "trained-mixtral"]
+RECIPES = ["IQ4_XS", "IQ4_NL"]
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+
+
+def run(*argv):
+    r = subprocess.run([str(a) for a in argv], capture_output=True, text=True)
+    if r.returncode != 0:
+        sys.exit(f"failed: {' '.join(map(str, argv))}\n{r.stderr[-2000:]}")
+    return r
+
+
+def tensors_of(path):
+    return {t.name: {"type": t.tensor_type.name, "ne": [int(n) for n in t.shape], "xxh3": xxhash.xxh3_64_hexdigest(t.data.tobytes())}
+            for t in GGUFReader(path).tensors}
+
+
+def main():
+    moeq, quantize = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
+    result = {"made_by": "validation/gguf/make_lowbit_oracle.py", "llama_quantize": "llama-cpp-python 0.3.36 (ggml 0.25.3) tools build",
+              "files": {}}
+    text = os.path.join(ROOT, "validation", "fixtures", "trained", "kjv-heldout.txt")
+    with tempfile.TemporaryDirectory() as tmp:
+        for fixture in FIXTURES:
+            source = os.path.join(ROOT, "validation", "fixtures", fixture)
+            f32 = os.path.join(tmp, f"{fixture}-F32.gguf")
+            run(moeq, "convert", source, "-o", f32, "--recipe", "F32")
+            imatrix = os.path.join(HERE, "imatrix", f"{fixture}.moeq.imatrix.gguf")
+            run(moeq, "imatrix", source, "--text", text, "--ctx", "64", "--chunks", "8", "-o", imatrix, "--force")
+            for recipe in RECIPES:
+                for with_imatrix in (False, True):
+                    out = os.path.join(tmp, f"{fixture}-{recipe}{'-im' if with_imatrix else ''}.gguf")
+                    run(quantize, *(["--imatrix", imatrix] if with_imatrix else []), f32, out, recipe, "2")
+                    key = f"{fixture}/{recipe}{'+imatrix' if with_imatrix else ''}"
+                    result["files"][key] = {"tensors": tensors_of(out)}
+                    print(key, len(result["files"][key]["tensors"]), "tensors")
+    with open(os.path.join(HERE, "llama_quantize_lowbit.json"), "w") as f:
+        json.dump(result, f, indent=1, sort_keys=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -207,6 +207,10 @@ struct ConvertCommand: ParsableCommand {
         // Crash testing (validation/pipeline/kill_resume.py): MOEQ_KILL_AT=<bytes> or "rename" sends this
         // process SIGKILL once that many output bytes are written, or just before the final rename.
         let killAt = ProcessInfo.processInfo.environment["MOEQ_KILL_AT"]
+        // Signal testing (validation/hostile): MOEQ_THROTTLE_MS=<ms> pauses after every written chunk, so a signal
+        // sent after a fixed delay lands mid-conversion however fast the machine is.
+        let throttle = ProcessInfo.processInfo.environment["MOEQ_THROTTLE_MS"].flatMap(UInt32.init).map { min($0, 10_000) }
+        let pace = { if let throttle { usleep(throttle * 1000) } }
         let cancelled = { Interruption.requested }
         switch layout {
         case .split:
@@ -214,6 +218,7 @@ struct ConvertCommand: ParsableCommand {
                 plan, output: output, threads: threads, resume: resume, cancelled: cancelled,
                 progress: { done, _ in
                     if let killAt, let limit = Int(killAt), done >= limit { kill(getpid(), SIGKILL) }
+                    pace()
                 })
             for file in files { print("wrote \(file.path): \(humanBytes(file.bytes))") }
             return
@@ -275,6 +280,7 @@ struct ConvertCommand: ParsableCommand {
             }
         ) { done, total in
             if let killAt, let limit = Int(killAt), done >= limit { kill(getpid(), SIGKILL) }
+            pace()
             guard showProgress else { return }
             let elapsed = Date().timeIntervalSince(started)
             let rate = elapsed > 0 ? Double(done) / elapsed : 0

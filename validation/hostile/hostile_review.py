@@ -39,7 +39,7 @@ def source_shrinks(c):
     signal (SIGBUS from the mapping), nothing under the final name."""
     src = c.fixture(WIDE, "model")
     o = c.p("o.gguf")
-    p = H.spawn(c.moeq, convert(src, o, "Q4_K_M", "--threads", "1"), c.dir)
+    p = H.spawn(c.moeq, convert(src, o, "Q4_K_M", "--threads", "1"), c.dir, env={**os.environ, "MOEQ_THROTTLE_MS": "200"})
     time.sleep(1.0)
     if p.poll() is not None:
         H.finish(p, 10)

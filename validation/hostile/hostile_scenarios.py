@@ -44,7 +44,8 @@ def concurrent_converts(c):
         commands = [convert(src, o, "Q4_K_M", "--threads", "2"), convert(src, o, "Q8_0", "--threads", "1")]
         if rnd % 2:
             commands.reverse()
-        procs = [H.spawn(c.moeq, cmd, c.dir) for cmd in commands]
+        # Paced (MOEQ_THROTTLE_MS) so the two runs overlap however fast the machine converts.
+        procs = [H.spawn(c.moeq, cmd, c.dir, env={**os.environ, "MOEQ_THROTTLE_MS": "20"}) for cmd in commands]
         results = [H.finish(p, 180) for p in procs]
         zeros = 0
         for cmd, r in zip(commands, results):
@@ -91,11 +92,12 @@ add("convert/two --format safetensors writers of one directory at once", "conver
 H.section("S2. signals and --resume")
 
 
-def interrupted(sig, delay, fixture_or_art, recipe, threads, expect_kept):
+def interrupted(sig, delay, fixture_or_art, recipe, threads, expect_kept, throttle="200"):
     def scenario(c):
         src = c.art("syn") if fixture_or_art == "syn" else c.fixture(fixture_or_art, "model")
         o = c.p("o.gguf")
-        p = H.spawn(c.moeq, convert(src, o, recipe, "--threads", str(threads)), c.dir)
+        # MOEQ_THROTTLE_MS paces the writes so the signal lands mid-conversion on any machine; --resume runs at speed.
+        p = H.spawn(c.moeq, convert(src, o, recipe, "--threads", str(threads)), c.dir, env={**os.environ, "MOEQ_THROTTLE_MS": throttle})
         time.sleep(delay)
         if p.poll() is not None:
             c.fail(f"the conversion finished within {delay} s, before the signal: the scenario needs a slower conversion")
@@ -125,7 +127,7 @@ def interrupted(sig, delay, fixture_or_art, recipe, threads, expect_kept):
 
 
 add("convert/SIGINT after 12 s, --resume keeps work (durability by time)", "convert",
-    scenario=interrupted(signal.SIGINT, 12, WIDE, "Q4_K_M", 1, True), serial=True, timeout=300,
+    scenario=interrupted(signal.SIGINT, 12, WIDE, "Q4_K_M", 1, True, throttle="300"), serial=True, timeout=300,
     note="assumes the journal is made durable at least every ~10 s")
 add("convert/SIGTERM mid-conversion, then --resume", "convert", scenario=interrupted(signal.SIGTERM, 1.5, "syn", "Q4_K_M", 1, False), serial=True, timeout=200)
 add("convert/kill -9 mid-conversion, then --resume", "convert", scenario=interrupted(signal.SIGKILL, 1.5, "syn", "Q4_K_M", 1, False), serial=True, timeout=200)

@@ -71,22 +71,15 @@ enum IQuants4 {
 
     // MARK: Quantize
 
-    /// One IQ4_NL row (width a multiple of 32).
-    static func quantizeNL(_ x: UnsafePointer<Float>, _ width: Int, importance: UnsafePointer<Float>?, _ out: UnsafeMutableRawPointer) {
-        var scratch = Scratch(superBlock: 32)
-        for block in 0..<(width / 32) {
+    /// One IQ4_NL row (`xs` false: width a multiple of 32) or IQ4_XS row (`xs` true: a multiple of 256).
+    static func quantize(
+        _ x: UnsafePointer<Float>, _ width: Int, importance: UnsafePointer<Float>?, _ out: UnsafeMutableRawPointer, xs: Bool
+    ) {
+        let size = xs ? 256 : 32, bytes = xs ? xsBlockBytes : nlBlockBytes
+        var scratch = Scratch(superBlock: size)
+        for block in 0..<(width / size) {
             quantizeSuperBlock(
-                x + 32 * block, size: 32, importance: importance.map { $0 + 32 * block }, out + nlBlockBytes * block, xs: false,
-                scratch: &scratch)
-        }
-    }
-
-    /// One IQ4_XS row (width a multiple of 256).
-    static func quantizeXS(_ x: UnsafePointer<Float>, _ width: Int, importance: UnsafePointer<Float>?, _ out: UnsafeMutableRawPointer) {
-        var scratch = Scratch(superBlock: 256)
-        for block in 0..<(width / 256) {
-            quantizeSuperBlock(
-                x + 256 * block, size: 256, importance: importance.map { $0 + 256 * block }, out + xsBlockBytes * block, xs: true,
+                x + size * block, size: size, importance: importance.map { $0 + size * block }, out + bytes * block, xs: xs,
                 scratch: &scratch)
         }
     }

@@ -163,8 +163,8 @@ public enum QuantCodec {
         case .q4_K: KQuants45.quantize(x, width, importance: importance, out, fiveBit: false, lanes: !reference)
         case .q5_K: KQuants45.quantize(x, width, importance: importance, out, fiveBit: true, lanes: !reference)
         case .q6_K: KQuants236.quantizeQ6_K(x, width, importance: importance, out, lanes: !reference)
-        case .iq4_nl: IQuants4.quantizeNL(x, width, importance: importance, out)
-        case .iq4_xs: IQuants4.quantizeXS(x, width, importance: importance, out)
+        case .iq4_nl: IQuants4.quantize(x, width, importance: importance, out, xs: false)
+        case .iq4_xs: IQuants4.quantize(x, width, importance: importance, out, xs: true)
         case .mxfp4: MXFP4.quantize(x, width, out)
         }
     }

@@ -90,6 +90,26 @@ extension CheckpointTensor {
         }
     }
 
+    /// DeepSeek-V3's feed-forward, which GLM-4.5 shares: SwiGLU in the leading dense layers; in MoE and MTP layers a
+    /// router with a selection-bias correction, per-expert SwiGLU experts, optional shared experts.
+    static func sigmoidRoutedFeedForward(_ s: ModelSpec) -> [CheckpointTensor] {
+        let mlp = HFNames.mlp
+        var t = CheckpointTensor.swiGLU({ .denseFeedForward($0) }, mlp, .layer(.dense)) { $0.intermediateSize }
+        t += [
+            CheckpointTensor(.router, mlp + "gate.weight", .layer([.moe, .mtp])) { [$0.routedExpertCount, $0.hiddenSize] },
+            CheckpointTensor(.routerBias, mlp + "gate.e_score_correction_bias", .layer([.moe, .mtp]), part: .bias) {
+                [$0.routedExpertCount]
+            },
+        ]
+        t += CheckpointTensor.swiGLU({ .routedExpert($0) }, mlp + "experts.{expert}.", .expert([.moe, .mtp])) { $0.expertIntermediateSize }
+        if s.sharedExpertCount > 0 {
+            t += CheckpointTensor.swiGLU({ .sharedExpert($0) }, mlp + "shared_experts.", .layer([.moe, .mtp])) {
+                $0.expertIntermediateSize * $0.sharedExpertCount
+            }
+        }
+        return t + CheckpointTensor.fusedExperts(mlp, [.moe, .mtp])
+    }
+
     /// transformers v5 stores every expert of a layer in two fused tensors; recognised, not expected.
     static func fusedExperts(_ prefix: String, _ kinds: LayerKinds) -> [CheckpointTensor] {
         [

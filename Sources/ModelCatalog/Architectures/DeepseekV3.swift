@@ -23,7 +23,7 @@ enum DeepseekV3 {
     // MARK: Checkpoint
 
     static func checkpointTensors(_ s: ModelSpec) -> [CheckpointTensor] {
-        let a = HFNames.attention, l = HFNames.layer, mlp = HFNames.mlp
+        let a = HFNames.attention, l = HFNames.layer
         var t = CheckpointTensor.leading(s)
         // MTP layers: their own inputs and head first, then a full MoE decoder layer.
         t += [
@@ -68,20 +68,7 @@ enum DeepseekV3 {
             },
             .feedForwardNorm(.all),
         ]
-        t += CheckpointTensor.swiGLU({ .denseFeedForward($0) }, mlp, .layer(.dense)) { $0.intermediateSize }
-        t += [
-            CheckpointTensor(.router, mlp + "gate.weight", .layer([.moe, .mtp])) { [$0.routedExpertCount, $0.hiddenSize] },
-            CheckpointTensor(.routerBias, mlp + "gate.e_score_correction_bias", .layer([.moe, .mtp]), part: .bias) {
-                [$0.routedExpertCount]
-            },
-        ]
-        t += CheckpointTensor.swiGLU({ .routedExpert($0) }, mlp + "experts.{expert}.", .expert([.moe, .mtp])) { $0.expertIntermediateSize }
-        if s.sharedExpertCount > 0 {
-            t += CheckpointTensor.swiGLU({ .sharedExpert($0) }, mlp + "shared_experts.", .layer([.moe, .mtp])) {
-                $0.expertIntermediateSize * $0.sharedExpertCount
-            }
-        }
-        t += CheckpointTensor.fusedExperts(mlp, [.moe, .mtp])
+        t += CheckpointTensor.sigmoidRoutedFeedForward(s)
         return t + CheckpointTensor.trailing(s)
     }
 

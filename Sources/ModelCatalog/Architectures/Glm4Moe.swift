@@ -12,7 +12,7 @@ extension ArchitectureTable {
 
 enum Glm4Moe {
     static func checkpointTensors(_ s: ModelSpec) -> [CheckpointTensor] {
-        let l = HFNames.layer, mlp = HFNames.mlp
+        let l = HFNames.layer
         var t = CheckpointTensor.leading(s)
         t += [
             CheckpointTensor(.nextTokenPrediction(.embeddingNorm), l + "enorm.weight", .layer(.mtp)) { [$0.hiddenSize] },
@@ -32,20 +32,7 @@ enum Glm4Moe {
         t += CheckpointTensor.groupedQueryAttention(s, .all)
         if s.queryKeyNorm { t += CheckpointTensor.queryKeyNorms(.all) }
         t.append(.feedForwardNorm(.all))
-        t += CheckpointTensor.swiGLU({ .denseFeedForward($0) }, mlp, .layer(.dense)) { $0.intermediateSize }
-        t += [
-            CheckpointTensor(.router, mlp + "gate.weight", .layer([.moe, .mtp])) { [$0.routedExpertCount, $0.hiddenSize] },
-            CheckpointTensor(.routerBias, mlp + "gate.e_score_correction_bias", .layer([.moe, .mtp]), part: .bias) {
-                [$0.routedExpertCount]
-            },
-        ]
-        t += CheckpointTensor.swiGLU({ .routedExpert($0) }, mlp + "experts.{expert}.", .expert([.moe, .mtp])) { $0.expertIntermediateSize }
-        if s.sharedExpertCount > 0 {
-            t += CheckpointTensor.swiGLU({ .sharedExpert($0) }, mlp + "shared_experts.", .layer([.moe, .mtp])) {
-                $0.expertIntermediateSize * $0.sharedExpertCount
-            }
-        }
-        t += CheckpointTensor.fusedExperts(mlp, [.moe, .mtp])
+        t += CheckpointTensor.sigmoidRoutedFeedForward(s)
         return t + CheckpointTensor.trailing(s)
     }
 

@@ -15,7 +15,7 @@ public enum GGMLDotInput: String, Sendable, CaseIterable {
         case .bf16: self = .bf16
         case .q4_0, .q5_0, .q8_0, .mxfp4, .iq4_nl: self = .q8_0
         case .q4_1, .q5_1: self = .q8_1
-        case .q2_K, .q3_K, .q4_K, .q5_K, .q6_K, .iq4_xs: self = .q8_K
+        case .q2_K, .q3_K, .q4_K, .q5_K, .q6_K, .iq4_xs, .iq3_xxs, .iq3_s, .iq2_xxs, .iq2_xs, .iq2_s, .iq1_s, .iq1_m: self = .q8_K
         }
     }
 

@@ -32,6 +32,8 @@ extension UnsafeMutableRawPointer {
         storeBytes(of: value.littleEndian, toByteOffset: offset, as: UInt16.self)
     }
     @inline(__always) func storeByte(_ value: UInt8, at offset: Int) { storeBytes(of: value, toByteOffset: offset, as: UInt8.self) }
+    @inline(__always) func loadHalf(at offset: Int) -> UInt16 { UnsafeRawPointer(self).loadHalf(at: offset) }
+    @inline(__always) func loadByte(at offset: Int) -> UInt8 { load(fromByteOffset: offset, as: UInt8.self) }
 }
 
 extension UnsafeRawPointer {

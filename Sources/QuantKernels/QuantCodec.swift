@@ -21,6 +21,7 @@ public enum QuantCodec {
             guard importance.count == width else { throw .importanceLength(expected: width, found: importance.count) }
             if let bad = importance.firstIndex(where: { !$0.isFinite }) { throw .nonFiniteImportance(index: bad) }
         }
+        if importance == nil && type.layout.requiresImportance { throw .importanceRequired(type: type) }
         if let bad = input.firstIndex(where: { !$0.isFinite }) { throw .nonFinite(index: bad, value: input[bad]) }
         guard rows > 0, width > 0, let source = input.baseAddress, let destination = output.baseAddress else { return }
         let weights = type.layout.usesImportance ? importance?.baseAddress : nil
@@ -105,6 +106,13 @@ public enum QuantCodec {
         case .q6_K: for b in 0..<blocks { KQuants236.dequantizeQ6_K(source + b * size, y + b * n) }
         case .iq4_nl: for b in 0..<blocks { IQuants4.dequantizeNL(source + b * size, y + b * n) }
         case .iq4_xs: for b in 0..<blocks { IQuants4.dequantizeXS(source + b * size, y + b * n) }
+        case .iq2_xxs: for b in 0..<blocks { IQuantsLattice.dequantize(.iq2xxs, source + b * size, y + b * n) }
+        case .iq2_xs: for b in 0..<blocks { IQuantsLattice.dequantize(.iq2xs, source + b * size, y + b * n) }
+        case .iq2_s: for b in 0..<blocks { IQuantsLattice.dequantize(.iq2s, source + b * size, y + b * n) }
+        case .iq3_xxs: for b in 0..<blocks { IQuantsLattice.dequantize(.iq3xxs, source + b * size, y + b * n) }
+        case .iq3_s: for b in 0..<blocks { IQuantsLattice.dequantize(.iq3s, source + b * size, y + b * n) }
+        case .iq1_s: for b in 0..<blocks { IQuants1.dequantizeS(source + b * size, y + b * n) }
+        case .iq1_m: for b in 0..<blocks { IQuants1.dequantizeM(source + b * size, y + b * n) }
         case .mxfp4: for b in 0..<blocks { MXFP4.dequantize(source + b * size, y + b * n) }
         }
     }
@@ -165,6 +173,13 @@ public enum QuantCodec {
         case .q6_K: KQuants236.quantizeQ6_K(x, width, importance: importance, out, lanes: !reference)
         case .iq4_nl: IQuants4.quantize(x, width, importance: importance, out, xs: false)
         case .iq4_xs: IQuants4.quantize(x, width, importance: importance, out, xs: true)
+        case .iq2_xxs: IQuantsLattice.quantize(.iq2xxs, x, width, importance: importance, out)
+        case .iq2_xs: IQuantsLattice.quantize(.iq2xs, x, width, importance: importance, out)
+        case .iq2_s: IQuantsLattice.quantize(.iq2s, x, width, importance: importance, out)
+        case .iq3_xxs: IQuantsLattice.quantize(.iq3xxs, x, width, importance: importance, out)
+        case .iq3_s: IQuantsLattice.quantize(.iq3s, x, width, importance: importance, out)
+        case .iq1_s: IQuants1.quantizeS(x, width, importance: importance!, out)
+        case .iq1_m: IQuants1.quantizeM(x, width, importance: importance, out)
         case .mxfp4: MXFP4.quantize(x, width, out)
         }
     }

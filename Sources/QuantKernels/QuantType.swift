@@ -7,6 +7,9 @@ public enum QuantType: String, Sendable, CaseIterable, Codable {
     case q4_0 = "Q4_0", q4_1 = "Q4_1", q5_0 = "Q5_0", q5_1 = "Q5_1", q8_0 = "Q8_0"
     case q2_K = "Q2_K", q3_K = "Q3_K", q4_K = "Q4_K", q5_K = "Q5_K", q6_K = "Q6_K"
     case iq4_nl = "IQ4_NL", iq4_xs = "IQ4_XS"
+    case iq3_xxs = "IQ3_XXS", iq3_s = "IQ3_S"
+    case iq2_xxs = "IQ2_XXS", iq2_xs = "IQ2_XS", iq2_s = "IQ2_S"
+    case iq1_s = "IQ1_S", iq1_m = "IQ1_M"
     case mxfp4 = "MXFP4"
 
     /// One row of the table.
@@ -40,6 +43,13 @@ public enum QuantType: String, Sendable, CaseIterable, Codable {
         case .q6_K: Layout(ggmlTypeID: 14, blockSize: 256, bytesPerBlock: 210, requiresImportance: false, usesImportance: true)
         case .iq4_nl: Layout(ggmlTypeID: 20, blockSize: 32, bytesPerBlock: 18, requiresImportance: false, usesImportance: true)
         case .iq4_xs: Layout(ggmlTypeID: 23, blockSize: 256, bytesPerBlock: 136, requiresImportance: false, usesImportance: true)
+        case .iq2_xxs: Layout(ggmlTypeID: 16, blockSize: 256, bytesPerBlock: 66, requiresImportance: true, usesImportance: true)
+        case .iq2_xs: Layout(ggmlTypeID: 17, blockSize: 256, bytesPerBlock: 74, requiresImportance: true, usesImportance: true)
+        case .iq3_xxs: Layout(ggmlTypeID: 18, blockSize: 256, bytesPerBlock: 98, requiresImportance: false, usesImportance: true)
+        case .iq1_s: Layout(ggmlTypeID: 19, blockSize: 256, bytesPerBlock: 50, requiresImportance: true, usesImportance: true)
+        case .iq3_s: Layout(ggmlTypeID: 21, blockSize: 256, bytesPerBlock: 110, requiresImportance: false, usesImportance: true)
+        case .iq2_s: Layout(ggmlTypeID: 22, blockSize: 256, bytesPerBlock: 82, requiresImportance: false, usesImportance: true)
+        case .iq1_m: Layout(ggmlTypeID: 29, blockSize: 256, bytesPerBlock: 56, requiresImportance: false, usesImportance: true)
         case .bf16: Layout(ggmlTypeID: 30, blockSize: 1, bytesPerBlock: 2, requiresImportance: false, usesImportance: false)
         case .mxfp4: Layout(ggmlTypeID: 39, blockSize: 32, bytesPerBlock: 17, requiresImportance: false, usesImportance: false)
         }
@@ -74,6 +84,8 @@ public enum QuantError: Error, Sendable, Equatable, CustomStringConvertible {
     case importanceLength(expected: Int, found: Int)
     case nonFiniteImportance(index: Int)
     case bufferSize(expected: Int, found: Int)
+    /// ggml refuses to quantize this type without an importance matrix (IQ2_XXS, IQ2_XS, IQ1_S).
+    case importanceRequired(type: QuantType)
 
     public var description: String {
         switch self {
@@ -83,6 +95,8 @@ public enum QuantError: Error, Sendable, Equatable, CustomStringConvertible {
         case let .importanceLength(expected, found): "importance vector has \(found) values, the row width is \(expected)"
         case let .nonFiniteImportance(index): "importance value at index \(index) is not finite"
         case let .bufferSize(expected, found): "buffer holds \(found) bytes/values, \(expected) needed"
+        case let .importanceRequired(type):
+            "\(type.rawValue) needs an importance matrix (as in llama-quantize); make one with `moeq imatrix` and pass --imatrix"
         }
     }
 }

@@ -32,6 +32,7 @@ private func firstDifference(_ a: [UInt8], _ b: [UInt8]) -> String {
 
 private let types: [QuantType] = [
     .f16, .bf16, .q8_0, .q4_0, .q4_1, .q5_0, .q5_1, .q2_K, .q3_K, .q4_K, .q5_K, .q6_K, .mxfp4, .iq4_nl, .iq4_xs,
+    .iq3_xxs, .iq3_s, .iq2_xxs, .iq2_xs, .iq2_s, .iq1_s, .iq1_m,
 ]
 
 @Test(arguments: types)
@@ -41,6 +42,20 @@ func quantizationEqualsGGML(type: QuantType) throws {
         let input = try floats("inputs/\(kind).f32")
         let importance = try floats("inputs/\(kind).imatrix.f32")
         #expect(input.count == rows * width && importance.count == width)
+        if type.layout.requiresImportance {
+            // ggml aborts without an imatrix for these types; we refuse with an error naming the type.
+            #expect(throws: QuantError.importanceRequired(type: type)) { try QuantCodec.quantize(type, input, rows: rows, width: width) }
+            #expect(try bytes("\(type.rawValue)/\(kind).bin") == nil)
+            let expectedWeighted = try #require(try bytes("\(type.rawValue)/\(kind).imatrix.bin"))
+            for threads in [1, 2] {
+                let weighted = try QuantCodec.quantize(type, input, rows: rows, width: width, importance: importance, threads: threads)
+                #expect(
+                    weighted == expectedWeighted,
+                    "\(type.rawValue) \(kind) imatrix threads \(threads): \(firstDifference(weighted, expectedWeighted))")
+            }
+            compared += 1
+            continue
+        }
         let expected = try #require(try bytes("\(type.rawValue)/\(kind).bin"), "missing \(type.rawValue)/\(kind).bin")
         for threads in [1, 2] {
             let ours = try QuantCodec.quantize(type, input, rows: rows, width: width, threads: threads)
@@ -67,10 +82,23 @@ func quantizationEqualsGGML(type: QuantType) throws {
 @Test(arguments: types)
 func dequantizationEqualsGGML(type: QuantType) throws {
     for kind in kinds {
-        let quantized = try #require(try bytes("\(type.rawValue)/\(kind).bin"))
+        let stem = type.layout.requiresImportance ? "\(kind).imatrix.bin" : "\(kind).bin"
+        let quantized = try #require(try bytes("\(type.rawValue)/\(stem)"))
         let expected = try floats("\(type.rawValue)/\(kind).dequant.f32")
         let ours = try QuantCodec.dequantize(type, quantized, count: rows * width)
         let same = zip(ours, expected).allSatisfy { $0.bitPattern == $1.bitPattern || ($0.isNaN && $1.isNaN) }
         #expect(same && ours.count == expected.count, "\(type.rawValue) \(kind)")
     }
+}
+
+/// The i-quant lattices: blocks naming every grid point and sign pattern with scale 1, plus random blocks, dequantized
+/// by ggml (validation/quant/make_grids.py) and by us, bit for bit. A wrong entry in IQuantGrids.swift fails here.
+@Test(arguments: [QuantType.iq2_xxs, .iq2_xs, .iq2_s, .iq3_xxs, .iq3_s, .iq1_s, .iq1_m])
+func latticeTablesEqualGGML(type: QuantType) throws {
+    let quantized = try #require(try bytes("grids/\(type.rawValue).bin"))
+    let expected = try floats("grids/\(type.rawValue).dequant.f32")
+    #expect(quantized.count % type.bytesPerBlock == 0 && expected.count == quantized.count / type.bytesPerBlock * 256)
+    let ours = try QuantCodec.dequantize(type, quantized, count: expected.count)
+    let first = zip(ours, expected).enumerated().first { $0.element.0.bitPattern != $0.element.1.bitPattern }
+    #expect(first == nil, "\(type.rawValue): value \(first?.offset ?? -1) ours \(first?.element.0 ?? 0), ggml \(first?.element.1 ?? 0)")
 }

@@ -21,6 +21,13 @@ private func blockFormula(_ type: QuantType) -> Int {
     case .q6_K: return half + k / 16 + 3 * k / 4  // d, scales[16], ql[128] + qh[64]
     case .iq4_nl: return half + 32 / 2  // d, qs[16]
     case .iq4_xs: return half + 2 + k / 64 + k / 2  // d, scales_h, scales_l[4], qs[128]
+    case .iq3_xxs: return half + 3 * k / 8  // d, qs[64] + scales_and_signs[32]
+    case .iq3_s: return half + k / 4 + k / 32 + k / 8 + k / 64  // d, qs[64], qh[8], signs[32], scales[4]
+    case .iq2_xxs: return half + k / 4  // d, qs[32] (uint16)
+    case .iq2_xs: return half + k / 4 + k / 32  // d, qs[32] (uint16), scales[8]
+    case .iq2_s: return half + k / 4 + k / 32 + k / 32  // d, qs[64], qh[8], scales[8]
+    case .iq1_s: return half + k / 8 + k / 16  // d, qs[32], qh[8] (uint16)
+    case .iq1_m: return k / 8 + k / 16 + k / 32  // qs[32], qh[16], scales[8] (the f16 scale inside)
     case .mxfp4: return 1 + 32 / 2  // e, qs[16]
     }
 }
@@ -88,7 +95,8 @@ func roundTripErrorIsWithinTheTypesPrecision(type: QuantType) throws {
         return Float(state >> 40) / Float(1 << 24)
     }
     let values = (0..<(4 * 512)).map { _ in (next() + next() + next() + next() - 2) * 0.05 }
-    let bytes = try QuantCodec.quantize(type, values, rows: 4, width: 512)
+    let importance: [Float]? = type.layout.requiresImportance ? [Float](repeating: 1, count: 512) : nil
+    let bytes = try QuantCodec.quantize(type, values, rows: 4, width: 512, importance: importance)
     let decoded = try QuantCodec.dequantize(type, bytes, count: values.count)
     var error: Float = 0, energy: Float = 0
     for (a, b) in zip(values, decoded) { error += (a - b) * (a - b); energy += a * a }
@@ -101,8 +109,11 @@ func roundTripErrorIsWithinTheTypesPrecision(type: QuantType) throws {
         case .q6_K: 0.03
         case .q5_0, .q5_1, .q5_K: 0.06
         case .q4_0, .q4_1, .q4_K, .mxfp4, .iq4_nl, .iq4_xs: 0.15
-        case .q3_K: 0.25
-        case .q2_K: 0.5
+        case .q3_K, .iq3_s: 0.25
+        case .iq3_xxs: 0.3
+        case .q2_K, .iq2_s: 0.5
+        case .iq2_xxs, .iq2_xs: 0.55
+        case .iq1_s, .iq1_m: 0.8
         }
     #expect(relative <= bound, "\(type.rawValue): relative RMS error \(relative)")
 }

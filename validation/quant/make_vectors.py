@@ -36,7 +36,8 @@ ROWS, COLS = 8, 512
 # ggml_type ids from ggml.h (enum ggml_type); each is checked against ggml_type_name() at start-up.
 TYPE_IDS = {"F16": 1, "BF16": 30, "Q8_0": 8, "Q4_0": 2, "Q4_1": 3, "Q5_0": 6, "Q5_1": 7,
             "Q2_K": 10, "Q3_K": 11, "Q4_K": 12, "Q5_K": 13, "Q6_K": 14, "MXFP4": 39,
-            "IQ4_NL": 20, "IQ4_XS": 23}
+            "IQ4_NL": 20, "IQ4_XS": 23, "IQ3_XXS": 18, "IQ3_S": 21, "IQ2_XXS": 16, "IQ2_XS": 17, "IQ2_S": 22,
+            "IQ1_S": 19, "IQ1_M": 29}
 TYPES = list(TYPE_IDS)
 KINDS = ["normal", "heavy", "zero", "constant", "outlier", "denormal", "mixed"]
 GGML_TYPE_COUNT = 43  # ggml.h of ggml 0.25.x
@@ -69,6 +70,13 @@ class TypeTraits(ctypes.Structure):
                 ("is_quantized", ctypes.c_bool),
                 ("to_float", ctypes.c_void_p),
                 ("from_float_ref", ctypes.c_void_p)]
+
+
+def package_version(name: str) -> str:
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed (library from --lib-dir)"
 
 
 def default_lib_dir() -> str:
@@ -298,7 +306,8 @@ def child(spec: dict) -> None:
             out[kind] = {"validate_row_data": g.validate(t, b), "dequant": nonfinite(y),
                          "rmse": float(np.sqrt(np.mean((y.astype(np.float64) - x.reshape(-1)) ** 2)))
                          if np.isfinite(y).all() else None,
-                         "equals_no_imatrix": b == g.quantize_chunk(t, x, None)}
+                         "equals_no_imatrix": None if g.lib.ggml_quantize_requires_imatrix(t)
+                         else b == g.quantize_chunk(t, x, None)}
     sys.stdout.write(json.dumps(out))
 
 
@@ -353,7 +362,7 @@ def main(argv=None):
     manifest = {
         "generator": "validation/quant/make_vectors.py",
         "command": "/tmp/peers/venv-llama/bin/python validation/quant/make_vectors.py",
-        "versions": {"llama_cpp_python": importlib.metadata.version("llama_cpp_python"), **g.version(),
+        "versions": {"llama_cpp_python": package_version("llama_cpp_python"), **g.version(),
                      "gguf_py": importlib.metadata.version("gguf"), "numpy": np.__version__,
                      "python": platform.python_version()},
         "library": {"libggml_base": g.path,
@@ -411,14 +420,30 @@ def main(argv=None):
                 "requires_imatrix": bool(g.lib.ggml_quantize_requires_imatrix(t)),
                 "has_from_float_ref": bool(tr.from_float_ref), "has_to_float": bool(tr.to_float)}
         chunk, chunk_im = {}, {}
+        required = info["requires_imatrix"]
         for kind in KINDS:
-            chunk[kind] = g.quantize_chunk(t, X[kind], None)
+            # ggml_quantize_chunk GGML_ASSERTs an imatrix for these types: only the weighted bytes exist.
             chunk_im[kind] = g.quantize_chunk(t, X[kind], W[kind])
-        consumes = any(chunk[k] != chunk_im[k] for k in KINDS)
+            chunk[kind] = None if required else g.quantize_chunk(t, X[kind], None)
+        consumes = required or any(chunk[k] != chunk_im[k] for k in KINDS)
         info["imatrix"] = "consumed" if consumes else "ignored (bytes identical with and without imatrix on all kinds)"
         per = {}
         for kind in KINDS:
             x, b = X[kind], chunk[kind]
+            if required:
+                # no unweighted bytes: the imatrix file stands in for the dequant and reference records below
+                e = {"bin": None, "imatrix_bin": write(os.path.join(out, name, f"{kind}.imatrix.bin"), chunk_im[kind], files, out)}
+                b = chunk_im[kind]
+                e["imatrix_validate_row_data"] = g.validate(t, b)
+                e["ref"] = "none: ggml has no from_float_ref for a type that needs an imatrix"
+                y = g.to_float(t, b, n)
+                e["dequant"] = write(os.path.join(out, name, f"{kind}.dequant.f32"), y.astype("<f4").tobytes(), files, out)
+                e["dequant_of"] = "imatrix_bin"
+                e["dequant_nonfinite"] = nonfinite(y)
+                d = y.astype(np.float64) - x.reshape(-1).astype(np.float64)
+                e["rmse_vs_input"] = float(np.sqrt(np.mean(d * d))) if np.isfinite(d).all() else None
+                per[kind] = e
+                continue
             assert len(b) == info["row_size"] * ROWS
             e = {"bin": write(os.path.join(out, name, f"{kind}.bin"), b, files, out)}
             if consumes:
@@ -429,6 +454,10 @@ def main(argv=None):
                 e["imatrix_dequant_nonfinite"] = nonfinite(yi)
             if name in REF_UNDEFINED:
                 e["ref"] = REF_UNDEFINED[name]
+                e["ref_equals_bin"] = None
+                ref = b
+            elif not tr.from_float_ref:
+                e["ref"] = "none: ggml_type_traits.from_float_ref is NULL"
                 e["ref_equals_bin"] = None
                 ref = b
             else:
@@ -444,7 +473,8 @@ def main(argv=None):
             d = y.astype(np.float64) - x.reshape(-1).astype(np.float64)
             e["rmse_vs_input"] = float(np.sqrt(np.mean(d * d))) if np.isfinite(d).all() else None
             per[kind] = e
-        info["ref_equals_chunk_all_kinds"] = None if name in REF_UNDEFINED else all(per[k]["ref_equals_bin"] for k in KINDS)
+        refs = [per[k].get("ref_equals_bin") for k in KINDS]
+        info["ref_equals_chunk_all_kinds"] = None if None in refs else all(refs)
         info["files"] = per
         manifest["types"][name] = info
 
@@ -467,7 +497,8 @@ def main(argv=None):
             gp["quantize"][name] = res
         res = {}
         for kind in KINDS:
-            gb = open(os.path.join(out, name, f"{kind}.bin"), "rb").read()
+            stem = f"{kind}.imatrix.bin" if manifest["types"][name]["requires_imatrix"] else f"{kind}.bin"
+            gb = open(os.path.join(out, name, stem), "rb").read()
             yg = np.fromfile(os.path.join(out, name, f"{kind}.dequant.f32"), dtype="<f4")
             raw = np.frombuffer(gb, np.uint8).reshape(quants.quant_shape_to_byte_shape((ROWS, COLS), T))
             with np.errstate(all="ignore"):
@@ -490,7 +521,7 @@ def main(argv=None):
            if g.lib.ggml_type_name(t) and g.lib.ggml_quantize_requires_imatrix(t)]
     manifest["requires_imatrix_all_types"] = {
         "ggml_quantize_requires_imatrix_true_for": req,
-        "note": "ggml_quantize_chunk GGML_ASSERTs imatrix != NULL for these; none of the 13 types here needs one"}
+        "note": "ggml_quantize_chunk GGML_ASSERTs imatrix != NULL for these; their vectors have only .imatrix.bin"}
 
     # --- MXFP4 shared exponent for tiny blocks: e = (uint8_t)(floorf(log2f(amax)) - 2 + 127) is a
     # float -> uint8 conversion of a negative number when amax < 2^-125 (undefined behaviour in C)

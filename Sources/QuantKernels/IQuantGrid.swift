@@ -1,0 +1,95 @@
+// The lattices of ggml's i-quants: each group of 8 (IQ1, IQ2) or 4 (IQ3) values is stored as the index of one
+// point of a fixed table. The tables themselves (IQuantGrids.swift) are read out of ggml by
+// validation/quant/make_grids.py; this file derives what ggml's `iq2xs_init_impl` / `iq3xs_init_impl` build from
+// them: the map from a code word (the levels of a group, `bits` bits each) to its point, and for every code word
+// that is not a point the list of nearest points ggml's search tries (all points within the `nearest` smallest
+// squared distances, nearest first, ties by index — qsort on (distance, index) in ggml).
+
+final class IQuantGrid: Sendable {
+    /// Points in the table.
+    let count: Int
+    /// Coordinates per point (8 or 4) and bits per coordinate level (2 or 3).
+    let dims: Int, bits: Int
+    /// Level values for dequantization (ggml's grid bytes, e.g. 8, 25, 43 for IQ2; −1, 0, 1 for IQ1).
+    let levels: [Float]
+    /// `count × dims` levels of every point.
+    let pointLevels: [Int8]
+    /// `count × dims` odd coordinates 2·level + 1, as ggml's search grid holds them.
+    let pointOdd: [Float]
+    /// `count × dims` dequantization values.
+    let pointValues: [Float]
+    /// Code word → point index (≥ 0), or −(offset + 1) of its neighbour list in `neighbours` (count, then indices).
+    let map: [Int32]
+    let neighbours: [UInt16]
+
+    init(codes: [UInt16], levels: [Float], dims: Int, bits: Int, maxLevel: Int, nearest: Int) {
+        count = codes.count
+        self.dims = dims
+        self.bits = bits
+        self.levels = levels
+        let mask = (1 << bits) - 1
+        var pointLevels = [Int8](repeating: 0, count: count * dims)
+        for (k, code) in codes.enumerated() {
+            for i in 0..<dims { pointLevels[k * dims + i] = Int8((Int(code) >> (bits * i)) & mask) }
+        }
+        self.pointLevels = pointLevels
+        pointOdd = pointLevels.map { Float(2 * Int($0) + 1) }
+        pointValues = pointLevels.map { levels[Int($0)] }
+
+        var map = [Int32](repeating: Int32.min, count: 1 << (bits * dims))
+        for (k, code) in codes.enumerated() { map[Int(code)] = Int32(k) }
+        // Neighbour lists for every code word whose levels are all ≤ maxLevel (the searches clamp to that).
+        var neighbours: [UInt16] = []
+        var distance = [Int32](repeating: 0, count: count)
+        var key = [Int](repeating: 0, count: dims)
+        var words = 1
+        for _ in 0..<dims { words *= maxLevel + 1 }
+        for word in 0..<words {
+            var rest = word, u = 0
+            for i in 0..<dims {
+                key[i] = rest % (maxLevel + 1)
+                rest /= maxLevel + 1
+                u |= key[i] << (bits * i)
+            }
+            if map[u] >= 0 { continue }
+            var smallest: [Int32] = []
+            for j in 0..<count {
+                var d2: Int32 = 0
+                for i in 0..<dims {
+                    let diff = Int32(2 * (Int(pointLevels[j * dims + i]) - key[i]))
+                    d2 += diff * diff
+                }
+                distance[j] = d2
+            }
+            // The `nearest` smallest distinct distances, ascending.
+            for d in distance where !smallest.contains(d) {
+                if smallest.count < nearest {
+                    smallest.append(d)
+                    smallest.sort()
+                } else if d < smallest[nearest - 1] {
+                    smallest[nearest - 1] = d
+                    smallest.sort()
+                }
+            }
+            map[u] = -Int32(neighbours.count + 1)
+            let countAt = neighbours.count
+            neighbours.append(0)
+            for d in smallest {
+                for j in 0..<count where distance[j] == d { neighbours.append(UInt16(j)) }
+            }
+            neighbours[countAt] = UInt16(neighbours.count - countAt - 1)
+        }
+        self.map = map
+        self.neighbours = neighbours
+    }
+
+    static let iq2xxs = IQuantGrid(codes: iq2xxsCodes, levels: iq2xxsLevels, dims: 8, bits: 2, maxLevel: 2, nearest: 2)
+    static let iq2xs = IQuantGrid(codes: iq2xsCodes, levels: iq2xsLevels, dims: 8, bits: 2, maxLevel: 2, nearest: 2)
+    static let iq2s = IQuantGrid(codes: iq2sCodes, levels: iq2sLevels, dims: 8, bits: 2, maxLevel: 2, nearest: 1)
+    static let iq1s = IQuantGrid(codes: iq1sCodes, levels: iq1sLevels, dims: 8, bits: 2, maxLevel: 2, nearest: 3)
+    static let iq3xxs = IQuantGrid(codes: iq3xxsCodes, levels: iq3xxsLevels, dims: 4, bits: 3, maxLevel: 7, nearest: 2)
+    static let iq3s = IQuantGrid(codes: iq3sCodes, levels: iq3sLevels, dims: 4, bits: 3, maxLevel: 7, nearest: 3)
+
+    /// The 8 sign bits of a 7-bit sign index: the eighth makes the count of negative values even (ggml `ksigns_iq2xs`).
+    static let signs: [UInt8] = (0..<128).map { UInt8($0 | (($0.nonzeroBitCount & 1) << 7)) }
+}

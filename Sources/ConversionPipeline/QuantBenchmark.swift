@@ -43,10 +43,26 @@ public enum QuantBenchmark {
             guard let rowBytes = type.rowBytes(width: width) else { continue }
             var ours = [UInt8](repeating: 0, count: rows * rowBytes)
             var theirs = [UInt8](repeating: 0, count: rows * rowBytes)
-            let useWeights = importance && type.layout.usesImportance
+            // Types ggml cannot quantize without an importance matrix are always measured with one.
+            let useWeights = (importance && type.layout.usesImportance) || type.layout.requiresImportance
             let (one, all, ggml): (Double, Double, Double?) = input.withUnsafeBufferPointer { source in
                 weights.withUnsafeBufferPointer { w in
                     let imatrix = useWeights ? w : nil
+                    // One row first on both sides, so one-time set-up (the i-quants' lattice neighbour lists,
+                    // ggml_quantize_init) is not timed.
+                    let row = UnsafeBufferPointer(rebasing: source[0..<width])
+                    ours.withUnsafeMutableBytes {
+                        _ = try? QuantCodec.quantize(
+                            type, row, rows: 1, width: width, importance: imatrix,
+                            into: UnsafeMutableRawBufferPointer(rebasing: $0[0..<rowBytes]))
+                    }
+                    if let peer {
+                        theirs.withUnsafeMutableBytes {
+                            _ = peer.quantize(
+                                type, row, rows: 1, width: width, importance: imatrix,
+                                into: UnsafeMutableRawBufferPointer(rebasing: $0[0..<rowBytes]))
+                        }
+                    }
                     let one = best(repeats) {
                         ours.withUnsafeMutableBytes {
                             try? QuantCodec.quantize(type, source, rows: rows, width: width, importance: imatrix, into: $0, threads: 1)

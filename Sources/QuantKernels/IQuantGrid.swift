@@ -5,22 +5,37 @@
 // that is not a point the list of nearest points ggml's search tries (all points within the `nearest` smallest
 // squared distances, nearest first, ties by index — qsort on (distance, index) in ggml).
 
-final class IQuantGrid: Sendable {
+final class IQuantGrid: @unchecked Sendable {
     /// Points in the table.
     let count: Int
     /// Coordinates per point (8 or 4) and bits per coordinate level (2 or 3).
     let dims: Int, bits: Int
     /// Level values for dequantization (ggml's grid bytes, e.g. 8, 25, 43 for IQ2; −1, 0, 1 for IQ1).
     let levels: [Float]
+    // The tables live as long as the process (one static instance per lattice), so the kernels read them through
+    // plain pointers: no reference counting in the inner loops.
     /// `count × dims` levels of every point.
-    let pointLevels: [Int8]
+    let pointLevels: UnsafePointer<Int8>
     /// `count × dims` odd coordinates 2·level + 1, as ggml's search grid holds them.
-    let pointOdd: [Float]
+    let pointOdd: UnsafePointer<Float>
     /// `count × dims` dequantization values.
-    let pointValues: [Float]
+    let pointValues: UnsafePointer<Float>
     /// Code word → point index (≥ 0), or −(offset + 1) of its neighbour list in `neighbours` (count, then indices).
-    let map: [Int32]
-    let neighbours: [UInt16]
+    let map: UnsafePointer<Int32>
+    let neighbours: UnsafePointer<UInt16>
+    /// Entries in `neighbours` (list counts included).
+    let neighbourEntries: Int
+    /// The neighbour lists' levels transposed for eight-candidates-at-a-time scoring: for the list at `offset`,
+    /// `chunkStart[offset]` is where its chunks begin; chunk c holds, for each coordinate i, the levels of candidates
+    /// 8c…8c+7 (the last chunk padded with its final candidate, which can never win a strict "<" against itself).
+    let chunkLevels: UnsafePointer<Int8>
+    let chunkStart: UnsafePointer<Int32>
+
+    private static func persistent<T>(_ array: [T]) -> UnsafePointer<T> {
+        let pointer = UnsafeMutablePointer<T>.allocate(capacity: Swift.max(1, array.count))
+        pointer.initialize(from: array, count: array.count)
+        return UnsafePointer(pointer)
+    }
 
     init(codes: [UInt16], levels: [Float], dims: Int, bits: Int, maxLevel: Int, nearest: Int) {
         count = codes.count
@@ -32,9 +47,9 @@ final class IQuantGrid: Sendable {
         for (k, code) in codes.enumerated() {
             for i in 0..<dims { pointLevels[k * dims + i] = Int8((Int(code) >> (bits * i)) & mask) }
         }
-        self.pointLevels = pointLevels
-        pointOdd = pointLevels.map { Float(2 * Int($0) + 1) }
-        pointValues = pointLevels.map { levels[Int($0)] }
+        self.pointLevels = IQuantGrid.persistent(pointLevels)
+        pointOdd = IQuantGrid.persistent(pointLevels.map { Float(2 * Int($0) + 1) })
+        pointValues = IQuantGrid.persistent(pointLevels.map { levels[Int($0)] })
 
         var map = [Int32](repeating: Int32.min, count: 1 << (bits * dims))
         for (k, code) in codes.enumerated() { map[Int(code)] = Int32(k) }
@@ -79,8 +94,26 @@ final class IQuantGrid: Sendable {
             }
             neighbours[countAt] = UInt16(neighbours.count - countAt - 1)
         }
-        self.map = map
-        self.neighbours = neighbours
+        var chunkLevels: [Int8] = [], chunkStart = [Int32](repeating: -1, count: neighbours.count)
+        var offset = 0
+        while offset < neighbours.count {
+            let count = Int(neighbours[offset])
+            chunkStart[offset] = Int32(chunkLevels.count)
+            for chunk in 0..<((count + 7) / 8) {
+                for i in 0..<dims {
+                    for lane in 0..<8 {
+                        let candidate = Swift.min(8 * chunk + lane, count - 1)
+                        chunkLevels.append(pointLevels[Int(neighbours[offset + 1 + candidate]) * dims + i])
+                    }
+                }
+            }
+            offset += count + 1
+        }
+        self.map = IQuantGrid.persistent(map)
+        self.neighbours = IQuantGrid.persistent(neighbours)
+        self.chunkLevels = IQuantGrid.persistent(chunkLevels)
+        self.chunkStart = IQuantGrid.persistent(chunkStart)
+        neighbourEntries = neighbours.count
     }
 
     static let iq2xxs = IQuantGrid(codes: iq2xxsCodes, levels: iq2xxsLevels, dims: 8, bits: 2, maxLevel: 2, nearest: 2)

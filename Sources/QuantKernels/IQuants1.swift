@@ -7,14 +7,12 @@
 enum IQuants1 {
     static let delta: Float = 0.125
     /// The three shifted levels with the + and − shift (ggml `x_p`, `x_m`).
-    static let plus: (Float, Float, Float) = (-1 + delta, delta, 1 + delta)
-    static let minus: (Float, Float, Float) = (-1 - delta, -delta, 1 - delta)
+    static let plus = SIMD4<Float>(-1 + delta, delta, 1 + delta, 0)
+    static let minus = SIMD4<Float>(-1 - delta, -delta, 1 - delta, 0)
     static let sBlockBytes = 50, mBlockBytes = 56
 
     @inline(__always)
-    private static func level(_ shift: (Float, Float, Float), _ l: Int8) -> Float {
-        l == 0 ? shift.0 : l == 1 ? shift.1 : shift.2
-    }
+    private static func level(_ shift: SIMD4<Float>, _ l: Int8) -> Float { shift[Int(l)] }
 
     /// Working memory for one row.
     private struct Scratch {
@@ -56,39 +54,42 @@ enum IQuants1 {
     /// The listed neighbour (whole lattice if none scores) with the least Σ w·(scale·level − x)²; its levels into `levels`.
     @inline(__always)
     private static func nearest(
-        _ offset: Int, _ x: UnsafePointer<Float>, _ weight: UnsafePointer<Float>, _ scale: Float, _ shift: (Float, Float, Float),
+        _ offset: Int, _ x: UnsafePointer<Float>, _ weight: UnsafePointer<Float>, _ scale: Float, _ shift: SIMD4<Float>,
         _ levels: UnsafeMutablePointer<Int8>
     ) -> Int {
-        let grid = IQuantGrid.iq1s
-        return grid.pointLevels.withUnsafeBufferPointer { pl in
-            grid.neighbours.withUnsafeBufferPointer { list in
-                var best = Float.greatestFiniteMagnitude, index = -1
-                for j in 1...Int(list[offset]) {
-                    let point = Int(list[offset + j])
-                    var d2: Float = 0
-                    for i in 0..<8 {
-                        let q = level(shift, pl[8 * point + i])
-                        let diff = scale * q - x[i]
-                        d2 += weight[i] * diff * diff
-                    }
-                    if d2 < best {
-                        best = d2
-                        index = point
-                    }
-                }
-                // ggml then scans the whole lattice with an indexing slip (x[point] for x[coordinate]) that only a
-                // non-finite block reaches; inputs are checked finite before quantizing, so it is not reproduced.
-                precondition(index >= 0, "IQ1: no lattice neighbour scored below FLT_MAX")
-                for i in 0..<8 { levels[i] = pl[8 * index + i] }
-                return index
+        let grid = IQuantGrid.iq1s, pl = grid.pointLevels, list = grid.neighbours
+        let count = Int(list[offset])
+        var chunk = grid.chunkLevels + Int(grid.chunkStart[offset])
+        var best = Float.greatestFiniteMagnitude, index = -1
+        let scales = SIMD8<Float>(repeating: scale)
+        // The three levels are shift[0] + 0, 1, 2 (±1/8 offsets of −1, 0, 1), so level + shift[0] is exact.
+        let base = SIMD8<Float>(repeating: shift[0])
+        for first in stride(from: 0, to: count, by: 8) {
+            // Eight candidates at once (IQuantGrid.chunkLevels); each lane adds its terms in ggml's order.
+            var d2 = SIMD8<Float>()
+            for i in 0..<8 {
+                let levels = SIMD8<Int32>(truncatingIfNeeded: UnsafeRawPointer(chunk + 8 * i).loadUnaligned(as: SIMD8<Int8>.self))
+                let q = SIMD8<Float>(levels) + base
+                let diff = scales * q - SIMD8<Float>(repeating: x[i])
+                d2 += SIMD8<Float>(repeating: weight[i]) * diff * diff
             }
+            for lane in 0..<Swift.min(8, count - first) where d2[lane] < best {
+                best = d2[lane]
+                index = Int(list[offset + 1 + first + lane])
+            }
+            chunk += 64
         }
+        // ggml then scans the whole lattice with an indexing slip (x[point] for x[coordinate]) that only a
+        // non-finite block reaches; inputs are checked finite before quantizing, so it is not reproduced.
+        precondition(index >= 0, "IQ1: no lattice neighbour scored below FLT_MAX")
+        for i in 0..<8 { levels[i] = pl[8 * index + i] }
+        return index
     }
 
     /// Looks up (or searches) the lattice point of each group of 8 levels; false when some group was off it.
     @inline(__always)
     private static func points(
-        _ xb: UnsafePointer<Float>, _ s: Scratch, groups: Int, scale: Float, shiftOf: (Int) -> (Float, Float, Float),
+        _ xb: UnsafePointer<Float>, _ s: Scratch, groups: Int, scale: Float, shiftOf: (Int) -> SIMD4<Float>,
         _ index: inout (Int, Int, Int, Int)
     ) -> Bool {
         let grid = IQuantGrid.iq1s
@@ -113,7 +114,7 @@ enum IQuants1 {
     @inline(__always)
     private static func refit(
         _ xb: UnsafePointer<Float>, _ weight: UnsafePointer<Float>, groups: Int, points: (Int, Int, Int, Int),
-        shiftOf: (Int) -> (Float, Float, Float), multiplier: Float = 1, into sums: inout (Float, Float)
+        shiftOf: (Int) -> SIMD4<Float>, multiplier: Float = 1, into sums: inout (Float, Float)
     ) {
         let pl = IQuantGrid.iq1s.pointLevels
         withUnsafeBytes(of: points) { raw in
@@ -171,8 +172,8 @@ enum IQuants1 {
                 for i2 in i1...32 {
                     let a = sumx[i1] - sumx[0], b = sumx[i2] - sumx[i1], c = sumx[32] - sumx[i2]
                     let wa = sumw[i1] - sumw[0], wb = sumw[i2] - sumw[i1], wc = sumw[32] - sumw[i2]
-                    var sumqx = a * p.0 + b * p.1 + c * p.2
-                    var sumq2 = wa * p.0 * p.0 + wb * p.1 * p.1 + wc * p.2 * p.2
+                    var sumqx = a * p[0] + b * p[1] + c * p[2]
+                    var sumq2 = wa * p[0] * p[0] + wb * p[1] * p[1] + wc * p[2] * p[2]
                     if sumq2 > 0 && sumqx * sumqx > bestScore * sumq2 {
                         scale = sumqx / sumq2
                         bestScore = scale * sumqx
@@ -180,8 +181,8 @@ enum IQuants1 {
                         best2 = i2
                         bestShift = 1
                     }
-                    sumqx = a * m.0 + b * m.1 + c * m.2
-                    sumq2 = wa * m.0 * m.0 + wb * m.1 * m.1 + wc * m.2 * m.2
+                    sumqx = a * m[0] + b * m[1] + c * m[2]
+                    sumq2 = wa * m[0] * m[0] + wb * m[1] * m[1] + wc * m[2] * m[2]
                     if sumq2 > 0 && sumqx * sumqx > bestScore * sumq2 {
                         scale = sumqx / sumq2
                         bestScore = scale * sumqx
@@ -209,11 +210,13 @@ enum IQuants1 {
                 refit(xb, s.weight, groups: 4, points: index, shiftOf: { _ in shift }, into: &sums)
                 if sums.0 > 0 && sums.1 > 0 { scale = sums.0 / sums.1 }
             }
-            let idx = [index.0, index.1, index.2, index.3]
             var high: UInt16 = 0
-            for k in 0..<4 {
-                out.storeByte(UInt8(idx[k] & 255), at: 2 + 4 * ib + k)
-                high |= UInt16(idx[k] >> 8) << (3 * UInt16(k))
+            withUnsafeBytes(of: index) { raw in
+                let idx = raw.bindMemory(to: Int.self)
+                for k in 0..<4 {
+                    out.storeByte(UInt8(idx[k] & 255), at: 2 + 4 * ib + k)
+                    high |= UInt16(idx[k] >> 8) << (3 * UInt16(k))
+                }
             }
             out.storeHalf(high, at: 34 + 2 * ib)
             s.scales[ib] = scale
@@ -242,7 +245,7 @@ enum IQuants1 {
 
     /// The shift of group k (0 or 1) of a 16-value block whose shift pair is `k4` (0: ++, 1: +−, 2: −+, 3: −−).
     @inline(__always)
-    private static func mShift(_ k4: Int8, _ group: Int) -> (Float, Float, Float) {
+    private static func mShift(_ k4: Int8, _ group: Int) -> SIMD4<Float> {
         group == 0 ? (k4 < 2 ? plus : minus) : (k4 % 2 == 0 ? plus : minus)
     }
 
@@ -264,8 +267,8 @@ enum IQuants1 {
         let p = plus, m = minus
         // Per half of the block: prefix sums of w·x (px) and w (pw) over the sorted order.
         let px0 = s.sums, px1 = s.sums + 17, pw0 = s.sums + 34, pw1 = s.sums + 51
-        let cp1 = p.0 * p.0 - p.1 * p.1, cp2 = p.1 * p.1 - p.2 * p.2
-        let cm1 = m.0 * m.0 - m.1 * m.1, cm2 = m.1 * m.1 - m.2 * m.2
+        let cp1 = p[0] * p[0] - p[1] * p[1], cp2 = p[1] * p[1] - p[2] * p[2]
+        let cm1 = m[0] * m[0] - m[1] * m[1], cm2 = m[1] * m[1] - m[2] * m[2]
         for ib in 0..<16 {
             let xb = x + 16 * ib
             mWeights(xb, qw.map { $0 + 16 * ib }, sigma2, s.weight)
@@ -301,12 +304,12 @@ enum IQuants1 {
             for i1 in 0...16 {
                 for i2 in i1...16 {
                     let sx0 = px0[i1] + px0[i2], sx1 = px1[i1] + px1[i2]
-                    let qxp0 = tx.0 * p.2 - sx0, qxm0 = tx.0 * m.2 - sx0
-                    let qxp1 = tx.1 * p.2 - sx1, qxm1 = tx.1 * m.2 - sx1
-                    let q2p0 = tw.0 * p.2 * p.2 + pw0[i1] * cp1 + pw0[i2] * cp2
-                    let q2m0 = tw.0 * m.2 * m.2 + pw0[i1] * cm1 + pw0[i2] * cm2
-                    let q2p1 = tw.1 * p.2 * p.2 + pw1[i1] * cp1 + pw1[i2] * cp2
-                    let q2m1 = tw.1 * m.2 * m.2 + pw1[i1] * cm1 + pw1[i2] * cm2
+                    let qxp0 = tx.0 * p[2] - sx0, qxm0 = tx.0 * m[2] - sx0
+                    let qxp1 = tx.1 * p[2] - sx1, qxm1 = tx.1 * m[2] - sx1
+                    let q2p0 = tw.0 * p[2] * p[2] + pw0[i1] * cp1 + pw0[i2] * cp2
+                    let q2m0 = tw.0 * m[2] * m[2] + pw0[i1] * cm1 + pw0[i2] * cm2
+                    let q2p1 = tw.1 * p[2] * p[2] + pw1[i1] * cp1 + pw1[i2] * cp2
+                    let q2m1 = tw.1 * m[2] * m[2] + pw1[i1] * cm1 + pw1[i2] * cm2
                     let sumqx = SIMD4<Float>(qxp0 + qxp1, qxp0 + qxm1, qxm0 + qxp1, qxm0 + qxm1)
                     let sumq2 = SIMD4<Float>(q2p0 + q2p1, q2p0 + q2m1, q2m0 + q2p1, q2m0 + q2m1)
                     for k in 0..<4 where sumq2[k] > 0 && sumqx[k] * sumqx[k] > bestScore * sumq2[k] {
@@ -347,7 +350,7 @@ enum IQuants1 {
         var d = maxScale / 15
         let id = 1 / d
         var sums: (Float, Float) = (0, 0)
-        let masks: [UInt8] = [0x00, 0x80, 0x08, 0x88]
+        let masks = SIMD4<UInt8>(0x00, 0x80, 0x08, 0x88)
         for ib in 0..<16 {
             let l = Swift.max(0, Swift.min(7, GGMLRounding.nearestInt(0.5 * (id * s.scales[ib] - 1))))
             let word = 48 + 2 * (ib / 4)

@@ -251,13 +251,10 @@ enum IQuantsLattice {
             let id = (center + Float(step) * f.step) / reference
             let trialScale = 1 / id
             var trialOnGrid = allOnGrid
+            roundLevels(s.xval, n, id: id, top: top, into: s.trial)
             for k in 0..<groups {
                 var u = 0
-                for i in 0..<dims {
-                    let l = Swift.max(0, Swift.min(top, GGMLRounding.nearestInt(0.5 * (id * s.xval[dims * k + i] - 1))))
-                    s.trial[dims * k + i] = Int8(l)
-                    u |= Int(l) << (grid.bits * i)
-                }
+                for i in 0..<dims { u |= Int(s.trial[dims * k + i]) << (grid.bits * i) }
                 if grid.map[u] < 0 {
                     trialOnGrid &= ~(1 << UInt32(k))
                     nearest(grid, -Int(grid.map[u]) - 1, s.xval + dims * k, s.root + dims * k, trialScale, s.trial + dims * k)
@@ -291,7 +288,24 @@ enum IQuantsLattice {
         return scale
     }
 
-    /// Σ w·x·q and Σ w·q² with q = 2·level + 1, in ggml's order.
+    /// max(0, min(top, nearest_int(0.5·(id·x − 1)))) for n values (a multiple of 8), eight at a time: each lane is
+    /// the same float operations as ggml's scalar loop, and nearest_int's magic-number rounding is exact per lane.
+    @inline(__always)
+    private static func roundLevels(_ x: UnsafePointer<Float>, _ n: Int, id: Float, top: Int32, into levels: UnsafeMutablePointer<Int8>) {
+        let half = SIMD8<Float>(repeating: 0.5), one = SIMD8<Float>(repeating: 1), magic = SIMD8<Float>(repeating: 12_582_912)
+        let ids = SIMD8<Float>(repeating: id), low = SIMD8<Int32>(repeating: 0), high = SIMD8<Int32>(repeating: top)
+        for chunk in stride(from: 0, to: n, by: 8) {
+            let v = UnsafeRawPointer(x + chunk).loadUnaligned(as: SIMD8<Float>.self)
+            let shifted = half * (ids * v - one) + magic
+            var l = (unsafeBitCast(shifted, to: SIMD8<Int32>.self) & 0x007F_FFFF) &- 0x0040_0000
+            l.replace(with: low, where: l .< low)
+            l.replace(with: high, where: l .> high)
+            for i in 0..<8 { levels[chunk + i] = Int8(truncatingIfNeeded: l[i]) }
+        }
+    }
+
+    /// Σ w·x·q and Σ w·q² with q = 2·level + 1, in ggml's order: products eight at a time (exact per lane), sums
+    /// one value after another.
     @inline(__always)
     private static func fit(
         _ levels: UnsafePointer<Int8>, _ xval: UnsafePointer<Float>, _ weight: UnsafePointer<Float>, _ n: Int
@@ -299,10 +313,16 @@ enum IQuantsLattice {
         -> (Float, Float)
     {
         var sumqx: Float = 0, sumq2: Float = 0
-        for i in 0..<n {
-            let w = weight[i], q = Float(2 * Int32(levels[i]) + 1)
-            sumqx += w * xval[i] * q
-            sumq2 += w * q * q
+        for chunk in stride(from: 0, to: n, by: 8) {
+            var q = SIMD8<Float>()
+            for i in 0..<8 { q[i] = Float(2 * Int32(levels[chunk + i]) + 1) }
+            let w = UnsafeRawPointer(weight + chunk).loadUnaligned(as: SIMD8<Float>.self)
+            let x = UnsafeRawPointer(xval + chunk).loadUnaligned(as: SIMD8<Float>.self)
+            let a = w * x * q, b = w * q * q
+            for i in 0..<8 {
+                sumqx += a[i]
+                sumq2 += b[i]
+            }
         }
         return (sumqx, sumq2)
     }
@@ -313,28 +333,27 @@ enum IQuantsLattice {
         _ grid: IQuantGrid, _ offset: Int, _ xval: UnsafePointer<Float>, _ weight: UnsafePointer<Float>, _ scale: Float,
         _ levels: UnsafeMutablePointer<Int8>
     ) {
-        let dims = grid.dims
-        grid.neighbours.withUnsafeBufferPointer { list in
-            grid.pointOdd.withUnsafeBufferPointer { odd in
-                let count = Int(list[offset])
-                var bestD2 = Float.greatestFiniteMagnitude, best = -1
-                for j in 1...count {
-                    let point = Int(list[offset + j])
-                    let pg = odd.baseAddress! + dims * point
-                    var d2: Float = 0
-                    for i in 0..<dims {
-                        let diff = scale * pg[i] - xval[i]
-                        d2 += weight[i] * diff * diff
-                    }
-                    if d2 < bestD2 {
-                        bestD2 = d2
-                        best = point
-                    }
-                }
-                precondition(best >= 0, "no lattice neighbour scored below FLT_MAX")
-                for i in 0..<dims { levels[i] = grid.pointLevels[dims * best + i] }
+        let dims = grid.dims, list = grid.neighbours
+        let count = Int(list[offset])
+        var chunk = grid.chunkLevels + Int(grid.chunkStart[offset])
+        var bestD2 = Float.greatestFiniteMagnitude, best = -1
+        let scales = SIMD8<Float>(repeating: scale), one = SIMD8<Int32>(repeating: 1)
+        for first in stride(from: 0, to: count, by: 8) {
+            // Eight candidates at once; each lane adds its coordinates' terms in ggml's order.
+            var d2 = SIMD8<Float>()
+            for i in 0..<dims {
+                let levels = SIMD8<Int32>(truncatingIfNeeded: UnsafeRawPointer(chunk + 8 * i).loadUnaligned(as: SIMD8<Int8>.self))
+                let diff = scales * SIMD8<Float>(2 &* levels &+ one) - SIMD8<Float>(repeating: xval[i])
+                d2 += SIMD8<Float>(repeating: weight[i]) * diff * diff
             }
+            for lane in 0..<Swift.min(8, count - first) where d2[lane] < bestD2 {
+                bestD2 = d2[lane]
+                best = Int(list[offset + 1 + first + lane])
+            }
+            chunk += 8 * dims
         }
+        precondition(best >= 0, "no lattice neighbour scored below FLT_MAX")
+        for i in 0..<dims { levels[i] = grid.pointLevels[dims * best + i] }
     }
 
     /// Writes block `ib`'s lattice indices and signs into the super-block.
@@ -381,9 +400,8 @@ enum IQuantsLattice {
 
     static func dequantize(_ kind: Kind, _ block: UnsafeRawPointer, _ y: UnsafeMutablePointer<Float>) {
         let d = GGMLRounding.float(block.loadHalf(at: 0))
-        let grid = format(kind).grid
-        grid.pointValues.withUnsafeBufferPointer { values in
-            let v = values.baseAddress!
+        let v = format(kind).grid.pointValues
+        do {
             switch kind {
             case .iq2xxs:
                 for ib in 0..<8 {

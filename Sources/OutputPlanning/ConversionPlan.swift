@@ -11,9 +11,19 @@ public enum PlanningError: Error, Sendable, CustomStringConvertible {
     case missingSource(tensor: String, source: String, directory: String)
     case shape(tensor: String, reason: String)
     case unsupportedArchitecture(file: String, modelType: String)
+    /// A very-low-bit target without importance data for it (llama-quantize's refusal: "the result will be garbage").
+    case importanceRequired(tensor: String, type: QuantType, recipe: String, imatrix: String?)
 
     public var description: String {
         switch self {
+        case let .importanceRequired(tensor, type, recipe, imatrix):
+            if let imatrix {
+                "\(imatrix): no importance data for tensor \(tensor), which \(recipe) quantizes to \(type.rawValue); a very-low-bit type "
+                    + "needs it (llama-quantize refuses too). Make the imatrix from this model with `moeq imatrix`"
+            } else {
+                "\(recipe) quantizes tensor \(tensor) to \(type.rawValue), which needs an importance matrix (as in llama-quantize): "
+                    + "make one with `moeq imatrix MODEL --text FILE -o imatrix.gguf` and pass --imatrix"
+            }
         case let .unsupportedArchitecture(file, type):
             "\(file): converting \(type) checkpoints is not supported yet (`moeq plan` and `moeq inspect` read them); convertible: "
                 + Architecture.modelTypes.filter(\.value.isConvertible).keys.sorted().joined(separator: ", ")
@@ -81,6 +91,16 @@ public struct ConversionPlan: Sendable {
         }
         var types = RecipeRules(recipe: recipe, spec: spec, hasImportance: importance != nil).types(for: plans)
         if let rules { types = rules.types(plans, base: types) }
+        let recipeRules = RecipeRules(recipe: recipe, spec: spec, hasImportance: importance != nil)
+        // Checked in llama-quantize's tensor order (layer, then name), so both tools name the same first tensor.
+        let llamaOrder = zip(plans, types).sorted { a, b in
+            (a.0.layer ?? -1, a.0.name) < (b.0.layer ?? -1, b.0.name)
+        }
+        for (plan, type) in llamaOrder where recipeRules.requiresImportance(plan, type: type) {
+            guard let importance, importance.entries[plan.name] != nil else {
+                throw PlanningError.importanceRequired(tensor: plan.name, type: type, recipe: recipe.rawValue, imatrix: importance?.path)
+            }
+        }
         var warnings: [String] = rules?.unmatchedRules(plans) ?? []
         if recipe == .int4Native {
             types = try Int4Native.types(plans: plans, types: types, resolver: resolver, warnings: &warnings)

@@ -9,6 +9,12 @@ public enum RecipeName: String, Sendable, CaseIterable {
     case q5_K_M = "Q5_K_M", q5_K_S = "Q5_K_S", q4_K_M = "Q4_K_M", q4_K_S = "Q4_K_S", q4_0 = "Q4_0"
     /// Non-linear 4-bit: IQ4_XS (256-value super-blocks, 4.25 bpw) and IQ4_NL (32-value blocks, 4.5 bpw).
     case iq4_xs = "IQ4_XS", iq4_nl = "IQ4_NL"
+    /// Low K-quant mixes.
+    case q3_K_L = "Q3_K_L", q3_K_M = "Q3_K_M", q3_K_S = "Q3_K_S", q2_K = "Q2_K", q2_K_S = "Q2_K_S"
+    /// i-quant mixes, 3.66 down to 1.75 bits per weight (llama-quantize's names; IQ2_XXS, IQ2_XS, IQ2_S, IQ1_S, IQ1_M
+    /// and IQ3_XXS need an importance matrix, as there).
+    case iq3_m = "IQ3_M", iq3_s = "IQ3_S", iq3_xs = "IQ3_XS", iq3_xxs = "IQ3_XXS"
+    case iq2_m = "IQ2_M", iq2_s = "IQ2_S", iq2_xs = "IQ2_XS", iq2_xxs = "IQ2_XXS", iq1_m = "IQ1_M", iq1_s = "IQ1_S"
     /// compressed-tensors INT4 group-32 routed experts repacked losslessly into Q4_0 (exact F32 where a scale
     /// is not F16-exact); every other quantizable tensor Q8_0.
     case int4Native = "INT4-NATIVE"
@@ -28,8 +34,23 @@ public enum RecipeName: String, Sendable, CaseIterable {
         case .q5_K_S: 16
         case .q5_K_M: 17
         case .q6_K: 18
+        case .q2_K: 10
+        case .q3_K_S: 11
+        case .q3_K_M: 12
+        case .q3_K_L: 13
+        case .iq2_xxs: 19
+        case .iq2_xs: 20
+        case .q2_K_S: 21
+        case .iq3_xs: 22
+        case .iq3_xxs: 23
+        case .iq1_s: 24
         case .iq4_nl: 25
+        case .iq3_s: 26
+        case .iq3_m: 27
+        case .iq2_s: 28
+        case .iq2_m: 29
         case .iq4_xs: 30
+        case .iq1_m: 31
         case .bf16: 32
         case .mxfp4Moe: 38
         }
@@ -48,8 +69,20 @@ public enum RecipeName: String, Sendable, CaseIterable {
         case .q4_0: .q4_0
         case .iq4_nl: .iq4_nl
         case .iq4_xs: .iq4_xs
+        case .q3_K_L, .q3_K_M, .q3_K_S: .q3_K
+        case .q2_K, .q2_K_S: .q2_K
+        case .iq3_m, .iq3_s, .iq3_xs: .iq3_s
+        case .iq3_xxs: .iq3_xxs
+        case .iq2_m: .iq2_s
+        case .iq2_s, .iq2_xs: .iq2_xs
+        case .iq2_xxs: .iq2_xxs
+        case .iq1_m: .iq1_m
+        case .iq1_s: .iq1_s
         }
     }
+
+    /// The ≤ 2-bit mixes llama-quantize gives its own rules (IQ2_XXS, IQ2_XS, IQ2_S, IQ2_M, IQ1_S, IQ1_M).
+    var isTwoBitFamily: Bool { [.iq2_xxs, .iq2_xs, .iq2_s, .iq2_m, .iq1_s, .iq1_m].contains(self) }
 
     public var isQuantizedMixture: Bool { ![.f32, .f16, .bf16].contains(self) }
 }
@@ -78,62 +111,167 @@ public struct RecipeRules: Sendable {
         layer < layers / 8 || layer >= 7 * layers / 8 || (layer - layers / 8) % 3 == 2
     }
 
+    /// llama-quantize's tensor categories, found by name as `tensor_get_category` does (so MLA's attn_k_b / attn_v_b
+    /// are "other", and "ffn_down" covers ffn_down, ffn_down_exps and ffn_down_shexp).
+    enum Category {
+        case output, tokenEmbedding, attentionQKV, attentionKVB, attentionV, attentionK, attentionQ, attentionOutput, up, gate, down, other
+    }
+
+    static func category(_ plan: GGUFTensorPlan) -> Category {
+        let name = plan.name
+        if plan.role == .outputHead { return .output }
+        if plan.role == .embedding { return .tokenEmbedding }
+        if name.contains("attn_qkv.weight") { return .attentionQKV }
+        if name.contains("attn_kv_b.weight") { return .attentionKVB }
+        if name.contains("attn_v.weight") { return .attentionV }
+        if name.contains("attn_k.weight") { return .attentionK }
+        if name.contains("attn_q.weight") { return .attentionQ }
+        if name.contains("attn_output.weight") { return .attentionOutput }
+        if name.contains("ffn_up") { return .up }
+        if name.contains("ffn_gate") { return .gate }
+        if name.contains("ffn_down") { return .down }
+        return .other
+    }
+
+    /// attn_v, attn_qkv and attn_kv_b share one rule and one counter (`category_is_attn_v`).
+    static func sharesTheAttentionVRule(_ plan: GGUFTensorPlan) -> Bool {
+        [.attentionV, .attentionQKV, .attentionKVB].contains(category(plan))
+    }
+
     /// Types for every plan, in order.
     public func types(for plans: [GGUFTensorPlan]) -> [QuantType] {
-        let attentionVCount = plans.filter(RecipeRules.sharesTheAttentionVRule).count
-        var attentionVIndex = 0
+        var counters = Counters(attentionVCount: plans.filter(RecipeRules.sharesTheAttentionVRule).count)
         let tied = !plans.contains { $0.role == .outputHead }
         return plans.map { plan in
-            var type = chosen(plan, attentionVIndex: attentionVIndex, attentionVCount: attentionVCount, tiedEmbeddings: tied)
-            if RecipeRules.sharesTheAttentionVRule(plan) { attentionVIndex += 1 }
+            var type = chosen(plan, &counters, tiedEmbeddings: tied)
             if plan.quantizable && recipe.isQuantizedMixture { type = RecipeRules.fallback(type, width: plan.rowWidth) }
             return type
         }
     }
 
-    /// attn_v (and attn_qkv / attn_kv_b, which no converted architecture has) share one rule and one counter.
-    static func sharesTheAttentionVRule(_ plan: GGUFTensorPlan) -> Bool {
-        if case .attention(_, .value) = plan.role { return plan.part == .weight }
-        return false
+    /// llama-quantize's running counts (`i_attention_wv`, `i_ffn_down`), which some rules read.
+    struct Counters {
+        let attentionVCount: Int
+        var attentionV = 0
+        var down = 0
     }
 
-    private func chosen(_ plan: GGUFTensorPlan, attentionVIndex: Int, attentionVCount: Int, tiedEmbeddings: Bool) -> QuantType {
+    /// `llama_tensor_get_type_impl` for one tensor (src/llama-quant.cpp), in its order of cases.
+    private func chosen(_ plan: GGUFTensorPlan, _ counters: inout Counters, tiedEmbeddings: Bool) -> QuantType {
         // 1-D tensors, norms, routers and biases stay F32, as llama.cpp's converter writes them.
         guard plan.quantizable else { return .f32 }
         let base = recipe.baseType
         guard recipe.isQuantizedMixture else { return base }
-        if recipe == .mxfp4Moe { return plan.dimensions.count >= 3 && plan.dimensions[2] > 1 ? .mxfp4 : .q8_0 }
-        if plan.role == .outputHead || (tiedEmbeddings && plan.role == .embedding) {
-            if plan.rowWidth % base.blockSize != 0 { return .q8_0 }
+        let category = RecipeRules.category(plan)
+        if category == .output || (tiedEmbeddings && category == .tokenEmbedding) {
+            if recipe == .mxfp4Moe || plan.rowWidth % base.blockSize != 0 { return .q8_0 }
+            if [.iq2_xxs, .iq2_xs, .iq3_xxs, .iq1_s, .iq2_s, .iq2_m, .iq1_m].contains(recipe) { return .q5_K }
             return base == .q8_0 ? .q8_0 : .q6_K
         }
+        if recipe == .mxfp4Moe { return plan.dimensions.count >= 3 && plan.dimensions[2] > 1 ? .mxfp4 : .q8_0 }
         let layer = plan.layer ?? 0
-        switch plan.role {
-        case .attention(_, .value):
+        let gqa = queryHeadsPerKeyValueHead
+        if category == .tokenEmbedding {
+            switch recipe {
+            case .iq2_xxs, .iq2_xs, .iq1_s, .iq1_m: return .q2_K
+            case .iq2_s, .iq2_m, .iq3_xxs: return .iq3_s
+            default: return base
+            }
+        }
+        let attentionV = RecipeRules.sharesTheAttentionVRule(plan)
+        if recipe.isTwoBitFamily {
+            let wider: QuantType = recipe == .iq2_s || recipe == .iq2_m ? .iq3_s : .q2_K
+            if attentionV {
+                counters.attentionV += 1
+                return gqa >= 4 || expertCount >= 4 ? .q4_K : wider
+            }
+            if expertCount == 8 && category == .attentionK { return .q4_K }
+            if category == .down {
+                defer { counters.down += 1 }
+                return counters.down < layerCount / 8 ? wider : base
+            }
+            if category == .attentionOutput {
+                if expertCount == 8 { return .q5_K }
+                if recipe == .iq1_s || recipe == .iq1_m { return .iq2_xxs }
+                if recipe == .iq2_s || recipe == .iq2_m { return .iq3_s }
+            }
+            return base
+        }
+        switch category {
+        case .attentionV, .attentionQKV, .attentionKVB:
             var type = base
-            if (recipe == .q4_K_M || recipe == .q5_K_M) && RecipeRules.useMoreBits(attentionVIndex, attentionVCount) {
-                type = .q6_K
-            } else if recipe == .q4_K_S && attentionVIndex < 4 {
-                type = .q5_K
-            } else if (recipe == .iq4_nl || recipe == .iq4_xs) && queryHeadsPerKeyValueHead >= 4 {
-                type = .q5_K
+            let index = counters.attentionV
+            counters.attentionV += 1
+            switch recipe {
+            case .q2_K: type = gqa >= 4 ? .q4_K : .q3_K
+            case .q2_K_S: if gqa >= 4 { type = .q4_K }
+            case .iq3_xxs: type = gqa >= 4 ? .q4_K : !hasImportance ? .iq3_s : .iq3_xxs
+            case .iq3_xs, .iq3_s: if gqa >= 4 { type = .q4_K }
+            case .iq3_m: type = .q4_K
+            case .q3_K_M: type = index < 2 ? .q5_K : .q4_K
+            case .q3_K_L: type = .q5_K
+            case .iq4_nl, .iq4_xs: if gqa >= 4 { type = .q5_K }
+            case .q4_K_M, .q5_K_M: if RecipeRules.useMoreBits(index, counters.attentionVCount) { type = .q6_K }
+            case .q4_K_S: if index < 4 { type = .q5_K }
+            default: break
             }
             if expertCount == 8 { type = .q8_0 }
             return type
-        case .attention(_, .key):
-            return expertCount == 8 ? .q8_0 : base
-        case .attention(_, .output):
-            return expertCount == 8 && [.q4_K_S, .q4_K_M, .iq4_nl, .iq4_xs].contains(recipe) ? .q5_K : base
-        case .denseFeedForward(_, .down), .routedExperts(_, .down), .sharedExpert(_, .down):
+        case .attentionK:
+            if expertCount == 8 { return .q8_0 }
+            if recipe == .iq3_xs { return .iq3_xxs }
+            if recipe == .iq3_xxs { return .iq2_s }
+            return base
+        case .attentionQ:
+            if recipe == .iq3_xs { return .iq3_xxs }
+            if recipe == .iq3_xxs { return .iq2_s }
+            return base
+        case .down:
+            // With experts, llama-quantize reads the layer from the name; without, it counts ffn_down tensors.
+            let i = expertCount > 1 ? layer : counters.down, n = layerCount
+            counters.down += 1
             switch recipe {
-            case .q4_K_M, .q5_K_M: return RecipeRules.useMoreBits(layer, layerCount) ? .q6_K : base
-            case .q4_K_S: return layer < layerCount / 8 ? .q5_K : base
-            case .q4_0: return hasImportance && layer < layerCount / 8 ? .q4_1 : base
-            case .iq4_nl, .iq4_xs: return !hasImportance && layer < layerCount / 8 ? .q5_K : base
+            case .q2_K: return .q3_K
+            case .q2_K_S: return i < n / 8 ? .q4_K : base
+            case .iq3_xxs where !hasImportance: return i < n / 8 ? .q4_K : .q3_K
+            case .q3_K_M: return i < n / 16 ? .q5_K : .q4_K
+            case .iq3_m: return i < n / 8 || (expertCount == 8 && RecipeRules.useMoreBits(i, n)) ? .q4_K : base
+            case .q3_K_L: return .q5_K
+            case .q4_K_M: return RecipeRules.useMoreBits(i, n) ? .q6_K : base
+            case .iq4_nl, .iq4_xs: return i < n / 8 && !hasImportance ? .q5_K : base
+            case .q5_K_M: return RecipeRules.useMoreBits(i, n) ? .q6_K : base
+            case .q4_K_S: return i < n / 8 ? .q5_K : base
+            case .q4_0: return hasImportance && i < n / 8 ? .q4_1 : base
             default: return base
             }
+        case .attentionOutput:
+            if expertCount == 8 {
+                let bumped: [RecipeName] = [.q2_K, .iq3_xs, .iq3_xxs, .q3_K_S, .q3_K_M, .iq4_nl, .q4_K_S, .q4_K_M, .iq3_s, .iq3_m, .iq4_xs]
+                return bumped.contains(recipe) ? .q5_K : base
+            }
+            switch recipe {
+            case .q2_K: return .q3_K
+            case .iq3_xxs: return .iq3_s
+            case .q3_K_M, .iq3_m: return .q4_K
+            case .q3_K_L: return .q5_K
+            default: return base
+            }
+        case .gate, .up:
+            let n = layerCount
+            return recipe == .iq3_xs && layer >= n / 8 && layer < 7 * n / 8 ? .iq3_xxs : base
         default:
             return base
+        }
+    }
+
+    /// llama-quantize's `tensor_requires_imatrix`: very-low-bit targets (and Q2_K inside a Q2_K_S file) other than
+    /// token_embd / output refuse to quantize without importance data.
+    public func requiresImportance(_ plan: GGUFTensorPlan, type: QuantType) -> Bool {
+        if plan.role == .outputHead || plan.role == .embedding || !plan.quantizable { return false }
+        switch type {
+        case .iq3_xxs, .iq2_xxs, .iq2_xs, .iq2_s, .iq1_m, .iq1_s: return true
+        case .q2_K: return recipe == .q2_K_S
+        default: return false
         }
     }
 
@@ -146,7 +284,7 @@ public struct RecipeRules: Sendable {
         case .q4_K: replacement = .q5_0
         case .q5_K: replacement = .q5_1
         case .q6_K: replacement = .q8_0
-        case .iq4_xs: replacement = .iq4_nl
+        case .iq4_xs, .iq3_s, .iq3_xxs, .iq2_s, .iq2_xs, .iq2_xxs, .iq1_m, .iq1_s: replacement = .iq4_nl
         default: replacement = type
         }
         return width % replacement.blockSize == 0 ? replacement : .f16

@@ -22,16 +22,28 @@ import xxhash
 from gguf import GGUFReader
 
 FIXTURES = ["trained-qwen3_moe_wide", "trained-deepseek_v3", "trained-mixtral"]
-RECIPES = ["IQ4_XS", "IQ4_NL"]
+RECIPES = ["IQ4_XS", "IQ4_NL", "Q3_K_L", "Q3_K_M", "Q3_K_S", "Q2_K", "Q2_K_S", "IQ3_M", "IQ3_S", "IQ3_XS", "IQ3_XXS",
+           "IQ2_M", "IQ2_S", "IQ2_XS", "IQ2_XXS", "IQ1_M", "IQ1_S"]
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 
 
-def run(*argv):
+def run(*argv, allow_refusal=False):
     r = subprocess.run([str(a) for a in argv], capture_output=True, text=True)
     if r.returncode != 0:
+        if allow_refusal:
+            return r
         sys.exit(f"failed: {' '.join(map(str, argv))}\n{r.stderr[-2000:]}")
     return r
+
+
+def refusal(r):
+    """The reason llama-quantize gives when it will not make a very-low-bit file (no imatrix, or no entry)."""
+    for line in (r.stdout + r.stderr).splitlines():
+        for marker in ("Missing importance matrix for tensor", "offending tensor:", "this quantization requires an imatrix"):
+            if marker in line:
+                return line.strip()
+    sys.exit(f"llama-quantize failed without a refusal message:\n{r.stderr[-2000:]}")
 
 
 def tensors_of(path):
@@ -50,12 +62,18 @@ def main():
             f32 = os.path.join(tmp, f"{fixture}-F32.gguf")
             run(moeq, "convert", source, "-o", f32, "--recipe", "F32")
             imatrix = os.path.join(HERE, "imatrix", f"{fixture}.moeq.imatrix.gguf")
-            run(moeq, "imatrix", source, "--text", text, "--ctx", "64", "--chunks", "8", "-o", imatrix, "--force")
+            if not os.path.exists(imatrix) or "--new-imatrix" in sys.argv:
+                run(moeq, "imatrix", source, "--text", text, "--ctx", "64", "--chunks", "8", "-o", imatrix, "--force")
             for recipe in RECIPES:
                 for with_imatrix in (False, True):
                     out = os.path.join(tmp, f"{fixture}-{recipe}{'-im' if with_imatrix else ''}.gguf")
-                    run(quantize, *(["--imatrix", imatrix] if with_imatrix else []), f32, out, recipe, "2")
+                    r = run(quantize, *(["--imatrix", imatrix] if with_imatrix else []), f32, out, recipe, "2",
+                            allow_refusal=True)
                     key = f"{fixture}/{recipe}{'+imatrix' if with_imatrix else ''}"
+                    if r.returncode != 0:
+                        result["files"][key] = {"refused": refusal(r)}
+                        print(key, "refused:", result["files"][key]["refused"])
+                        continue
                     result["files"][key] = {"tensors": tensors_of(out)}
                     print(key, len(result["files"][key]["tensors"]), "tensors")
     with open(os.path.join(HERE, "llama_quantize_lowbit.json"), "w") as f:

@@ -76,8 +76,13 @@ def main():
                         continue
                     result["files"][key] = {"tensors": tensors_of(out)}
                     print(key, len(result["files"][key]["tensors"]), "tensors")
-    with open(os.path.join(HERE, "llama_quantize_lowbit.json"), "w") as f:
-        json.dump(result, f, indent=1, sort_keys=True)
+    with open(os.path.join(HERE, "llama_quantize_lowbit.json"), "w") as f:  # one line per file: compact, still diffable
+        f.write('{"made_by": %s, "llama_quantize": %s, "files": {\n' % (json.dumps(result["made_by"]), json.dumps(result["llama_quantize"])))
+        keys = sorted(result["files"])
+        for i, k in enumerate(keys):
+            entry = json.dumps(result["files"][k], sort_keys=True, separators=(",", ":"))
+            f.write(f' {json.dumps(k)}: {entry}{"," if i < len(keys) - 1 else ""}\n')
+        f.write("}}\n")
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ from make_vectors import Ggml, default_lib_dir  # noqa: E402
 
 IDS = {"IQ2_XXS": 16, "IQ2_XS": 17, "IQ3_XXS": 18, "IQ1_S": 19, "IQ3_S": 21, "IQ2_S": 22, "IQ1_M": 29}
 ONE = 0x3C00  # f16 1.0
-RANDOM_BLOCKS = 16
+RANDOM_BLOCKS = 6
 
 
 def f16(v: float) -> int:

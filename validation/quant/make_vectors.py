@@ -588,7 +588,7 @@ def main(argv=None):
     manifest["files"] = dict(sorted(files.items()))
     manifest["total_bytes_excluding_manifest"] = sum(v["size"] for v in files.values())
     with open(os.path.join(out, "manifest.json"), "w") as f:
-        json.dump(manifest, f, indent=1)
+        json.dump(manifest, f, indent=0)  # indent 0: one value per line without the indentation bytes
         f.write("\n")
     print(json.dumps({"out": out, "files": len(files) + 1,
                       "bytes": manifest["total_bytes_excluding_manifest"] + os.path.getsize(os.path.join(out, "manifest.json"))}))

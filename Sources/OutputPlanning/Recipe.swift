@@ -111,27 +111,7 @@ public struct RecipeRules: Sendable {
         layer < layers / 8 || layer >= 7 * layers / 8 || (layer - layers / 8) % 3 == 2
     }
 
-    /// llama-quantize's tensor categories, found by name as `tensor_get_category` does (so MLA's attn_k_b / attn_v_b
-    /// are "other", and "ffn_down" covers ffn_down, ffn_down_exps and ffn_down_shexp).
-    enum Category {
-        case output, tokenEmbedding, attentionQKV, attentionKVB, attentionV, attentionK, attentionQ, attentionOutput, up, gate, down, other
-    }
-
-    static func category(_ plan: GGUFTensorPlan) -> Category {
-        let name = plan.name
-        if plan.role == .outputHead { return .output }
-        if plan.role == .embedding { return .tokenEmbedding }
-        if name.contains("attn_qkv.weight") { return .attentionQKV }
-        if name.contains("attn_kv_b.weight") { return .attentionKVB }
-        if name.contains("attn_v.weight") { return .attentionV }
-        if name.contains("attn_k.weight") { return .attentionK }
-        if name.contains("attn_q.weight") { return .attentionQ }
-        if name.contains("attn_output.weight") { return .attentionOutput }
-        if name.contains("ffn_up") { return .up }
-        if name.contains("ffn_gate") { return .gate }
-        if name.contains("ffn_down") { return .down }
-        return .other
-    }
+    static func category(_ plan: GGUFTensorPlan) -> LlamaQuantizeCategory { LlamaQuantizeCategory(plan) }
 
     /// attn_v, attn_qkv and attn_kv_b share one rule and one counter (`category_is_attn_v`).
     static func sharesTheAttentionVRule(_ plan: GGUFTensorPlan) -> Bool {

@@ -9,9 +9,23 @@ enum GGMLRounding {
         return (bits & 0x007F_FFFF) - 0x0040_0000
     }
 
-    /// ggml's F32 → F16 (round-to-nearest-even; overflow to infinity), as stored in block scales.
+    /// ggml's F32 → F16 (round-to-nearest-even; overflow to infinity), as stored in block scales. Finite values take
+    /// the integer route of `RowEncoding.half` (baseline x86-64 has no conversion instruction, and the library call
+    /// behind `Float16(_:)` costs more than a whole block's arithmetic); NaN and ±∞ keep Swift's conversion.
     @inline(__always)
-    static func half(_ value: Float) -> UInt16 { Float16(value).bitPattern }
+    static func half(_ value: Float) -> UInt16 {
+        guard value.isFinite else { return Float16(value).bitPattern }
+        let w = value.bitPattern, sign = w & 0x8000_0000, f = w ^ sign
+        let o: UInt32
+        if f >= 0x4780_0000 {
+            o = 0x7C00
+        } else if f < 0x3880_0000 {
+            o = (Float(bitPattern: f) + 0.5).bitPattern &- 0x3F00_0000
+        } else {
+            o = (f &+ 0xC800_0FFF &+ ((f >> 13) & 1)) >> 13
+        }
+        return UInt16(truncatingIfNeeded: o | (sign >> 16))
+    }
 
     /// ggml's F16 → F32 (exact).
     @inline(__always)

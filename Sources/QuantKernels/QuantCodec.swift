@@ -22,19 +22,28 @@ public enum QuantCodec {
             if let bad = importance.firstIndex(where: { !$0.isFinite }) { throw .nonFiniteImportance(index: bad) }
         }
         if importance == nil && type.layout.requiresImportance { throw .importanceRequired(type: type) }
-        if let bad = input.firstIndex(where: { !$0.isFinite }) { throw .nonFinite(index: bad, value: input[bad]) }
         guard rows > 0, width > 0, let source = input.baseAddress, let destination = output.baseAddress else { return }
         let weights = type.layout.usesImportance ? importance?.baseAddress : nil
 
         let job = RowJob(
             type: type, source: source, width: width, weights: weights, destination: destination, rowBytes: rowBytes, reference: reference)
         let shares = RowPartition(rows: rows, threads: threads)
-        if shares.count == 1 {
-            job.run(0..<rows)
-        } else {
-            DispatchQueue.concurrentPerform(iterations: shares.count) { job.run(shares[$0]) }
+        // Each share stops at its first NaN or infinity; the smallest of those is the input's first.
+        let firstBad = withUnsafeTemporaryAllocation(of: Int.self, capacity: shares.count) { found -> Int? in
+            let slots = Slots(base: found.baseAddress!)
+            if shares.count == 1 {
+                slots.base[0] = job.run(0..<rows) ?? Int.max
+            } else {
+                DispatchQueue.concurrentPerform(iterations: shares.count) { slots.base[$0] = job.run(shares[$0]) ?? Int.max }
+            }
+            let first = (0..<shares.count).map { found[$0] }.min() ?? Int.max
+            return first == Int.max ? nil : first
         }
+        if let bad = firstBad { throw .nonFinite(index: bad, value: input[bad]) }
     }
+
+    /// One result slot per thread share.
+    private struct Slots: @unchecked Sendable { let base: UnsafeMutablePointer<Int> }
 
     /// The pointers one quantization call works on; each thread writes only its own rows' bytes.
     private struct RowJob: @unchecked Sendable {
@@ -46,8 +55,16 @@ public enum QuantCodec {
         let rowBytes: Int
         let reference: Bool
 
-        func run(_ rows: Range<Int>) {
-            for row in rows { quantizeRow(type, source + row * width, width, weights, destination + row * rowBytes, reference: reference) }
+        /// Quantizes `rows` in order; stops at the first row holding a NaN or infinity and returns that element's index.
+        func run(_ rows: Range<Int>) -> Int? {
+            for row in rows {
+                let x = source + row * width
+                if let bad = FloatScan.firstNonFinite(x, count: width) {
+                    return row * width + bad
+                }
+                quantizeRow(type, x, width, weights, destination + row * rowBytes, reference: reference)
+            }
+            return nil
         }
     }
 
@@ -139,33 +156,43 @@ public enum QuantCodec {
     ) {
         switch type {
         case .f32: for i in 0..<width { out.storeBytes(of: x[i].bitPattern.littleEndian, toByteOffset: 4 * i, as: UInt32.self) }
-        case .f16: for i in 0..<width { out.storeBytes(of: GGMLRounding.half(x[i]).littleEndian, toByteOffset: 2 * i, as: UInt16.self) }
-        case .bf16: for i in 0..<width { out.storeBytes(of: BFloat16.fromFloat(x[i]).littleEndian, toByteOffset: 2 * i, as: UInt16.self) }
+        case .f16:
+            if reference {
+                for i in 0..<width { out.storeBytes(of: GGMLRounding.half(x[i]).littleEndian, toByteOffset: 2 * i, as: UInt16.self) }
+            } else {
+                RowEncoding.f16(x, count: width, into: out)
+            }
+        case .bf16:
+            if reference {
+                for i in 0..<width { out.storeBytes(of: BFloat16.fromFloat(x[i]).littleEndian, toByteOffset: 2 * i, as: UInt16.self) }
+            } else {
+                RowEncoding.bf16(x, count: width, into: out)
+            }
         case .q4_0:
             if let importance {
                 LegacyQuants.quantizeQ4_0(x, width, importance: importance, out)
             } else {
-                LegacyQuants.quantizeQ4_0(x, width, out)
+                reference ? LegacyQuants.quantizeQ4_0(x, width, out) : LegacyQuantsSIMD.quantizeSymmetric(x, width, out, fiveBit: false)
             }
         case .q4_1:
             if let importance {
                 LegacyQuants.quantizeQ4_1(x, width, importance: importance, out)
             } else {
-                LegacyQuants.quantizeQ4_1(x, width, out)
+                reference ? LegacyQuants.quantizeQ4_1(x, width, out) : LegacyQuantsSIMD.quantizeAsymmetric(x, width, out, fiveBit: false)
             }
         case .q5_0:
             if let importance {
                 LegacyQuants.quantizeQ5_0(x, width, importance: importance, out)
             } else {
-                LegacyQuants.quantizeQ5_0(x, width, out)
+                reference ? LegacyQuants.quantizeQ5_0(x, width, out) : LegacyQuantsSIMD.quantizeSymmetric(x, width, out, fiveBit: true)
             }
         case .q5_1:
             if let importance {
                 LegacyQuants.quantizeQ5_1(x, width, importance: importance, out)
             } else {
-                LegacyQuants.quantizeQ5_1(x, width, out)
+                reference ? LegacyQuants.quantizeQ5_1(x, width, out) : LegacyQuantsSIMD.quantizeAsymmetric(x, width, out, fiveBit: true)
             }
-        case .q8_0: LegacyQuants.quantizeQ8_0(x, width, out)
+        case .q8_0: reference ? LegacyQuants.quantizeQ8_0(x, width, out) : LegacyQuantsSIMD.quantizeQ8_0(x, width, out)
         case .q2_K: KQuants236.quantizeQ2_K(x, width, importance: importance, out)
         case .q3_K: KQuants236.quantizeQ3_K(x, width, importance: importance, out)
         case .q4_K: KQuants45.quantize(x, width, importance: importance, out, fiveBit: false, lanes: !reference)
@@ -180,7 +207,7 @@ public enum QuantCodec {
         case .iq3_s: IQuantsLattice.quantize(.iq3s, x, width, importance: importance, out)
         case .iq1_s: IQuants1.quantizeS(x, width, importance: importance!, out)
         case .iq1_m: IQuants1.quantizeM(x, width, importance: importance, out)
-        case .mxfp4: MXFP4.quantize(x, width, out)
+        case .mxfp4: MXFP4.quantize(x, width, out, reference: reference)
         }
     }
 }

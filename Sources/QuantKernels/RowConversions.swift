@@ -50,3 +50,53 @@ public enum RowConversion {
         }
     }
 }
+
+/// f32 rows to F16 / BF16 storage, eight values per step: the same roundings as `Half.fromFloat` (IEEE
+/// round-to-nearest-even, overflow to ±∞, subnormals exact) and `BFloat16.fromFloat` (ggml's round-half-to-even),
+/// in integer and float lanes (baseline x86-64 has no half-precision conversion instruction). Finite inputs only:
+/// callers have refused NaN and infinity before.
+public enum RowEncoding {
+    public static func f16(_ x: UnsafePointer<Float>, count: Int, into out: UnsafeMutableRawPointer) {
+        var i = 0
+        while i + 8 <= count {
+            let w = UnsafeRawPointer(x + i).loadUnaligned(as: SIMD8<UInt32>.self)
+            (out + 2 * i).storeBytes(of: half(w), as: SIMD8<UInt16>.self)
+            i += 8
+        }
+        while i < count {
+            out.storeBytes(of: Half.fromFloat(x[i]).littleEndian, toByteOffset: 2 * i, as: UInt16.self)
+            i += 1
+        }
+    }
+
+    public static func bf16(_ x: UnsafePointer<Float>, count: Int, into out: UnsafeMutableRawPointer) {
+        var i = 0
+        while i + 8 <= count {
+            let b = UnsafeRawPointer(x + i).loadUnaligned(as: SIMD8<UInt32>.self)
+            let rounded = (b &+ 0x7FFF &+ ((b &>> 16) & 1)) &>> 16
+            (out + 2 * i).storeBytes(of: SIMD8<UInt16>(truncatingIfNeeded: rounded), as: SIMD8<UInt16>.self)
+            i += 8
+        }
+        while i < count {
+            out.storeBytes(of: BFloat16.fromFloat(x[i]).littleEndian, toByteOffset: 2 * i, as: UInt16.self)
+            i += 1
+        }
+    }
+
+    /// Finite f32 bit patterns to F16, round to nearest even (F. Giesen's float_to_half_fast3_rtne, lane-wise):
+    /// magnitudes from 65520 up become ∞, below 2⁻¹⁴ the float add of 0.5 rounds the subnormal mantissa, otherwise
+    /// the exponent is rebiased and the 13 dropped bits rounded with the tie going to the even mantissa.
+    @inline(__always)
+    static func half(_ w: SIMD8<UInt32>) -> SIMD8<UInt16> {
+        let sign = w & 0x8000_0000
+        let f = w ^ sign
+        // Compared as floats: Swift vectorizes f32 lane comparisons with a scalar, not integer ones.
+        let magnitude = unsafeBitCast(f, to: SIMD8<Float>.self)
+        let subnormal = unsafeBitCast(magnitude + 0.5, to: SIMD8<UInt32>.self) &- 0x3F00_0000
+        let normal = (f &+ 0xC800_0FFF &+ ((f &>> 13) & 1)) &>> 13
+        var o = normal
+        o.replace(with: subnormal, where: magnitude .< 0x1p-14)
+        o.replace(with: 0x7C00, where: magnitude .>= 65536)
+        return SIMD8<UInt16>(truncatingIfNeeded: o | (sign &>> 16))
+    }
+}

@@ -7,18 +7,26 @@
 enum KQuants236 {
     // MARK: - Q2_K
 
-    static func quantizeQ2_K(_ x: UnsafePointer<Float>, _ width: Int, importance: UnsafePointer<Float>?, _ out: UnsafeMutableRawPointer) {
+    /// `lanes` runs the 16 sub-block searches eight at a time in SIMD lanes (same bytes; scalar is the reference).
+    static func quantizeQ2_K(
+        _ x: UnsafePointer<Float>, _ width: Int, importance: UnsafePointer<Float>?, _ out: UnsafeMutableRawPointer,
+        lanes: Bool = true
+    ) {
         withUnsafeTemporaryAllocation(of: Float.self, capacity: 16 * 4) { floats in
             withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 256 + 16 + 32) { bytes in
                 let weights = floats.baseAddress!, scales = weights + 16, mins = scales + 16, sw = mins + 16
                 let codes = bytes.baseAddress!, scratch = codes + 256, ls = scratch + 16, lm = ls + 16
                 for block in 0..<(width / 256) {
                     let xb = x + 256 * block, y = out + 84 * block
-                    if let importance {
+                    var sigma2: Float = 0
+                    if importance != nil {
                         var sumX2: Float = 0
                         for j in 0..<256 { sumX2 += xb[j] * xb[j] }
-                        let sigma2 = sumX2 / 256
-                        for j in 0..<16 {
+                        sigma2 = sumX2 / 256
+                    }
+                    /// ggml's search of sub-block j: make_qkx3 on the imatrix weights, else make_qkx2 (MAD) on |x|.
+                    func searchScalar(_ j: Int) {
+                        if let importance {
                             let qw = importance + 256 * block + 16 * j
                             for l in 0..<16 { weights[l] = qw[l] * (sigma2 + xb[16 * j + l] * xb[16 * j + l]).squareRoot() }
                             sw[j] = 0
@@ -26,7 +34,21 @@ enum KQuants236 {
                             scales[j] = ScaleSearch.asymmetric(
                                 16, 3, xb + 16 * j, weights: weights, codes + 16 * j, theMin: &mins[j],
                                 scratch: scratch, grid: .importance, useMAD: false, qkx3: true)
+                        } else {
+                            for l in 0..<16 { weights[l] = abs(xb[16 * j + l]) }
+                            scales[j] = ScaleSearch.asymmetric(
+                                16, 3, xb + 16 * j, weights: weights, codes + 16 * j, theMin: &mins[j],
+                                scratch: scratch, grid: .q2K, useMAD: true, qkx3: false)
                         }
+                    }
+                    if lanes {
+                        Q2Lanes.search(
+                            xb, importance.map { $0 + 256 * block }, sigma2: sigma2, scales: scales, mins: mins, sw: sw, codes: codes,
+                            redo: searchScalar)
+                    } else {
+                        for j in 0..<16 { searchScalar(j) }
+                    }
+                    if importance != nil {
                         let dm = ScaleSearch.positive(16, 15, scales, ls, weights: sw)
                         let mm = ScaleSearch.positive(16, 15, mins, lm, weights: sw)
                         y.storeHalf(GGMLRounding.half(dm), at: 80)
@@ -35,10 +57,6 @@ enum KQuants236 {
                     } else {
                         var maxScale: Float = 0, maxMin: Float = 0
                         for j in 0..<16 {
-                            for l in 0..<16 { weights[l] = abs(xb[16 * j + l]) }
-                            scales[j] = ScaleSearch.asymmetric(
-                                16, 3, xb + 16 * j, weights: weights, codes + 16 * j, theMin: &mins[j],
-                                scratch: scratch, grid: .q2K, useMAD: true, qkx3: false)
                             if scales[j] > maxScale { maxScale = scales[j] }
                             if mins[j] > maxMin { maxMin = mins[j] }
                         }
@@ -105,7 +123,11 @@ enum KQuants236 {
 
     // MARK: - Q3_K
 
-    static func quantizeQ3_K(_ x: UnsafePointer<Float>, _ width: Int, importance: UnsafePointer<Float>?, _ out: UnsafeMutableRawPointer) {
+    /// `lanes` runs the 16 sub-block searches eight at a time in SIMD lanes (same bytes; scalar is the reference).
+    static func quantizeQ3_K(
+        _ x: UnsafePointer<Float>, _ width: Int, importance: UnsafePointer<Float>?, _ out: UnsafeMutableRawPointer,
+        lanes: Bool = true
+    ) {
         withUnsafeTemporaryAllocation(of: Float.self, capacity: 16 * 3) { floats in
             withUnsafeTemporaryAllocation(of: Int8.self, capacity: 256 + 16) { bytes in
                 let weights = floats.baseAddress!, scales = weights + 16, sw = scales + 16
@@ -114,25 +136,39 @@ enum KQuants236 {
                     let xb = x + 256 * block, y = out + 110 * block
                     let scaleBytes = y + 96
                     for i in 0..<12 { scaleBytes.storeByte(0, at: i) }
-                    if let importance {
+                    var sigma2: Float = 0
+                    if importance != nil {
                         var sumX2: Float = 0
                         for j in 0..<256 { sumX2 += xb[j] * xb[j] }
-                        let sigma2 = 2 * sumX2 / 256
-                        for j in 0..<16 {
-                            let qw = importance + 256 * block + 16 * j
-                            for l in 0..<16 { weights[l] = qw[l] * (sigma2 + xb[16 * j + l] * xb[16 * j + l]).squareRoot() }
-                            var sumW: Float = 0
-                            for l in 0..<16 { sumW += weights[l] }
-                            sw[j] = sumW
-                            scales[j] = ScaleSearch.symmetric(16, 4, xb + 16 * j, codes + 16 * j, rmseType: 1, weights: weights)
+                        sigma2 = 2 * sumX2 / 256
+                    }
+                    /// ggml's search of sub-block j: make_qx_quants on the imatrix weights, else make_q3_quants.
+                    func searchScalar(_ j: Int) {
+                        guard let importance else {
+                            scales[j] = ScaleSearch.symmetricQ3(16, 4, xb + 16 * j, codes + 16 * j)
+                            return
                         }
+                        let qw = importance + 256 * block + 16 * j
+                        for l in 0..<16 { weights[l] = qw[l] * (sigma2 + xb[16 * j + l] * xb[16 * j + l]).squareRoot() }
+                        var sumW: Float = 0
+                        for l in 0..<16 { sumW += weights[l] }
+                        sw[j] = sumW
+                        scales[j] = ScaleSearch.symmetric(16, 4, xb + 16 * j, codes + 16 * j, rmseType: 1, weights: weights)
+                    }
+                    if lanes {
+                        Q3Lanes.search(
+                            xb, importance.map { $0 + 256 * block }, sigma2: sigma2, scales: scales, sw: sw, codes: codes,
+                            redo: searchScalar)
+                    } else {
+                        for j in 0..<16 { searchScalar(j) }
+                    }
+                    if importance != nil {
                         let dBlock = ScaleSearch.symmetric(16, 32, scales, ls, rmseType: 1, weights: sw)
                         for j in 0..<16 { packQ3Scale(j, Int32(ls[j]), scaleBytes) }
                         y.storeHalf(GGMLRounding.half(dBlock), at: 108)
                     } else {
                         var maxScale: Float = 0, amax: Float = 0
                         for j in 0..<16 {
-                            scales[j] = ScaleSearch.symmetricQ3(16, 4, xb + 16 * j, codes + 16 * j)
                             let scale = abs(scales[j])
                             if scale > amax { amax = scale; maxScale = scales[j] }
                         }
@@ -283,42 +319,6 @@ enum KQuants236 {
                 out[l + 32] = d * Float(Int8(bitPattern: sc.loadByte(at: s + 2))) * Float(q2)
                 out[l + 64] = d * Float(Int8(bitPattern: sc.loadByte(at: s + 4))) * Float(q3)
                 out[l + 96] = d * Float(Int8(bitPattern: sc.loadByte(at: s + 6))) * Float(q4)
-            }
-        }
-    }
-}
-
-/// Q6_K's lane-parallel search: two passes of 8 lanes, lane j holding sub-block j (16 values).
-enum Q6Lanes {
-    static func transpose(_ source: UnsafePointer<Float>, into x: UnsafeMutablePointer<SIMD8<Float>>) {
-        for i in 0..<16 {
-            x[i] = SIMD8(
-                source[i], source[16 + i], source[32 + i], source[48 + i], source[64 + i], source[80 + i], source[96 + i], source[112 + i])
-        }
-    }
-
-    static func search(
-        _ xb: UnsafePointer<Float>, _ importance: UnsafePointer<Float>?, scales: UnsafeMutablePointer<Float>,
-        codes: UnsafeMutablePointer<Int8>
-    ) {
-        withUnsafeTemporaryAllocation(of: SIMD8<Float>.self, capacity: 48) { lanes in
-            let x = lanes.baseAddress!, w = x + 16, l = w + 16
-            for half in 0..<2 {
-                transpose(xb + 128 * half, into: x)
-                // rmse type 1 without an imatrix weights by x²: precomputed once, the same value ggml recomputes.
-                if let importance { transpose(importance + 128 * half, into: w) } else { for i in 0..<16 { w[i] = x[i] * x[i] } }
-                let result = LaneSearch.symmetric(32, x, weights: UnsafePointer(w), l)
-                for j in 0..<8 {
-                    let sub = 8 * half + j
-                    if result.unsafe[j] {  // all-zero or subnormal sub-block: the scalar port reproduces ggml there
-                        scales[sub] = ScaleSearch.symmetric(
-                            16, 32, xb + 16 * sub, codes + 16 * sub, rmseType: 1,
-                            weights: importance.map { $0 + 16 * sub })
-                        continue
-                    }
-                    scales[sub] = result.scale[j]
-                    for i in 0..<16 { codes[16 * sub + i] = Int8(l[i][j]) }
-                }
             }
         }
     }

@@ -34,12 +34,12 @@ enum LaneSearch {
         unsafeBitCast(unsafeBitCast(v, to: SIMD8<UInt32>.self) & 0x7FFF_FFFF, to: SIMD8<Float>.self)
     }
 
-    /// `ScaleSearch.asymmetric` for 8 sub-blocks of `n` values at once. `x[i]` and `w[i]` hold element i of
+    /// `ScaleSearch.asymmetric` (error |d| with `useMAD`, else d²) for 8 sub-blocks of `n` values at once. `x[i]` and `w[i]` hold element i of
     /// every sub-block; codes land in `codes[i]`. Returns (scale, −min) per lane.
     static func asymmetric(
         _ n: Int, _ nmax: Int32, _ x: UnsafePointer<SIMD8<Float>>, _ w: UnsafePointer<SIMD8<Float>>,
         _ codes: UnsafeMutablePointer<SIMD8<Float>>, scratch: UnsafeMutablePointer<SIMD8<Float>>,
-        grid: SearchGrid, qkx3: Bool
+        grid: SearchGrid, qkx3: Bool, useMAD: Bool = false
     ) -> (scale: SIMD8<Float>, theMin: SIMD8<Float>, unsafe: Mask) {
         let rmin = grid.rmin, rdelta = grid.rdelta, steps = grid.steps
         var min = x[0], max = x[0]
@@ -61,7 +61,7 @@ enum LaneSearch {
             let l = clampedNearest(iscale * (x[i] - min), 0, fmax, unsafe: &unsafe)
             codes[i] = l
             let diff = scale * l + min - x[i]
-            bestError += w[i] * (diff * diff)
+            bestError += w[i] * (useMAD ? magnitude(diff) : diff * diff)
         }
         if steps >= 1 {
             for step in 0...steps {
@@ -84,7 +84,7 @@ enum LaneSearch {
                 var error = SIMD8<Float>(repeating: 0)
                 for i in 0..<n {
                     let diff = thisScale * scratch[i] + thisMin - x[i]
-                    error += w[i] * (diff * diff)
+                    error += w[i] * (useMAD ? magnitude(diff) : diff * diff)
                 }
                 let better = (determinant .> 0) .& (error .< bestError)
                 if any(better) {
@@ -96,6 +96,58 @@ enum LaneSearch {
             }
         }
         return (scale, -min, unsafe)
+    }
+
+    /// `ScaleSearch.symmetricQ3` (ggml's make_q3_quants with x² weights) for 8 sub-blocks of 16 values at once: the
+    /// same coordinate passes per lane, lanes that stop changing stay where they are (a pass without a change is a
+    /// fixed point, so running it again changes nothing), codes offset by nmax.
+    static func symmetricQ3(
+        _ nmax: Int32, _ x: UnsafePointer<SIMD8<Float>>, _ codes: UnsafeMutablePointer<SIMD8<Float>>
+    ) -> (scale: SIMD8<Float>, unsafe: Mask) {
+        let n = 16
+        var max = SIMD8<Float>(repeating: 0), amax = max
+        for i in 0..<n {
+            let ax = magnitude(x[i])
+            let larger = ax .> amax
+            amax.replace(with: ax, where: larger)
+            max.replace(with: x[i], where: larger)
+        }
+        var unsafe =
+            (amax .< ScaleSearch.groupMaxEpsilon) .| .!(magnitude(SIMD8<Float>(repeating: Float(nmax)) / max) .< Float.infinity)
+        let low = Float(-nmax), high = Float(nmax - 1)
+        let iscale = SIMD8<Float>(repeating: Float(-nmax)) / max
+        var sumlx = SIMD8<Float>(repeating: 0), suml2 = sumlx
+        for i in 0..<n {
+            let l = clampedNearest(iscale * x[i], low, high)
+            codes[i] = l
+            let w = x[i] * x[i]
+            sumlx += w * x[i] * l
+            suml2 += w * l * l
+        }
+        for _ in 0..<5 {
+            var changed = Mask(repeating: false)
+            for i in 0..<n {
+                let w = x[i] * x[i], li = codes[i]
+                let slx = sumlx - w * x[i] * li
+                let positive = slx .> 0
+                let sl2 = suml2 - w * li * li
+                let target = x[i] * sl2 / slx
+                // Only lanes with slx > 0 evaluate it in ggml; out of the trick's range there, the scalar port redoes them.
+                unsafe .|= positive .& .!(magnitude(target) .< 4_194_303)
+                let newL = clampedNearest(target, low, high)
+                let newX = slx + w * x[i] * newL, newL2 = sl2 + w * newL * newL
+                let accept = positive .& (newL .!= li) .& (newL2 .> 0) .& (newX * newX * suml2 .> sumlx * sumlx * newL2)
+                codes[i].replace(with: newL, where: accept)
+                sumlx.replace(with: newX, where: accept)
+                suml2.replace(with: newL2, where: accept)
+                changed .|= accept
+            }
+            if !any(changed) { break }
+        }
+        for i in 0..<n { codes[i] += Float(nmax) }
+        var scale = sumlx / suml2
+        scale.replace(with: 0, where: .!(suml2 .> 0))
+        return (scale, unsafe)
     }
 
     /// `ScaleSearch.symmetric` (rmse type 1: pass x² as `weights`, or the imatrix) for 8 sub-blocks of 16 values at once.

@@ -193,8 +193,8 @@ public enum QuantCodec {
                 reference ? LegacyQuants.quantizeQ5_1(x, width, out) : LegacyQuantsSIMD.quantizeAsymmetric(x, width, out, fiveBit: true)
             }
         case .q8_0: reference ? LegacyQuants.quantizeQ8_0(x, width, out) : LegacyQuantsSIMD.quantizeQ8_0(x, width, out)
-        case .q2_K: KQuants236.quantizeQ2_K(x, width, importance: importance, out)
-        case .q3_K: KQuants236.quantizeQ3_K(x, width, importance: importance, out)
+        case .q2_K: KQuants236.quantizeQ2_K(x, width, importance: importance, out, lanes: !reference)
+        case .q3_K: KQuants236.quantizeQ3_K(x, width, importance: importance, out, lanes: !reference)
         case .q4_K: KQuants45.quantize(x, width, importance: importance, out, fiveBit: false, lanes: !reference)
         case .q5_K: KQuants45.quantize(x, width, importance: importance, out, fiveBit: true, lanes: !reference)
         case .q6_K: KQuants236.quantizeQ6_K(x, width, importance: importance, out, lanes: !reference)

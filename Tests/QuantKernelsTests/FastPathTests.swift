@@ -28,7 +28,7 @@ func fastPathInput(rows: Int, width: Int) -> [Float] {
     return values
 }
 
-@Test(arguments: [QuantType.q4_K, .q5_K, .q6_K, .q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .mxfp4, .f16, .bf16])
+@Test(arguments: [QuantType.q2_K, .q3_K, .q4_K, .q5_K, .q6_K, .q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .mxfp4, .f16, .bf16])
 func fastPathBytesEqualReference(type: QuantType) throws {
     let rows = 14, width = 512
     let input = fastPathInput(rows: rows, width: width)

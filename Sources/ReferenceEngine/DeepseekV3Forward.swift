@@ -136,6 +136,10 @@ public struct DeepseekV3Forward {
             }
             let context = DenseOps.attention(
                 q: q, k: k, v: v, tokens: t, heads: heads, kvHeads: heads, dim: qkDim, valueDim: vDim, scale: softmaxScale)
+            if let observer {
+                observeAbsorbedAttention(
+                    observer, layer: layer, q: q, k: k, latent: latent, tokens: t, scale: softmaxScale)
+            }
             let attended = try project(context, tokens: t, inputs: heads * vDim, attention(.output), outputs: h)
             for i in 0..<x.count { x[i] += attended[i] }
 
@@ -150,6 +154,33 @@ public struct DeepseekV3Forward {
         DenseOps.rmsNorm(&x, width: h, weight: try weight(.finalNorm), epsilon: eps)
         let head: TensorRole = weights.has(.outputHead) ? .outputHead : .embedding
         return try project(x, tokens: t, inputs: h, head, outputs: spec.vocabularySize)
+    }
+
+    /// What llama.cpp's absorbed MLA multiplies attn_k_b and attn_v_b by, per head: the query's non-rope part, and
+    /// the attention-weighted sum of the normed latent (the same scores, applied to the latent before kv_b's value half).
+    func observeAbsorbedAttention(
+        _ observer: ActivationObserver, layer: Int, q: [Float], k: [Float], latent: [Float], tokens t: Int, scale: Float
+    ) {
+        let heads = spec.headCount, nope = mla.noPositionHeadDim, rank = mla.keyValueRank
+        let qkDim = nope + mla.ropeHeadDim
+        var queries = [Float](repeating: 0, count: heads * t * nope)
+        var perHead = [Float](repeating: 0, count: t * heads * rank)
+        for i in 0..<t {
+            for head in 0..<heads {
+                for j in 0..<nope { queries[(head * t + i) * nope + j] = q[(i * heads + head) * qkDim + j] }
+                for j in 0..<rank { perHead[(i * heads + head) * rank + j] = latent[i * rank + j] }
+            }
+        }
+        observer.observeHeads(.attention(layer: layer, part: .keyB), input: queries, heads: heads, tokens: t, width: nope)
+        let mixed = DenseOps.attention(
+            q: q, k: k, v: perHead, tokens: t, heads: heads, kvHeads: heads, dim: qkDim, valueDim: rank, scale: scale)
+        var latents = [Float](repeating: 0, count: heads * t * rank)
+        for i in 0..<t {
+            for head in 0..<heads {
+                for j in 0..<rank { latents[(head * t + i) * rank + j] = mixed[(i * heads + head) * rank + j] }
+            }
+        }
+        observer.observeHeads(.attention(layer: layer, part: .valueB), input: latents, heads: heads, tokens: t, width: rank)
     }
 
     /// SwiGLU MLP (dense layers and shared experts).

@@ -9,10 +9,19 @@ import TensorFormats
 /// Receives the input rows of each projection, by the weight's role.
 public protocol ActivationObserver: AnyObject {
     func observe(_ role: TensorRole, input: [Float], rows: Int, width: Int)
+    /// Inputs of a per-head weight (MLA's attn_k_b / attn_v_b as llama.cpp multiplies them): [heads][tokens][width].
+    func observeHeads(_ role: TensorRole, input: [Float], heads: Int, tokens: Int, width: Int)
+}
+
+extension ActivationObserver {
+    public func observeHeads(_ role: TensorRole, input: [Float], heads: Int, tokens: Int, width: Int) {}
 }
 
 public final class ImportanceCollector: ActivationObserver {
-    struct Target { let gguf: String; let matrix: Int; let matrices: Int; let width: Int }
+    /// `matrices` slices of `width` values; a per-head tensor keeps one count for all heads (llama-imatrix's dense 3-D case).
+    /// (llama-imatrix also skips plain matmuls of micro-batches under 16 tokens; with its batching of several chunks
+    /// per batch that happens only for odd chunk sizes such as 1030, whose last 6 tokens it drops — moeq counts them.)
+    struct Target { let gguf: String; let matrix: Int; let matrices: Int; let width: Int; let routed: Bool }
 
     private var targets: [TensorRole: Target] = [:]
     /// GGUF tensors holding routed down projections (their counts are the routing statistics).
@@ -20,36 +29,56 @@ public final class ImportanceCollector: ActivationObserver {
     private var sums: [String: [Double]] = [:]
     private var counts: [String: [Int]] = [:]
 
-    /// Maps each weight of `spec` to the GGUF tensor (and expert slice) it becomes. MLA's kv_b is left out:
-    /// llama.cpp multiplies attn_k_b / attn_v_b by different activations than transformers' kv_b_proj.
+    /// Maps each weight of `spec` to the GGUF tensor (and expert or head slice) it becomes: every matrix of a layer that
+    /// llama.cpp multiplies, routers included, and MLA's attn_k_b / attn_v_b with the activations llama.cpp's absorbed
+    /// attention gives them (per head: the non-rope query part, and the attention-weighted normed latent).
     public init(spec: ModelSpec) {
         // Like llama-imatrix by default: the per-layer matmuls only (not token_embd / output).
-        for plan in spec.tensorLayout.ggufTensors(includeOutputHead: true) where plan.quantizable && plan.layer != nil {
+        for plan in spec.tensorLayout.ggufTensors(includeOutputHead: true)
+        where plan.dimensions.count >= 2 && plan.part == .weight && plan.layer != nil {
             switch plan.source {
             case .weight, .ropePermuted:
-                targets[plan.role] = Target(gguf: plan.name, matrix: 0, matrices: 1, width: plan.rowWidth)
+                targets[plan.role] = Target(gguf: plan.name, matrix: 0, matrices: 1, width: plan.rowWidth, routed: false)
             case .stacked:
                 guard case .routedExperts(let layer, let projection) = plan.role else { continue }
                 if projection == .down { routedDown.insert(plan.name) }
                 for e in 0..<spec.routedExpertCount {
                     targets[.routedExpert(layer: layer, expert: e, projection: projection)] = Target(
-                        gguf: plan.name, matrix: e, matrices: spec.routedExpertCount, width: plan.rowWidth)
+                        gguf: plan.name, matrix: e, matrices: spec.routedExpertCount, width: plan.rowWidth, routed: true)
                 }
-            case .keyFromKVB, .valueFromKVB, .fusedHalf:
+            case .keyFromKVB(_, let heads, _, _), .valueFromKVB(_, let heads, _, _):
+                targets[plan.role] = Target(gguf: plan.name, matrix: 0, matrices: heads, width: plan.rowWidth, routed: false)
+            case .fusedHalf:
                 break
             }
         }
     }
 
     public func observe(_ role: TensorRole, input: [Float], rows: Int, width: Int) {
-        guard let target = targets[role], target.width == width else { return }
-        var sum = sums[target.gguf] ?? [Double](repeating: 0, count: target.width * target.matrices)
-        var count = counts[target.gguf] ?? [Int](repeating: 0, count: target.matrices)
-        let base = target.matrix * width
-        for r in 0..<rows { for c in 0..<width { let v = Double(input[r * width + c]); sum[base + c] += v * v } }
-        count[target.matrix] += rows
-        sums[target.gguf] = sum
-        counts[target.gguf] = count
+        guard let target = targets[role], target.width == width, target.matrices == 1 || target.routed else { return }
+        start(target, counts: target.matrices)
+        accumulate(&sums[target.gguf, default: []], at: target.matrix * width, input, rows: 0..<rows, width: width)
+        counts[target.gguf, default: [0]][target.matrix] += rows
+    }
+
+    public func observeHeads(_ role: TensorRole, input: [Float], heads: Int, tokens: Int, width: Int) {
+        guard let target = targets[role], target.width == width, target.matrices == heads, !target.routed else { return }
+        start(target, counts: 1)
+        for head in 0..<heads {
+            accumulate(
+                &sums[target.gguf, default: []], at: head * width, input, rows: (head * tokens)..<((head + 1) * tokens), width: width)
+        }
+        counts[target.gguf, default: [0]][0] += tokens
+    }
+
+    private func start(_ target: Target, counts n: Int) {
+        guard sums[target.gguf] == nil else { return }
+        sums[target.gguf] = [Double](repeating: 0, count: target.width * target.matrices)
+        counts[target.gguf] = [Int](repeating: 0, count: n)
+    }
+
+    private func accumulate(_ sum: inout [Double], at base: Int, _ input: [Float], rows: Range<Int>, width: Int) {
+        for r in rows { for c in 0..<width { let v = Double(input[r * width + c]); sum[base + c] += v * v } }
     }
 
     /// Experts (tensor, index) that never received a token.

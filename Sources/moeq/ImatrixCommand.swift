@@ -40,17 +40,12 @@ struct ImatrixCommand: ParsableCommand {
                 inputs: [model, text, tokens], force: outputs.force)
             let weights = try ReferenceModel.weights(path: model)
             warnBeyondTrainedContext(ctx, spec: weights.spec, what: "--ctx")
-            let ids = try tokenIDs(tokens: tokens, text: text, tokenizerDirectory: model, vocabularySize: weights.spec.vocabularySize)
+            // As llama-imatrix: BOS first when the tokenizer adds one, and every chunk starts with BOS.
+            let windows = try llamaWindows(
+                tokens: tokens, text: text, directory: model, vocabularySize: weights.spec.vocabularySize, context: ctx, maxChunks: chunks)
             let collector = ImportanceCollector(spec: weights.spec)
-            var done = 0
-            while (done + 1) * ctx <= ids.count && done < (chunks ?? Int.max) {
-                _ = try ReferenceModel.logits(weights: weights, tokens: Array(ids[(done * ctx)..<((done + 1) * ctx)]), observer: collector)
-                done += 1
-            }
-            guard done > 0 else {
-                throw TokenInputError.empty(
-                    file: text ?? tokens ?? model, reason: "\(ids.count) tokens, fewer than one chunk of --ctx \(ctx)")
-            }
+            for window in windows { _ = try ReferenceModel.logits(weights: weights, tokens: window, observer: collector) }
+            let done = windows.count
             try collector.write(to: output, dataset: (text ?? tokens ?? "") as String, chunks: done, chunkSize: ctx)
             print("wrote \(output): \(done) chunks × \(ctx) tokens")
             let idle = collector.idleExperts

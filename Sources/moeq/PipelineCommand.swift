@@ -92,15 +92,10 @@ struct ValidateStage: Stage {
             throw PipelineError.missing(stage: name, need: .calibrationText)
         }
         let base = try ReferenceModel.weights(path: source)
-        let bos = try beginningOfSequence(directory: source)
-        let ids =
-            (bos.map { [$0] } ?? [])
-            + (try tokenIDs(tokens: nil, text: settings.text, tokenizerDirectory: source, vocabularySize: base.spec.vocabularySize))
-        guard ids.count >= settings.context else {
-            throw TokenInputError.empty(file: settings.text, reason: "\(ids.count) tokens, fewer than one chunk of ctx \(settings.context)")
-        }
+        let windows = try llamaWindows(
+            tokens: nil, text: settings.text, directory: source, vocabularySize: base.spec.vocabularySize, context: settings.context,
+            maxChunks: settings.chunks, what: "ctx")
         let quant = try ReferenceModel.weights(path: output, configDirectory: source)
-        let windows = QuantValidation.windows(tokens: ids, context: settings.context, maxChunks: settings.chunks, beginningOfSequence: bos)
         let report = try QuantValidation.run(quant: quant, base: .model(base), configDirectory: source, windows: windows).report
         return [
             "chunks": .integer(Int64(report.chunks)), "ppl_base": .double(report.basePerplexity),

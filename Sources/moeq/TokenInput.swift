@@ -45,6 +45,22 @@ func tokenIDs(tokens: String?, text: String?, tokenizerDirectory: String, vocabu
     return ids
 }
 
+/// Windows of `context` ids as llama-perplexity and llama-imatrix make them: a text is tokenized with BOS first
+/// when the model's tokenizer adds one, and every window's first id becomes BOS.
+func llamaWindows(
+    tokens: String?, text: String?, directory: String, vocabularySize: Int, context: Int, maxChunks: Int?, what: String = "--ctx"
+) throws -> [[Int]] {
+    let bos = try beginningOfSequence(directory: directory)
+    let ids =
+        (text != nil ? bos.map { [$0] } ?? [] : [])
+        + (try tokenIDs(tokens: tokens, text: text, tokenizerDirectory: directory, vocabularySize: vocabularySize))
+    guard ids.count >= context else {
+        throw TokenInputError.empty(
+            file: text ?? tokens ?? directory, reason: "\(ids.count) tokens, fewer than one chunk of \(what) \(context)")
+    }
+    return QuantValidation.windows(tokens: ids, context: context, maxChunks: maxChunks, beginningOfSequence: bos)
+}
+
 /// The BOS id when the model's tokenizer adds one (tokenizer_config.json `add_bos_token` and config.json
 /// `bos_token_id`), as llama.cpp's `add_bos_token` key says; nil otherwise.
 func beginningOfSequence(directory: String) throws -> Int? {

@@ -69,19 +69,12 @@ struct ValidateCommand: ParsableCommand {
                     inputs: [quant, base, tokens, text, baseLogits], force: outputs.force)
             }
             let baseWeights = try ReferenceModel.weights(path: base)
-            // llama-perplexity: the text is tokenized with BOS first, and every chunk starts with BOS.
-            let bos = try beginningOfSequence(directory: base)
-            let ids =
-                (text != nil ? bos.map { [$0] } ?? [] : [])
-                + (try tokenIDs(tokens: tokens, text: text, tokenizerDirectory: base, vocabularySize: baseWeights.spec.vocabularySize))
-            guard ids.count >= ctx else {
-                throw TokenInputError.empty(
-                    file: text ?? tokens ?? base, reason: "\(ids.count) tokens, fewer than one chunk of --ctx \(ctx)")
-            }
             warnBeyondTrainedContext(ctx, spec: baseWeights.spec, what: "--ctx")
+            let windows = try llamaWindows(
+                tokens: tokens, text: text, directory: base, vocabularySize: baseWeights.spec.vocabularySize, context: ctx,
+                maxChunks: chunks)
             let quantWeights = try ReferenceModel.weights(
                 path: quant, configDirectory: base, llamaCPUArithmetic: arithmetic == .llamaCPU, expertCache: expertCache)
-            let windows = QuantValidation.windows(tokens: ids, context: ctx, maxChunks: chunks, beginningOfSequence: bos)
             var source = QuantValidation.BaseSource.model(baseWeights)
             var stored: BaseLogitRecord?
             if let baseLogits {

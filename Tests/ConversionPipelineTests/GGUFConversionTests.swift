@@ -64,7 +64,7 @@ func convertMatchesLlamaCppTensorForTensor(arch: String, recipe: RecipeName, ima
 }
 
 /// (trained fixture, recipe, with moeq's imatrix).
-private let lowBitCases: [(String, RecipeName, Bool)] = ["trained-qwen3_moe_wide", "trained-deepseek_v3", "trained-mixtral"].flatMap {
+private let lowBitCases: [(String, RecipeName, Bool)] = ["trained-qwen3_moe_wide", "trained-deepseek_v3_wide", "trained-mixtral"].flatMap {
     fixture in
     [
         RecipeName.iq4_xs, .iq4_nl, .q3_K_L, .q3_K_M, .q3_K_S, .q2_K, .q2_K_S, .iq3_m, .iq3_s, .iq3_xs, .iq3_xxs, .iq2_m, .iq2_s,

@@ -27,7 +27,7 @@ func readNumpy(_ url: URL) throws -> (values: [Float], shape: [Int]) {
 @Test(arguments: [
     "deepseek_v3-f32", "deepseek_v3-bf16-sharded", "deepseek_v3-bf16-released", "qwen3_moe-f32",
     "qwen3_moe-bf16-sharded", "mixtral-f32", "mixtral-bf16-sharded",
-    "trained-deepseek_v3", "trained-qwen3_moe", "trained-mixtral", "trained-qwen3_moe_wide",
+    "trained-deepseek_v3_wide", "trained-mixtral", "trained-qwen3_moe_wide",
 ])
 func logitsMatchTransformers(fixture: String) throws {
     let directory = fixtures.appendingPathComponent(fixture)
@@ -50,7 +50,7 @@ func logitsMatchTransformers(fixture: String) throws {
 
 /// llama-perplexity's method on the held-out KJV text ([BOS] + ids, chunks of 256 starting with BOS, second half
 /// scored) gives transformers' perplexity from train.py to at least 4 significant digits.
-@Test(arguments: ["trained-deepseek_v3", "trained-qwen3_moe", "trained-mixtral", "trained-qwen3_moe_wide"])
+@Test(arguments: ["trained-deepseek_v3_wide", "trained-mixtral", "trained-qwen3_moe_wide"])
 func heldOutPerplexityEqualsTransformers(fixture: String) throws {
     let directory = fixtures.appendingPathComponent(fixture)
     let reference = try JSONParser.parse([UInt8](try Data(contentsOf: directory.appendingPathComponent("reference.json"))))
@@ -111,7 +111,7 @@ func engineOnOurF32GGUFEqualsEngineOnTheCheckpoint(fixture: String) throws {
 /// and equals what the writing run predicted for it; other windows or a damaged file are refused.
 @Test func baseLogitRecordReplacesTheBaseModel() throws {
     // A trained model: its distributions are peaked, so the top 32 hold most of the mass (on a random model they don't).
-    let directory = fixtures.appendingPathComponent("trained-qwen3_moe").path
+    let directory = fixtures.appendingPathComponent("trained-qwen3_moe_wide").path
     let text = try String(contentsOf: fixtures.appendingPathComponent("trained/kjv-heldout.txt"), encoding: .utf8)
     let tokens = Array(try (try BPETokenizer(path: directory + "/tokenizer.json")).encode(text).prefix(3 * 64))
     let windows = QuantValidation.windows(tokens: tokens, context: 64, maxChunks: nil, beginningOfSequence: 0)

@@ -8,9 +8,13 @@ validation/gguf/imatrix/<fixture>.moeq.imatrix.gguf, so the test converts with t
 Every tensor's ggml type, ne and XXH3-64 of its bytes go to validation/gguf/llama_quantize_lowbit.json; the Swift
 test `lowBitRecipesMatchLlamaQuantizeTensorForTensor` converts the checkpoint itself and must match.
 
+With LLAMA_IMATRIX given, `llama-imatrix -m F32.gguf -f kjv-heldout.txt -c 64 --chunks 8` on the same F32 GGUF
+writes validation/gguf/imatrix/<fixture>.llama-imatrix.gguf: the Swift test `importanceMatrixEqualsLlamaImatrix`
+runs moeq's collector on the same tokens and compares entry names, token counts and values.
+
 Run from the repository root with the llama venv of setup_peers.sh (needs gguf and xxhash):
     /work/peers/venv-llama/bin/python validation/gguf/make_lowbit_oracle.py .build/release/moeq \
-        /work/peers/llama-build/bin/llama-quantize
+        /work/peers/llama-build/bin/llama-quantize [/work/peers/llama-build/bin/llama-imatrix] [--new-imatrix]
 """
 import json
 import os
@@ -21,7 +25,7 @@ import tempfile
 import xxhash
 from gguf import GGUFReader
 
-FIXTURES = ["trained-qwen3_moe_wide", "trained-deepseek_v3", "trained-mixtral"]
+FIXTURES = ["trained-qwen3_moe_wide", "trained-deepseek_v3_wide", "trained-mixtral"]
 RECIPES = ["IQ4_XS", "IQ4_NL", "Q3_K_L", "Q3_K_M", "Q3_K_S", "Q2_K", "Q2_K_S", "IQ3_M", "IQ3_S", "IQ3_XS", "IQ3_XXS",
            "IQ2_M", "IQ2_S", "IQ2_XS", "IQ2_XXS", "IQ1_M", "IQ1_S"]
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -52,7 +56,9 @@ def tensors_of(path):
 
 
 def main():
-    moeq, quantize = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
+    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    moeq, quantize = os.path.abspath(args[0]), os.path.abspath(args[1])
+    llama_imatrix = os.path.abspath(args[2]) if len(args) > 2 else None
     result = {"made_by": "validation/gguf/make_lowbit_oracle.py", "llama_quantize": "llama-cpp-python 0.3.36 (ggml 0.25.3) tools build",
               "files": {}}
     text = os.path.join(ROOT, "validation", "fixtures", "trained", "kjv-heldout.txt")
@@ -64,6 +70,11 @@ def main():
             imatrix = os.path.join(HERE, "imatrix", f"{fixture}.moeq.imatrix.gguf")
             if not os.path.exists(imatrix) or "--new-imatrix" in sys.argv:
                 run(moeq, "imatrix", source, "--text", text, "--ctx", "64", "--chunks", "8", "-o", imatrix, "--force")
+            if llama_imatrix:
+                theirs = os.path.join(HERE, "imatrix", f"{fixture}.llama-imatrix.gguf")
+                run(llama_imatrix, "-m", f32, "-f", text, "-c", "64", "--chunks", "8", "-t", "2", "--no-ppl",
+                    "--output-format", "gguf", "-o", theirs)
+                print(fixture, "llama-imatrix:", len(GGUFReader(theirs).tensors) // 2, "entries")
             for recipe in RECIPES:
                 for with_imatrix in (False, True):
                     out = os.path.join(tmp, f"{fixture}-{recipe}{'-im' if with_imatrix else ''}.gguf")

@@ -44,7 +44,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from validate_moeq_gguf import dequantized_copy, llama_eval, log_softmax, metrics, moeq_convert, print_criteria, sha256  # noqa: E402
 
-ARCHS = ["qwen3_moe", "deepseek_v3", "mixtral"]
+ARCHS = ["qwen3_moe_wide", "deepseek_v3_wide", "mixtral"]
 BOS = 0
 CTX = 256
 HELDOUT = "validation/fixtures/trained/kjv-heldout.txt"

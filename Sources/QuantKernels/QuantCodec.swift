@@ -172,25 +172,25 @@ public enum QuantCodec {
             if let importance {
                 LegacyQuants.quantizeQ4_0(x, width, importance: importance, out)
             } else {
-                reference ? LegacyQuants.quantizeQ4_0(x, width, out) : LegacyQuantsSIMD.quantizeSymmetric(x, width, out, fiveBit: false)
+                reference ? LegacyQuants.quantizeQ4_0(x, width, out) : LegacyQuantsSIMD.quantizeQ4_0(x, width, out)
             }
         case .q4_1:
             if let importance {
                 LegacyQuants.quantizeQ4_1(x, width, importance: importance, out)
             } else {
-                reference ? LegacyQuants.quantizeQ4_1(x, width, out) : LegacyQuantsSIMD.quantizeAsymmetric(x, width, out, fiveBit: false)
+                reference ? LegacyQuants.quantizeQ4_1(x, width, out) : LegacyQuantsSIMD.quantizeQ4_1(x, width, out)
             }
         case .q5_0:
             if let importance {
                 LegacyQuants.quantizeQ5_0(x, width, importance: importance, out)
             } else {
-                reference ? LegacyQuants.quantizeQ5_0(x, width, out) : LegacyQuantsSIMD.quantizeSymmetric(x, width, out, fiveBit: true)
+                reference ? LegacyQuants.quantizeQ5_0(x, width, out) : LegacyQuantsSIMD.quantizeQ5_0(x, width, out)
             }
         case .q5_1:
             if let importance {
                 LegacyQuants.quantizeQ5_1(x, width, importance: importance, out)
             } else {
-                reference ? LegacyQuants.quantizeQ5_1(x, width, out) : LegacyQuantsSIMD.quantizeAsymmetric(x, width, out, fiveBit: true)
+                reference ? LegacyQuants.quantizeQ5_1(x, width, out) : LegacyQuantsSIMD.quantizeQ5_1(x, width, out)
             }
         case .q8_0: reference ? LegacyQuants.quantizeQ8_0(x, width, out) : LegacyQuantsSIMD.quantizeQ8_0(x, width, out)
         case .q2_K: KQuants236.quantizeQ2_K(x, width, importance: importance, out, lanes: !reference)

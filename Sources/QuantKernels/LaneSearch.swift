@@ -95,7 +95,10 @@ enum LaneSearch {
                 }
             }
         }
-        return (scale, -min, unsafe)
+        // −min with the sign bit flipped, as C's unary minus (SIMD's prefix − is 0 − x, which turns −(+0) into +0;
+        // Q4_1 / Q5_1 store the min itself, so the sign of a zero is in the bytes).
+        let negated = unsafeBitCast(unsafeBitCast(min, to: SIMD8<UInt32>.self) ^ 0x8000_0000, to: SIMD8<Float>.self)
+        return (scale, negated, unsafe)
     }
 
     /// `ScaleSearch.symmetricQ3` (ggml's make_q3_quants with x² weights) for 8 sub-blocks of 16 values at once: the
@@ -150,12 +153,11 @@ enum LaneSearch {
         return (scale, unsafe)
     }
 
-    /// `ScaleSearch.symmetric` (rmse type 1: pass x² as `weights`, or the imatrix) for 8 sub-blocks of 16 values at once.
+    /// `ScaleSearch.symmetric` (rmse type 1: pass x² as `weights`, or the imatrix) for 8 sub-blocks of `n` values at once.
     static func symmetric(
         _ nmax: Int32, _ x: UnsafePointer<SIMD8<Float>>, weights: UnsafePointer<SIMD8<Float>>,
-        _ codes: UnsafeMutablePointer<SIMD8<Float>>
+        _ codes: UnsafeMutablePointer<SIMD8<Float>>, count n: Int = 16
     ) -> (scale: SIMD8<Float>, unsafe: Mask) {
-        let n = 16
         var max = SIMD8<Float>(repeating: 0), amax = max
         for i in 0..<n {
             let ax = magnitude(x[i])

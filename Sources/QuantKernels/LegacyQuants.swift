@@ -21,8 +21,10 @@ enum LegacyQuants {
         }
     }
 
-    static func quantizeQ4_0(_ x: UnsafePointer<Float>, _ width: Int, importance qw: UnsafePointer<Float>, _ out: UnsafeMutableRawPointer) {
-        symmetricImportance(x, width, qw, out, nmax: 8, blockBytes: 18) { y, codes in
+    static func quantizeQ4_0(
+        _ x: UnsafePointer<Float>, _ width: Int, importance qw: UnsafePointer<Float>, _ out: UnsafeMutableRawPointer, lanes: Bool = true
+    ) {
+        symmetricImportance(x, width, qw, out, nmax: 8, blockBytes: 18, lanes: lanes) { y, codes in
             for j in 0..<16 { y.storeByte(UInt8(bitPattern: codes[j]) | UInt8(bitPattern: codes[j + 16]) << 4, at: 2 + j) }
         }
     }
@@ -56,8 +58,10 @@ enum LegacyQuants {
         }
     }
 
-    static func quantizeQ4_1(_ x: UnsafePointer<Float>, _ width: Int, importance qw: UnsafePointer<Float>, _ out: UnsafeMutableRawPointer) {
-        asymmetricImportance(x, width, qw, out, nmax: 15, blockBytes: 20) { y, codes in
+    static func quantizeQ4_1(
+        _ x: UnsafePointer<Float>, _ width: Int, importance qw: UnsafePointer<Float>, _ out: UnsafeMutableRawPointer, lanes: Bool = true
+    ) {
+        asymmetricImportance(x, width, qw, out, nmax: 15, blockBytes: 20, lanes: lanes) { y, codes in
             for j in 0..<16 { y.storeByte(codes[j] | codes[j + 16] << 4, at: 4 + j) }
         }
     }
@@ -94,8 +98,10 @@ enum LegacyQuants {
         }
     }
 
-    static func quantizeQ5_0(_ x: UnsafePointer<Float>, _ width: Int, importance qw: UnsafePointer<Float>, _ out: UnsafeMutableRawPointer) {
-        symmetricImportance(x, width, qw, out, nmax: 16, blockBytes: 22) { y, codes in
+    static func quantizeQ5_0(
+        _ x: UnsafePointer<Float>, _ width: Int, importance qw: UnsafePointer<Float>, _ out: UnsafeMutableRawPointer, lanes: Bool = true
+    ) {
+        symmetricImportance(x, width, qw, out, nmax: 16, blockBytes: 22, lanes: lanes) { y, codes in
             packFifthBits(codes: { UInt8(bitPattern: codes[$0]) }, y: y, qhOffset: 2, qsOffset: 6)
         }
     }
@@ -135,8 +141,10 @@ enum LegacyQuants {
         }
     }
 
-    static func quantizeQ5_1(_ x: UnsafePointer<Float>, _ width: Int, importance qw: UnsafePointer<Float>, _ out: UnsafeMutableRawPointer) {
-        asymmetricImportance(x, width, qw, out, nmax: 31, blockBytes: 24) { y, codes in
+    static func quantizeQ5_1(
+        _ x: UnsafePointer<Float>, _ width: Int, importance qw: UnsafePointer<Float>, _ out: UnsafeMutableRawPointer, lanes: Bool = true
+    ) {
+        asymmetricImportance(x, width, qw, out, nmax: 31, blockBytes: 24, lanes: lanes) { y, codes in
             packFifthBits(codes: { codes[$0] }, y: y, qhOffset: 4, qsOffset: 8)
         }
     }
@@ -186,13 +194,24 @@ enum LegacyQuants {
     /// Q4_0 / Q5_0 with importance: weights = qw·√(σ² + x²), make_qx_quants (rmse type 1), d stored as F16.
     private static func symmetricImportance(
         _ x: UnsafePointer<Float>, _ width: Int, _ qw: UnsafePointer<Float>,
-        _ out: UnsafeMutableRawPointer, nmax: Int32, blockBytes: Int,
+        _ out: UnsafeMutableRawPointer, nmax: Int32, blockBytes: Int, lanes: Bool,
         pack: (UnsafeMutableRawPointer, UnsafeMutablePointer<Int8>) -> Void
     ) {
         let sigma2 = rowSigma2(x, width)
         withUnsafeTemporaryAllocation(of: Float.self, capacity: 32) { weight in
-            withUnsafeTemporaryAllocation(of: Int8.self, capacity: 32) { codes in
-                for block in 0..<(width / 32) {
+            withUnsafeTemporaryAllocation(of: Int8.self, capacity: 256) { codes in
+                let blocks = width / 32, laneGroups = lanes ? blocks / 8 : 0
+                // Eight blocks at a time in SIMD lanes (lane j = block j), the same f32 operations as the scalar search.
+                for group in 0..<laneGroups {
+                    LegacyLanes.symmetricImportance(
+                        x + 256 * group, qw + 256 * group, sigma2: sigma2, nmax: nmax, codes: codes.baseAddress!
+                    ) { j, d in
+                        let y = out + blockBytes * (8 * group + j)
+                        y.storeHalf(GGMLRounding.half(d), at: 0)
+                        pack(y, codes.baseAddress! + 32 * j)
+                    }
+                }
+                for block in (8 * laneGroups)..<blocks {
                     let xb = x + 32 * block, y = out + blockBytes * block
                     for j in 0..<32 { weight[j] = qw[32 * block + j] * (sigma2 + xb[j] * xb[j]).squareRoot() }
                     let d = ScaleSearch.symmetric(
@@ -207,14 +226,30 @@ enum LegacyQuants {
     /// Q4_1 / Q5_1 with importance: weights = qw·√(σ² + x²), make_qkx3_quants, d and −min stored as F16.
     private static func asymmetricImportance(
         _ x: UnsafePointer<Float>, _ width: Int, _ qw: UnsafePointer<Float>,
-        _ out: UnsafeMutableRawPointer, nmax: Int32, blockBytes: Int,
+        _ out: UnsafeMutableRawPointer, nmax: Int32, blockBytes: Int, lanes: Bool,
         pack: (UnsafeMutableRawPointer, UnsafeMutablePointer<UInt8>) -> Void
     ) {
         let sigma2 = rowSigma2(x, width)
         withUnsafeTemporaryAllocation(of: Float.self, capacity: 32) { weight in
-            withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 64) { codes in
-                let scratch = codes.baseAddress! + 32
-                for block in 0..<(width / 32) {
+            withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 256 + 32) { codes in
+                let scratch = codes.baseAddress! + 256
+                let blocks = width / 32, laneGroups = lanes ? blocks / 8 : 0
+                // Eight blocks at a time as Q4_K's eight sub-blocks (the same make_qkx3 search on the same weights).
+                withUnsafeTemporaryAllocation(of: Float.self, capacity: 24) { results in
+                    let scales = results.baseAddress!, mins = scales + 8, sw = mins + 8
+                    for group in 0..<laneGroups {
+                        LaneStage.searchImportance(
+                            x + 256 * group, qw + 256 * group, sigma2: sigma2, nmax: nmax, scales: scales, mins: mins, sw: sw,
+                            codes: codes.baseAddress!)
+                        for j in 0..<8 {
+                            let y = out + blockBytes * (8 * group + j)
+                            y.storeHalf(GGMLRounding.half(scales[j]), at: 0)
+                            y.storeHalf(GGMLRounding.half(-mins[j]), at: 2)
+                            pack(y, codes.baseAddress! + 32 * j)
+                        }
+                    }
+                }
+                for block in (8 * laneGroups)..<blocks {
                     let xb = x + 32 * block, y = out + blockBytes * block
                     for j in 0..<32 { weight[j] = qw[32 * block + j] * (sigma2 + xb[j] * xb[j]).squareRoot() }
                     var min: Float = 0

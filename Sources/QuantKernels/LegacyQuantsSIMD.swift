@@ -162,3 +162,35 @@ enum LegacyQuantsSIMD {
         y.storeBytes(of: bits.littleEndian, toByteOffset: qh, as: UInt32.self)
     }
 }
+
+/// Q4_0 / Q5_0 with an importance vector, eight blocks at a time (lane j = block j): weights qw·√(σ² + x²) and
+/// make_qx_quants (rmse type 1) as `LegacyQuants.symmetricImportance` runs them; flagged lanes (all-zero or
+/// subnormal blocks) go through the scalar search.
+enum LegacyLanes {
+    static func symmetricImportance(
+        _ x: UnsafePointer<Float>, _ qw: UnsafePointer<Float>, sigma2: Float, nmax: Int32, codes: UnsafeMutablePointer<Int8>,
+        store: (Int, Float) -> Void
+    ) {
+        withUnsafeTemporaryAllocation(of: SIMD8<Float>.self, capacity: 128) { lanes in
+            let v = lanes.baseAddress!, w = v + 32, q = w + 32, l = q + 32
+            LaneStage.transpose(x, into: v)
+            LaneStage.transpose(qw, into: q)
+            for i in 0..<32 { w[i] = q[i] * (sigma2 + v[i] * v[i]).squareRoot() }
+            let result = LaneSearch.symmetric(nmax, v, weights: UnsafePointer(w), l, count: 32)
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: 32) { weight in
+                for j in 0..<8 {
+                    if result.unsafe[j] {
+                        let xb = x + 32 * j
+                        for i in 0..<32 { weight[i] = qw[32 * j + i] * (sigma2 + xb[i] * xb[i]).squareRoot() }
+                        let d = ScaleSearch.symmetric(
+                            32, nmax, xb, codes + 32 * j, rmseType: 1, weights: UnsafePointer(weight.baseAddress!))
+                        store(j, d)
+                        continue
+                    }
+                    for i in 0..<32 { codes[32 * j + i] = Int8(l[i][j]) }
+                    store(j, result.scale[j])
+                }
+            }
+        }
+    }
+}

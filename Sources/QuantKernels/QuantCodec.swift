@@ -170,25 +170,25 @@ public enum QuantCodec {
             }
         case .q4_0:
             if let importance {
-                LegacyQuants.quantizeQ4_0(x, width, importance: importance, out)
+                LegacyQuants.quantizeQ4_0(x, width, importance: importance, out, lanes: !reference)
             } else {
                 reference ? LegacyQuants.quantizeQ4_0(x, width, out) : LegacyQuantsSIMD.quantizeQ4_0(x, width, out)
             }
         case .q4_1:
             if let importance {
-                LegacyQuants.quantizeQ4_1(x, width, importance: importance, out)
+                LegacyQuants.quantizeQ4_1(x, width, importance: importance, out, lanes: !reference)
             } else {
                 reference ? LegacyQuants.quantizeQ4_1(x, width, out) : LegacyQuantsSIMD.quantizeQ4_1(x, width, out)
             }
         case .q5_0:
             if let importance {
-                LegacyQuants.quantizeQ5_0(x, width, importance: importance, out)
+                LegacyQuants.quantizeQ5_0(x, width, importance: importance, out, lanes: !reference)
             } else {
                 reference ? LegacyQuants.quantizeQ5_0(x, width, out) : LegacyQuantsSIMD.quantizeQ5_0(x, width, out)
             }
         case .q5_1:
             if let importance {
-                LegacyQuants.quantizeQ5_1(x, width, importance: importance, out)
+                LegacyQuants.quantizeQ5_1(x, width, importance: importance, out, lanes: !reference)
             } else {
                 reference ? LegacyQuants.quantizeQ5_1(x, width, out) : LegacyQuantsSIMD.quantizeQ5_1(x, width, out)
             }

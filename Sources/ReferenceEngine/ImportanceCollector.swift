@@ -99,8 +99,8 @@ public final class ImportanceCollector: ActivationObserver {
         let names = sums.keys.sorted()
         for name in names {
             let matrices = counts[name]?.count ?? 1, width = (sums[name]?.count ?? 0) / max(matrices, 1)
-            specs.append(GGUFTensorSpec(name: name + ".in_sum2", dimensions: [width, matrices], type: .f32))
-            specs.append(GGUFTensorSpec(name: name + ".counts", dimensions: [1, matrices], type: .f32))
+            specs.append(GGUFTensorSpec(name: name + ImportanceMatrix.sumSuffix, dimensions: [width, matrices], type: .f32))
+            specs.append(GGUFTensorSpec(name: name + ImportanceMatrix.countSuffix, dimensions: [1, matrices], type: .f32))
         }
         let layout = try GGUFLayout(
             metadata: [

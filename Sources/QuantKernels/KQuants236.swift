@@ -193,11 +193,15 @@ enum KQuants236 {
                             codes[16 * j + i] = Int8(truncatingIfNeeded: Swift.max(-4, Swift.min(3, l)) + 4)
                         }
                     }
-                    // High bits: value j's bit 2 goes to hmask[j % 32], bit j / 32.
-                    for i in 0..<32 { y.storeByte(0, at: i) }
-                    for j in 0..<256 where codes[j] > 3 {
-                        y.storeByte(y.load(fromByteOffset: j % 32, as: UInt8.self) | UInt8(1 << (j / 32)), at: j % 32)
-                        codes[j] -= 4
+                    // High bits: value j's bit 2 goes to hmask[j % 32], bit j / 32 (branch-free: the bits are random).
+                    for i in 0..<32 {
+                        var mask: UInt8 = 0
+                        for k in 0..<8 {
+                            let high = codes[32 * k + i] > 3
+                            mask |= (high ? 1 : 0) << UInt8(k)
+                            codes[32 * k + i] -= high ? 4 : 0
+                        }
+                        y.storeByte(mask, at: i)
                     }
                     codes.withMemoryRebound(to: UInt8.self, capacity: 256) { packTwoBit($0, into: y + 32) }
                 }

@@ -24,29 +24,37 @@ enum LegacyQuantsSIMD {
     @inline(__always) static func bytes(_ r: V) -> SIMD8<UInt8> {
         SIMD8<UInt8>(truncatingIfNeeded: unsafeBitCast(r + magic, to: SIMD8<UInt32>.self))
     }
-    @inline(__always) static func maximum(_ a: V, _ b: V) -> V { a.replacing(with: b, where: b .> a) }
-    @inline(__always) static func minimum(_ a: V, _ b: V) -> V { a.replacing(with: b, where: b .< a) }
-    /// Largest / smallest lane by halving (the stdlib's reductions are scalar loops). Order-independent for finite
+    // Lane-wise selects written per element: the compiler turns them into maxps / minps, where `replacing(with:where:)`
+    // round-trips the mask through its storage type (a third of the block's time in Q4_1).
+    @inline(__always) static func maximum(_ a: V, _ b: V) -> V {
+        var r = a
+        for l in 0..<8 { r[l] = b[l] > a[l] ? b[l] : a[l] }
+        return r
+    }
+    @inline(__always) static func minimum(_ a: V, _ b: V) -> V {
+        var r = a
+        for l in 0..<8 { r[l] = b[l] < a[l] ? b[l] : a[l] }
+        return r
+    }
+    /// Largest / smallest lane (the stdlib's reductions are scalar loops with NaN rules). Order-independent for finite
     /// lanes except for the sign of a zero result, which callers that store it settle themselves.
     @inline(__always) static func largest(_ v: V) -> Float {
-        let h = v.lowHalf.replacing(with: v.highHalf, where: v.highHalf .> v.lowHalf)
-        let q = h.lowHalf.replacing(with: h.highHalf, where: h.highHalf .> h.lowHalf)
-        return q[1] > q[0] ? q[1] : q[0]
+        var h = v.lowHalf
+        for l in 0..<4 { h[l] = v[l + 4] > h[l] ? v[l + 4] : h[l] }
+        let a = h[2] > h[0] ? h[2] : h[0], b = h[3] > h[1] ? h[3] : h[1]
+        return b > a ? b : a
     }
     @inline(__always) static func smallest(_ v: V) -> Float {
-        let h = v.lowHalf.replacing(with: v.highHalf, where: v.highHalf .< v.lowHalf)
-        let q = h.lowHalf.replacing(with: h.highHalf, where: h.highHalf .< h.lowHalf)
-        return q[1] < q[0] ? q[1] : q[0]
+        var h = v.lowHalf
+        for l in 0..<4 { h[l] = v[l + 4] < h[l] ? v[l + 4] : h[l] }
+        let a = h[2] < h[0] ? h[2] : h[0], b = h[3] < h[1] ? h[3] : h[1]
+        return b < a ? b : a
     }
     @inline(__always) static func largestMagnitude(_ v: (V, V, V, V)) -> Float {
         largest(maximum(maximum(magnitude(v.0), magnitude(v.1)), maximum(magnitude(v.2), magnitude(v.3))))
     }
-    /// The value of the first of the 32 lanes whose magnitude is `amax` (> 0), which ggml's strict-< scan keeps: ±amax,
-    /// and only when both signs occur does the order matter (then the scalar scan decides).
-    @inline(__always) static func firstOfMagnitude(_ v: (V, V, V, V), _ xb: UnsafePointer<Float>, _ amax: Float) -> Float {
-        let positive = any((v.0 .== amax) .| (v.1 .== amax) .| (v.2 .== amax) .| (v.3 .== amax))
-        let negative = any((v.0 .== -amax) .| (v.1 .== -amax) .| (v.2 .== -amax) .| (v.3 .== -amax))
-        guard positive && negative else { return positive ? amax : -amax }
+    /// The first of 32 values whose magnitude is `amax` (> 0), as ggml's strict-< scan keeps it.
+    static func firstOfMagnitude(_ xb: UnsafePointer<Float>, _ amax: Float) -> Float {
         for j in 0..<32 where abs(xb[j]) == amax { return xb[j] }
         return 0
     }
@@ -95,8 +103,12 @@ enum LegacyQuantsSIMD {
             for block in 0..<(width / 32) {
                 let xb = x + 32 * block, y = out + blockBytes * block
                 let v = (load(xb), load(xb + 8), load(xb + 16), load(xb + 24))
-                let amax = largestMagnitude(v)
-                let max: Float = amax > 0 ? firstOfMagnitude(v, xb, amax) : 0
+                // ggml keeps the first value of largest magnitude: the largest or the smallest value, and only when
+                // they tie in magnitude with opposite signs does the order matter (then a scan decides).
+                let highest = largest(maximum(maximum(v.0, v.1), maximum(v.2, v.3)))
+                let lowest = smallest(minimum(minimum(v.0, v.1), minimum(v.2, v.3)))
+                var max: Float = highest > -lowest ? highest : lowest
+                if highest == -lowest { max = highest == 0 ? 0 : firstOfMagnitude(xb, highest) }
                 let d = max / -nmax
                 let id: Float = d != 0 ? 1 / d : 0
                 // |x·id| ≤ |max·id|: one test bounds every lane (NaN or ∞ from a subnormal d fails it).
@@ -125,13 +137,14 @@ enum LegacyQuantsSIMD {
                 let id: Float = d != 0 ? 1 / d : 0
                 // A zero extreme's sign is the first zero's in ggml's scan (it is stored), and 0 ≤ x − min ≤ max − min
                 // bounds every lane: otherwise the scalar port settles the block.
-                guard min != 0, max != 0, (max - min) * id < 1_000_000 else {
+                // (max − min)·id is steps within a few ulp, so no code passes `steps` and no cap is needed.
+                guard min != 0, max != 0, (max - min) * id + 0.5 < steps + 1 else {
                     fiveBit ? LegacyQuants.quantizeQ5_1(xb, 32, y) : LegacyQuants.quantizeQ4_1(xb, 32, y)
                     continue
                 }
                 y.storeHalf(GGMLRounding.half(d), at: 0)
                 y.storeHalf(GGMLRounding.half(min), at: 2)
-                truncatedCodes(xb, scale: id, subtract: min, add: 0.5, cap: fiveBit ? .infinity : 15.5, into: q)
+                truncatedCodes(xb, scale: id, subtract: min, add: 0.5, cap: .infinity, into: q)
                 pack(q, y, qs: fiveBit ? 8 : 4, qh: fiveBit ? 4 : nil)
             }
         }

@@ -80,24 +80,68 @@ public enum QuantValidation {
         return (exp(total / Double(max(count, 1))), count)
     }
 
+    /// Per scored position, in window order: what a report is computed from. Parts of a sharded run concatenate in
+    /// chunk order into exactly the single run's scores.
+    public struct Scores: Sendable, Equatable {
+        public var chunks = 0
+        public var baseNLL: [Double] = [], quantNLL: [Double] = [], kld: [Double] = [], deltaP: [Double] = []
+        /// Whether base and quant agree on the most likely next token.
+        public var agree: [Bool] = []
+        /// True when the base distributions came from a base-logits record.
+        public var kldFromRecord = false
+        public init() {}
+        public var positions: Int { baseNLL.count }
+
+        public mutating func append(_ other: Scores) {
+            chunks += other.chunks
+            baseNLL += other.baseNLL; quantNLL += other.quantNLL; kld += other.kld; deltaP += other.deltaP
+            agree += other.agree
+        }
+    }
+
     /// Scores `windows` (second half of each). With `recordTopK` (and a model as base) the base distributions are
     /// also returned as a compact record, and the report says what the record's top-k + tail KLD would have been.
     public static func run(
         quant: WeightProvider, base: BaseSource, configDirectory: String, windows: [[Int]],
         recordTopK: Int? = nil
     ) throws -> (report: QuantValidationReport, record: BaseLogitRecord?) {
+        var record = recordTopK.map {
+            BaseLogitRecord(
+                vocabulary: quant.spec.vocabularySize, context: windows.first?.count ?? 0, topK: $0, windowsHash: windowsHash(windows))
+        }
+        var approximateSum = 0.0
+        let scores = try score(quant: quant, base: base, windows: windows) { distribution, target, quantDistribution in
+            guard record != nil else { return }
+            record!.append(distribution, target: target)
+            approximateSum += record!.divergence(record!.positions - 1, quant: quantDistribution)
+        }
+        record?.chunks = windows.count
+        var report = try self.report(scores)
+        if record != nil {
+            let n = Double(scores.positions)
+            report.recordMeanKLD = approximateSum / n
+            record!.approximation = [
+                "measured_on": .string(configDirectory), "top_k": .integer(Int64(recordTopK ?? 0)),
+                "kld_full_vocabulary": .double(report.meanKLD), "kld_top_k_plus_tail": .double(approximateSum / n),
+            ]
+        }
+        return (report, record)
+    }
+
+    /// The per-position scores of `windows`; `baseSeen` receives each base distribution (log-probabilities), the
+    /// next token and the quant's distribution, when the base is a model.
+    public static func score(
+        quant: WeightProvider, base: BaseSource, windows: [[Int]],
+        baseSeen: ([Double], Int, [Double]) -> Void = { _, _, _ in }
+    ) throws -> Scores {
         guard !windows.isEmpty, windows.allSatisfy({ $0.count >= 4 }) else {
             throw EngineError.noWork(
                 "no window of at least 4 tokens to score (the text is shorter than one window of --ctx tokens, or --chunks is 0)")
         }
-        var report = QuantValidationReport()
         let vocabulary = quant.spec.vocabularySize
         let context = windows.first?.count ?? 0
-        var baseNLL: [Double] = [], quantNLL: [Double] = [], klds: [Double] = [], deltaP: [Double] = []
-        var agree = 0, approximateSum = 0.0
-        var record = recordTopK.map {
-            BaseLogitRecord(vocabulary: vocabulary, context: context, topK: $0, windowsHash: windowsHash(windows))
-        }
+        var scores = Scores()
+        if case .record = base { scores.kldFromRecord = true }
         for window in windows {
             let q = try ReferenceModel.logits(weights: quant, tokens: window)
             var b: [Float] = []
@@ -109,35 +153,38 @@ public enum QuantValidation {
                 switch base {
                 case .model:
                     let lb = logSoftmax(b[(t * vocabulary)..<((t + 1) * vocabulary)])
-                    baseNLL.append(-lb[next])
+                    scores.baseNLL.append(-lb[next])
                     var kld = 0.0
                     for i in 0..<vocabulary { kld += exp(lb[i]) * (lb[i] - lq[i]) }
-                    klds.append(max(kld, 0))
-                    if argmax(lb) == quantTop { agree += 1 }
-                    if record != nil {
-                        record!.append(lb, target: next)
-                        approximateSum += record!.divergence(record!.positions - 1, quant: lq)
-                    }
+                    scores.kld.append(max(kld, 0))
+                    scores.agree.append(argmax(lb) == quantTop)
+                    baseSeen(lb, next, lq)
                 case .record(let stored):
-                    let p = baseNLL.count
-                    baseNLL.append(-Double(stored.targetLogProbabilities[p]))
-                    klds.append(stored.divergence(p, quant: lq))
-                    if stored.argmax(p) == quantTop { agree += 1 }
+                    let p = scores.baseNLL.count
+                    scores.baseNLL.append(-Double(stored.targetLogProbabilities[p]))
+                    scores.kld.append(stored.divergence(p, quant: lq))
+                    scores.agree.append(stored.argmax(p) == quantTop)
                 }
-                quantNLL.append(-lq[next])
-                deltaP.append(exp(lq[next]) - exp(-baseNLL[baseNLL.count - 1]))
+                scores.quantNLL.append(-lq[next])
+                scores.deltaP.append(exp(lq[next]) - exp(-scores.baseNLL[scores.baseNLL.count - 1]))
             }
+            scores.chunks += 1
         }
-        record?.chunks = windows.count
-        let n = baseNLL.count
-        report.chunks = windows.count
+        return scores
+    }
+
+    /// Perplexities, the ratio's 95 % interval, KLD statistics and top-1 agreement of per-position scores.
+    public static func report(_ scores: Scores) throws -> QuantValidationReport {
+        var report = QuantValidationReport()
+        let n = scores.positions
+        report.chunks = scores.chunks
         report.positions = n
-        if case .record = base { report.kldFromRecord = true }
+        report.kldFromRecord = scores.kldFromRecord
         guard n > 1 else { throw EngineError.noWork("\(n) scored position(s); at least 2 are needed for perplexity and its interval") }
-        let meanBase = baseNLL.reduce(0, +) / Double(n), meanQuant = quantNLL.reduce(0, +) / Double(n)
+        let meanBase = scores.baseNLL.reduce(0, +) / Double(n), meanQuant = scores.quantNLL.reduce(0, +) / Double(n)
         report.basePerplexity = exp(meanBase)
         report.quantPerplexity = exp(meanQuant)
-        let differences = zip(quantNLL, baseNLL).map { $0 - $1 }
+        let differences = zip(scores.quantNLL, scores.baseNLL).map { $0 - $1 }
         let meanDifference = differences.reduce(0, +) / Double(n)
         let variance = differences.reduce(0) { $0 + ($1 - meanDifference) * ($1 - meanDifference) } / Double(n - 1)
         let halfWidth = 1.96 * (variance / Double(n)).squareRoot()
@@ -147,21 +194,14 @@ public enum QuantValidation {
         report.deltaPerplexity = report.quantPerplexity - report.basePerplexity
         report.deltaLow = report.basePerplexity * (report.ratioLow - 1)
         report.deltaHigh = report.basePerplexity * (report.ratioHigh - 1)
-        let sorted = klds.sorted()
-        report.meanKLD = klds.reduce(0, +) / Double(n)
+        let sorted = scores.kld.sorted()
+        report.meanKLD = scores.kld.reduce(0, +) / Double(n)
         report.p99KLD = sorted[min(n - 1, Int(Double(n) * 0.99))]
         report.kldPercentiles = [0.5, 0.9, 0.95, 0.99, 0.999].map { ($0, sorted[min(n - 1, Int(Double(n) * $0))]) }
         report.maxKLD = sorted.last ?? 0
-        report.top1Agreement = Double(agree) / Double(n)
-        report.rmsDeltaP = (deltaP.reduce(0) { $0 + $1 * $1 } / Double(n)).squareRoot()
-        if record != nil {
-            report.recordMeanKLD = approximateSum / Double(n)
-            record!.approximation = [
-                "measured_on": .string(configDirectory), "top_k": .integer(Int64(recordTopK ?? 0)),
-                "kld_full_vocabulary": .double(report.meanKLD), "kld_top_k_plus_tail": .double(approximateSum / Double(n)),
-            ]
-        }
-        return (report, record)
+        report.top1Agreement = Double(scores.agree.filter { $0 }.count) / Double(n)
+        report.rmsDeltaP = (scores.deltaP.reduce(0) { $0 + $1 * $1 } / Double(n)).squareRoot()
+        return report
     }
 
     /// Weight error of every quantized weight against the base, worst first.

@@ -19,8 +19,8 @@ struct ValidateCommand: ParsableCommand {
             """
     )
 
-    @Argument(help: "The quantized model: a .gguf moeq or llama.cpp wrote, or a checkpoint directory.") var quant: String
-    @Option(help: "The base checkpoint directory (its config.json also describes the GGUF).") var base: String
+    @Argument(help: "The quantized model: a .gguf moeq or llama.cpp wrote, or a checkpoint directory.") var quant: String?
+    @Option(help: "The base checkpoint directory (its config.json also describes the GGUF).") var base: String?
     @Option(help: "Token ids (.npy int32/int64 or whitespace-separated text).") var tokens: String?
     @Option(help: "A text file, tokenized with the base model's tokenizer.json.") var text: String?
     @Option(parsing: .unconditional, help: "Tokens per chunk.") var ctx = 128
@@ -41,12 +41,26 @@ struct ValidateCommand: ParsableCommand {
     @Option(
         parsing: .unconditional, help: "Decoded experts the engine keeps when QUANT is an expert-major GGUF (OUT.gguf + OUT.expert-pack).")
     var expertCache = 8
+    @Option(help: "Evaluate only shard k of n (1 ≤ k ≤ n): a contiguous range of the chunks, written with -o as a part file.")
+    var shard: String?
+    @Option(name: .shortAndLong, help: "The part file --shard writes (formats/validate-part.md).") var output: String?
+    @Option(
+        parsing: .upToNextOption,
+        help: "Merge the part files of one sharded run (every shard once) into the single-machine report; nothing else is run.")
+    var merge: [String] = []
     @Flag(help: "Print JSON.") var json = false
     @OptionGroup var outputs: OutputOptions
 
     enum Arithmetic: String, ExpressibleByArgument { case exact, llamaCPU = "llama-cpu" }
 
     func validate() throws {
+        if !merge.isEmpty {
+            guard quant == nil, base == nil, tokens == nil, text == nil, shard == nil, output == nil, saveBaseLogits == nil,
+                baseLogits == nil, chunks == nil
+            else { throw ValidationError("--merge takes part files (and --json) only: the parts already hold the run's scores") }
+            return
+        }
+        guard quant != nil, base != nil else { throw ValidationError("give the quantized model and --base (or --merge PART…)") }
         guard (4...(1 << 20)).contains(ctx) else { throw ValidationError("--ctx must be in 4…1048576") }
         if let chunks, chunks < 1 { throw ValidationError("--chunks must be at least 1") }
         guard (tokens == nil) != (text == nil) else { throw ValidationError("give exactly one of --tokens and --text") }
@@ -55,10 +69,34 @@ struct ValidateCommand: ParsableCommand {
         }
         guard (1...65_536).contains(topK) else { throw ValidationError("--top-k must be in 1…65536") }
         guard (1...1_000_000).contains(expertCache) else { throw ValidationError("--expert-cache must be in 1…1000000") }
+        guard (shard == nil) == (output == nil) else { throw ValidationError("--shard k/n and -o PART go together") }
+        if shard != nil {
+            _ = try shardIndex()
+            guard saveBaseLogits == nil, baseLogits == nil else {
+                throw ValidationError(
+                    "--shard does not combine with --save-base-logits / --base-logits yet: run the shards on the base model")
+            }
+        }
+    }
+
+    /// `--shard k/n` (1 ≤ k ≤ n, as `convert --shard`) as a 0-based shard index and the count.
+    func shardIndex() throws -> (k: Int, n: Int) {
+        let parts = (shard ?? "").split(separator: "/", omittingEmptySubsequences: false)
+        guard parts.count == 2, let k = Int(parts[0]), let n = Int(parts[1]), (1...100_000).contains(n), (1...n).contains(k) else {
+            throw ValidationError("--shard takes k/n with 1 ≤ k ≤ n ≤ 100000, e.g. --shard 2/3 (not \"\(shard ?? "")\")")
+        }
+        return (k - 1, n)
     }
 
     func run() throws {
         try reportingErrors {
+            if !merge.isEmpty { return try runMerge() }
+            guard let quant, let base else { return }
+            if let output {
+                try checkOutputs(
+                    [.file(output, companions: [output + ".partial"]) { OutputPolicy.starts($0, with: ValidationPart.magic) }],
+                    inputs: [quant, base, tokens, text], force: outputs.force)
+            }
             if let saveBaseLogits {
                 try checkOutputs(
                     [
@@ -83,72 +121,30 @@ struct ValidateCommand: ParsableCommand {
                 source = .record(record)
                 stored = record
             }
+            if let output {
+                let (k, n) = try shardIndex()
+                let range = ValidationPart.chunks(shard: k, of: n, total: windows.count)
+                guard !range.isEmpty else {
+                    throw TokenInputError.empty(
+                        file: text ?? tokens ?? base, reason: "\(windows.count) chunks of --ctx \(ctx): shard \(k + 1) of \(n) gets none")
+                }
+                let scores = try QuantValidation.score(quant: quantWeights, base: source, windows: Array(windows[range]))
+                let part = ValidationPart(
+                    shard: k, shards: n, firstChunk: range.lowerBound, totalChunks: windows.count, ctx: ctx,
+                    windowsHash: QuantValidation.windowsHash(windows), arithmetic: arithmetic.rawValue, scores: scores)
+                try part.write(to: output)
+                print(
+                    "wrote \(output): shard \(k + 1) of \(n), chunks \(range.lowerBound)…\(range.upperBound - 1) of \(windows.count), \(scores.positions) positions"
+                )
+                return
+            }
             var (report, record) = try QuantValidation.run(
                 quant: quantWeights, base: source, configDirectory: base, windows: windows,
                 recordTopK: saveBaseLogits == nil ? nil : topK)
             if let saveBaseLogits, let record { try record.write(to: saveBaseLogits) }
             if let gguf = quantWeights as? GGUFWeights { report.tensors = try QuantValidation.tensorErrors(quant: gguf, base: baseWeights) }
             let cost = costOfRecord(report: report, stored: stored, vocabulary: baseWeights.spec.vocabularySize)
-            if json {
-                let document: JSONValue = [
-                    "arithmetic": .string(arithmetic.rawValue), "chunks": .integer(Int64(report.chunks)),
-                    "positions": .integer(Int64(report.positions)), "ctx": .integer(Int64(ctx)),
-                    "ppl_base": .double(report.basePerplexity), "ppl_quant": .double(report.quantPerplexity),
-                    "ppl_ratio": ["value": .double(report.ratio), "ci95": [.double(report.ratioLow), .double(report.ratioHigh)]],
-                    "delta_ppl": [
-                        "value": .double(report.deltaPerplexity), "ci95": [.double(report.deltaLow), .double(report.deltaHigh)],
-                    ],
-                    "kld": [
-                        "mean": .double(report.meanKLD), "median": .double(report.kldPercentiles.first?.value ?? 0),
-                        "p90": .double(report.kldPercentiles.count > 1 ? report.kldPercentiles[1].value : 0),
-                        "p95": .double(report.kldPercentiles.count > 2 ? report.kldPercentiles[2].value : 0),
-                        "p99": .double(report.p99KLD), "p99.9": .double(report.kldPercentiles.last?.value ?? 0),
-                        "max": .double(report.maxKLD),
-                    ],
-                    "top1_agreement": .double(report.top1Agreement), "rms_delta_p": .double(report.rmsDeltaP),
-                    "base_logits": cost.json,
-                    "tensors": .array(
-                        report.tensors.map {
-                            [
-                                "name": .string($0.name), "relative_rmse": .double($0.relativeRMSE),
-                                "max_abs_error": .double($0.metrics.maxAbsoluteError), "cosine": .double($0.metrics.cosineSimilarity),
-                            ]
-                        }),
-                ]
-                print(document.prettyPrinted(), terminator: "")
-                return
-            }
-            print(
-                """
-                \(report.chunks) chunks × \(ctx) tokens, \(report.positions) positions scored \
-                (\(arithmetic == .exact ? "exact f32 arithmetic" : "llama.cpp CPU arithmetic"))
-                """
-            )
-            print(
-                String(
-                    format: "PPL base %.4f  quant %.4f  ratio %.5f [%.5f, %.5f]  ΔPPL %+.4f [%+.4f, %+.4f]",
-                    report.basePerplexity, report.quantPerplexity, report.ratio, report.ratioLow, report.ratioHigh,
-                    report.deltaPerplexity, report.deltaLow, report.deltaHigh))
-            print(
-                String(
-                    format: "KLD mean %.6f  p99 %.6f  max %.6f   top-1 agreement %.2f %%   RMS Δp %.4f",
-                    report.meanKLD, report.p99KLD, report.maxKLD, 100 * report.top1Agreement, report.rmsDeltaP))
-            if let line = cost.line { print(line) }
-            if let packed = quantWeights as? ExpertPackWeights {
-                print(
-                    String(
-                        format: "expert pack: cache of %d experts, %d hits / %d loads, hit rate %.1f %%", packed.capacity, packed.hits,
-                        packed.hits + packed.misses, 100 * packed.hitRate))
-            }
-            if !report.tensors.isEmpty {
-                print("\nworst tensors (relative RMSE, max |error|, cosine):")
-                for tensor in report.tensors.prefix(10) {
-                    print(
-                        String(
-                            format: "  %-56@ %.5f  %.5f  %.6f", tensor.name, tensor.relativeRMSE, tensor.metrics.maxAbsoluteError,
-                            tensor.metrics.cosineSimilarity))
-                }
-            }
+            printReport(report, baseLogits: cost, expertPack: quantWeights as? ExpertPackWeights)
         }
     }
 

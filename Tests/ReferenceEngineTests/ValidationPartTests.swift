@@ -1,0 +1,59 @@
+// `moeq validate --shard k/n` parts and `--merge`: the merged report is the single-machine report, bit for bit.
+import Foundation
+import Testing
+@testable import ReferenceEngine
+import ConversionPipeline
+import OutputPlanning
+import TensorFormats
+
+private let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+    .deletingLastPathComponent().appendingPathComponent("validation/fixtures")
+
+@Test func shardedValidationMergesToTheSingleRunReport() throws {
+    let directory = fixtures.appendingPathComponent("mixtral-f32").path
+    let work = NSTemporaryDirectory() + "moeq-parts-\(UUID().uuidString)"
+    try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(atPath: work) }
+    let quantPath = work + "/q4_0.gguf"
+    _ = try GGUFConversion.run(try GGUFConversion.plan(path: directory, recipe: .q4_0), output: quantPath, threads: 2)
+    let quant = try ReferenceModel.weights(path: quantPath, configDirectory: directory)
+    let base = try CheckpointWeights(path: directory)
+    let tokens = (0..<(7 * 32)).map { ($0 * 41 + 5) % 400 + 3 }
+    let windows = QuantValidation.windows(tokens: tokens, context: 32, maxChunks: nil, beginningOfSequence: 0)
+    let single = try QuantValidation.run(quant: quant, base: .model(base), configDirectory: directory, windows: windows).report
+
+    let n = 3
+    var parts: [(path: String, part: ValidationPart)] = []
+    for k in 0..<n {
+        let range = ValidationPart.chunks(shard: k, of: n, total: windows.count)
+        let scores = try QuantValidation.score(quant: quant, base: .model(base), windows: Array(windows[range]))
+        let part = ValidationPart(
+            shard: k, shards: n, firstChunk: range.lowerBound, totalChunks: windows.count, ctx: 32,
+            windowsHash: QuantValidation.windowsHash(windows), arithmetic: "exact", scores: scores)
+        let path = work + "/part\(k)"
+        try part.write(to: path)
+        let read = try ValidationPart.read(path: path)
+        #expect(read == part)
+        parts.append((path, read))
+    }
+    #expect(parts.map(\.part.scores.chunks) == [2, 2, 3])
+    let merged = try QuantValidation.report(try ValidationPart.merge(parts.reversed()))
+    #expect(merged.chunks == single.chunks && merged.positions == single.positions)
+    #expect(merged.basePerplexity == single.basePerplexity && merged.quantPerplexity == single.quantPerplexity)
+    #expect(merged.ratio == single.ratio && merged.ratioLow == single.ratioLow && merged.ratioHigh == single.ratioHigh)
+    #expect(merged.meanKLD == single.meanKLD && merged.maxKLD == single.maxKLD && merged.p99KLD == single.p99KLD)
+    #expect(merged.kldPercentiles.map(\.value) == single.kldPercentiles.map(\.value))
+    #expect(merged.top1Agreement == single.top1Agreement && merged.rmsDeltaP == single.rmsDeltaP)
+    #expect(single.meanKLD > 0 && single.top1Agreement < 1)  // Q4_0 differs from the base: the comparison is not vacuous
+
+    // Refused: a shard twice, a shard missing, a part of other windows, a damaged payload.
+    #expect(throws: ValidationPartError.self) { _ = try ValidationPart.merge([parts[0], parts[0], parts[1], parts[2]]) }
+    #expect(throws: ValidationPartError.self) { _ = try ValidationPart.merge([parts[0], parts[2]]) }
+    var other = parts[1]
+    other.part.windowsHash ^= 1
+    #expect(throws: ValidationPartError.self) { _ = try ValidationPart.merge([parts[0], other, parts[2]]) }
+    var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: parts[2].path)))
+    bytes[bytes.count - 2] ^= 0x41
+    try Data(bytes).write(to: URL(fileURLWithPath: parts[2].path))
+    #expect(throws: ValidationPartError.self) { _ = try ValidationPart.read(path: parts[2].path) }
+}

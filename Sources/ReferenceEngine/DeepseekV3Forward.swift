@@ -8,7 +8,7 @@ import TensorFormats
 
 public struct DeepseekV3Forward {
     public let spec: ModelSpec
-    let weights: WeightProvider
+    public let weights: WeightProvider
     let mla: LatentAttention
     let interleavedRope: Bool
 
@@ -85,23 +85,18 @@ public struct DeepseekV3Forward {
 
     // MARK: Forward
 
-    public func logits(tokens ids: [Int]) throws -> [Float] {
-        let h = spec.hiddenSize, t = ids.count, eps = Float(spec.rmsNormEpsilon), heads = spec.headCount
+    /// One decoder layer on the hidden states `x` [tokens × hidden] of one causal window, in place.
+    public func layer(_ layer: Int, _ x: inout [Float], tokens t: Int) throws {
+        let h = spec.hiddenSize, eps = Float(spec.rmsNormEpsilon), heads = spec.headCount
         let nope = mla.noPositionHeadDim, rope = mla.ropeHeadDim, vDim = mla.valueHeadDim, rank = mla.keyValueRank
         let qkDim = nope + rope
-        let embedding = try weight(.embedding)
-        var x = [Float](repeating: 0, count: t * h)
-        for (i, id) in ids.enumerated() {
-            guard id >= 0, id < spec.vocabularySize else { throw EngineError.token(index: i, id: id, vocabulary: spec.vocabularySize) }
-            for j in 0..<h { x[i * h + j] = embedding[id * h + j] }
-        }
         let (inverse, ropeScale) = ropeFrequencies()
         var softmaxScale = 1 / Float(qkDim).squareRoot()
         if let yarn = spec.ropeScaling, yarn.type == "yarn", let all = yarn.mscaleAllDim, all != 0 {
             let m = Float(DeepseekV3Forward.mscale(yarn.factor, all))
             softmaxScale = softmaxScale * m * m
         }
-        for layer in 0..<spec.layerCount {
+        do {
             func attention(_ part: AttentionPart) -> TensorRole { .attention(layer: layer, part: part) }
             var a = x
             DenseOps.rmsNorm(&a, width: h, weight: try weight(.attentionNorm(layer: layer)), epsilon: eps)
@@ -151,9 +146,6 @@ public struct DeepseekV3Forward {
                 : try mlp(m, tokens: t, roles: { .denseFeedForward(layer: layer, projection: $0) }, width: spec.intermediateSize)
             for i in 0..<x.count { x[i] += out[i] }
         }
-        DenseOps.rmsNorm(&x, width: h, weight: try weight(.finalNorm), epsilon: eps)
-        let head: TensorRole = weights.has(.outputHead) ? .outputHead : .embedding
-        return try project(x, tokens: t, inputs: h, head, outputs: spec.vocabularySize)
     }
 
     /// What llama.cpp's absorbed MLA multiplies attn_k_b and attn_v_b by, per head: the query's non-rope part, and
@@ -229,3 +221,5 @@ public struct DeepseekV3Forward {
         return output
     }
 }
+
+extension DeepseekV3Forward: LayerForward {}

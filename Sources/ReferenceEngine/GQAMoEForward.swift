@@ -7,7 +7,7 @@ import TensorFormats
 
 public struct GQAMoEForward {
     public let spec: ModelSpec
-    let weights: WeightProvider
+    public let weights: WeightProvider
 
     public init(weights: WeightProvider) throws {
         guard weights.spec.architecture == .qwen3Moe || weights.spec.architecture == .mixtral else {
@@ -27,16 +27,10 @@ public struct GQAMoEForward {
         try weights.project(x, tokens: tokens, inputs: inputs, role, outputs: outputs, observer: observer)
     }
 
-    /// Logits [tokens × vocabulary] for one causal window.
-    public func logits(tokens ids: [Int]) throws -> [Float] {
-        let h = spec.hiddenSize, t = ids.count, eps = Float(spec.rmsNormEpsilon)
-        let embedding = try weight(.embedding)
-        var x = [Float](repeating: 0, count: t * h)
-        for (i, id) in ids.enumerated() {
-            guard id >= 0, id < spec.vocabularySize else { throw EngineError.token(index: i, id: id, vocabulary: spec.vocabularySize) }
-            for j in 0..<h { x[i * h + j] = embedding[id * h + j] }
-        }
-        for layer in 0..<spec.layerCount {
+    /// One decoder layer on the hidden states `x` [tokens × hidden] of one causal window, in place.
+    public func layer(_ layer: Int, _ x: inout [Float], tokens t: Int) throws {
+        let h = spec.hiddenSize, eps = Float(spec.rmsNormEpsilon)
+        do {
             func attention(_ part: AttentionPart) -> TensorRole { .attention(layer: layer, part: part) }
             // Attention block.
             var a = x
@@ -68,7 +62,7 @@ public struct GQAMoEForward {
                 let out = try project(
                     act, tokens: t, inputs: spec.intermediateSize, .denseFeedForward(layer: layer, projection: .down), outputs: h)
                 for i in 0..<x.count { x[i] += out[i] }
-                continue
+                return
             }
             let experts = spec.routedExpertCount, topK = spec.expertsPerToken
             let router = try project(m, tokens: t, inputs: h, .router(layer: layer), outputs: experts)
@@ -98,8 +92,7 @@ public struct GQAMoEForward {
             }
             for i in 0..<x.count { x[i] += output[i] }
         }
-        DenseOps.rmsNorm(&x, width: h, weight: try weight(.finalNorm), epsilon: eps)
-        let head: TensorRole = weights.has(.outputHead) ? .outputHead : .embedding
-        return try project(x, tokens: t, inputs: h, head, outputs: spec.vocabularySize)
     }
 }
+
+extension GQAMoEForward: LayerForward {}

@@ -142,10 +142,19 @@ public enum QuantValidation {
         let context = windows.first?.count ?? 0
         var scores = Scores()
         if case .record = base { scores.kldFromRecord = true }
-        for window in windows {
-            let q = try ReferenceModel.logits(weights: quant, tokens: window)
-            var b: [Float] = []
-            if case .model(let model) = base { b = try ReferenceModel.logits(weights: model, tokens: window) }
+        // Layer-major: all windows advance one layer at a time through each model (each layer's weights decoded once per
+        // pass), then each window's logits are taken from its final hidden states and scored.
+        let quantEngine = try ReferenceModel.engine(weights: quant)
+        let quantStates = try LayerMajor.hiddenStates(quantEngine, windows: windows)
+        var baseEngine: LayerForward?, baseStates: [[Float]] = []
+        if case .model(let model) = base {
+            let engine = try ReferenceModel.engine(weights: model)
+            baseStates = try LayerMajor.hiddenStates(engine, windows: windows)
+            baseEngine = engine
+        }
+        for (w, window) in windows.enumerated() {
+            let q = try quantEngine.head(quantStates[w], tokens: window.count)
+            let b = try baseEngine?.head(baseStates[w], tokens: window.count) ?? []
             for t in (context / 2)..<(context - 1) {
                 let lq = logSoftmax(q[(t * vocabulary)..<((t + 1) * vocabulary)])
                 let next = window[t + 1]

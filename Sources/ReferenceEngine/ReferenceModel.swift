@@ -41,21 +41,22 @@ public enum ReferenceModel {
         }
     }
 
-    /// Logits [tokens × vocabulary] of one window; `observer` sees every projection's input.
-    public static func logits(weights: WeightProvider, tokens: [Int], observer: ActivationObserver? = nil) throws -> [Float] {
-        guard !tokens.isEmpty else { throw EngineError.noWork("an empty window") }
+    /// The architecture's forward pass over `weights`.
+    public static func engine(weights: WeightProvider) throws -> LayerForward {
         switch weights.spec.architecture {
-        case .deepseekV3:
-            var engine = try DeepseekV3Forward(weights: weights)
-            engine.observer = observer
-            return try engine.logits(tokens: tokens)
-        case .qwen3Moe, .mixtral:
-            var engine = try GQAMoEForward(weights: weights)
-            engine.observer = observer
-            return try engine.logits(tokens: tokens)
+        case .deepseekV3: return try DeepseekV3Forward(weights: weights)
+        case .qwen3Moe, .mixtral: return try GQAMoEForward(weights: weights)
         case .gptOss, .glm4Moe:
             throw EngineError.unsupported("\(weights.spec.modelType) models (`moeq plan` and `inspect` read them)")
         }
+    }
+
+    /// Logits [tokens × vocabulary] of one window; `observer` sees every projection's input.
+    public static func logits(weights: WeightProvider, tokens: [Int], observer: ActivationObserver? = nil) throws -> [Float] {
+        guard !tokens.isEmpty else { throw EngineError.noWork("an empty window") }
+        var engine = try engine(weights: weights)
+        engine.observer = observer
+        return try engine.logits(tokens: tokens)
     }
 
     /// Convenience for a checkpoint directory: logits and the vocabulary size.

@@ -44,7 +44,10 @@ struct ImatrixCommand: ParsableCommand {
             let windows = try llamaWindows(
                 tokens: tokens, text: text, directory: model, vocabularySize: weights.spec.vocabularySize, context: ctx, maxChunks: chunks)
             let collector = ImportanceCollector(spec: weights.spec)
-            for window in windows { _ = try ReferenceModel.logits(weights: weights, tokens: window, observer: collector) }
+            // Layer-major (each layer's weights decoded once for all chunks); the output head is not collected.
+            var engine = try ReferenceModel.engine(weights: weights)
+            engine.observer = collector
+            _ = try LayerMajor.hiddenStates(engine, windows: windows)
             let done = windows.count
             try collector.write(to: output, dataset: (text ?? tokens ?? "") as String, chunks: done, chunkSize: ctx)
             print("wrote \(output): \(done) chunks × \(ctx) tokens")

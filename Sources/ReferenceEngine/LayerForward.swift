@@ -43,14 +43,79 @@ extension LayerForward {
     }
 }
 
+/// The hidden states of a layer-major pass: in memory up to a byte budget, beyond it in a scratch file (one slot per
+/// window, read and written back around each layer), so resident memory is the budget plus one window's state and one
+/// layer's working set, whatever the number of windows.
+public final class HiddenStates {
+    public let sizes: [Int]
+    private var resident: [[Float]?]
+    private let offsets: [Int]
+    private var scratch: PositionalFile?
+    /// Windows kept in memory (the first ones); the rest live in the scratch file.
+    public let residentCount: Int
+
+    /// `sizes`: floats per window. A scratch file (deleted when done) is made in `directory` only when needed.
+    public init(sizes: [Int], budget: Int, directory: String = NSTemporaryDirectory()) throws {
+        self.sizes = sizes
+        var used = 0, keep = 0
+        while keep < sizes.count, used + 4 * sizes[keep] <= budget {
+            used += 4 * sizes[keep]
+            keep += 1
+        }
+        residentCount = keep
+        resident = Array(repeating: nil, count: sizes.count)
+        var offset = 0, offsets: [Int] = []
+        for (w, size) in sizes.enumerated() {
+            offsets.append(w < keep ? -1 : offset)
+            if w >= keep { offset += 4 * size }
+        }
+        self.offsets = offsets
+        if keep < sizes.count {
+            let path = (directory as NSString).appendingPathComponent("moeq-hidden-\(UUID().uuidString).scratch")
+            let file = try PositionalFile(path: path, access: .readWrite, create: true, exclusive: true)
+            unlink(path)  // the open descriptor keeps it; nothing is left behind on exit
+            try file.resize(to: offset)
+            scratch = file
+        }
+    }
+
+    /// Bytes spilled to the scratch file.
+    public var spilledBytes: Int { zip(sizes, offsets).filter { $0.1 >= 0 }.reduce(0) { $0 + 4 * $1.0 } }
+
+    public func read(_ w: Int) throws -> [Float] {
+        if w < residentCount { return resident[w] ?? [] }
+        var values = [Float](repeating: 0, count: sizes[w])
+        guard let scratch else { return values }
+        try values.withUnsafeMutableBytes { try scratch.readExactly(into: $0, at: offsets[w]) }
+        return values
+    }
+
+    public func write(_ w: Int, _ values: [Float]) throws {
+        if w < residentCount {
+            resident[w] = values
+            return
+        }
+        guard let scratch else { return }
+        try values.withUnsafeBytes { try scratch.write($0, at: offsets[w]) }
+    }
+}
+
 /// Layer-major evaluation: the hidden states of all windows advance one layer at a time, so each layer's weights are
 /// read (and decoded, through the provider's cache) once per pass rather than once per window.
 public enum LayerMajor {
+    /// Default budget for the hidden states: a quarter of physical memory.
+    public static var defaultBudget: Int { Int(ProcessInfo.processInfo.physicalMemory / 4) }
+
     /// The final hidden states of every window (before the final norm), layer after layer.
-    public static func hiddenStates(_ engine: LayerForward, windows: [[Int]]) throws -> [[Float]] {
-        var states = try windows.map { try engine.embed($0) }
+    public static func hiddenStates(_ engine: LayerForward, windows: [[Int]], budget: Int = defaultBudget) throws -> HiddenStates {
+        let states = try HiddenStates(sizes: windows.map { $0.count * engine.spec.hiddenSize }, budget: budget)
+        for (w, window) in windows.enumerated() { try states.write(w, try engine.embed(window)) }
         for layer in 0..<engine.spec.layerCount {
-            for w in windows.indices { try engine.layer(layer, &states[w], tokens: windows[w].count) }
+            for w in windows.indices {
+                var x = try states.read(w)
+                try engine.layer(layer, &x, tokens: windows[w].count)
+                try states.write(w, x)
+            }
         }
         return states
     }
@@ -58,11 +123,12 @@ public enum LayerMajor {
     /// Logits of every window, computed layer-major; `each` receives window w's logits in window order, so the caller
     /// keeps one window's logits at a time.
     public static func forEachLogits(
-        weights: WeightProvider, windows: [[Int]], observer: ActivationObserver? = nil, _ each: (Int, [Float]) throws -> Void
+        weights: WeightProvider, windows: [[Int]], observer: ActivationObserver? = nil, budget: Int = defaultBudget,
+        _ each: (Int, [Float]) throws -> Void
     ) throws {
         var engine = try ReferenceModel.engine(weights: weights)
         engine.observer = observer
-        let states = try hiddenStates(engine, windows: windows)
-        for w in windows.indices { try each(w, try engine.head(states[w], tokens: windows[w].count)) }
+        let states = try hiddenStates(engine, windows: windows, budget: budget)
+        for w in windows.indices { try each(w, try engine.head(try states.read(w), tokens: windows[w].count)) }
     }
 }

@@ -103,14 +103,14 @@ public enum QuantValidation {
     /// also returned as a compact record, and the report says what the record's top-k + tail KLD would have been.
     public static func run(
         quant: WeightProvider, base: BaseSource, configDirectory: String, windows: [[Int]],
-        recordTopK: Int? = nil
+        recordTopK: Int? = nil, memory: Int = LayerMajor.defaultBudget
     ) throws -> (report: QuantValidationReport, record: BaseLogitRecord?) {
         var record = recordTopK.map {
             BaseLogitRecord(
                 vocabulary: quant.spec.vocabularySize, context: windows.first?.count ?? 0, topK: $0, windowsHash: windowsHash(windows))
         }
         var approximateSum = 0.0
-        let scores = try score(quant: quant, base: base, windows: windows) { distribution, target, quantDistribution in
+        let scores = try score(quant: quant, base: base, windows: windows, memory: memory) { distribution, target, quantDistribution in
             guard record != nil else { return }
             record!.append(distribution, target: target)
             approximateSum += record!.divergence(record!.positions - 1, quant: quantDistribution)
@@ -131,7 +131,7 @@ public enum QuantValidation {
     /// The per-position scores of `windows`; `baseSeen` receives each base distribution (log-probabilities), the
     /// next token and the quant's distribution, when the base is a model.
     public static func score(
-        quant: WeightProvider, base: BaseSource, windows: [[Int]],
+        quant: WeightProvider, base: BaseSource, windows: [[Int]], memory: Int = LayerMajor.defaultBudget,
         baseSeen: ([Double], Int, [Double]) -> Void = { _, _, _ in }
     ) throws -> Scores {
         guard !windows.isEmpty, windows.allSatisfy({ $0.count >= 4 }) else {
@@ -145,16 +145,18 @@ public enum QuantValidation {
         // Layer-major: all windows advance one layer at a time through each model (each layer's weights decoded once per
         // pass), then each window's logits are taken from its final hidden states and scored.
         let quantEngine = try ReferenceModel.engine(weights: quant)
-        let quantStates = try LayerMajor.hiddenStates(quantEngine, windows: windows)
-        var baseEngine: LayerForward?, baseStates: [[Float]] = []
+        // The two models' states share the budget.
+        let quantStates = try LayerMajor.hiddenStates(quantEngine, windows: windows, budget: memory / 2)
+        var baseEngine: LayerForward?, baseStates: HiddenStates?
         if case .model(let model) = base {
             let engine = try ReferenceModel.engine(weights: model)
-            baseStates = try LayerMajor.hiddenStates(engine, windows: windows)
+            baseStates = try LayerMajor.hiddenStates(engine, windows: windows, budget: memory / 2)
             baseEngine = engine
         }
         for (w, window) in windows.enumerated() {
-            let q = try quantEngine.head(quantStates[w], tokens: window.count)
-            let b = try baseEngine?.head(baseStates[w], tokens: window.count) ?? []
+            let q = try quantEngine.head(try quantStates.read(w), tokens: window.count)
+            var b: [Float] = []
+            if let baseEngine, let baseStates { b = try baseEngine.head(try baseStates.read(w), tokens: window.count) }
             for t in (context / 2)..<(context - 1) {
                 let lq = logSoftmax(q[(t * vocabulary)..<((t + 1) * vocabulary)])
                 let next = window[t + 1]

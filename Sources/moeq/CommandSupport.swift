@@ -158,3 +158,31 @@ func warnBeyondTrainedContext(_ length: Int, spec: ModelSpec, what: String) {
         "warning: \(what) of \(length) tokens is longer than the model's trained context (max_position_embeddings "
             + "\(spec.maxPositionEmbeddings)); scores past it say little about the model")
 }
+
+// MARK: - Sizes and memory
+
+/// A byte count on the command line: a number with an optional unit — B; KB, MB, GB, TB (powers of 1000); K, M, G, T
+/// or KiB, MiB, GiB, TiB (powers of 1024); case-insensitive, a space allowed ("1.5 GiB").
+struct ByteSize: ExpressibleByArgument {
+    let bytes: Int
+    init?(argument: String) {
+        let text = argument.trimmingCharacters(in: .whitespaces).lowercased()
+        let split = text.firstIndex(where: { !($0.isNumber || $0 == ".") }) ?? text.endIndex
+        let unit = text[split...].trimmingCharacters(in: .whitespaces)
+        let scales: [String: Double] = [
+            "": 1, "b": 1, "kb": 1e3, "mb": 1e6, "gb": 1e9, "tb": 1e12,
+            "k": 0x1p10, "kib": 0x1p10, "m": 0x1p20, "mib": 0x1p20, "g": 0x1p30, "gib": 0x1p30, "t": 0x1p40, "tib": 0x1p40,
+        ]
+        guard let number = Double(text[..<split]), number.isFinite, number >= 0, let scale = scales[unit],
+            number * scale < 9e18
+        else { return nil }
+        bytes = Int(number * scale)
+    }
+}
+
+/// Peak resident set size of this process so far, in bytes (getrusage; Linux reports KiB).
+func peakResidentBytes() -> Int {
+    var usage = rusage()
+    guard getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage) == 0 else { return 0 }
+    return Int(usage.ru_maxrss) * 1024
+}

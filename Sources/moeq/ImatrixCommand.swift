@@ -21,6 +21,9 @@ struct ImatrixCommand: ParsableCommand {
         String
     @Option(parsing: .unconditional, help: "Tokens per chunk.") var ctx = 128
     @Option(parsing: .unconditional, help: "At most this many chunks.") var chunks: Int?
+    @Option(
+        help: "Memory for the chunks' hidden states (layer-major; default a quarter of RAM), beyond it a scratch file. E.g. 8GiB.")
+    var memory: ByteSize?
     @OptionGroup var outputs: OutputOptions
 
     func validate() throws {
@@ -47,7 +50,7 @@ struct ImatrixCommand: ParsableCommand {
             // Layer-major (each layer's weights decoded once for all chunks); the output head is not collected.
             var engine = try ReferenceModel.engine(weights: weights)
             engine.observer = collector
-            _ = try LayerMajor.hiddenStates(engine, windows: windows)
+            _ = try LayerMajor.hiddenStates(engine, windows: windows, budget: memory?.bytes ?? LayerMajor.defaultBudget)
             let done = windows.count
             try collector.write(to: output, dataset: (text ?? tokens ?? "") as String, chunks: done, chunkSize: ctx)
             print("wrote \(output): \(done) chunks × \(ctx) tokens")

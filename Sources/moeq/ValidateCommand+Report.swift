@@ -38,7 +38,8 @@ extension ValidateCommand {
                     "max": .double(report.maxKLD),
                 ],
                 "top1_agreement": .double(report.top1Agreement), "rms_delta_p": .double(report.rmsDeltaP),
-                "base_logits": baseLogits.json,
+                "base_logits": baseLogits.json, "peak_rss_bytes": .integer(Int64(peakResidentBytes())),
+                "hidden_state_memory_bytes": .integer(Int64(memory?.bytes ?? LayerMajor.defaultBudget)),
                 "tensors": .array(
                     report.tensors.map {
                         [

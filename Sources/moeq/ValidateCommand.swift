@@ -45,6 +45,13 @@ struct ValidateCommand: ParsableCommand {
     var shard: String?
     @Option(name: .shortAndLong, help: "The part file --shard writes (formats/validate-part.md).") var output: String?
     @Option(
+        help:
+            """
+            Memory for the hidden states of all chunks, which advance one layer at a time (default a quarter of RAM); beyond \
+            it they go to a scratch file in $TMPDIR. E.g. 8GiB, 500MB.
+            """)
+    var memory: ByteSize?
+    @Option(
         parsing: .upToNextOption,
         help: "Merge the part files of one sharded run (every shard once) into the single-machine report; nothing else is run.")
     var merge: [String] = []
@@ -128,7 +135,8 @@ struct ValidateCommand: ParsableCommand {
                     throw TokenInputError.empty(
                         file: text ?? tokens ?? base, reason: "\(windows.count) chunks of --ctx \(ctx): shard \(k + 1) of \(n) gets none")
                 }
-                let scores = try QuantValidation.score(quant: quantWeights, base: source, windows: Array(windows[range]))
+                let scores = try QuantValidation.score(
+                    quant: quantWeights, base: source, windows: Array(windows[range]), memory: memory?.bytes ?? LayerMajor.defaultBudget)
                 let part = ValidationPart(
                     shard: k, shards: n, firstChunk: range.lowerBound, totalChunks: windows.count, ctx: ctx,
                     windowsHash: QuantValidation.windowsHash(windows), arithmetic: arithmetic.rawValue, scores: scores)
@@ -140,7 +148,7 @@ struct ValidateCommand: ParsableCommand {
             }
             var (report, record) = try QuantValidation.run(
                 quant: quantWeights, base: source, configDirectory: base, windows: windows,
-                recordTopK: saveBaseLogits == nil ? nil : topK)
+                recordTopK: saveBaseLogits == nil ? nil : topK, memory: memory?.bytes ?? LayerMajor.defaultBudget)
             if let saveBaseLogits, let record { try record.write(to: saveBaseLogits) }
             if let gguf = quantWeights as? GGUFWeights { report.tensors = try QuantValidation.tensorErrors(quant: gguf, base: baseWeights) }
             let cost = costOfRecord(report: report, stored: stored, vocabulary: baseWeights.spec.vocabularySize)

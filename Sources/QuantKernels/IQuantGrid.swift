@@ -25,10 +25,12 @@ final class IQuantGrid: @unchecked Sendable {
     let neighbours: UnsafePointer<UInt16>
     /// Entries in `neighbours` (list counts included).
     let neighbourEntries: Int
-    /// The neighbour lists' levels transposed for eight-candidates-at-a-time scoring: for the list at `offset`,
-    /// `chunkStart[offset]` is where its chunks begin; chunk c holds, for each coordinate i, the levels of candidates
+    /// The neighbour lists' coordinates transposed for eight-candidates-at-a-time scoring: for the list at `offset`,
+    /// `chunkStart[offset]` is where its chunks begin; chunk c holds, for each coordinate i, the values of candidates
     /// 8c…8c+7 (the last chunk padded with its final candidate, which can never win a strict "<" against itself).
-    let chunkLevels: UnsafePointer<Int8>
+    /// As f32, loaded directly by the search instead of widening and converting bytes: the odd values 2·level + 1 for
+    /// the lattice types, the levels themselves for IQ1 (its search adds a shift).
+    let chunkValues: UnsafePointer<Float>
     let chunkStart: UnsafePointer<Int32>
 
     private static func persistent<T>(_ array: [T]) -> UnsafePointer<T> {
@@ -37,7 +39,7 @@ final class IQuantGrid: @unchecked Sendable {
         return UnsafePointer(pointer)
     }
 
-    init(codes: [UInt16], levels: [Float], dims: Int, bits: Int, maxLevel: Int, nearest: Int) {
+    init(codes: [UInt16], levels: [Float], dims: Int, bits: Int, maxLevel: Int, nearest: Int, oddValues: Bool = true) {
         count = codes.count
         self.dims = dims
         self.bits = bits
@@ -111,7 +113,7 @@ final class IQuantGrid: @unchecked Sendable {
         }
         self.map = IQuantGrid.persistent(map)
         self.neighbours = IQuantGrid.persistent(neighbours)
-        self.chunkLevels = IQuantGrid.persistent(chunkLevels)
+        self.chunkValues = IQuantGrid.persistent(chunkLevels.map { oddValues ? Float(2 * Int32($0) + 1) : Float($0) })
         self.chunkStart = IQuantGrid.persistent(chunkStart)
         neighbourEntries = neighbours.count
     }
@@ -119,7 +121,7 @@ final class IQuantGrid: @unchecked Sendable {
     static let iq2xxs = IQuantGrid(codes: iq2xxsCodes, levels: iq2xxsLevels, dims: 8, bits: 2, maxLevel: 2, nearest: 2)
     static let iq2xs = IQuantGrid(codes: iq2xsCodes, levels: iq2xsLevels, dims: 8, bits: 2, maxLevel: 2, nearest: 2)
     static let iq2s = IQuantGrid(codes: iq2sCodes, levels: iq2sLevels, dims: 8, bits: 2, maxLevel: 2, nearest: 1)
-    static let iq1s = IQuantGrid(codes: iq1sCodes, levels: iq1sLevels, dims: 8, bits: 2, maxLevel: 2, nearest: 3)
+    static let iq1s = IQuantGrid(codes: iq1sCodes, levels: iq1sLevels, dims: 8, bits: 2, maxLevel: 2, nearest: 3, oddValues: false)
     static let iq3xxs = IQuantGrid(codes: iq3xxsCodes, levels: iq3xxsLevels, dims: 4, bits: 3, maxLevel: 7, nearest: 2)
     static let iq3s = IQuantGrid(codes: iq3sCodes, levels: iq3sLevels, dims: 4, bits: 3, maxLevel: 7, nearest: 3)
 

@@ -59,17 +59,16 @@ enum IQuants1 {
     ) -> Int {
         let grid = IQuantGrid.iq1s, pl = grid.pointLevels, list = grid.neighbours
         let count = Int(list[offset])
-        var chunk = grid.chunkLevels + Int(grid.chunkStart[offset])
+        var chunk = grid.chunkValues + Int(grid.chunkStart[offset])
         var best = Float.greatestFiniteMagnitude, index = -1
         let scales = SIMD8<Float>(repeating: scale)
         // The three levels are shift[0] + 0, 1, 2 (±1/8 offsets of −1, 0, 1), so level + shift[0] is exact.
         let base = SIMD8<Float>(repeating: shift[0])
         for first in stride(from: 0, to: count, by: 8) {
-            // Eight candidates at once (IQuantGrid.chunkLevels); each lane adds its terms in ggml's order.
+            // Eight candidates at once (IQuantGrid.chunkValues); each lane adds its terms in ggml's order.
             var d2 = SIMD8<Float>()
             for i in 0..<8 {
-                let levels = SIMD8<Int32>(truncatingIfNeeded: UnsafeRawPointer(chunk + 8 * i).loadUnaligned(as: SIMD8<Int8>.self))
-                let q = SIMD8<Float>(levels) + base
+                let q = UnsafeRawPointer(chunk + 8 * i).loadUnaligned(as: SIMD8<Float>.self) + base
                 let diff = scales * q - SIMD8<Float>(repeating: x[i])
                 d2 += SIMD8<Float>(repeating: weight[i]) * diff * diff
             }

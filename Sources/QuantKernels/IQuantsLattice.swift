@@ -335,15 +335,15 @@ enum IQuantsLattice {
     ) {
         let dims = grid.dims, list = grid.neighbours
         let count = Int(list[offset])
-        var chunk = grid.chunkLevels + Int(grid.chunkStart[offset])
+        var chunk = grid.chunkValues + Int(grid.chunkStart[offset])
         var bestD2 = Float.greatestFiniteMagnitude, best = -1
-        let scales = SIMD8<Float>(repeating: scale), one = SIMD8<Int32>(repeating: 1)
+        let scales = SIMD8<Float>(repeating: scale)
         for first in stride(from: 0, to: count, by: 8) {
             // Eight candidates at once; each lane adds its coordinates' terms in ggml's order.
             var d2 = SIMD8<Float>()
             for i in 0..<dims {
-                let levels = SIMD8<Int32>(truncatingIfNeeded: UnsafeRawPointer(chunk + 8 * i).loadUnaligned(as: SIMD8<Int8>.self))
-                let diff = scales * SIMD8<Float>(2 &* levels &+ one) - SIMD8<Float>(repeating: xval[i])
+                let odd = UnsafeRawPointer(chunk + 8 * i).loadUnaligned(as: SIMD8<Float>.self)
+                let diff = scales * odd - SIMD8<Float>(repeating: xval[i])
                 d2 += SIMD8<Float>(repeating: weight[i]) * diff * diff
             }
             for lane in 0..<Swift.min(8, count - first) where d2[lane] < bestD2 {

@@ -106,8 +106,13 @@ public enum LayerMajor {
     /// Default budget for the hidden states: a quarter of physical memory.
     public static var defaultBudget: Int { Int(ProcessInfo.processInfo.physicalMemory / 4) }
 
+    /// Called after each layer of a pass: (layer index, layer count, states spilled in bytes).
+    public typealias Progress = (_ layer: Int, _ layers: Int, _ spilledBytes: Int) -> Void
+
     /// The final hidden states of every window (before the final norm), layer after layer.
-    public static func hiddenStates(_ engine: LayerForward, windows: [[Int]], budget: Int = defaultBudget) throws -> HiddenStates {
+    public static func hiddenStates(
+        _ engine: LayerForward, windows: [[Int]], budget: Int = defaultBudget, progress: Progress? = nil
+    ) throws -> HiddenStates {
         let states = try HiddenStates(sizes: windows.map { $0.count * engine.spec.hiddenSize }, budget: budget)
         for (w, window) in windows.enumerated() { try states.write(w, try engine.embed(window)) }
         for layer in 0..<engine.spec.layerCount {
@@ -116,6 +121,7 @@ public enum LayerMajor {
                 try engine.layer(layer, &x, tokens: windows[w].count)
                 try states.write(w, x)
             }
+            progress?(layer, engine.spec.layerCount, states.spilledBytes)
         }
         return states
     }

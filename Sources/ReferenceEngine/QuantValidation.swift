@@ -103,14 +103,16 @@ public enum QuantValidation {
     /// also returned as a compact record, and the report says what the record's top-k + tail KLD would have been.
     public static func run(
         quant: WeightProvider, base: BaseSource, configDirectory: String, windows: [[Int]],
-        recordTopK: Int? = nil, memory: Int = LayerMajor.defaultBudget
+        recordTopK: Int? = nil, memory: Int = LayerMajor.defaultBudget,
+        progress: ((_ model: String, _ layer: Int, _ layers: Int, _ spilledBytes: Int) -> Void)? = nil
     ) throws -> (report: QuantValidationReport, record: BaseLogitRecord?) {
         var record = recordTopK.map {
             BaseLogitRecord(
                 vocabulary: quant.spec.vocabularySize, context: windows.first?.count ?? 0, topK: $0, windowsHash: windowsHash(windows))
         }
         var approximateSum = 0.0
-        let scores = try score(quant: quant, base: base, windows: windows, memory: memory) { distribution, target, quantDistribution in
+        let scores = try score(quant: quant, base: base, windows: windows, memory: memory, progress: progress) {
+            distribution, target, quantDistribution in
             guard record != nil else { return }
             record!.append(distribution, target: target)
             approximateSum += record!.divergence(record!.positions - 1, quant: quantDistribution)
@@ -132,6 +134,7 @@ public enum QuantValidation {
     /// next token and the quant's distribution, when the base is a model.
     public static func score(
         quant: WeightProvider, base: BaseSource, windows: [[Int]], memory: Int = LayerMajor.defaultBudget,
+        progress: ((_ model: String, _ layer: Int, _ layers: Int, _ spilledBytes: Int) -> Void)? = nil,
         baseSeen: ([Double], Int, [Double]) -> Void = { _, _, _ in }
     ) throws -> Scores {
         guard !windows.isEmpty, windows.allSatisfy({ $0.count >= 4 }) else {
@@ -146,11 +149,13 @@ public enum QuantValidation {
         // pass), then each window's logits are taken from its final hidden states and scored.
         let quantEngine = try ReferenceModel.engine(weights: quant)
         // The two models' states share the budget.
-        let quantStates = try LayerMajor.hiddenStates(quantEngine, windows: windows, budget: memory / 2)
+        let quantStates = try LayerMajor.hiddenStates(
+            quantEngine, windows: windows, budget: memory / 2, progress: progress.map { report in { report("quant", $0, $1, $2) } })
         var baseEngine: LayerForward?, baseStates: HiddenStates?
         if case .model(let model) = base {
             let engine = try ReferenceModel.engine(weights: model)
-            baseStates = try LayerMajor.hiddenStates(engine, windows: windows, budget: memory / 2)
+            baseStates = try LayerMajor.hiddenStates(
+                engine, windows: windows, budget: memory / 2, progress: progress.map { report in { report("base", $0, $1, $2) } })
             baseEngine = engine
         }
         for (w, window) in windows.enumerated() {

@@ -5,6 +5,41 @@ import ReferenceEngine
 import TensorFormats
 
 extension ValidateCommand {
+    /// Per layer of each model's pass: `--events` JSON lines, or a progress line with ETA on a terminal.
+    func progress(tokens: Int, models: Int, stream: EventStream) -> (String, Int, Int, Int) -> Void {
+        let started = Date()
+        let showProgress = isatty(2) != 0 && !json && !events
+        var done = 0
+        return { model, layer, layers, spilled in
+            done += 1
+            let total = models * layers, elapsed = Date().timeIntervalSince(started)
+            // Forward-pass tokens per second: each model's pass moves every token through every layer.
+            let rate = elapsed > 0 ? Double(tokens) * Double(done) / Double(layers) / elapsed : 0
+            let eta = done > 0 ? elapsed / Double(done) * Double(total - done) : 0
+            stream.emit(
+                "layer",
+                [
+                    "model": .string(model), "layer": .integer(Int64(layer + 1)), "layers": .integer(Int64(layers)),
+                    "tokens": .integer(Int64(tokens)), "tokens_per_second": .double(rate), "eta_seconds": .double(eta),
+                    "spilled_bytes": .integer(Int64(spilled)), "peak_rss_bytes": .integer(Int64(peakResidentBytes())),
+                ])
+            if showProgress {
+                FileHandle.standardError.write(
+                    Data(
+                        String(
+                            format: "\r%@ layer %d/%d  %.0f tok/s  ETA %.0f s ", model, layer + 1, layers, rate, eta
+                        ).utf8))
+            }
+        }
+    }
+
+    func finishProgress(_ stream: EventStream) {
+        if isatty(2) != 0 && !json && !events { FileHandle.standardError.write(Data("\n".utf8)) }
+        stream.emit(
+            "summary",
+            ["seconds": .double(Date().timeIntervalSince(stream.started)), "peak_rss_bytes": .integer(Int64(peakResidentBytes()))])
+    }
+
     /// `--merge PART…`: the parts' scores concatenated in chunk order give the single-machine report.
     func runMerge() throws {
         let parts = try merge.map { (path: $0, part: try ValidationPart.read(path: $0)) }

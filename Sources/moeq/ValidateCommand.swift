@@ -56,6 +56,8 @@ struct ValidateCommand: ParsableCommand {
         help: "Merge the part files of one sharded run (every shard once) into the single-machine report; nothing else is run.")
     var merge: [String] = []
     @Flag(help: "Print JSON.") var json = false
+    @Flag(help: "JSON lines on stderr: every layer of each model's layer-major pass (tokens/s, ETA, bytes spilled), then a summary.")
+    var events = false
     @OptionGroup var outputs: OutputOptions
 
     enum Arithmetic: String, ExpressibleByArgument { case exact, llamaCPU = "llama-cpu" }
@@ -98,6 +100,7 @@ struct ValidateCommand: ParsableCommand {
     func run() throws {
         try reportingErrors {
             if !merge.isEmpty { return try runMerge() }
+            let stream = EventStream(enabled: events)
             guard let quant, let base else { return }
             if let output {
                 try checkOutputs(
@@ -135,8 +138,11 @@ struct ValidateCommand: ParsableCommand {
                     throw TokenInputError.empty(
                         file: text ?? tokens ?? base, reason: "\(windows.count) chunks of --ctx \(ctx): shard \(k + 1) of \(n) gets none")
                 }
+                let shardWindows = Array(windows[range])
                 let scores = try QuantValidation.score(
-                    quant: quantWeights, base: source, windows: Array(windows[range]), memory: memory?.bytes ?? LayerMajor.defaultBudget)
+                    quant: quantWeights, base: source, windows: shardWindows, memory: memory?.bytes ?? LayerMajor.defaultBudget,
+                    progress: progress(tokens: shardWindows.count * ctx, models: baseLogits == nil ? 2 : 1, stream: stream))
+                finishProgress(stream)
                 let part = ValidationPart(
                     shard: k, shards: n, firstChunk: range.lowerBound, totalChunks: windows.count, ctx: ctx,
                     windowsHash: QuantValidation.windowsHash(windows), arithmetic: arithmetic.rawValue, scores: scores)
@@ -148,7 +154,9 @@ struct ValidateCommand: ParsableCommand {
             }
             var (report, record) = try QuantValidation.run(
                 quant: quantWeights, base: source, configDirectory: base, windows: windows,
-                recordTopK: saveBaseLogits == nil ? nil : topK, memory: memory?.bytes ?? LayerMajor.defaultBudget)
+                recordTopK: saveBaseLogits == nil ? nil : topK, memory: memory?.bytes ?? LayerMajor.defaultBudget,
+                progress: progress(tokens: windows.count * ctx, models: baseLogits == nil ? 2 : 1, stream: stream))
+            finishProgress(stream)
             if let saveBaseLogits, let record { try record.write(to: saveBaseLogits) }
             if let gguf = quantWeights as? GGUFWeights { report.tensors = try QuantValidation.tensorErrors(quant: gguf, base: baseWeights) }
             let cost = costOfRecord(report: report, stored: stored, vocabulary: baseWeights.spec.vocabularySize)

@@ -268,3 +268,41 @@ for label, group, build, final in WRITERS:
 
 def scenario_cases():
     return CASES
+
+
+# ------------------------------------------------------------------ layer-major validate: events, memory, shards
+H.section("S9. validate: --events, --memory 0, --shard / --merge")
+
+def validate_streaming(c):
+    args = ["validate", c.art("q.gguf"), "--base", model(c), "--text", text(c), "--ctx", "32"]
+    whole = c.run(args + ["--json", "--events"])
+    if whole.rc != 0:
+        return c.fail(f"--json --events: {whole.describe()}: {H.tail(whole.err)}")
+    events = [json.loads(line) for line in whole.err.splitlines() if line.startswith("{")]
+    layers = [e for e in events if e.get("event") == "layer"]
+    if not layers or events[-1].get("event") != "summary" or {e["model"] for e in layers} != {"quant", "base"}:
+        c.fail(f"--events: expected layer events of both models then a summary, got {[e.get('event') for e in events][:8]}")
+    elif len(layers) != 2 * layers[0]["layers"] or any(e["layer"] != i % layers[0]["layers"] + 1 for i, e in enumerate(layers)):
+        c.fail(f"--events: layers out of order or missing: {[(e['model'], e['layer']) for e in layers]}")
+    report = json.loads(whole.out)
+    volatile = ("peak_rss_bytes", "hidden_state_memory_bytes")
+    spilled = c.run(args + ["--json", "--memory", "0"])
+    if spilled.rc != 0 or {k: v for k, v in json.loads(spilled.out).items() if k not in volatile} != {
+            k: v for k, v in report.items() if k not in volatile}:
+        c.fail(f"--memory 0 (every hidden state in the scratch file) changed the report: {spilled.describe()}")
+    parts = []
+    for k in (1, 2, 3):
+        part = c.p(f"v.part-{k}")
+        r = c.run(args + ["--shard", f"{k}/3", "-o", part])
+        if r.rc != 0:
+            return c.fail(f"--shard {k}/3: {r.describe()}: {H.tail(r.err)}")
+        parts.append(part)
+    merged = c.run(["validate", "--merge"] + parts[::-1] + ["--json"])
+    if merged.rc != 0:
+        return c.fail(f"--merge: {merged.describe()}: {H.tail(merged.err)}")
+    keep = ("tensors", "base_logits") + volatile
+    if {k: v for k, v in json.loads(merged.out).items() if k not in keep} != {k: v for k, v in report.items() if k not in keep}:
+        c.fail("--merge of 3 shards differs from the single run's report")
+
+
+add("validate/--events per layer, --memory 0 and 3 shards merged equal the single run", "validate", scenario=validate_streaming, timeout=200)

@@ -13,6 +13,8 @@ public enum EngineError: Error, Sendable, CustomStringConvertible {
     case notThisModel(file: String, reason: String)
     /// Nothing to score: no tokens, no window, an empty vocabulary.
     case noWork(String)
+    /// The hidden-state scratch file (beyond the memory budget) could not be made, written or read.
+    case scratch(String)
     /// A weight holding NaN or infinity.
     case nonFinite(file: String, tensor: String, index: Int, value: Float)
 
@@ -31,6 +33,9 @@ public enum EngineError: Error, Sendable, CustomStringConvertible {
             "\(file): tensor \(tensor) at byte \(offset): ggml shape \(found), the base's config.json implies \(expected)"
         case let .notThisModel(file, reason): "\(file): not a GGUF of this model: \(reason)"
         case .noWork(let reason): "nothing to evaluate: \(reason)"
+        case .scratch(let reason):
+            "hidden states beyond --memory go to a scratch file in $TMPDIR, and \(reason); set TMPDIR to a writable directory "
+                + "with space, or give more --memory"
         case let .nonFinite(file, tensor, index, value):
             """
             \(file): tensor \(tensor) holds \(value) at value \(index), which is not finite: the file is damaged (re-download or \

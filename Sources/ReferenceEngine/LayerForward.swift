@@ -72,10 +72,12 @@ public final class HiddenStates {
         self.offsets = offsets
         if keep < sizes.count {
             let path = (directory as NSString).appendingPathComponent("moeq-hidden-\(UUID().uuidString).scratch")
-            let file = try PositionalFile(path: path, access: .readWrite, create: true, exclusive: true)
-            unlink(path)  // the open descriptor keeps it; nothing is left behind on exit
-            try file.resize(to: offset)
-            scratch = file
+            do {
+                let file = try PositionalFile(path: path, access: .readWrite, create: true, exclusive: true)
+                unlink(path)  // the open descriptor keeps it; nothing is left behind on exit
+                try file.resize(to: offset)
+                scratch = file
+            } catch { throw EngineError.scratch("\(error)") }
         }
     }
 
@@ -86,7 +88,9 @@ public final class HiddenStates {
         if w < residentCount { return resident[w] ?? [] }
         var values = [Float](repeating: 0, count: sizes[w])
         guard let scratch else { return values }
-        try values.withUnsafeMutableBytes { try scratch.readExactly(into: $0, at: offsets[w]) }
+        do { try values.withUnsafeMutableBytes { try scratch.readExactly(into: $0, at: offsets[w]) } } catch {
+            throw EngineError.scratch("\(error)")
+        }
         return values
     }
 
@@ -96,7 +100,7 @@ public final class HiddenStates {
             return
         }
         guard let scratch else { return }
-        try values.withUnsafeBytes { try scratch.write($0, at: offsets[w]) }
+        do { try values.withUnsafeBytes { try scratch.write($0, at: offsets[w]) } } catch { throw EngineError.scratch("\(error)") }
     }
 }
 

@@ -26,12 +26,16 @@ public struct ValidationPart: Equatable {
     public var windowsHash: UInt64
     /// How the quant was computed (`exact` / `llama-cpu`); parts that differ are refused.
     public var arithmetic: String
+    /// Fingerprints of the quantized and the base model (`ModelFingerprint`); parts of other models are refused.
+    public var quantFingerprint: String, baseFingerprint: String
     public var scores: QuantValidation.Scores
 
     public init(
         shard: Int, shards: Int, firstChunk: Int, totalChunks: Int, ctx: Int, windowsHash: UInt64, arithmetic: String,
-        scores: QuantValidation.Scores
+        quantFingerprint: String = "", baseFingerprint: String = "", scores: QuantValidation.Scores
     ) {
+        self.quantFingerprint = quantFingerprint
+        self.baseFingerprint = baseFingerprint
         self.shard = shard
         self.shards = shards
         self.firstChunk = firstChunk
@@ -58,6 +62,7 @@ public struct ValidationPart: Equatable {
             "first_chunk": .integer(Int64(firstChunk)), "chunks": .integer(Int64(scores.chunks)),
             "total_chunks": .integer(Int64(totalChunks)), "ctx": .integer(Int64(ctx)), "positions": .integer(Int64(n)),
             "windows_xxh3": .string(ContentHash.hex(windowsHash)), "arithmetic": .string(arithmetic),
+            "quant_fingerprint": .string(quantFingerprint), "base_fingerprint": .string(baseFingerprint),
             "kld_from_record": .bool(scores.kldFromRecord), "payload_bytes": .integer(Int64(payload.count)),
             "payload_xxh3": .string(ContentHash.hex(ContentHash.xxh3(payload))),
         ]
@@ -69,13 +74,14 @@ public struct ValidationPart: Equatable {
     }
 
     struct Header: Decodable {
-        let format: String, arithmetic: String, windowsXXH3: String, payloadXXH3: String
+        let format: String, arithmetic: String, windowsXXH3: String, payloadXXH3: String, quantFingerprint: String, baseFingerprint: String
         let shard: Int, shards: Int, firstChunk: Int, chunks: Int, totalChunks: Int, ctx: Int, positions: Int, payloadBytes: Int
         let kldFromRecord: Bool
         enum CodingKeys: String, CodingKey, CaseIterable {
             case format, arithmetic, shard, shards, chunks, ctx, positions
             case windowsXXH3 = "windows_xxh3", payloadXXH3 = "payload_xxh3", firstChunk = "first_chunk", totalChunks = "total_chunks"
             case payloadBytes = "payload_bytes", kldFromRecord = "kld_from_record"
+            case quantFingerprint = "quant_fingerprint", baseFingerprint = "base_fingerprint"
         }
     }
 
@@ -151,7 +157,8 @@ public struct ValidationPart: Equatable {
         }
         return ValidationPart(
             shard: header.shard, shards: header.shards, firstChunk: header.firstChunk, totalChunks: header.totalChunks, ctx: header.ctx,
-            windowsHash: hash, arithmetic: header.arithmetic, scores: scores)
+            windowsHash: hash, arithmetic: header.arithmetic, quantFingerprint: header.quantFingerprint,
+            baseFingerprint: header.baseFingerprint, scores: scores)
     }
 
     /// The single run's scores from all n parts of it (any order; each shard exactly once).
@@ -165,6 +172,11 @@ public struct ValidationPart: Equatable {
             }
             guard part.windowsHash == first.windowsHash else {
                 throw ValidationPartError.mismatch("\(path) scored other token ids (windows_xxh3 differs from the first part's)")
+            }
+            guard part.quantFingerprint == first.quantFingerprint, part.baseFingerprint == first.baseFingerprint else {
+                throw ValidationPartError.mismatch(
+                    "\(path) scored another \(part.quantFingerprint == first.quantFingerprint ? "base model" : "quantized model") "
+                        + "than the first part (its fingerprint differs)")
             }
             guard part.arithmetic == first.arithmetic, part.scores.kldFromRecord == first.scores.kldFromRecord else {
                 throw ValidationPartError.mismatch("\(path) was computed another way (arithmetic or base-logits record differ)")
@@ -184,5 +196,35 @@ public struct ValidationPart: Equatable {
         scores.kldFromRecord = first.scores.kldFromRecord
         for k in 0..<first.shards { if let part = byShard[k]?.first { scores.append(part.part.scores) } }
         return scores
+    }
+}
+
+/// What tells one model file or checkpoint directory from another, cheaply: XXH3-64 of its size and its first 4 MiB
+/// and last 1 MiB (a GGUF's header and tensor infos, or each safetensors file's header, where the types and shapes
+/// are), file by file in name order for a directory.
+public enum ModelFingerprint {
+    public static func of(_ path: String) throws -> String {
+        var names: [String] = [path]
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {
+            names = (try FileManager.default.contentsOfDirectory(atPath: path)).sorted().map {
+                (path as NSString).appendingPathComponent($0)
+            }
+        }
+        let hasher = ContentHasher()
+        for name in names {
+            var dir: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: name, isDirectory: &dir), !dir.boolValue else { continue }
+            let file = try PositionalFile(path: name)
+            defer { file.close() }
+            let size = try file.size()
+            Array(((name as NSString).lastPathComponent + "\u{0}\(size)\u{0}").utf8).withUnsafeBytes { hasher.update($0) }
+            for range in [0..<min(size, 4 << 20), max(0, size - (1 << 20))..<size] where !range.isEmpty {
+                var bytes = [UInt8](repeating: 0, count: range.count)
+                try bytes.withUnsafeMutableBytes { try file.readExactly(into: $0, at: range.lowerBound) }
+                bytes.withUnsafeBytes { hasher.update($0) }
+            }
+        }
+        return ContentHash.hex(hasher.digest)
     }
 }

@@ -1,4 +1,4 @@
-// Small files (config.json, index.json, manifests, journals) written whole under a temp name, fsynced and renamed,
+// Small files (config.json, index.json, manifests, journals, parts) written whole under a temp name, fsynced and renamed,
 // then the directory fsynced: the name holds either the old content or all of the new, durably.
 #if canImport(Glibc)
 import Glibc
@@ -8,10 +8,16 @@ import Darwin
 
 public enum AtomicFile {
     /// Writes `bytes` to `path` so that `path` either keeps its old content or has all of the new.
+    /// The temporary is created exclusively under a hidden, unique name beside `path` (`.NAME.PID-RANDOM.partial`): a
+    /// file or symlink someone left at any name is never written through, a leftover never matches `NAME*` globs, and
+    /// two writers never share one.
     public static func write(_ bytes: [UInt8], to path: String) throws(FileIOError) {
-        let temporary = path + ".partial"
+        let slash = path.lastIndex(of: "/")
+        let directory = slash.map { String(path[...$0]) } ?? ""
+        let name = slash.map { String(path[path.index(after: $0)...]) } ?? path
+        let temporary = directory + ".\(name).\(getpid())-\(UInt32.random(in: 0...UInt32.max)).partial"
         do throws(FileIOError) {
-            let file = try PositionalFile(path: temporary, access: .writeOnly, create: true, truncate: true)
+            let file = try PositionalFile(path: temporary, access: .writeOnly, create: true, exclusive: true)
             try file.write(bytes, at: 0)
             try file.sync()
             file.close()

@@ -58,10 +58,23 @@ func checkOutputs(_ outputs: [PlannedOutput], inputs: [String?], force: Bool) th
     let policy = OutputPolicy(inputs: inputs.compactMap { $0 }, force: force)
     for output in outputs {
         switch output {
-        case let .file(path, companions, writtenByMoeq): try policy.checkFile(path, companions: companions, writtenByMoeq: writtenByMoeq)
+        case let .file(path, companions, writtenByMoeq):
+            try policy.checkFile(path, companions: companions, writtenByMoeq: writtenByMoeq)
+            try checkWritableDirectory(of: path)
         case let .directory(path): try policy.checkDirectory(path)
         }
     }
+}
+
+/// A file output's directory exists and is writable, checked before any work (not hours later at the rename).
+func checkWritableDirectory(of path: String) throws {
+    let directory = (path as NSString).deletingLastPathComponent
+    let target = directory.isEmpty ? "." : directory
+    var isDirectory: ObjCBool = false
+    guard FileManager.default.fileExists(atPath: target, isDirectory: &isDirectory), isDirectory.boolValue else {
+        throw FileIOError(file: path, operation: "check the output's directory", code: ENOENT, detail: "\(target) is not a directory")
+    }
+    guard access(target, W_OK) == 0 else { throw FileIOError(file: path, operation: "check the output's directory", code: errno) }
 }
 
 /// A model file moeq wrote (its manifest beside it; a GGUF of `general.type` model) may be replaced by a new
@@ -170,8 +183,9 @@ struct ByteSize: ExpressibleByArgument {
         let split = text.firstIndex(where: { !($0.isNumber || $0 == ".") }) ?? text.endIndex
         let unit = text[split...].trimmingCharacters(in: .whitespaces)
         let scales: [String: Double] = [
-            "": 1, "b": 1, "kb": 1e3, "mb": 1e6, "gb": 1e9, "tb": 1e12,
+            "": 1, "b": 1, "kb": 1e3, "mb": 1e6, "gb": 1e9, "tb": 1e12, "pb": 1e15,
             "k": 0x1p10, "kib": 0x1p10, "m": 0x1p20, "mib": 0x1p20, "g": 0x1p30, "gib": 0x1p30, "t": 0x1p40, "tib": 0x1p40,
+            "p": 0x1p50, "pib": 0x1p50,
         ]
         guard let number = Double(text[..<split]), number.isFinite, number >= 0, let scale = scales[unit],
             number * scale < 9e18

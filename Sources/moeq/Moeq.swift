@@ -1,5 +1,6 @@
 // The `moeq` command: one subcommand per file; library targets hold the logic.
 import ArgumentParser
+import Foundation
 
 @main
 struct Moeq: ParsableCommand {
@@ -12,4 +13,25 @@ struct Moeq: ParsableCommand {
             DumpCommand.self, PackCommand.self, UnpackCommand.self, VerifyCommand.self, EvalCommand.self, ValidateCommand.self,
             ImatrixCommand.self, BenchCommand.self,
         ])
+
+    /// As ArgumentParser's, then standard output flushed and checked: a report that could not be written (a full disk,
+    /// a closed pipe) is an error, not a silent empty file.
+    static func main() {
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+        } catch {
+            flushStandardOutput()
+            exit(withError: error)
+        }
+        flushStandardOutput()
+    }
+
+    static func flushStandardOutput() {
+        // fflush(NULL): every stream with pending output (Swift's print buffers in C's stdout).
+        guard fflush(nil) == 0 else {
+            printError("error: standard output: \(String(cString: strerror(errno)))")
+            Foundation.exit(1)
+        }
+    }
 }

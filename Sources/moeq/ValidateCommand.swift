@@ -65,7 +65,8 @@ struct ValidateCommand: ParsableCommand {
     func validate() throws {
         if !merge.isEmpty {
             guard quant == nil, base == nil, tokens == nil, text == nil, shard == nil, output == nil, saveBaseLogits == nil,
-                baseLogits == nil, chunks == nil
+                baseLogits == nil, chunks == nil, ctx == 128, memory == nil, arithmetic == .exact, expertCache == 8, topK == 32,
+                !outputs.force, !events
             else { throw ValidationError("--merge takes part files (and --json) only: the parts already hold the run's scores") }
             return
         }
@@ -79,6 +80,8 @@ struct ValidateCommand: ParsableCommand {
         guard (1...65_536).contains(topK) else { throw ValidationError("--top-k must be in 1…65536") }
         guard (1...1_000_000).contains(expertCache) else { throw ValidationError("--expert-cache must be in 1…1000000") }
         guard (shard == nil) == (output == nil) else { throw ValidationError("--shard k/n and -o PART go together") }
+        guard shard == nil || !json else { throw ValidationError("--shard writes a part file, not a report: --json goes with --merge") }
+        if let output, output.isEmpty { throw ValidationError("-o needs a file name") }
         if shard != nil {
             _ = try shardIndex()
             guard saveBaseLogits == nil, baseLogits == nil else {
@@ -136,7 +139,10 @@ struct ValidateCommand: ParsableCommand {
                 let range = ValidationPart.chunks(shard: k, of: n, total: windows.count)
                 guard !range.isEmpty else {
                     throw TokenInputError.empty(
-                        file: text ?? tokens ?? base, reason: "\(windows.count) chunks of --ctx \(ctx): shard \(k + 1) of \(n) gets none")
+                        file: text ?? tokens ?? base,
+                        reason:
+                            "\(windows.count) chunks of --ctx \(ctx): shard \(k + 1) of \(n) gets none (use at most \(windows.count) shards)"
+                    )
                 }
                 let shardWindows = Array(windows[range])
                 let scores = try QuantValidation.score(
@@ -145,7 +151,8 @@ struct ValidateCommand: ParsableCommand {
                 finishProgress(stream)
                 let part = ValidationPart(
                     shard: k, shards: n, firstChunk: range.lowerBound, totalChunks: windows.count, ctx: ctx,
-                    windowsHash: QuantValidation.windowsHash(windows), arithmetic: arithmetic.rawValue, scores: scores)
+                    windowsHash: QuantValidation.windowsHash(windows), arithmetic: arithmetic.rawValue,
+                    quantFingerprint: try ModelFingerprint.of(quant), baseFingerprint: try ModelFingerprint.of(base), scores: scores)
                 try part.write(to: output)
                 print(
                     "wrote \(output): shard \(k + 1) of \(n), chunks \(range.lowerBound)…\(range.upperBound - 1) of \(windows.count), \(scores.positions) positions"

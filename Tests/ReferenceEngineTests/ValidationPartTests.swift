@@ -29,7 +29,8 @@ private let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent
         let scores = try QuantValidation.score(quant: quant, base: .model(base), windows: Array(windows[range]))
         let part = ValidationPart(
             shard: k, shards: n, firstChunk: range.lowerBound, totalChunks: windows.count, ctx: 32,
-            windowsHash: QuantValidation.windowsHash(windows), arithmetic: "exact", scores: scores)
+            windowsHash: QuantValidation.windowsHash(windows), arithmetic: "exact",
+            quantFingerprint: try ModelFingerprint.of(quantPath), baseFingerprint: try ModelFingerprint.of(directory), scores: scores)
         let path = work + "/part\(k)"
         try part.write(to: path)
         let read = try ValidationPart.read(path: path)
@@ -52,6 +53,13 @@ private let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent
     var other = parts[1]
     other.part.windowsHash ^= 1
     #expect(throws: ValidationPartError.self) { _ = try ValidationPart.merge([parts[0], other, parts[2]]) }
+    // A shard rerun on another quant (Q8_0 instead of Q4_0) is refused, though its text and chunks are the same.
+    let otherQuant = work + "/q8_0.gguf"
+    _ = try GGUFConversion.run(try GGUFConversion.plan(path: directory, recipe: .q8_0), output: otherQuant, threads: 2)
+    var rerun = parts[1]
+    rerun.part.quantFingerprint = try ModelFingerprint.of(otherQuant)
+    #expect(rerun.part.quantFingerprint != parts[1].part.quantFingerprint)
+    #expect(throws: ValidationPartError.self) { _ = try ValidationPart.merge([parts[0], rerun, parts[2]]) }
     var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: parts[2].path)))
     bytes[bytes.count - 2] ^= 0x41
     try Data(bytes).write(to: URL(fileURLWithPath: parts[2].path))

@@ -108,10 +108,14 @@ struct PlanCommand: ParsableCommand {
                     ] as JSONValue).prettyPrinted(), terminator: "")
                 return
             }
-            print("recipe     file            always-on       routed experts  read per token")
+            // The first column sized to the longest recipe name, so no name runs into the next column.
+            let first = max(11, (footprints.map(\.label.count).max() ?? 0) + 2)
+            print(
+                "recipe".padding(toLength: first, withPad: " ", startingAt: 0)
+                    + "file            always-on       routed experts  read per token")
             for f in footprints {
                 print(
-                    f.label.padding(toLength: 11, withPad: " ", startingAt: 0)
+                    f.label.padding(toLength: first, withPad: " ", startingAt: 0)
                         + humanBytes(f.fileBytes).padding(toLength: 16, withPad: " ", startingAt: 0)
                         + humanBytes(f.alwaysOnBytes).padding(toLength: 16, withPad: " ", startingAt: 0)
                         + humanBytes(f.routedExpertBytes).padding(toLength: 16, withPad: " ", startingAt: 0)
@@ -203,8 +207,9 @@ struct PlanCommand: ParsableCommand {
         }
         func gb(_ bytes: Double) -> String { String(format: "%.0f", bytes / 1e9) }
         let width = max(32, (targets.map(\.count).max() ?? 0) + 2)
+        let first = max(11, (plans.compactMap { $0.first?.recipe.count }.max() ?? 0) + 2)
         print(
-            "recipe".padding(toLength: 11, withPad: " ", startingAt: 0)
+            "recipe".padding(toLength: first, withPad: " ", startingAt: 0)
                 + resolved.map { $0.name.padding(toLength: width, withPad: " ", startingAt: 0) }.joined())
         for row in plans {
             let cells = row.map { p -> String in
@@ -216,7 +221,7 @@ struct PlanCommand: ParsableCommand {
                     """
                     .padding(toLength: width, withPad: " ", startingAt: 0)
             }
-            print((row.first?.recipe ?? "").padding(toLength: 11, withPad: " ", startingAt: 0) + cells.joined())
+            print((row.first?.recipe ?? "").padding(toLength: first, withPad: " ", startingAt: 0) + cells.joined())
         }
         print(
             """

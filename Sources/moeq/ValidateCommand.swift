@@ -41,7 +41,9 @@ struct ValidateCommand: ParsableCommand {
     @Option(
         parsing: .unconditional, help: "Decoded experts the engine keeps when QUANT is an expert-major GGUF (OUT.gguf + OUT.expert-pack).")
     var expertCache = 8
-    @Option(help: "Evaluate only shard k of n (1 ≤ k ≤ n): a contiguous range of the chunks, written with -o as a part file.")
+    @Option(
+        parsing: .unconditional,
+        help: "Evaluate only shard k of n (1 ≤ k ≤ n): a contiguous range of the chunks, written with -o as a part file.")
     var shard: String?
     @Option(name: .shortAndLong, help: "The part file --shard writes (formats/validate-part.md).") var output: String?
     @Option(
@@ -94,7 +96,9 @@ struct ValidateCommand: ParsableCommand {
     /// `--shard k/n` (1 ≤ k ≤ n, as `convert --shard`) as a 0-based shard index and the count.
     func shardIndex() throws -> (k: Int, n: Int) {
         let parts = (shard ?? "").split(separator: "/", omittingEmptySubsequences: false)
-        guard parts.count == 2, let k = Int(parts[0]), let n = Int(parts[1]), (1...100_000).contains(n), (1...n).contains(k) else {
+        guard parts.count == 2, parts.allSatisfy({ !$0.isEmpty && $0.allSatisfy(\.isASCII) && $0.allSatisfy(\.isNumber) }),
+            let k = Int(parts[0]), let n = Int(parts[1]), (1...100_000).contains(n), (1...n).contains(k)
+        else {
             throw ValidationError("--shard takes k/n with 1 ≤ k ≤ n ≤ 100000, e.g. --shard 2/3 (not \"\(shard ?? "")\")")
         }
         return (k - 1, n)

@@ -38,6 +38,21 @@ enum Q6Lanes {
     }
 }
 
+/// Imatrix weights qw·√(σ² + x²) of 8 sub-blocks of 16 (lanes as `x`), and each sub-block's sum in ggml's order.
+@inline(__always)
+private func importanceWeights(
+    _ qw: UnsafePointer<Float>, _ x: UnsafePointer<SIMD8<Float>>, sigma2: Float, q: UnsafeMutablePointer<SIMD8<Float>>,
+    into w: UnsafeMutablePointer<SIMD8<Float>>, sums: UnsafeMutablePointer<Float>
+) {
+    Q6Lanes.transpose(qw, into: q)
+    var sumW = SIMD8<Float>(repeating: 0)
+    for i in 0..<16 {
+        w[i] = q[i] * (sigma2 + x[i] * x[i]).squareRoot()
+        sumW += w[i]
+    }
+    for j in 0..<8 { sums[j] = sumW[j] }
+}
+
 /// Q2_K's search: make_qkx3 on imatrix weights qw·√(σ² + x²) (their sums go to `sw`), else make_qkx2 with absolute
 /// errors on weights |x|, 3 levels above the min.
 enum Q2Lanes {
@@ -52,13 +67,7 @@ enum Q2Lanes {
                 Q6Lanes.transpose(xb + 128 * half, into: x)
                 let result: (scale: SIMD8<Float>, theMin: SIMD8<Float>, unsafe: LaneSearch.Mask)
                 if let qw {
-                    Q6Lanes.transpose(qw + 128 * half, into: q)
-                    var sumW = SIMD8<Float>(repeating: 0)
-                    for i in 0..<16 {
-                        w[i] = q[i] * (sigma2 + x[i] * x[i]).squareRoot()
-                        sumW += w[i]
-                    }
-                    for j in 0..<8 { sw[8 * half + j] = sumW[j] }
+                    importanceWeights(qw + 128 * half, x, sigma2: sigma2, q: q, into: w, sums: sw + 8 * half)
                     result = LaneSearch.asymmetric(16, 3, x, w, l, scratch: scratch, grid: .importance, qkx3: true)
                 } else {
                     for i in 0..<16 { w[i] = LaneSearch.magnitude(x[i]) }
@@ -92,13 +101,7 @@ enum Q3Lanes {
                 Q6Lanes.transpose(xb + 128 * half, into: x)
                 let result: (scale: SIMD8<Float>, unsafe: LaneSearch.Mask)
                 if let qw {
-                    Q6Lanes.transpose(qw + 128 * half, into: q)
-                    var sumW = SIMD8<Float>(repeating: 0)
-                    for i in 0..<16 {
-                        w[i] = q[i] * (sigma2 + x[i] * x[i]).squareRoot()
-                        sumW += w[i]
-                    }
-                    for j in 0..<8 { sw[8 * half + j] = sumW[j] }
+                    importanceWeights(qw + 128 * half, x, sigma2: sigma2, q: q, into: w, sums: sw + 8 * half)
                     result = LaneSearch.symmetric(4, x, weights: UnsafePointer(w), l)
                 } else {
                     result = LaneSearch.symmetricQ3(4, x, l)

@@ -34,8 +34,8 @@ enum LaneSearch {
         unsafeBitCast(unsafeBitCast(v, to: SIMD8<UInt32>.self) & 0x7FFF_FFFF, to: SIMD8<Float>.self)
     }
 
-    /// `ScaleSearch.asymmetric` (error |d| with `useMAD`, else d²) for 8 sub-blocks of `n` values at once. `x[i]` and `w[i]` hold element i of
-    /// every sub-block; codes land in `codes[i]`. Returns (scale, −min) per lane.
+    /// `ScaleSearch.asymmetric` (error |d| with `useMAD`, else d²) for 8 sub-blocks of `n` values at once. `x[i]` and
+    /// `w[i]` hold element i of every sub-block; codes land in `codes[i]`. Returns (scale, −min) per lane.
     static func asymmetric(
         _ n: Int, _ nmax: Int32, _ x: UnsafePointer<SIMD8<Float>>, _ w: UnsafePointer<SIMD8<Float>>,
         _ codes: UnsafeMutablePointer<SIMD8<Float>>, scratch: UnsafeMutablePointer<SIMD8<Float>>,
@@ -101,13 +101,9 @@ enum LaneSearch {
         return (scale, negated, unsafe)
     }
 
-    /// `ScaleSearch.symmetricQ3` (ggml's make_q3_quants with x² weights) for 8 sub-blocks of 16 values at once: the
-    /// same coordinate passes per lane, lanes that stop changing stay where they are (a pass without a change is a
-    /// fixed point, so running it again changes nothing), codes offset by nmax.
-    static func symmetricQ3(
-        _ nmax: Int32, _ x: UnsafePointer<SIMD8<Float>>, _ codes: UnsafeMutablePointer<SIMD8<Float>>
-    ) -> (scale: SIMD8<Float>, unsafe: Mask) {
-        let n = 16
+    /// Per lane, the first value of largest magnitude among x[0..<n] (ggml's strict-> scan) and that magnitude.
+    @inline(__always)
+    static func largestMagnitude(_ x: UnsafePointer<SIMD8<Float>>, _ n: Int) -> (max: SIMD8<Float>, amax: SIMD8<Float>) {
         var max = SIMD8<Float>(repeating: 0), amax = max
         for i in 0..<n {
             let ax = magnitude(x[i])
@@ -115,6 +111,17 @@ enum LaneSearch {
             amax.replace(with: ax, where: larger)
             max.replace(with: x[i], where: larger)
         }
+        return (max, amax)
+    }
+
+    /// `ScaleSearch.symmetricQ3` (ggml's make_q3_quants with x² weights) for 8 sub-blocks of 16 values at once: the
+    /// same coordinate passes per lane, lanes that stop changing stay where they are (a pass without a change is a
+    /// fixed point, so running it again changes nothing), codes offset by nmax.
+    static func symmetricQ3(
+        _ nmax: Int32, _ x: UnsafePointer<SIMD8<Float>>, _ codes: UnsafeMutablePointer<SIMD8<Float>>
+    ) -> (scale: SIMD8<Float>, unsafe: Mask) {
+        let n = 16
+        let (max, amax) = largestMagnitude(x, n)
         var unsafe =
             (amax .< ScaleSearch.groupMaxEpsilon) .| .!(magnitude(SIMD8<Float>(repeating: Float(nmax)) / max) .< Float.infinity)
         let low = Float(-nmax), high = Float(nmax - 1)
@@ -158,13 +165,7 @@ enum LaneSearch {
         _ nmax: Int32, _ x: UnsafePointer<SIMD8<Float>>, weights: UnsafePointer<SIMD8<Float>>,
         _ codes: UnsafeMutablePointer<SIMD8<Float>>, count n: Int = 16
     ) -> (scale: SIMD8<Float>, unsafe: Mask) {
-        var max = SIMD8<Float>(repeating: 0), amax = max
-        for i in 0..<n {
-            let ax = magnitude(x[i])
-            let larger = ax .> amax
-            amax.replace(with: ax, where: larger)
-            max.replace(with: x[i], where: larger)
-        }
+        let (max, amax) = largestMagnitude(x, n)
         // Every argument is iscale·x with |x| ≤ |max| and |iscale| ≤ (nmax + 0.9)/|max|, so all stay within
         // ±(nmax + 1) whenever that bound is finite. All-zero sub-blocks and those whose bound overflows
         // (subnormal maxima) are flagged for the scalar port.

@@ -92,7 +92,6 @@ public struct BaseLogitRecord: Sendable {
             for j in 0..<topK { put(ids[p * topK + j]) }
             for j in 0..<topK { put(logProbabilities[p * topK + j].bitPattern) }
         }
-        let frame = try Zstd.compress(payload, level: 9)
         let header: JSONValue = [
             "format": "moeq base logits 1", "vocabulary": .integer(Int64(vocabulary)), "ctx": .integer(Int64(context)),
             "chunks": .integer(Int64(chunks)), "positions": .integer(Int64(positions)), "top_k": .integer(Int64(topK)),
@@ -100,11 +99,7 @@ public struct BaseLogitRecord: Sendable {
             "payload_xxh3": .string(ContentHash.hex(ContentHash.xxh3(payload))),
             "approximation": approximation,
         ]
-        let json = Array(header.prettyPrinted().utf8)
-        var bytes = BaseLogitRecord.magic
-        withUnsafeBytes(of: UInt64(json.count).littleEndian) { bytes.append(contentsOf: $0) }
-        bytes += json + frame
-        try AtomicFile.write(bytes, to: path)
+        try FramedRecord.write(magic: BaseLogitRecord.magic, header: header, payload: payload, level: 9, to: path)
     }
 
     /// The header as written (formats/base-logits.md).
@@ -121,18 +116,8 @@ public struct BaseLogitRecord: Sendable {
 
     /// Reads a record; the payload's size is checked against the file and the header before anything is allocated.
     public static func read(path: String) throws -> BaseLogitRecord {
-        let map = try MappedFile(path: path)
         func fail(_ offset: Int, _ what: String) -> BaseLogitsError { .malformed(path: path, offset: offset, what) }
-        var reader = BinaryReader(map.bytes)
-        guard reader.expect(magic) else { throw fail(0, "not a moeq base-logits file (magic MOEQBL01)") }
-        let json: UnsafeRawBufferPointer
-        do throws(BinaryReadError) { json = try reader.slice(try reader.length(UInt64.self)) } catch {
-            throw fail(8, "header length exceeds the file")
-        }
-        let header: Header
-        do { header = try StrictJSON.decode(Header.self, from: try JSONParser.parse(json), file: path) } catch let error as JSONError {
-            throw fail(16 + error.offset, "header: \(error.reason)")
-        } catch let error as JSONDecodingError { throw fail(16, "header: \(error.path): \(error.reason)") }
+        let (map, header, end) = try FramedRecord.open(path, magic: magic, kind: "base-logits file", as: Header.self, fail: fail)
         let k = header.topK, positions = header.positions, vocabulary = header.vocabulary
         guard header.format == "moeq base logits 1" else { throw fail(16, "format is not \"moeq base logits 1\"") }
         guard (1...65_536).contains(k), (1...(1 << 24)).contains(vocabulary), k <= vocabulary else {
@@ -141,28 +126,14 @@ public struct BaseLogitRecord: Sendable {
         guard (2...(1 << 24)).contains(header.ctx), header.chunks >= 0, positions >= 0, positions <= 1 << 31 / (4 + 8 * k) else {
             throw fail(16, "ctx \(header.ctx), chunks \(header.chunks) or positions \(positions) are out of range")
         }
-        let end = reader.position, compressed = reader.remaining
         guard header.payloadBytes == positions * (4 + 8 * k) else {
             throw fail(16, "payload_bytes \(header.payloadBytes) ≠ positions × (4 + 8·top_k)")
-        }
-        // zstd compresses at most about 1:8000 in practice; a header claiming more than that of this file is not one we wrote.
-        guard header.payloadBytes <= max(compressed, 1) * 16_384 else {
-            throw fail(end, "payload_bytes \(header.payloadBytes) cannot come from \(compressed) compressed bytes")
         }
         guard let hash = UInt64(header.windowsXXH3, radix: 16) else { throw fail(16, "windows_xxh3 is not hex") }
         var record = BaseLogitRecord(vocabulary: vocabulary, context: header.ctx, topK: k, windowsHash: hash)
         record.chunks = header.chunks
         record.approximation = header.approximation ?? .null
-        let payload: [UInt8]
-        do { payload = try Zstd.decompress(Array(map.bytes(in: end..<map.size)), limit: header.payloadBytes) } catch {
-            throw fail(end, "payload: \(error)")
-        }
-        guard payload.count == header.payloadBytes else {
-            throw fail(end, "payload is \(payload.count) bytes, header says \(header.payloadBytes)")
-        }
-        guard header.payloadXXH3 == ContentHash.hex(ContentHash.xxh3(payload)) else {
-            throw fail(end, "payload XXH3 differs from the header's payload_xxh3")
-        }
+        let payload = try FramedRecord.payload(map, start: end, bytes: header.payloadBytes, xxh3: header.payloadXXH3, fail: fail)
         try payload.withUnsafeBytes { raw in
             var words = BinaryReader(raw)
             for p in 0..<positions {

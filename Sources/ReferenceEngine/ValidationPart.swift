@@ -66,11 +66,7 @@ public struct ValidationPart: Equatable {
             "kld_from_record": .bool(scores.kldFromRecord), "payload_bytes": .integer(Int64(payload.count)),
             "payload_xxh3": .string(ContentHash.hex(ContentHash.xxh3(payload))),
         ]
-        let json = Array(header.prettyPrinted().utf8)
-        var bytes = Self.magic
-        withUnsafeBytes(of: UInt64(json.count).littleEndian) { bytes.append(contentsOf: $0) }
-        bytes += json + (try Zstd.compress(payload, level: 6))
-        try AtomicFile.write(bytes, to: path)
+        try FramedRecord.write(magic: Self.magic, header: header, payload: payload, level: 6, to: path)
     }
 
     struct Header: Decodable {
@@ -87,18 +83,8 @@ public struct ValidationPart: Equatable {
 
     /// Reads a part; sizes are checked against each other and the file before anything is allocated.
     public static func read(path: String) throws -> ValidationPart {
-        let map = try MappedFile(path: path)
         func fail(_ offset: Int, _ what: String) -> ValidationPartError { .malformed(path: path, offset: offset, what) }
-        var reader = BinaryReader(map.bytes)
-        guard reader.expect(magic) else { throw fail(0, "not a moeq validate part (magic MOEQVP01)") }
-        let json: UnsafeRawBufferPointer
-        do throws(BinaryReadError) { json = try reader.slice(try reader.length(UInt64.self)) } catch {
-            throw fail(8, "header length exceeds the file")
-        }
-        let header: Header
-        do { header = try StrictJSON.decode(Header.self, from: try JSONParser.parse(json), file: path) } catch let error as JSONError {
-            throw fail(16 + error.offset, "header: \(error.reason)")
-        } catch let error as JSONDecodingError { throw fail(16, "header: \(error.path): \(error.reason)") }
+        let (map, header, end) = try FramedRecord.open(path, magic: magic, kind: "validate part", as: Header.self, fail: fail)
         guard header.format == format else { throw fail(16, "format is not \"\(format)\"") }
         guard (1...1_000_000).contains(header.shards), (0..<header.shards).contains(header.shard),
             (0...(1 << 30)).contains(header.totalChunks),
@@ -107,28 +93,16 @@ public struct ValidationPart: Equatable {
         else {
             throw fail(
                 16,
-                "shard index \(header.shard) of \(header.shards) with chunks \(header.firstChunk)+\(header.chunks) of \(header.totalChunks) "
+                "shard index \(header.shard) of \(header.shards) with chunks \(header.firstChunk)+\(header.chunks) "
+                    + "of \(header.totalChunks) "
                     + "is not a shard's range")
         }
         guard (4...(1 << 20)).contains(header.ctx), header.positions == header.chunks * (header.ctx - 1 - header.ctx / 2) else {
             throw fail(16, "positions \(header.positions) ≠ chunks × (ctx − 1 − ctx/2) for ctx \(header.ctx)")
         }
         guard header.payloadBytes == header.positions * 33 else { throw fail(16, "payload_bytes ≠ positions × 33") }
-        let end = reader.position, compressed = reader.remaining
-        guard header.payloadBytes <= max(compressed, 1) * 16_384 else {
-            throw fail(end, "payload_bytes \(header.payloadBytes) cannot come from \(compressed) compressed bytes")
-        }
         guard let hash = UInt64(header.windowsXXH3, radix: 16) else { throw fail(16, "windows_xxh3 is not hex") }
-        let payload: [UInt8]
-        do { payload = try Zstd.decompress(Array(map.bytes(in: end..<map.size)), limit: header.payloadBytes) } catch {
-            throw fail(end, "payload: \(error)")
-        }
-        guard payload.count == header.payloadBytes else {
-            throw fail(end, "payload is \(payload.count) bytes, header says \(header.payloadBytes)")
-        }
-        guard header.payloadXXH3 == ContentHash.hex(ContentHash.xxh3(payload)) else {
-            throw fail(end, "payload XXH3 differs from the header's payload_xxh3")
-        }
+        let payload = try FramedRecord.payload(map, start: end, bytes: header.payloadBytes, xxh3: header.payloadXXH3, fail: fail)
         var scores = QuantValidation.Scores()
         scores.chunks = header.chunks
         scores.kldFromRecord = header.kldFromRecord
@@ -167,7 +141,8 @@ public struct ValidationPart: Equatable {
         for (path, part) in parts {
             guard part.shards == first.shards, part.totalChunks == first.totalChunks, part.ctx == first.ctx else {
                 throw ValidationPartError.mismatch(
-                    "\(path) is shard \(part.shard + 1) of \(part.shards) over \(part.totalChunks) chunks of \(part.ctx); the first part is of "
+                    "\(path) is shard \(part.shard + 1) of \(part.shards) over \(part.totalChunks) chunks of \(part.ctx); "
+                        + "the first part is of "
                         + "\(first.shards) over \(first.totalChunks) chunks of \(first.ctx)")
             }
             guard part.windowsHash == first.windowsHash else {

@@ -145,7 +145,8 @@ struct ValidateCommand: ParsableCommand {
                     throw TokenInputError.empty(
                         file: text ?? tokens ?? base,
                         reason:
-                            "\(windows.count) chunks of --ctx \(ctx): shard \(k + 1) of \(n) gets none (use at most \(windows.count) shards)"
+                            "\(windows.count) chunks of --ctx \(ctx): shard \(k + 1) of \(n) gets none "
+                            + "(use at most \(windows.count) shards)"
                     )
                 }
                 let shardWindows = Array(windows[range])
@@ -159,8 +160,8 @@ struct ValidateCommand: ParsableCommand {
                     quantFingerprint: try ModelFingerprint.of(quant), baseFingerprint: try ModelFingerprint.of(base), scores: scores)
                 try part.write(to: output)
                 print(
-                    "wrote \(output): shard \(k + 1) of \(n), chunks \(range.lowerBound)…\(range.upperBound - 1) of \(windows.count), \(scores.positions) positions"
-                )
+                    "wrote \(output): shard \(k + 1) of \(n), chunks \(range.lowerBound)…\(range.upperBound - 1) of \(windows.count), "
+                        + "\(scores.positions) positions")
                 return
             }
             var (report, record) = try QuantValidation.run(

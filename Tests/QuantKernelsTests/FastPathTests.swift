@@ -50,8 +50,9 @@ func fastPathBytesEqualReference(type: QuantType) throws {
     }
 }
 
-/// The lane-wise F16 encoder and the scalar one of block scales round like Swift's Float16 (IEEE nearest-even) on a sweep of finite bit patterns that
-/// covers every exponent, the subnormal range, the overflow boundary (65504 / 65520) and ties.
+/// The lane-wise F16 encoder and the scalar one of block scales round like Swift's Float16 (IEEE nearest-even) on a
+/// sweep of finite bit patterns that covers every exponent, the subnormal range, the overflow boundary (65504 / 65520)
+/// and ties.
 @Test func laneHalfEncodingEqualsFloat16() {
     var patterns: [UInt32] = [0x477F_E000, 0x477F_EFFF, 0x477F_F000, 0x477F_F001, 0x3880_0000, 0x387F_FFFF, 0x3380_0000, 0x3300_0000]
     var bits: UInt32 = 0

@@ -25,6 +25,10 @@ let package = Package(
             name: "CXXHash", pkgConfig: "libxxhash",
             providers: [.apt(["libxxhash-dev"])]),
 
+        // The reference engine's f32 product whose every row is computed the same way whatever else is in the batch
+        // (C, for AVX2 + FMA chosen at run time with a portable path of identical arithmetic; optimized in debug too).
+        .target(name: "CRowGEMM", cSettings: [.unsafeFlags(["-O2"])]),
+
         // MARK: Layered libraries (a lower target never imports a higher one)
         // The kernels are optimized in debug builds too: the tests push whole checkpoints through them, and
         // unoptimized SIMD code is ~30× slower (the bytes are the same either way; the tests check them).
@@ -37,7 +41,7 @@ let package = Package(
             ]),
         .target(name: "ModelCatalog", dependencies: ["TensorFormats", "QuantKernels"], resources: [.copy("Resources/models")]),
         .target(name: "OutputPlanning", dependencies: ["ModelCatalog", "TensorFormats", "QuantKernels"]),
-        .target(name: "ReferenceEngine", dependencies: ["ModelCatalog", "TensorFormats", "QuantKernels", "COpenBLAS"]),
+        .target(name: "ReferenceEngine", dependencies: ["ModelCatalog", "TensorFormats", "QuantKernels", "COpenBLAS", "CRowGEMM"]),
         .target(
             name: "HardwarePlanner", dependencies: ["ModelCatalog", "QuantKernels", "OutputPlanning", "TensorFormats"],
             resources: [.copy("Resources/targets.json")]),
@@ -59,7 +63,9 @@ let package = Package(
         .testTarget(name: "OutputPlanningTests", dependencies: ["OutputPlanning", "ModelCatalog", "TensorFormats", "QuantKernels"]),
         .testTarget(
             name: "ReferenceEngineTests",
-            dependencies: ["ReferenceEngine", "ConversionPipeline", "OutputPlanning", "TensorFormats", "ModelCatalog", "QuantKernels"]),
+            dependencies: [
+                "ReferenceEngine", "ConversionPipeline", "OutputPlanning", "TensorFormats", "ModelCatalog", "QuantKernels", "CRowGEMM",
+            ]),
         .testTarget(
             name: "HardwarePlannerTests",
             dependencies: ["HardwarePlanner", "ModelCatalog", "ConversionPipeline", "OutputPlanning", "TensorFormats", "QuantKernels"]),

@@ -62,32 +62,38 @@ public struct DeepseekV3Forward {
         return (inverse, Float(attention))
     }
 
-    /// Rotates the rope part (`dim` values at `offset` of each `stride`-wide head row) in place.
-    func applyRope(_ x: inout [Float], tokens: Int, heads: Int, stride: Int, offset: Int, inverse: [Float], scale: Float) {
+    /// Rotates the rope part (`dim` values at `offset` of each `stride`-wide head row) in place; positions restart at 0
+    /// in each window of `windows` (token counts of the consecutive windows in `x`).
+    func applyRope(_ x: inout [Float], windows: [Int], heads: Int, stride: Int, offset: Int, inverse: [Float], scale: Float) {
         let half = mla.ropeHeadDim / 2
         var rotated = [Float](repeating: 0, count: 2 * half)
-        for t in 0..<tokens {
-            for h in 0..<heads {
-                let base = (t * heads + h) * stride + offset
-                for i in 0..<half {
-                    let angle = Float(t) * inverse[i]
-                    let c = cos(angle) * scale, s = sin(angle) * scale
-                    // Interleaved: pairs (2i, 2i+1); otherwise halves (i, i + half).
-                    let a = interleavedRope ? x[base + 2 * i] : x[base + i]
-                    let b = interleavedRope ? x[base + 2 * i + 1] : x[base + i + half]
-                    rotated[i] = a * c - b * s
-                    rotated[i + half] = b * c + a * s
+        var row = 0
+        for count in windows {
+            for t in 0..<count {
+                for h in 0..<heads {
+                    let base = ((row + t) * heads + h) * stride + offset
+                    for i in 0..<half {
+                        let angle = Float(t) * inverse[i]
+                        let c = cos(angle) * scale, s = sin(angle) * scale
+                        // Interleaved: pairs (2i, 2i+1); otherwise halves (i, i + half).
+                        let a = interleavedRope ? x[base + 2 * i] : x[base + i]
+                        let b = interleavedRope ? x[base + 2 * i + 1] : x[base + i + half]
+                        rotated[i] = a * c - b * s
+                        rotated[i + half] = b * c + a * s
+                    }
+                    for i in 0..<(2 * half) { x[base + i] = rotated[i] }
                 }
-                for i in 0..<(2 * half) { x[base + i] = rotated[i] }
             }
+            row += count
         }
     }
 
     // MARK: Forward
 
-    /// One decoder layer on the hidden states `x` [tokens × hidden] of one causal window, in place.
-    public func layer(_ layer: Int, _ x: inout [Float], tokens t: Int) throws {
-        let h = spec.hiddenSize, eps = Float(spec.rmsNormEpsilon), heads = spec.headCount
+    /// One decoder layer on the hidden states `x` [tokens × hidden] of consecutive causal windows (`windows`: their
+    /// token counts), in place: projections and experts over all tokens at once, attention within each window.
+    public func layer(_ layer: Int, _ x: inout [Float], windows: [Int]) throws {
+        let t = windows.reduce(0, +), h = spec.hiddenSize, eps = Float(spec.rmsNormEpsilon), heads = spec.headCount
         let nope = mla.noPositionHeadDim, rope = mla.ropeHeadDim, vDim = mla.valueHeadDim, rank = mla.keyValueRank
         let qkDim = nope + rope
         let (inverse, ropeScale) = ropeFrequencies()
@@ -117,8 +123,8 @@ public struct DeepseekV3Forward {
             }
             DenseOps.rmsNorm(&latent, width: rank, weight: try weight(attention(.keyValueANorm)), epsilon: eps)
             let kv = try project(latent, tokens: t, inputs: rank, attention(.keyValueB), outputs: heads * (nope + vDim))
-            applyRope(&q, tokens: t, heads: heads, stride: qkDim, offset: nope, inverse: inverse, scale: ropeScale)
-            applyRope(&sharedRope, tokens: t, heads: 1, stride: rope, offset: 0, inverse: inverse, scale: ropeScale)
+            applyRope(&q, windows: windows, heads: heads, stride: qkDim, offset: nope, inverse: inverse, scale: ropeScale)
+            applyRope(&sharedRope, windows: windows, heads: 1, stride: rope, offset: 0, inverse: inverse, scale: ropeScale)
             var k = [Float](repeating: 0, count: t * heads * qkDim)
             var v = [Float](repeating: 0, count: t * heads * vDim)
             for i in 0..<t {
@@ -130,10 +136,16 @@ public struct DeepseekV3Forward {
                 }
             }
             let context = DenseOps.attention(
-                q: q, k: k, v: v, tokens: t, heads: heads, kvHeads: heads, dim: qkDim, valueDim: vDim, scale: softmaxScale)
+                q: q, k: k, v: v, windows: windows, heads: heads, kvHeads: heads, dim: qkDim, valueDim: vDim, scale: softmaxScale)
             if let observer {
-                observeAbsorbedAttention(
-                    observer, layer: layer, q: q, k: k, latent: latent, tokens: t, scale: softmaxScale)
+                var row = 0
+                for count in windows {
+                    func slice(_ values: [Float], _ width: Int) -> [Float] { Array(values[(row * width)..<((row + count) * width)]) }
+                    observeAbsorbedAttention(
+                        observer, layer: layer, q: slice(q, heads * qkDim), k: slice(k, heads * qkDim), latent: slice(latent, rank),
+                        tokens: count, scale: softmaxScale)
+                    row += count
+                }
             }
             let attended = try project(context, tokens: t, inputs: heads * vDim, attention(.output), outputs: h)
             for i in 0..<x.count { x[i] += attended[i] }
@@ -165,7 +177,7 @@ public struct DeepseekV3Forward {
         }
         observer.observeHeads(.attention(layer: layer, part: .keyB), input: queries, heads: heads, tokens: t, width: nope)
         let mixed = DenseOps.attention(
-            q: q, k: k, v: perHead, tokens: t, heads: heads, kvHeads: heads, dim: qkDim, valueDim: rank, scale: scale)
+            q: q, k: k, v: perHead, windows: [t], heads: heads, kvHeads: heads, dim: qkDim, valueDim: rank, scale: scale)
         var latents = [Float](repeating: 0, count: heads * t * rank)
         for i in 0..<t {
             for head in 0..<heads {
@@ -211,7 +223,8 @@ public struct DeepseekV3Forward {
             chosen[i] = zip(picks, weights).map { ($0, $1 * Float(spec.routedScalingFactor)) }
         }
         let ff = spec.expertIntermediateSize
-        var output = try DenseOps.dispatch(x, tokens: t, width: h, experts: experts, chosen: chosen) { expert, rows, count in
+        var output = try DenseOps.dispatch(x, tokens: t, width: h, experts: experts, chosen: chosen, parallel: observer == nil) {
+            expert, rows, count in
             try mlp(rows, tokens: count, roles: { .routedExpert(layer: layer, expert: expert, projection: $0) }, width: ff)
         }
         if spec.sharedExpertCount > 0 {

@@ -68,7 +68,15 @@ public final class ExpertPackWeights: WeightProvider {
         return dense.has(role)
     }
 
+    private let lock = NSLock()
+
+    /// Safe to call from several threads: the expert cache is used under a lock (decoding too, one expert at a time).
     public func weight(_ role: TensorRole) throws -> [Float] {
+        guard case .routedExpert = role else { return try dense.weight(role) }
+        return try lock.withLock { try expertWeight(role) }
+    }
+
+    private func expertWeight(_ role: TensorRole) throws -> [Float] {
         guard case .routedExpert(let layer, let expert, let projection) = role else { return try dense.weight(role) }
         let key = layer << 32 | expert
         if projection == .gate { uses[key, default: 0] += 1 }

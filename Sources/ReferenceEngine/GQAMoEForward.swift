@@ -27,9 +27,10 @@ public struct GQAMoEForward {
         try weights.project(x, tokens: tokens, inputs: inputs, role, outputs: outputs, observer: observer)
     }
 
-    /// One decoder layer on the hidden states `x` [tokens × hidden] of one causal window, in place.
-    public func layer(_ layer: Int, _ x: inout [Float], tokens t: Int) throws {
-        let h = spec.hiddenSize, eps = Float(spec.rmsNormEpsilon)
+    /// One decoder layer on the hidden states `x` [tokens × hidden] of consecutive causal windows (`windows`: their
+    /// token counts), in place: projections and experts over all tokens at once, attention within each window.
+    public func layer(_ layer: Int, _ x: inout [Float], windows: [Int]) throws {
+        let h = spec.hiddenSize, eps = Float(spec.rmsNormEpsilon), t = windows.reduce(0, +)
         do {
             func attention(_ part: AttentionPart) -> TensorRole { .attention(layer: layer, part: part) }
             // Attention block.
@@ -43,9 +44,9 @@ public struct GQAMoEForward {
                 DenseOps.rmsNorm(&q, width: d, weight: try weight(attention(.queryNorm)), epsilon: eps)
                 DenseOps.rmsNorm(&k, width: d, weight: try weight(attention(.keyNorm)), epsilon: eps)
             }
-            DenseOps.rope(&q, tokens: t, heads: heads, dim: d, theta: spec.ropeTheta)
-            DenseOps.rope(&k, tokens: t, heads: kvHeads, dim: d, theta: spec.ropeTheta)
-            let context = DenseOps.attention(q: q, k: k, v: v, tokens: t, heads: heads, kvHeads: kvHeads, dim: d)
+            DenseOps.rope(&q, windows: windows, heads: heads, dim: d, theta: spec.ropeTheta)
+            DenseOps.rope(&k, windows: windows, heads: kvHeads, dim: d, theta: spec.ropeTheta)
+            let context = DenseOps.attention(q: q, k: k, v: v, windows: windows, heads: heads, kvHeads: kvHeads, dim: d)
             let attended = try project(context, tokens: t, inputs: heads * d, attention(.output), outputs: h)
             for i in 0..<x.count { x[i] += attended[i] }
             // MoE block.
@@ -82,7 +83,8 @@ public struct GQAMoEForward {
                 chosen[i] = picks.map { ($0.offset, normalize ? $0.element / sum : $0.element) }
             }
             let ff = spec.expertIntermediateSize
-            let output = try DenseOps.dispatch(m, tokens: t, width: h, experts: experts, chosen: chosen) { expert, rows, count in
+            let output = try DenseOps.dispatch(m, tokens: t, width: h, experts: experts, chosen: chosen, parallel: observer == nil) {
+                expert, rows, count in
                 func role(_ projection: Projection) -> TensorRole { .routedExpert(layer: layer, expert: expert, projection: projection) }
                 let gate = try project(rows, tokens: count, inputs: h, role(.gate), outputs: ff)
                 let up = try project(rows, tokens: count, inputs: h, role(.up), outputs: ff)

@@ -11,10 +11,13 @@ public protocol ActivationObserver: AnyObject {
     func observe(_ role: TensorRole, input: [Float], rows: Int, width: Int)
     /// Inputs of a per-head weight (MLA's attn_k_b / attn_v_b as llama.cpp multiplies them): [heads][tokens][width].
     func observeHeads(_ role: TensorRole, input: [Float], heads: Int, tokens: Int, width: Int)
+    /// A finished product: `input` [rows × width], the f32 `weight` [outputs × width] it met and the `output` [rows × outputs].
+    func observeProduct(_ role: TensorRole, input: [Float], rows: Int, width: Int, weight: [Float], output: [Float])
 }
 
 extension ActivationObserver {
     public func observeHeads(_ role: TensorRole, input: [Float], heads: Int, tokens: Int, width: Int) {}
+    public func observeProduct(_ role: TensorRole, input: [Float], rows: Int, width: Int, weight: [Float], output: [Float]) {}
 }
 
 public final class ImportanceCollector: ActivationObserver {

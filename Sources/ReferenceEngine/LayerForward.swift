@@ -9,11 +9,15 @@ public protocol LayerForward {
     var spec: ModelSpec { get }
     var weights: WeightProvider { get }
     var observer: ActivationObserver? { get set }
-    /// One decoder layer on the hidden states `x` [tokens × hidden] of one causal window, in place.
-    func layer(_ layer: Int, _ x: inout [Float], tokens: Int) throws
+    /// One decoder layer on the hidden states `x` [tokens × hidden] of consecutive causal windows, in place; `windows`
+    /// gives their token counts (attention stays within a window, positions restart at 0 in each).
+    func layer(_ layer: Int, _ x: inout [Float], windows: [Int]) throws
 }
 
 extension LayerForward {
+    /// One decoder layer on one causal window.
+    public func layer(_ layer: Int, _ x: inout [Float], tokens: Int) throws { try self.layer(layer, &x, windows: [tokens]) }
+
     /// Token embeddings [tokens × hidden] of one window.
     public func embed(_ ids: [Int]) throws -> [Float] {
         let h = spec.hiddenSize
@@ -113,17 +117,56 @@ public enum LayerMajor {
     /// Called after each layer of a pass: (layer index, layer count, states spilled in bytes).
     public typealias Progress = (_ layer: Int, _ layers: Int, _ spilledBytes: Int) -> Void
 
-    /// The final hidden states of every window (before the final norm), layer after layer.
+    /// Bytes of activations one token of a batch needs inside a layer: the residual stream and its normed copies, the
+    /// attention projections, router scores and the copies routed to experts (an estimate from the spec's widths).
+    public static func workingBytesPerToken(_ spec: ModelSpec) -> Int {
+        let h = spec.hiddenSize, heads = spec.headCount
+        let headWidth = spec.latentAttention.map { $0.noPositionHeadDim + $0.ropeHeadDim + $0.valueHeadDim } ?? 2 * spec.headDim
+        let ff = spec.expertIntermediateSize, topK = max(spec.expertsPerToken, 1)
+        let floats =
+            6 * h + 3 * heads * headWidth + spec.routedExpertCount + topK * (2 * h + 3 * ff)
+            + 3 * max(spec.intermediateSize, ff * max(spec.sharedExpertCount, 1))
+        return 4 * floats
+    }
+
+    /// Windows per batch: consecutive windows whose tokens together fit `workingBytes` (at least one window each).
+    static func batches(_ counts: [Int], perToken: Int, workingBytes: Int) -> [Range<Int>] {
+        let capacity = max(workingBytes / max(perToken, 1), 1)
+        var batches: [Range<Int>] = [], start = 0, tokens = 0
+        for (w, count) in counts.enumerated() {
+            if w > start, tokens + count > capacity {
+                batches.append(start..<w)
+                start = w
+                tokens = 0
+            }
+            tokens += count
+        }
+        if start < counts.count { batches.append(start..<counts.count) }
+        return batches
+    }
+
+    /// The final hidden states of every window (before the final norm), layer after layer. Within a layer the windows
+    /// run in batches (as many consecutive windows as a quarter of `budget`, at least 64 MiB, holds in working
+    /// activations): each projection is one product over the whole batch, each routed expert runs once per batch on
+    /// every token routed to it, attention stays within each window.
     public static func hiddenStates(
         _ engine: LayerForward, windows: [[Int]], budget: Int = defaultBudget, progress: Progress? = nil
     ) throws -> HiddenStates {
         let states = try HiddenStates(sizes: windows.map { $0.count * engine.spec.hiddenSize }, budget: budget)
         for (w, window) in windows.enumerated() { try states.write(w, try engine.embed(window)) }
+        let h = engine.spec.hiddenSize, counts = windows.map(\.count)
+        let groups = batches(counts, perToken: workingBytesPerToken(engine.spec), workingBytes: max(budget / 4, 64 << 20))
         for layer in 0..<engine.spec.layerCount {
-            for w in windows.indices {
-                var x = try states.read(w)
-                try engine.layer(layer, &x, tokens: windows[w].count)
-                try states.write(w, x)
+            for group in groups {
+                var x: [Float] = []
+                x.reserveCapacity(counts[group].reduce(0, +) * h)
+                for w in group { x += try states.read(w) }
+                try engine.layer(layer, &x, windows: Array(counts[group]))
+                var row = 0
+                for w in group {
+                    try states.write(w, Array(x[(row * h)..<((row + counts[w]) * h)]))
+                    row += counts[w]
+                }
             }
             progress?(layer, engine.spec.layerCount, states.spilledBytes)
         }

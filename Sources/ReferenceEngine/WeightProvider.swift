@@ -27,12 +27,16 @@ extension WeightProvider {
         guard w.count == inputs * outputs else {
             throw EngineError.shape(what: "\(role)", expected: [outputs, inputs], found: w.count)
         }
-        guard let rounding = dotInput(role), rounding != .f32, inputs % rounding.blockSize == 0 else {
-            return DenseOps.linear(x, tokens: tokens, inputs: inputs, w, outputs: outputs)
+        let y: [Float]
+        if let rounding = dotInput(role), rounding != .f32, inputs % rounding.blockSize == 0 {
+            var rounded = x
+            rounding.round(&rounded)
+            y = DenseOps.linear(rounded, tokens: tokens, inputs: inputs, w, outputs: outputs)
+        } else {
+            y = DenseOps.linear(x, tokens: tokens, inputs: inputs, w, outputs: outputs)
         }
-        var rounded = x
-        rounding.round(&rounded)
-        return DenseOps.linear(rounded, tokens: tokens, inputs: inputs, w, outputs: outputs)
+        observer?.observeProduct(role, input: x, rows: tokens, width: inputs, weight: w, output: y)
+        return y
     }
 }
 
@@ -43,14 +47,19 @@ final class DecodedWeightCache {
     private var values: [TensorRole: [Float]] = [:]
     private var order: [TensorRole] = []
     private var bytes = 0
+    private let lock = NSLock()
 
     init(budget: Int) { self.budget = budget }
 
+    /// Safe to call from several threads (experts decode concurrently); a role two threads miss at once is decoded twice.
     func value(_ role: TensorRole, _ decode: () throws -> [Float]) rethrows -> [Float] {
-        if let hit = values[role] { return hit }
+        if let hit = lock.withLock({ values[role] }) { return hit }
         let decoded = try decode()
         let size = decoded.count * 4
         guard size <= budget else { return decoded }
+        lock.lock()
+        defer { lock.unlock() }
+        if let hit = values[role] { return hit }
         while bytes + size > budget, !order.isEmpty {
             let oldest = order.removeFirst()
             bytes -= (values.removeValue(forKey: oldest)?.count ?? 0) * 4

@@ -1,4 +1,5 @@
-// The OpenBLAS product against the plain reference loop.
+// The OpenBLAS product and the engine's row-exact product against the plain reference loop.
+import CRowGEMM
 import Testing
 @testable import ReferenceEngine
 
@@ -16,4 +17,45 @@ func blasMatchesReference(m: Int, k: Int, n: Int) {
     }
     let reference = Matrix.multiplyTransposedReference(a, rows: m, inner: k, b, columns: n)
     for (x, y) in zip(c, reference) { #expect(abs(x - y) <= 1e-4 * max(1, abs(y))) }
+}
+
+/// The engine's product: close to the exact sum, and every row bit-identical however the rows are batched, the
+/// columns split or the CPU path chosen (AVX2 + FMA or the portable fmaf loop).
+@Test(arguments: [(1, 7, 3), (5, 64, 97), (37, 255, 256), (64, 768, 12), (300, 256, 768)])
+func rowExactProductIsIndependentOfTheBatch(m: Int, k: Int, n: Int) {
+    let a = (0..<(m * k)).map { i -> Float in Float((i * 7919) % 23) / 11 - 1 + Float(i % 5) / 1000 }
+    let b = (0..<(n * k)).map { Float(($0 * 104_729) % 31) / 15 - 1 }
+    func product(_ rows: Range<Int>, portable: Bool = false) -> [Float] {
+        let previous = moeq_row_gemm_force_portable(portable ? 1 : 0)
+        defer { _ = moeq_row_gemm_force_portable(previous) }
+        var c = [Float](repeating: .nan, count: rows.count * n)
+        let slice = Array(a[(rows.lowerBound * k)..<(rows.upperBound * k)])
+        slice.withUnsafeBufferPointer { a in
+            b.withUnsafeBufferPointer { b in
+                c.withUnsafeMutableBufferPointer {
+                    Matrix.multiplyTransposedRowExact(a, rows: rows.count, inner: k, b, columns: n, into: $0)
+                }
+            }
+        }
+        return c
+    }
+    let whole = product(0..<m)
+    let reference = Matrix.multiplyTransposedReference(a, rows: m, inner: k, b, columns: n)
+    for (x, y) in zip(whole, reference) { #expect(abs(x - y) <= 1e-4 * max(1, abs(y))) }
+    // Each row alone, and a middle run of rows, give the whole product's bits.
+    for r in [0, m / 2, m - 1] { #expect(product(r..<(r + 1)) == Array(whole[(r * n)..<((r + 1) * n)])) }
+    if m > 4 { #expect(product(1..<(m - 2)) == Array(whole[n..<((m - 2) * n)])) }
+    #expect(product(0..<m, portable: true) == whole)
+    // Columns computed in separate calls (as the threads split them) change nothing.
+    var split = [Float](repeating: .nan, count: m * n)
+    a.withUnsafeBufferPointer { a in
+        b.withUnsafeBufferPointer { b in
+            split.withUnsafeMutableBufferPointer { c in
+                for (start, end) in [(0, n / 3), (n / 3, n)] where start < end {
+                    moeq_row_gemm(a.baseAddress, m, k, b.baseAddress, n, c.baseAddress, start, end)
+                }
+            }
+        }
+    }
+    #expect(split == whole)
 }

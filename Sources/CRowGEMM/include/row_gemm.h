@@ -1,0 +1,19 @@
+// C[m×n] = A[m×k] · Bᵀ (B stored [n×k], row-major: PyTorch's [out, in] weight layout), every element computed the same
+// way wherever its row or column sits: eight lane partial sums over k (element i to lane i mod 8, fused multiply-add in
+// order, the tail zero-padded), then one fixed reduction tree. A row's result therefore does not depend on how many other
+// rows are in the product, on which thread computes it, or on whether the CPU has AVX2 (the portable path does the same
+// operations with fmaf). OpenBLAS gives no such guarantee (its results move with M), which the reference engine needs
+// so that batching windows together, or splitting them across machines, changes no number.
+#ifndef MOEQ_ROW_GEMM_H
+#define MOEQ_ROW_GEMM_H
+
+/// Columns [columnStart, columnEnd) of C for all m rows; ldc = n. Safe to call concurrently on disjoint column ranges.
+void moeq_row_gemm(const float *a, long m, long k, const float *b, long n, float *c, long columnStart, long columnEnd);
+
+/// 1 when the AVX2 + FMA path runs on this CPU, 0 for the portable one.
+int moeq_row_gemm_vectorized(void);
+
+/// Forces the portable path (tests compare the two); returns the previous setting.
+int moeq_row_gemm_force_portable(int on);
+
+#endif

@@ -1,7 +1,14 @@
-// The row-deterministic f32 product of row_gemm.h: an AVX2 + FMA path (3 rows × 4 columns at a time, columns in
-// panels that stay in L2) and a portable path with the same arithmetic, element for element.
+// The row-deterministic f32 product of row_gemm.h. AVX2 + FMA path: B packed 16 columns at a time as [k][16], rows of
+// A taken 6 at a time, 12 accumulators of 8 columns each, a[i][k] broadcast against the packed row (the usual register
+// tile of a BLAS kernel, without splitting k, so every element is one chain). Row tails run the same tile on a
+// zero-padded copy. The portable path computes each element's chain with fmaf.
 #include "row_gemm.h"
 #include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 #if defined(__x86_64__)
 #include <immintrin.h>
 #endif
@@ -14,102 +21,95 @@ int moeq_row_gemm_force_portable(int on) {
     return previous;
 }
 
-// ((p0+p4)+(p2+p6)) + ((p1+p5)+(p3+p7)): the order of the AVX reduction below.
-static inline float reduce8(const float p[8]) { return ((p[0] + p[4]) + (p[2] + p[6])) + ((p[1] + p[5]) + (p[3] + p[7])); }
-
-static float dotPortable(const float *a, const float *b, long k) {
-    float p[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-    long i = 0;
-    for (; i + 8 <= k; i += 8)
-        for (int l = 0; l < 8; l++) p[l] = fmaf(a[i + l], b[i + l], p[l]);
-    if (i < k)
-        for (int l = 0; l < 8; l++) {
-            float x = i + l < k ? a[i + l] : 0.0f, y = i + l < k ? b[i + l] : 0.0f;
-            p[l] = fmaf(x, y, p[l]);
-        }
-    return reduce8(p);
-}
-
 static void gemmPortable(const float *a, long m, long k, const float *b, long n, float *c, long j0, long j1) {
     for (long i = 0; i < m; i++)
-        for (long j = j0; j < j1; j++) c[i * n + j] = dotPortable(a + i * k, b + j * k, k);
+        for (long j = j0; j < j1; j++) {
+            const float *x = a + i * k, *y = b + j * k;
+            float sum = 0.0f;
+            for (long t = 0; t < k; t++) sum = fmaf(x[t], y[t], sum);
+            c[i * n + j] = sum;
+        }
 }
 
 #if defined(__x86_64__)
-__attribute__((target("avx2,fma"))) static inline float reduceVector(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));  // p[l] + p[l+4]
-    __m128 t = _mm_add_ps(s, _mm_movehl_ps(s, s));                                    // s0+s2, s1+s3
-    return _mm_cvtss_f32(_mm_add_ss(t, _mm_shuffle_ps(t, t, 1)));                     // (s0+s2) + (s1+s3)
-}
+enum { TileRows = 6, TileColumns = 16 };
 
-__attribute__((target("avx2,fma"))) static inline __m256i tailMask(long remaining) {
-    const int lanes[8] = {0, 1, 2, 3, 4, 5, 6, 7};
-    return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)remaining), _mm256_loadu_si256((const __m256i *)lanes));
-}
-
-__attribute__((target("avx2,fma"))) static float dotVector(const float *a, const float *b, long k) {
-    __m256 acc = _mm256_setzero_ps();
-    long i = 0;
-    for (; i + 8 <= k; i += 8) acc = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc);
-    if (i < k) {
-        __m256i mask = tailMask(k - i);
-        acc = _mm256_fmadd_ps(_mm256_maskload_ps(a + i, mask), _mm256_maskload_ps(b + i, mask), acc);
+// C tile (rows × columns stored, up to 6 × 16) = A rows · packed panel; `a` holds 6 rows of `lda` floats.
+__attribute__((target("avx2,fma"))) static void tile6x16(
+    const float *a, long lda, const float *panel, long k, float *c, long ldc, long rows, long columns) {
+    __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
+    __m256 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+    const float *a0 = a, *a1 = a + lda, *a2 = a + 2 * lda, *a3 = a + 3 * lda, *a4 = a + 4 * lda, *a5 = a + 5 * lda;
+    for (long t = 0; t < k; t++) {
+        __m256 y0 = _mm256_loadu_ps(panel + t * TileColumns), y1 = _mm256_loadu_ps(panel + t * TileColumns + 8);
+        __m256 x = _mm256_broadcast_ss(a0 + t);
+        c00 = _mm256_fmadd_ps(x, y0, c00), c01 = _mm256_fmadd_ps(x, y1, c01);
+        x = _mm256_broadcast_ss(a1 + t);
+        c10 = _mm256_fmadd_ps(x, y0, c10), c11 = _mm256_fmadd_ps(x, y1, c11);
+        x = _mm256_broadcast_ss(a2 + t);
+        c20 = _mm256_fmadd_ps(x, y0, c20), c21 = _mm256_fmadd_ps(x, y1, c21);
+        x = _mm256_broadcast_ss(a3 + t);
+        c30 = _mm256_fmadd_ps(x, y0, c30), c31 = _mm256_fmadd_ps(x, y1, c31);
+        x = _mm256_broadcast_ss(a4 + t);
+        c40 = _mm256_fmadd_ps(x, y0, c40), c41 = _mm256_fmadd_ps(x, y1, c41);
+        x = _mm256_broadcast_ss(a5 + t);
+        c50 = _mm256_fmadd_ps(x, y0, c50), c51 = _mm256_fmadd_ps(x, y1, c51);
     }
-    return reduceVector(acc);
+    float out[TileRows][TileColumns];
+    _mm256_storeu_ps(out[0], c00), _mm256_storeu_ps(out[0] + 8, c01), _mm256_storeu_ps(out[1], c10);
+    _mm256_storeu_ps(out[1] + 8, c11), _mm256_storeu_ps(out[2], c20), _mm256_storeu_ps(out[2] + 8, c21);
+    _mm256_storeu_ps(out[3], c30), _mm256_storeu_ps(out[3] + 8, c31), _mm256_storeu_ps(out[4], c40);
+    _mm256_storeu_ps(out[4] + 8, c41), _mm256_storeu_ps(out[5], c50), _mm256_storeu_ps(out[5] + 8, c51);
+    for (long r = 0; r < rows; r++) memcpy(c + r * ldc, out[r], (size_t)columns * sizeof(float));
 }
 
-// 3 rows of A against 4 rows of B: twelve accumulators, each exactly dotVector's.
-__attribute__((target("avx2,fma"))) static void block3x4(const float *a, const float *b, long k, float *c, long ldc) {
-    __m256 c00 = _mm256_setzero_ps(), c01 = c00, c02 = c00, c03 = c00;
-    __m256 c10 = c00, c11 = c00, c12 = c00, c13 = c00, c20 = c00, c21 = c00, c22 = c00, c23 = c00;
-    const float *a0 = a, *a1 = a + k, *a2 = a + 2 * k;
-    const float *b0 = b, *b1 = b + k, *b2 = b + 2 * k, *b3 = b + 3 * k;
-    long i = 0;
-    __m256 x0, x1, x2, y;
-#define MOEQ_STEP(LOAD)                                                   \
-    x0 = LOAD(a0 + i), x1 = LOAD(a1 + i), x2 = LOAD(a2 + i);              \
-    y = LOAD(b0 + i);                                                     \
-    c00 = _mm256_fmadd_ps(x0, y, c00), c10 = _mm256_fmadd_ps(x1, y, c10), \
-    c20 = _mm256_fmadd_ps(x2, y, c20);                                    \
-    y = LOAD(b1 + i);                                                     \
-    c01 = _mm256_fmadd_ps(x0, y, c01), c11 = _mm256_fmadd_ps(x1, y, c11), \
-    c21 = _mm256_fmadd_ps(x2, y, c21);                                    \
-    y = LOAD(b2 + i);                                                     \
-    c02 = _mm256_fmadd_ps(x0, y, c02), c12 = _mm256_fmadd_ps(x1, y, c12), \
-    c22 = _mm256_fmadd_ps(x2, y, c22);                                    \
-    y = LOAD(b3 + i);                                                     \
-    c03 = _mm256_fmadd_ps(x0, y, c03), c13 = _mm256_fmadd_ps(x1, y, c13), c23 = _mm256_fmadd_ps(x2, y, c23);
-    for (; i + 8 <= k; i += 8) { MOEQ_STEP(_mm256_loadu_ps) }
-    if (i < k) {
-        __m256i mask = tailMask(k - i);
-#define MOEQ_MASKED(p) _mm256_maskload_ps((p), mask)
-        MOEQ_STEP(MOEQ_MASKED)
-#undef MOEQ_MASKED
-    }
-#undef MOEQ_STEP
-    c[0] = reduceVector(c00), c[1] = reduceVector(c01), c[2] = reduceVector(c02), c[3] = reduceVector(c03);
-    c[ldc] = reduceVector(c10), c[ldc + 1] = reduceVector(c11), c[ldc + 2] = reduceVector(c12), c[ldc + 3] = reduceVector(c13);
-    c[2 * ldc] = reduceVector(c20), c[2 * ldc + 1] = reduceVector(c21), c[2 * ldc + 2] = reduceVector(c22);
-    c[2 * ldc + 3] = reduceVector(c23);
-}
-
-__attribute__((target("avx2,fma"))) static void gemmVector(
+__attribute__((target("avx2,fma"))) static int gemmVector(
     const float *a, long m, long k, const float *b, long n, float *c, long j0, long j1) {
-    // Column panels of about 256 KiB of B, reused by every row of A.
-    long panel = (65536 / (k > 0 ? k : 1)) & ~3L;
-    if (panel < 4) panel = 4;
-    for (long p0 = j0; p0 < j1; p0 += panel) {
-        long p1 = p0 + panel < j1 ? p0 + panel : j1;
-        long i = 0;
-        for (; i + 3 <= m; i += 3) {
-            long j = p0;
-            for (; j + 4 <= p1; j += 4) block3x4(a + i * k, b + j * k, k, c + i * n + j, n);
-            for (; j < p1; j++)
-                for (long r = i; r < i + 3; r++) c[r * n + j] = dotVector(a + r * k, b + j * k, k);
-        }
-        for (; i < m; i++)
-            for (long j = p0; j < p1; j++) c[i * n + j] = dotVector(a + i * k, b + j * k, k);
+    if (k <= 0) {
+        for (long i = 0; i < m; i++)
+            for (long j = j0; j < j1; j++) c[i * n + j] = 0.0f;
+        return 1;
     }
+    // Blocking (changes which tile runs when, never an element's chain): columns in chunks whose packed panels take
+    // about 512 KiB (L2), rows in blocks of about 96 KiB of A, every panel of the chunk applied to a block before the
+    // next block, so A is read from memory once per chunk rather than once per panel.
+    long panelsPerChunk = (131072 / (k * TileColumns));
+    if (panelsPerChunk < 1) panelsPerChunk = 1;
+    long blockRows = (24576 / k) / TileRows * TileRows;
+    if (blockRows < TileRows) blockRows = TileRows;
+    long chunkColumns = panelsPerChunk * TileColumns;
+    float *panels = malloc((size_t)k * chunkColumns * sizeof(float));
+    float *padded = malloc((size_t)k * TileRows * sizeof(float));
+    if (!panels || !padded) {
+        free(panels), free(padded);
+        return 0;
+    }
+    for (long q = j0; q < j1; q += chunkColumns) {
+        long q1 = q + chunkColumns < j1 ? q + chunkColumns : j1;
+        // Pack columns q … q1 of Bᵀ as [panel][k][16]; lanes past the range are zero and never stored.
+        for (long p = q; p < q1; p += TileColumns) {
+            float *panel = panels + ((p - q) / TileColumns) * k * TileColumns;
+            long columns = q1 - p < TileColumns ? q1 - p : TileColumns;
+            for (long t = 0; t < k; t++)
+                for (long l = 0; l < TileColumns; l++) panel[t * TileColumns + l] = l < columns ? b[(p + l) * k + t] : 0.0f;
+        }
+        for (long r0 = 0; r0 < m; r0 += blockRows) {
+            long r1 = r0 + blockRows < m ? r0 + blockRows : m;
+            for (long p = q; p < q1; p += TileColumns) {
+                const float *panel = panels + ((p - q) / TileColumns) * k * TileColumns;
+                long columns = q1 - p < TileColumns ? q1 - p : TileColumns;
+                long i = r0;
+                for (; i + TileRows <= r1; i += TileRows) tile6x16(a + i * k, k, panel, k, c + i * n + p, n, TileRows, columns);
+                if (i < r1) {
+                    memset(padded, 0, (size_t)k * TileRows * sizeof(float));
+                    memcpy(padded, a + i * k, (size_t)(r1 - i) * k * sizeof(float));
+                    tile6x16(padded, k, panel, k, c + i * n + p, n, r1 - i, columns);
+                }
+            }
+        }
+    }
+    free(panels), free(padded);
+    return 1;
 }
 #endif
 
@@ -123,10 +123,16 @@ int moeq_row_gemm_vectorized(void) {
 
 void moeq_row_gemm(const float *a, long m, long k, const float *b, long n, float *c, long columnStart, long columnEnd) {
 #if defined(__x86_64__)
-    if (moeq_row_gemm_vectorized()) {
-        gemmVector(a, m, k, b, n, c, columnStart, columnEnd);
-        return;
-    }
+    if (moeq_row_gemm_vectorized() && gemmVector(a, m, k, b, n, c, columnStart, columnEnd)) return;
 #endif
     gemmPortable(a, m, k, b, n, c, columnStart, columnEnd);
+}
+
+int moeq_keep_freed_memory(long mmapThreshold, long trimThreshold) {
+#if defined(__GLIBC__)
+    return mallopt(M_MMAP_THRESHOLD, (int)mmapThreshold) == 1 && mallopt(M_TRIM_THRESHOLD, (int)trimThreshold) == 1;
+#else
+    (void)mmapThreshold, (void)trimThreshold;
+    return 0;
+#endif
 }

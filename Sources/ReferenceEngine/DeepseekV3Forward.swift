@@ -148,7 +148,7 @@ public struct DeepseekV3Forward {
                 }
             }
             let attended = try project(context, tokens: t, inputs: heads * vDim, attention(.output), outputs: h)
-            for i in 0..<x.count { x[i] += attended[i] }
+            DenseOps.add(&x, attended)
 
             var m = x
             DenseOps.rmsNorm(&m, width: h, weight: try weight(.feedForwardNorm(layer: layer)), epsilon: eps)
@@ -156,7 +156,7 @@ public struct DeepseekV3Forward {
                 spec.isMoELayer(layer)
                 ? try moe(m, tokens: t, layer: layer)
                 : try mlp(m, tokens: t, roles: { .denseFeedForward(layer: layer, projection: $0) }, width: spec.intermediateSize)
-            for i in 0..<x.count { x[i] += out[i] }
+            DenseOps.add(&x, out)
         }
     }
 
@@ -187,14 +187,9 @@ public struct DeepseekV3Forward {
         observer.observeHeads(.attention(layer: layer, part: .valueB), input: latents, heads: heads, tokens: t, width: rank)
     }
 
-    /// SwiGLU MLP (dense layers and shared experts).
+    /// SwiGLU MLP (dense layers, shared and routed experts).
     func mlp(_ x: [Float], tokens t: Int, roles: (Projection) -> TensorRole, width: Int) throws -> [Float] {
-        let h = spec.hiddenSize
-        let gate = try project(x, tokens: t, inputs: h, roles(.gate), outputs: width)
-        let up = try project(x, tokens: t, inputs: h, roles(.up), outputs: width)
-        var act = [Float](repeating: 0, count: gate.count)
-        for i in 0..<act.count { act[i] = DenseOps.silu(gate[i]) * up[i] }
-        return try project(act, tokens: t, inputs: width, roles(.down), outputs: h)
+        try swiGLUFeedForward(x, tokens: t, roles: roles, width: width)
     }
 
     /// Sigmoid router with bias-for-selection and group limit, routed experts, plus shared experts.
@@ -203,8 +198,7 @@ public struct DeepseekV3Forward {
         let groups = max(spec.expertGroupCount, 1), perGroup = experts / groups
         let logits = try project(x, tokens: t, inputs: h, .router(layer: layer), outputs: experts)
         let bias = weights.has(.routerBias(layer: layer)) ? try weight(.routerBias(layer: layer)) : [Float](repeating: 0, count: experts)
-        var chosen = [[(expert: Int, weight: Float)]](repeating: [], count: t)
-        for i in 0..<t {
+        func route(_ i: Int) -> [(expert: Int, weight: Float)] {
             let scores = (0..<experts).map { 1 / (1 + exp(-logits[i * experts + $0])) }
             var choice = (0..<experts).map { scores[$0] + bias[$0] }
             // Group score: sum of the two best choices in each group; keep the best `topk_group` groups.
@@ -220,10 +214,12 @@ public struct DeepseekV3Forward {
                 let denominator = weights.reduce(0, +) + 1e-20
                 weights = weights.map { $0 / denominator }
             }
-            chosen[i] = zip(picks, weights).map { ($0, $1 * Float(spec.routedScalingFactor)) }
+            return zip(picks, weights).map { ($0, $1 * Float(spec.routedScalingFactor)) }
         }
+        var chosen = [[(expert: Int, weight: Float)]](repeating: [], count: t)
+        chosen.withUnsafeMutableBufferPointer { chosen in Parallel.rows(t) { tokens in for i in tokens { chosen[i] = route(i) } } }
         let ff = spec.expertIntermediateSize
-        var output = try DenseOps.dispatch(x, tokens: t, width: h, experts: experts, chosen: chosen, parallel: observer == nil) {
+        var output = try DenseOps.dispatch(x, tokens: t, width: h, experts: experts, chosen: chosen) {
             expert, rows, count in
             try mlp(rows, tokens: count, roles: { .routedExpert(layer: layer, expert: expert, projection: $0) }, width: ff)
         }

@@ -1,5 +1,6 @@
 // The leaf operations of the reference forward pass, on row-major f32 activations [tokens × width].
 import Foundation
+import QuantKernels
 
 enum DenseOps {
     /// y = x · W (W stored [out, in], PyTorch order): [tokens × out], each row independent of the others (row_gemm.h).
@@ -15,14 +16,63 @@ enum DenseOps {
         return y
     }
 
+    /// `x` [rows × width] rounded as llama.cpp's CPU backend rounds a matmul input (rows are independent, so they are
+    /// rounded in parallel runs of rows).
+    static func rounded(_ x: [Float], rows: Int, width: Int, _ rounding: GGMLDotInput) -> [Float] {
+        var out = x
+        out.withUnsafeMutableBufferPointer { out in
+            Parallel.rows(rows, minimum: 64) { run in
+                var part = Array(out[(run.lowerBound * width)..<(run.upperBound * width)])
+                rounding.round(&part)
+                for i in part.indices { out[run.lowerBound * width + i] = part[i] }
+            }
+        }
+        return out
+    }
+
     /// RMSNorm over each `width`-wide group: x / √(mean x² + ε) · w.
     static func rmsNorm(_ x: inout [Float], width: Int, weight: [Float], epsilon: Float) {
-        for start in stride(from: 0, to: x.count, by: width) {
-            var sum: Float = 0
-            for i in start..<(start + width) { sum += x[i] * x[i] }
-            let scale = 1 / (sum / Float(width) + epsilon).squareRoot()
-            for i in 0..<width { x[start + i] = weight[i] * (x[start + i] * scale) }
+        x.withUnsafeMutableBufferPointer { x in
+            Parallel.rows(x.count / max(width, 1)) { rows in
+                for row in rows {
+                    let start = row * width
+                    var sum: Float = 0
+                    for i in start..<(start + width) { sum += x[i] * x[i] }
+                    let scale = 1 / (sum / Float(width) + epsilon).squareRoot()
+                    for i in 0..<width { x[start + i] = weight[i] * (x[start + i] * scale) }
+                }
+            }
         }
+    }
+
+    /// A copy of `x` with RMSNorm applied (rows in parallel).
+    static func normed(_ x: [Float], width: Int, weight: [Float], epsilon: Float) -> [Float] {
+        var y = x
+        rmsNorm(&y, width: width, weight: weight, epsilon: epsilon)
+        return y
+    }
+
+    /// x += y, element-wise, on all cores (the residual stream).
+    static func add(_ x: inout [Float], _ y: [Float]) {
+        x.withUnsafeMutableBufferPointer { x in
+            y.withUnsafeBufferPointer { y in Parallel.rows(x.count, minimum: 1 << 16) { run in for i in run { x[i] += y[i] } } }
+        }
+    }
+
+    /// Each token's position within its window (`windows`: token counts of the consecutive windows).
+    static func positions(_ windows: [Int]) -> [Int] { windows.flatMap { 0..<$0 } }
+
+    /// cos and sin of position · inverse[i] for positions 0..<count: [count × inverse.count] each.
+    static func rotations(count: Int, inverse: [Float], scale: Float = 1) -> (cos: [Float], sin: [Float]) {
+        var c = [Float](repeating: 0, count: count * inverse.count), s = c
+        for t in 0..<count {
+            for (i, f) in inverse.enumerated() {
+                let angle = Float(t) * f
+                c[t * inverse.count + i] = cos(angle) * scale
+                s[t * inverse.count + i] = sin(angle) * scale
+            }
+        }
+        return (c, s)
     }
 
     /// HF "rotate_half" RoPE on `heads` heads of `dim` per token row; positions restart at 0 in each window of
@@ -30,21 +80,22 @@ enum DenseOps {
     static func rope(_ x: inout [Float], windows: [Int], heads: Int, dim: Int, theta: Double) {
         let half = dim / 2
         let inverse = (0..<half).map { Float(1 / pow(theta, Double(2 * $0) / Double(dim))) }
-        var row = 0
-        for count in windows {
-            for t in 0..<count {
-                for i in 0..<half {
-                    let angle = Float(t) * inverse[i]
-                    let c = cos(angle), s = sin(angle)
-                    for h in 0..<heads {
-                        let base = ((row + t) * heads + h) * dim
-                        let a = x[base + i], b = x[base + i + half]
-                        x[base + i] = a * c - b * s
-                        x[base + i + half] = b * c + a * s
+        let positions = positions(windows), (cosines, sines) = rotations(count: windows.max() ?? 0, inverse: inverse)
+        x.withUnsafeMutableBufferPointer { x in
+            Parallel.rows(positions.count) { tokens in
+                for row in tokens {
+                    let t = positions[row]
+                    for i in 0..<half {
+                        let c = cosines[t * half + i], s = sines[t * half + i]
+                        for h in 0..<heads {
+                            let base = (row * heads + h) * dim
+                            let a = x[base + i], b = x[base + i + half]
+                            x[base + i] = a * c - b * s
+                            x[base + i + half] = b * c + a * s
+                        }
                     }
                 }
             }
-            row += count
         }
     }
 
@@ -95,12 +146,11 @@ enum DenseOps {
 
     static func silu(_ x: Float) -> Float { x / (1 + exp(-x)) }
 
-    /// Routed-expert dispatch: gathers the rows routed to each expert, runs `expert(index, rows, count)` once per
-    /// expert that received tokens, and sums the outputs back weighted by the router weights, expert by expert in
-    /// index order (so the sums do not depend on scheduling). `x` is tokens × width. With `parallel`, as many experts
-    /// as there are cores run at once (the closure must then be safe to call concurrently).
+    /// Routed-expert dispatch: for each expert that received tokens, in index order, gathers its rows, runs
+    /// `expert(index, rows, count)` (whose products use every core) and adds the output back weighted by the router
+    /// weight, so each token's sum runs in expert order whatever the threads do. `x` is tokens × width.
     static func dispatch(
-        _ x: [Float], tokens: Int, width h: Int, experts: Int, chosen: [[(expert: Int, weight: Float)]], parallel: Bool = false,
+        _ x: [Float], tokens: Int, width h: Int, experts: Int, chosen: [[(expert: Int, weight: Float)]],
         expert: (Int, [Float], Int) throws -> [Float]
     ) throws -> [Float] {
         var output = [Float](repeating: 0, count: tokens * h)
@@ -108,25 +158,39 @@ enum DenseOps {
         for i in 0..<tokens {
             for pick in chosen[i] where (0..<experts).contains(pick.expert) { routed[pick.expert].append((i, pick.weight)) }
         }
-        let used = (0..<experts).filter { !routed[$0].isEmpty }
-        let group = parallel ? Parallel.threads : 1
-        for start in stride(from: 0, to: used.count, by: group) {
-            let batch = Array(used[start..<min(start + group, used.count)])
-            var results = [Result<[Float], Error>](repeating: .success([]), count: batch.count)
-            results.withUnsafeMutableBufferPointer { results in
-                Parallel.forEach(batch.count, enabled: parallel) { slot in
-                    let e = batch[slot], list = routed[e]
-                    var rows = [Float](repeating: 0, count: list.count * h)
-                    for (r, (i, _)) in list.enumerated() { for j in 0..<h { rows[r * h + j] = x[i * h + j] } }
-                    results[slot] = Result { try expert(e, rows, list.count) }
+        for e in 0..<experts where !routed[e].isEmpty {
+            let list = routed[e]
+            var rows = [Float](repeating: 0, count: list.count * h)
+            rows.withUnsafeMutableBufferPointer { rows in
+                x.withUnsafeBufferPointer { x in
+                    Parallel.rows(list.count) { run in
+                        for r in run { for j in 0..<h { rows[r * h + j] = x[list[r].row * h + j] } }
+                    }
                 }
             }
-            for (slot, e) in batch.enumerated() {
-                let down = try results[slot].get()
-                for (r, (i, w)) in routed[e].enumerated() { for j in 0..<h { output[i * h + j] += w * down[r * h + j] } }
+            let down = try expert(e, rows, list.count)
+            // A token appears at most once in an expert's list, so its rows are added without overlap.
+            output.withUnsafeMutableBufferPointer { output in
+                down.withUnsafeBufferPointer { down in
+                    Parallel.rows(list.count) { run in
+                        for r in run {
+                            let (i, w) = list[r]
+                            for j in 0..<h { output[i * h + j] += w * down[r * h + j] }
+                        }
+                    }
+                }
             }
         }
         return output
+    }
+
+    /// SwiGLU's activation: silu(gate) · up, element-wise, on all cores.
+    static func swiGLU(_ gate: [Float], _ up: [Float]) -> [Float] {
+        var act = [Float](repeating: 0, count: gate.count)
+        act.withUnsafeMutableBufferPointer { act in
+            Parallel.rows(gate.count, minimum: 1 << 14) { run in for i in run { act[i] = silu(gate[i]) * up[i] } }
+        }
+        return act
     }
 }
 
@@ -140,6 +204,16 @@ public enum Parallel {
 
     private static let nestedKey = "moeq.parallel.worker"
     private struct Task: @unchecked Sendable { let run: (Int) -> Void }
+
+    /// Runs `body` over `count` rows split into runs (several per thread), in parallel when there are at least
+    /// `minimum` rows; the body must touch only its own rows.
+    static func rows(_ count: Int, minimum: Int = 256, _ body: (Range<Int>) -> Void) {
+        let runs = count >= minimum ? min(threads * 4, count) : 1, step = (count + max(runs, 1) - 1) / max(runs, 1)
+        forEach(runs) { r in
+            let start = r * step, end = min(count, start + step)
+            if start < end { body(start..<end) }
+        }
+    }
 
     /// Runs `body(0..<count)`, concurrently when `enabled`, there is more than one task and more than one worker.
     static func forEach(_ count: Int, enabled: Bool = true, _ body: (Int) -> Void) {

@@ -37,9 +37,12 @@ public struct GQAMoEForward {
             var a = x
             DenseOps.rmsNorm(&a, width: h, weight: try weight(.attentionNorm(layer: layer)), epsilon: eps)
             let d = spec.headDim, heads = spec.headCount, kvHeads = spec.keyValueHeadCount
-            var q = try project(a, tokens: t, inputs: h, attention(.query), outputs: heads * d)
-            var k = try project(a, tokens: t, inputs: h, attention(.key), outputs: kvHeads * d)
-            let v = try project(a, tokens: t, inputs: h, attention(.value), outputs: kvHeads * d)
+            let qkv = try weights.project(
+                a, tokens: t, inputs: h,
+                [(attention(.query), heads * d), (attention(.key), kvHeads * d), (attention(.value), kvHeads * d)],
+                observer: observer)
+            var q = qkv[0], k = qkv[1]
+            let v = qkv[2]
             if spec.queryKeyNorm {
                 DenseOps.rmsNorm(&q, width: d, weight: try weight(attention(.queryNorm)), epsilon: eps)
                 DenseOps.rmsNorm(&k, width: d, weight: try weight(attention(.keyNorm)), epsilon: eps)
@@ -48,28 +51,21 @@ public struct GQAMoEForward {
             DenseOps.rope(&k, windows: windows, heads: kvHeads, dim: d, theta: spec.ropeTheta)
             let context = DenseOps.attention(q: q, k: k, v: v, windows: windows, heads: heads, kvHeads: kvHeads, dim: d)
             let attended = try project(context, tokens: t, inputs: heads * d, attention(.output), outputs: h)
-            for i in 0..<x.count { x[i] += attended[i] }
+            DenseOps.add(&x, attended)
             // MoE block.
             var m = x
             DenseOps.rmsNorm(&m, width: h, weight: try weight(.feedForwardNorm(layer: layer)), epsilon: eps)
             guard spec.isMoELayer(layer) else {
                 // Qwen3's mlp_only_layers: a dense SwiGLU FFN.
-                let gate = try project(
-                    m, tokens: t, inputs: h, .denseFeedForward(layer: layer, projection: .gate), outputs: spec.intermediateSize)
-                let up = try project(
-                    m, tokens: t, inputs: h, .denseFeedForward(layer: layer, projection: .up), outputs: spec.intermediateSize)
-                var act = [Float](repeating: 0, count: gate.count)
-                for i in 0..<act.count { act[i] = DenseOps.silu(gate[i]) * up[i] }
-                let out = try project(
-                    act, tokens: t, inputs: spec.intermediateSize, .denseFeedForward(layer: layer, projection: .down), outputs: h)
-                for i in 0..<x.count { x[i] += out[i] }
+                let out = try swiGLUFeedForward(
+                    m, tokens: t, roles: { .denseFeedForward(layer: layer, projection: $0) }, width: spec.intermediateSize)
+                DenseOps.add(&x, out)
                 return
             }
             let experts = spec.routedExpertCount, topK = spec.expertsPerToken
             let router = try project(m, tokens: t, inputs: h, .router(layer: layer), outputs: experts)
             // Softmax over all experts, top-k, renormalised (Mixtral always; Qwen3 when norm_topk_prob).
-            var chosen = [[(expert: Int, weight: Float)]](repeating: [], count: t)
-            for i in 0..<t {
+            func route(_ i: Int) -> [(expert: Int, weight: Float)] {
                 let row = Array(router[(i * experts)..<((i + 1) * experts)])
                 let top = row.max() ?? 0
                 let e = row.map { exp($0 - top) }
@@ -80,19 +76,16 @@ public struct GQAMoEForward {
                 }.prefix(topK)
                 let sum = picks.reduce(Float(0)) { $0 + $1.element }
                 let normalize = spec.normalizeTopKProbabilities
-                chosen[i] = picks.map { ($0.offset, normalize ? $0.element / sum : $0.element) }
+                return picks.map { ($0.offset, normalize ? $0.element / sum : $0.element) }
             }
+            var chosen = [[(expert: Int, weight: Float)]](repeating: [], count: t)
+            chosen.withUnsafeMutableBufferPointer { chosen in Parallel.rows(t) { tokens in for i in tokens { chosen[i] = route(i) } } }
             let ff = spec.expertIntermediateSize
-            let output = try DenseOps.dispatch(m, tokens: t, width: h, experts: experts, chosen: chosen, parallel: observer == nil) {
-                expert, rows, count in
-                func role(_ projection: Projection) -> TensorRole { .routedExpert(layer: layer, expert: expert, projection: projection) }
-                let gate = try project(rows, tokens: count, inputs: h, role(.gate), outputs: ff)
-                let up = try project(rows, tokens: count, inputs: h, role(.up), outputs: ff)
-                var act = [Float](repeating: 0, count: gate.count)
-                for i in 0..<act.count { act[i] = DenseOps.silu(gate[i]) * up[i] }
-                return try project(act, tokens: count, inputs: ff, role(.down), outputs: h)
+            let output = try DenseOps.dispatch(m, tokens: t, width: h, experts: experts, chosen: chosen) { expert, rows, count in
+                try swiGLUFeedForward(
+                    rows, tokens: count, roles: { .routedExpert(layer: layer, expert: expert, projection: $0) }, width: ff)
             }
-            for i in 0..<x.count { x[i] += output[i] }
+            DenseOps.add(&x, output)
         }
     }
 }

@@ -1,6 +1,7 @@
 // The forward passes as stages — embed, one decoder layer, final norm + head — so windows can advance one layer at a
 // time (layer-major: each layer's weights read and decoded once for all windows) or one window at a time; the per-window
 // arithmetic is the same code either way, so both orders give the same logits bit for bit.
+import CRowGEMM
 import Foundation
 import ModelCatalog
 import TensorFormats
@@ -17,6 +18,14 @@ public protocol LayerForward {
 extension LayerForward {
     /// One decoder layer on one causal window.
     public func layer(_ layer: Int, _ x: inout [Float], tokens: Int) throws { try self.layer(layer, &x, windows: [tokens]) }
+
+    /// SwiGLU feed-forward, down(silu(x·gateᵀ) ⊙ x·upᵀ): dense layers, shared and routed experts.
+    func swiGLUFeedForward(_ x: [Float], tokens t: Int, roles: (Projection) -> TensorRole, width: Int) throws -> [Float] {
+        let h = spec.hiddenSize
+        let gateUp = try weights.project(x, tokens: t, inputs: h, [(roles(.gate), width), (roles(.up), width)], observer: observer)
+        let act = DenseOps.swiGLU(gateUp[0], gateUp[1])
+        return try weights.project(act, tokens: t, inputs: width, roles(.down), outputs: h, observer: observer)
+    }
 
     /// Token embeddings [tokens × hidden] of one window.
     public func embed(_ ids: [Int]) throws -> [Float] {
@@ -117,6 +126,11 @@ public enum LayerMajor {
     /// Called after each layer of a pass: (layer index, layer count, states spilled in bytes).
     public typealias Progress = (_ layer: Int, _ layers: Int, _ spilledBytes: Int) -> Void
 
+    /// The pass allocates and frees activation arrays of megabytes many times per layer; glibc would map and unmap
+    /// each one (a page fault per 4 KiB on every reuse, and threads queueing on the process's mapping lock). Blocks up
+    /// to 32 MiB are kept in the heap instead, and freed memory is not handed back until 1 GiB is free (set once).
+    static let reuseFreedMemory: Void = { _ = moeq_keep_freed_memory(32 << 20, 1 << 30) }()
+
     /// Bytes of activations one token of a batch needs inside a layer: the residual stream and its normed copies, the
     /// attention projections, router scores and the copies routed to experts (an estimate from the spec's widths).
     public static func workingBytesPerToken(_ spec: ModelSpec) -> Int {
@@ -152,6 +166,7 @@ public enum LayerMajor {
     public static func hiddenStates(
         _ engine: LayerForward, windows: [[Int]], budget: Int = defaultBudget, progress: Progress? = nil
     ) throws -> HiddenStates {
+        _ = reuseFreedMemory
         let states = try HiddenStates(sizes: windows.map { $0.count * engine.spec.hiddenSize }, budget: budget)
         for (w, window) in windows.enumerated() { try states.write(w, try engine.embed(window)) }
         let h = engine.spec.hiddenSize, counts = windows.map(\.count)

@@ -111,12 +111,14 @@ public enum QuantValidation {
                 vocabulary: quant.spec.vocabularySize, context: windows.first?.count ?? 0, topK: $0, windowsHash: windowsHash(windows))
         }
         var approximateSum = 0.0
-        let scores = try score(quant: quant, base: base, windows: windows, memory: memory, progress: progress) {
-            distribution, target, quantDistribution in
-            guard record != nil else { return }
-            record!.append(distribution, target: target)
-            approximateSum += record!.divergence(record!.positions - 1, quant: quantDistribution)
-        }
+        let seen: (([Double], Int, [Double]) -> Void)? =
+            record == nil
+            ? nil
+            : { distribution, target, quantDistribution in
+                record!.append(distribution, target: target)
+                approximateSum += record!.divergence(record!.positions - 1, quant: quantDistribution)
+            }
+        let scores = try score(quant: quant, base: base, windows: windows, memory: memory, progress: progress, baseSeen: seen)
         record?.chunks = windows.count
         var report = try self.report(scores)
         if record != nil {
@@ -131,18 +133,17 @@ public enum QuantValidation {
     }
 
     /// The per-position scores of `windows`; `baseSeen` receives each base distribution (log-probabilities), the
-    /// next token and the quant's distribution, when the base is a model.
+    /// next token and the quant's distribution, when the base is a model. Without `baseSeen` the windows are scored
+    /// on all cores (as many windows' logits at a time as there are threads); the scores keep window order either way.
     public static func score(
         quant: WeightProvider, base: BaseSource, windows: [[Int]], memory: Int = LayerMajor.defaultBudget,
         progress: ((_ model: String, _ layer: Int, _ layers: Int, _ spilledBytes: Int) -> Void)? = nil,
-        baseSeen: ([Double], Int, [Double]) -> Void = { _, _, _ in }
+        baseSeen: (([Double], Int, [Double]) -> Void)? = nil
     ) throws -> Scores {
         guard !windows.isEmpty, windows.allSatisfy({ $0.count >= 4 }) else {
             throw EngineError.noWork(
                 "no window of at least 4 tokens to score (the text is shorter than one window of --ctx tokens, or --chunks is 0)")
         }
-        let vocabulary = quant.spec.vocabularySize
-        let context = windows.first?.count ?? 0
         var scores = Scores()
         if case .record = base { scores.kldFromRecord = true }
         // Layer-major: all windows advance one layer at a time through each model (each layer's weights decoded once per
@@ -158,34 +159,64 @@ public enum QuantValidation {
                 engine, windows: windows, budget: memory / 2, progress: progress.map { report in { report("base", $0, $1, $2) } })
             baseEngine = engine
         }
-        for (w, window) in windows.enumerated() {
-            let q = try quantEngine.head(try quantStates.read(w), tokens: window.count)
-            var b: [Float] = []
-            if let baseEngine, let baseStates { b = try baseEngine.head(try baseStates.read(w), tokens: window.count) }
-            for t in (context / 2)..<(context - 1) {
-                let lq = logSoftmax(q[(t * vocabulary)..<((t + 1) * vocabulary)])
-                let next = window[t + 1]
-                let quantTop = argmax(lq)
-                switch base {
-                case .model:
-                    let lb = logSoftmax(b[(t * vocabulary)..<((t + 1) * vocabulary)])
-                    scores.baseNLL.append(-lb[next])
-                    var kld = 0.0
-                    for i in 0..<vocabulary { kld += exp(lb[i]) * (lb[i] - lq[i]) }
-                    scores.kld.append(max(kld, 0))
-                    scores.agree.append(argmax(lb) == quantTop)
-                    baseSeen(lb, next, lq)
-                case .record(let stored):
-                    let p = scores.baseNLL.count
-                    scores.baseNLL.append(-Double(stored.targetLogProbabilities[p]))
-                    scores.kld.append(stored.divergence(p, quant: lq))
-                    scores.agree.append(stored.argmax(p) == quantTop)
-                }
-                scores.quantNLL.append(-lq[next])
-                scores.deltaP.append(exp(lq[next]) - exp(-scores.baseNLL[scores.baseNLL.count - 1]))
-            }
-            scores.chunks += 1
+        // Positions scored before each window (a record's positions are numbered across windows).
+        var firstPosition: [Int] = [], positions = 0
+        for window in windows {
+            firstPosition.append(positions)
+            positions += window.count - 1 - window.count / 2
         }
+        let group = baseSeen == nil ? Parallel.threads : 1
+        for start in stride(from: 0, to: windows.count, by: group) {
+            let batch = Array(start..<min(start + group, windows.count))
+            var inputs: [(quant: [Float], base: [Float])] = []
+            for w in batch { inputs.append((try quantStates.read(w), try baseStates?.read(w) ?? [])) }
+            var results = [Result<Scores, Error>](repeating: .success(Scores()), count: batch.count)
+            results.withUnsafeMutableBufferPointer { slots in
+                Parallel.forEach(batch.count, enabled: baseSeen == nil) { slot in
+                    let w = batch[slot]
+                    slots[slot] = Result {
+                        let q = try quantEngine.head(inputs[slot].quant, tokens: windows[w].count)
+                        let b = try baseEngine.map { try $0.head(inputs[slot].base, tokens: windows[w].count) } ?? []
+                        return windowScores(
+                            windows[w], quant: q, base: base, baseLogits: b, firstPosition: firstPosition[w], baseSeen: baseSeen)
+                    }
+                }
+            }
+            for result in results { scores.append(try result.get()) }
+        }
+        return scores
+    }
+
+    /// One window's scores (its second half) from its logits.
+    static func windowScores(
+        _ window: [Int], quant q: [Float], base: BaseSource, baseLogits b: [Float], firstPosition: Int,
+        baseSeen: (([Double], Int, [Double]) -> Void)?
+    ) -> Scores {
+        var scores = Scores()
+        let context = window.count, vocabulary = q.count / max(context, 1)
+        for t in (context / 2)..<(context - 1) {
+            let lq = logSoftmax(q[(t * vocabulary)..<((t + 1) * vocabulary)])
+            let next = window[t + 1]
+            let quantTop = argmax(lq)
+            switch base {
+            case .model:
+                let lb = logSoftmax(b[(t * vocabulary)..<((t + 1) * vocabulary)])
+                scores.baseNLL.append(-lb[next])
+                var kld = 0.0
+                for i in 0..<vocabulary { kld += exp(lb[i]) * (lb[i] - lq[i]) }
+                scores.kld.append(max(kld, 0))
+                scores.agree.append(argmax(lb) == quantTop)
+                baseSeen?(lb, next, lq)
+            case .record(let stored):
+                let p = firstPosition + scores.baseNLL.count
+                scores.baseNLL.append(-Double(stored.targetLogProbabilities[p]))
+                scores.kld.append(stored.divergence(p, quant: lq))
+                scores.agree.append(stored.argmax(p) == quantTop)
+            }
+            scores.quantNLL.append(-lq[next])
+            scores.deltaP.append(exp(lq[next]) - exp(-scores.baseNLL[scores.baseNLL.count - 1]))
+        }
+        scores.chunks = 1
         return scores
     }
 
@@ -222,22 +253,35 @@ public enum QuantValidation {
 
     /// Weight error of every quantized weight against the base, worst first.
     public static func tensorErrors(quant: GGUFWeights, base: WeightProvider) throws -> [QuantValidationReport.TensorError] {
-        var errors: [QuantValidationReport.TensorError] = []
         let layout = quant.spec.tensorLayout
-        for role in quant.roles where base.has(role) {
-            let reference = try base.weight(role), approximation = try quant.weight(role)
-            let metrics = ErrorMetrics(reference: reference, approximation: approximation, width: reference.count)
-            let squares = reference.reduce(0.0) { $0 + Double($1) * Double($1) }
-            let rms = (squares / Double(max(reference.count, 1))).squareRoot()
-            let name = layout.checkpointName(role, part: layout.storedPart(of: role)) ?? "\(role)"
-            errors.append(.init(name: name, metrics: metrics, relativeRMSE: rms > 0 ? metrics.rmse / rms : 0))
+        let roles = quant.roles.filter { base.has($0) }
+        var results = [Result<QuantValidationReport.TensorError, Error>?](repeating: nil, count: roles.count)
+        results.withUnsafeMutableBufferPointer { slots in
+            Parallel.forEach(roles.count) { r in
+                slots[r] = Result {
+                    let role = roles[r]
+                    let reference = try base.weight(role), approximation = try quant.weight(role)
+                    let metrics = ErrorMetrics(reference: reference, approximation: approximation, width: reference.count)
+                    let squares = reference.reduce(0.0) { $0 + Double($1) * Double($1) }
+                    let rms = (squares / Double(max(reference.count, 1))).squareRoot()
+                    let name = layout.checkpointName(role, part: layout.storedPart(of: role)) ?? "\(role)"
+                    return .init(name: name, metrics: metrics, relativeRMSE: rms > 0 ? metrics.rmse / rms : 0)
+                }
+            }
         }
-        return errors.sorted { $0.relativeRMSE > $1.relativeRMSE }
+        // Worst first; ties in name order, so the list does not depend on scheduling.
+        return try results.compactMap { try $0?.get() }.sorted {
+            $0.relativeRMSE > $1.relativeRMSE || ($0.relativeRMSE == $1.relativeRMSE && $0.name < $1.name)
+        }
     }
 
+    /// log p over one row of logits: the shifted exponentials in f32 (every term ≤ 1, relative error ~1e-7), summed
+    /// and logged in f64.
     static func logSoftmax(_ row: ArraySlice<Float>) -> [Double] {
-        let maximum = Double(row.max() ?? 0)
-        let logSum = log(row.reduce(0.0) { $0 + exp(Double($1) - maximum) }) + maximum
+        let top = row.max() ?? 0
+        var sum = 0.0
+        for v in row { sum += Double(expf(v - top)) }
+        let logSum = log(sum) + Double(top)
         return row.map { Double($0) - logSum }
     }
 

@@ -22,21 +22,29 @@ extension WeightProvider {
     /// the product uses it rounded as llama.cpp's CPU backend would when `dotInput` says so.
     func project(_ x: [Float], tokens: Int, inputs: Int, _ role: TensorRole, outputs: Int, observer: ActivationObserver?) throws -> [Float]
     {
-        observer?.observe(role, input: x, rows: tokens, width: inputs)
-        let w = try weight(role)
-        guard w.count == inputs * outputs else {
-            throw EngineError.shape(what: "\(role)", expected: [outputs, inputs], found: w.count)
+        try project(x, tokens: tokens, inputs: inputs, [(role, outputs)], observer: observer)[0]
+    }
+
+    /// The products of one input with several weights (q/k/v, gate/up), rounding the input once per rounding kind.
+    func project(
+        _ x: [Float], tokens: Int, inputs: Int, _ targets: [(role: TensorRole, outputs: Int)], observer: ActivationObserver?
+    ) throws -> [[Float]] {
+        var rounded: [GGMLDotInput: [Float]] = [:]
+        return try targets.map { role, outputs in
+            observer?.observe(role, input: x, rows: tokens, width: inputs)
+            let w = try weight(role)
+            guard w.count == inputs * outputs else {
+                throw EngineError.shape(what: "\(role)", expected: [outputs, inputs], found: w.count)
+            }
+            var input = x
+            if let rounding = dotInput(role), rounding != .f32, inputs % rounding.blockSize == 0 {
+                input = rounded[rounding] ?? DenseOps.rounded(x, rows: tokens, width: inputs, rounding)
+                rounded[rounding] = input
+            }
+            let y = DenseOps.linear(input, tokens: tokens, inputs: inputs, w, outputs: outputs)
+            observer?.observeProduct(role, input: x, rows: tokens, width: inputs, weight: w, output: y)
+            return y
         }
-        let y: [Float]
-        if let rounding = dotInput(role), rounding != .f32, inputs % rounding.blockSize == 0 {
-            var rounded = x
-            rounding.round(&rounded)
-            y = DenseOps.linear(rounded, tokens: tokens, inputs: inputs, w, outputs: outputs)
-        } else {
-            y = DenseOps.linear(x, tokens: tokens, inputs: inputs, w, outputs: outputs)
-        }
-        observer?.observeProduct(role, input: x, rows: tokens, width: inputs, weight: w, output: y)
-        return y
     }
 }
 

@@ -1,8 +1,7 @@
 // C[m×n] = A[m×k] · Bᵀ (B stored [n×k], row-major: PyTorch's [out, in] weight layout), every element computed the same
-// way wherever its row or column sits: eight lane partial sums over k (element i to lane i mod 8, fused multiply-add in
-// order, the tail zero-padded), then one fixed reduction tree. A row's result therefore does not depend on how many other
-// rows are in the product, on which thread computes it, or on whether the CPU has AVX2 (the portable path does the same
-// operations with fmaf). OpenBLAS gives no such guarantee (its results move with M), which the reference engine needs
+// way wherever its row or column sits: one fused multiply-add chain over k in order, starting from zero. A row's result
+// therefore does not depend on how many other rows are in the product, on which thread computes it, or on whether the
+// CPU has AVX2 (the portable path does the same operations with fmaf). OpenBLAS gives no such guarantee (its results move with M), which the reference engine needs
 // so that batching windows together, or splitting them across machines, changes no number.
 #ifndef MOEQ_ROW_GEMM_H
 #define MOEQ_ROW_GEMM_H
@@ -15,5 +14,9 @@ int moeq_row_gemm_vectorized(void);
 
 /// Forces the portable path (tests compare the two); returns the previous setting.
 int moeq_row_gemm_force_portable(int on);
+
+/// glibc: keep freed blocks up to `mmapThreshold` bytes in the heap (not mapped and unmapped per allocation) and hand
+/// memory back to the system only when `trimThreshold` bytes are free. Returns 1 when both were set (0 elsewhere).
+int moeq_keep_freed_memory(long mmapThreshold, long trimThreshold);
 
 #endif

@@ -63,6 +63,11 @@ public final class ExpertPackWeights: WeightProvider {
         }
     }
 
+    public func regions(layer: Int?) -> [(file: MappedFile, bytes: Range<Int>)] {
+        let experts = layer.flatMap { records[$0] }?.values.flatMap { $0.values.map { (pack.map, $0.offset..<($0.offset + $0.bytes)) } }
+        return dense.regions(layer: layer) + (experts ?? []).sorted { $0.1.lowerBound < $1.1.lowerBound }
+    }
+
     public func has(_ role: TensorRole) -> Bool {
         if case .routedExpert(let layer, let expert, let projection) = role { return records[layer]?[expert]?[projection] != nil }
         return dense.has(role)

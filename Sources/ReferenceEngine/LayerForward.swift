@@ -123,8 +123,28 @@ public enum LayerMajor {
     /// Default budget for the hidden states: a quarter of physical memory.
     public static var defaultBudget: Int { Int(ProcessInfo.processInfo.physicalMemory / 4) }
 
-    /// Called after each layer of a pass: (layer index, layer count, states spilled in bytes).
-    public typealias Progress = (_ layer: Int, _ layers: Int, _ spilledBytes: Int) -> Void
+    /// Where a pass stands after a layer.
+    public struct Step: Sendable {
+        public let layer: Int, layers: Int
+        /// Hidden states kept in the scratch file.
+        public let spilledBytes: Int
+        /// Stored weight bytes read so far in this pass (each layer's tensors once; embedding, final norm and head
+        /// counted up front).
+        public let bytesRead: Int
+        /// Seconds since the pass started.
+        public let seconds: Double
+    }
+
+    /// Called after each layer of a pass.
+    public typealias Progress = (Step) -> Void
+
+    /// Starts reading `regions` (MADV_WILLNEED: the kernel reads ahead while the current layer computes) and returns
+    /// their size in bytes.
+    static func readAhead(_ regions: [(file: MappedFile, bytes: Range<Int>)]) -> Int {
+        // In file order, so the reads go out sequentially where the layout allows.
+        for region in regions.sorted(by: { $0.bytes.lowerBound < $1.bytes.lowerBound }) { region.file.prefetch(in: region.bytes) }
+        return regions.reduce(0) { $0 + $1.bytes.count }
+    }
 
     /// The pass allocates and frees activation arrays of megabytes many times per layer; glibc would map and unmap
     /// each one (a page fault per 4 KiB on every reuse, and threads queueing on the process's mapping lock). Blocks up
@@ -167,11 +187,15 @@ public enum LayerMajor {
         _ engine: LayerForward, windows: [[Int]], budget: Int = defaultBudget, progress: Progress? = nil
     ) throws -> HiddenStates {
         _ = reuseFreedMemory
+        let started = Date()
         let states = try HiddenStates(sizes: windows.map { $0.count * engine.spec.hiddenSize }, budget: budget)
+        var bytesRead = readAhead(engine.weights.regions(layer: nil)) + readAhead(engine.weights.regions(layer: 0))
         for (w, window) in windows.enumerated() { try states.write(w, try engine.embed(window)) }
         let h = engine.spec.hiddenSize, counts = windows.map(\.count)
         let groups = batches(counts, perToken: workingBytesPerToken(engine.spec), workingBytes: max(budget / 4, 64 << 20))
         for layer in 0..<engine.spec.layerCount {
+            // The next layer's weights are read from disk while this one computes.
+            if layer + 1 < engine.spec.layerCount { bytesRead += readAhead(engine.weights.regions(layer: layer + 1)) }
             for group in groups {
                 var x: [Float] = []
                 x.reserveCapacity(counts[group].reduce(0, +) * h)
@@ -183,7 +207,10 @@ public enum LayerMajor {
                     row += counts[w]
                 }
             }
-            progress?(layer, engine.spec.layerCount, states.spilledBytes)
+            progress?(
+                Step(
+                    layer: layer, layers: engine.spec.layerCount, spilledBytes: states.spilledBytes, bytesRead: bytesRead,
+                    seconds: Date().timeIntervalSince(started)))
         }
         return states
     }

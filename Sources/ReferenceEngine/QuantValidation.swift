@@ -104,7 +104,7 @@ public enum QuantValidation {
     public static func run(
         quant: WeightProvider, base: BaseSource, configDirectory: String, windows: [[Int]],
         recordTopK: Int? = nil, memory: Int = LayerMajor.defaultBudget,
-        progress: ((_ model: String, _ layer: Int, _ layers: Int, _ spilledBytes: Int) -> Void)? = nil
+        progress: ((_ model: String, _ step: LayerMajor.Step) -> Void)? = nil
     ) throws -> (report: QuantValidationReport, record: BaseLogitRecord?) {
         var record = recordTopK.map {
             BaseLogitRecord(
@@ -137,7 +137,7 @@ public enum QuantValidation {
     /// on all cores (as many windows' logits at a time as there are threads); the scores keep window order either way.
     public static func score(
         quant: WeightProvider, base: BaseSource, windows: [[Int]], memory: Int = LayerMajor.defaultBudget,
-        progress: ((_ model: String, _ layer: Int, _ layers: Int, _ spilledBytes: Int) -> Void)? = nil,
+        progress: ((_ model: String, _ step: LayerMajor.Step) -> Void)? = nil,
         baseSeen: (([Double], Int, [Double]) -> Void)? = nil
     ) throws -> Scores {
         guard !windows.isEmpty, windows.allSatisfy({ $0.count >= 4 }) else {
@@ -151,12 +151,12 @@ public enum QuantValidation {
         let quantEngine = try ReferenceModel.engine(weights: quant)
         // The two models' states share the budget.
         let quantStates = try LayerMajor.hiddenStates(
-            quantEngine, windows: windows, budget: memory / 2, progress: progress.map { report in { report("quant", $0, $1, $2) } })
+            quantEngine, windows: windows, budget: memory / 2, progress: progress.map { report in { report("quant", $0) } })
         var baseEngine: LayerForward?, baseStates: HiddenStates?
         if case .model(let model) = base {
             let engine = try ReferenceModel.engine(weights: model)
             baseStates = try LayerMajor.hiddenStates(
-                engine, windows: windows, budget: memory / 2, progress: progress.map { report in { report("base", $0, $1, $2) } })
+                engine, windows: windows, budget: memory / 2, progress: progress.map { report in { report("base", $0) } })
             baseEngine = engine
         }
         // Positions scored before each window (a record's positions are numbered across windows).

@@ -13,10 +13,14 @@ public protocol WeightProvider {
     func weight(_ role: TensorRole) throws -> [Float]
     /// How a matmul input is rounded before it meets `role`'s weight (llama.cpp CPU arithmetic), or nil for exact f32.
     func dotInput(_ role: TensorRole) -> GGMLDotInput?
+    /// The mapped file regions holding the stored weights of decoder layer `layer` (nil: embedding, final norm,
+    /// output head), for read-ahead and for counting bytes read.
+    func regions(layer: Int?) -> [(file: MappedFile, bytes: Range<Int>)]
 }
 
 extension WeightProvider {
     public func dotInput(_ role: TensorRole) -> GGMLDotInput? { nil }
+    public func regions(layer: Int?) -> [(file: MappedFile, bytes: Range<Int>)] { [] }
 
     /// x · Wᵀ for the weight of `role` ([tokens × inputs] → [tokens × outputs]); the observer sees the input as it is,
     /// the product uses it rounded as llama.cpp's CPU backend would when `dotInput` says so.
@@ -120,8 +124,15 @@ public struct CheckpointWeights: WeightProvider {
             }
             let weight = try resolver.weight(named: name)
             let values = try weight.decodeAll()
+            weight.releasePages()  // the values are a copy: a model larger than memory keeps one weight's pages resident
             try checkFinite(values, file: weight.storedTensors.first?.file.path ?? resolver.checkpoint.directory, tensor: name)
             return values
+        }
+    }
+
+    public func regions(layer: Int?) -> [(file: MappedFile, bytes: Range<Int>)] {
+        layout.expectedTensors().filter { $0.role.layer == layer }.flatMap { tensor in
+            (try? resolver.weight(named: tensor.name))?.regions ?? []
         }
     }
 }
@@ -204,6 +215,12 @@ public final class GGUFWeights: WeightProvider {
     }
 
     public func has(_ role: TensorRole) -> Bool { sources[role] != nil }
+
+    public func regions(layer: Int?) -> [(file: MappedFile, bytes: Range<Int>)] {
+        Set(plans.values.filter { $0.layer == layer }.map(\.name)).sorted().compactMap { name in
+            file.tensor(named: name).map { (file.mapping, file.byteRange(of: $0)) }
+        }
+    }
 
     public func dotInput(_ role: TensorRole) -> GGMLDotInput? {
         guard llamaCPUArithmetic, let (plan, _) = sources[role], let info = file.tensor(named: plan.name) else { return nil }

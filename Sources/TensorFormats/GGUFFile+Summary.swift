@@ -62,16 +62,21 @@ extension GGUFFile {
     }
 
     /// Dequantizes a tensor to f32 (numpy order: reversed ne).
+    /// The tensor's values as f32; the mapped pages it was read from are released afterwards (the values are a copy),
+    /// so a pass over a model larger than memory keeps one tensor's pages resident, not the model's.
     public func dequantized(_ tensor: GGUFTensorInfo) throws(QuantError) -> [Float] {
-        try QuantCodec.dequantize(tensor.type, Array(data(of: tensor)), count: tensor.elementCount)
+        let bytes = Array(data(of: tensor))
+        mapping.releasePages(in: byteRange(of: tensor))
+        return try QuantCodec.dequantize(tensor.type, bytes, count: tensor.elementCount)
     }
 
     /// Dequantizes matrix `index` of a tensor that stacks `count` equal matrices along its last ggml dimension
     /// (llama.cpp's 3-D expert tensors): only that matrix's bytes are read.
     public func dequantized(_ tensor: GGUFTensorInfo, matrix index: Int, of count: Int) throws(QuantError) -> [Float] {
-        let bytes = tensor.byteCount / count
-        let all = data(of: tensor)
-        return try QuantCodec.dequantize(
-            tensor.type, Array(all[(index * bytes)..<((index + 1) * bytes)]), count: tensor.elementCount / count)
+        let bytes = tensor.byteCount / count, range = byteRange(of: tensor)
+        let slice = (range.lowerBound + index * bytes)..<(range.lowerBound + (index + 1) * bytes)
+        let copy = Array(mapping.bytes(in: slice))
+        mapping.releasePages(in: slice)
+        return try QuantCodec.dequantize(tensor.type, copy, count: tensor.elementCount / count)
     }
 }

@@ -37,8 +37,11 @@ public final class GGUFFile: Sendable {
     public func tensor(named name: String) -> GGUFTensorInfo? { tensorIndex[name].map { tensors[$0] } }
 
     /// The bytes of a tensor (a view into the mapping).
-    public func data(of tensor: GGUFTensorInfo) -> UnsafeRawBufferPointer {
-        mapping.bytes(in: (dataStart + tensor.offset)..<(dataStart + tensor.offset + tensor.byteCount))
+    public func data(of tensor: GGUFTensorInfo) -> UnsafeRawBufferPointer { mapping.bytes(in: byteRange(of: tensor)) }
+
+    /// Where `tensor`'s data lies in the file.
+    public func byteRange(of tensor: GGUFTensorInfo) -> Range<Int> {
+        (dataStart + tensor.offset)..<(dataStart + tensor.offset + tensor.byteCount)
     }
 
     struct Parsed {

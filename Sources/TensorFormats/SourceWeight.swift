@@ -40,6 +40,14 @@ public struct SourceWeight: Sendable {
         }
     }
 
+    /// The mapped file regions holding this weight's stored tensors.
+    public var regions: [(file: MappedFile, bytes: Range<Int>)] {
+        storedTensors.map { tensor in
+            let start = tensor.file.fileOffset(of: tensor.info)
+            return (tensor.file.mapping, start..<(start + tensor.info.byteCount))
+        }
+    }
+
     /// Releases the mapped pages of every stored tensor of this weight (after it has been consumed).
     public func releasePages() {
         for tensor in storedTensors {

@@ -5,39 +5,58 @@ import ReferenceEngine
 import TensorFormats
 
 extension ValidateCommand {
+    /// Weight bytes read by each model's pass (the last step of each), for the summary.
+    final class ReadTotals {
+        var bytes: [String: Int] = [:], seconds: [String: Double] = [:]
+        var total: Int { bytes.values.reduce(0, +) }
+        /// Bytes over the seconds of the passes that read them.
+        var rate: Double {
+            let time = seconds.values.reduce(0, +)
+            return time > 0 ? Double(total) / time : 0
+        }
+    }
+
     /// Per layer of each model's pass: `--events` JSON lines, or a progress line with ETA on a terminal.
-    func progress(tokens: Int, models: Int, stream: EventStream) -> (String, Int, Int, Int) -> Void {
+    func progress(tokens: Int, models: Int, stream: EventStream, totals: ReadTotals) -> (String, LayerMajor.Step) -> Void {
         let started = Date()
         let showProgress = isatty(2) != 0 && !json && !events
         var done = 0
-        return { model, layer, layers, spilled in
+        return { model, step in
             done += 1
-            let total = models * layers, elapsed = Date().timeIntervalSince(started)
+            totals.bytes[model] = step.bytesRead
+            totals.seconds[model] = step.seconds
+            let total = models * step.layers, elapsed = Date().timeIntervalSince(started)
             // Forward-pass tokens per second: each model's pass moves every token through every layer.
-            let rate = elapsed > 0 ? Double(tokens) * Double(done) / Double(layers) / elapsed : 0
+            let rate = elapsed > 0 ? Double(tokens) * Double(done) / Double(step.layers) / elapsed : 0
             let eta = done > 0 ? elapsed / Double(done) * Double(total - done) : 0
+            let readRate = step.seconds > 0 ? Double(step.bytesRead) / step.seconds : 0
             stream.emit(
                 "layer",
                 [
-                    "model": .string(model), "layer": .integer(Int64(layer + 1)), "layers": .integer(Int64(layers)),
+                    "model": .string(model), "layer": .integer(Int64(step.layer + 1)), "layers": .integer(Int64(step.layers)),
                     "tokens": .integer(Int64(tokens)), "tokens_per_second": .double(rate), "eta_seconds": .double(eta),
-                    "spilled_bytes": .integer(Int64(spilled)), "peak_rss_bytes": .integer(Int64(peakResidentBytes())),
+                    "spilled_bytes": .integer(Int64(step.spilledBytes)), "bytes_read": .integer(Int64(step.bytesRead)),
+                    "read_bytes_per_second": .double(readRate), "peak_rss_bytes": .integer(Int64(peakResidentBytes())),
                 ])
             if showProgress {
                 FileHandle.standardError.write(
                     Data(
                         String(
-                            format: "\r%@ layer %d/%d  %.0f tok/s  ETA %.0f s ", model, layer + 1, layers, rate, eta
+                            format: "\r%@ layer %d/%d  %.0f tok/s  %.2f GB/s read  ETA %.0f s ", model, step.layer + 1, step.layers, rate,
+                            readRate / 1e9, eta
                         ).utf8))
             }
         }
     }
 
-    func finishProgress(_ stream: EventStream) {
+    func finishProgress(_ stream: EventStream, totals: ReadTotals) {
         if isatty(2) != 0 && !json && !events { FileHandle.standardError.write(Data("\n".utf8)) }
         stream.emit(
             "summary",
-            ["seconds": .double(Date().timeIntervalSince(stream.started)), "peak_rss_bytes": .integer(Int64(peakResidentBytes()))])
+            [
+                "seconds": .double(Date().timeIntervalSince(stream.started)), "peak_rss_bytes": .integer(Int64(peakResidentBytes())),
+                "bytes_read": .integer(Int64(totals.total)), "read_bytes_per_second": .double(totals.rate),
+            ])
     }
 
     /// `--merge PART…`: the parts' scores concatenated in chunk order give the single-machine report.
@@ -52,7 +71,7 @@ extension ValidateCommand {
 
     func printReport(
         _ report: QuantValidationReport, baseLogits: (json: JSONValue, line: String?), expertPack: ExpertPackWeights?,
-        ctx: Int? = nil, arithmeticName: String? = nil
+        ctx: Int? = nil, arithmeticName: String? = nil, reads: ReadTotals? = nil
     ) {
         let ctx = ctx ?? self.ctx
         let arithmeticName = arithmeticName ?? arithmetic.rawValue
@@ -74,6 +93,8 @@ extension ValidateCommand {
                 ],
                 "top1_agreement": .double(report.top1Agreement), "rms_delta_p": .double(report.rmsDeltaP),
                 "base_logits": baseLogits.json, "peak_rss_bytes": .integer(Int64(peakResidentBytes())),
+                "bytes_read": reads.map { .integer(Int64($0.total)) } ?? .null,
+                "read_bytes_per_second": reads.map { .double($0.rate) } ?? .null,
                 "hidden_state_memory_bytes": .integer(Int64(memory?.bytes ?? LayerMajor.defaultBudget)),
                 "tensors": .array(
                     report.tensors.map {
@@ -102,6 +123,12 @@ extension ValidateCommand {
                 format: "KLD mean %.6f  p99 %.6f  max %.6f   top-1 agreement %.2f %%   RMS Δp %.4f",
                 report.meanKLD, report.p99KLD, report.maxKLD, 100 * report.top1Agreement, report.rmsDeltaP))
         if let line = baseLogits.line { print(line) }
+        if let reads, reads.total > 0 {
+            print(
+                String(
+                    format: "weights read: %@ bytes in %.2f s of layer-major passes (%.3f GB/s); peak RSS %@ bytes", grouped(reads.total),
+                    reads.seconds.values.reduce(0, +), reads.rate / 1e9, grouped(peakResidentBytes())))
+        }
         if let packed = expertPack {
             print(
                 String(

@@ -107,7 +107,7 @@ struct ValidateCommand: ParsableCommand {
     func run() throws {
         try reportingErrors {
             if !merge.isEmpty { return try runMerge() }
-            let stream = EventStream(enabled: events)
+            let stream = EventStream(enabled: events), totals = ReadTotals()
             guard let quant, let base else { return }
             if let output {
                 try checkOutputs(
@@ -152,8 +152,8 @@ struct ValidateCommand: ParsableCommand {
                 let shardWindows = Array(windows[range])
                 let scores = try QuantValidation.score(
                     quant: quantWeights, base: source, windows: shardWindows, memory: memory?.bytes ?? LayerMajor.defaultBudget,
-                    progress: progress(tokens: shardWindows.count * ctx, models: baseLogits == nil ? 2 : 1, stream: stream))
-                finishProgress(stream)
+                    progress: progress(tokens: shardWindows.count * ctx, models: baseLogits == nil ? 2 : 1, stream: stream, totals: totals))
+                finishProgress(stream, totals: totals)
                 let part = ValidationPart(
                     shard: k, shards: n, firstChunk: range.lowerBound, totalChunks: windows.count, ctx: ctx,
                     windowsHash: QuantValidation.windowsHash(windows), arithmetic: arithmetic.rawValue,
@@ -167,12 +167,12 @@ struct ValidateCommand: ParsableCommand {
             var (report, record) = try QuantValidation.run(
                 quant: quantWeights, base: source, configDirectory: base, windows: windows,
                 recordTopK: saveBaseLogits == nil ? nil : topK, memory: memory?.bytes ?? LayerMajor.defaultBudget,
-                progress: progress(tokens: windows.count * ctx, models: baseLogits == nil ? 2 : 1, stream: stream))
-            finishProgress(stream)
+                progress: progress(tokens: windows.count * ctx, models: baseLogits == nil ? 2 : 1, stream: stream, totals: totals))
+            finishProgress(stream, totals: totals)
             if let saveBaseLogits, let record { try record.write(to: saveBaseLogits) }
             if let gguf = quantWeights as? GGUFWeights { report.tensors = try QuantValidation.tensorErrors(quant: gguf, base: baseWeights) }
             let cost = costOfRecord(report: report, stored: stored, vocabulary: baseWeights.spec.vocabularySize)
-            printReport(report, baseLogits: cost, expertPack: quantWeights as? ExpertPackWeights)
+            printReport(report, baseLogits: cost, expertPack: quantWeights as? ExpertPackWeights, reads: totals)
         }
     }
 

@@ -1,5 +1,8 @@
-// Layer-major evaluation (all windows advance one layer at a time) gives the window-at-a-time logits bit for bit.
+// Layer-major evaluation (all windows advance one layer at a time) gives the window-at-a-time logits bit for bit, and
+// counts the weight bytes it reads.
+import ConversionPipeline
 import Foundation
+import TensorFormats
 import Testing
 @testable import ReferenceEngine
 
@@ -24,4 +27,21 @@ func layerMajorLogitsEqualWindowAtATime(fixture: String) throws {
     }
     let store = try HiddenStates(sizes: [10, 20, 30], budget: 4 * 25)
     #expect(store.residentCount == 1 && store.spilledBytes == 4 * 50)
+}
+
+/// A pass reports every stored weight byte once: on a GGUF, the sum of its tensors' sizes (the read-ahead covers the
+/// file), with one step per layer in order.
+@Test func layerMajorPassCountsEveryWeightByteOnce() throws {
+    let directory = fixtures.appendingPathComponent("qwen3_moe-f32").path
+    let output = NSTemporaryDirectory() + "moeq-bytes-read-\(UUID().uuidString).gguf"
+    defer { try? FileManager.default.removeItem(atPath: output); try? FileManager.default.removeItem(atPath: output + ".manifest.json") }
+    _ = try GGUFConversion.run(try GGUFConversion.plan(path: directory, recipe: .q8_0), output: output, threads: 2)
+    let weights = try ReferenceModel.weights(path: output, configDirectory: directory)
+    let engine = try ReferenceModel.engine(weights: weights)
+    var steps: [LayerMajor.Step] = []
+    _ = try LayerMajor.hiddenStates(engine, windows: [[3, 4, 5, 6], [7, 8, 9]], progress: { steps.append($0) })
+    let file = try GGUFFile(path: output)
+    #expect(steps.map(\.layer) == Array(0..<weights.spec.layerCount))
+    #expect(steps.last?.bytesRead == file.tensors.reduce(0) { $0 + $1.byteCount })
+    #expect(zip(steps, steps.dropFirst()).allSatisfy { $0.bytesRead <= $1.bytesRead && $0.seconds <= $1.seconds })
 }

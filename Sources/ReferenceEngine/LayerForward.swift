@@ -27,25 +27,49 @@ extension LayerForward {
         return try weights.project(act, tokens: t, inputs: width, roles(.down), outputs: h, observer: observer)
     }
 
-    /// Token embeddings [tokens × hidden] of one window.
-    public func embed(_ ids: [Int]) throws -> [Float] {
+    /// Token embeddings [tokens × hidden] of one window. An embedding larger than `largeWeightBytes` in f32 is read
+    /// row by row for the tokens present, never decoded whole.
+    public func embed(_ ids: [Int], largeWeightBytes: Int = LayerMajor.largeWeightBytes) throws -> [Float] {
         let h = spec.hiddenSize
-        let embedding = try weights.weight(.embedding)
+        for (i, id) in ids.enumerated() where id < 0 || id >= spec.vocabularySize {
+            throw EngineError.token(index: i, id: id, vocabulary: spec.vocabularySize)
+        }
         var x = [Float](repeating: 0, count: ids.count * h)
+        if 4 * h * spec.vocabularySize <= largeWeightBytes {
+            let embedding = try weights.weight(.embedding)
+            for (i, id) in ids.enumerated() { for j in 0..<h { x[i * h + j] = embedding[id * h + j] } }
+            return x
+        }
+        var rows: [Int: [Float]] = [:]
         for (i, id) in ids.enumerated() {
-            guard id >= 0, id < spec.vocabularySize else { throw EngineError.token(index: i, id: id, vocabulary: spec.vocabularySize) }
-            for j in 0..<h { x[i * h + j] = embedding[id * h + j] }
+            if rows[id] == nil { rows[id] = try weights.weightRows(.embedding, id..<(id + 1)) }
+            for j in 0..<h { x[i * h + j] = rows[id]![j] }
         }
         return x
     }
 
-    /// Final norm and output head: logits [tokens × vocabulary].
-    public func head(_ hidden: [Float], tokens t: Int) throws -> [Float] {
-        var x = hidden
-        let h = spec.hiddenSize
-        DenseOps.rmsNorm(&x, width: h, weight: try weights.weight(.finalNorm), epsilon: Float(spec.rmsNormEpsilon))
-        let head: TensorRole = weights.has(.outputHead) ? .outputHead : .embedding
-        return try weights.project(x, tokens: t, inputs: h, head, outputs: spec.vocabularySize, observer: observer)
+    /// Final norm and output head: logits [tokens × vocabulary]. A head larger than `largeWeightBytes` in f32 is
+    /// decoded and multiplied a slice of the vocabulary at a time.
+    public func head(_ hidden: [Float], tokens t: Int, largeWeightBytes: Int = LayerMajor.largeWeightBytes) throws -> [Float] {
+        let h = spec.hiddenSize, vocabulary = spec.vocabularySize
+        let x = DenseOps.normed(hidden, width: h, weight: try weights.weight(.finalNorm), epsilon: Float(spec.rmsNormEpsilon))
+        let role: TensorRole = weights.has(.outputHead) ? .outputHead : .embedding
+        let slice = max(largeWeightBytes / (4 * h), 1)
+        if slice >= vocabulary { return try weights.project(x, tokens: t, inputs: h, role, outputs: vocabulary, observer: observer) }
+        observer?.observe(role, input: x, rows: t, width: h)
+        var input = x
+        if let rounding = weights.dotInput(role), rounding != .f32, h % rounding.blockSize == 0 {
+            input = DenseOps.rounded(x, rows: t, width: h, rounding)
+        }
+        var logits = [Float](repeating: 0, count: t * vocabulary)
+        for start in stride(from: 0, to: vocabulary, by: slice) {
+            let end = min(vocabulary, start + slice)
+            let w = try weights.weightRows(role, start..<end)
+            let y = DenseOps.linear(input, tokens: t, inputs: h, w, outputs: end - start)
+            observer?.observeProduct(role, input: x, rows: t, width: h, weight: w, output: y)
+            for i in 0..<t { for j in 0..<(end - start) { logits[i * vocabulary + start + j] = y[i * (end - start) + j] } }
+        }
+        return logits
     }
 
     /// Logits [tokens × vocabulary] for one causal window.
@@ -120,6 +144,9 @@ public final class HiddenStates {
 /// Layer-major evaluation: the hidden states of all windows advance one layer at a time, so each layer's weights are
 /// read (and decoded, through the provider's cache) once per pass rather than once per window.
 public enum LayerMajor {
+    /// A weight larger than this in f32 (a big vocabulary's embedding or head) is decoded in row slices, not whole.
+    public static let largeWeightBytes = 256 << 20
+
     /// Default budget for the hidden states: a quarter of physical memory.
     public static var defaultBudget: Int { Int(ProcessInfo.processInfo.physicalMemory / 4) }
 

@@ -132,11 +132,12 @@ public enum QuantValidation {
         return (report, record)
     }
 
-    /// The per-position scores of `windows`; `baseSeen` receives each base distribution (log-probabilities), the
+    /// The per-position scores of `windows` (with a base-logits record, `recordOffset` is the record position of the
+    /// first window's first scored token: windows k… of a shard); `baseSeen` receives each base distribution (log-probabilities), the
     /// next token and the quant's distribution, when the base is a model. Without `baseSeen` the windows are scored
     /// on all cores (as many windows' logits at a time as there are threads); the scores keep window order either way.
     public static func score(
-        quant: WeightProvider, base: BaseSource, windows: [[Int]], memory: Int = LayerMajor.defaultBudget,
+        quant: WeightProvider, base: BaseSource, windows: [[Int]], recordOffset: Int = 0, memory: Int = LayerMajor.defaultBudget,
         progress: ((_ model: String, _ step: LayerMajor.Step) -> Void)? = nil,
         baseSeen: (([Double], Int, [Double]) -> Void)? = nil
     ) throws -> Scores {
@@ -160,7 +161,7 @@ public enum QuantValidation {
             baseEngine = engine
         }
         // Positions scored before each window (a record's positions are numbered across windows).
-        var firstPosition: [Int] = [], positions = 0
+        var firstPosition: [Int] = [], positions = recordOffset
         for window in windows {
             firstPosition.append(positions)
             positions += window.count - 1 - window.count / 2
@@ -260,12 +261,9 @@ public enum QuantValidation {
             Parallel.forEach(roles.count) { r in
                 slots[r] = Result {
                     let role = roles[r]
-                    let reference = try base.weight(role), approximation = try quant.weight(role)
-                    let metrics = ErrorMetrics(reference: reference, approximation: approximation, width: reference.count)
-                    let squares = reference.reduce(0.0) { $0 + Double($1) * Double($1) }
-                    let rms = (squares / Double(max(reference.count, 1))).squareRoot()
+                    let metrics = try weightError(role, quant: quant, base: base)
                     let name = layout.checkpointName(role, part: layout.storedPart(of: role)) ?? "\(role)"
-                    return .init(name: name, metrics: metrics, relativeRMSE: rms > 0 ? metrics.rmse / rms : 0)
+                    return .init(name: name, metrics: metrics.metrics, relativeRMSE: metrics.relativeRMSE)
                 }
             }
         }
@@ -273,6 +271,40 @@ public enum QuantValidation {
         return try results.compactMap { try $0?.get() }.sorted {
             $0.relativeRMSE > $1.relativeRMSE || ($0.relativeRMSE == $1.relativeRMSE && $0.name < $1.name)
         }
+    }
+
+    /// One weight's error; a vocabulary-sized one (embedding, head) larger than `LayerMajor.largeWeightBytes` in f32 is
+    /// compared a slice of rows at a time, its sums combined.
+    static func weightError(
+        _ role: TensorRole, quant: GGUFWeights, base: WeightProvider
+    ) throws -> (
+        metrics: ErrorMetrics, relativeRMSE: Double
+    ) {
+        let h = quant.spec.hiddenSize, rows = quant.rowCount(role)
+        let slice = rows > 1 && 4 * h * rows > LayerMajor.largeWeightBytes ? max(LayerMajor.largeWeightBytes / (4 * h), 1) : rows
+        var squared = 0.0, dot = 0.0, referenceEnergy = 0.0, approximationEnergy = 0.0, maxError = 0.0, count = 0
+        for start in stride(from: 0, to: rows, by: slice) {
+            let range = start..<min(rows, start + slice)
+            let reference = slice == rows ? try base.weight(role) : try base.weightRows(role, range)
+            let approximation = slice == rows ? try quant.weight(role) : try quant.weightRows(role, range)
+            for (a, b) in zip(reference, approximation) {
+                let x = Double(a), y = Double(b), e = x - y
+                squared += e * e
+                dot += x * y
+                referenceEnergy += x * x
+                approximationEnergy += y * y
+                maxError = max(maxError, abs(e))
+            }
+            count += min(reference.count, approximation.count)
+        }
+        var metrics = ErrorMetrics(reference: [], approximation: [], width: 1)
+        metrics.count = count
+        metrics.rmse = count > 0 ? (squared / Double(count)).squareRoot() : 0
+        metrics.maxAbsoluteError = maxError
+        let norms = (referenceEnergy * approximationEnergy).squareRoot()
+        metrics.cosineSimilarity = norms > 0 ? dot / norms : (referenceEnergy == approximationEnergy ? 1 : 0)
+        let rms = (referenceEnergy / Double(max(count, 1))).squareRoot()
+        return (metrics, rms > 0 ? metrics.rmse / rms : 0)
     }
 
     /// log p over one row of logits: the shifted exponentials in f32 (every term ≤ 1, relative error ~1e-7), summed

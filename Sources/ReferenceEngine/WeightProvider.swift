@@ -13,6 +13,9 @@ public protocol WeightProvider {
     func weight(_ role: TensorRole) throws -> [Float]
     /// How a matmul input is rounded before it meets `role`'s weight (llama.cpp CPU arithmetic), or nil for exact f32.
     func dotInput(_ role: TensorRole) -> GGMLDotInput?
+    /// Rows `rows` of `role`'s weight [rows.count × columns] (the embedding's token rows, a slice of the output head),
+    /// decoded without the rest.
+    func weightRows(_ role: TensorRole, _ rows: Range<Int>) throws -> [Float]
     /// The mapped file regions holding the stored weights of decoder layer `layer` (nil: embedding, final norm,
     /// output head), for read-ahead and for counting bytes read.
     func regions(layer: Int?) -> [(file: MappedFile, bytes: Range<Int>)]
@@ -21,6 +24,20 @@ public protocol WeightProvider {
 extension WeightProvider {
     public func dotInput(_ role: TensorRole) -> GGMLDotInput? { nil }
     public func regions(layer: Int?) -> [(file: MappedFile, bytes: Range<Int>)] { [] }
+
+    public func weightRows(_ role: TensorRole, _ rows: Range<Int>) throws -> [Float] {
+        let all = try weight(role)
+        let width = all.count / max(rowCount(role), 1)
+        return Array(all[(rows.lowerBound * width)..<(rows.upperBound * width)])
+    }
+
+    /// Rows of `role`'s weight as the forward pass sees it ([out, in]: the vocabulary for the embedding and head).
+    func rowCount(_ role: TensorRole) -> Int {
+        switch role {
+        case .embedding, .outputHead: spec.vocabularySize
+        default: 1
+        }
+    }
 
     /// x · Wᵀ for the weight of `role` ([tokens × inputs] → [tokens × outputs]); the observer sees the input as it is,
     /// the product uses it rounded as llama.cpp's CPU backend would when `dotInput` says so.
@@ -83,12 +100,13 @@ final class DecodedWeightCache {
     }
 }
 
-/// Bytes of decoded f32 weights each model keeps between windows (MOEQ_WEIGHT_CACHE_MB overrides; 0 disables).
+/// Bytes of decoded f32 weights each model keeps between batches (MOEQ_WEIGHT_CACHE_MB overrides; 0 disables). A
+/// layer-major pass decodes each weight once per batch, so this mostly serves small models and repeated heads.
 let decodedWeightBudget: Int = {
     if let text = ProcessInfo.processInfo.environment["MOEQ_WEIGHT_CACHE_MB"], let mb = Int(text), (0...(1 << 30)).contains(mb) {
         return mb << 20
     }
-    return 1 << 30
+    return 256 << 20
 }()
 
 /// Weights decoded from a safetensors checkpoint (BF16/F16/F32, FP8 blocks, packed INT4).
@@ -123,11 +141,23 @@ public struct CheckpointWeights: WeightProvider {
                 throw EngineError.unsupported("a weight for \(role) in \(spec.modelType)")
             }
             let weight = try resolver.weight(named: name)
-            let values = try weight.decodeAll()
+            let values = try ParallelDecode.decodeAll(weight)
             weight.releasePages()  // the values are a copy: a model larger than memory keeps one weight's pages resident
             try checkFinite(values, file: weight.storedTensors.first?.file.path ?? resolver.checkpoint.directory, tensor: name)
             return values
         }
+    }
+
+    public func weightRows(_ role: TensorRole, _ rows: Range<Int>) throws -> [Float] {
+        guard let name = layout.checkpointName(role, part: layout.storedPart(of: role)) else {
+            throw EngineError.unsupported("a weight for \(role) in \(spec.modelType)")
+        }
+        let weight = try resolver.weight(named: name)
+        var values = [Float](repeating: 0, count: rows.count * weight.columns)
+        try values.withUnsafeMutableBufferPointer { try weight.decodeRows(rows, into: $0) }
+        weight.releasePages(rows: rows)
+        try checkFinite(values, file: weight.storedTensors.first?.file.path ?? resolver.checkpoint.directory, tensor: name)
+        return values
     }
 
     public func regions(layer: Int?) -> [(file: MappedFile, bytes: Range<Int>)] {
@@ -216,6 +246,19 @@ public final class GGUFWeights: WeightProvider {
 
     public func has(_ role: TensorRole) -> Bool { sources[role] != nil }
 
+    public func weightRows(_ role: TensorRole, _ rows: Range<Int>) throws -> [Float] {
+        guard let (plan, _) = sources[role], case .weight = plan.source, let info = file.tensor(named: plan.name),
+            let rowBytes = info.type.rowBytes(width: plan.rowWidth)
+        else { return try Array(weight(role)[(rows.lowerBound * spec.hiddenSize)..<(rows.upperBound * spec.hiddenSize)]) }
+        let start = file.byteRange(of: info).lowerBound
+        let range = (start + rows.lowerBound * rowBytes)..<(start + rows.upperBound * rowBytes)
+        let bytes = Array(file.mapping.bytes(in: range))
+        file.mapping.releasePages(in: range)
+        let values = try QuantCodec.dequantize(info.type, bytes, count: rows.count * plan.rowWidth)
+        try checkFinite(values, file: file.path, tensor: plan.name)
+        return values
+    }
+
     public func regions(layer: Int?) -> [(file: MappedFile, bytes: Range<Int>)] {
         Set(plans.values.filter { $0.layer == layer }.map(\.name)).sorted().compactMap { name in
             file.tensor(named: name).map { (file.mapping, file.byteRange(of: $0)) }
@@ -233,7 +276,14 @@ public final class GGUFWeights: WeightProvider {
 
     private func values(_ plan: GGUFTensorPlan) throws -> [Float] {
         guard let info = file.tensor(named: plan.name) else { throw EngineError.missingTensor(file: file.path, tensor: plan.name) }
-        return try file.dequantized(info)
+        return try dequantized(info, file.byteRange(of: info), count: info.elementCount)
+    }
+
+    /// `count` values of `info`'s type from the file's `range`, decoded on all cores; the mapped pages are released
+    /// afterwards (the values are a copy), so a pass over a model larger than memory keeps one tensor's pages resident.
+    private func dequantized(_ info: GGUFTensorInfo, _ range: Range<Int>, count: Int) throws -> [Float] {
+        defer { file.mapping.releasePages(in: range) }
+        return try ParallelDecode.dequantize(info.type, file.mapping.bytes(in: range), count: count)
     }
 
     let cache = DecodedWeightCache(budget: decodedWeightBudget)
@@ -250,7 +300,9 @@ public final class GGUFWeights: WeightProvider {
         guard let (plan, index) = sources[role] else { throw EngineError.missingTensor(file: file.path, tensor: "\(role)") }
         if case .stacked(let names) = plan.source {
             guard let info = file.tensor(named: plan.name) else { throw EngineError.missingTensor(file: file.path, tensor: plan.name) }
-            return try file.dequantized(info, matrix: index, of: names.count)
+            let range = file.byteRange(of: info), bytes = info.byteCount / names.count
+            return try dequantized(
+                info, (range.lowerBound + index * bytes)..<(range.lowerBound + (index + 1) * bytes), count: info.elementCount / names.count)
         }
         let all = try values(plan)
         switch plan.source {
@@ -291,7 +343,34 @@ public final class GGUFWeights: WeightProvider {
 
 /// Refuses a decoded weight holding NaN or infinity (a damaged file), naming where.
 func checkFinite(_ values: [Float], file: String, tensor: String) throws {
-    if let bad = values.firstIndex(where: { !$0.isFinite }) {
+    // Runs of values on all cores; the first bad index of the earliest run with one is the first overall.
+    let runs = Parallel.threads * 4, step = (values.count + runs - 1) / max(runs, 1)
+    var firstBad = [Int](repeating: Int.max, count: runs)
+    values.withUnsafeBufferPointer { v in
+        firstBad.withUnsafeMutableBufferPointer { found in
+            Parallel.forEach(values.count >= 1 << 16 ? runs : 1) { r in
+                let start = r * step, end = values.count >= 1 << 16 ? min(v.count, start + step) : v.count
+                var i = start
+                while i < end {
+                    // x · 0 is 0 for every finite x and NaN for ±∞ and NaN: one multiply-add per value, no branch.
+                    let stop = min(end, i + 1024)
+                    var lanes = SIMD8<Float>(repeating: 0), j = i
+                    while j + 8 <= stop {
+                        lanes += UnsafeRawPointer(v.baseAddress! + j).loadUnaligned(as: SIMD8<Float>.self) * 0
+                        j += 8
+                    }
+                    var probe = lanes.sum()
+                    while j < stop { probe += v[j] * 0; j += 1 }
+                    if probe.isNaN, let bad = (i..<stop).first(where: { !v[$0].isFinite }) {
+                        found[r] = bad
+                        return
+                    }
+                    i = stop
+                }
+            }
+        }
+    }
+    if let bad = firstBad.min(), bad != Int.max {
         throw EngineError.nonFinite(file: file, tensor: tensor, index: bad, value: values[bad])
     }
 }

@@ -57,6 +57,10 @@ struct ValidateCommand: ParsableCommand {
         parsing: .upToNextOption,
         help: "Merge the part files of one sharded run (every shard once) into the single-machine report; nothing else is run.")
     var merge: [String] = []
+    @Flag(
+        name: .customLong("no-weight-errors"),
+        help: "Skip the per-tensor weight error table (it reads both models' weights once more after the passes).")
+    var noWeightErrors = false
     @Flag(help: "Print JSON.") var json = false
     @Flag(help: "JSON lines on stderr: every layer of each model's layer-major pass (tokens/s, ETA, bytes spilled), then a summary.")
     var events = false
@@ -68,7 +72,7 @@ struct ValidateCommand: ParsableCommand {
         if !merge.isEmpty {
             guard quant == nil, base == nil, tokens == nil, text == nil, shard == nil, output == nil, saveBaseLogits == nil,
                 baseLogits == nil, chunks == nil, ctx == 128, memory == nil, arithmetic == .exact, expertCache == 8, topK == 32,
-                !outputs.force, !events
+                !outputs.force, !events, !noWeightErrors
             else { throw ValidationError("--merge takes part files (and --json) only: the parts already hold the run's scores") }
             return
         }
@@ -86,9 +90,9 @@ struct ValidateCommand: ParsableCommand {
         if let output, output.isEmpty { throw ValidationError("-o needs a file name") }
         if shard != nil {
             _ = try shardIndex()
-            guard saveBaseLogits == nil, baseLogits == nil else {
+            guard saveBaseLogits == nil else {
                 throw ValidationError(
-                    "--shard does not combine with --save-base-logits / --base-logits yet: run the shards on the base model")
+                    "--shard does not write --save-base-logits records: save the record in one run, then give every shard --base-logits")
             }
         }
     }
@@ -150,8 +154,11 @@ struct ValidateCommand: ParsableCommand {
                     )
                 }
                 let shardWindows = Array(windows[range])
+                // A base-logits record numbers positions across all windows: this shard's start where its first window's do.
+                let offset = windows[..<range.lowerBound].reduce(0) { $0 + $1.count - 1 - $1.count / 2 }
                 let scores = try QuantValidation.score(
-                    quant: quantWeights, base: source, windows: shardWindows, memory: memory?.bytes ?? LayerMajor.defaultBudget,
+                    quant: quantWeights, base: source, windows: shardWindows, recordOffset: offset,
+                    memory: memory?.bytes ?? LayerMajor.defaultBudget,
                     progress: progress(tokens: shardWindows.count * ctx, models: baseLogits == nil ? 2 : 1, stream: stream, totals: totals))
                 finishProgress(stream, totals: totals)
                 let part = ValidationPart(
@@ -170,7 +177,9 @@ struct ValidateCommand: ParsableCommand {
                 progress: progress(tokens: windows.count * ctx, models: baseLogits == nil ? 2 : 1, stream: stream, totals: totals))
             finishProgress(stream, totals: totals)
             if let saveBaseLogits, let record { try record.write(to: saveBaseLogits) }
-            if let gguf = quantWeights as? GGUFWeights { report.tensors = try QuantValidation.tensorErrors(quant: gguf, base: baseWeights) }
+            if !noWeightErrors, let gguf = quantWeights as? GGUFWeights {
+                report.tensors = try QuantValidation.tensorErrors(quant: gguf, base: baseWeights)
+            }
             let cost = costOfRecord(report: report, stored: stored, vocabulary: baseWeights.spec.vocabularySize)
             printReport(report, baseLogits: cost, expertPack: quantWeights as? ExpertPackWeights, reads: totals)
         }

@@ -45,3 +45,25 @@ func layerMajorLogitsEqualWindowAtATime(fixture: String) throws {
     #expect(steps.last?.bytesRead == file.tensors.reduce(0) { $0 + $1.byteCount })
     #expect(zip(steps, steps.dropFirst()).allSatisfy { $0.bytesRead <= $1.bytesRead && $0.seconds <= $1.seconds })
 }
+
+/// A vocabulary too large to decode whole: the embedding read row by row and the head a slice at a time give the
+/// whole-matrix numbers bit for bit, from a checkpoint and from a quantized GGUF (llama.cpp rounding included).
+@Test func slicedEmbeddingAndHeadEqualTheWholeMatrices() throws {
+    let directory = fixtures.appendingPathComponent("trained-qwen3_moe_wide").path
+    let output = NSTemporaryDirectory() + "moeq-sliced-head-\(UUID().uuidString).gguf"
+    defer { try? FileManager.default.removeItem(atPath: output); try? FileManager.default.removeItem(atPath: output + ".manifest.json") }
+    _ = try GGUFConversion.run(try GGUFConversion.plan(path: directory, recipe: .q4_K_M), output: output, threads: 2)
+    let ids = (0..<40).map { ($0 * 577 + 11) % 3000 + 3 }
+    for weights in [
+        try ReferenceModel.weights(path: directory),
+        try ReferenceModel.weights(path: output, configDirectory: directory, llamaCPUArithmetic: true),
+    ] {
+        let engine = try ReferenceModel.engine(weights: weights)
+        let small = 4 * weights.spec.hiddenSize * 700  // slices of 700 vocabulary rows
+        let whole = try engine.embed(ids), sliced = try engine.embed(ids, largeWeightBytes: small)
+        #expect(whole == sliced)
+        var x = whole
+        try engine.layer(0, &x, tokens: ids.count)
+        #expect(try engine.head(x, tokens: ids.count) == engine.head(x, tokens: ids.count, largeWeightBytes: small))
+    }
+}

@@ -47,6 +47,22 @@ private let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent
     #expect(merged.top1Agreement == single.top1Agreement && merged.rmsDeltaP == single.rmsDeltaP)
     #expect(single.meanKLD > 0 && single.top1Agreement < 1)  // Q4_0 differs from the base: the comparison is not vacuous
 
+    // With the base from a base-logits record, each shard reads the record from its own first position on.
+    let record = try #require(
+        try QuantValidation.run(quant: quant, base: .model(base), configDirectory: directory, windows: windows, recordTopK: 8).record)
+    let fromRecord = try QuantValidation.report(try QuantValidation.score(quant: quant, base: .record(record), windows: windows))
+    var recordScores = QuantValidation.Scores()
+    for k in 0..<n {
+        let range = ValidationPart.chunks(shard: k, of: n, total: windows.count)
+        let offset = windows[..<range.lowerBound].reduce(0) { $0 + $1.count - 1 - $1.count / 2 }
+        recordScores.append(
+            try QuantValidation.score(quant: quant, base: .record(record), windows: Array(windows[range]), recordOffset: offset))
+    }
+    let shardedRecord = try QuantValidation.report(recordScores)
+    #expect(shardedRecord.meanKLD == fromRecord.meanKLD && shardedRecord.basePerplexity == fromRecord.basePerplexity)
+    #expect(shardedRecord.top1Agreement == fromRecord.top1Agreement)
+    #expect(abs(fromRecord.basePerplexity / single.basePerplexity - 1) < 1e-6)  // the record keeps f32 log-probabilities
+
     // Refused: a shard twice, a shard missing, a part of other windows, a damaged payload.
     #expect(throws: ValidationPartError.self) { _ = try ValidationPart.merge([parts[0], parts[0], parts[1], parts[2]]) }
     #expect(throws: ValidationPartError.self) { _ = try ValidationPart.merge([parts[0], parts[2]]) }

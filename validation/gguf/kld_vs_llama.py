@@ -15,6 +15,10 @@ Run from the repository root (any python 3 with the standard library is enough; 
    inputs: the quantization of the file alone) and `--arithmetic llama-cpu` (matmul inputs rounded as llama.cpp's
    CPU backend rounds them: what llama-perplexity measures).
 
+4. Quant-only speed (one forward pass in each tool): moeq writes the base's top-32 record once (--save-base-logits),
+   then `--repeats` times, alternating, llama-perplexity --kl-divergence and `moeq validate --base-logits RECORD`
+   under both arithmetics; best and median wall seconds and their ratios are printed.
+
 Checks (exit 1 if one fails): KLD orders the recipes as listed (each smaller than the next) under both arithmetics
 and in llama.cpp; moeq's llama-cpu KLD is within 5 % of llama-perplexity's for every recipe. Timing: wall seconds
 and scored-window tokens per second of each `moeq validate` (base and quant forward passes, both computed) and of
@@ -57,6 +61,8 @@ def main():
     ap.add_argument("--out", default="/tmp/moeq-kld")
     ap.add_argument("--ctx", type=int, default=256)
     ap.add_argument("--chunks", type=int, default=None)
+    ap.add_argument("--repeats", type=int, default=5,
+                    help="quant-only speed runs per tool and recipe, alternating (best and median reported)")
     a = ap.parse_args()
     os.makedirs(a.out, exist_ok=True)
     env = dict(os.environ, LD_LIBRARY_PATH=a.llama_bin + ":" + os.environ.get("LD_LIBRARY_PATH", ""))
@@ -121,6 +127,37 @@ def main():
     print(f"\n(moeq runs base and quant: 2 x {tokens:,} tokens per validate; llama-perplexity's base run: "
           f"{base_secs:.2f} s, {tokens / base_secs:,.0f} tok/s)")
 
+    # Quant-only speed: one forward pass each. moeq reads the base distributions from a record it wrote once
+    # (--save-base-logits), llama-perplexity from its --kl-divergence-base file; runs alternate between the tools.
+    record = os.path.join(a.out, f"{name}.base-logits")
+    chunk_flags = ["--chunks", str(a.chunks)] if a.chunks else []
+    run([a.moeq, "validate", files[recipes[0]], "--base", a.fixture, "--text", a.text, "--ctx", str(a.ctx),
+         "--save-base-logits", record, "--force"] + chunk_flags)
+    print("\n| recipe | moeq quant-only exact, best / median | moeq quant-only llama-cpu, best / median | "
+          "llama-perplexity, best / median | tok/s ratio moeq exact / llama (best, median) | "
+          "moeq llama-cpu / llama (best, median) |")
+    print("|---|---:|---:|---:|---:|---:|")
+    speed = []
+    for recipe in recipes:
+        times = {"exact": [], "llama-cpu": [], "llama": []}
+        for _ in range(a.repeats):
+            _, secs = llama_perplexity(perplexity, env, ["-m", files[recipe], "--kl-divergence-base", base,
+                                                         "--kl-divergence"] + common, r"Mean\s+KLD:")
+            times["llama"].append(secs)
+            for arithmetic in ("exact", "llama-cpu"):
+                _, secs = run([a.moeq, "validate", files[recipe], "--base", a.fixture, "--text", a.text, "--ctx",
+                               str(a.ctx), "--arithmetic", arithmetic, "--base-logits", record] + chunk_flags)
+                times[arithmetic].append(secs)
+        best = {k: min(v) for k, v in times.items()}
+        median = {k: sorted(v)[len(v) // 2] for k, v in times.items()}
+        speed.append({"recipe": recipe, "times": times})
+        print(f"| {recipe} | {best['exact']:.2f} / {median['exact']:.2f} s | {best['llama-cpu']:.2f} / "
+              f"{median['llama-cpu']:.2f} s | {best['llama']:.2f} / {median['llama']:.2f} s | "
+              f"{best['llama'] / best['exact']:.2f}, {median['llama'] / median['exact']:.2f} | "
+              f"{best['llama'] / best['llama-cpu']:.2f}, {median['llama'] / median['llama-cpu']:.2f} |")
+    print(f"\n({tokens:,} tokens per run, {a.repeats} runs of each; wall seconds including start-up, tokenization "
+          "and scoring for both tools)")
+
     bad = []
     for key in ("exact", "llama-cpu", "llama"):
         k = [r[key]["kld"] for r in rows]
@@ -131,7 +168,8 @@ def main():
         if abs(ratio - 1) > 0.05:
             bad.append(f"{r['recipe']}: moeq llama-cpu KLD {r['llama-cpu']['kld']:.6f} vs llama {r['llama']['kld']:.6f}")
     with open(os.path.join(a.out, "results.json"), "w") as f:
-        json.dump({"fixture": a.fixture, "ctx": a.ctx, "rows": rows, "llama_base_seconds": base_secs}, f, indent=1)
+        json.dump({"fixture": a.fixture, "ctx": a.ctx, "rows": rows, "llama_base_seconds": base_secs, "speed": speed}, f,
+                  indent=1)
     print("\ncriteria (KLD ordered under every arithmetic; llama-cpu KLD within 5 % of llama-perplexity):",
           "all met" if not bad else "NOT met:")
     for b in bad:

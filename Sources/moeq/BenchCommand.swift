@@ -3,14 +3,59 @@ import ArgumentParser
 import ConversionPipeline
 import Foundation
 import QuantKernels
+import ReferenceEngine
 
 extension QuantType: ExpressibleByArgument {}
 
 struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
-        abstract: "Benchmarks (quant: GB/s of f32 input per type, ratios against ggml measured in the same run).",
-        subcommands: [QuantBench.self])
+        abstract:
+            "Benchmarks (quant: GB/s of f32 input per type against ggml; product: the engine's f32 product against OpenBLAS sgemm; "
+            + "both measured in the same run).",
+        subcommands: [QuantBench.self, ProductBench.self])
+
+    struct ProductBench: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "product", abstract: "The engine's row-exact f32 product against OpenBLAS sgemm, GFLOP/s.")
+
+        @Option(
+            parsing: .upToNextOption,
+            help: "Shapes M×K×N (rows, inner, columns), e.g. 21248x256x256 (default: the bundled model's and Qwen3-235B's).")
+        var shapes: [String] = ["21248x256x256", "256x256x3072", "2048x4096x1536", "128x4096x1536", "512x7168x2048"]
+        @Option(parsing: .upToNextOption, help: "Thread counts.") var threads = [1, ProcessInfo.processInfo.activeProcessorCount]
+        @Option(parsing: .unconditional, help: "Runs per measurement (the fastest counts).") var repeats = 5
+
+        func parsedShapes() throws -> [(Int, Int, Int)] {
+            try shapes.map { text in
+                let parts = text.split(separator: "x").compactMap { Int($0) }
+                guard parts.count == 3, parts.allSatisfy({ (1...1 << 20).contains($0) }),
+                    parts[0] * parts[1] + parts[1] * parts[2] <= 1 << 28
+                else { throw ValidationError("--shapes takes MxKxN with each in 1…1048576 and at most 2^28 input values, not \"\(text)\"") }
+                return (parts[0], parts[1], parts[2])
+            }
+        }
+
+        func validate() throws {
+            _ = try parsedShapes()
+            guard !threads.isEmpty, threads.allSatisfy({ (1...256).contains($0) }) else {
+                throw ValidationError("--threads must be in 1…256")
+            }
+            guard (1...1000).contains(repeats) else { throw ValidationError("--repeats must be in 1…1000") }
+        }
+
+        func run() throws {
+            try reportingErrors {
+                print("shape (M×K×N)        threads   ours GFLOP/s   OpenBLAS GFLOP/s   ours/OpenBLAS   max |diff| / max |C|")
+                for row in ProductBenchmark.run(shapes: try parsedShapes(), threads: threads, repeats: repeats) {
+                    print(
+                        String(
+                            format: "%-20@ %7d   %12.1f   %16.1f   %12.2f×   %.1e", "\(row.rows)×\(row.inner)×\(row.columns)", row.threads,
+                            row.oursGFLOPS, row.openBLASGFLOPS, row.oursGFLOPS / row.openBLASGFLOPS, row.relativeDifference))
+                }
+            }
+        }
+    }
 
     struct QuantBench: ParsableCommand {
         static let configuration = CommandConfiguration(commandName: "quant", abstract: "Quantization throughput per type.")

@@ -54,7 +54,8 @@ public struct Footprint: Sendable {
     }
 
     static func of(spec: ModelSpec, recipe: RecipeName, tensors: [GGUFTensorPlan]) throws -> Footprint {
-        let types = RecipeRules(recipe: recipe, spec: spec).types(for: tensors)
+        var types = RecipeRules(recipe: recipe, spec: spec).types(for: tensors)
+        if recipe == .int4Native { types = int4NativeTypes(spec: spec, tensors: tensors, types: types) }
         var bytes: [Int] = []
         for (tensor, type) in zip(tensors, types) {
             guard let row = type.rowBytes(width: tensor.rowWidth) else {
@@ -68,6 +69,23 @@ public struct Footprint: Sendable {
         return Footprint(
             recipe: recipe, spec: spec, tensors: tensors, types: types, tensorBytes: bytes,
             fileBytes: data, headerIncluded: false)
+    }
+
+    /// INT4-NATIVE from a spec alone: stacked routed experts whose every expert the spec's compressed-tensors config
+    /// stores as symmetric INT4 group 32 are carried as Q4_0 (as `convert` does when every scale is F16-exact, which only
+    /// the data can tell; a checkpoint directory is planned from its headers and scales instead).
+    static func int4NativeTypes(spec: ModelSpec, tensors: [GGUFTensorPlan], types: [QuantType]) -> [QuantType] {
+        guard case .compressedTensors(let config) = spec.quantization else { return types }
+        return zip(tensors, types).map { tensor, type in
+            guard case .stacked(let names) = tensor.source, !names.isEmpty else { return type }
+            // The config names modules by pattern, the same for every expert of a tensor: the first and last stand for all.
+            let packed = [names[0], names[names.count - 1]].allSatisfy { name in
+                let module = name.hasSuffix(".weight") ? String(name.dropLast(".weight".count)) : name
+                guard !config.isIgnored(module), let group = config.group(for: module) else { return false }
+                return group.bits == 4 && group.symmetric && group.groupSize == 32
+            }
+            return packed ? .q4_0 : type
+        }
     }
 
     /// From GGUF headers: the tensors as stored (sizes and types of those files). `files` is one GGUF, or every file

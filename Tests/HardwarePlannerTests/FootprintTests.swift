@@ -67,3 +67,31 @@ func planEqualsConvertDryRunAndTheWrittenFile(fixture: String) throws {
     #expect(Double(footprint.fileBytes) > 380e9 && Double(footprint.fileBytes) < 420e9, "\(footprint.fileBytes)")
     #expect(footprint.kvBytesPerToken == 70_272)
 }
+
+/// INT4-NATIVE from a spec alone: the experts of a compressed-tensors INT4 g32 checkpoint are Q4_0, so the plan of a
+/// config equals the plan `convert` makes from the checkpoint's headers and scales; the bundled Kimi K2.5 spec
+/// carries its release's quantization, so its plan equals the plan of the config the synthesizer writes for an INT4
+/// checkpoint of the same shapes — about 4.5 bits per routed weight, not Q8_0's 8.5.
+@Test func int4NativePlanFromASpecEqualsTheCheckpointPlan() throws {
+    let preset = try #require(ModelPresets.named("tiny", architecture: .deepseekV3))
+    let directory = NSTemporaryDirectory() + "moeq-int4-plan-\(UUID().uuidString)"
+    defer { try? FileManager.default.removeItem(atPath: directory) }
+    _ = try SyntheticCheckpoint.write(SyntheticOptions(preset: preset, dtype: .int4), to: directory)
+    let spec = try ModelSpec(configFile: directory + "/config.json")
+    let fromHeaders = try Footprint.of(checkpoint: directory, recipe: .int4Native)
+    let fromSpec = try Footprint.of(spec: spec, recipe: .int4Native)
+    #expect(fromSpec.bytesByGroup == fromHeaders.bytesByGroup && fromSpec.activeBytesPerToken == fromHeaders.activeBytesPerToken)
+    // Q4_0 experts: 18 bytes per 32 weights.
+    let routed = Double(spec.routedExpertCount * spec.moeLayerCount * 3 * spec.hiddenSize * spec.expertIntermediateSize)
+    #expect(fromSpec.bytesByGroup[.routedExperts] == Int(routed * 18 / 32))
+
+    let kimi = try #require(ModelPresets.named("kimi-k2.5"))
+    var options = SyntheticOptions(preset: kimi, dtype: .int4)
+    options.sparse = true
+    let synthesized = try ModelSpec(config: SyntheticCheckpoint.config(for: options))
+    let bundled = try Footprint.of(spec: try ModelSpec(config: kimi.config), recipe: .int4Native)
+    let checkpointShaped = try Footprint.of(spec: synthesized, recipe: .int4Native)
+    #expect(bundled.bytesByGroup == checkpointShaped.bytesByGroup && bundled.fileBytes == checkpointShaped.fileBytes)
+    let q8 = try Footprint.of(spec: try ModelSpec(config: kimi.config), recipe: .q8_0)
+    #expect(Double(bundled.fileBytes) < 0.56 * Double(q8.fileBytes))
+}

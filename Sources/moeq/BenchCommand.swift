@@ -48,10 +48,12 @@ struct BenchCommand: ParsableCommand {
             try reportingErrors {
                 print("shape (M×K×N)        threads   ours GFLOP/s   OpenBLAS GFLOP/s   ours/OpenBLAS   max |diff| / max |C|")
                 for row in ProductBenchmark.run(shapes: try parsedShapes(), threads: threads, repeats: repeats) {
+                    let shape = "\(row.rows)×\(row.inner)×\(row.columns)".padding(toLength: 20, withPad: " ", startingAt: 0)
                     print(
-                        String(
-                            format: "%-20@ %7d   %12.1f   %16.1f   %12.2f×   %.1e", "\(row.rows)×\(row.inner)×\(row.columns)", row.threads,
-                            row.oursGFLOPS, row.openBLASGFLOPS, row.oursGFLOPS / row.openBLASGFLOPS, row.relativeDifference))
+                        shape
+                            + String(
+                                format: " %7d   %12.1f   %16.1f   %12.2f×   %.1e", row.threads, row.oursGFLOPS, row.openBLASGFLOPS,
+                                row.oursGFLOPS / row.openBLASGFLOPS, row.relativeDifference))
                 }
             }
         }

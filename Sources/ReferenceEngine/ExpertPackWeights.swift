@@ -68,6 +68,11 @@ public final class ExpertPackWeights: WeightProvider {
         return dense.regions(layer: layer) + (experts ?? []).sorted { $0.1.lowerBound < $1.1.lowerBound }
     }
 
+    public func rowDecoder(_ role: TensorRole) -> WeightRows? {
+        if case .routedExpert = role { return nil }  // experts go through the pack's cache
+        return dense.rowDecoder(role)
+    }
+
     public func has(_ role: TensorRole) -> Bool {
         if case .routedExpert(let layer, let expert, let projection) = role { return records[layer]?[expert]?[projection] != nil }
         return dense.has(role)

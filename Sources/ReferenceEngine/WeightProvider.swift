@@ -16,6 +16,9 @@ public protocol WeightProvider {
     /// Rows `rows` of `role`'s weight [rows.count × columns] (the embedding's token rows, a slice of the output head),
     /// decoded without the rest.
     func weightRows(_ role: TensorRole, _ rows: Range<Int>) throws -> [Float]
+    /// For a weight too large to be worth decoding whole (see `WeightRows.minimumBytes`): a decoder of its rows, so a
+    /// product can decode a slice of output rows into cache-sized memory and multiply it there. Nil otherwise.
+    func rowDecoder(_ role: TensorRole) -> WeightRows?
     /// The mapped file regions holding the stored weights of decoder layer `layer` (nil: embedding, final norm,
     /// output head), for read-ahead and for counting bytes read.
     func regions(layer: Int?) -> [(file: MappedFile, bytes: Range<Int>)]
@@ -24,6 +27,7 @@ public protocol WeightProvider {
 extension WeightProvider {
     public func dotInput(_ role: TensorRole) -> GGMLDotInput? { nil }
     public func regions(layer: Int?) -> [(file: MappedFile, bytes: Range<Int>)] { [] }
+    public func rowDecoder(_ role: TensorRole) -> WeightRows? { nil }
 
     public func weightRows(_ role: TensorRole, _ rows: Range<Int>) throws -> [Float] {
         let all = try weight(role)
@@ -51,18 +55,26 @@ extension WeightProvider {
         _ x: [Float], tokens: Int, inputs: Int, _ targets: [(role: TensorRole, outputs: Int)], observer: ActivationObserver?
     ) throws -> [[Float]] {
         var rounded: [GGMLDotInput: [Float]] = [:]
+        func input(_ role: TensorRole) -> [Float] {
+            guard let rounding = dotInput(role), rounding != .f32, inputs % rounding.blockSize == 0 else { return x }
+            let values = rounded[rounding] ?? DenseOps.rounded(x, rows: tokens, width: inputs, rounding)
+            rounded[rounding] = values
+            return values
+        }
         return try targets.map { role, outputs in
             observer?.observe(role, input: x, rows: tokens, width: inputs)
+            // A large weight with no observer of products: decoded a slice of rows at a time inside the product.
+            if observer == nil, let decoder = rowDecoder(role) {
+                guard decoder.rows == outputs, decoder.columns == inputs else {
+                    throw EngineError.shape(what: "\(role)", expected: [outputs, inputs], found: decoder.rows * decoder.columns)
+                }
+                return try decoder.product(input(role), tokens: tokens)
+            }
             let w = try weight(role)
             guard w.count == inputs * outputs else {
                 throw EngineError.shape(what: "\(role)", expected: [outputs, inputs], found: w.count)
             }
-            var input = x
-            if let rounding = dotInput(role), rounding != .f32, inputs % rounding.blockSize == 0 {
-                input = rounded[rounding] ?? DenseOps.rounded(x, rows: tokens, width: inputs, rounding)
-                rounded[rounding] = input
-            }
-            let y = DenseOps.linear(input, tokens: tokens, inputs: inputs, w, outputs: outputs)
+            let y = DenseOps.linear(input(role), tokens: tokens, inputs: inputs, w, outputs: outputs)
             observer?.observeProduct(role, input: x, rows: tokens, width: inputs, weight: w, output: y)
             return y
         }
@@ -145,6 +157,21 @@ public struct CheckpointWeights: WeightProvider {
             weight.releasePages()  // the values are a copy: a model larger than memory keeps one weight's pages resident
             try checkFinite(values, file: weight.storedTensors.first?.file.path ?? resolver.checkpoint.directory, tensor: name)
             return values
+        }
+    }
+
+    public func rowDecoder(_ role: TensorRole) -> WeightRows? { rowDecoder(role, minimumBytes: WeightRows.minimumBytes) }
+
+    func rowDecoder(_ role: TensorRole, minimumBytes: Int) -> WeightRows? {
+        guard let name = layout.checkpointName(role, part: layout.storedPart(of: role)), let weight = try? resolver.weight(named: name),
+            weight.shape.count == 2, 4 * weight.elementCount >= minimumBytes
+        else { return nil }
+        return WeightRows(
+            rows: weight.rows, columns: weight.columns, file: weight.storedTensors.first?.file.path ?? resolver.checkpoint.directory,
+            tensor: name
+        ) { rows, buffer in
+            try weight.decodeRows(rows, into: buffer)
+            weight.releasePages(rows: rows)
         }
     }
 
@@ -245,6 +272,28 @@ public final class GGUFWeights: WeightProvider {
     }
 
     public func has(_ role: TensorRole) -> Bool { sources[role] != nil }
+
+    public func rowDecoder(_ role: TensorRole) -> WeightRows? { rowDecoder(role, minimumBytes: WeightRows.minimumBytes) }
+
+    func rowDecoder(_ role: TensorRole, minimumBytes: Int) -> WeightRows? {
+        guard let (plan, index) = sources[role], let info = file.tensor(named: plan.name),
+            let rowBytes = info.type.rowBytes(width: plan.rowWidth)
+        else { return nil }
+        let matrices: Int
+        switch plan.source {
+        case .weight: matrices = 1
+        case .stacked(let names): matrices = names.count
+        default: return nil  // permuted or split on the way back: decoded whole
+        }
+        let rows = plan.rowCount / matrices, columns = plan.rowWidth, type = info.type, mapping = file.mapping
+        guard 4 * rows * columns >= minimumBytes else { return nil }
+        let start = file.byteRange(of: info).lowerBound + index * rows * rowBytes
+        return WeightRows(rows: rows, columns: columns, file: file.path, tensor: plan.name) { range, buffer in
+            let bytes = (start + range.lowerBound * rowBytes)..<(start + range.upperBound * rowBytes)
+            try QuantCodec.dequantize(type, mapping.bytes(in: bytes), count: range.count * columns, into: buffer)
+            mapping.releasePages(in: bytes)
+        }
+    }
 
     public func weightRows(_ role: TensorRole, _ rows: Range<Int>) throws -> [Float] {
         guard let (plan, _) = sources[role], case .weight = plan.source, let info = file.tensor(named: plan.name),

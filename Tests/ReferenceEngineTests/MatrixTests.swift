@@ -1,7 +1,13 @@
 // The OpenBLAS product and the engine's row-exact product against the plain reference loop.
 import CRowGEMM
+import ConversionPipeline
+import Foundation
+import ModelCatalog
 import Testing
 @testable import ReferenceEngine
+
+private let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+    .deletingLastPathComponent().appendingPathComponent("validation/fixtures")
 
 @Test(arguments: [(1, 1, 1), (3, 5, 7), (17, 64, 33), (64, 256, 96)])
 func blasMatchesReference(m: Int, k: Int, n: Int) {
@@ -58,4 +64,34 @@ func rowExactProductIsIndependentOfTheBatch(m: Int, k: Int, n: Int) {
         }
     }
     #expect(split == whole)
+}
+
+/// A product that decodes the weight a slice of rows at a time (for weights too large to decode whole) gives the
+/// whole-matrix product bit for bit: GGUF plain and stacked-expert tensors (K-quants, llama.cpp input rounding) and a
+/// BF16 checkpoint weight, with slices that do not divide the rows.
+@Test func streamedProductEqualsTheWholeMatrixProduct() throws {
+    let directory = fixtures.appendingPathComponent("trained-qwen3_moe_wide").path
+    let output = NSTemporaryDirectory() + "moeq-streamed-\(UUID().uuidString).gguf"
+    defer { try? FileManager.default.removeItem(atPath: output); try? FileManager.default.removeItem(atPath: output + ".manifest.json") }
+    _ = try GGUFConversion.run(try GGUFConversion.plan(path: directory, recipe: .q4_K_M), output: output, threads: 2)
+    let gguf = try GGUFWeights(path: output, spec: try CheckpointWeights(path: directory).spec)
+    let checkpoint = try CheckpointWeights(path: directory)
+    let x = (0..<(37 * 256)).map { i -> Float in Float((i * 7919) % 23) / 11 - 1 }
+    let roles: [TensorRole] = [.attention(layer: 1, part: .query), .routedExpert(layer: 0, expert: 5, projection: .down), .embedding]
+    for role in roles {
+        let cases: [(String, WeightRows?, [Float])] = [
+            ("gguf", gguf.rowDecoder(role, minimumBytes: 0), try gguf.weight(role)),
+            ("checkpoint", checkpoint.rowDecoder(role, minimumBytes: 0), try checkpoint.weight(role)),
+        ]
+        for (name, decoder, whole) in cases {
+            let d = try #require(decoder, "\(name) \(role)")
+            #expect(d.columns == 256 && d.rows * d.columns == whole.count)
+            let expected = DenseOps.linear(x, tokens: 37, inputs: 256, whole, outputs: d.rows)
+            for slice in [16, 48, d.rows] {
+                #expect(try d.product(x, tokens: 37, sliceRows: slice) == expected, "\(name) \(role) \(slice)")
+            }
+        }
+    }
+    #expect(gguf.rowDecoder(.attention(layer: 1, part: .query)) == nil)  // small weights: decoded whole and cached
+    #expect(checkpoint.rowDecoder(.embedding) == nil)
 }

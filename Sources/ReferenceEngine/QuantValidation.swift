@@ -166,7 +166,7 @@ public enum QuantValidation {
             firstPosition.append(positions)
             positions += window.count - 1 - window.count / 2
         }
-        let group = baseSeen == nil ? Parallel.threads : 1
+        let group = baseSeen == nil ? Parallel.threads : 1, h = quant.spec.hiddenSize
         for start in stride(from: 0, to: windows.count, by: group) {
             let batch = Array(start..<min(start + group, windows.count))
             var inputs: [(quant: [Float], base: [Float])] = []
@@ -176,8 +176,11 @@ public enum QuantValidation {
                 Parallel.forEach(batch.count, enabled: baseSeen == nil) { slot in
                     let w = batch[slot]
                     slots[slot] = Result {
-                        let q = try quantEngine.head(inputs[slot].quant, tokens: windows[w].count)
-                        let b = try baseEngine.map { try $0.head(inputs[slot].base, tokens: windows[w].count) } ?? []
+                        // Logits only where they are scored (positions n/2 … n−2, as llama-perplexity asks for them).
+                        let n = windows[w].count, first = n / 2, scored = n - 1 - first
+                        func rows(_ hidden: [Float]) -> [Float] { Array(hidden[(first * h)..<((first + scored) * h)]) }
+                        let q = try quantEngine.head(rows(inputs[slot].quant), tokens: scored)
+                        let b = try baseEngine.map { try $0.head(rows(inputs[slot].base), tokens: scored) } ?? []
                         return windowScores(
                             windows[w], quant: q, base: base, baseLogits: b, firstPosition: firstPosition[w], baseSeen: baseSeen)
                     }
@@ -194,14 +197,15 @@ public enum QuantValidation {
         baseSeen: (([Double], Int, [Double]) -> Void)?
     ) -> Scores {
         var scores = Scores()
-        let context = window.count, vocabulary = q.count / max(context, 1)
+        // `q` and `b` hold the logits of the scored positions only: position t is row t − context/2.
+        let context = window.count, first = context / 2, vocabulary = q.count / max(context - 1 - first, 1)
         for t in (context / 2)..<(context - 1) {
-            let lq = logSoftmax(q[(t * vocabulary)..<((t + 1) * vocabulary)])
+            let lq = logSoftmax(q[((t - first) * vocabulary)..<((t - first + 1) * vocabulary)])
             let next = window[t + 1]
             let quantTop = argmax(lq)
             switch base {
             case .model:
-                let lb = logSoftmax(b[(t * vocabulary)..<((t + 1) * vocabulary)])
+                let lb = logSoftmax(b[((t - first) * vocabulary)..<((t - first + 1) * vocabulary)])
                 scores.baseNLL.append(-lb[next])
                 var kld = 0.0
                 for i in 0..<vocabulary { kld += exp(lb[i]) * (lb[i] - lq[i]) }

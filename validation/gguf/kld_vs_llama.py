@@ -16,8 +16,9 @@ Run from the repository root (any python 3 with the standard library is enough; 
    CPU backend rounds them: what llama-perplexity measures).
 
 4. Quant-only speed (one forward pass in each tool): moeq writes the base's top-32 record once (--save-base-logits),
-   then `--repeats` times, alternating, llama-perplexity --kl-divergence and `moeq validate --base-logits RECORD`
-   under both arithmetics; best and median wall seconds and their ratios are printed.
+   then `--repeats` times, alternating, llama-perplexity --kl-divergence and `moeq validate --base-logits RECORD
+   --no-weight-errors` (llama-perplexity prints no per-tensor table either) under both arithmetics; best and median
+   wall seconds and their ratios are printed.
 
 Checks (exit 1 if one fails): KLD orders the recipes as listed (each smaller than the next) under both arithmetics
 and in llama.cpp; moeq's llama-cpu KLD is within 5 % of llama-perplexity's for every recipe. Timing: wall seconds
@@ -146,7 +147,8 @@ def main():
             times["llama"].append(secs)
             for arithmetic in ("exact", "llama-cpu"):
                 _, secs = run([a.moeq, "validate", files[recipe], "--base", a.fixture, "--text", a.text, "--ctx",
-                               str(a.ctx), "--arithmetic", arithmetic, "--base-logits", record] + chunk_flags)
+                               str(a.ctx), "--arithmetic", arithmetic, "--base-logits", record,
+                               "--no-weight-errors"] + chunk_flags)
                 times[arithmetic].append(secs)
         best = {k: min(v) for k, v in times.items()}
         median = {k: sorted(v)[len(v) // 2] for k, v in times.items()}

@@ -177,6 +177,8 @@ func warnBeyondTrainedContext(_ length: Int, spec: ModelSpec, what: String) {
 /// A byte count on the command line: a number with an optional unit — B; KB, MB, GB, TB (powers of 1000); K, M, G, T
 /// or KiB, MiB, GiB, TiB (powers of 1024); case-insensitive, a space allowed ("1.5 GiB").
 struct ByteSize: ExpressibleByArgument {
+    /// For help texts (ArgumentParser prints an option's help with a value it refuses).
+    static let units = "a number with a unit: B; KB, MB, GB, TB, PB (1000ⁿ); K, M, G, T, P or KiB, MiB, GiB, TiB, PiB (1024ⁿ)"
     let bytes: Int
     init?(argument: String) {
         let text = argument.trimmingCharacters(in: .whitespaces).lowercased()

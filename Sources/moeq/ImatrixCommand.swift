@@ -22,7 +22,9 @@ struct ImatrixCommand: ParsableCommand {
     @Option(parsing: .unconditional, help: "Tokens per chunk.") var ctx = 128
     @Option(parsing: .unconditional, help: "At most this many chunks.") var chunks: Int?
     @Option(
-        help: "Memory for the chunks' hidden states (layer-major; default a quarter of RAM), beyond it a scratch file. E.g. 8GiB.")
+        help: ArgumentHelp(
+            "Memory for the chunks' hidden states (layer-major; default a quarter of RAM), beyond it a scratch file. E.g. 8GiB: "
+                + "\(ByteSize.units)."))
     var memory: ByteSize?
     @OptionGroup var outputs: OutputOptions
 
@@ -30,6 +32,11 @@ struct ImatrixCommand: ParsableCommand {
         guard (tokens == nil) != (text == nil) else { throw ValidationError("give exactly one of --tokens and --text") }
         guard (2...(1 << 20)).contains(ctx) else { throw ValidationError("--ctx must be in 2…1048576") }
         if let chunks, chunks < 1 { throw ValidationError("--chunks must be at least 1") }
+        if model.hasSuffix(".gguf") || OutputPolicy.starts(model, with: Array("GGUF".utf8)) {
+            throw ValidationError(
+                "\(model) is a GGUF: moeq imatrix runs on the checkpoint directory the imatrix is for (its config.json, tokenizer and weights)"
+            )
+        }
     }
 
     func run() throws {

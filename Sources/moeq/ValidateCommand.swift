@@ -50,7 +50,7 @@ struct ValidateCommand: ParsableCommand {
         help:
             """
             Memory for the hidden states of all chunks, which advance one layer at a time (default a quarter of RAM); beyond \
-            it they go to a scratch file in $TMPDIR. E.g. 8GiB, 500MB.
+            it they go to a scratch file in $TMPDIR. E.g. 8GiB, 500MB: \(ByteSize.units).
             """)
     var memory: ByteSize?
     @Option(

@@ -17,6 +17,8 @@ public enum EngineError: Error, Sendable, CustomStringConvertible {
     case scratch(String)
     /// A weight holding NaN or infinity.
     case nonFinite(file: String, tensor: String, index: Int, value: Float)
+    /// A file of ours (sensitivity cache) that does not read as one.
+    case unreadable(file: String, reason: String)
 
     public var description: String {
         switch self {
@@ -36,6 +38,7 @@ public enum EngineError: Error, Sendable, CustomStringConvertible {
         case .scratch(let reason):
             "hidden states beyond --memory go to a scratch file in $TMPDIR, and \(reason); set TMPDIR to a writable directory "
                 + "with space, or give more --memory"
+        case let .unreadable(file, reason): "\(file): \(reason)"
         case let .nonFinite(file, tensor, index, value):
             """
             \(file): tensor \(tensor) holds \(value) at value \(index), which is not finite: the file is damaged (re-download or \

@@ -33,33 +33,66 @@ public struct TensorSensitivity: Sendable, Equatable {
 
 /// Measures `TensorSensitivity` for every quantizable tensor the forward pass multiplies by (an observer of the base
 /// model's pass). Candidates are measured concurrently; the order of accumulation is fixed, so results are deterministic.
-public final class SensitivityCollector: ActivationObserver {
-    public let candidates: [QuantType]
-    let importance: ImportanceMatrix?
-
-    /// How a forward-pass weight maps onto a GGUF tensor: plain (same rows), one expert of a stacked tensor, or MLA's
-    /// kv_b split into attn_k_b (per head, transposed: rows over the no-rope dims) and attn_v_b (rows over the rank).
-    enum Target {
+/// Which GGUF tensor (and which matrix of it) each forward-pass weight is, for the quantizable tensors of the stored file:
+/// plain (same rows), one expert of a stacked tensor, or MLA's kv_b split into attn_k_b (per head, transposed: rows over
+/// the no-rope dims) and attn_v_b (rows over the rank).
+public struct QuantTargets: Sendable {
+    public enum Target: Sendable {
         case plain(name: String, matrix: Int)
         case latentKeyValue(key: String, value: String, heads: Int, noPosition: Int, valueDim: Int)
-    }
-    private var targets: [TensorRole: Target] = [:]
-    private var entries: [String: TensorSensitivity] = [:]
 
-    public init(spec: ModelSpec, candidates: [QuantType], importance: ImportanceMatrix? = nil) {
-        self.candidates = candidates
-        self.importance = importance
+        /// The forward-pass `weight` (rows of `width`) as the GGUF would hold it with each tensor quantized to
+        /// `type(name)` (nil: kept as it is) with its importance row, decoded back into the forward pass's layout.
+        public func reconstruct(
+            _ weight: [Float], width: Int, importance: ImportanceMatrix?, type: (String) -> QuantType?
+        ) throws -> [Float] {
+            func roundTrip(_ w: [Float], rows: Int, width: Int, tensor: String, matrix: Int) throws -> [Float] {
+                guard let t = type(tensor), t != .f32 else { return w }
+                let row = t.layout.usesImportance ? importance?.importance(for: tensor, width: width, matrix: matrix) : nil
+                let bytes = try QuantCodec.quantize(t, w, rows: rows, width: width, importance: row)
+                return try QuantCodec.dequantize(t, bytes, count: w.count)
+            }
+            switch self {
+            case .plain(let name, let matrix):
+                return try roundTrip(weight, rows: weight.count / max(width, 1), width: width, tensor: name, matrix: matrix)
+            case .latentKeyValue(let key, let value, let heads, let nope, let valueDim):
+                // kv_b rows per head: nope key rows, then valueDim value rows, each `width` (= the latent rank) wide.
+                let rank = width, perHead = nope + valueDim
+                var approximate = weight
+                for h in 0..<heads {
+                    var transposed = [Float](repeating: 0, count: rank * nope)
+                    for c in 0..<nope { for r in 0..<rank { transposed[r * nope + c] = weight[(h * perHead + c) * rank + r] } }
+                    let keys = try roundTrip(transposed, rows: rank, width: nope, tensor: key, matrix: 0)
+                    for c in 0..<nope { for r in 0..<rank { approximate[(h * perHead + c) * rank + r] = keys[r * nope + c] } }
+                    let start = (h * perHead + nope) * rank
+                    let values = try roundTrip(
+                        Array(weight[start..<(start + valueDim * rank)]), rows: valueDim, width: rank, tensor: value, matrix: 0)
+                    approximate.replaceSubrange(start..<(start + valueDim * rank), with: values)
+                }
+                return approximate
+            }
+        }
+    }
+
+    public let roles: [TensorRole: Target]
+    /// The quantizable GGUF tensors these weights land in (the stored file's part of each role), in layout order.
+    public let tensors: [GGUFTensorPlan]
+
+    /// `includeOutputHead`: whether the file has output.weight (false for a tied model without lm_head: the head then
+    /// runs on token_embd, which the forward pass calls the embedding).
+    public init(spec: ModelSpec, includeOutputHead: Bool? = nil) {
+        var roles: [TensorRole: Target] = [:], tensors: [GGUFTensorPlan] = []
         var latent: [Int: (key: GGUFTensorPlan?, value: GGUFTensorPlan?)] = [:]
         let layout = spec.tensorLayout
-        for plan in layout.ggufTensors(includeOutputHead: true) where plan.quantizable {
+        for plan in layout.ggufTensors(includeOutputHead: includeOutputHead ?? !spec.tieWordEmbeddings) where plan.quantizable {
             if plan.part != layout.storedFilePart(of: plan.role) { continue }
             switch plan.source {
             case .weight, .ropePermuted:
-                targets[plan.role] = .plain(name: plan.name, matrix: 0)
+                roles[plan.role] = .plain(name: plan.name, matrix: 0)
             case .stacked:
                 guard case .routedExperts(let layer, let projection) = plan.role else { continue }
                 for e in 0..<spec.routedExpertCount {
-                    targets[.routedExpert(layer: layer, expert: e, projection: projection)] = .plain(name: plan.name, matrix: e)
+                    roles[.routedExpert(layer: layer, expert: e, projection: projection)] = .plain(name: plan.name, matrix: e)
                 }
             case .keyFromKVB:
                 if let layer = plan.layer { latent[layer, default: (nil, nil)].key = plan }
@@ -68,13 +101,32 @@ public final class SensitivityCollector: ActivationObserver {
             case .fusedHalf:
                 continue
             }
-            entries[plan.name] = TensorSensitivity(
-                name: plan.name, layer: plan.layer, elements: plan.dimensions.reduce(1, *), rowWidth: plan.rowWidth)
+            tensors.append(plan)
         }
         for (layer, pair) in latent {
             guard let key = pair.key, let value = pair.value, case .keyFromKVB(_, let heads, let nope, let v) = key.source else { continue }
-            targets[.attention(layer: layer, part: .keyValueB)] = .latentKeyValue(
+            roles[.attention(layer: layer, part: .keyValueB)] = .latentKeyValue(
                 key: key.name, value: value.name, heads: heads, noPosition: nope, valueDim: v)
+        }
+        self.roles = roles
+        self.tensors = tensors
+    }
+}
+
+public final class SensitivityCollector: ActivationObserver {
+    public let candidates: [QuantType]
+    let importance: ImportanceMatrix?
+
+    let targets: QuantTargets
+    private var entries: [String: TensorSensitivity] = [:]
+
+    public init(spec: ModelSpec, candidates: [QuantType], importance: ImportanceMatrix? = nil, includeOutputHead: Bool? = nil) {
+        self.candidates = candidates
+        self.importance = importance
+        targets = QuantTargets(spec: spec, includeOutputHead: includeOutputHead)
+        for tensor in targets.tensors {
+            entries[tensor.name] = TensorSensitivity(
+                name: tensor.name, layer: tensor.layer, elements: tensor.dimensions.reduce(1, *), rowWidth: tensor.rowWidth)
         }
     }
 
@@ -84,37 +136,70 @@ public final class SensitivityCollector: ActivationObserver {
     public func observe(_ role: TensorRole, input: [Float], rows: Int, width: Int) {}
 
     public func observeProduct(_ role: TensorRole, input: [Float], rows: Int, width: Int, weight: [Float], output: [Float]) {
-        guard let target = targets[role], rows > 0 else { return }
+        guard let target = targets.roles[role], rows > 0 else { return }
         let outputs = weight.count / max(width, 1)
+        let errors = measure(input, rows: rows, width: width, outputs: outputs) { type in
+            try target.reconstruct(weight, width: width, importance: self.importance) { _ in type }
+        }
         switch target {
-        case .plain(let name, let matrix):
-            let errors = measure(input, rows: rows, width: width, outputs: outputs) { type in
-                try self.reconstruct(weight, rows: outputs, width: width, type: type, tensor: name, matrix: matrix)
-            }
+        case .plain(let name, _):
             record(name, rows: rows, output: output, columns: nil, outputs: outputs, errors: errors)
         case .latentKeyValue(let key, let value, let heads, let nope, let valueDim):
-            // kv_b rows per head: nope key rows, then valueDim value rows, each `width` (= the latent rank) wide.
-            let rank = width, perHead = nope + valueDim
-            let errors = measure(input, rows: rows, width: width, outputs: outputs) { type in
-                var approximate = weight
-                for h in 0..<heads {
-                    // attn_k_b: the head's key block transposed, rows of `nope` values, one per latent dim.
-                    var transposed = [Float](repeating: 0, count: rank * nope)
-                    for c in 0..<nope { for r in 0..<rank { transposed[r * nope + c] = weight[(h * perHead + c) * rank + r] } }
-                    let keys = try self.reconstruct(transposed, rows: rank, width: nope, type: type, tensor: key, matrix: 0)
-                    for c in 0..<nope { for r in 0..<rank { approximate[(h * perHead + c) * rank + r] = keys[r * nope + c] } }
-                    let start = (h * perHead + nope) * rank
-                    let values = try self.reconstruct(
-                        Array(weight[start..<(start + valueDim * rank)]), rows: valueDim, width: rank, type: type, tensor: value, matrix: 0)
-                    approximate.replaceSubrange(start..<(start + valueDim * rank), with: values)
-                }
-                return approximate
-            }
+            let perHead = nope + valueDim
             let keyColumns = Set((0..<heads).flatMap { h in (h * perHead)..<(h * perHead + nope) })
             record(key, rows: rows, output: output, columns: keyColumns, outputs: outputs, errors: errors)
             let valueColumns = Set((0..<outputs).filter { !keyColumns.contains($0) })
             record(value, rows: rows, output: output, columns: valueColumns, outputs: outputs, errors: errors)
         }
+    }
+
+    /// The embedding lookup is no product: its error is that of the looked-up rows, each counted as often as its
+    /// token occurs in `windows` (token_embd is quantized row by row, without importance: llama-imatrix collects none
+    /// for it).
+    public func observeLookups(weights: WeightProvider, windows: [[Int]]) throws {
+        guard case .plain(let name, _)? = targets.roles[.embedding], var entry = entries[name] else { return }
+        var counts: [Int: Int] = [:]
+        for window in windows { for id in window { counts[id, default: 0] += 1 } }
+        let all = counts.keys.sorted(), h = weights.spec.hiddenSize
+        entry.rows += counts.values.reduce(0, +)
+        // A bounded number of rows at a time (a vocabulary of 160 k × 7168 would not fit whole).
+        for start in stride(from: 0, to: all.count, by: 1024) {
+            let ids = Array(all[start..<min(all.count, start + 1024)])
+            var rows = [Float](repeating: 0, count: ids.count * h)
+            for (i, id) in ids.enumerated() {
+                rows.replaceSubrange((i * h)..<((i + 1) * h), with: try weights.weightRows(.embedding, id..<(id + 1)))
+            }
+            let occurrences = ids.map { Double(counts[$0]!) }
+            var errors = [Result<Double, Error>](repeating: .success(0), count: candidates.count)
+            errors.withUnsafeMutableBufferPointer { slots in
+                Parallel.forEach(candidates.count) { c in
+                    slots[c] = Result {
+                        let type = candidates[c]
+                        let bytes = try QuantCodec.quantize(type, rows, rows: ids.count, width: h, importance: nil)
+                        let approximate = try QuantCodec.dequantize(type, bytes, count: rows.count)
+                        var sum = 0.0
+                        for i in ids.indices {
+                            var row = 0.0
+                            for j in 0..<h { let d = Double(approximate[i * h + j]) - Double(rows[i * h + j]); row += d * d }
+                            sum += row * occurrences[i]
+                        }
+                        return sum
+                    }
+                }
+            }
+            for i in ids.indices {
+                var energy = 0.0
+                for j in 0..<h { energy += Double(rows[i * h + j]) * Double(rows[i * h + j]) }
+                entry.outputEnergy += energy * occurrences[i]
+            }
+            for (type, result) in zip(candidates, errors) {
+                switch result {
+                case .success(let sum): entry.squaredError[type, default: 0] += sum
+                case .failure(let error): entry.unavailable[type] = "\(error)"
+                }
+            }
+        }
+        entries[name] = entry
     }
 
     /// Per candidate: the output of the reconstructed weight, or why there is none.
@@ -131,13 +216,6 @@ public final class SensitivityCollector: ActivationObserver {
             }
         }
         return results
-    }
-
-    /// `weight` quantized to `type` as llama-quantize would store `tensor` (with its importance row) and decoded.
-    private func reconstruct(_ weight: [Float], rows: Int, width: Int, type: QuantType, tensor: String, matrix: Int) throws -> [Float] {
-        let row = importance?.importance(for: tensor, width: width, matrix: matrix)
-        let bytes = try QuantCodec.quantize(type, weight, rows: rows, width: width, importance: type.layout.usesImportance ? row : nil)
-        return try QuantCodec.dequantize(type, bytes, count: weight.count)
     }
 
     private func record(
@@ -172,7 +250,9 @@ public enum Sensitivity {
         budget: Int = LayerMajor.defaultBudget, progress: LayerMajor.Progress? = nil
     ) throws -> [TensorSensitivity] {
         guard !windows.isEmpty, windows.allSatisfy({ !$0.isEmpty }) else { throw EngineError.noWork("no calibration tokens") }
-        let collector = SensitivityCollector(spec: weights.spec, candidates: candidates, importance: importance)
+        let collector = SensitivityCollector(
+            spec: weights.spec, candidates: candidates, importance: importance, includeOutputHead: weights.has(.outputHead))
+        try collector.observeLookups(weights: weights, windows: windows)
         var engine = try ReferenceModel.engine(weights: weights)
         engine.observer = collector
         let states = try LayerMajor.hiddenStates(engine, windows: windows, budget: budget, progress: progress)

@@ -11,7 +11,7 @@ struct Moeq: ParsableCommand {
         subcommands: [
             InspectCommand.self, ConvertCommand.self, MergeCommand.self, PipelineCommand.self, PlanCommand.self, SynthCommand.self,
             DumpCommand.self, PackCommand.self, UnpackCommand.self, VerifyCommand.self, EvalCommand.self, ValidateCommand.self,
-            ImatrixCommand.self, BenchCommand.self,
+            ImatrixCommand.self, FitCommand.self, BenchCommand.self,
         ])
 
     /// As ArgumentParser's, then standard output flushed and checked: a report that could not be written (a full disk,

@@ -1,0 +1,376 @@
+// `moeq fit MODEL --budget SIZE (--text F | --tokens F) -o OUT.gguf`: the mix of types (one per GGUF tensor) with the
+// smallest predicted KL divergence whose file fits the budget, chosen from per-tensor sensitivities measured on the
+// calibration data and calibrated against end-to-end KLD on probe mixes; written with the conversion, with a recipe
+// file and a llama-quantize --tensor-type-file that reproduce it, then validated.
+import ArgumentParser
+import ConversionPipeline
+import Foundation
+import ModelCatalog
+import OutputPlanning
+import QuantKernels
+import ReferenceEngine
+import TensorFormats
+
+struct FitCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "fit",
+        abstract: "Write the best GGUF that fits a byte budget, chosen by measured per-tensor sensitivity, and prove it by KL divergence.",
+        discussion:
+            """
+            Sensitivities and the calibration are cached (--sensitivity, by default under $XDG_CACHE_HOME/moeq or ~/.cache/moeq, \
+            keyed by model, calibration tokens, imatrix and candidates): a new budget re-solves in seconds. Beside OUT.gguf go \
+            OUT.recipe.json (moeq convert --recipe-file) and OUT.tensor-types.txt (llama-quantize --tensor-type-file).
+            """)
+
+    static let defaultCandidates: [QuantType] = [
+        .q8_0, .q6_K, .q5_K, .q4_K, .iq4_xs, .q3_K, .iq3_s, .iq3_xxs, .q2_K, .iq2_s, .iq2_xs, .iq2_xxs, .iq1_m,
+    ]
+
+    @Argument(help: "Checkpoint directory (safetensors + config.json).") var model: String
+    @Option(help: ArgumentHelp("The output file's size limit: \(ByteSize.units).")) var budget: ByteSize
+    @Option(help: "Calibration text (tokenized with the model's tokenizer.json).") var text: String?
+    @Option(help: "Calibration token ids (.npy or whitespace-separated).") var tokens: String?
+    @Option(name: .shortAndLong, help: "Output .gguf.") var output: String
+    @Option(help: "Importance matrix (llama.cpp GGUF or .dat): used for every quantization, needed by IQ2_XXS/IQ2_XS/IQ1_S.")
+    var imatrix: String?
+    @Option(parsing: .upToNextOption, help: "Candidate types (default: Q8_0 … IQ1_M; IQ2_XXS, IQ2_XS and IQ1_S only with --imatrix).")
+    var types: [QuantType] = []
+    @Option(help: "Where the recipe file goes (default OUT.recipe.json).") var recipeFile: String?
+    @Option(help: "Where the llama-quantize --tensor-type-file goes (default OUT.tensor-types.txt).") var tensorTypeFile: String?
+    @Option(help: "Sensitivity cache file: read when its key matches, else measured and written there.") var sensitivity: String?
+    @Option(parsing: .unconditional, help: "Tokens per calibration window.") var ctx = 512
+    @Option(parsing: .unconditional, help: "At most this many calibration windows.") var chunks: Int?
+    @Option(help: ArgumentHelp("Memory for the windows' hidden states (default a quarter of RAM): \(ByteSize.units).")) var memory:
+        ByteSize?
+    @Option(
+        help: "At most this many probe groups (one per tensor when the model has no more; else tensors of one kind over a run of blocks).")
+    var probes = 48
+    @Option(help: "Quantization threads.") var threads = ProcessInfo.processInfo.activeProcessorCount
+    @Flag(help: "Measure (or read) and solve, print the mix and its predicted KLD; write no model.") var dryRun = false
+    @Flag(help: "Print a JSON summary.") var json = false
+    @OptionGroup var outputs: OutputOptions
+
+    func validate() throws {
+        guard (tokens == nil) != (text == nil) else { throw ValidationError("give exactly one of --tokens and --text") }
+        guard (2...(1 << 20)).contains(ctx) else { throw ValidationError("--ctx must be in 2…1048576") }
+        if let chunks, chunks < 1 { throw ValidationError("--chunks must be at least 1") }
+        guard (1...4096).contains(threads) else { throw ValidationError("--threads must be in 1…4096, not \(threads)") }
+        guard (1...100_000).contains(probes) else { throw ValidationError("--probes must be in 1…100000") }
+        guard budget.bytes > 0 else { throw ValidationError("--budget must be more than 0 bytes") }
+        guard output.hasSuffix(".gguf") else { throw ValidationError("-o must name a .gguf file (not \(output))") }
+        if model.hasSuffix(".gguf") || OutputPolicy.starts(model, with: Array("GGUF".utf8)) {
+            throw ValidationError("\(model) is a GGUF: moeq fit quantizes from the checkpoint directory (its config.json and weights)")
+        }
+    }
+
+    var stem: String { String(output.dropLast(".gguf".count)) }
+    var recipePath: String { recipeFile ?? stem + ".recipe.json" }
+    var typesPath: String { tensorTypeFile ?? stem + ".tensor-types.txt" }
+
+    func run() throws {
+        try reportingErrors {
+            let moeq: (String) -> Bool = isMoeqModel
+            if !dryRun {
+                try checkOutputs(
+                    [
+                        .file(
+                            output, companions: [StagedFile.temporaryPath(for: output), OutputManifest.path(for: output)],
+                            writtenByMoeq: moeq),
+                        .file(recipePath) { OutputPolicy.starts($0, with: Array("{\n  \"format\": \"moeq recipe 1\"".utf8)) },
+                        .file(typesPath) { OutputPolicy.starts($0, with: Array("^".utf8)) },
+                    ],
+                    inputs: [model, text, tokens, imatrix, sensitivity], force: outputs.force)
+            }
+            let started = Date()
+            let importance = try imatrix.map { try ImportanceMatrix(path: $0) }
+            var candidates = types.isEmpty ? Self.defaultCandidates : types
+            if importance == nil {
+                let dropped = candidates.filter { $0.layout.requiresImportance }
+                if !dropped.isEmpty, !types.isEmpty {
+                    throw ValidationError(
+                        "\(dropped.map(\.rawValue).joined(separator: ", ")) need an importance matrix: give --imatrix (moeq imatrix makes one)"
+                    )
+                }
+                candidates.removeAll { $0.layout.requiresImportance }
+            }
+            // The file's layout (names, shapes, fixed tensors) from a plan every candidate set can start from.
+            let layoutPlan = try GGUFConversion.plan(path: model, recipe: .q8_0, importance: importance)
+            let weights = try ReferenceModel.weights(path: model)
+            warnBeyondTrainedContext(ctx, spec: weights.spec, what: "--ctx")
+            let windows = try llamaWindows(
+                tokens: tokens, text: text, directory: model, vocabularySize: weights.spec.vocabularySize, context: ctx, maxChunks: chunks)
+            let memoryBytes = memory?.bytes ?? LayerMajor.defaultBudget
+            let measured = try sensitivities(
+                weights: weights, windows: windows, candidates: candidates, importance: importance, memory: memoryBytes)
+            let solution = try solve(plan: layoutPlan, measured: measured, candidates: candidates)
+            let calibration = measured.calibration
+            let score = calibration.score(measured.tensors, types: solution.types)
+            let predicted = calibration.predictedKLD(score: score)
+            let recipeJSON = recipeDocument(solution)
+            let rules = try RecipeFile(json: recipeJSON, path: recipePath)
+            let plan = try GGUFConversion.plan(path: model, recipe: solution.base, importance: importance, rules: rules)
+            for warning in plan.warnings where !warning.hasPrefix("imatrix has no entry") { printError("warning: \(warning)") }
+            guard plan.layout.fileSize <= budget.bytes else {
+                throw ValidationError("internal: the solved mix is \(plan.layout.fileSize) bytes, over the budget \(budget.bytes)")
+            }
+            var summary: [(String, JSONValue)] = [
+                ("model", .string(model)), ("budget_bytes", .integer(Int64(budget.bytes))),
+                ("file_bytes", .integer(Int64(plan.layout.fileSize))), ("base_recipe", .string(solution.base.rawValue)),
+                ("predicted_kld", .double(predicted)), ("sensitivity_file", .string(measured.path)),
+                ("sensitivity_cached", .bool(measured.cached)), ("solve_seconds", .double(solution.seconds)),
+            ]
+            let groups = groupTable(plan)
+            if dryRun {
+                report(plan: plan, groups: groups, predicted: predicted, measured: measured, solution: solution, validation: nil)
+                if json { print(JSONValue.object(JSONObject(summary + [("groups", groups.json)])).prettyPrinted(), terminator: "") }
+                return
+            }
+            try AtomicFile.write(recipeJSON.prettyPrinted(), to: recipePath)
+            try AtomicFile.write(tensorTypeLines(plan), to: typesPath)
+            Interruption.install()
+            _ = try GGUFConversion.run(plan, output: output, threads: threads, cancelled: { Interruption.requested })
+            // Proof: the written file against the checkpoint on the calibration windows.
+            let written = try ReferenceModel.weights(path: output, configDirectory: model)
+            let (validation, _) = try QuantValidation.run(
+                quant: written, base: .model(weights), configDirectory: model, windows: windows, memory: memoryBytes)
+            report(plan: plan, groups: groups, predicted: predicted, measured: measured, solution: solution, validation: validation)
+            summary += [
+                ("output", .string(output)), ("recipe_file", .string(recipePath)), ("tensor_type_file", .string(typesPath)),
+                ("measured_kld", .double(validation.meanKLD)), ("ppl_ratio", .double(validation.ratio)),
+                ("top1_agreement", .double(validation.top1Agreement)), ("seconds", .double(Date().timeIntervalSince(started))),
+                ("peak_rss_bytes", .integer(Int64(peakResidentBytes()))),
+            ]
+            if json { print(JSONValue.object(JSONObject(summary + [("groups", groups.json)])).prettyPrinted(), terminator: "") }
+        }
+    }
+
+    // MARK: - Sensitivity (measured or cached)
+
+    struct Measured {
+        let tensors: [TensorSensitivity]
+        let calibration: FitCalibration
+        let path: String
+        let cached: Bool
+    }
+
+    func cacheKey(windows: [[Int]], candidates: [QuantType]) throws -> String {
+        var text = "fit 2\u{0}\(probes)\u{0}" + (try ModelFingerprint.of(model))
+        text += "\u{0}\(QuantValidation.windowsHash(windows))\u{0}" + (try imatrix.map { try ModelFingerprint.of($0) } ?? "-")
+        text += "\u{0}" + candidates.map(\.rawValue).joined(separator: ",")
+        return ContentHash.hex(ContentHash.xxh3(Array(text.utf8)))
+    }
+
+    func sensitivities(
+        weights: WeightProvider, windows: [[Int]], candidates: [QuantType], importance: ImportanceMatrix?, memory: Int
+    ) throws -> Measured {
+        let key = try cacheKey(windows: windows, candidates: candidates)
+        let path = sensitivity ?? Self.cacheDirectory() + "/fit-\(key).json"
+        if FileManager.default.fileExists(atPath: path) {
+            let file = try SensitivityFile(path: path)
+            if file.key == key {
+                if !json { print("sensitivities from \(path)") }
+                return Measured(tensors: file.tensors, calibration: file.calibration, path: path, cached: true)
+            }
+            if sensitivity != nil, !outputs.force {
+                throw ValidationError(
+                    "\(path) holds the sensitivities of another model, calibration text, imatrix or candidate set (key \(file.key), "
+                        + "this run's is \(key)): give another --sensitivity file, or --force to measure again and replace it")
+            }
+        }
+        let quiet = json
+        func note(_ line: String) { if !quiet { print(line) } }
+        note("measuring sensitivities: \(windows.count) windows × \(ctx) tokens, \(candidates.count) candidate types")
+        let tensors = try Sensitivity.measure(
+            weights: weights, windows: windows, candidates: candidates, importance: importance, budget: memory)
+        // Probes: each group alone at a mid type, then the whole model at a few types for the power law.
+        let probeType: QuantType = candidates.contains(.q3_K) ? .q3_K : candidates[candidates.count / 2]
+        let whole = [QuantType.q4_K, .q3_K, .q2_K, .iq2_xs].filter(candidates.contains)
+        let calibration = try FitCalibration.measure(
+            tensors, probeType: probeType, wholeTypes: whole.isEmpty ? [probeType] : whole, maxGroups: probes,
+            evaluate: { types in
+                let quant = RoundTripWeights(base: weights, types: types, importance: importance)
+                let (report, _) = try QuantValidation.run(
+                    quant: quant, base: .model(weights), configDirectory: model, windows: windows, memory: memory)
+                return (report.meanKLD, report.ratio, report.top1Agreement)
+            }, note: note)
+        let file = SensitivityFile(key: key, candidates: candidates, tensors: tensors, calibration: calibration)
+        try FileManager.default.createDirectory(
+            atPath: (path as NSString).deletingLastPathComponent.isEmpty ? "." : (path as NSString).deletingLastPathComponent,
+            withIntermediateDirectories: true)
+        try file.write(to: path)
+        note("sensitivities written to \(path)")
+        return Measured(tensors: tensors, calibration: calibration, path: path, cached: false)
+    }
+
+    static func cacheDirectory() -> String {
+        let environment = ProcessInfo.processInfo.environment
+        if let xdg = environment["XDG_CACHE_HOME"], !xdg.isEmpty { return xdg + "/moeq" }
+        return (environment["HOME"] ?? NSTemporaryDirectory()) + "/.cache/moeq"
+    }
+
+    // MARK: - Solve
+
+    struct Solution {
+        let types: [String: QuantType]
+        let base: RecipeName
+        let seconds: Double
+    }
+
+    /// Exact bytes of `type` for a tensor (padded to the file's alignment), or nil when its rows are not whole blocks.
+    static func bytes(_ tensor: GGUFTensorPlan, _ type: QuantType, alignment: Int) -> Int? {
+        guard let row = type.rowBytes(width: tensor.rowWidth) else { return nil }
+        let rows = tensor.dimensions.reduce(1, *) / max(tensor.rowWidth, 1)
+        return (row * rows + alignment - 1) / alignment * alignment
+    }
+
+    func solve(plan: ConversionPlan, measured: Measured, candidates: [QuantType]) throws -> Solution {
+        let started = Date()
+        let alignment = 32
+        let byName = Dictionary(measured.tensors.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+        let quantizable = plan.tensors.filter(\.quantizable)
+        // What the budget must also hold: header, and every tensor fit does not choose (norms, routers) as planned.
+        let chosenNow = quantizable.reduce(0) { sum, t in
+            sum + (Self.bytes(t, plan.types[plan.tensors.firstIndex { $0.name == t.name }!], alignment: alignment) ?? 0)
+        }
+        let fixed = plan.layout.fileSize - chosenNow
+        // Items: gate and up of one FFN share a type (llama.cpp fuses them); every other tensor alone.
+        var items: [BudgetItem] = []
+        var taken = Set<String>()
+        for tensor in quantizable where !taken.contains(tensor.name) {
+            var members = [tensor]
+            for (a, b) in [("ffn_gate", "ffn_up")] where tensor.name.contains(".\(a)") {
+                let partner = tensor.name.replacingOccurrences(of: ".\(a)", with: ".\(b)")
+                if let other = quantizable.first(where: { $0.name == partner }) { members.append(other) }
+            }
+            members.forEach { taken.insert($0.name) }
+            var options: [BudgetOption] = []
+            for type in candidates {
+                var bytes = 0, cost = 0.0, ok = true
+                for m in members {
+                    guard let b = Self.bytes(m, type, alignment: alignment) else { ok = false; break }
+                    guard let s = byName[m.name] else {
+                        // Never met by the calibration pass (e.g. an expert tensor no token reached): priced by bytes only.
+                        bytes += b
+                        continue
+                    }
+                    guard let c = measured.calibration.cost(s, type) else { ok = false; break }
+                    bytes += b
+                    cost += c
+                }
+                if ok { options.append(BudgetOption(type: type, bytes: bytes, cost: cost)) }
+            }
+            items.append(BudgetItem(tensors: members.map(\.name), options: options))
+        }
+        let available = budget.bytes - fixed
+        guard available > 0 else {
+            throw ValidationError("--budget \(budget.bytes) bytes does not hold even the header and unquantized tensors (\(fixed) bytes)")
+        }
+        let chosen: [Int]
+        do { chosen = try BudgetSolver.solve(items, budget: available) } catch let error as BudgetSolverError {
+            if case .doesNotFit(_, let smallest) = error {
+                throw ValidationError(
+                    "--budget \(budget.bytes) bytes is below the smallest file the candidate types make (\(smallest + fixed) bytes)")
+            }
+            throw error
+        }
+        var types: [String: QuantType] = [:]
+        for (item, index) in zip(items, chosen) { for name in item.tensors { types[name] = item.options[index].type } }
+        // general.file_type: the named recipe nearest in bits per weight (llama-quantize's positional type for the type file).
+        let weightsCount = quantizable.reduce(0) { $0 + $1.dimensions.reduce(1, *) }
+        let bits = Double(zip(items, chosen).reduce(0) { $0 + $1.0.options[$1.1].bytes } * 8) / Double(max(weightsCount, 1))
+        let named: [(RecipeName, Double)] = [
+            (.q8_0, 8.5), (.q6_K, 6.56), (.q5_K_M, 5.7), (.q4_K_M, 4.9), (.q3_K_M, 3.9), (.q2_K, 3.0), (.iq2_xs, 2.4), (.iq2_xxs, 2.1),
+            (.iq1_m, 1.8),
+        ]
+        let base = named.filter { importance(needed: $0.0) }.min { abs($0.1 - bits) < abs($1.1 - bits) }?.0 ?? .q8_0
+        return Solution(types: types, base: base, seconds: Date().timeIntervalSince(started))
+    }
+
+    /// Named recipes whose own rules need an importance matrix are usable as the base only with one.
+    func importance(needed recipe: RecipeName) -> Bool { imatrix != nil || ![.iq2_xs, .iq2_xxs, .iq1_m].contains(recipe) }
+
+    // MARK: - Outputs
+
+    func recipeDocument(_ solution: Solution) -> JSONValue {
+        let rules: [JSONValue] = solution.types.sorted { $0.key < $1.key }.map { name, type in
+            .object(JSONObject([("tensor", .string(name)), ("type", .string(type.rawValue))]))
+        }
+        var pairs: [(String, JSONValue)] = [
+            ("format", .string("moeq recipe 1")), ("base", .string(solution.base.rawValue)),
+            (
+                "description",
+                .string("moeq fit: \(solution.types.count) tensors within \(budget.bytes) bytes, solved from measured sensitivities")
+            ),
+            ("source", .string(model)), ("output", .string(output)),
+        ]
+        if let imatrix { pairs.append(("imatrix", .string(imatrix))) }
+        pairs.append(("rules", .array(rules)))
+        return .object(JSONObject(pairs))
+    }
+
+    /// llama-quantize --tensor-type-file: one anchored, escaped pattern per quantized tensor (regex_search on the name).
+    func tensorTypeLines(_ plan: ConversionPlan) -> String {
+        zip(plan.tensors, plan.types).filter { $0.0.quantizable }.map { tensor, type in
+            "^" + tensor.name.replacingOccurrences(of: ".", with: "\\.") + "$=" + type.rawValue.lowercased()
+        }.joined(separator: "\n") + "\n"
+    }
+
+    struct GroupRow {
+        let group: String
+        let types: [QuantType: Int]
+        let bytes: Int
+    }
+
+    func groupTable(_ plan: ConversionPlan) -> (rows: [GroupRow], json: JSONValue) {
+        var rows: [String: (types: [QuantType: Int], bytes: Int)] = [:]
+        for (tensor, info) in zip(plan.tensors, plan.layout.tensors) where tensor.quantizable {
+            let g = FitCalibration.kind(tensor.name)
+            rows[g, default: ([:], 0)].types[info.type, default: 0] += 1
+            rows[g, default: ([:], 0)].bytes += info.byteCount
+        }
+        let list = rows.sorted { $0.key < $1.key }.map { GroupRow(group: $0.key, types: $0.value.types, bytes: $0.value.bytes) }
+        let json: JSONValue = .array(
+            list.map { row in
+                .object(
+                    JSONObject([
+                        ("group", .string(row.group)), ("bytes", .integer(Int64(row.bytes))),
+                        (
+                            "types",
+                            .object(
+                                JSONObject(
+                                    row.types.sorted { $0.key.rawValue < $1.key.rawValue }.map {
+                                        ($0.key.rawValue, .integer(Int64($0.value)))
+                                    }))
+                        ),
+                    ]))
+            })
+        return (list, json)
+    }
+
+    func report(
+        plan: ConversionPlan, groups: (rows: [GroupRow], json: JSONValue), predicted: Double, measured: Measured, solution: Solution,
+        validation: QuantValidationReport?
+    ) {
+        guard !json else { return }
+        let width = max(groups.rows.map(\.group.count).max() ?? 5, 5)
+        print("group".padding(toLength: width, withPad: " ", startingAt: 0) + "  types (tensors)                        bytes")
+        for row in groups.rows {
+            let types = row.types.sorted { $0.key.bitsPerWeight > $1.key.bitsPerWeight }.map { "\($0.key.rawValue)×\($0.value)" }
+                .joined(separator: " ")
+            print(
+                row.group.padding(toLength: width, withPad: " ", startingAt: 0) + "  "
+                    + types.padding(toLength: max(36, types.count), withPad: " ", startingAt: 0) + "  " + humanBytes(row.bytes))
+        }
+        print(
+            "file: \(grouped(plan.layout.fileSize)) bytes of a \(grouped(budget.bytes))-byte budget (general.file_type "
+                + "\(solution.base.rawValue)); solved in \(String(format: "%.3f", solution.seconds)) s")
+        print(String(format: "predicted KLD %.6f (calibrated on %d probes)", predicted, measured.calibration.probes.count))
+        if let validation {
+            print(
+                String(
+                    format: "measured on the calibration windows: KLD %.6f, PPL ratio %.4f, top-1 agreement %.2f %%", validation.meanKLD,
+                    validation.ratio, 100 * validation.top1Agreement))
+            print("wrote \(output), \(recipePath), \(typesPath)")
+        }
+    }
+}

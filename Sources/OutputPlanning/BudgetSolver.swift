@@ -43,6 +43,9 @@ public enum BudgetSolverError: Error, Sendable, CustomStringConvertible {
 }
 
 public enum BudgetSolver {
+    /// Up to this many items, pairs of items are exchanged after the greedy steps (O(items² × options²) per exchange).
+    public static let exchangeLimit = 256
+
     /// The chosen option index per item.
     public static func solve(_ items: [BudgetItem], budget: Int) throws -> [Int] {
         for item in items where item.options.isEmpty { throw BudgetSolverError.noOptions(tensor: item.tensors.first ?? "?") }
@@ -111,6 +114,31 @@ public enum BudgetSolver {
             guard let best else { break }
             used += items[best.item].options[best.option].bytes - items[best.item].options[chosen[best.item]].bytes
             chosen[best.item] = best.option
+        }
+        // Exchanges on small problems (a few hundred items): one item's option for another's when the pair lowers the
+        // cost within the budget, best pair first, until none does (where the greedy steps leave a gap).
+        guard items.count <= exchangeLimit else { return chosen }
+        for _ in 0..<1000 {
+            var best: (i: Int, a: Int, j: Int, b: Int, gain: Double)?
+            for i in items.indices {
+                let ci = items[i].options[chosen[i]]
+                for (a, oa) in items[i].options.enumerated() where a != chosen[i] {
+                    let bytesA = oa.bytes - ci.bytes, costA = oa.cost - ci.cost
+                    for j in items.indices where j != i {
+                        let cj = items[j].options[chosen[j]]
+                        for (b, ob) in items[j].options.enumerated() where b != chosen[j] {
+                            guard used + bytesA + ob.bytes - cj.bytes <= budget else { continue }
+                            let gain = -(costA + ob.cost - cj.cost)
+                            if gain > 1e-12 * max(1, abs(ci.cost) + abs(cj.cost)), gain > (best?.gain ?? 0) { best = (i, a, j, b, gain) }
+                        }
+                    }
+                }
+            }
+            guard let best else { break }
+            used += items[best.i].options[best.a].bytes - items[best.i].options[chosen[best.i]].bytes
+            used += items[best.j].options[best.b].bytes - items[best.j].options[chosen[best.j]].bytes
+            chosen[best.i] = best.a
+            chosen[best.j] = best.b
         }
         return chosen
     }

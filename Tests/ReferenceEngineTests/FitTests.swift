@@ -69,46 +69,83 @@ private let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent
     }
 }
 
-@Test(arguments: [1, 2, 3, 4, 5, 6, 7, 8])
-func budgetSolverStaysWithinBudgetAndMatchesBruteForce(seed: UInt64) throws {
-    var random = SeededGenerator(seed: seed)
+/// Random items: five types per item, error falling with bytes, with noise (so hulls are not all convex and the repair
+/// and exchange steps have work).
+private func randomItems(_ random: inout SeededGenerator, count: Int) -> [BudgetItem] {
     let types: [QuantType] = [.q8_0, .q6_K, .q4_K, .q3_K, .q2_K]
-    let items = (0..<5).map { i in
+    return (0..<count).map { i in
         BudgetItem(
             tensors: ["t\(i)"],
             options: types.enumerated().map { k, type in
-                // Error falls with bytes, with noise (so hulls are not all convex and repair has work).
                 let bytes = (k + 1) * 100 * (1 + Int(random.next() % 4))
                 return BudgetOption(type: type, bytes: bytes, cost: Double(random.next() % 1000 + 1) / Double(bytes))
             })
     }
+}
+
+@Test func budgetSolverStaysWithinBudgetAndNearTheBruteForceOptimum() throws {
+    var random = SeededGenerator(seed: 42)
+    var gaps: [Double] = []
+    for _ in 0..<40 {
+        let items = randomItems(&random, count: 5)
+        let smallest = items.reduce(0) { $0 + $1.options.map(\.bytes).min()! }
+        let largest = items.reduce(0) { $0 + $1.options.map(\.bytes).max()! }
+        let budget = smallest + Int(random.next() % UInt64(largest - smallest + 1))
+        let chosen = try BudgetSolver.solve(items, budget: budget)
+        #expect(try BudgetSolver.solve(items, budget: budget) == chosen)  // deterministic
+        let used = zip(items, chosen).reduce(0) { $0 + $1.0.options[$1.1].bytes }
+        let cost = zip(items, chosen).reduce(0.0) { $0 + $1.0.options[$1.1].cost }
+        #expect(used <= budget)
+        // No change of one item's option, or of two items' at once, that fits lowers the cost.
+        for (i, item) in items.enumerated() {
+            let ci = item.options[chosen[i]]
+            for a in item.options where used - ci.bytes + a.bytes <= budget {
+                #expect(a.cost >= ci.cost - 1e-12, "item \(i) could take \(a.type)")
+                for (j, other) in items.enumerated() where j != i {
+                    let cj = other.options[chosen[j]]
+                    for b in other.options where used - ci.bytes + a.bytes - cj.bytes + b.bytes <= budget {
+                        #expect(a.cost + b.cost >= ci.cost + cj.cost - 1e-9, "items \(i), \(j) could exchange")
+                    }
+                }
+            }
+        }
+        // Brute force over all 5⁵ mixes.
+        var best = Double.infinity
+        for code in 0..<3125 {
+            var c = code, bytes = 0, total = 0.0
+            for item in items {
+                let o = item.options[c % 5]
+                c /= 5
+                bytes += o.bytes
+                total += o.cost
+            }
+            if bytes <= budget { best = min(best, total) }
+        }
+        #expect(cost >= best - 1e-12)
+        gaps.append(cost / best - 1)
+        #expect(throws: BudgetSolverError.self) { try BudgetSolver.solve(items, budget: smallest - 1) }
+    }
+    // On these small, deliberately non-convex problems: optimal in most cases, never far off.
+    let optimal = gaps.filter { $0 < 1e-9 }.count
+    #expect(optimal >= 30, "optimal in \(optimal) of 40; gaps \(gaps)")
+    #expect(gaps.max()! < 0.10, "largest gap \(gaps.max()!)")
+}
+
+@Test func budgetSolverOnAThousandItemsStaysWithinBudget() throws {
+    // The size of a 1 T-parameter MoE (61 blocks × ~12 tensors); the exchange step is skipped above 256 items, and the
+    // hull + greedy steps alone must still spend the budget without exceeding it.
+    var random = SeededGenerator(seed: 7)
+    let items = randomItems(&random, count: 1000)
     let smallest = items.reduce(0) { $0 + $1.options.map(\.bytes).min()! }
-    let largest = items.reduce(0) { $0 + $1.options.map(\.bytes).max()! }
-    let budget = smallest + Int(random.next() % UInt64(largest - smallest + 1))
-    let chosen = try BudgetSolver.solve(items, budget: budget)
+    let chosen = try BudgetSolver.solve(items, budget: smallest * 2)
     let used = zip(items, chosen).reduce(0) { $0 + $1.0.options[$1.1].bytes }
-    let cost = zip(items, chosen).reduce(0.0) { $0 + $1.0.options[$1.1].cost }
-    #expect(used <= budget)
-    // No single change of one item's option that fits lowers the cost.
+    #expect(used <= smallest * 2)
+    // Nothing affordable left undone: every item not at its costliest-saving option has no cheaper-cost upgrade that fits.
     for (i, item) in items.enumerated() {
-        for option in item.options where used - item.options[chosen[i]].bytes + option.bytes <= budget {
-            #expect(option.cost >= item.options[chosen[i]].cost, "item \(i) could take \(option.type)")
+        for option in item.options where option.cost < item.options[chosen[i]].cost {
+            #expect(used - item.options[chosen[i]].bytes + option.bytes > smallest * 2, "item \(i)")
         }
     }
-    // Brute force over all 5⁵ mixes: the solver is within 10 % of the optimum (the Lagrangian gap on 5 items).
-    var best = Double.infinity
-    for code in 0..<3125 {
-        var c = code, bytes = 0, total = 0.0
-        for item in items {
-            let o = item.options[c % 5]
-            c /= 5
-            bytes += o.bytes
-            total += o.cost
-        }
-        if bytes <= budget { best = min(best, total) }
-    }
-    #expect(cost <= best * 1.10 + 1e-12, "solver \(cost), optimum \(best)")
-    #expect(throws: BudgetSolverError.self) { try BudgetSolver.solve(items, budget: smallest - 1) }
 }
 
 /// SplitMix64.

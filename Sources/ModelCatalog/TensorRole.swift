@@ -105,6 +105,17 @@ public enum TensorRole: Sendable, Hashable {
         default: nil
         }
     }
+
+    /// The same FFN role with another projection (gate → up of the same layer and expert), nil for other roles.
+    public func withProjection(_ projection: Projection) -> TensorRole? {
+        switch self {
+        case .routedExpert(let l, let e, _): .routedExpert(layer: l, expert: e, projection: projection)
+        case .routedExperts(let l, _): .routedExperts(layer: l, projection: projection)
+        case .sharedExpert(let l, _): .sharedExpert(layer: l, projection: projection)
+        case .denseFeedForward(let l, _): .denseFeedForward(layer: l, projection: projection)
+        default: nil
+        }
+    }
 }
 
 /// A role without its layer and expert indices: what an architecture table declares.

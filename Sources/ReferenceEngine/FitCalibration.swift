@@ -43,12 +43,12 @@ public struct RoundTripWeights: WeightProvider {
 
     public func weightRows(_ role: TensorRole, _ rows: Range<Int>) throws -> [Float] {
         // Rows are quantized independently (importance is per column), so a slice round-trips as the whole would.
-        guard case .plain(let name, _)? = targets.roles[role], let type = types[name], type != .f32 else {
+        guard case .plain(let name, let matrix)? = targets.roles[role], let type = types[name], type != .f32 else {
             return try base.weightRows(role, rows)
         }
         let w = try base.weightRows(role, rows)
         let width = widths[name] ?? w.count
-        let row = type.layout.usesImportance ? importance?.importance(for: name, width: width) : nil
+        let row = type.layout.usesImportance ? importance?.importance(for: name, width: width, matrix: matrix) : nil
         let bytes = try QuantCodec.quantize(type, w, rows: rows.count, width: width, importance: row)
         return try QuantCodec.dequantize(type, bytes, count: w.count)
     }
@@ -85,18 +85,14 @@ public struct FitCalibration: Sendable, Equatable {
     public var layersPerGroup = 1
 
     /// The kind of a GGUF tensor: its name without the block number.
-    public static func kind(_ name: String) -> String {
-        let parts = name.split(separator: ".", omittingEmptySubsequences: false)
-        if parts.count > 2, parts[0] == "blk", Int(parts[1]) != nil { return parts[2...].joined(separator: ".") }
-        return name
-    }
+    public static func kind(_ name: String) -> String { GGUFTensorName.split(name).kind }
 
     /// The probe group of a GGUF tensor: its kind and a run of `layersPerGroup` blocks (`ffn_down_exps.weight@8-15`).
     public static func group(_ name: String, layersPerGroup: Int) -> String {
-        let parts = name.split(separator: ".", omittingEmptySubsequences: false)
-        guard parts.count > 2, parts[0] == "blk", let layer = Int(parts[1]) else { return name }
+        let (block, kind) = GGUFTensorName.split(name)
+        guard let layer = block else { return name }
         let first = layer / max(layersPerGroup, 1) * max(layersPerGroup, 1)
-        return kind(name) + (layersPerGroup <= 1 ? "@\(layer)" : "@\(first)-\(first + layersPerGroup - 1)")
+        return kind + (layersPerGroup <= 1 ? "@\(layer)" : "@\(first)-\(first + layersPerGroup - 1)")
     }
 
     public func group(_ name: String) -> String { Self.group(name, layersPerGroup: layersPerGroup) }

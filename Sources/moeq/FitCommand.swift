@@ -229,8 +229,8 @@ struct FitCommand: ParsableCommand {
         let byName = Dictionary(measured.tensors.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
         let quantizable = plan.tensors.filter(\.quantizable)
         // What the budget must also hold: header, and every tensor fit does not choose (norms, routers) as planned.
-        let chosenNow = quantizable.reduce(0) { sum, t in
-            sum + (Self.bytes(t, plan.types[plan.tensors.firstIndex { $0.name == t.name }!], alignment: alignment) ?? 0)
+        let chosenNow = zip(plan.tensors, plan.types).reduce(0) { sum, pair in
+            sum + (pair.0.quantizable ? Self.bytes(pair.0, pair.1, alignment: alignment) ?? 0 : 0)
         }
         let fixed = plan.layout.fileSize - chosenNow
         // Items: gate and up of one FFN share a type (llama.cpp fuses them); every other tensor alone.
@@ -238,9 +238,10 @@ struct FitCommand: ParsableCommand {
         var taken = Set<String>()
         for tensor in quantizable where !taken.contains(tensor.name) {
             var members = [tensor]
-            for (a, b) in [("ffn_gate", "ffn_up")] where tensor.name.contains(".\(a)") {
-                let partner = tensor.name.replacingOccurrences(of: ".\(a)", with: ".\(b)")
-                if let other = quantizable.first(where: { $0.name == partner }) { members.append(other) }
+            if tensor.role.projection == .gate, let up = tensor.role.withProjection(.up),
+                let other = quantizable.first(where: { $0.role == up })
+            {
+                members.append(other)
             }
             members.forEach { taken.insert($0.name) }
             var options: [BudgetOption] = []

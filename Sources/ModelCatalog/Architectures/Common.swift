@@ -24,6 +24,18 @@ enum GGUFNames {
     static let block = "blk.{layer}."
 }
 
+/// Reading a GGUF tensor name back: its block, and its kind (the name without the block prefix).
+public enum GGUFTensorName {
+    /// `blk.3.ffn_down_exps.weight` → (3, `ffn_down_exps.weight`); a name outside the blocks → (nil, the name).
+    public static func split(_ name: String) -> (layer: Int?, kind: String) {
+        let parts = GGUFNames.block.components(separatedBy: "{layer}")
+        guard parts.count == 2, name.hasPrefix(parts[0]) else { return (nil, name) }
+        let rest = name.dropFirst(parts[0].count)
+        guard let end = rest.range(of: parts[1]), let layer = Int(rest[..<end.lowerBound]) else { return (nil, name) }
+        return (layer, String(rest[end.upperBound...]))
+    }
+}
+
 extension CheckpointTensor {
     /// embed_tokens first.
     static func leading(_ s: ModelSpec) -> [CheckpointTensor] {

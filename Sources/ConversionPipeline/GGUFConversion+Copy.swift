@@ -29,13 +29,50 @@ extension GGUFConversion {
         private func quantizeRows(_ range: Range<Int>) throws {
             let input = UnsafeMutableBufferPointer(start: source + range.lowerBound * width, count: range.count * width)
             try produce((first + range.lowerBound)..<(first + range.upperBound), input)
-            let output = UnsafeMutableRawBufferPointer(start: destination + range.lowerBound * rowBytes, count: range.count * rowBytes)
+            // A row of zeros quantizes to the same bytes as every bit-identical row of this chunk (same type, same
+            // importance slice): the first is quantized, the others copy it. Padding, pruned experts and sparse
+            // rehearsal checkpoints then cost a scan instead of a search. (Decoded zeros may be −0, so the rows are
+            // compared bit for bit, never assumed equal.)
+            var zero: (input: UnsafeMutablePointer<Float>, output: UnsafeMutableRawPointer)? = nil
+            let base = input.baseAddress!
+            var row = 0
+            while row < range.count {
+                if let zero, isZero(base + row * width), memcmp(zero.input, base + row * width, width * 4) == 0 {
+                    (destination + (range.lowerBound + row) * rowBytes).copyMemory(from: zero.output, byteCount: rowBytes)
+                    row += 1
+                    continue
+                }
+                // A run of rows up to (and including) the next zero row is quantized in one call.
+                var end = row + 1
+                while end < range.count, !isZero(base + (end - 1) * width) { end += 1 }
+                do { try quantize(input, rows: row..<end, at: range.lowerBound) } catch QuantError.nonFinite(let index, let value) {
+                    throw QuantError.nonFinite(index: index + row * width, value: value)
+                }
+                if zero == nil, isZero(base + (end - 1) * width) {
+                    zero = (base + (end - 1) * width, destination + (range.lowerBound + end - 1) * rowBytes)
+                }
+                row = end
+            }
+        }
+
+        /// Every value ±0.
+        private func isZero(_ row: UnsafeMutablePointer<Float>) -> Bool {
+            let bits = UnsafeRawPointer(row).assumingMemoryBound(to: UInt32.self)
+            var any: UInt32 = 0
+            for i in 0..<width { any |= bits[i] & 0x7fff_ffff }
+            return any == 0
+        }
+
+        private func quantize(_ input: UnsafeMutableBufferPointer<Float>, rows: Range<Int>, at offset: Int) throws {
+            let values = UnsafeBufferPointer(start: input.baseAddress! + rows.lowerBound * width, count: rows.count * width)
+            let output = UnsafeMutableRawBufferPointer(
+                start: destination + (offset + rows.lowerBound) * rowBytes, count: rows.count * rowBytes)
             if let weights {
                 try weights.withUnsafeBufferPointer {
-                    try quantizer.quantize(type, UnsafeBufferPointer(input), rows: range.count, width: width, importance: $0, into: output)
+                    try quantizer.quantize(type, values, rows: rows.count, width: width, importance: $0, into: output)
                 }
             } else {
-                try quantizer.quantize(type, UnsafeBufferPointer(input), rows: range.count, width: width, importance: nil, into: output)
+                try quantizer.quantize(type, values, rows: rows.count, width: width, importance: nil, into: output)
             }
         }
 

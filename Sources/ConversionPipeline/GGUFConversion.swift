@@ -46,9 +46,11 @@ public enum GGUFConversion {
     /// Plans a conversion of the checkpoint at `path` (OutputPlanning's ConversionPlan).
     public static func plan(
         path: String, recipe: RecipeName, name: String? = nil, importance: ImportanceMatrix? = nil,
-        rules: RecipeFile? = nil, skipUnknown: Bool = false
+        rules: RecipeFile? = nil, skipUnknown: Bool = false, readsScales: Bool = true
     ) throws -> ConversionPlan {
-        try ConversionPlan(path: path, recipe: recipe, name: name, importance: importance, rules: rules, skipUnknown: skipUnknown)
+        try ConversionPlan(
+            path: path, recipe: recipe, name: name, importance: importance, rules: rules, skipUnknown: skipUnknown,
+            readsScales: readsScales)
     }
 
     /// Rows per chunk: bounded memory, and a unit of parallel quantization.

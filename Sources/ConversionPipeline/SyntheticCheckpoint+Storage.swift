@@ -23,6 +23,11 @@ struct StoredTensor: Sendable {
 
     var rows: Int { logicalShape.count <= 1 ? 1 : logicalShape[0] }
     var columns: Int { logicalShape.last ?? 1 }
+    /// A few bytes that describe the weight rather than hold it (written even in sparse checkpoints).
+    var isMetadata: Bool {
+        if case .int4Shape = part { return true }
+        return false
+    }
 
     /// Generates this tensor's bytes and writes them block by block (peak memory: one 128-row block).
     func fill(_ writer: SafetensorsWriter, seed: UInt64) throws {

@@ -121,9 +121,8 @@ public enum SyntheticCheckpoint {
         var totalBytes = 0
         for (shard, name) in zip(shards, names) {
             let writer = try SafetensorsWriter(path: directory + "/" + name, tensors: shard.map(\.spec), metadata: ["format": "pt"])
-            if !options.sparse {
-                for tensor in shard { try tensor.fill(writer, seed: options.seed) }
-            }
+            // Sparse checkpoints still carry their metadata tensors (INT4 `weight_shape`): readers check them.
+            for tensor in shard where !options.sparse || tensor.isMetadata { try tensor.fill(writer, seed: options.seed) }
             try writer.finish()
             for tensor in shard { weightMap[tensor.spec.name] = .string(name) }
             totalBytes += shard.reduce(0) { $0 + ($1.spec.byteCount ?? 0) }

@@ -34,7 +34,17 @@ public struct Footprint: Sendable {
 
     /// From a checkpoint directory (headers, config.json and tokenizer only): exactly the GGUF `convert` writes.
     public static func of(checkpoint path: String, recipe: RecipeName, rules: RecipeFile? = nil) throws -> Footprint {
-        let plan = try ConversionPlan(path: path, recipe: recipe, rules: rules)
+        try of(plan: ConversionPlan(path: path, recipe: recipe, rules: rules, readsScales: false))
+    }
+
+    /// Several recipes of one checkpoint, whose headers are read and checked once.
+    public static func of(checkpoint path: String, recipes: [RecipeName]) throws -> [Footprint] {
+        let checked = try ConversionPlan.CheckedCheckpoint(path: path)
+        return try recipes.map { try of(plan: ConversionPlan(checked: checked, recipe: $0, readsScales: false)) }
+    }
+
+    private static func of(plan: ConversionPlan) throws -> Footprint {
+        let recipe = plan.recipe
         return Footprint(
             recipe: recipe, spec: plan.spec, tensors: plan.tensors, types: plan.types,
             tensorBytes: plan.layout.tensors.map(\.byteCount), fileBytes: plan.layout.fileSize, headerIncluded: true)

@@ -59,36 +59,66 @@ public struct ConversionPlan: Sendable {
     /// Source bytes this conversion reads (all stored tensors its weights use).
     public var sourceBytes: Int { checkpoint.tensors.reduce(0) { $0 + $1.info.byteCount } }
 
+    /// A checkpoint read and checked against its config.json: everything a plan needs that does not depend on the
+    /// recipe (the planner prices several recipes from one).
+    public struct CheckedCheckpoint: Sendable {
+        let checkpoint: Checkpoint
+        let config: JSONValue
+        let spec: ModelSpec
+        let layout: TensorLayout
+        let resolver: WeightResolver
+        let skippedTensors: [String]
+        let plans: [GGUFTensorPlan]
+
+        public init(path: String, skipUnknown: Bool = false) throws {
+            let checkpoint = try Checkpoint(path: path)
+            let configPath = (checkpoint.directory as NSString).appendingPathComponent("config.json")
+            let config: JSONValue
+            do { config = try JSONParser.parse(file: configPath) } catch {
+                throw CatalogError.unreadable(file: configPath, reason: error.reasonWithoutFile + " (config.json is needed to convert)")
+            }
+            let spec = try ModelSpec(config: config, file: configPath)
+            guard spec.architecture.isConvertible else {
+                throw PlanningError.unsupportedArchitecture(file: configPath, modelType: spec.modelType)
+            }
+            let layout = spec.tensorLayout
+            try layout.checkTensorCount(stored: checkpoint.tensors.count, config: configPath)
+            let resolver = WeightResolver(checkpoint: checkpoint, quantization: spec.quantization)
+            let skippedTensors = try layout.check(
+                try resolver.allWeights(), directory: checkpoint.directory, config: configPath, allowUnknown: skipUnknown)
+            // A tied model may still ship lm_head (then llama.cpp writes output.weight); an untied one must.
+            let outputHead = layout.checkpointName(.outputHead).map { checkpoint.contains($0) } ?? false
+            let plans = layout.ggufTensors(includeOutputHead: !spec.tieWordEmbeddings || outputHead)
+            // Every source must exist (as itself or packed); shapes were checked above.
+            for plan in plans {
+                for source in plan.source.names where !resolver.hasWeight(named: source) {
+                    throw PlanningError.missingSource(tensor: plan.name, source: source, directory: checkpoint.directory)
+                }
+            }
+            (self.checkpoint, self.config, self.spec, self.layout, self.resolver) = (checkpoint, config, spec, layout, resolver)
+            (self.skippedTensors, self.plans) = (skippedTensors, plans)
+        }
+    }
+
     /// Plans a conversion of the checkpoint at `path` (a directory with config.json). `rules`: a recipe file whose rules
     /// adjust the named recipe's types. `skipUnknown`: leave out tensors config.json does not describe instead of refusing.
+    /// `readsScales` false: a dry run's plan, which does not read INT4-NATIVE's scales (see `Int4Native.types`).
     public init(
         path: String, recipe: RecipeName, name: String? = nil, importance: ImportanceMatrix? = nil, rules: RecipeFile? = nil,
-        skipUnknown: Bool = false
+        skipUnknown: Bool = false, readsScales: Bool = true
     ) throws {
-        let checkpoint = try Checkpoint(path: path)
-        let configPath = (checkpoint.directory as NSString).appendingPathComponent("config.json")
-        let config: JSONValue
-        do { config = try JSONParser.parse(file: configPath) } catch {
-            throw CatalogError.unreadable(file: configPath, reason: error.reasonWithoutFile + " (config.json is needed to convert)")
-        }
-        let spec = try ModelSpec(config: config, file: configPath)
-        guard spec.architecture.isConvertible else {
-            throw PlanningError.unsupportedArchitecture(file: configPath, modelType: spec.modelType)
-        }
-        let layout = spec.tensorLayout
-        try layout.checkTensorCount(stored: checkpoint.tensors.count, config: configPath)
-        let resolver = WeightResolver(checkpoint: checkpoint, quantization: spec.quantization)
-        skippedTensors = try layout.check(
-            try resolver.allWeights(), directory: checkpoint.directory, config: configPath, allowUnknown: skipUnknown)
-        // A tied model may still ship lm_head (then llama.cpp writes output.weight); an untied one must.
-        let outputHead = layout.checkpointName(.outputHead).map { checkpoint.contains($0) } ?? false
-        let plans = layout.ggufTensors(includeOutputHead: !spec.tieWordEmbeddings || outputHead)
-        // Every source must exist (as itself or packed); shapes were checked above.
-        for plan in plans {
-            for source in plan.source.names where !resolver.hasWeight(named: source) {
-                throw PlanningError.missingSource(tensor: plan.name, source: source, directory: checkpoint.directory)
-            }
-        }
+        try self.init(
+            checked: try CheckedCheckpoint(path: path, skipUnknown: skipUnknown), recipe: recipe, name: name, importance: importance,
+            rules: rules, readsScales: readsScales)
+    }
+
+    /// Plans `recipe` for a checkpoint already read and checked.
+    public init(
+        checked: CheckedCheckpoint, recipe: RecipeName, name: String? = nil, importance: ImportanceMatrix? = nil,
+        rules: RecipeFile? = nil, readsScales: Bool = true
+    ) throws {
+        let (checkpoint, config, spec, layout) = (checked.checkpoint, checked.config, checked.spec, checked.layout)
+        let (resolver, skippedTensors, plans) = (checked.resolver, checked.skippedTensors, checked.plans)
         var types = RecipeRules(recipe: recipe, spec: spec, hasImportance: importance != nil).types(for: plans)
         if let rules { types = rules.types(plans, base: types) }
         let recipeRules = RecipeRules(recipe: recipe, spec: spec, hasImportance: importance != nil)
@@ -103,7 +133,7 @@ public struct ConversionPlan: Sendable {
         }
         var warnings: [String] = rules?.unmatchedRules(plans) ?? []
         if recipe == .int4Native {
-            types = try Int4Native.types(plans: plans, types: types, resolver: resolver, warnings: &warnings)
+            types = try Int4Native.types(plans: plans, types: types, resolver: resolver, readScales: readsScales, warnings: &warnings)
         }
         var metadata: [(GGUFKey, GGUFValue)] = [
             (.architecture, .string(spec.ggufArchitecture)),
@@ -161,6 +191,7 @@ public struct ConversionPlan: Sendable {
         self.warnings = warnings
         self.importance = importance
         self.resolver = resolver
+        self.skippedTensors = skippedTensors
     }
 
     /// Identity of the output layout (header bytes and recipe): shard parts and resume journals must match it.

@@ -17,15 +17,19 @@ public enum Int4Native {
     /// Decoded scales of a packed weight.
     public static func scales(_ weight: SourceWeight, _ scale: TensorLocation) throws -> [Float] {
         let source = SourceWeight(name: scale.name, shape: scale.info.shape, encoding: .plain(scale))
+        defer { source.releasePages() }  // the check walks every expert of the model: keep none of it mapped
         return try source.decodeAll()
     }
 
     /// Q4_0 for stacked expert tensors whose every expert is packed INT4 g32 with F16-exact scales; F32 (exact)
     /// when some scale is not; the recipe's type otherwise.
+    /// With `readScales` false (dry runs, which must not read the model's tens of GB of scales) every all-packed
+    /// tensor is planned as Q4_0, what the conversion writes unless some scale turns out not to be F16-exact.
     public static func types(
-        plans: [GGUFTensorPlan], types: [QuantType], resolver: WeightResolver, warnings: inout [String]
+        plans: [GGUFTensorPlan], types: [QuantType], resolver: WeightResolver, readScales: Bool = true, warnings: inout [String]
     ) throws -> [QuantType] {
         var result = types
+        var assumed = 0
         for (i, plan) in plans.enumerated() {
             guard case .stacked(let names) = plan.source else { continue }
             var carrier = Int4Carrier.q4_0
@@ -33,6 +37,7 @@ public enum Int4Native {
             for name in names {
                 let weight = try resolver.weight(named: name)
                 guard let (_, scale) = packed(weight) else { allPacked = false; break }
+                guard readScales else { continue }
                 let values = try scales(weight, scale)
                 if case .q4_0 = carrier {
                     carrier = values.withUnsafeBufferPointer { Repack.int4Carrier(scales: $0, groups: weight.columns / 32) }
@@ -47,7 +52,13 @@ public enum Int4Native {
                 }
             }
             guard allPacked else { continue }
+            if !readScales { assumed += 1 }
             if case .q4_0 = carrier { result[i] = .q4_0 } else { result[i] = .f32 }
+        }
+        if assumed > 0 {
+            warnings.append(
+                "INT4-NATIVE: scales not read (dry run): \(assumed) expert tensors planned as Q4_0, which the conversion writes when "
+                    + "every scale is F16-exact (it checks each one and writes F32 where one is not)")
         }
         return result
     }

@@ -59,16 +59,24 @@ public final class MappedFile: @unchecked Sendable {
     /// The whole file as bytes (valid while this object is alive).
     public var bytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: base, count: size) }
 
-    /// Drops the pages of `range` from this process's resident set (they stay in the page cache and are
+    /// Drops the pages touching `range` from this process's resident set (they stay in the page cache and are
     /// re-read transparently if touched again). Streaming readers call this after each unit so RSS stays flat.
+    /// The window is widened to the kernel's fault-around unit (64 KiB): touching one byte maps the cached pages
+    /// around it too, and those count as resident. Pages shared with a neighbouring tensor are dropped as well:
+    /// the mapping is private and never written, so a reader still using one just faults it back in from the page
+    /// cache (a small tensor — a scale, a `weight_shape` — would otherwise keep its 64 KiB mapped for good).
     public func releasePages(in range: Range<Int>) {
-        guard let base, size > 0 else { return }
+        guard let base, size > 0, !range.isEmpty else { return }
         let page = Int(sysconf(Int32(_SC_PAGESIZE)))
-        let start = (max(range.lowerBound, 0) + page - 1) / page * page  // whole pages inside the range only
-        let end = min(range.upperBound, size) / page * page
+        let unit = max(page, MappedFile.faultAroundBytes)
+        let start = max(range.lowerBound, 0) / unit * unit
+        let end = min((range.upperBound + unit - 1) / unit * unit, (size + page - 1) / page * page)
         guard end > start else { return }
         madvise(UnsafeMutableRawPointer(mutating: base) + start, end - start, MADV_DONTNEED)
     }
+
+    /// Linux maps up to this many bytes of already-cached pages around a faulting address (`fault_around_bytes`).
+    static let faultAroundBytes = 1 << 16
 
     /// Asks the kernel to start reading `range` now (MADV_WILLNEED), so a streaming reader's next chunk arrives
     /// while it is still writing the current one.
@@ -79,6 +87,20 @@ public final class MappedFile: @unchecked Sendable {
         let end = min(range.upperBound, size)
         guard end > start else { return }
         madvise(UnsafeMutableRawPointer(mutating: base) + start, end - start, MADV_WILLNEED)
+    }
+
+    /// A copy of a few bytes read with `pread`, not through the mapping: touching a mapped page makes the kernel read
+    /// around it (up to the device's read-ahead, often megabytes) and keep those pages mapped, which for a 16-byte
+    /// companion tensor read once per expert is all cost and no use.
+    public func copyBytes(in range: Range<Int>) throws(FileIOError) -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: range.count)
+        let result: Result<Void, FileIOError> = out.withUnsafeMutableBytes { buffer in
+            do throws(FileIOError) { try file.readExactly(into: buffer, at: range.lowerBound); return .success(()) } catch {
+                return .failure(error)
+            }
+        }
+        try result.get()
+        return out
     }
 
     /// A sub-range of the file; the caller guarantees `range` lies inside the file.

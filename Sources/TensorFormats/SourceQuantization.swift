@@ -132,9 +132,28 @@ public struct CompressedTensorsConfig: Sendable, Equatable {
 
     static func matches(entry: String, _ module: String) -> Bool {
         guard entry.hasPrefix("re:") else { return entry == module }
-        let pattern = String(entry.dropFirst(3))
-        guard let regex = try? NSRegularExpression(pattern: pattern) else { return false }
+        guard let regex = regexCache.regex(String(entry.dropFirst(3))) else { return false }
         let range = NSRange(module.startIndex..., in: module)
         return regex.firstMatch(in: module, options: [.anchored], range: range) != nil
     }
+}
+
+/// Compiled `re:` patterns, shared: a checkpoint asks about each of its hundreds of thousands of modules, and compiling
+/// the same few patterns for each cost seconds on a 1 T model.
+final class RegexCache: @unchecked Sendable {
+    private let lock = NSLock()
+    private var compiled: [String: NSRegularExpression?] = [:]
+
+    func regex(_ pattern: String) -> NSRegularExpression? {
+        lock.lock()
+        defer { lock.unlock() }
+        if let known = compiled[pattern] { return known }
+        let made = try? NSRegularExpression(pattern: pattern)
+        compiled[pattern] = made
+        return made
+    }
+}
+
+extension CompressedTensorsConfig {
+    static let regexCache = RegexCache()
 }

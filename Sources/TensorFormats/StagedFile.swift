@@ -16,7 +16,43 @@ private final class PendingWrite: @unchecked Sendable {
         self.file = file; self.buffer = buffer; self.count = count; self.offset = offset
     }
     func run() {
-        do throws(FileIOError) { try file.write(UnsafeRawBufferPointer(start: buffer, count: count), at: offset) } catch { failure = error }
+        do throws(FileIOError) { try SparseWrite.write(file, buffer, count: count, at: offset) } catch { failure = error }
+    }
+}
+
+/// Aligned direct writes leave all-zero 64 KiB stretches as holes: the staged file was created at its full size
+/// and never held other bytes there (direct writes are only used on a fresh file, front to back), so a hole reads
+/// as the zeros it replaces. Real checkpoints rarely have such stretches; synthetic sparse ones are nothing but,
+/// and their converted slices then take little disk.
+enum SparseWrite {
+    static let chunk = 1 << 16
+
+    static func write(_ file: PositionalFile, _ buffer: UnsafeRawPointer, count: Int, at offset: Int) throws(FileIOError) {
+        var start = 0
+        while start < count {
+            while start < count, isZero(buffer + start, min(chunk, count - start)) { start += chunk }
+            guard start < count else { return }
+            var end = start
+            while end < count, !isZero(buffer + end, min(chunk, count - end)) { end += chunk }
+            end = min(end, count)
+            try file.write(UnsafeRawBufferPointer(start: buffer + start, count: end - start), at: offset + start)
+            start = end
+        }
+    }
+
+    /// True when `count` bytes at `pointer` (8-byte aligned) are all zero; stops at the first non-zero 4 KiB.
+    static func isZero(_ pointer: UnsafeRawPointer, _ count: Int) -> Bool {
+        let words = pointer.assumingMemoryBound(to: UInt64.self)
+        var page = 0
+        while page < count / 8 {
+            let end = min(page + 512, count / 8)
+            var any: UInt64 = 0
+            for i in page..<end { any |= words[i] }
+            if any != 0 { return false }
+            page = end
+        }
+        for i in (count / 8 * 8)..<count where pointer.load(fromByteOffset: i, as: UInt8.self) != 0 { return false }
+        return true
     }
 }
 
@@ -39,6 +75,8 @@ public final class StagedFile {
     private var runStart = 0, runLength = 0
     /// True while writes continue a sequential run (also when the buffer has just been handed off and is empty).
     private var runActive = false
+    /// The end of the furthest write: a file that grows by writes and ends in a skipped zero stretch is extended to it.
+    private var extent = 0
     private static let block = 4096
     /// Linux's O_DIRECT (not exported to Swift by Glibc): 0o40000 on x86-64, 0o200000 on arm64.
     static var directFlag: Int32? {
@@ -144,7 +182,7 @@ public final class StagedFile {
             runLength = rest
             return
         }
-        try direct.file.write(UnsafeRawBufferPointer(start: direct.buffer, count: whole), at: runStart)
+        try SparseWrite.write(direct.file, direct.buffer, count: whole, at: runStart)
         let rest = runLength - whole
         if rest > 0 { try open().write(UnsafeRawBufferPointer(start: direct.buffer + whole, count: rest), at: runStart + whole) }
         runStart += runLength
@@ -156,6 +194,7 @@ public final class StagedFile {
     /// Writes all of `bytes` at absolute `offset`.
     public func write(_ bytes: UnsafeRawBufferPointer, at offset: Int) throws(FileIOError) {
         let file = try open()
+        extent = max(extent, offset + bytes.count)
         guard direct != nil, bytes.count > 0 else { return try file.write(bytes, at: offset) }
         var bytes = bytes, offset = offset
         if !runActive || offset != runStart + runLength {
@@ -232,6 +271,7 @@ public final class StagedFile {
     public func keep() {
         try? drain(all: true)
         releaseDirect()
+        if let file, (try? file.size()).map({ $0 < extent }) == true { try? file.resize(to: extent) }
         file?.close()
         file = nil
     }
@@ -241,6 +281,7 @@ public final class StagedFile {
         let file = try open()
         try drain(all: true)
         releaseDirect()
+        if try file.size() < extent { try file.resize(to: extent) }
         try file.sync()
         guard rename(temporaryPath, path) == 0 else {
             let code = errno

@@ -146,9 +146,13 @@ public struct WeightResolver: Sendable {
         let metadata = [CompanionSuffix.shape, .groupIndex].compactMap { checkpoint.location(of: $0.name(of: logical)) }
         if let shape = checkpoint.location(of: CompanionSuffix.shape.name(of: logical)) {
             // compressed-tensors records the logical [rows, columns]; it must be what the packed words and scales imply.
-            let stored: [Int]? =
-                shape.info.dtype == .i64 && shape.info.shape == [2]
-                ? (0..<2).map { Int(Int64(littleEndian: shape.data.loadUnaligned(fromByteOffset: 8 * $0, as: Int64.self))) } : nil
+            let shapeAt = shape.file.fileOffset(of: shape.info)
+            var stored: [Int]? = nil
+            if shape.info.dtype == .i64 && shape.info.shape == [2] {
+                let bytes: [UInt8]
+                do throws(FileIOError) { bytes = try shape.file.mapping.copyBytes(in: shapeAt..<(shapeAt + 16)) } catch { throw .io(error) }
+                stored = (0..<2).map { i in Int(Int64(littleEndian: bytes.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: 8 * i, as: Int64.self) })) }
+            }
             guard stored == [rows, columns] else {
                 throw .companionShape(
                     file: shape.file.path, tensor: shape.name, byteOffset: shape.file.fileOffset(of: shape.info),

@@ -85,6 +85,7 @@ extension ConvertCommand {
                             ]
                         })
                 ),
+                ("resources", ResourceUsage.shared.object),
             ]))
     }
 }

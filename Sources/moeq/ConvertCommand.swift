@@ -186,7 +186,8 @@ struct ConvertCommand: ParsableCommand {
             let rules = try recipeFile.map { try RecipeFile(path: $0) }
             let recipe = rules?.base ?? recipeName ?? .q8_0
             let plan = try GGUFConversion.plan(
-                path: path, recipe: recipe, name: name, importance: importance, rules: rules, skipUnknown: skipUnknown)
+                path: path, recipe: recipe, name: name, importance: importance, rules: rules, skipUnknown: skipUnknown,
+                readsScales: !dryRun)
             for warning in plan.warnings { printError("warning: \(warning)") }
             if dryRun { return try printDryRun(plan) }
             Interruption.install()
@@ -244,7 +245,7 @@ struct ConvertCommand: ParsableCommand {
                     ([
                         "part": .string(part.path), "shard": .integer(Int64(k)), "shards": .integer(Int64(n)),
                         "tensors": .integer(Int64(part.tensors)),
-                        "bytes": .integer(Int64(part.bytes)), "seconds": .double(seconds),
+                        "bytes": .integer(Int64(part.bytes)), "seconds": .double(seconds), "resources": ResourceUsage.shared.object,
                     ] as JSONValue).prettyPrinted(), terminator: "")
             } else {
                 print(
@@ -307,7 +308,7 @@ struct ConvertCommand: ParsableCommand {
                 "output": .string(output), "recipe": .string(recipe.rawValue), "bytes_in": .integer(Int64(summary.sourceBytes)),
                 "bytes_out": .integer(Int64(summary.outputBytes)), "bits_per_weight": .double(summary.bitsPerWeight),
                 "seconds": .double(summary.seconds), "tensor_types": .object(JSONObject(counts)),
-                "kept_from_earlier_run": .integer(Int64(summary.keptTensors)),
+                "kept_from_earlier_run": .integer(Int64(summary.keptTensors)), "resources": ResourceUsage.shared.object,
             ]
             print(document.prettyPrinted(), terminator: "")
         } else {

@@ -38,6 +38,12 @@ struct FitCommand: ParsableCommand {
     @Option(help: "Where the recipe file goes (default OUT.recipe.json).") var recipeFile: String?
     @Option(help: "Where the llama-quantize --tensor-type-file goes (default OUT.tensor-types.txt).") var tensorTypeFile: String?
     @Option(help: "Sensitivity cache file: read when its key matches, else measured and written there.") var sensitivity: String?
+    @Flag(
+        help: ArgumentHelp(
+            "Use the --sensitivity file although it was made for another model, text, imatrix or candidate set (matched by tensor "
+                + "name; tensors it lacks are priced by bytes alone): sensitivities measured on a slice, or generated for a rehearsal."
+        ))
+    var reuseSensitivity = false
     @Option(parsing: .unconditional, help: "Tokens per calibration window.") var ctx = 512
     @Option(parsing: .unconditional, help: "At most this many calibration windows.") var chunks: Int?
     @Option(help: ArgumentHelp("Memory for the windows' hidden states (default a quarter of RAM): \(ByteSize.units).")) var memory:
@@ -56,6 +62,7 @@ struct FitCommand: ParsableCommand {
         if let chunks, chunks < 1 { throw ValidationError("--chunks must be at least 1") }
         guard (1...4096).contains(threads) else { throw ValidationError("--threads must be in 1…4096, not \(threads)") }
         guard (1...100_000).contains(probes) else { throw ValidationError("--probes must be in 1…100000") }
+        if reuseSensitivity, sensitivity == nil { throw ValidationError("--reuse-sensitivity needs --sensitivity FILE") }
         guard budget.bytes > 0 else { throw ValidationError("--budget must be more than 0 bytes") }
         guard output.hasSuffix(".gguf") else { throw ValidationError("-o must name a .gguf file (not \(output))") }
         if model.hasSuffix(".gguf") || OutputPolicy.starts(model, with: Array("GGUF".utf8)) {
@@ -122,7 +129,10 @@ struct FitCommand: ParsableCommand {
             let groups = groupTable(plan)
             if dryRun {
                 report(plan: plan, groups: groups, predicted: predicted, measured: measured, solution: solution, validation: nil)
-                if json { print(JSONValue.object(JSONObject(summary + [("groups", groups.json)])).prettyPrinted(), terminator: "") }
+                if json {
+                    let document = summary + [("groups", groups.json)] + ResourceUsage.shared.json
+                    print(JSONValue.object(JSONObject(document)).prettyPrinted(), terminator: "")
+                }
                 return
             }
             try AtomicFile.write(recipeJSON.prettyPrinted(), to: recipePath)
@@ -138,8 +148,8 @@ struct FitCommand: ParsableCommand {
                 ("output", .string(output)), ("recipe_file", .string(recipePath)), ("tensor_type_file", .string(typesPath)),
                 ("measured_kld", .double(validation.meanKLD)), ("ppl_ratio", .double(validation.ratio)),
                 ("top1_agreement", .double(validation.top1Agreement)), ("seconds", .double(Date().timeIntervalSince(started))),
-                ("peak_rss_bytes", .integer(Int64(peakResidentBytes()))),
             ]
+            summary += ResourceUsage.shared.json
             if json { print(JSONValue.object(JSONObject(summary + [("groups", groups.json)])).prettyPrinted(), terminator: "") }
         }
     }
@@ -167,7 +177,7 @@ struct FitCommand: ParsableCommand {
         let path = sensitivity ?? Self.cacheDirectory() + "/fit-\(key).json"
         if FileManager.default.fileExists(atPath: path) {
             let file = try SensitivityFile(path: path)
-            if file.key == key {
+            if file.key == key || reuseSensitivity {
                 if !json { print("sensitivities from \(path)") }
                 return Measured(tensors: file.tensors, calibration: file.calibration, path: path, cached: true)
             }
@@ -177,6 +187,7 @@ struct FitCommand: ParsableCommand {
                         + "this run's is \(key)): give another --sensitivity file, or --force to measure again and replace it")
             }
         }
+        if reuseSensitivity { throw ValidationError("--reuse-sensitivity: \(path) does not exist") }
         let quiet = json
         func note(_ line: String) { if !quiet { print(line) } }
         note("measuring sensitivities: \(windows.count) windows × \(ctx) tokens, \(candidates.count) candidate types")
@@ -261,6 +272,10 @@ struct FitCommand: ParsableCommand {
                 if ok { options.append(BudgetOption(type: type, bytes: bytes, cost: cost)) }
             }
             items.append(BudgetItem(tensors: members.map(\.name), options: options))
+        }
+        let unmeasured = quantizable.filter { byName[$0.name] == nil }.count
+        if reuseSensitivity, unmeasured > 0 {
+            printError("warning: \(unmeasured) of \(quantizable.count) tensors have no sensitivity in \(measured.path): priced by bytes alone")
         }
         let available = budget.bytes - fixed
         guard available > 0 else {

@@ -146,7 +146,7 @@ struct PlanCommand: ParsableCommand {
             let spec = try ModelSpec(configFile: (model as NSString).appendingPathComponent("config.json"))
             // Convertible checkpoints are planned by the conversion itself (sizes = `convert --dry-run`'s).
             guard spec.architecture.isConvertible else { return (spec, try Footprint.of(spec: spec, recipes: chosen)) }
-            return (spec, try chosen.map { try Footprint.of(checkpoint: model, recipe: $0) })
+            return (spec, try Footprint.of(checkpoint: model, recipes: chosen))
         }
         if exists, looksLikeGGUF {
             let files = try Footprint.ggufFiles(first: model)

@@ -56,6 +56,7 @@ extension ValidateCommand {
             [
                 "seconds": .double(Date().timeIntervalSince(stream.started)), "peak_rss_bytes": .integer(Int64(peakResidentBytes())),
                 "bytes_read": .integer(Int64(totals.total)), "read_bytes_per_second": .double(totals.rate),
+                "resources": ResourceUsage.shared.object,
             ])
     }
 
@@ -93,6 +94,7 @@ extension ValidateCommand {
                 ],
                 "top1_agreement": .double(report.top1Agreement), "rms_delta_p": .double(report.rmsDeltaP),
                 "base_logits": baseLogits.json, "peak_rss_bytes": .integer(Int64(peakResidentBytes())),
+                "resources": ResourceUsage.shared.object,
                 "bytes_read": reads.map { .integer(Int64($0.total)) } ?? .null,
                 "read_bytes_per_second": reads.map { .double($0.rate) } ?? .null,
                 "hidden_state_memory_bytes": .integer(Int64(memory?.bytes ?? LayerMajor.defaultBudget)),

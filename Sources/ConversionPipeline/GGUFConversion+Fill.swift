@@ -14,6 +14,11 @@ extension GGUFConversion {
         _ tensor: GGUFTensorPlan, type: QuantType, plan: ConversionPlan, writer: TensorSink, threads: Int,
         hasher: ContentHasher, transforms: UnitTransforms = .standard, wrote: (Int) throws -> Void
     ) throws {
+        // Whatever the reads mapped of the files this tensor came from is dropped once it is written (RSS flat in layers).
+        defer {
+            let files = Set(tensor.source.names.flatMap { (try? plan.resolver.weight(named: $0))?.storedTensors.map(\.file.path) ?? [] })
+            for file in plan.checkpoint.files where files.contains(file.path) { file.mapping.releaseAll() }
+        }
         if plan.recipe == .int4Native, type == .q4_0, case .stacked(let names) = tensor.source {
             try Int4Native.repack(tensor, names: names, resolver: plan.resolver, writer: writer, hasher: hasher, wrote: wrote)
             return

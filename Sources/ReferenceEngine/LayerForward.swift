@@ -173,6 +173,16 @@ public enum LayerMajor {
         return regions.reduce(0) { $0 + $1.bytes.count }
     }
 
+    /// Drops from the resident set every page mapped from the files holding layer `layer`'s weights (nil: embedding,
+    /// final norm and head), once the pass is done with them: reads map cached pages around what they touch, and a
+    /// model larger than RAM must not keep them (nor show them in `top`). The page cache keeps what the kernel can.
+    public static func releaseMapped(_ weights: WeightProvider, layer: Int?) {
+        var seen = Set<ObjectIdentifier>()
+        for region in weights.regions(layer: layer) where seen.insert(ObjectIdentifier(region.file)).inserted {
+            region.file.releaseAll()
+        }
+    }
+
     /// The pass allocates and frees activation arrays of megabytes many times per layer; glibc would map and unmap
     /// each one (a page fault per 4 KiB on every reuse, and threads queueing on the process's mapping lock). Blocks up
     /// to 32 MiB are kept in the heap instead, and freed memory is not handed back until 1 GiB is free (set once).
@@ -218,6 +228,7 @@ public enum LayerMajor {
         let states = try HiddenStates(sizes: windows.map { $0.count * engine.spec.hiddenSize }, budget: budget)
         var bytesRead = readAhead(engine.weights.regions(layer: nil)) + readAhead(engine.weights.regions(layer: 0))
         for (w, window) in windows.enumerated() { try states.write(w, try engine.embed(window)) }
+        releaseMapped(engine.weights, layer: nil)
         let h = engine.spec.hiddenSize, counts = windows.map(\.count)
         let groups = batches(counts, perToken: workingBytesPerToken(engine.spec), workingBytes: max(budget / 4, 64 << 20))
         for layer in 0..<engine.spec.layerCount {
@@ -234,6 +245,7 @@ public enum LayerMajor {
                     row += counts[w]
                 }
             }
+            releaseMapped(engine.weights, layer: layer)
             progress?(
                 Step(
                     layer: layer, layers: engine.spec.layerCount, spilledBytes: states.spilledBytes, bytesRead: bytesRead,
@@ -252,5 +264,6 @@ public enum LayerMajor {
         engine.observer = observer
         let states = try hiddenStates(engine, windows: windows, budget: budget)
         for w in windows.indices { try each(w, try engine.head(try states.read(w), tokens: windows[w].count)) }
+        releaseMapped(weights, layer: nil)
     }
 }

@@ -188,6 +188,8 @@ public enum QuantValidation {
             }
             for result in results { scores.append(try result.get()) }
         }
+        LayerMajor.releaseMapped(quantEngine.weights, layer: nil)
+        if let baseEngine { LayerMajor.releaseMapped(baseEngine.weights, layer: nil) }
         return scores
     }
 

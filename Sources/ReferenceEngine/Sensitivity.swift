@@ -264,6 +264,7 @@ public enum Sensitivity {
             for w in group { x += try states.read(w) }
             _ = try engine.head(x, tokens: counts[group].reduce(0, +))
         }
+        LayerMajor.releaseMapped(weights, layer: nil)
         return collector.results
     }
 }

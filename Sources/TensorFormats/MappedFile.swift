@@ -75,6 +75,15 @@ public final class MappedFile: @unchecked Sendable {
         madvise(UnsafeMutableRawPointer(mutating: base) + start, end - start, MADV_DONTNEED)
     }
 
+    /// Drops every page of the file from this process's resident set. Reading one tensor maps cached pages around
+    /// it (fault-around, whole large folios) that belong to neighbours already consumed and released; a pass over the
+    /// whole mapping once a unit is done leaves nothing behind whatever the kernel mapped. Cheap where little is
+    /// mapped: the kernel skips empty page tables.
+    public func releaseAll() {
+        guard let base, size > 0 else { return }
+        madvise(UnsafeMutableRawPointer(mutating: base), size, MADV_DONTNEED)
+    }
+
     /// Linux maps up to this many bytes of already-cached pages around a faulting address (`fault_around_bytes`).
     static let faultAroundBytes = 1 << 16
 

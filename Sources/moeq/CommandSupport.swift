@@ -231,7 +231,10 @@ final class ResourceUsage: @unchecked Sendable {
     }
 
     private static func fields(_ path: String) -> [String: Int] {
-        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return [:] }
+        // /proc files report size 0: read to the end rather than by size.
+        guard let handle = FileHandle(forReadingAtPath: path) else { return [:] }
+        defer { handle.closeFile() }
+        let text = String(decoding: handle.readDataToEndOfFile(), as: UTF8.self)
         var out: [String: Int] = [:]
         for line in text.split(separator: "\n") {
             guard let colon = line.firstIndex(of: ":") else { continue }

@@ -43,6 +43,9 @@ public struct Footprint: Sendable {
         return try recipes.map { try of(plan: ConversionPlan(checked: checked, recipe: $0, readsScales: false)) }
     }
 
+    /// The footprint of a planned conversion (its own per-tensor types, as `moeq fit` or a recipe file chose them).
+    public static func of(conversion plan: ConversionPlan) throws -> Footprint { try of(plan: plan) }
+
     private static func of(plan: ConversionPlan) throws -> Footprint {
         let recipe = plan.recipe
         return Footprint(

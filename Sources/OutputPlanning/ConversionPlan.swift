@@ -127,7 +127,7 @@ public struct ConversionPlan: Sendable {
             (a.0.layer ?? -1, a.0.name) < (b.0.layer ?? -1, b.0.name)
         }
         for (plan, type) in llamaOrder where recipeRules.requiresImportance(plan, type: type) {
-            guard let importance, importance.entries[plan.name] != nil else {
+            guard let importance, importance.entries.valueCount(plan.name) != nil else {
                 throw PlanningError.importanceRequired(tensor: plan.name, type: type, recipe: recipe.rawValue, imatrix: importance?.path)
             }
         }
@@ -152,20 +152,20 @@ public struct ConversionPlan: Sendable {
                 (.quantizeImatrixChunks, .uint32(UInt32(clamping: importance.chunkCount))),
             ]
             for plan in plans where plan.quantizable {
-                guard let values = importance.entries[plan.name] else { continue }
+                guard let valueCount = importance.entries.valueCount(plan.name) else { continue }
                 let matrices = plan.dimensions.count == 3 ? plan.dimensions[2] : 1
-                guard values.count == plan.rowWidth * matrices else {
+                guard valueCount == plan.rowWidth * matrices else {
                     throw ImportanceMatrixError.unreadable(
                         file: importance.path, byteOffset: 0,
                         reason:
                             """
-                            entry \(plan.name) has \(values.count) values; the tensor needs \(plan.rowWidth) × \(matrices) (an \
+                            entry \(plan.name) has \(valueCount) values; the tensor needs \(plan.rowWidth) × \(matrices) (an \
                             imatrix of another model?)
                             """
                     )
                 }
             }
-            let missing = plans.filter { $0.quantizable && importance.entries[$0.name] == nil }.map(\.name)
+            let missing = plans.filter { $0.quantizable && importance.entries.valueCount($0.name) == nil }.map(\.name)
             if !missing.isEmpty {
                 warnings.append(
                     "imatrix has no entry for \(missing.joined(separator: ", ")); quantized without one (as llama-quantize does)")

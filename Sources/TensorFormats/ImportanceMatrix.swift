@@ -11,35 +11,101 @@ public enum ImportanceMatrixError: Error, Sendable, Equatable, CustomStringConve
     }
 }
 
+/// Where one entry's values are in the mapped file, and how they become importance: the legacy format's raw sums
+/// divided by the call count, the GGUF format's Σx² per column divided by each matrix's token count (1 for a matrix
+/// no token reached).
+struct ImportanceEntry: Sendable {
+    let offset: Int
+    let count: Int
+    let divisor: Float
+    /// GGUF only: tokens per matrix, and values per matrix.
+    let matrixCounts: [Float]?
+    let perRow: Int
+}
+
+/// The entries of an importance matrix, read from the mapped file when asked for (a 1 T model's imatrix is gigabytes;
+/// a conversion needs one expert's slice at a time). Iterates as (name, values) pairs in name order.
+public struct ImportanceEntries: Sendable, Sequence {
+    let file: MappedFile
+    let locations: [String: ImportanceEntry]
+
+    public var count: Int { locations.count }
+    public var isEmpty: Bool { locations.isEmpty }
+    public var keys: [String] { Array(locations.keys) }
+    /// How many values the entry `name` has (n_per_row × matrices), without reading them.
+    public func valueCount(_ name: String) -> Int? { locations[name]?.count }
+
+    /// All values of `name`.
+    public subscript(name: String) -> [Float]? { values(name, in: 0..<(locations[name]?.count ?? 0)) }
+
+    /// Values `range` of entry `name` (read from the file, its pages released after).
+    public func values(_ name: String, in range: Range<Int>) -> [Float]? {
+        guard let entry = locations[name], range.lowerBound >= 0, range.upperBound <= entry.count else { return nil }
+        let bytes = file.bytes(in: (entry.offset + 4 * range.lowerBound)..<(entry.offset + 4 * range.upperBound))
+        defer { file.releasePages(in: (entry.offset + 4 * range.lowerBound)..<(entry.offset + 4 * range.upperBound)) }
+        var out = [Float](repeating: 0, count: range.count)
+        for i in 0..<range.count {
+            let raw = Float(bitPattern: UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self)))
+            if let counts = entry.matrixCounts {
+                let c = counts[(range.lowerBound + i) / entry.perRow]
+                out[i] = c > 0 ? raw / c : 1  // never-routed experts: neutral 1
+            } else {
+                out[i] = raw / entry.divisor
+            }
+        }
+        return out
+    }
+
+    public func makeIterator() -> AnyIterator<(key: String, value: [Float])> {
+        var names = locations.keys.sorted().makeIterator()
+        return AnyIterator {
+            guard let name = names.next() else { return nil }
+            return (name, self[name] ?? [])
+        }
+    }
+}
+
 public struct ImportanceMatrix: Sendable {
     /// Tensor-name suffixes of llama-imatrix's GGUF: Σx² per column and tokens per matrix.
     public static let sumSuffix = ".in_sum2", countSuffix = ".counts"
 
     /// Per GGUF weight name: `n_per_row × n_matrices` values (expert e's slice starts at e·n_per_row).
-    public let entries: [String: [Float]]
+    public let entries: ImportanceEntries
     public let datasets: [String]
     public let chunkCount: Int
     public let path: String
     /// GGUF imatrix only: per weight name, how many tokens each matrix (expert) saw — routing statistics.
     public private(set) var matrixCounts: [String: [Float]] = [:]
 
-    /// The importance slice for `name` of `width` columns, matrix `index` (expert), if present.
+    /// The importance slice for `name` of `width` columns, matrix `index` (expert), if present. Reads only that slice.
     public func importance(for name: String, width: Int, matrix index: Int = 0) -> [Float]? {
-        guard let values = entries[name], values.count >= (index + 1) * width else { return nil }
-        return Array(values[(index * width)..<((index + 1) * width)])
+        entries.values(name, in: (index * width)..<((index + 1) * width))
     }
 
     /// Reads either format (GGUF first, like llama-quantize). Every value must be finite and non-negative: an importance
-    /// weight that is not would poison the quantizer's search, so the file is refused naming the entry.
+    /// weight that is not would poison the quantizer's search, so the file is refused naming the entry. The values are
+    /// checked in one pass over the file and read again only when a conversion asks for them.
     public init(path: String) throws {
         self.path = path
         let mapped = try MappedFile(path: path)
         func fail(_ offset: Int, _ reason: String) -> ImportanceMatrixError { .unreadable(file: path, byteOffset: offset, reason: reason) }
-        func checked(_ values: [Float], _ name: String, at offset: Int) throws -> [Float] {
-            if let bad = values.firstIndex(where: { !$0.isFinite || $0 < 0 }) {
-                throw fail(offset, "\(name): value \(bad) is \(values[bad]); importance values are finite sums of squares")
+        /// Checks `count` f32 values at `offset` (releasing their pages as it goes).
+        func check(_ offset: Int, _ count: Int, _ name: String) throws {
+            let chunk = 1 << 18
+            var first = 0
+            while first < count {
+                let n = min(chunk, count - first)
+                let range = (offset + 4 * first)..<(offset + 4 * (first + n))
+                let bytes = mapped.bytes(in: range)
+                defer { mapped.releasePages(in: range) }
+                for i in 0..<n {
+                    let value = Float(bitPattern: UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self)))
+                    if !value.isFinite || value < 0 {
+                        throw fail(offset + 4 * (first + i), "\(name): value \(first + i) is \(value); importance values are finite sums of squares")
+                    }
+                }
+                first += n
             }
-            return values
         }
         if BinaryReader(mapped.bytes).remaining >= 4, Array(mapped.bytes[0..<4]) == Array("GGUF".utf8) {
             let file = try GGUFFile(path: path)
@@ -51,7 +117,7 @@ public struct ImportanceMatrix: Sendable {
                 if tensor.name.hasSuffix(Self.sumSuffix) { sums[String(tensor.name.dropLast(Self.sumSuffix.count))] = tensor }
                 if tensor.name.hasSuffix(Self.countSuffix) { counts[String(tensor.name.dropLast(Self.countSuffix.count))] = tensor }
             }
-            var entries: [String: [Float]] = [:], matrixCounts: [String: [Float]] = [:]
+            var locations: [String: ImportanceEntry] = [:], matrixCounts: [String: [Float]] = [:]
             for (name, sum) in sums {
                 guard let count = counts[name], sum.type == .f32, count.type == .f32, sum.dimensions.count <= 2 else {
                     throw fail(file.dataStart + sum.offset, "\(name): in_sum2 without F32 counts")
@@ -60,20 +126,18 @@ public struct ImportanceMatrix: Sendable {
                 guard count.elementCount == matrices else {
                     throw fail(file.dataStart + count.offset, "\(name): \(count.elementCount) counts for \(matrices) matrices")
                 }
-                let s = try checked(try file.dequantized(sum), name + Self.sumSuffix, at: file.dataStart + sum.offset)
-                let c = try checked(try file.dequantized(count), name + Self.countSuffix, at: file.dataStart + count.offset)
+                try check(file.dataStart + sum.offset, perRow * matrices, name + Self.sumSuffix)
+                try check(file.dataStart + count.offset, matrices, name + Self.countSuffix)
+                let c = try file.dequantized(count)
                 if let bad = c.firstIndex(where: { $0 > 1e15 }) {
                     throw fail(
                         file.dataStart + count.offset, "\(name)\(Self.countSuffix): count \(bad) is \(c[bad]) tokens, which no run reaches")
                 }
-                var values = [Float](repeating: 1, count: perRow * matrices)  // never-routed experts: neutral 1
-                for m in 0..<matrices where c[m] > 0 {
-                    for j in 0..<perRow { values[m * perRow + j] = s[m * perRow + j] / c[m] }
-                }
-                entries[name] = values
+                locations[name] = ImportanceEntry(
+                    offset: file.dataStart + sum.offset, count: perRow * matrices, divisor: 1, matrixCounts: c, perRow: perRow)
                 matrixCounts[name] = c
             }
-            self.entries = entries
+            entries = ImportanceEntries(file: mapped, locations: locations)
             self.matrixCounts = matrixCounts
             datasets =
                 file[GGUFKey.imatrixDatasets].flatMap { if case .array(_, let e) = $0 { e.compactMap(\.stringValue) } else { nil } } ?? []
@@ -90,7 +154,7 @@ public struct ImportanceMatrix: Sendable {
             }
         }
         let count = try read({ try $0.length(Int32.self, elementSize: 12) }, "the entry count")
-        var entries: [String: [Float]] = [:]
+        var locations: [String: ImportanceEntry] = [:]
         for _ in 0..<count {
             let at = reader.position
             let nameBytes = try read({ try $0.slice(try $0.length(Int32.self)) }, "an entry name")
@@ -98,19 +162,13 @@ public struct ImportanceMatrix: Sendable {
                 throw fail(at, "an entry name is empty or not UTF-8")
             }
             let calls = Int(try read({ try $0.i32() }, "\(name): the call count"))
+            let n = try read({ r in try r.length(Int32.self, elementSize: 4) }, "\(name): the values")
             let valuesAt = reader.position
-            let values = try read(
-                { r in
-                    let n = try r.length(Int32.self, elementSize: 4)
-                    var values = [Float]()
-                    values.reserveCapacity(n)
-                    for _ in 0..<n { values.append(try r.f32()) }
-                    return values
-                }, "\(name): the values")
-            let divisor = Float(max(calls, 1))
-            entries[name] = try checked(values, name, at: valuesAt).map { $0 / divisor }
+            _ = try read({ r in try r.slice(4 * n) }, "\(name): the values")
+            try check(valuesAt, n, name)
+            locations[name] = ImportanceEntry(offset: valuesAt, count: n, divisor: Float(max(calls, 1)), matrixCounts: nil, perRow: n)
         }
-        self.entries = entries
+        entries = ImportanceEntries(file: mapped, locations: locations)
         // Optional trailer: int32 last chunk, then int32 length + the dataset's file name.
         chunkCount = reader.remaining >= 4 ? max(0, Int(try read({ try $0.i32() }, "the chunk count"))) : 0
         var names: [String] = []

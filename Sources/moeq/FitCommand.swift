@@ -1,10 +1,11 @@
-// `moeq fit MODEL --budget SIZE (--text F | --tokens F) -o OUT.gguf`: the mix of types (one per GGUF tensor) with the
+// `moeq fit MODEL (--budget SIZE | --target T) (--text F | --tokens F) -o OUT.gguf`: the mix of types (one per GGUF tensor) with the
 // smallest predicted KL divergence whose file fits the budget, chosen from per-tensor sensitivities measured on the
 // calibration data and calibrated against end-to-end KLD on probe mixes; written with the conversion, with a recipe
 // file and a llama-quantize --tensor-type-file that reproduce it, then validated.
 import ArgumentParser
 import ConversionPipeline
 import Foundation
+import HardwarePlanner
 import ModelCatalog
 import OutputPlanning
 import QuantKernels
@@ -20,6 +21,10 @@ struct FitCommand: ParsableCommand {
             Sensitivities and the calibration are cached (--sensitivity, by default under $XDG_CACHE_HOME/moeq or ~/.cache/moeq, \
             keyed by model, calibration tokens, imatrix and candidates): a new budget re-solves in seconds. Beside OUT.gguf go \
             OUT.recipe.json (moeq convert --recipe-file) and OUT.tensor-types.txt (llama-quantize --tensor-type-file).
+
+            With --target the budget is the machine's, per tier, as `moeq plan --target` places a model: every tensor but the \
+            routed experts in the fast tier (GPUs or unified memory, after the KV cache at --context and llama.cpp's margins), \
+            the routed experts in system RAM; the fast-tier tensors get their own types when the joint solution would not fit there.
             """)
 
     static let defaultCandidates: [QuantType] = [
@@ -27,7 +32,10 @@ struct FitCommand: ParsableCommand {
     ]
 
     @Argument(help: "Checkpoint directory (safetensors + config.json).") var model: String
-    @Option(help: ArgumentHelp("The output file's size limit: \(ByteSize.units).")) var budget: ByteSize
+    @Option(help: ArgumentHelp("The output file's size limit: \(ByteSize.units).")) var budget: ByteSize?
+    @Option(help: "Hardware target whose memory is the budget, per tier (names as in `moeq plan --target`).") var target: String?
+    @Option(parsing: .unconditional, help: "With --target: context length the KV cache is sized for.") var context = 32768
+    @Option(help: "With --target: KV cache type (llama.cpp -ctk/-ctv).") var cacheType: QuantType = .f16
     @Option(help: "Calibration text (tokenized with the model's tokenizer.json).") var text: String?
     @Option(help: "Calibration token ids (.npy or whitespace-separated).") var tokens: String?
     @Option(name: .shortAndLong, help: "Output .gguf.") var output: String
@@ -63,7 +71,14 @@ struct FitCommand: ParsableCommand {
         guard (1...4096).contains(threads) else { throw ValidationError("--threads must be in 1…4096, not \(threads)") }
         guard (1...100_000).contains(probes) else { throw ValidationError("--probes must be in 1…100000") }
         if reuseSensitivity, sensitivity == nil { throw ValidationError("--reuse-sensitivity needs --sensitivity FILE") }
-        guard budget.bytes > 0 else { throw ValidationError("--budget must be more than 0 bytes") }
+        guard (budget == nil) != (target == nil) else { throw ValidationError("give exactly one of --budget and --target") }
+        if let budget, budget.bytes <= 0 { throw ValidationError("--budget must be more than 0 bytes") }
+        guard (1...(1 << 28)).contains(context) else { throw ValidationError("--context must be in 1…268435456 tokens, not \(context)") }
+        guard PlanCommand.cacheTypes.contains(cacheType) else {
+            throw ValidationError(
+                "--cache-type \(cacheType.rawValue) is not a KV cache type llama.cpp runs; use "
+                    + PlanCommand.cacheTypes.map(\.rawValue).joined(separator: ", "))
+        }
         guard output.hasSuffix(".gguf") else { throw ValidationError("-o must name a .gguf file (not \(output))") }
         if model.hasSuffix(".gguf") || OutputPolicy.starts(model, with: Array("GGUF".utf8)) {
             throw ValidationError("\(model) is a GGUF: moeq fit quantizes from the checkpoint directory (its config.json and weights)")
@@ -104,31 +119,46 @@ struct FitCommand: ParsableCommand {
             let layoutPlan = try GGUFConversion.plan(path: model, recipe: .q8_0, importance: importance)
             let weights = try ReferenceModel.weights(path: model)
             warnBeyondTrainedContext(ctx, spec: weights.spec, what: "--ctx")
+            let machine = try target.map { try HardwareCatalog.bundled().target($0) }
+            let tiers = machine.map { FitBudget.of(spec: layoutPlan.spec, target: $0, context: context, cacheType: cacheType) }
+            let limit = budget?.bytes ?? tiers?.totalBytes ?? 0
+            if let tiers {
+                guard limit > 0 else { throw ValidationError("--target \(tiers.target) leaves no memory for weights") }
+                if !json { print(tierLine(tiers)) }
+            }
             let windows = try llamaWindows(
                 tokens: tokens, text: text, directory: model, vocabularySize: weights.spec.vocabularySize, context: ctx, maxChunks: chunks)
             let memoryBytes = memory?.bytes ?? LayerMajor.defaultBudget
             let measured = try sensitivities(
                 weights: weights, windows: windows, candidates: candidates, importance: importance, memory: memoryBytes)
-            let solution = try solve(plan: layoutPlan, measured: measured, candidates: candidates)
+            let solution = try solve(plan: layoutPlan, measured: measured, candidates: candidates, limit: limit, tiers: tiers)
             let calibration = measured.calibration
             let score = calibration.score(measured.tensors, types: solution.types)
             let predicted = calibration.predictedKLD(score: score)
-            let recipeJSON = recipeDocument(solution)
+            let recipeJSON = recipeDocument(solution, limit: limit)
             let rules = try RecipeFile(json: recipeJSON, path: recipePath)
             let plan = try GGUFConversion.plan(path: model, recipe: solution.base, importance: importance, rules: rules)
             for warning in plan.warnings where !warning.hasPrefix("imatrix has no entry") { printError("warning: \(warning)") }
-            guard plan.layout.fileSize <= budget.bytes else {
-                throw ValidationError("internal: the solved mix is \(plan.layout.fileSize) bytes, over the budget \(budget.bytes)")
+            guard plan.layout.fileSize <= limit else {
+                throw ValidationError("internal: the solved mix is \(plan.layout.fileSize) bytes, over the budget \(limit)")
             }
             var summary: [(String, JSONValue)] = [
-                ("model", .string(model)), ("budget_bytes", .integer(Int64(budget.bytes))),
+                ("model", .string(model)), ("budget_bytes", .integer(Int64(limit))),
                 ("file_bytes", .integer(Int64(plan.layout.fileSize))), ("base_recipe", .string(solution.base.rawValue)),
                 ("predicted_kld", .double(predicted)), ("sensitivity_file", .string(measured.path)),
                 ("sensitivity_cached", .bool(measured.cached)), ("solve_seconds", .double(solution.seconds)),
             ]
             let groups = groupTable(plan)
+            let placement = try machine.map { machine in
+                Planner.plan(
+                    try Footprint.of(conversion: plan), spec: plan.spec, target: machine, context: context, cacheType: cacheType,
+                    file: (output as NSString).lastPathComponent)
+            }
+            if let tiers, let placement { summary += tierJSON(tiers, plan: plan, placement: placement) }
             if dryRun {
-                report(plan: plan, groups: groups, predicted: predicted, measured: measured, solution: solution, validation: nil)
+                report(
+                    plan: plan, groups: groups, predicted: predicted, measured: measured, solution: solution, validation: nil, limit: limit,
+                    placement: placement)
                 if json {
                     let document = summary + [("groups", groups.json)] + ResourceUsage.shared.json
                     print(JSONValue.object(JSONObject(document)).prettyPrinted(), terminator: "")
@@ -143,7 +173,9 @@ struct FitCommand: ParsableCommand {
             let written = try ReferenceModel.weights(path: output, configDirectory: model)
             let (validation, _) = try QuantValidation.run(
                 quant: written, base: .model(weights), configDirectory: model, windows: windows, memory: memoryBytes)
-            report(plan: plan, groups: groups, predicted: predicted, measured: measured, solution: solution, validation: validation)
+            report(
+                plan: plan, groups: groups, predicted: predicted, measured: measured, solution: solution, validation: validation,
+                limit: limit, placement: placement)
             summary += [
                 ("output", .string(output)), ("recipe_file", .string(recipePath)), ("tensor_type_file", .string(typesPath)),
                 ("measured_kld", .double(validation.meanKLD)), ("ppl_ratio", .double(validation.ratio)),
@@ -234,7 +266,7 @@ struct FitCommand: ParsableCommand {
         return (row * rows + alignment - 1) / alignment * alignment
     }
 
-    func solve(plan: ConversionPlan, measured: Measured, candidates: [QuantType]) throws -> Solution {
+    func solve(plan: ConversionPlan, measured: Measured, candidates: [QuantType], limit: Int, tiers: FitBudget?) throws -> Solution {
         let started = Date()
         let alignment = 32
         let byName = Dictionary(measured.tensors.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
@@ -277,17 +309,35 @@ struct FitCommand: ParsableCommand {
         if reuseSensitivity, unmeasured > 0 {
             printError("warning: \(unmeasured) of \(quantizable.count) tensors have no sensitivity in \(measured.path): priced by bytes alone")
         }
-        let available = budget.bytes - fixed
+        let available = limit - fixed
         guard available > 0 else {
-            throw ValidationError("--budget \(budget.bytes) bytes does not hold even the header and unquantized tensors (\(fixed) bytes)")
+            throw ValidationError("the budget, \(limit) bytes, does not hold even the header and unquantized tensors (\(fixed) bytes)")
         }
-        let chosen: [Int]
-        do { chosen = try BudgetSolver.solve(items, budget: available) } catch let error as BudgetSolverError {
-            if case .doesNotFit(_, let smallest) = error {
-                throw ValidationError(
-                    "--budget \(budget.bytes) bytes is below the smallest file the candidate types make (\(smallest + fixed) bytes)")
+        func solved(_ items: [BudgetItem], _ bytes: Int, _ what: String) throws -> [Int] {
+            do { return try BudgetSolver.solve(items, budget: bytes) } catch let error as BudgetSolverError {
+                if case .doesNotFit(_, let smallest) = error {
+                    throw ValidationError(
+                        "\(what), \(bytes + fixed) bytes, is below the smallest file the candidate types make (\(smallest + fixed) bytes)")
+                }
+                throw error
             }
-            throw error
+        }
+        var chosen = try solved(items, available, "the budget")
+        // With tiers: the fast tier must hold every tensor but the routed experts (and the unquantized ones). When the
+        // joint solution puts more there, those tensors are solved within the fast tier alone and the experts within
+        // the rest.
+        if let tiers, !tiers.unified {
+            let routed = Set(quantizable.filter { $0.role.category == .routedExperts }.map(\.name))
+            let isFast = items.map { !$0.tensors.contains(where: routed.contains) }
+            let fastBytes = zip(items, chosen).enumerated().reduce(0) { $0 + (isFast[$1.offset] ? $1.element.0.options[$1.element.1].bytes : 0) }
+            if fastBytes + fixed > tiers.fastBytes {
+                let fastItems = items.indices.filter { isFast[$0] }, slowItems = items.indices.filter { !isFast[$0] }
+                let fastChosen = try solved(fastItems.map { items[$0] }, tiers.fastBytes - fixed, "the fast tier")
+                let fastUsed = zip(fastItems, fastChosen).reduce(0) { $0 + items[$1.0].options[$1.1].bytes }
+                let slowChosen = try solved(slowItems.map { items[$0] }, available - fastUsed, "system RAM")
+                for (i, c) in zip(fastItems, fastChosen) { chosen[i] = c }
+                for (i, c) in zip(slowItems, slowChosen) { chosen[i] = c }
+            }
         }
         var types: [String: QuantType] = [:]
         for (item, index) in zip(items, chosen) { for name in item.tensors { types[name] = item.options[index].type } }
@@ -307,7 +357,7 @@ struct FitCommand: ParsableCommand {
 
     // MARK: - Outputs
 
-    func recipeDocument(_ solution: Solution) -> JSONValue {
+    func recipeDocument(_ solution: Solution, limit: Int) -> JSONValue {
         let rules: [JSONValue] = solution.types.sorted { $0.key < $1.key }.map { name, type in
             .object(JSONObject([("tensor", .string(name)), ("type", .string(type.rawValue))]))
         }
@@ -315,7 +365,9 @@ struct FitCommand: ParsableCommand {
             ("format", .string("moeq recipe 1")), ("base", .string(solution.base.rawValue)),
             (
                 "description",
-                .string("moeq fit: \(solution.types.count) tensors within \(budget.bytes) bytes, solved from measured sensitivities")
+                .string(
+                    "moeq fit: \(solution.types.count) tensors within \(limit) bytes\(target.map { " (\($0))" } ?? ""), solved from measured "
+                        + "sensitivities")
             ),
             ("source", .string(model)), ("output", .string(output)),
         ]
@@ -365,7 +417,7 @@ struct FitCommand: ParsableCommand {
 
     func report(
         plan: ConversionPlan, groups: (rows: [GroupRow], json: JSONValue), predicted: Double, measured: Measured, solution: Solution,
-        validation: QuantValidationReport?
+        validation: QuantValidationReport?, limit: Int, placement: Plan?
     ) {
         guard !json else { return }
         let width = max(groups.rows.map(\.group.count).max() ?? 5, 5)
@@ -378,9 +430,16 @@ struct FitCommand: ParsableCommand {
                     + types.padding(toLength: max(36, types.count), withPad: " ", startingAt: 0) + "  " + humanBytes(row.bytes))
         }
         print(
-            "file: \(grouped(plan.layout.fileSize)) bytes of a \(grouped(budget.bytes))-byte budget (general.file_type "
+            "file: \(grouped(plan.layout.fileSize)) bytes of a \(grouped(limit))-byte budget (general.file_type "
                 + "\(solution.base.rawValue)); solved in \(String(format: "%.3f", solution.seconds)) s")
         print(String(format: "predicted KLD %.6f (calibrated on %d probes)", predicted, measured.calibration.probes.count))
+        if let placement {
+            print(
+                "on \(placement.target): \(placement.verdict), fast tier \(humanBytes(Int(placement.fastBytes))), RAM "
+                    + "\(humanBytes(Int(placement.ramBytes))), disk \(humanBytes(Int(placement.diskBytes))); "
+                    + String(format: "%.1f tok/s decode (planner)", placement.tokensPerSecond))
+            print("run: \(placement.command)")
+        }
         if let validation {
             print(
                 String(
@@ -388,5 +447,22 @@ struct FitCommand: ParsableCommand {
                     validation.ratio, 100 * validation.top1Agreement))
             print("wrote \(output), \(recipePath), \(typesPath)")
         }
+    }
+
+    // MARK: - Tiers (--target)
+
+    func tierLine(_ tiers: FitBudget) -> String {
+        "budget on \(tiers.target): fast tier \(humanBytes(tiers.fastBytes)), RAM \(humanBytes(tiers.ramBytes)) (KV cache "
+            + "\(humanBytes(tiers.kvBytes)) at \(grouped(tiers.context)) tokens, \(tiers.cacheType.rawValue), taken off first)"
+    }
+
+    func tierJSON(_ tiers: FitBudget, plan: ConversionPlan, placement: Plan) -> [(String, JSONValue)] {
+        [
+            ("target", .string(tiers.target)), ("context", .integer(Int64(tiers.context))), ("kv_bytes", .integer(Int64(tiers.kvBytes))),
+            ("fast_tier_budget_bytes", .integer(Int64(tiers.fastBytes))), ("ram_budget_bytes", .integer(Int64(tiers.ramBytes))),
+            ("fast_tier_bytes", .integer(Int64(placement.fastBytes))), ("ram_bytes", .integer(Int64(placement.ramBytes))),
+            ("disk_bytes", .integer(Int64(placement.diskBytes))), ("verdict", .string("\(placement.verdict)")),
+            ("decode_tokens_per_second", .double(placement.tokensPerSecond)), ("command", .string(placement.command)),
+        ]
     }
 }

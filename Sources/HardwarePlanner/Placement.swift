@@ -86,9 +86,12 @@ public enum Planner {
         fast += alwaysOnInFast
         let alwaysOnInRam = alwaysOn + kv - alwaysOnInFast
         let freeFast = max(fastCapacity - fast, 0)
-        let expertLayersFast = perLayerExperts > 0 ? min(moeLayers, Int(freeFast / perLayerExperts)) : 0
+        var expertLayersFast = perLayerExperts > 0 ? min(moeLayers, Int(freeFast / perLayerExperts)) : 0
+        // A unified pool has no per-layer CPU/GPU split: experts fill it by bytes, not whole layers.
+        if target.unified != nil, routed <= freeFast { expertLayersFast = moeLayers }
         fast += Double(expertLayersFast) * perLayerExperts
-        let expertsLeft = routed - Double(expertLayersFast) * perLayerExperts
+        // (All layers placed: exactly nothing left, not a rounding remainder that would count as streamed from disk.)
+        let expertsLeft = expertLayersFast == moeLayers ? 0 : routed - Double(expertLayersFast) * perLayerExperts
         ram = alwaysOnInRam + expertsLeft * ramCopies
         let ramUsable = max(ramCapacity - Efficiency.systemReserve, 0)
         let disk = max(ram - ramUsable, 0) / ramCopies

@@ -98,10 +98,22 @@ public struct ImportanceMatrix: Sendable {
                 let range = (offset + 4 * first)..<(offset + 4 * (first + n))
                 let bytes = mapped.bytes(in: range)
                 defer { mapped.releasePages(in: range) }
+                // Fast pass: finite and not negative ⟺ the bits (−0 taken as +0) are below +∞'s. The slow pass names the value.
+                var largest: UInt32 = 0
+                for i in 0..<n {
+                    let word = bytes.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self)
+                    largest = max(largest, word == 0x8000_0000 ? 0 : word)
+                }
+                if largest < 0x7F80_0000 {
+                    first += n
+                    continue
+                }
                 for i in 0..<n {
                     let value = Float(bitPattern: UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self)))
                     if !value.isFinite || value < 0 {
-                        throw fail(offset + 4 * (first + i), "\(name): value \(first + i) is \(value); importance values are finite sums of squares")
+                        throw fail(
+                            offset + 4 * (first + i),
+                            "\(name): value \(first + i) is \(value); importance values are finite sums of squares")
                     }
                 }
                 first += n

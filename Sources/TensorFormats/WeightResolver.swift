@@ -151,7 +151,9 @@ public struct WeightResolver: Sendable {
             if shape.info.dtype == .i64 && shape.info.shape == [2] {
                 let bytes: [UInt8]
                 do throws(FileIOError) { bytes = try shape.file.mapping.copyBytes(in: shapeAt..<(shapeAt + 16)) } catch { throw .io(error) }
-                stored = (0..<2).map { i in Int(Int64(littleEndian: bytes.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: 8 * i, as: Int64.self) })) }
+                stored = (0..<2).map { i in
+                    Int(Int64(littleEndian: bytes.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: 8 * i, as: Int64.self) }))
+                }
             }
             guard stored == [rows, columns] else {
                 throw .companionShape(

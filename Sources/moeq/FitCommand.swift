@@ -307,7 +307,8 @@ struct FitCommand: ParsableCommand {
         }
         let unmeasured = quantizable.filter { byName[$0.name] == nil }.count
         if reuseSensitivity, unmeasured > 0 {
-            printError("warning: \(unmeasured) of \(quantizable.count) tensors have no sensitivity in \(measured.path): priced by bytes alone")
+            printError(
+                "warning: \(unmeasured) of \(quantizable.count) tensors have no sensitivity in \(measured.path): priced by bytes alone")
         }
         let available = limit - fixed
         guard available > 0 else {
@@ -329,7 +330,9 @@ struct FitCommand: ParsableCommand {
         if let tiers, !tiers.unified {
             let routed = Set(quantizable.filter { $0.role.category == .routedExperts }.map(\.name))
             let isFast = items.map { !$0.tensors.contains(where: routed.contains) }
-            let fastBytes = zip(items, chosen).enumerated().reduce(0) { $0 + (isFast[$1.offset] ? $1.element.0.options[$1.element.1].bytes : 0) }
+            let fastBytes = zip(items, chosen).enumerated().reduce(0) {
+                $0 + (isFast[$1.offset] ? $1.element.0.options[$1.element.1].bytes : 0)
+            }
             if fastBytes + fixed > tiers.fastBytes {
                 let fastItems = items.indices.filter { isFast[$0] }, slowItems = items.indices.filter { !isFast[$0] }
                 let fastChosen = try solved(fastItems.map { items[$0] }, tiers.fastBytes - fixed, "the fast tier")

@@ -189,7 +189,15 @@ struct PlanCommand: ParsableCommand {
         let chart = PlanChart.svg(plans, title: title)
         if let svg { try AtomicFile.write(chart, to: svg) }
         if let html { try AtomicFile.write(PlanChart.html(plans, svg: chart, title: title), to: html) }
+        // What `moeq fit --target` would fill on each target (same context and cache type).
+        let budgets = resolved.map { FitBudget.of(spec: spec, target: $0, context: context, cacheType: cacheType) }
         if json {
+            let fit: [JSONValue] = budgets.map { b in
+                [
+                    "target": .string(b.target), "kv_bytes": .integer(Int64(b.kvBytes)), "fast_tier_bytes": .integer(Int64(b.fastBytes)),
+                    "ram_bytes": .integer(Int64(b.ramBytes)), "total_bytes": .integer(Int64(b.totalBytes)),
+                ]
+            }
             let rows: [JSONValue] = plans.joined().map { p in
                 [
                     "recipe": .string(p.recipe), "target": .string(p.target), "verdict": .string(p.verdict.rawValue),
@@ -201,8 +209,10 @@ struct PlanCommand: ParsableCommand {
                 ]
             }
             print(
-                (["model": .string(model), "context": .integer(Int64(context)), "engine": .string(engine.rawValue), "plans": .array(rows)]
-                    as JSONValue).prettyPrinted(), terminator: "")
+                ([
+                    "model": .string(model), "context": .integer(Int64(context)), "engine": .string(engine.rawValue), "plans": .array(rows),
+                    "fit_budgets": .array(fit),
+                ] as JSONValue).prettyPrinted(), terminator: "")
             return
         }
         func gb(_ bytes: Double) -> String { String(format: "%.0f", bytes / 1e9) }
@@ -230,6 +240,14 @@ struct PlanCommand: ParsableCommand {
             """
         )
         if let first = plans.first { for p in first { print("\(p.target): \(p.command)") } }
+        for b in budgets {
+            print(
+                """
+                moeq fit --target \(b.target): budget \(humanBytes(b.totalBytes)) = fast tier \(humanBytes(b.fastBytes)) (after \
+                \(humanBytes(b.kvBytes)) of KV cache) + RAM \(humanBytes(b.ramBytes))
+                """
+            )
+        }
     }
 
     /// Bytes by role group, named as recipe files name the groups.

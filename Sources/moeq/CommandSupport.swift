@@ -238,7 +238,7 @@ final class ResourceUsage: @unchecked Sendable {
         var out: [String: Int] = [:]
         for line in text.split(separator: "\n") {
             guard let colon = line.firstIndex(of: ":") else { continue }
-            let value = line[line.index(after: colon)...].split(separator: " ").first.flatMap { Int($0) }
+            let value = line[line.index(after: colon)...].split(whereSeparator: { $0 == " " || $0 == "\t" }).first.flatMap { Int($0) }
             if let value { out[String(line[..<colon])] = value }
         }
         return out

@@ -116,9 +116,11 @@ struct FitCommand: ParsableCommand {
                 candidates.removeAll { $0.layout.requiresImportance }
             }
             // The file's layout (names, shapes, fixed tensors) from a plan every candidate set can start from.
-            let layoutPlan = try GGUFConversion.plan(path: model, recipe: .q8_0, importance: importance)
-            let weights = try ReferenceModel.weights(path: model)
-            warnBeyondTrainedContext(ctx, spec: weights.spec, what: "--ctx")
+            // The checkpoint is read and checked once; the weights are opened only to measure or validate.
+            let checked = try ConversionPlan.CheckedCheckpoint(path: model)
+            let layoutPlan = try ConversionPlan(checked: checked, recipe: .q8_0, importance: importance)
+            let weights = LazyWeights { try ReferenceModel.weights(path: model) }
+            warnBeyondTrainedContext(ctx, spec: layoutPlan.spec, what: "--ctx")
             let machine = try target.map { try HardwareCatalog.bundled().target($0) }
             let tiers = machine.map { FitBudget.of(spec: layoutPlan.spec, target: $0, context: context, cacheType: cacheType) }
             let limit = budget?.bytes ?? tiers?.totalBytes ?? 0
@@ -127,7 +129,8 @@ struct FitCommand: ParsableCommand {
                 if !json { print(tierLine(tiers)) }
             }
             let windows = try llamaWindows(
-                tokens: tokens, text: text, directory: model, vocabularySize: weights.spec.vocabularySize, context: ctx, maxChunks: chunks)
+                tokens: tokens, text: text, directory: model, vocabularySize: layoutPlan.spec.vocabularySize, context: ctx,
+                maxChunks: chunks)
             let memoryBytes = memory?.bytes ?? LayerMajor.defaultBudget
             let measured = try sensitivities(
                 weights: weights, windows: windows, candidates: candidates, importance: importance, memory: memoryBytes)
@@ -137,7 +140,7 @@ struct FitCommand: ParsableCommand {
             let predicted = calibration.predictedKLD(score: score)
             let recipeJSON = recipeDocument(solution, limit: limit)
             let rules = try RecipeFile(json: recipeJSON, path: recipePath)
-            let plan = try GGUFConversion.plan(path: model, recipe: solution.base, importance: importance, rules: rules)
+            let plan = try ConversionPlan(checked: checked, recipe: solution.base, importance: importance, rules: rules)
             for warning in plan.warnings where !warning.hasPrefix("imatrix has no entry") { printError("warning: \(warning)") }
             guard plan.layout.fileSize <= limit else {
                 throw ValidationError("internal: the solved mix is \(plan.layout.fileSize) bytes, over the budget \(limit)")
@@ -172,7 +175,7 @@ struct FitCommand: ParsableCommand {
             // Proof: the written file against the checkpoint on the calibration windows.
             let written = try ReferenceModel.weights(path: output, configDirectory: model)
             let (validation, _) = try QuantValidation.run(
-                quant: written, base: .model(weights), configDirectory: model, windows: windows, memory: memoryBytes)
+                quant: written, base: .model(try weights.get()), configDirectory: model, windows: windows, memory: memoryBytes)
             report(
                 plan: plan, groups: groups, predicted: predicted, measured: measured, solution: solution, validation: validation,
                 limit: limit, placement: placement)
@@ -203,9 +206,10 @@ struct FitCommand: ParsableCommand {
     }
 
     func sensitivities(
-        weights: WeightProvider, windows: [[Int]], candidates: [QuantType], importance: ImportanceMatrix?, memory: Int
+        weights lazy: LazyWeights, windows: [[Int]], candidates: [QuantType], importance: ImportanceMatrix?, memory: Int
     ) throws -> Measured {
-        let key = try cacheKey(windows: windows, candidates: candidates)
+        // A reused file is taken whatever its key: no need to fingerprint the model (megabytes per shard).
+        let key = reuseSensitivity ? "-" : try cacheKey(windows: windows, candidates: candidates)
         let path = sensitivity ?? Self.cacheDirectory() + "/fit-\(key).json"
         if FileManager.default.fileExists(atPath: path) {
             let file = try SensitivityFile(path: path)
@@ -220,6 +224,7 @@ struct FitCommand: ParsableCommand {
             }
         }
         if reuseSensitivity { throw ValidationError("--reuse-sensitivity: \(path) does not exist") }
+        let weights = try lazy.get()
         let quiet = json
         func note(_ line: String) { if !quiet { print(line) } }
         note("measuring sensitivities: \(windows.count) windows × \(ctx) tokens, \(candidates.count) candidate types")
@@ -467,5 +472,18 @@ struct FitCommand: ParsableCommand {
             ("disk_bytes", .integer(Int64(placement.diskBytes))), ("verdict", .string("\(placement.verdict)")),
             ("decode_tokens_per_second", .double(placement.tokensPerSecond)), ("command", .string(placement.command)),
         ]
+    }
+}
+
+/// The checkpoint's weights, opened on first use (a fit from cached sensitivities that writes nothing never needs them).
+final class LazyWeights {
+    private let open: () throws -> WeightProvider
+    private var opened: WeightProvider?
+    init(_ open: @escaping () throws -> WeightProvider) { self.open = open }
+    func get() throws -> WeightProvider {
+        if let opened { return opened }
+        let made = try open()
+        opened = made
+        return made
     }
 }

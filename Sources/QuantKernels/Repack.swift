@@ -26,7 +26,20 @@ public enum Int4Carrier: Sendable, Equatable {
 
 public enum Repack {
     /// True when `scale` survives F32 → F16 → F32 unchanged.
-    public static func isHalfExact(_ scale: Float) -> Bool { Float(Float16(scale)) == scale }
+    public static func isHalfExact(_ scale: Float) -> Bool {
+        // From the bits (a Float16 round trip is a soft-float library call per value on x86-64 without F16C, and a 1 T
+        // INT4 model has half a billion scales per layer): ±0 and ±∞ are exact; a normal F16 exponent (−14…15) needs
+        // the low 13 mantissa bits clear; an F16-subnormal one (−24…−15) needs the significand's bits below 2^−24 clear.
+        let bits = scale.bitPattern & 0x7FFF_FFFF
+        if bits == 0 || bits == 0x7F80_0000 { return true }
+        let exponent = Int(bits >> 23) - 127
+        let significand = (bits & 0x7F_FFFF) | 0x80_0000
+        switch exponent {
+        case -14...15: return bits & 0x1FFF == 0
+        case -24 ... -15: return significand & ((1 << UInt32(-1 - exponent)) - 1) == 0
+        default: return false
+        }
+    }
 
     /// The lossless carrier for INT4 group-32 symmetric weights with these scales (`rows × groups`).
     public static func int4Carrier(scales: UnsafeBufferPointer<Float>, groups: Int) -> Int4Carrier {

@@ -47,8 +47,18 @@ public enum SyntheticCheckpoint {
     public static func config(for options: SyntheticOptions) -> JSONValue {
         guard var object = options.preset.config.objectValue else { return options.preset.config }
         if let layers = options.layers {
-            object["num_hidden_layers"] = .integer(Int64(layers))
-            if object["num_nextn_predict_layers"] != nil { object["num_nextn_predict_layers"] = 0 }
+            // Multimodal wrappers (Kimi K2.5) keep the language model's hyper-parameters in text_config.
+            func sliced(_ config: JSONObject) -> JSONObject {
+                var config = config
+                config["num_hidden_layers"] = .integer(Int64(layers))
+                if config["num_nextn_predict_layers"] != nil { config["num_nextn_predict_layers"] = 0 }
+                return config
+            }
+            if let text = object["text_config"]?.objectValue {
+                object["text_config"] = .object(sliced(text))
+            } else {
+                object = sliced(object)
+            }
         }
         switch options.dtype {
         case .bf16, .f32:

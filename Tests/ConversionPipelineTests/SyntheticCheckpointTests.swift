@@ -111,3 +111,14 @@ func quantizedStorageDecodesNearTheFloatWeights(dtype: SyntheticDType) throws {
     #expect(inspection.checkpoint.location(of: "model.layers.0.block_sparse_moe.experts.7.w2.weight")?.info.shape == [4096, 14336])
     #expect(inspection.checkpoint.location(of: "model.layers.1.input_layernorm.weight") == nil)
 }
+
+/// `--layers N` slices every preset, including multimodal wrappers whose language model sits in text_config (Kimi K2.5).
+@Test(arguments: ["kimi-k2.5", "kimi-k2", "deepseek-v3", "qwen3-235b-a22b"])
+func layerSlicesKeepNLayers(preset: String) throws {
+    var options = SyntheticOptions(preset: try #require(ModelPresets.named(preset)), dtype: .int4)
+    options.layers = 3
+    let spec = try ModelSpec(config: SyntheticCheckpoint.config(for: options))
+    #expect(spec.layerCount == 3)
+    let full = try ModelSpec(config: try #require(ModelPresets.named(preset)).config)
+    #expect(full.layerCount > 3 && spec.hiddenSize == full.hiddenSize)
+}

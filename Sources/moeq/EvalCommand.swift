@@ -39,6 +39,7 @@ struct EvalCommand: ParsableCommand {
                 let document: JSONValue = [
                     "tokens": .integer(Int64(score.tokens)), "scored": .integer(Int64(score.scored)),
                     "mean_nll": .double(score.meanNegativeLogLikelihood), "perplexity": .double(score.perplexity),
+                    "resources": ResourceUsage.shared.object,
                 ]
                 print(document.prettyPrinted(), terminator: "")
             } else {

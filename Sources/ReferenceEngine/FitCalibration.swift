@@ -55,7 +55,7 @@ public struct RoundTripWeights: WeightProvider {
 }
 
 /// Turns measured per-tensor output errors into a predicted KL divergence. Each tensor belongs to a group (its GGUF
-/// name without the block number: `ffn_down_exps.weight`, `attn_v.weight`, `token_embd.weight`); a group's errors
+/// name without the block number: the down projection of the routed experts, an attention value projection, the embedding); a group's errors
 /// count with the weight its probe measured (KLD of the model with only that group quantized, over the group's summed
 /// relative error), and the sum is mapped to KLD by a power law fitted on whole-model probes.
 public struct FitCalibration: Sendable, Equatable {
@@ -87,7 +87,7 @@ public struct FitCalibration: Sendable, Equatable {
     /// The kind of a GGUF tensor: its name without the block number.
     public static func kind(_ name: String) -> String { GGUFTensorName.split(name).kind }
 
-    /// The probe group of a GGUF tensor: its kind and a run of `layersPerGroup` blocks (`ffn_down_exps.weight@8-15`).
+    /// The probe group of a GGUF tensor: its kind and a run of `layersPerGroup` blocks (the kind, "@", then the first and last block).
     public static func group(_ name: String, layersPerGroup: Int) -> String {
         let (block, kind) = GGUFTensorName.split(name)
         guard let layer = block else { return name }

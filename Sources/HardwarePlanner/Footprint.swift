@@ -39,8 +39,13 @@ public struct Footprint: Sendable {
 
     /// Several recipes of one checkpoint, whose headers are read and checked once.
     public static func of(checkpoint path: String, recipes: [RecipeName]) throws -> [Footprint] {
+        try withSource(checkpoint: path, recipes: recipes).footprints
+    }
+
+    /// Several recipes of one checkpoint and the bytes of its safetensors files (the source they are made from).
+    public static func withSource(checkpoint path: String, recipes: [RecipeName]) throws -> (footprints: [Footprint], sourceBytes: Int) {
         let checked = try ConversionPlan.CheckedCheckpoint(path: path)
-        return try recipes.map { try of(plan: ConversionPlan(checked: checked, recipe: $0, readsScales: false)) }
+        return (try recipes.map { try of(plan: ConversionPlan(checked: checked, recipe: $0, readsScales: false)) }, checked.fileBytes)
     }
 
     /// The footprint of a planned conversion (its own per-tensor types, as `moeq fit` or a recipe file chose them).

@@ -48,6 +48,15 @@ public struct Plan: Sendable {
     /// Experts of the first `cpuMoeLayers` layers on the CPU (llama.cpp --n-cpu-moe).
     public let cpuMoeLayers: Int
     public let command: String
+    /// Bytes placed on each GPU or unified device (several GPUs: their layer ranges and expert layers).
+    public var devices: [DeviceBytes] = []
+    /// Advice that goes with the command on this kind of machine (wired limits, NUMA, …).
+    public var advice: [String] = []
+}
+
+public struct DeviceBytes: Sendable, Equatable {
+    public let name: String
+    public let bytes: Double
 }
 
 public enum Planner {
@@ -89,6 +98,14 @@ public enum Planner {
         var expertLayersFast = perLayerExperts > 0 ? min(moeLayers, Int(freeFast / perLayerExperts)) : 0
         // A unified pool has no per-layer CPU/GPU split: experts fill it by bytes, not whole layers.
         if target.unified != nil, routed <= freeFast { expertLayersFast = moeLayers }
+        // Several GPUs: each holds its own layer range, and the experts that fit there (no pooling across cards).
+        let split =
+            target.gpus.count > 1
+            ? GPUSplit(
+                spec: spec, gpus: target.gpus, alwaysOnAndKV: alwaysOnInFast, perLayerExperts: perLayerExperts,
+                moeLayerCount: moeLayers)
+            : nil
+        if let split { expertLayersFast = split.expertLayersOnGPUs }
         fast += Double(expertLayersFast) * perLayerExperts
         // (All layers placed: exactly nothing left, not a rounding remainder that would count as streamed from disk.)
         let expertsLeft = expertLayersFast == moeLayers ? 0 : routed - Double(expertLayersFast) * perLayerExperts
@@ -123,19 +140,18 @@ public enum Planner {
             margin = (ramCapacity > 0 && expertsLeft > 0) ? ramUsable - ramHeld : fastCapacity - fast
         }
         let cpuMoe = moeLayers - expertLayersFast
-        var command = "llama-cli -m \(file) -c \(context)"
-        if target.unified != nil || !target.gpus.isEmpty {
-            command += " -ngl 99"
-            if cpuMoe == moeLayers { command += " -ot exps=CPU" } else if cpuMoe > 0 { command += " --n-cpu-moe \(firstMoE + cpuMoe)" }
-        }
-        if target.gpus.count > 1 { command += " --split-mode layer" }
-        if cacheType != .f16 { command += " -fa on -ctk \(cacheType.rawValue.lowercased()) -ctv \(cacheType.rawValue.lowercased())" }
+        let (command, advice) = Advice.command(
+            target: target, engine: engine, file: file, context: context, cacheType: cacheType, split: split,
+            cpuMoe: cpuMoe, moeLayers: moeLayers, firstMoE: firstMoE, spillsBeyondFastTier: disk > 0 || expertsLeft > 0)
         let hostWeights = max(expertsLeft, 0) + max(alwaysOnInRam - kv, 0)  // weights not in the fast tier (disk-streamed ones too)
         let prefill = prefillRate(footprint, target: target, ramResident: hostWeights, diskBytes: disk)
         return Plan(
             target: target.name, recipe: footprint.label, verdict: verdict, fastBytes: fast, ramBytes: ramHeld, diskBytes: disk,
             margin: margin, tokensPerSecond: seconds > 0 ? 1 / seconds : 0, prefillTokensPerSecond: prefill,
-            cpuMoeLayers: cpuMoe, command: command)
+            cpuMoeLayers: cpuMoe, command: command,
+            devices: split?.devices
+                ?? (fast > 0 ? [DeviceBytes(name: target.unified?.name ?? target.gpus.first?.name ?? "fast tier", bytes: fast)] : []),
+            advice: advice)
     }
 
     /// Prompt processing in 512-token micro-batches (llama.cpp's default `-ub`). With a GPU, every matmul of a

@@ -70,6 +70,9 @@ public struct ConversionPlan: Sendable {
         let skippedTensors: [String]
         let plans: [GGUFTensorPlan]
 
+        /// The checkpoint's safetensors files, headers included: what was downloaded.
+        public var fileBytes: Int { checkpoint.totalFileBytes }
+
         public init(path: String, skipUnknown: Bool = false) throws {
             let checkpoint = try Checkpoint(path: path)
             let configPath = (checkpoint.directory as NSString).appendingPathComponent("config.json")

@@ -46,15 +46,17 @@ struct BenchCommand: ParsableCommand {
 
         func run() throws {
             try reportingErrors {
-                print("shape (M×K×N)        threads   ours GFLOP/s   OpenBLAS GFLOP/s   ours/OpenBLAS   max |diff| / max |C|")
+                var table = TextTable([
+                    .init("shape (M×K×N)"), .init("threads", .right), .init("ours GFLOP/s", .right), .init("OpenBLAS GFLOP/s", .right),
+                    .init("ours/OpenBLAS", .right), .init("max |diff| / max |C|", .right),
+                ])
                 for row in ProductBenchmark.run(shapes: try parsedShapes(), threads: threads, repeats: repeats) {
-                    let shape = "\(row.rows)×\(row.inner)×\(row.columns)".padding(toLength: 20, withPad: " ", startingAt: 0)
-                    print(
-                        shape
-                            + String(
-                                format: " %7d   %12.1f   %16.1f   %12.2f×   %.1e", row.threads, row.oursGFLOPS, row.openBLASGFLOPS,
-                                row.oursGFLOPS / row.openBLASGFLOPS, row.relativeDifference))
+                    table.add(
+                        "\(row.rows)×\(row.inner)×\(row.columns)", "\(row.threads)", String(format: "%.1f", row.oursGFLOPS),
+                        String(format: "%.1f", row.openBLASGFLOPS), String(format: "%.2f×", row.oursGFLOPS / row.openBLASGFLOPS),
+                        String(format: "%.1e", row.relativeDifference))
                 }
+                table.print()
             }
         }
     }

@@ -53,14 +53,13 @@ extension ConvertCommand {
             return
         }
         if json { print(layoutJSON(plan).prettyPrinted(), terminator: ""); return }
+        var table = TextTable([.init("tensor"), .init("type"), .init("ne"), .init("offset", .right), .init("bytes", .right)])
         for (tensor, info) in zip(plan.tensors, plan.layout.tensors) {
-            let dims = "{" + tensor.dimensions.map(String.init).joined(separator: ", ") + "}"
-            print(
-                tensor.name.padding(toLength: 34, withPad: " ", startingAt: 0)
-                    + info.type.rawValue.padding(toLength: 7, withPad: " ", startingAt: 0)
-                    + dims.padding(toLength: 22, withPad: " ", startingAt: 0)
-                    + "@ \(plan.layout.dataStart + info.offset)  \(info.byteCount) B")
+            table.add(
+                tensor.name, info.type.rawValue, "{" + tensor.dimensions.map(String.init).joined(separator: ", ") + "}",
+                "\(plan.layout.dataStart + info.offset)", "\(info.byteCount)")
         }
+        table.print()
         print(
             """
             \(plan.tensors.count) tensors, \(plan.layout.fileSize) bytes (\(humanBytes(plan.layout.fileSize))) would be written to \

@@ -75,15 +75,12 @@ extension FitCommand {
         validation: QuantValidationReport?, limit: Int, placement: Plan?
     ) {
         guard !json else { return }
-        let width = max(groups.rows.map(\.group.count).max() ?? 5, 5)
-        print("group".padding(toLength: width, withPad: " ", startingAt: 0) + "  types (tensors)                        bytes")
+        var table = TextTable([.init("group"), .init("types (tensors)"), .init("bytes", .right)])
         for row in groups.rows {
             let types = row.types.sorted { $0.key.bitsPerWeight > $1.key.bitsPerWeight }.map { "\($0.key.rawValue)×\($0.value)" }
-                .joined(separator: " ")
-            print(
-                row.group.padding(toLength: width, withPad: " ", startingAt: 0) + "  "
-                    + types.padding(toLength: max(36, types.count), withPad: " ", startingAt: 0) + "  " + humanBytes(row.bytes))
+            table.add(row.group, types.joined(separator: " "), humanBytes(row.bytes))
         }
+        table.print()
         print(
             "file: \(grouped(plan.layout.fileSize)) bytes of a \(grouped(limit))-byte budget (general.file_type "
                 + "\(solution.base.rawValue)); solved in \(String(format: "%.3f", solution.seconds)) s")

@@ -30,14 +30,12 @@ struct PipelineCommand: ParsableCommand {
         try reportingErrors {
             StageRegistry.register(ValidateStage())
             if listStages {
+                var table = TextTable(titles: "stage", "needs", "what it does")
                 for stage in StageRegistry.all {
-                    print(
-                        """
-                        \(stage.name.padding(toLength: 16, withPad: " ", startingAt: 0)) needs \
-                        \(stage.needs.isEmpty ? "nothing" : stage.needs.map(\.rawValue).joined(separator: ", ")): \(stage.summary)
-                        """
-                    )
+                    table.add(
+                        stage.name, stage.needs.isEmpty ? "nothing" : stage.needs.map(\.rawValue).joined(separator: ", "), stage.summary)
                 }
+                table.print()
                 return
             }
             let file = try RecipeFile(path: recipe)

@@ -83,81 +83,101 @@ struct PlanCommand: ParsableCommand {
                 inputs: [model, targetsFile, routing], force: outputs.force)
             // A targets file given is read (and its errors reported) even when no --target uses it.
             let catalog = try targetsFile.map { try HardwareCatalog.bundled().adding(file: $0) } ?? HardwareCatalog.bundled()
-            let chosen = recipes.isEmpty ? [RecipeName.q8_0, .q6_K, .q5_K_M, .q4_K_M, .q4_0] : recipes
-            let (spec, footprints) = try resolveModel(chosen)
+            // With targets and no --recipe: every recipe (F32 is no better than BF16), best quality (largest) first.
+            let chosen =
+                !recipes.isEmpty
+                ? recipes : targets.isEmpty ? [RecipeName.q8_0, .q6_K, .q5_K_M, .q4_K_M, .q4_0] : RecipeName.allCases.filter { $0 != .f32 }
+            var planned = try resolveModel(chosen)
+            if recipes.isEmpty && !targets.isEmpty { planned.footprints.sort { $0.fileBytes > $1.fileBytes } }
             if !targets.isEmpty {
-                try printMatrix(footprints, spec: spec, catalog: catalog)
+                try printMatrix(planned, catalog: catalog)
                 return
             }
-            let kv = footprints.first?.kvBytesPerToken ?? 0
-            let kvAtContext = KVCache.bytes(spec, context: context, cacheType: cacheType)
-            if json {
-                let rows: [JSONValue] = footprints.map { f in
-                    [
-                        "recipe": .string(f.label), "bytes": .integer(Int64(f.fileBytes)), "header_included": .bool(f.headerIncluded),
-                        "always_on_bytes": .integer(Int64(f.alwaysOnBytes)), "routed_expert_bytes": .integer(Int64(f.routedExpertBytes)),
-                        "active_bytes_per_token": .integer(Int64(f.activeBytesPerToken)),
-                        "bytes_by_group": groupsJSON(f),
-                    ]
-                }
-                print(
-                    ([
-                        "model": .string(model), "kv_bytes_per_token_f16": .integer(Int64(kv)), "context": .integer(Int64(context)),
-                        "kv_bytes_at_context": .integer(Int64(kvAtContext)), "kv_cache_type": .string(cacheType.rawValue),
-                        "recipes": .array(rows),
-                    ] as JSONValue).prettyPrinted(), terminator: "")
-                return
-            }
-            // The first column sized to the longest recipe name, so no name runs into the next column.
-            let first = max(11, (footprints.map(\.label.count).max() ?? 0) + 2)
-            print(
-                "recipe".padding(toLength: first, withPad: " ", startingAt: 0)
-                    + "file            always-on       routed experts  read per token")
-            for f in footprints {
-                print(
-                    f.label.padding(toLength: first, withPad: " ", startingAt: 0)
-                        + humanBytes(f.fileBytes).padding(toLength: 16, withPad: " ", startingAt: 0)
-                        + humanBytes(f.alwaysOnBytes).padding(toLength: 16, withPad: " ", startingAt: 0)
-                        + humanBytes(f.routedExpertBytes).padding(toLength: 16, withPad: " ", startingAt: 0)
-                        + humanBytes(f.activeBytesPerToken))
-            }
-            let sliding =
-                spec.slidingWindowLayers.isEmpty
-                ? ""
-                : """
-                 (\(spec.slidingWindowLayers.count) sliding-window layers hold \(KVCache.slidingCells(spec, context: context)) tokens \
-                each)
-                """
-            print(
-                """
-                KV cache (F16): \(grouped(kv)) B per token\(sliding), \(humanBytes(kvAtContext)) at \(grouped(context)) tokens \
-                (\(cacheType.rawValue))\(footprints.first?.headerIncluded == false ? "; sizes are tensor data (header excluded)" : "")
-                """
-            )
+            printRecipes(planned)
         }
     }
 
-    /// MODEL as a checkpoint directory, a GGUF file, a config.json or a bundled name → its spec and footprints.
-    func resolveModel(_ chosen: [RecipeName]) throws -> (ModelSpec, [Footprint]) {
+    /// The recipes' footprints alone (no target).
+    func printRecipes(_ planned: PlannedModel) {
+        let (spec, footprints) = (planned.spec, planned.footprints)
+        let kv = footprints.first?.kvBytesPerToken ?? 0
+        let kvAtContext = KVCache.bytes(spec, context: context, cacheType: cacheType)
+        if json {
+            let rows: [JSONValue] = footprints.map { f in
+                [
+                    "recipe": .string(f.label), "bytes": .integer(Int64(f.fileBytes)), "header_included": .bool(f.headerIncluded),
+                    "always_on_bytes": .integer(Int64(f.alwaysOnBytes)), "routed_expert_bytes": .integer(Int64(f.routedExpertBytes)),
+                    "active_bytes_per_token": .integer(Int64(f.activeBytesPerToken)),
+                    "bytes_by_group": groupsJSON(f),
+                ]
+            }
+            var document = JSONObject()
+            document["model"] = .string(model)
+            document["kv_bytes_per_token_f16"] = .integer(Int64(kv))
+            document["context"] = .integer(Int64(context))
+            document["kv_bytes_at_context"] = .integer(Int64(kvAtContext))
+            document["kv_cache_type"] = .string(cacheType.rawValue)
+            document["source"] = planned.source.map(\.json) ?? .null
+            document["recipes"] = .array(rows)
+            print(JSONValue.object(document).prettyPrinted(), terminator: "")
+            return
+        }
+        var table = TextTable([
+            .init("recipe"), .init("file", .right), .init("vs source", .right), .init("always-on", .right),
+            .init("routed experts", .right), .init("read per token", .right),
+        ])
+        for f in footprints {
+            table.add(
+                f.label, humanBytes(f.fileBytes), planned.ratio(f), humanBytes(f.alwaysOnBytes), humanBytes(f.routedExpertBytes),
+                humanBytes(f.activeBytesPerToken))
+        }
+        table.print()
+        if let source = planned.source { print(source.line) }
+        let sliding =
+            spec.slidingWindowLayers.isEmpty
+            ? ""
+            : """
+             (\(spec.slidingWindowLayers.count) sliding-window layers hold \(KVCache.slidingCells(spec, context: context)) tokens \
+            each)
+            """
+        print(
+            """
+            KV cache (F16): \(grouped(kv)) B per token\(sliding), \(humanBytes(kvAtContext)) at \(grouped(context)) tokens \
+            (\(cacheType.rawValue))\(footprints.first?.headerIncluded == false ? "; sizes are tensor data (header excluded)" : "")
+            """
+        )
+    }
+
+    /// MODEL as a checkpoint directory, a GGUF file, a config.json or a bundled name → its spec, footprints and source.
+    func resolveModel(_ chosen: [RecipeName]) throws -> PlannedModel {
         var isDirectory: ObjCBool = false
         let exists = FileManager.default.fileExists(atPath: model, isDirectory: &isDirectory)
         let looksLikeGGUF = model.hasSuffix(".gguf") || OutputPolicy.starts(model, with: Array("GGUF".utf8))
         if exists && isDirectory.boolValue {
             let spec = try ModelSpec(configFile: (model as NSString).appendingPathComponent("config.json"))
             // Convertible checkpoints are planned by the conversion itself (sizes = `convert --dry-run`'s).
-            guard spec.architecture.isConvertible else { return (spec, try Footprint.of(spec: spec, recipes: chosen)) }
-            return (spec, try Footprint.of(checkpoint: model, recipes: chosen))
+            guard spec.architecture.isConvertible else {
+                return PlannedModel(spec: spec, footprints: try Footprint.of(spec: spec, recipes: chosen), source: .fromConfig(spec))
+            }
+            let (footprints, bytes) = try Footprint.withSource(checkpoint: model, recipes: chosen)
+            return PlannedModel(
+                spec: spec, footprints: footprints,
+                source: SourceSize(bytes: bytes, note: "the checkpoint's safetensors files (\(spec.quantization.summary))"))
         }
         if exists, looksLikeGGUF {
             let files = try Footprint.ggufFiles(first: model)
             let spec = try ModelSpec(gguf: files[0])
             try Footprint.checkHoldsExperts(files, path: model, spec: spec)
             // The file (or split set) as it is; named recipes (if asked) are planned from its hyper-parameters.
-            return (spec, [Footprint.of(gguf: files, spec: spec)] + (recipes.isEmpty ? [] : try Footprint.of(spec: spec, recipes: recipes)))
+            return PlannedModel(
+                spec: spec,
+                footprints: [Footprint.of(gguf: files, spec: spec)]
+                    + (recipes.isEmpty ? [] : try Footprint.of(spec: spec, recipes: recipes)),
+                source: nil)
         }
         if exists {
             let spec = try ModelSpec(configFile: model)
-            return (spec, try Footprint.of(spec: spec, recipes: chosen))
+            return PlannedModel(spec: spec, footprints: try Footprint.of(spec: spec, recipes: chosen), source: .fromConfig(spec))
         }
         guard let preset = ModelPresets.named(model) else {
             _ = try ModelPresets.bundled()  // says so when the bundled specs themselves cannot be read
@@ -169,85 +189,9 @@ struct PlanCommand: ParsableCommand {
             )
         }
         let spec = try ModelSpec(config: preset.config)
-        return (spec, try Footprint.of(spec: spec, recipes: chosen))
-    }
-
-    func printMatrix(_ footprints: [Footprint], spec: ModelSpec, catalog: HardwareCatalog) throws {
-        let resolved = try targets.map { try catalog.target($0) }
-        var profile: RoutingProfile?
-        if let routing {
-            profile = try RoutingProfile(imatrix: try ImportanceMatrix(path: routing), path: routing, spec: spec)
-        }
-        let plans = footprints.map { f in
-            resolved.map {
-                Planner.plan(
-                    f, spec: spec, target: $0, context: context, engine: engine == .ktransformers ? .ktransformers : .llamaCpp,
-                    cacheType: cacheType, routing: profile)
-            }
-        }
-        let title = "\(model): decode tokens/s by recipe and target (\(grouped(context))-token context, \(engine.rawValue))"
-        let chart = PlanChart.svg(plans, title: title)
-        if let svg { try AtomicFile.write(chart, to: svg) }
-        if let html { try AtomicFile.write(PlanChart.html(plans, svg: chart, title: title), to: html) }
-        // What `moeq fit --target` would fill on each target (same context and cache type).
-        let budgets = resolved.map { FitBudget.of(spec: spec, target: $0, context: context, cacheType: cacheType) }
-        if json {
-            let fit: [JSONValue] = budgets.map { b in
-                [
-                    "target": .string(b.target), "kv_bytes": .integer(Int64(b.kvBytes)), "fast_tier_bytes": .integer(Int64(b.fastBytes)),
-                    "ram_bytes": .integer(Int64(b.ramBytes)), "total_bytes": .integer(Int64(b.totalBytes)),
-                ]
-            }
-            let rows: [JSONValue] = plans.joined().map { p in
-                [
-                    "recipe": .string(p.recipe), "target": .string(p.target), "verdict": .string(p.verdict.rawValue),
-                    "fast_tier_bytes": .integer(Int64(p.fastBytes)), "ram_bytes": .integer(Int64(p.ramBytes)),
-                    "disk_bytes": .integer(Int64(p.diskBytes)),
-                    "margin_bytes": .integer(Int64(p.margin)), "decode_tokens_per_second": .double(p.tokensPerSecond),
-                    "prefill_tokens_per_second": .double(p.prefillTokensPerSecond), "cpu_moe_layers": .integer(Int64(p.cpuMoeLayers)),
-                    "llama_cpp": .string(p.command),
-                ]
-            }
-            print(
-                ([
-                    "model": .string(model), "context": .integer(Int64(context)), "engine": .string(engine.rawValue), "plans": .array(rows),
-                    "fit_budgets": .array(fit),
-                ] as JSONValue).prettyPrinted(), terminator: "")
-            return
-        }
-        func gb(_ bytes: Double) -> String { String(format: "%.0f", bytes / 1e9) }
-        let width = max(32, (targets.map(\.count).max() ?? 0) + 2)
-        let first = max(11, (plans.compactMap { $0.first?.recipe.count }.max() ?? 0) + 2)
-        print(
-            "recipe".padding(toLength: first, withPad: " ", startingAt: 0)
-                + resolved.map { $0.name.padding(toLength: width, withPad: " ", startingAt: 0) }.joined())
-        for row in plans {
-            let cells = row.map { p -> String in
-                let fit = p.verdict == .fits ? "fits" : (p.verdict == .fitsWithDiskStreaming ? "disk" : "NO")
-                return
-                    """
-                    \(fit) \(gb(p.fastBytes))/\(gb(p.ramBytes))/\(gb(p.diskBytes)) \(String(format: "%.1f", p.tokensPerSecond)) t/s \
-                    pp \(String(format: "%.0f", p.prefillTokensPerSecond))
-                    """
-                    .padding(toLength: width, withPad: " ", startingAt: 0)
-            }
-            print((row.first?.recipe ?? "").padding(toLength: first, withPad: " ", startingAt: 0) + cells.joined())
-        }
-        print(
-            """
-            cells: verdict, GB on GPU-or-unified / RAM / disk, decode tokens/s (batch 1, \(grouped(context))-token context, \
-            \(engine.rawValue)), prompt processing tokens/s (pp, 512-token micro-batches); efficiencies in formats/hardware/README.md
-            """
-        )
-        if let first = plans.first { for p in first { print("\(p.target): \(p.command)") } }
-        for b in budgets {
-            print(
-                """
-                moeq fit --target \(b.target): budget \(humanBytes(b.totalBytes)) = fast tier \(humanBytes(b.fastBytes)) (after \
-                \(humanBytes(b.kvBytes)) of KV cache) + RAM \(humanBytes(b.ramBytes))
-                """
-            )
-        }
+        return PlannedModel(
+            spec: spec, footprints: try Footprint.of(spec: spec, recipes: chosen),
+            source: .fromConfig(spec, floatBytes: preset.nativeDType == "f32" ? 4 : 2))
     }
 
     /// Bytes by role group, named as recipe files name the groups.

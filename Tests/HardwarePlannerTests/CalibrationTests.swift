@@ -173,11 +173,16 @@ private func estimate(_ anchor: Anchor, catalog: HardwareCatalog) throws -> Plan
     let footprints = try Footprint.of(spec: spec, recipes: [.q8_0, .q4_K_M, .q4_0])
     let targets = try ["rtx4090+64gb", "8xh200", "strix-halo-128gb", "rtx3090"].map { try catalog.target($0) }
     let plans = footprints.map { f in targets.map { Planner.plan(f, spec: spec, target: $0, context: 4096) } }
-    let svg = PlanChart.svg(plans, title: "mixtral <test>")
-    #expect(svg.components(separatedBy: "<rect ").count - 1 == 12)
+    let svg = PlanChart.svg(plans, sizes: footprints.map(\.fileBytes), title: "mixtral <test>")
+    // One marker per recipe and target; a line per target that runs the model at two sizes or more.
+    #expect(svg.components(separatedBy: "class=\"point\"").count - 1 == 12)
+    let running = targets.indices.filter { t in plans.filter { $0[t].verdict != .doesNotFit }.count > 1 }.count
+    #expect(svg.components(separatedBy: "<polyline ").count - 1 == running && running >= 2)
     #expect(svg.contains("mixtral &lt;test&gt;") && svg.hasPrefix("<svg ") && svg.hasSuffix("</svg>\n"))
-    let html = PlanChart.html(plans, svg: svg, title: "t")
-    #expect(html.components(separatedBy: "<tr>").count - 1 == 13 && html.contains("llama-cli -m"))
+    // Faster plans sit higher (smaller y) on the chart: Q4_0 above Q8_0 on the same target when both fit.
+    let html = PlanChart.html(plans, svg: svg, title: "t", header: ["recipe", "x"], rows: [["Q8_0", "a<b"]], lines: ["one & two"])
+    #expect(html.components(separatedBy: "<tr>").count - 1 == 2 + 1 + 12)
+    #expect(html.contains("<td>a&lt;b</td>") && html.contains("<li>one &amp; two</li>") && html.contains("llama-cli -m"))
 }
 
 @Test func userTargetsFileAddsAndReplacesHardware() throws {

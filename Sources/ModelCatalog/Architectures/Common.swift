@@ -34,6 +34,15 @@ public enum GGUFTensorName {
         guard let end = rest.range(of: parts[1]), let layer = Int(rest[..<end.lowerBound]) else { return (nil, name) }
         return (layer, String(rest[end.upperBound...]))
     }
+
+    /// llama.cpp's `-ot` / `--override-tensor` pattern (a regex searched in each tensor name) for the routed experts of
+    /// `layers`: every layer when nil (`exps`, what `-ot exps=CPU` matches).
+    public static func routedExpertsPattern(layers: [Int]? = nil) -> String {
+        guard let layers else { return "exps" }
+        let prefix = GGUFNames.block.components(separatedBy: "{layer}")
+        let escaped = prefix.map { $0.replacingOccurrences(of: ".", with: "\\.") }
+        return escaped[0] + "(" + layers.map(String.init).joined(separator: "|") + ")" + escaped[1] + "ffn_.*_exps"
+    }
 }
 
 extension CheckpointTensor {

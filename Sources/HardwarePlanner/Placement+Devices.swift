@@ -1,0 +1,133 @@
+// Placement per kind of machine (formats/hardware/README.md, "Placement advice"): several GPUs each hold a layer range
+// and the experts of that range that fit on that card (explicit `-ts` and `-ot` rules, not `--n-cpu-moe` with a
+// proportional split, which leaves every GPU-resident expert where the layer split puts it); a unified machine is one
+// pool (no CPU/GPU expert split); a multi-socket CPU gets NUMA flags.
+import Foundation
+import ModelCatalog
+import QuantKernels
+
+/// Layers of a model over several GPUs, as llama.cpp's `--split-mode layer` with `-ts` places them.
+struct GPUSplit: Sendable {
+    /// Layers per device (the last device also holds the output layer).
+    let layerCounts: [Int]
+    /// MoE layers whose experts stay in system RAM (`-ot …=CPU`).
+    let cpuExpertLayers: [Int]
+    let expertLayersOnGPUs: Int
+    let devices: [DeviceBytes]
+
+    /// `alwaysOnAndKV`: the bytes every layer shares out (always-on tensors and KV cache), spread evenly over the
+    /// layers; `perLayerExperts`: one MoE layer's routed experts.
+    init(spec: ModelSpec, gpus: [Device], alwaysOnAndKV: Double, perLayerExperts: Double, moeLayerCount: Int) {
+        let layers = max(spec.layerCount, 1)
+        let capacities = gpus.map { max($0.memory - Efficiency.deviceReserve, 0) }
+        let total = max(capacities.reduce(0, +), 1)
+        // Layer counts proportional to capacity (largest remainder), every device at least one layer when it can.
+        let exact = capacities.map { Double(layers) * $0 / total }
+        var counts = exact.map { Int($0) }
+        let byRemainder = exact.indices.sorted { exact[$0] - Double(counts[$0]) > exact[$1] - Double(counts[$1]) }
+        for i in byRemainder.prefix(layers - counts.reduce(0, +)) { counts[i] += 1 }
+        layerCounts = counts
+        // MoE layer indices; an MTP layer the file holds (GLM-4.5) sits after the last layer, on the last device.
+        var moe = (0..<spec.layerCount).filter { spec.isMoELayer($0) }
+        if moeLayerCount > moe.count { moe += (spec.layerCount..<(spec.layerCount + moeLayerCount - moe.count)) }
+        let perLayerShared = alwaysOnAndKV / Double(layers)
+        var start = 0, onGPUs = 0
+        var cpu: [Int] = [], devices: [DeviceBytes] = []
+        for (d, count) in counts.enumerated() {
+            let end = d == counts.count - 1 ? Int.max : start + count
+            let mine = moe.filter { $0 >= start && $0 < end }
+            let shared = perLayerShared * Double(count)
+            let free = max(capacities[d] - shared, 0)
+            let fitting = perLayerExperts > 0 ? min(mine.count, Int(free / perLayerExperts)) : mine.count
+            onGPUs += fitting
+            cpu += mine.dropFirst(fitting)
+            devices.append(DeviceBytes(name: "\(gpus[d].name)#\(d)", bytes: shared + Double(fitting) * perLayerExperts))
+            start += count
+        }
+        cpuExpertLayers = cpu
+        expertLayersOnGPUs = onGPUs
+        self.devices = devices
+    }
+
+    /// `-ts` as layer counts: llama.cpp splits `n_layer + 1` offloaded layers (the output counts as one, on the last
+    /// device) by the cumulative proportions, so counts that sum to that number give exactly these ranges.
+    var tensorSplit: String {
+        var counts = layerCounts
+        counts[counts.count - 1] += 1
+        return counts.map(String.init).joined(separator: ",")
+    }
+}
+
+enum Advice {
+    /// The llama.cpp command and the notes that go with it on `target`.
+    static func command(
+        target: Target, engine: Engine, file: String, context: Int, cacheType: QuantType, split: GPUSplit?, cpuMoe: Int,
+        moeLayers: Int, firstMoE: Int, spillsBeyondFastTier: Bool
+    ) -> (String, [String]) {
+        var command = "llama-cli -m \(file) -c \(context)"
+        var notes: [String] = []
+        if let unified = target.unified {
+            // One pool: every layer on the GPU; experts the GPU's share cannot hold page in through mmap.
+            command += " -ngl 99"
+            if spillsBeyondFastTier {
+                notes.append(
+                    """
+                    \(unified.name): the file exceeds the GPU's share of unified memory (75 %); on macOS raise it with \
+                    `sudo sysctl iogpu.wired_limit_mb=N` (N in MiB, leave the OS about 8 GB) or the rest is paged in from disk
+                    """)
+            }
+        } else if let split {
+            command += " -ngl 99 -ts \(split.tensorSplit)"
+            if !split.cpuExpertLayers.isEmpty {
+                let pattern =
+                    split.cpuExpertLayers.count == moeLayers
+                    ? GGUFTensorName.routedExpertsPattern() : GGUFTensorName.routedExpertsPattern(layers: split.cpuExpertLayers)
+                command += " -ot \"\(pattern)=CPU\""
+            }
+            notes.append(
+                "layers split "
+                    + zip(target.gpus, split.layerCounts).enumerated().map { "\($0.element.0.name)#\($0.offset): \($0.element.1)" }
+                    .joined(separator: ", ") + " (the output layer on the last); experts of the layers named by -ot stay in RAM")
+        } else if !target.gpus.isEmpty {
+            command += " -ngl 99"
+            if cpuMoe == moeLayers {
+                command += " -ot \(GGUFTensorName.routedExpertsPattern())=CPU"
+            } else if cpuMoe > 0 {
+                command += " --n-cpu-moe \(firstMoE + cpuMoe)"
+            }
+        }
+        if engine == .llamaCpp, let memory = target.memory, memory.sockets > 1 {
+            command += " --numa distribute"
+            notes.append(
+                """
+                \(memory.sockets) sockets: `--numa distribute` spreads threads and pages over the nodes; turn off automatic \
+                NUMA balancing (`echo 0 | sudo tee /proc/sys/kernel/numa_balancing`) and drop the page cache before the first \
+                run so the weights are read in under the new policy
+                """)
+        }
+        if cacheType != .f16 { command += " -fa on -ctk \(cacheType.rawValue.lowercased()) -ctv \(cacheType.rawValue.lowercased())" }
+        return (command, notes)
+    }
+}
+
+/// What to run on one target: the largest recipe the fast tier holds alone, and the largest held without disk streaming.
+public struct Recommendation: Sendable {
+    public let target: String
+    public let inFastMemory: Plan?
+    public let withRAM: Plan?
+    /// The plan whose command is shown: the pick with RAM, else the smallest recipe's (it comes closest).
+    public let shown: Plan
+
+    /// `plans[recipe][target]`, `sizes[recipe]` the file bytes: one recommendation per target.
+    public static func picks(_ plans: [[Plan]], sizes: [Int]) -> [Recommendation] {
+        guard let first = plans.first else { return [] }
+        // Largest file first, whatever order the recipes were given in.
+        let order = sizes.indices.sorted { sizes[$0] > sizes[$1] }
+        return first.indices.map { t in
+            let column = order.map { plans[$0][t] }
+            let fast = column.first { $0.verdict == .fits && $0.ramBytes == 0 && $0.diskBytes == 0 && $0.fastBytes > 0 }
+            let ram = column.first { $0.verdict == .fits }
+            return Recommendation(target: first[t].target, inFastMemory: fast, withRAM: ram, shown: ram ?? column.last ?? first[t])
+        }
+    }
+}

@@ -1,0 +1,107 @@
+// The download size a bundled spec implies, what plan recommends per target, and the placement advice per kind of
+// machine (several GPUs, unified memory, several sockets).
+import Foundation
+import Testing
+import ConversionPipeline
+import HardwarePlanner
+import ModelCatalog
+import OutputPlanning
+import TensorFormats
+
+/// The source size from config.json alone equals the tensor bytes the synthesizer writes for the same shapes and
+/// storage (compressed-tensors INT4, FP8 blocks, BF16) — two independent derivations of each tensor's storage.
+@Test(arguments: [("kimi-k2.5", SyntheticDType.int4), ("kimi-k2", .fp8), ("deepseek-v3", .fp8), ("qwen3-30b-a3b", .bf16)])
+func releasedCheckpointBytesEqualTheSynthesizedCheckpoint(model: String, dtype: SyntheticDType) throws {
+    let preset = try #require(ModelPresets.named(model))
+    var options = SyntheticOptions(preset: preset, dtype: dtype)
+    options.sparse = true
+    options.layers = 4
+    let directory = NSTemporaryDirectory() + "moeq-released-\(UUID().uuidString)"
+    defer { try? FileManager.default.removeItem(atPath: directory) }
+    let summary = try SyntheticCheckpoint.write(options, to: directory)
+    let spec = try ModelSpec(config: SyntheticCheckpoint.config(for: options))
+    let stored = try Checkpoint(path: directory).tensors.reduce(0) { $0 + $1.info.byteCount }
+    #expect(stored == summary.totalBytes)
+    #expect(ReleasedCheckpoint.bytes(spec: spec) == stored)
+    // The plan of that checkpoint reports its files as the source: the data plus headers of < 300 bytes per tensor.
+    let (_, files) = try Footprint.withSource(checkpoint: directory, recipes: [.q8_0])
+    #expect(files > stored && files < stored + 300 * summary.tensorCount)
+}
+
+/// Kimi K2.5's release is 595 GB with its ~0.4 B-parameter vision tower, which the bundled (language-model) spec leaves out.
+@Test func kimiK25SourceSizeMatchesTheRelease() throws {
+    let spec = try ModelSpec(config: try #require(ModelPresets.named("kimi-k2.5")).config)
+    let bytes = Double(ReleasedCheckpoint.bytes(spec: spec))
+    #expect(bytes < 595e9 && bytes > 595e9 - 2e9, "\(bytes)")
+    // The same shapes stored in BF16 would be twice the size and more.
+    let k2 = try ModelSpec(config: try #require(ModelPresets.named("kimi-k2")).config)
+    #expect(Double(ReleasedCheckpoint.bytes(spec: k2)) > 1.5 * bytes)
+}
+
+@Test func everyTargetGetsTheLargestRecipeThatFits() throws {
+    let catalog = try HardwareCatalog.bundled()
+    let spec = try ModelSpec(config: try #require(ModelPresets.named("kimi-k2.5")).config)
+    let recipes = RecipeName.allCases.filter { $0 != .f32 }
+    let footprints = try Footprint.of(spec: spec, recipes: recipes)
+    let targets = try ["rtx4090+256gb", "m3-ultra-512gb", "rtx3090+64gb"].map { try catalog.target($0) }
+    let plans = footprints.map { f in targets.map { Planner.plan(f, spec: spec, target: $0, context: 32768) } }
+    let picks = Recommendation.picks(plans, sizes: footprints.map(\.fileBytes))
+    #expect(picks.map(\.target) == targets.map(\.name))
+    // A 24 GB GPU + 256 GB: some low-bit recipe runs without disk streaming, and it is the largest that does.
+    let desktop = try #require(picks[0].withRAM)
+    #expect(desktop.verdict == .fits && desktop.diskBytes == 0 && picks[0].inFastMemory == nil)
+    let fitting = zip(footprints, plans).filter { $0.1[0].verdict == .fits }.map(\.0)
+    #expect(fitting.map(\.fileBytes).max() == footprints.first { $0.label == desktop.recipe }?.fileBytes)
+    #expect(desktop.command.contains("-ngl 99"))
+    // 512 GB unified: the largest in unified memory alone is the same as without disk streaming (one pool).
+    #expect(picks[1].inFastMemory?.recipe == picks[1].withRAM?.recipe && picks[1].inFastMemory != nil)
+    // 24 GB + 64 GB holds no Kimi: the smallest recipe's command is shown.
+    #expect(picks[2].withRAM == nil && picks[2].shown.recipe == "IQ1_S")
+}
+
+@Test func severalGPUsGetLayerRangesAndExplicitExpertRules() throws {
+    let catalog = try HardwareCatalog.bundled()
+    for (model, recipe, target) in [
+        ("gpt-oss-120b", RecipeName.mxfp4Moe, "2x5090+128gb"), ("qwen3-235b-a22b", .q4_K_M, "2x3090+128gb-ddr4"),
+    ] {
+        let spec = try ModelSpec(config: try #require(ModelPresets.named(model)).config)
+        let plan = Planner.plan(try Footprint.of(spec: spec, recipe: recipe), spec: spec, target: try catalog.target(target), context: 4096)
+        #expect(plan.devices.count == 2 && !plan.command.contains("--n-cpu-moe"), "\(plan.command)")
+        // Each card within its memory less the reserve, and together the fast tier.
+        let gpus = try catalog.target(target).gpus
+        for (device, gpu) in zip(plan.devices, gpus) { #expect(device.bytes <= gpu.memory - 2 * 1_073_741_824 && device.bytes > 0) }
+        #expect(abs(plan.devices.reduce(0) { $0 + $1.bytes } - plan.fastBytes) < 1e6)
+        // -ts counts every layer once plus the output layer; -ot names exactly the MoE layers left on the CPU.
+        let split = try #require(plan.command.firstMatch(of: /-ts (\d+),(\d+)/))
+        #expect(Int(split.1)! + Int(split.2)! == spec.layerCount + 1)
+        if plan.cpuMoeLayers > 0 {
+            let rule = try #require(plan.command.firstMatch(of: /-ot "blk\\\.\(([0-9|]+)\)\\\.ffn_\.\*_exps=CPU"/))
+            #expect(rule.1.split(separator: "|").count == plan.cpuMoeLayers)
+        } else {
+            #expect(!plan.command.contains("-ot"))
+        }
+    }
+}
+
+@Test func unifiedMemoryIsOnePoolAndSocketsGetNUMAAdvice() throws {
+    let catalog = try HardwareCatalog.bundled()
+    let kimi = try ModelSpec(config: try #require(ModelPresets.named("kimi-k2")).config)
+    let qwen = try ModelSpec(config: try #require(ModelPresets.named("qwen3-30b-a3b")).config)
+    for target in ["m3-ultra-512gb", "strix-halo-128gb", "dgx-spark-128gb"] {
+        for (spec, recipe) in [(kimi, RecipeName.iq2_xxs), (qwen, .q4_K_M)] {
+            let plan = Planner.plan(
+                try Footprint.of(spec: spec, recipe: recipe), spec: spec, target: try catalog.target(target), context: 4096)
+            #expect(!plan.command.contains("--n-cpu-moe") && !plan.command.contains("-ot "), "\(target): \(plan.command)")
+            // Over the GPU's share of the pool: the wired-limit advice, never a CPU expert split.
+            #expect(plan.advice.contains { $0.contains("wired_limit") } == (plan.diskBytes > 0 || plan.ramBytes > 0), "\(plan.advice)")
+        }
+    }
+    let footprint = try Footprint.of(spec: kimi, recipe: .q4_K_M)
+    let dual = Planner.plan(footprint, spec: kimi, target: try catalog.target("1000gb-2x8ch-ddr5-4800"), context: 4096)
+    #expect(dual.command.contains("--numa distribute") && dual.advice.contains { $0.contains("numa_balancing") })
+    let single = Planner.plan(footprint, spec: kimi, target: try catalog.target("1000gb-8ch-ddr5-4800"), context: 4096)
+    #expect(!single.command.contains("--numa") && single.advice.isEmpty)
+    let kt = Planner.plan(
+        footprint, spec: kimi, target: try catalog.target("1000gb-2x8ch-ddr5-4800"), context: 4096, engine: .ktransformers)
+    #expect(!kt.command.contains("--numa"))
+}

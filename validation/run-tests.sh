@@ -37,6 +37,13 @@ venv=.build/interop-venv
 #     Q3_K_M's ratio is 0.84 (open in issue 16): allowed up to 0.9 here, reported as KNOWN SHORT ---
 "$venv/bin/python" validation/fit/check_fit.py .build/debug/moeq --out "${TMPDIR:-/tmp}/moeq-fit-check" --known-short Q3_K_M:0.9
 
+# --- plan --html rendered in headless Chromium: every cell of the terminal table, every command, a marker per plan ---
+if command -v chromium >/dev/null; then
+  python3 validation/planner/check_html.py .build/debug/moeq --out "${TMPDIR:-/tmp}/moeq-plan-html"
+else
+  echo "validation/planner/check_html.py skipped: no chromium (apt-get install chromium to run it)"
+fi
+
 # --- crash safety: kill -9 at 12 points, then --resume must give the uninterrupted bytes ---
 python3 validation/pipeline/kill_resume.py .build/debug/moeq
 

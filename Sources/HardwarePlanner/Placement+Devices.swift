@@ -84,10 +84,10 @@ enum Advice {
                     ? GGUFTensorName.routedExpertsPattern() : GGUFTensorName.routedExpertsPattern(layers: split.cpuExpertLayers)
                 command += " -ot \"\(pattern)=CPU\""
             }
+            let ranges = zip(target.gpus, split.layerCounts).enumerated().map { "\($0.element.0.name)#\($0.offset): \($0.element.1)" }
             notes.append(
-                "layers split "
-                    + zip(target.gpus, split.layerCounts).enumerated().map { "\($0.element.0.name)#\($0.offset): \($0.element.1)" }
-                    .joined(separator: ", ") + " (the output layer on the last); experts of the layers named by -ot stay in RAM")
+                "layers split " + ranges.joined(separator: ", ") + " (the output layer on the last)"
+                    + (split.cpuExpertLayers.isEmpty ? "" : "; the experts of the layers -ot names stay in RAM"))
         } else if !target.gpus.isEmpty {
             command += " -ngl 99"
             if cpuMoe == moeLayers {

@@ -26,9 +26,9 @@ public struct FitBudget: Sendable, Equatable {
         let kv = KVCache.bytes(spec, context: context, cacheType: cacheType)
         var fast = 0.0, ram = 0.0
         if let unified = target.unified {
-            fast = unified.memory * Efficiency.unifiedUsable - Efficiency.deviceReserve - Double(kv)
+            fast = unified.memory * Efficiency.unifiedUsable - Efficiency.deviceReserve(spec) - Double(kv)
         } else if !target.gpus.isEmpty {
-            fast = target.gpus.reduce(0) { $0 + $1.memory - Efficiency.deviceReserve } - Double(kv)
+            fast = target.gpus.reduce(0) { $0 + $1.memory - Efficiency.deviceReserve(spec, devices: target.gpus.count) } - Double(kv)
             ram = (target.memory?.capacity ?? 0) - Efficiency.systemReserve
         } else {
             ram = (target.memory?.capacity ?? 0) - Efficiency.systemReserve - Double(kv)

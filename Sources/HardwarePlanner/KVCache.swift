@@ -54,3 +54,16 @@ public enum KVCache {
         return 2 * layers * spec.keyValueHeadCount * spec.headDim
     }
 }
+
+/// llama.cpp's compute buffer on a device that runs the graph, at micro-batch `ubatch` (formats/hardware/README.md,
+/// "Compute buffer"): the logits of the micro-batch (4 bytes × vocabulary per token, the largest tensor of the
+/// worst-case graph) plus activations, fitted as 45 F32 values of the hidden width per token.
+public enum ComputeBuffer {
+    public static let activationWidths = 45
+    /// Copies llama.cpp keeps with several GPUs (pipeline parallelism, GGML_SCHED_MAX_COPIES = 4).
+    public static let pipelineCopies = 4
+
+    public static func bytes(_ spec: ModelSpec, ubatch: Int = KVCache.defaultMicroBatch) -> Int {
+        ubatch * 4 * (spec.vocabularySize + activationWidths * spec.hiddenSize)
+    }
+}

@@ -19,7 +19,7 @@ struct GPUSplit: Sendable {
     /// layers; `perLayerExperts`: one MoE layer's routed experts.
     init(spec: ModelSpec, gpus: [Device], alwaysOnAndKV: Double, perLayerExperts: Double, moeLayerCount: Int) {
         let layers = max(spec.layerCount, 1)
-        let capacities = gpus.map { max($0.memory - Efficiency.deviceReserve, 0) }
+        let capacities = gpus.map { max($0.memory - Efficiency.deviceReserve(spec, devices: gpus.count), 0) }
         let total = max(capacities.reduce(0, +), 1)
         // Layer counts proportional to capacity (largest remainder), every device at least one layer when it can.
         let exact = capacities.map { Double(layers) * $0 / total }

@@ -15,8 +15,12 @@ public enum Engine: String, Sendable, CaseIterable {
 
 /// Efficiency factors (share of theoretical bandwidth a decode step achieves), calibrated in formats/hardware/README.md.
 public enum Efficiency {
-    public static let gpu = 0.55
-    public static let unified = 0.75
+    public static let gpu = 0.9
+    public static let unified = 0.8
+    /// Fixed decode time per layer per token on a GPU (CUDA kernel launches and syncs of one MoE layer), seconds.
+    public static let gpuLayerOverhead = 47e-6
+    /// The same on a unified machine without a measured figure of its own (targets.json gives Apple's).
+    public static let unifiedLayerOverhead = 30e-6
     /// System RAM without a measured factor of its own (targets.json gives one per memory configuration).
     public static let systemMemory = 0.35
     public static let disk = 0.8
@@ -26,8 +30,15 @@ public enum Efficiency {
     public static let link = 0.8
     /// CPU prompt processing when the memory configuration states no `cpu_flops` (assumption).
     public static let cpuFlops = 0.3e12
-    /// Per device: llama.cpp's default --fit margin (1024 MiB) plus a compute buffer (assumed 1 GiB).
-    public static let deviceReserve = 2.0 * 1_073_741_824
+    /// llama.cpp's default --fit margin per device (1024 MiB).
+    public static let fitMargin = 1_073_741_824.0
+    /// The GPU runtime's own context per device (CUDA / ROCm / Metal; assumption: 512 MiB).
+    public static let runtimeContext = 536_870_912.0
+    /// Per device: the --fit margin, the runtime context, and the compute buffer at the default micro-batch (`ComputeBuffer`); with several
+    /// GPUs llama.cpp's pipeline parallelism keeps 4 copies of it (GGML_SCHED_MAX_COPIES).
+    public static func deviceReserve(_ spec: ModelSpec, devices: Int = 1) -> Double {
+        fitMargin + runtimeContext + Double(ComputeBuffer.bytes(spec) * (devices > 1 ? ComputeBuffer.pipelineCopies : 1))
+    }
     /// System RAM kept by the OS and the runtime (assumption: 4 GB).
     public static let systemReserve = 4e9
     /// Unified-memory machines: the share of memory the GPU may use (macOS default wired limit ≈ 75 %).
@@ -74,13 +85,16 @@ public enum Planner {
         // Routed bytes are read in proportion to where they sit (`routedShare` of each tier's experts).
         let routedShare = routed > 0 ? Double(footprint.activeRoutedBytesPerToken) / routed : 0
         let alwaysOnRead = Double(footprint.activeBytesPerToken - footprint.activeRoutedBytesPerToken)
-        var fastCapacity = 0.0, fastBandwidth = 0.0, fastEfficiency = Efficiency.gpu
+        var fastCapacity = 0.0, fastBandwidth = 0.0, fastEfficiency = target.gpus.first?.decodeEfficiency ?? Efficiency.gpu
+        // Fixed time per token: every layer's kernel launches on the device that runs the graph (none counted on a CPU).
+        var overhead = Double(spec.layerCount) * (target.gpus.first.map { $0.layerOverhead ?? Efficiency.gpuLayerOverhead } ?? 0)
         if let unified = target.unified {
-            fastCapacity = unified.memory * Efficiency.unifiedUsable - Efficiency.deviceReserve
+            fastCapacity = unified.memory * Efficiency.unifiedUsable - Efficiency.deviceReserve(spec)
             fastBandwidth = unified.bandwidth
-            fastEfficiency = Efficiency.unified
+            fastEfficiency = unified.decodeEfficiency ?? Efficiency.unified
+            overhead = Double(spec.layerCount) * (unified.layerOverhead ?? Efficiency.unifiedLayerOverhead)
         } else if !target.gpus.isEmpty {
-            fastCapacity = target.gpus.reduce(0) { $0 + $1.memory - Efficiency.deviceReserve }
+            fastCapacity = target.gpus.reduce(0) { $0 + $1.memory - Efficiency.deviceReserve(spec, devices: target.gpus.count) }
             // Layers split across GPUs run one after another: a token sees one GPU's bandwidth at a time.
             fastBandwidth = target.gpus.map(\.bandwidth).min() ?? 0
         }
@@ -127,6 +141,7 @@ public enum Planner {
         if fastRead > 0 { seconds += fastRead / max(fastBandwidth * fastEfficiency, 1) }
         if ramRead > 0 { seconds += ramRead / max(ramBandwidth * (target.memory?.efficiency ?? Efficiency.systemMemory), 1) }
         if diskRead > 0 { seconds += diskRead / max((target.disk?.bandwidth ?? 7e9) * Efficiency.disk, 1) }
+        if seconds > 0 { seconds += overhead }
         let verdict: Plan.Verdict
         let margin: Double
         if alwaysOnInRam > 0 && target.memory == nil {

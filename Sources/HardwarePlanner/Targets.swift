@@ -33,6 +33,10 @@ public struct Device: Sendable, Equatable {
     public var link: Double? = nil
     /// Share of `flops` llama.cpp's prompt processing reaches on this device (default `Efficiency.compute`).
     public var computeEfficiency: Double? = nil
+    /// Share of `bandwidth` a decode step reaches on this device (default by kind: `Efficiency.gpu` / `.unified`).
+    public var decodeEfficiency: Double? = nil
+    /// Fixed time per layer per decoded token (kernel launches, synchronisation), seconds (default by kind).
+    public var layerOverhead: Double? = nil
 }
 
 public struct SystemMemory: Sendable, Equatable {
@@ -93,10 +97,13 @@ public struct HardwareCatalog: Sendable {
         struct DeviceEntry: Decodable {
             let name: String, kind: String, memory: Double, bandwidth: Double, source: String
             let flops: Double?, flopsSource: String?, link: Double?, computeEfficiency: Double?, computeEfficiencySource: String?
+            let decodeEfficiency: Double?, decodeEfficiencySource: String?, layerOverhead: Double?, layerOverheadSource: String?
             enum CodingKeys: String, CodingKey, CaseIterable {
                 case name, kind, memory, bandwidth, source, flops, link
                 case flopsSource = "flops_source", computeEfficiency = "compute_efficiency", computeEfficiencySource =
                     "compute_efficiency_source"
+                case decodeEfficiency = "decode_efficiency", decodeEfficiencySource = "decode_efficiency_source"
+                case layerOverhead = "layer_overhead", layerOverheadSource = "layer_overhead_source"
             }
         }
         struct MemoryEntry: Decodable {
@@ -134,9 +141,12 @@ public struct HardwareCatalog: Sendable {
             try check(d.flops, 1e6...1e18, "devices[\(i)] (\(d.name)).flops")
             try check(d.link, 1e6...1e13, "devices[\(i)] (\(d.name)).link")
             try check(d.computeEfficiency, 1e-4...1, "devices[\(i)] (\(d.name)).compute_efficiency")
+            try check(d.decodeEfficiency, 1e-4...1, "devices[\(i)] (\(d.name)).decode_efficiency")
+            try check(d.layerOverhead, 0...0.1, "devices[\(i)] (\(d.name)).layer_overhead")
             return Device(
                 name: d.name, kind: kind, memory: d.memory, bandwidth: d.bandwidth, source: d.source,
-                flops: d.flops, link: d.link, computeEfficiency: d.computeEfficiency)
+                flops: d.flops, link: d.link, computeEfficiency: d.computeEfficiency, decodeEfficiency: d.decodeEfficiency,
+                layerOverhead: d.layerOverhead)
         }
         memories = try (document.systemMemory ?? []).enumerated().map { i, m in
             guard (1...16).contains(m.sockets) else { throw fail("system_memory[\(i)] (\(m.name)).sockets \(m.sockets) is outside 1…16") }

@@ -14,7 +14,14 @@ private struct Anchor: Sendable {
     let source: String
 }
 
+/// The fitting set: the measurements the efficiency factors and the per-layer overhead were chosen on
+/// (formats/hardware/README.md, "Calibration").
 private let anchors: [Anchor] = [
+    Anchor(
+        model: "gpt-oss-20b", recipe: .mxfp4Moe, target: "rx7900xt+64gb", engine: .llamaCpp, measured: 101.92,
+        source:
+            "llama-bench tg128, RX 7900 XT 20 GB, ROCm, gpt-oss-20b; sets this device's decode_efficiency (ggml-org/llama.cpp discussion #15396)"
+    ),
     Anchor(
         model: "deepseek-v3", recipe: .q4_K_M, target: "rtx4090+1000gb-8ch-ddr5-4800", engine: .ktransformers,
         measured: 8.73,
@@ -83,6 +90,39 @@ private let anchors: [Anchor] = [
     ),
 ]
 
+/// The checking set: measurements not used to choose any factor; the estimates must hold on them too.
+private let checkingAnchors: [Anchor] = [
+    Anchor(
+        model: "qwen3-30b-a3b", recipe: .q8_0, target: "m2-ultra-192gb", engine: .llamaCpp, measured: 76.31,
+        source: "llama-bench tg128, M2 Ultra, Metal, Qwen3-30B-A3B Q8_0 (ggml-org/llama.cpp PR #15616)"),
+    Anchor(
+        model: "mixtral-8x7b", recipe: .q4_K_M, target: "m2-max-96gb", engine: .llamaCpp, measured: 34.72,
+        source: "llama-bench tg128, M2 Max 38-core GPU, Mixtral 8x7B Q4_K_M (ggml-org/llama.cpp PR #4406)"),
+    Anchor(
+        model: "gpt-oss-20b", recipe: .mxfp4Moe, target: "rtx4080+64gb", engine: .llamaCpp, measured: 186.1,
+        source: "llama-sweep-bench TG at context 0, RTX 4080 in a Ryzen 7950X host, gpt-oss-20b MXFP4 (ik_llama.cpp discussion #758)"),
+    Anchor(
+        model: "gpt-oss-120b", recipe: .mxfp4Moe, target: "strix-halo-128gb", engine: .llamaCpp, measured: 50.20,
+        source: "llama-bench tg128, Framework Desktop (Ryzen AI Max+ 395, 128 GB), ROCm 7, -ngl 99 --mmap 0 (quozul.dev post)"),
+    Anchor(
+        model: "gpt-oss-20b", recipe: .mxfp4Moe, target: "strix-halo-128gb", engine: .llamaCpp, measured: 70, context: 8192,
+        source:
+            "Ryzen AI Max+ 395, Vulkan, gpt-oss-20b \"Q8_0\" (its experts stay MXFP4: MXFP4_MOE) summarising a 7.6k-token prompt (fromthematrix.dev Strix Halo benchmark)"
+    ),
+    Anchor(
+        model: "qwen3-30b-a3b", recipe: .q4_0, target: "rtx4090+64gb", engine: .llamaCpp, measured: 205.9,
+        source: "llama-bench -ub 1 pp4096 (token by token, context 0-4k), RTX 4090, Qwen3-30B-A3B Q4_0 (ggml-org/llama.cpp PR #15631)"),
+    Anchor(
+        model: "qwen3-30b-a3b", recipe: .q4_K_M, target: "rtx2080+64gb-4ch-ddr4-3200", engine: .llamaCpp, measured: 36.7,
+        source: "RTX 2080 8 GB + i9-10900X quad-channel DDR4, Qwen3-30B-A3B-2507 Q4_K_M, --n-cpu-moe 36 (AlexsJones/llmfit PR #755)"),
+    Anchor(
+        model: "gpt-oss-20b", recipe: .mxfp4Moe, target: "rtx2080+64gb-4ch-ddr4-3200", engine: .llamaCpp, measured: 36.4,
+        source: "RTX 2080 8 GB + quad-channel DDR4, gpt-oss-20b, --n-cpu-moe 12 (AlexsJones/llmfit PR #775)"),
+    Anchor(
+        model: "gpt-oss-20b", recipe: .mxfp4Moe, target: "64gb", engine: .llamaCpp, measured: 21.7,
+        source: "Ryzen 7950X CPU only, -t 16, gpt-oss-20b MXFP4 (ik_llama.cpp discussion #758; RAM assumed dual-channel DDR5-5600)"),
+]
+
 /// Prompt-processing measurements (llama.cpp) for the prefill estimate; its factors are assumptions fitted to these.
 private let prefillAnchors: [Anchor] = [
     Anchor(
@@ -131,6 +171,25 @@ private func estimate(_ anchor: Anchor, catalog: HardwareCatalog) throws -> Plan
     }
     #expect(Set(anchors.map(\.model)).count >= 4 && Set(anchors.map(\.target)).count >= 8)
     #expect(worst > 0)  // the estimates are not the measurements themselves
+}
+
+/// Out of sample: every measurement of the checking set within ±35 %.
+@Test func decodeEstimatesHoldOnTheCheckingSet() throws {
+    let catalog = try HardwareCatalog.bundled()
+    for anchor in checkingAnchors {
+        let plan = try estimate(anchor, catalog: catalog)
+        let error = plan.tokensPerSecond / anchor.measured - 1
+        print(
+            String(
+                format: "checking %@ %@ %@: estimate %.1f, measured %.1f, %+.0f %%", anchor.model, anchor.recipe.rawValue, anchor.target,
+                plan.tokensPerSecond, anchor.measured, error * 100))
+        #expect(plan.verdict != .doesNotFit)
+        #expect(abs(error) <= 0.35, "\(anchor.source): estimate \(plan.tokensPerSecond) tok/s vs measured \(anchor.measured)")
+    }
+    // Not one of them is a fitting measurement (same model, recipe and target).
+    let fitting = Set(anchors.map { "\($0.model) \($0.recipe) \($0.target)" })
+    #expect(checkingAnchors.allSatisfy { !fitting.contains("\($0.model) \($0.recipe) \($0.target)") })
+    #expect(checkingAnchors.count >= 8 && Set(checkingAnchors.map(\.target)).count >= 6)
 }
 
 /// Prefill is an estimate from FLOPs with fitted factors; it must land within a factor of 2 of each measurement.

@@ -9,40 +9,30 @@ public enum ReleasedCheckpoint {
     /// `floatBytes`: bytes per element of the tensors the quantization leaves alone (2 for BF16, 4 for F32).
     public static func bytes(spec: ModelSpec, floatBytes: Int = 2) -> Int {
         var total = 0
-        // compressed-tensors decides per module name; the experts of one (layer, projection) share a decision.
-        var expertDecision: [String: CompressedTensorsConfig.Group?] = [:]
-        for tensor in spec.expectedTensors() {
-            let elements = tensor.shape.reduce(1, *)
-            if case .routerBias = tensor.role {
-                total += elements * 4  // DeepSeek's e_score_correction_bias ships as F32
-                continue
-            }
-            switch spec.quantization {
-            case let .fp8Block(blockRows, blockColumns) where tensor.isLinear && tensor.shape.count == 2:
-                let (rows, columns) = (tensor.shape[0], tensor.shape[1])
-                total += elements + (rows + blockRows - 1) / blockRows * ((columns + blockColumns - 1) / blockColumns) * 4
-            case .compressedTensors(let config) where tensor.isLinear && tensor.shape.count == 2:
-                let module = tensor.name.hasSuffix(".weight") ? String(tensor.name.dropLast(".weight".count)) : tensor.name
-                let group: CompressedTensorsConfig.Group?
-                if case let .routedExpert(layer, _, projection) = tensor.role {
-                    let key = "\(layer) \(projection)"
-                    if let known = expertDecision[key] {
-                        group = known
-                    } else {
-                        group = config.group(for: module)
-                        expertDecision[key] = group
-                    }
-                } else {
-                    group = config.group(for: module)
-                }
-                total += group.map { packedBytes(rows: tensor.shape[0], columns: tensor.shape[1], group: $0) } ?? elements * floatBytes
-            case .mxfp4 where tensor.role.category == .routedExperts && tensor.part == .weight && elements % 32 == 0:
-                total += elements / 2 + elements / 32  // 4-bit values, one E8M0 scale byte per 32
-            default:
-                total += elements * floatBytes
-            }
+        // The experts of one layer and projection are stored alike: expert 0 stands for them (compressed-tensors
+        // patterns are matched against its name).
+        for (tensor, count) in spec.tensorLayout.expectedTensorGroups() {
+            total += count * bytes(of: tensor, spec: spec, floatBytes: floatBytes)
         }
         return total
+    }
+
+    static func bytes(of tensor: ExpectedTensor, spec: ModelSpec, floatBytes: Int) -> Int {
+        let elements = tensor.shape.reduce(1, *)
+        if case .routerBias = tensor.role { return elements * 4 }  // DeepSeek's e_score_correction_bias ships as F32
+        switch spec.quantization {
+        case let .fp8Block(blockRows, blockColumns) where tensor.isLinear && tensor.shape.count == 2:
+            let (rows, columns) = (tensor.shape[0], tensor.shape[1])
+            return elements + (rows + blockRows - 1) / blockRows * ((columns + blockColumns - 1) / blockColumns) * 4
+        case .compressedTensors(let config) where tensor.isLinear && tensor.shape.count == 2:
+            let module = tensor.name.hasSuffix(".weight") ? String(tensor.name.dropLast(".weight".count)) : tensor.name
+            return config.group(for: module).map { packedBytes(rows: tensor.shape[0], columns: tensor.shape[1], group: $0) }
+                ?? elements * floatBytes
+        case .mxfp4 where tensor.role.category == .routedExperts && tensor.part == .weight && elements % 32 == 0:
+            return elements / 2 + elements / 32  // 4-bit values, one E8M0 scale byte per 32
+        default:
+            return elements * floatBytes
+        }
     }
 
     /// compressed-tensors pack-quantized: values packed into I32 words per row, one BF16 scale per group (per row

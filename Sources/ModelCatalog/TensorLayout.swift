@@ -146,6 +146,20 @@ public struct TensorLayout: Sendable {
         return tensors
     }
 
+    /// `expectedTensors()` with the routed experts of a layer folded: each expert-scoped tensor appears once, named for
+    /// expert 0, with `count` the experts it stands for (1 elsewhere). For sizes, without naming every expert.
+    public func expectedTensorGroups() -> [(tensor: ExpectedTensor, count: Int)] {
+        var groups: [(tensor: ExpectedTensor, count: Int)] = []
+        expand(checkpointTemplates.filter { $0.presence == .expected }, scope: \.scope) { template, layer, expert in
+            guard (expert ?? 0) == 0 else { return }
+            let name = NamePattern.format(template.pattern, layer: layer, expert: expert)
+            let tensor = ExpectedTensor(
+                name: name, shape: template.shape(spec), isLinear: template.isLinear, role: classify(name).role, part: template.part)
+            groups.append((tensor, expert == nil ? 1 : spec.routedExpertCount))
+        }
+        return groups
+    }
+
     /// How many tensors `expectedTensors()` holds, counted without listing them.
     public var expectedTensorCount: Int {
         checkpointTemplates.filter { $0.presence == .expected }.reduce(0) { total, template in

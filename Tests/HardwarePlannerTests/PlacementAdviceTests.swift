@@ -77,8 +77,10 @@ func releasedCheckpointBytesEqualTheSynthesizedCheckpoint(model: String, dtype: 
         let split = try #require(plan.command.firstMatch(of: /-ts (\d+),(\d+)/))
         #expect(Int(split.1)! + Int(split.2)! == spec.layerCount + 1)
         if plan.cpuMoeLayers > 0 {
-            let rule = try #require(plan.command.firstMatch(of: /-ot "blk\\\.\(([0-9|]+)\)\\\.ffn_\.\*_exps=CPU"/))
-            #expect(rule.1.split(separator: "|").count == plan.cpuMoeLayers)
+            let rule = try #require(plan.command.firstMatch(of: /-ot "([^"]+)=CPU"/))
+            let layers = try #require(String(rule.1).firstMatch(of: /\(([0-9|]+)\)/)).1.split(separator: "|").compactMap { Int($0) }
+            #expect(layers.count == plan.cpuMoeLayers && layers == layers.sorted())
+            #expect(String(rule.1) == GGUFTensorName.routedExpertsPattern(layers: layers))
         } else {
             #expect(!plan.command.contains("-ot"))
         }

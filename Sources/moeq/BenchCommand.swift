@@ -94,18 +94,21 @@ struct BenchCommand: ParsableCommand {
                     threads\(importance ? ", with imatrix" : "")\(peer.map { ", ggml: \($0.path)" } ?? "")
                     """
                 )
-                print("type     1 thread   \(threads) threads   scaling   ggml ref   ours/ggml   same bytes")
+                var table = TextTable([
+                    .init("type"), .init("1 thread", .right), .init("\(threads) threads", .right), .init("scaling", .right),
+                    .init("ggml ref", .right), .init("ours/ggml", .right), .init("same bytes"),
+                ])
                 for row in QuantBenchmark.run(
                     types: types, rows: rows, width: width, threads: threads, importance: importance, peer: peer, repeats: repeats)
                 {
-                    let ggml = row.ggmlGBps.map { String(format: "%7.3f", $0) } ?? "      -"
-                    let ratio = row.ggmlGBps.map { String(format: "%8.2f×", row.oneThreadGBps / $0) } ?? "        -"
-                    let same = row.sameBytesAsGGML.map { $0 ? "yes" : "NO" } ?? "-"
-                    print(
-                        String(
-                            format: "%-7@ %7.3f GB/s %7.3f GB/s %7.2f×  ", row.type.rawValue, row.oneThreadGBps, row.allThreadsGBps,
-                            row.allThreadsGBps / row.oneThreadGBps) + "\(ggml)   \(ratio)   \(same)")
+                    table.add(
+                        row.type.rawValue, String(format: "%.3f GB/s", row.oneThreadGBps), String(format: "%.3f GB/s", row.allThreadsGBps),
+                        String(format: "%.2f×", row.allThreadsGBps / row.oneThreadGBps),
+                        row.ggmlGBps.map { String(format: "%.3f", $0) } ?? "-",
+                        row.ggmlGBps.map { String(format: "%.2f×", row.oneThreadGBps / $0) } ?? "-",
+                        row.sameBytesAsGGML.map { $0 ? "yes" : "NO" } ?? "-")
                 }
+                table.print()
             }
         }
     }

@@ -73,19 +73,18 @@ struct InspectCommand: ParsableCommand {
         }
         if report.bufferElements > 0 { print("buffers        \(grouped(report.bufferElements)) elements (router bias; not in the total)") }
         print("")
-        print(pad("role", 16) + pad("parameters", 22, right: true) + pad("stored bytes", 16, right: true))
+        var roles = TextTable([.init("role"), .init("parameters", .right), .init("stored bytes", .right)])
         for category in RoleCategory.allCases where report.bytesByCategory[category] != nil {
-            print(
-                pad(category.rawValue, 16) + pad(grouped(report.parametersByCategory[category] ?? 0), 22, right: true)
-                    + pad(humanBytes(report.bytesByCategory[category] ?? 0), 16, right: true))
+            roles.add(
+                category.rawValue, grouped(report.parametersByCategory[category] ?? 0), humanBytes(report.bytesByCategory[category] ?? 0))
         }
+        roles.print()
         print("")
-        print(pad("dtype", 16) + pad("bytes", 22, right: true))
+        var dtypes = TextTable([.init("dtype"), .init("bytes", .right)])
         for dtype in SafetensorsDType.allCases {
-            if let bytes = report.bytesByDType[dtype] {
-                print(pad(dtype.rawValue, 16) + pad(humanBytes(bytes), 22, right: true))
-            }
+            if let bytes = report.bytesByDType[dtype] { dtypes.add(dtype.rawValue, humanBytes(bytes)) }
         }
+        dtypes.print()
         if !report.unknownTensors.isEmpty {
             print("")
             print("unknown tensors (\(report.unknownTensors.count)), kept but not classified:")
@@ -102,6 +101,7 @@ struct InspectCommand: ParsableCommand {
         }
         print("file           \(path) (GGUF v\(file.version), \(humanBytes(file.mapping.size)), alignment \(file.alignment))")
         print("tensors        \(grouped(file.tensors.count)), \(grouped(file.tensors.reduce(0) { $0 + $1.elementCount })) values")
+        var metadata = TextTable(titles: "key", "value")
         for (key, value) in file.metadata {
             let shown: String
             if case .array(let type, let elements) = value {
@@ -109,33 +109,34 @@ struct InspectCommand: ParsableCommand {
             } else {
                 shown = value.summaryJSON().serialized()
             }
-            print(pad(key, 48) + String(shown.prefix(100)))
+            metadata.add(key, String(shown.prefix(100)))
         }
+        metadata.print()
         print("")
+        var types = TextTable([.init("type"), .init("bytes", .right)])
         for type in QuantType.allCases {
-            if let bytes = file.bytesByType[type] { print(pad(type.rawValue, 16) + pad(humanBytes(bytes), 22, right: true)) }
+            if let bytes = file.bytesByType[type] { types.add(type.rawValue, humanBytes(bytes)) }
         }
+        types.print()
         if let tensors {
             print("")
+            var table = TextTable([.init("tensor"), .init("type"), .init("ne"), .init("offset", .right)])
             for tensor in file.tensors where fnmatch(tensors, tensor.name, 0) == 0 {
                 let dims = "{" + tensor.dimensions.map(String.init).joined(separator: ", ") + "}"
-                print(pad(tensor.name, 40) + pad(tensor.type.rawValue, 7) + pad(dims, 24) + "@ \(file.dataStart + tensor.offset)")
+                table.add(tensor.name, tensor.type.rawValue, dims, "\(file.dataStart + tensor.offset)")
             }
+            table.print()
         }
     }
 
     private func printTensorTable(_ rows: [CheckpointInspection.TensorRow]) {
         print("")
-        print(pad("name", 60) + pad("dtype", 9) + pad("shape", 18) + pad("role", 34) + "file @ offset")
+        var table = TextTable(titles: "name", "dtype", "shape", "role", "file @ offset")
         for row in rows {
             let shape = "[" + row.shape.map(String.init).joined(separator: ", ") + "]"
-            print(pad(row.name, 60) + pad(row.dtype.rawValue, 9) + pad(shape, 18) + pad(row.role, 34) + "\(row.file) @ \(row.byteOffset)")
+            table.add(row.name, row.dtype.rawValue, shape, row.role, "\(row.file) @ \(row.byteOffset)")
         }
+        table.print()
         print("\(rows.count) tensors")
-    }
-
-    private func pad(_ text: String, _ width: Int, right: Bool = false) -> String {
-        let padding = String(repeating: " ", count: max(1, width - text.count))
-        return right ? padding + text : text + padding
     }
 }

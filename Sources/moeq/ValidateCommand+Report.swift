@@ -138,13 +138,16 @@ extension ValidateCommand {
                     packed.hits + packed.misses, 100 * packed.hitRate))
         }
         if !report.tensors.isEmpty {
-            print("\nworst tensors (relative RMSE, max |error|, cosine):")
+            print("\nworst tensors:")
+            var table = TextTable([
+                .init("tensor"), .init("relative RMSE", .right), .init("max |error|", .right), .init("cosine", .right),
+            ])
             for tensor in report.tensors.prefix(10) {
-                print(
-                    String(
-                        format: "  %-56@ %.5f  %.5f  %.6f", tensor.name, tensor.relativeRMSE, tensor.metrics.maxAbsoluteError,
-                        tensor.metrics.cosineSimilarity))
+                table.add(
+                    tensor.name, String(format: "%.5f", tensor.relativeRMSE), String(format: "%.5f", tensor.metrics.maxAbsoluteError),
+                    String(format: "%.6f", tensor.metrics.cosineSimilarity))
             }
+            table.print()
         }
     }
 }

@@ -33,9 +33,14 @@ func releasedCheckpointBytesEqualTheSynthesizedCheckpoint(model: String, dtype: 
     let spec = try ModelSpec(config: try #require(ModelPresets.named("kimi-k2.5")).config)
     let bytes = Double(ReleasedCheckpoint.bytes(spec: spec))
     #expect(bytes < 595e9 && bytes > 595e9 - 2e9, "\(bytes)")
-    // The same shapes stored in BF16 would be twice the size and more.
+    // Kimi K2 Thinking is the same language model with the same INT4 experts; Kimi K2 ships FP8 (about 1.03 TB).
+    let thinking = try ModelSpec(config: try #require(ModelPresets.named("kimi-k2-thinking")).config)
+    #expect(ReleasedCheckpoint.bytes(spec: thinking) == Int(bytes))
     let k2 = try ModelSpec(config: try #require(ModelPresets.named("kimi-k2")).config)
-    #expect(Double(ReleasedCheckpoint.bytes(spec: k2)) > 1.5 * bytes)
+    #expect(Double(ReleasedCheckpoint.bytes(spec: k2)) > 1.7 * bytes)
+    // INT4-NATIVE from the Thinking spec keeps its experts at Q4_0, as from K2.5's.
+    let fromThinking = try Footprint.of(spec: thinking, recipe: .int4Native)
+    #expect(fromThinking.fileBytes == (try Footprint.of(spec: spec, recipe: .int4Native)).fileBytes)
 }
 
 @Test func everyTargetGetsTheLargestRecipeThatFits() throws {

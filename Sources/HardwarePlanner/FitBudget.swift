@@ -26,15 +26,17 @@ public struct FitBudget: Sendable, Equatable {
         let kv = KVCache.bytes(spec, context: context, cacheType: cacheType)
         var fast = 0.0, ram = 0.0
         if let unified = target.unified {
-            fast = unified.memory * Efficiency.unifiedUsable - Efficiency.deviceReserve(spec) - Double(kv)
+            fast = unified.memory * (unified.gpuShare ?? Efficiency.unifiedUsable) - Efficiency.deviceReserve(spec) - Double(kv)
         } else if !target.gpus.isEmpty {
-            fast = target.gpus.reduce(0) { $0 + $1.memory - Efficiency.deviceReserve(spec, devices: target.gpus.count) } - Double(kv)
+            fast = target.gpus.reduce(0) { $0 + max($1.memory - Efficiency.deviceReserve(spec), 0) } - Double(kv)
             ram = (target.memory?.capacity ?? 0) - Efficiency.systemReserve
         } else {
             ram = (target.memory?.capacity ?? 0) - Efficiency.systemReserve - Double(kv)
         }
+        // (Clamped: a target of thousands of 10-PB parts must not overflow Int.)
+        func bytes(_ value: Double) -> Int { Int(min(max(value, 0), 4e18)) }
         return FitBudget(
-            target: target.name, context: context, cacheType: cacheType, kvBytes: kv, fastBytes: max(Int(fast), 0),
-            ramBytes: max(Int(ram), 0), unified: target.unified != nil)
+            target: target.name, context: context, cacheType: cacheType, kvBytes: kv, fastBytes: bytes(fast), ramBytes: bytes(ram),
+            unified: target.unified != nil)
     }
 }

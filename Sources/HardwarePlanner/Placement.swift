@@ -89,14 +89,16 @@ public enum Planner {
         // Fixed time per token: every layer's kernel launches on the device that runs the graph (none counted on a CPU).
         var overhead = Double(spec.layerCount) * (target.gpus.first.map { $0.layerOverhead ?? Efficiency.gpuLayerOverhead } ?? 0)
         if let unified = target.unified {
-            fastCapacity = unified.memory * Efficiency.unifiedUsable - Efficiency.deviceReserve(spec)
+            fastCapacity = unified.memory * (unified.gpuShare ?? Efficiency.unifiedUsable) - Efficiency.deviceReserve(spec)
             fastBandwidth = unified.bandwidth
             fastEfficiency = unified.decodeEfficiency ?? Efficiency.unified
             overhead = Double(spec.layerCount) * (unified.layerOverhead ?? Efficiency.unifiedLayerOverhead)
         } else if !target.gpus.isEmpty {
-            fastCapacity = target.gpus.reduce(0) { $0 + $1.memory - Efficiency.deviceReserve(spec, devices: target.gpus.count) }
+            // At most what the cards hold with one compute buffer each (several cards with every expert on them keep
+            // four: `GPUSplit` decides).
+            fastCapacity = target.gpus.reduce(0) { $0 + max($1.memory - Efficiency.deviceReserve(spec), 0) }
             // Layers split across GPUs run one after another: a token sees one GPU's bandwidth at a time.
-            fastBandwidth = target.gpus.map(\.bandwidth).min() ?? 0
+            fastBandwidth = target.gpus.filter { $0.memory > Efficiency.deviceReserve(spec) }.map(\.bandwidth).min() ?? 0
         }
         let sockets = Double(target.memory?.sockets ?? 1)
         let ramCopies = engine == .ktransformers ? sockets : 1
@@ -106,20 +108,33 @@ public enum Planner {
         var fast = 0.0, ram = 0.0
         var alwaysOnInFast = min(alwaysOn + kv, max(fastCapacity, 0))
         if target.unified == nil && target.gpus.isEmpty { alwaysOnInFast = 0 }
+        // GPUs that cannot hold every layer's always-on tensors and KV cache take whole layers of them (`-ngl N`, the
+        // last N blocks), and every expert stays in RAM.
+        let blocks = spec.layerCount + max(moeLayers - spec.moeLayerCount, 0)
+        var gpuLayers: Int?
+        if target.unified == nil, !target.gpus.isEmpty, alwaysOn + kv > alwaysOnInFast {
+            let perBlock = (alwaysOn + kv) / Double(max(blocks, 1))
+            let layers = min(Int(max(fastCapacity, 0) / perBlock), blocks)
+            gpuLayers = layers
+            alwaysOnInFast = Double(layers) * perBlock
+        }
         fast += alwaysOnInFast
         let alwaysOnInRam = alwaysOn + kv - alwaysOnInFast
         let freeFast = max(fastCapacity - fast, 0)
-        var expertLayersFast = perLayerExperts > 0 ? min(moeLayers, Int(freeFast / perLayerExperts)) : 0
+        var expertLayersFast = perLayerExperts > 0 && gpuLayers == nil ? min(moeLayers, Int(freeFast / perLayerExperts)) : 0
         // A unified pool has no per-layer CPU/GPU split: experts fill it by bytes, not whole layers.
         if target.unified != nil, routed <= freeFast { expertLayersFast = moeLayers }
         // Several GPUs: each holds its own layer range, and the experts that fit there (no pooling across cards).
         let split =
-            target.gpus.count > 1
+            target.gpus.count > 1 && gpuLayers == nil
             ? GPUSplit(
                 spec: spec, gpus: target.gpus, alwaysOnAndKV: alwaysOnInFast, perLayerExperts: perLayerExperts,
                 moeLayerCount: moeLayers)
             : nil
-        if let split { expertLayersFast = split.expertLayersOnGPUs }
+        if let split {
+            expertLayersFast = split.expertLayersOnGPUs
+            fastBandwidth = zip(target.gpus, split.layerCounts).filter { $0.1 > 0 }.map(\.0.bandwidth).min() ?? fastBandwidth
+        }
         fast += Double(expertLayersFast) * perLayerExperts
         // (All layers placed: exactly nothing left, not a rounding remainder that would count as streamed from disk.)
         let expertsLeft = expertLayersFast == moeLayers ? 0 : routed - Double(expertLayersFast) * perLayerExperts
@@ -154,18 +169,20 @@ public enum Planner {
             verdict = .fits
             margin = (ramCapacity > 0 && expertsLeft > 0) ? ramUsable - ramHeld : fastCapacity - fast
         }
-        let cpuMoe = moeLayers - expertLayersFast
+        // A unified machine never splits experts between CPU and GPU: what its GPU share cannot hold pages in from disk.
+        let cpuMoe = target.unified != nil ? 0 : moeLayers - expertLayersFast
         let (command, advice) = Advice.command(
-            target: target, engine: engine, file: file, context: context, cacheType: cacheType, split: split,
-            cpuMoe: cpuMoe, moeLayers: moeLayers, firstMoE: firstMoE, spillsBeyondFastTier: disk > 0 || expertsLeft > 0)
+            target: target, engine: engine, file: file, context: context, cacheType: cacheType, split: split, gpuLayers: gpuLayers,
+            blocks: blocks, cpuMoe: cpuMoe, moeLayers: moeLayers, firstMoE: firstMoE, spillsBeyondFastTier: disk > 0 || expertsLeft > 0)
         let hostWeights = max(expertsLeft, 0) + max(alwaysOnInRam - kv, 0)  // weights not in the fast tier (disk-streamed ones too)
         let prefill = prefillRate(footprint, target: target, ramResident: hostWeights, diskBytes: disk)
         return Plan(
             target: target.name, recipe: footprint.label, verdict: verdict, fastBytes: fast, ramBytes: ramHeld, diskBytes: disk,
-            margin: margin, tokensPerSecond: seconds > 0 ? 1 / seconds : 0, prefillTokensPerSecond: prefill,
+            margin: margin, tokensPerSecond: seconds > 0 ? 1 / seconds : 0, prefillTokensPerSecond: verdict == .doesNotFit ? 0 : prefill,
             cpuMoeLayers: cpuMoe, command: command,
             devices: split?.devices
-                ?? (fast > 0 ? [DeviceBytes(name: target.unified?.name ?? target.gpus.first?.name ?? "fast tier", bytes: fast)] : []),
+                ?? (fast > 0
+                    ? [DeviceBytes(name: (target.unified?.name ?? target.gpus.first?.name ?? "fast tier") + "#0", bytes: fast)] : []),
             advice: advice)
     }
 

@@ -37,6 +37,9 @@ public struct Device: Sendable, Equatable {
     public var decodeEfficiency: Double? = nil
     /// Fixed time per layer per decoded token (kernel launches, synchronisation), seconds (default by kind).
     public var layerOverhead: Double? = nil
+    /// Unified machines: the share of memory the GPU may use by default, and how to raise it.
+    public var gpuShare: Double? = nil
+    public var shareAdvice: String? = nil
 }
 
 public struct SystemMemory: Sendable, Equatable {
@@ -98,12 +101,14 @@ public struct HardwareCatalog: Sendable {
             let name: String, kind: String, memory: Double, bandwidth: Double, source: String
             let flops: Double?, flopsSource: String?, link: Double?, computeEfficiency: Double?, computeEfficiencySource: String?
             let decodeEfficiency: Double?, decodeEfficiencySource: String?, layerOverhead: Double?, layerOverheadSource: String?
+            let gpuShare: Double?, gpuShareSource: String?, shareAdvice: String?
             enum CodingKeys: String, CodingKey, CaseIterable {
                 case name, kind, memory, bandwidth, source, flops, link
                 case flopsSource = "flops_source", computeEfficiency = "compute_efficiency", computeEfficiencySource =
                     "compute_efficiency_source"
                 case decodeEfficiency = "decode_efficiency", decodeEfficiencySource = "decode_efficiency_source"
                 case layerOverhead = "layer_overhead", layerOverheadSource = "layer_overhead_source"
+                case gpuShare = "gpu_share", gpuShareSource = "gpu_share_source", shareAdvice = "share_advice"
             }
         }
         struct MemoryEntry: Decodable {
@@ -143,10 +148,11 @@ public struct HardwareCatalog: Sendable {
             try check(d.computeEfficiency, 1e-4...1, "devices[\(i)] (\(d.name)).compute_efficiency")
             try check(d.decodeEfficiency, 1e-4...1, "devices[\(i)] (\(d.name)).decode_efficiency")
             try check(d.layerOverhead, 0...0.1, "devices[\(i)] (\(d.name)).layer_overhead")
+            try check(d.gpuShare, 0.05...1, "devices[\(i)] (\(d.name)).gpu_share")
             return Device(
                 name: d.name, kind: kind, memory: d.memory, bandwidth: d.bandwidth, source: d.source,
                 flops: d.flops, link: d.link, computeEfficiency: d.computeEfficiency, decodeEfficiency: d.decodeEfficiency,
-                layerOverhead: d.layerOverhead)
+                layerOverhead: d.layerOverhead, gpuShare: d.gpuShare, shareAdvice: d.shareAdvice)
         }
         memories = try (document.systemMemory ?? []).enumerated().map { i, m in
             guard (1...16).contains(m.sockets) else { throw fail("system_memory[\(i)] (\(m.name)).sockets \(m.sockets) is outside 1…16") }
@@ -228,6 +234,7 @@ public struct HardwareCatalog: Sendable {
             throw TargetError.unknown(raw, known: devices.map(\.name) + memories.map { "<N>gb-\($0.name)" })
         }
         if target.disk == nil { target.disk = devices.first { $0.name == "nvme-gen4" } }
+        try target.checkOneMachine()
         return target
     }
 }
@@ -235,6 +242,30 @@ public struct HardwareCatalog: Sendable {
 extension Target {
     /// More devices of one kind than any machine or rack moeq plans for.
     public static let maximumDevices = 4096
+    /// llama.cpp's LLAMA_MAX_DEVICES: `-ts` and the layer split take at most 16 GPUs.
+    public static let maximumGPUs = 16
+    /// Memory of one kind on one target, at most 10 PB (sizes stay exact integers in the JSON).
+    public static let maximumBytes = 1e16
+
+    /// Refuses what no one machine is: a unified-memory machine with separate RAM or discrete GPUs (its memory is the
+    /// RAM and its GPU is built in), more GPUs than llama.cpp splits over, more memory than sizes can say.
+    func checkOneMachine() throws {
+        if let unified {
+            if memory != nil || !gpus.isEmpty {
+                throw TargetError.target(
+                    "\"\(name)\": \(unified.name) is a unified-memory machine: its memory is the RAM and its GPU built in; "
+                        + "give it without RAM or GPU parts")
+            }
+        }
+        guard gpus.count <= Target.maximumGPUs else {
+            throw TargetError.target(
+                "\"\(name)\": \(gpus.count) GPUs; llama.cpp splits a model over at most \(Target.maximumGPUs) devices (LLAMA_MAX_DEVICES)")
+        }
+        let gpuBytes = gpus.reduce(0) { $0 + $1.memory }
+        guard gpuBytes <= Target.maximumBytes, (memory?.capacity ?? 0) <= Target.maximumBytes else {
+            throw TargetError.target("\"\(name)\": more than 10 PB of memory of one kind")
+        }
+    }
 
     /// Hardware given on the command line: `KIND:GB:GBPS` with KIND gpu, unified, ram or disk, capacity in GB and
     /// bandwidth in GB/s (e.g. `gpu:16:448+ram:64:60`, `2xgpu:24:936`). No FLOP/s are known for these, so prefill

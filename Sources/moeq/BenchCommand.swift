@@ -5,7 +5,16 @@ import Foundation
 import QuantKernels
 import ReferenceEngine
 
-extension QuantType: ExpressibleByArgument {}
+extension QuantType: ExpressibleByArgument {
+    /// GGUF type names as written (Q4_K) or as llama.cpp's flags spell them (q4_k, q8_0).
+    public init?(argument: String) {
+        guard
+            let type = QuantType(rawValue: argument)
+                ?? QuantType.allCases.first(where: { $0.rawValue.lowercased() == argument.lowercased() })
+        else { return nil }
+        self = type
+    }
+}
 
 struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(

@@ -6,6 +6,7 @@ import ConversionPipeline
 import Dispatch
 import Foundation
 import ModelCatalog
+import QuantKernels
 import TensorFormats
 
 /// Runs `body`; any thrown library error is printed as `error: …` and ends the process with status 1 (128 + the signal
@@ -268,4 +269,20 @@ final class ResourceUsage: @unchecked Sendable {
 
     /// `json` as an object, for summaries built as dictionaries.
     var object: JSONValue { .object(JSONObject(json)) }
+}
+
+/// `--cache-type`: the KV cache types llama.cpp's `-ctk` / `-ctv` accept, as GGUF names or llama.cpp's lowercase.
+struct CacheType: ExpressibleByArgument {
+    static let accepted: [QuantType] = [.f16, .bf16, .f32, .q8_0, .q4_0, .q4_1, .iq4_nl, .q5_0, .q5_1]
+    let type: QuantType
+
+    init(_ type: QuantType) { self.type = type }
+
+    init?(argument: String) {
+        guard let type = QuantType(argument: argument), CacheType.accepted.contains(type) else { return nil }
+        self.type = type
+    }
+
+    static var allValueStrings: [String] { accepted.map(\.rawValue) }
+    var defaultValueDescription: String { type.rawValue }
 }

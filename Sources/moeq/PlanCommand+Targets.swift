@@ -57,10 +57,6 @@ extension PlanCommand {
         // What `moeq fit --target` would fill on each target (same context and cache type).
         let budgets = resolved.map { FitBudget.of(spec: spec, target: $0, context: context, cacheType: cacheType) }
         let picks = Recommendation.picks(plans, sizes: footprints.map(\.fileBytes))
-        if json {
-            printMatrixJSON(planned, plans: plans, picks: picks, budgets: budgets)
-            return
-        }
         let (table, lines) = matrixText(planned, plans: plans, picks: picks, targets: resolved, budgets: budgets)
         let chart = PlanChart.svg(plans, sizes: footprints.map(\.fileBytes), title: title)
         if let svg { try AtomicFile.write(chart, to: svg) }
@@ -68,6 +64,10 @@ extension PlanCommand {
             let page = PlanChart.html(
                 plans, svg: chart, title: title, header: table.columns.map(\.title), rows: table.rows, lines: lines)
             try AtomicFile.write(page, to: html)
+        }
+        if json {
+            printMatrixJSON(planned, plans: plans, picks: picks, budgets: budgets)
+            return
         }
         table.print()
         for line in lines { print(line) }

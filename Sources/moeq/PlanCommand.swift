@@ -39,7 +39,9 @@ struct PlanCommand: ParsableCommand {
             unified, ram, disk).
             """
     ) var targets: [String] = []
-    @Option(help: "KV cache type (llama.cpp -ctk/-ctv): F16, BF16, F32, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1.") var cacheType: QuantType = .f16
+    @Option(name: .customLong("cache-type"), help: "KV cache type (llama.cpp -ctk/-ctv; GGUF or llama.cpp spelling, e.g. q8_0).")
+    var cacheTypeOption = CacheType(.f16)
+    var cacheType: QuantType { cacheTypeOption.type }
     @Option(help: "More hardware: a JSON file with the schema of formats/hardware/targets.json (its names replace the bundled ones).")
     var targetsFile: String?
     @Option(help: "llama.cpp or ktransformers (multi-socket RAM bandwidth and expert duplication differ).") var engine: EngineArgument =
@@ -58,21 +60,14 @@ struct PlanCommand: ParsableCommand {
 
     enum EngineArgument: String, ExpressibleByArgument { case llamaCpp = "llama.cpp", ktransformers }
 
-    /// KV cache types llama.cpp's -ctk / -ctv accept.
-    static let cacheTypes: [QuantType] = [.f16, .bf16, .f32, .q8_0, .q4_0, .q4_1, .q5_0, .q5_1]
-
     func validate() throws {
         guard (1...(1 << 28)).contains(context) else { throw ValidationError("--context must be in 1…268435456 tokens, not \(context)") }
-        guard PlanCommand.cacheTypes.contains(cacheType) else {
-            throw ValidationError(
-                """
-                --cache-type \(cacheType.rawValue) is not a KV cache type llama.cpp runs; use \
-                \(PlanCommand.cacheTypes.map(\.rawValue).joined(separator: ", "))
-                """
-            )
-        }
         if (svg != nil || html != nil) && targets.isEmpty {
             throw ValidationError("--svg and --html draw the recipes × targets matrix: give at least one --target")
+        }
+        if let svg, let html, svg == html { throw ValidationError("--svg and --html name the same file (\(svg)): give two") }
+        if routing != nil && targets.isEmpty {
+            throw ValidationError("--routing places experts on hardware: give at least one --target with it")
         }
     }
 

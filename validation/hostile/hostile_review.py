@@ -209,5 +209,32 @@ add("eval/a window past max_position_embeddings is warned about", "eval",
     post=stderr_has("max_position_embeddings"))
 
 
+# ---------------------------------------------------------------- plan: targets no machine is, outputs with --json
+H.section("plan targets and outputs (third pass)")
+for bad, why in [("m3-ultra-256gb+512gb", "unified-memory"), ("m3-ultra-256gb+rtx5090", "unified-memory"), ("17xh100", "16"),
+                 ("1000xgpu:10000000:100", "16"), ("4096x10000000gb", "10 PB")]:
+    add(f"plan/--target {bad}", "plan", lambda c, bad=bad: ["plan", "qwen3-30b-a3b", "--recipe", "Q4_K_M", "--target", bad],
+        err=[bad, why])
+add("plan/--svg and --html the same file", "plan",
+    lambda c: ["plan", "qwen3-30b-a3b", "--target", "rtx4090+64gb", "--svg", c.p("a.html"), "--html", c.p("a.html")],
+    rc=(1, 64), err=["same file"], post=absent("a.html"))
+add("plan/--routing without --target", "plan", lambda c: ["plan", "qwen3-30b-a3b", "--routing", c.p("none.gguf")], rc=(1, 64),
+    err=["--target"])
+
+
+def html_written(name):
+    def post(c, r):
+        path = c.p(name)
+        return [] if os.path.exists(path) and "<svg" in open(path, encoding="utf-8").read() else [f"{name} not written with --json"]
+    return post
+
+
+add("plan/--json --html writes both (control)", "plan",
+    lambda c: ["plan", "qwen3-30b-a3b", "--recipe", "Q4_K_M", "--target", "rtx4090+64gb", "--json", "--html", c.p("p.html")], rc=0,
+    post=html_written("p.html"))
+add("plan/--cache-type q8_0 (llama.cpp spelling, control)", "plan",
+    lambda c: ["plan", "qwen3-30b-a3b", "--recipe", "Q4_K_M", "--cache-type", "q8_0"], rc=0)
+
+
 def cases():
     return CASES

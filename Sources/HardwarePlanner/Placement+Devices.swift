@@ -100,6 +100,9 @@ enum Advice {
         if let unified = target.unified {
             // One pool: every layer on the GPU; experts the GPU's share cannot hold page in through mmap.
             command += " -ngl 99"
+            // Held whole: read it in rather than mapping it (loads 10x faster on DGX Spark and Macs; ROCm on Strix Halo
+            // hangs mapping files over 20 GB). A file that spills must stay mapped to page in.
+            if !spillsBeyondFastTier { command += " --no-mmap" }
             if spillsBeyondFastTier {
                 let share = Int(((unified.gpuShare ?? Efficiency.unifiedUsable) * 100).rounded())
                 notes.append(

@@ -105,6 +105,7 @@ func releasedCheckpointBytesEqualTheSynthesizedCheckpoint(model: String, dtype: 
             #expect(plan.advice.contains { $0.contains("share of memory") } == (plan.diskBytes > 0 || plan.ramBytes > 0), "\(plan.advice)")
             #expect(plan.advice.contains { $0.contains("iogpu.wired_limit_mb") } == (plan.diskBytes > 0 && target.hasPrefix("m3")))
             #expect(plan.cpuMoeLayers == 0)
+            #expect(plan.command.contains("--no-mmap") == (plan.diskBytes == 0 && plan.ramBytes == 0), "\(plan.command)")
         }
     }
     let footprint = try Footprint.of(spec: kimi, recipe: .q4_K_M)

@@ -107,6 +107,9 @@ public enum ModelPresets {
         ModelPreset(
             name: "tiny-mixtral", architecture: .mixtral, config: tinyMixtral(),
             nativeDType: "bf16", shardBytes: 2_000_000, source: "test model"),
+        ModelPreset(
+            name: "tiny-glm4-moe", architecture: .glm4Moe, config: tinyGlm4Moe(),
+            nativeDType: "bf16", shardBytes: 2_000_000, source: "test model"),
     ]
 
     /// The preset for `name` and `architecture` (`tiny` resolves per architecture).
@@ -181,5 +184,20 @@ public enum ModelPresets {
 
     static func tinyMixtral() -> JSONValue {
         mixtral(hidden: 256, layers: 2, heads: 4, kvHeads: 2, ff: 256, experts: 4, vocab: 512)
+    }
+
+    /// GLM-4.5's block at test size: q/k/v biases, partial rotary, sigmoid router with groups, a shared expert, a
+    /// leading dense layer and one MTP layer (kept in the GGUF as llama.cpp's converter keeps it).
+    static func tinyGlm4Moe() -> JSONValue {
+        [
+            "architectures": ["Glm4MoeForCausalLM"], "model_type": "glm4_moe",
+            "hidden_size": 256, "num_hidden_layers": 3, "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 64,
+            "partial_rotary_factor": 0.5, "attention_bias": true, "use_qk_norm": false,
+            "intermediate_size": 512, "moe_intermediate_size": 128, "n_routed_experts": 8, "num_experts_per_tok": 2,
+            "n_shared_experts": 1, "first_k_dense_replace": 1, "n_group": 1, "topk_group": 1, "routed_scaling_factor": 1.0,
+            "norm_topk_prob": true, "num_nextn_predict_layers": 1, "vocab_size": 512, "max_position_embeddings": 4096,
+            "rope_theta": 1000000.0, "rms_norm_eps": 1e-5, "tie_word_embeddings": false,
+            "bos_token_id": 256, "eos_token_id": 257, "torch_dtype": "bfloat16",
+        ]
     }
 }

@@ -32,7 +32,9 @@ public enum TokenizerMetadata {
         let tokenizerConfig: JSONValue? = PositionalFile.exists(tokenizerConfigPath) ? try JSONParser.parse(file: tokenizerConfigPath) : nil
         /// A token id from config.json, checked against the model's vocabulary.
         func configID(_ key: String) throws -> GGUFValue? {
-            guard let value = config[key], !value.isNull else { return nil }
+            // A list (GLM's eos_token_id [151329, 151336, 151338]) is skipped, as gguf-py's SpecialVocab skips it: the
+            // tokenizer's own files name the token instead.
+            guard let value = config[key], !value.isNull, value.arrayValue == nil else { return nil }
             guard let id = value.intValue, (0..<spec.vocabularySize).contains(id) else {
                 throw TokenizerMetadataError.invalid(
                     file: configPath, reason: "\(key) \(value.serialized()) is not a token id in 0…\(spec.vocabularySize - 1) (vocab_size)")
@@ -125,6 +127,10 @@ public enum TokenizerMetadata {
         if let bos = try id(of: "bos_token", configKey: "bos_token_id") { keys.append((.beginningOfSequence, bos)) }
         if let eos = try id(of: "eos_token", configKey: "eos_token_id") { keys.append((.endOfSequence, eos)) }
         if let pad = try id(of: "pad_token", configKey: "pad_token_id") { keys.append((.padding, pad)) }
+        // The family's specials by their text, where the tokenizer has them and nothing set the key yet.
+        for (key, token) in spec.tensorLayout.table.namedSpecialTokens where !keys.contains(where: { $0.0 == key }) {
+            if let id = byID.first(where: { $0.value == token })?.key { keys.append((key, .uint32(UInt32(id)))) }
+        }
         keys.append((.addBeginningOfSequence, .bool(tokenizerConfig?["add_bos_token"]?.boolValue ?? false)))
         keys.append((.addEndOfSequence, .bool(tokenizerConfig?["add_eos_token"]?.boolValue ?? false)))
         if let template = tokenizerConfig?["chat_template"]?.stringValue { keys.append((.chatTemplate, .string(template))) }

@@ -194,27 +194,11 @@ public struct DeepseekV3Forward {
 
     /// Sigmoid router with bias-for-selection and group limit, routed experts, plus shared experts.
     func moe(_ x: [Float], tokens t: Int, layer: Int) throws -> [Float] {
-        let h = spec.hiddenSize, experts = spec.routedExpertCount, topK = spec.expertsPerToken
-        let groups = max(spec.expertGroupCount, 1), perGroup = experts / groups
+        let h = spec.hiddenSize, experts = spec.routedExpertCount
         let logits = try project(x, tokens: t, inputs: h, .router(layer: layer), outputs: experts)
         let bias = weights.has(.routerBias(layer: layer)) ? try weight(.routerBias(layer: layer)) : [Float](repeating: 0, count: experts)
         func route(_ i: Int) -> [(expert: Int, weight: Float)] {
-            let scores = (0..<experts).map { 1 / (1 + exp(-logits[i * experts + $0])) }
-            var choice = (0..<experts).map { scores[$0] + bias[$0] }
-            // Group score: sum of the two best choices in each group; keep the best `topk_group` groups.
-            let groupScores = (0..<groups).map { g -> Float in
-                let best = choice[(g * perGroup)..<((g + 1) * perGroup)].sorted(by: >)
-                return best.prefix(2).reduce(0, +)
-            }
-            let kept = Set(groupScores.enumerated().sorted { $0.element > $1.element }.prefix(spec.expertGroupsUsed).map(\.offset))
-            for e in 0..<experts where !kept.contains(e / perGroup) { choice[e] = -.infinity }
-            let picks = choice.enumerated().sorted { $0.element > $1.element }.prefix(topK).map(\.offset)
-            var weights = picks.map { scores[$0] }
-            if spec.normalizeTopKProbabilities {
-                let denominator = weights.reduce(0, +) + 1e-20
-                weights = weights.map { $0 / denominator }
-            }
-            return zip(picks, weights).map { ($0, $1 * Float(spec.routedScalingFactor)) }
+            SigmoidRouter.route(Array(logits[(i * experts)..<((i + 1) * experts)]), bias: bias, spec: spec)
         }
         var chosen = [[(expert: Int, weight: Float)]](repeating: [], count: t)
         chosen.withUnsafeMutableBufferPointer { chosen in Parallel.rows(t) { tokens in for i in tokens { chosen[i] = route(i) } } }
@@ -232,3 +216,26 @@ public struct DeepseekV3Forward {
 }
 
 extension DeepseekV3Forward: LayerForward {}
+
+/// DeepSeek-V3's router (GLM-4.5's too): sigmoid scores, a selection bias, the best `topk_group` groups by the sum of
+/// their two best biased scores, top-k within them; weights are the unbiased scores, renormalised when
+/// `norm_topk_prob`, times `routed_scaling_factor`.
+enum SigmoidRouter {
+    static func route(_ logits: [Float], bias: [Float], spec: ModelSpec) -> [(expert: Int, weight: Float)] {
+        let experts = logits.count, groups = max(spec.expertGroupCount, 1), perGroup = experts / groups
+        let scores = logits.map { 1 / (1 + exp(-$0)) }
+        var choice = (0..<experts).map { scores[$0] + bias[$0] }
+        let groupScores = (0..<groups).map { g -> Float in
+            choice[(g * perGroup)..<((g + 1) * perGroup)].sorted(by: >).prefix(2).reduce(0, +)
+        }
+        let kept = Set(groupScores.enumerated().sorted { $0.element > $1.element }.prefix(spec.expertGroupsUsed).map(\.offset))
+        for e in 0..<experts where !kept.contains(e / perGroup) { choice[e] = -.infinity }
+        let picks = choice.enumerated().sorted { $0.element > $1.element }.prefix(spec.expertsPerToken).map(\.offset)
+        var weights = picks.map { scores[$0] }
+        if spec.normalizeTopKProbabilities {
+            let denominator = weights.reduce(0, +) + 1e-20
+            weights = weights.map { $0 / denominator }
+        }
+        return zip(picks, weights).map { ($0, $1 * Float(spec.routedScalingFactor)) }
+    }
+}

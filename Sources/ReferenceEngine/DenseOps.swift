@@ -77,9 +77,19 @@ enum DenseOps {
 
     /// HF "rotate_half" RoPE on `heads` heads of `dim` per token row; positions restart at 0 in each window of
     /// `windows` (token counts of the consecutive windows in `x`).
-    static func rope(_ x: inout [Float], windows: [Int], heads: Int, dim: Int, theta: Double) {
-        let half = dim / 2
-        let inverse = (0..<half).map { Float(1 / pow(theta, Double(2 * $0) / Double(dim))) }
+    /// Adds `bias` [width] to every row of `x` [rows × width].
+    static func addRows(_ x: inout [Float], _ bias: [Float]) {
+        let width = bias.count
+        guard width > 0 else { return }
+        x.withUnsafeMutableBufferPointer { x in
+            for row in 0..<(x.count / width) { for c in 0..<width { x[row * width + c] += bias[c] } }
+        }
+    }
+
+    /// `rotary`: rotate only the first `rotary` dims of each head (GLM's partial rotary; the rest pass through).
+    static func rope(_ x: inout [Float], windows: [Int], heads: Int, dim: Int, theta: Double, rotary: Int? = nil) {
+        let rotated = rotary ?? dim, half = rotated / 2
+        let inverse = (0..<half).map { Float(1 / pow(theta, Double(2 * $0) / Double(rotated))) }
         let positions = positions(windows), (cosines, sines) = rotations(count: windows.max() ?? 0, inverse: inverse)
         x.withUnsafeMutableBufferPointer { x in
             Parallel.rows(positions.count) { tokens in

@@ -73,6 +73,8 @@ public final class ExpertPackWeights: WeightProvider {
         return dense.rowDecoder(role)
     }
 
+    public func bias(_ role: TensorRole) throws -> [Float]? { try dense.bias(role) }
+
     public func has(_ role: TensorRole) -> Bool {
         if case .routedExpert(let layer, let expert, let projection) = role { return records[layer]?[expert]?[projection] != nil }
         return dense.has(role)

@@ -26,6 +26,7 @@ public struct RoundTripWeights: WeightProvider {
 
     public var spec: ModelSpec { base.spec }
     public func has(_ role: TensorRole) -> Bool { base.has(role) }
+    public func bias(_ role: TensorRole) throws -> [Float]? { try base.bias(role) }
     public func regions(layer: Int?) -> [(file: MappedFile, bytes: Range<Int>)] { base.regions(layer: layer) }
 
     public func weight(_ role: TensorRole) throws -> [Float] {

@@ -1,4 +1,4 @@
-// Reference forward pass for GQA MoE transformers (qwen3_moe, mixtral) in f32 on the CPU: tokens processed as
+// Reference forward pass for GQA MoE transformers (qwen3_moe, mixtral, glm4_moe) in f32 on the CPU: tokens processed as
 // one batch, routed tokens grouped per expert with one sgemm per projection per expert, weights decoded
 // from any source encoding one tensor at a time.
 import Foundation
@@ -10,7 +10,7 @@ public struct GQAMoEForward {
     public let weights: WeightProvider
 
     public init(weights: WeightProvider) throws {
-        guard weights.spec.architecture == .qwen3Moe || weights.spec.architecture == .mixtral else {
+        guard [.qwen3Moe, .mixtral, .glm4Moe].contains(weights.spec.architecture) else {
             throw EngineError.unsupported("\(weights.spec.modelType) as a GQA MoE")
         }
         spec = weights.spec
@@ -41,14 +41,20 @@ public struct GQAMoEForward {
                 a, tokens: t, inputs: h,
                 [(attention(.query), heads * d), (attention(.key), kvHeads * d), (attention(.value), kvHeads * d)],
                 observer: observer)
-            var q = qkv[0], k = qkv[1]
-            let v = qkv[2]
+            var q = qkv[0], k = qkv[1], v = qkv[2]
+            // GLM's q/k/v biases.
+            for (i, part) in [AttentionPart.query, .key, .value].enumerated() {
+                guard let bias = try weights.bias(attention(part)) else { continue }
+                if i == 0 { DenseOps.addRows(&q, bias) } else if i == 1 { DenseOps.addRows(&k, bias) } else { DenseOps.addRows(&v, bias) }
+            }
             if spec.queryKeyNorm {
                 DenseOps.rmsNorm(&q, width: d, weight: try weight(attention(.queryNorm)), epsilon: eps)
                 DenseOps.rmsNorm(&k, width: d, weight: try weight(attention(.keyNorm)), epsilon: eps)
             }
-            DenseOps.rope(&q, windows: windows, heads: heads, dim: d, theta: spec.ropeTheta)
-            DenseOps.rope(&k, windows: windows, heads: kvHeads, dim: d, theta: spec.ropeTheta)
+            // GLM rotates the first partial_rotary_factor of each head (NeoX halves within it).
+            let rotary = spec.architecture == .glm4Moe ? Int(Double(d) * spec.partialRotaryFactor) : d
+            DenseOps.rope(&q, windows: windows, heads: heads, dim: d, theta: spec.ropeTheta, rotary: rotary)
+            DenseOps.rope(&k, windows: windows, heads: kvHeads, dim: d, theta: spec.ropeTheta, rotary: rotary)
             let context = DenseOps.attention(q: q, k: k, v: v, windows: windows, heads: heads, kvHeads: kvHeads, dim: d)
             let attended = try project(context, tokens: t, inputs: heads * d, attention(.output), outputs: h)
             DenseOps.add(&x, attended)
@@ -64,9 +70,13 @@ public struct GQAMoEForward {
             }
             let experts = spec.routedExpertCount, topK = spec.expertsPerToken
             let router = try project(m, tokens: t, inputs: h, .router(layer: layer), outputs: experts)
-            // Softmax over all experts, top-k, renormalised (Mixtral always; Qwen3 when norm_topk_prob).
+            let bias =
+                weights.has(.routerBias(layer: layer)) ? try weight(.routerBias(layer: layer)) : [Float](repeating: 0, count: experts)
+            // Softmax over all experts, top-k, renormalised (Mixtral always; Qwen3 when norm_topk_prob); GLM: DeepSeek's
+            // sigmoid router.
             func route(_ i: Int) -> [(expert: Int, weight: Float)] {
                 let row = Array(router[(i * experts)..<((i + 1) * experts)])
+                if spec.routerScoring == .sigmoid { return SigmoidRouter.route(row, bias: bias, spec: spec) }
                 let top = row.max() ?? 0
                 let e = row.map { exp($0 - top) }
                 let total = e.reduce(0, +)
@@ -86,6 +96,11 @@ public struct GQAMoEForward {
                     rows, tokens: count, roles: { .routedExpert(layer: layer, expert: expert, projection: $0) }, width: ff)
             }
             DenseOps.add(&x, output)
+            if spec.sharedExpertCount > 0 {
+                let shared = try swiGLUFeedForward(
+                    m, tokens: t, roles: { .sharedExpert(layer: layer, projection: $0) }, width: ff * spec.sharedExpertCount)
+                DenseOps.add(&x, shared)
+            }
         }
     }
 }

@@ -11,6 +11,8 @@ public protocol WeightProvider {
     var spec: ModelSpec { get }
     func has(_ role: TensorRole) -> Bool
     func weight(_ role: TensorRole) throws -> [Float]
+    /// The bias added after `role`'s product (GLM's q/k/v), or nil when the model has none there.
+    func bias(_ role: TensorRole) throws -> [Float]?
     /// How a matmul input is rounded before it meets `role`'s weight (llama.cpp CPU arithmetic), or nil for exact f32.
     func dotInput(_ role: TensorRole) -> GGMLDotInput?
     /// Rows `rows` of `role`'s weight [rows.count × columns] (the embedding's token rows, a slice of the output head),
@@ -26,6 +28,7 @@ public protocol WeightProvider {
 
 extension WeightProvider {
     public func dotInput(_ role: TensorRole) -> GGMLDotInput? { nil }
+    public func bias(_ role: TensorRole) throws -> [Float]? { nil }
     public func regions(layer: Int?) -> [(file: MappedFile, bytes: Range<Int>)] { [] }
     public func rowDecoder(_ role: TensorRole) -> WeightRows? { nil }
 
@@ -160,6 +163,14 @@ public struct CheckpointWeights: WeightProvider {
         }
     }
 
+    public func bias(_ role: TensorRole) throws -> [Float]? {
+        guard let name = layout.checkpointName(role, part: .bias), resolver.hasWeight(named: name) else { return nil }
+        let weight = try resolver.weight(named: name)
+        let values = try ParallelDecode.decodeAll(weight)
+        try checkFinite(values, file: weight.storedTensors.first?.file.path ?? resolver.checkpoint.directory, tensor: name)
+        return values
+    }
+
     public func rowDecoder(_ role: TensorRole) -> WeightRows? { rowDecoder(role, minimumBytes: WeightRows.minimumBytes) }
 
     func rowDecoder(_ role: TensorRole, minimumBytes: Int) -> WeightRows? {
@@ -202,6 +213,8 @@ public final class GGUFWeights: WeightProvider {
     private var sources: [TensorRole: (plan: GGUFTensorPlan, index: Int)] = [:]
     /// GGUF role → its plan (for the MLA value half).
     private var plans: [TensorRole: GGUFTensorPlan] = [:]
+    /// Role → the GGUF tensor holding the bias added after its product.
+    private var biases: [TensorRole: GGUFTensorPlan] = [:]
 
     /// Round every matmul input as llama.cpp's CPU backend does for the stored weight type (Q8_0 activations for
     /// Q8_0/Q4_0/Q5_0, Q8_K for k-quants, F16 for F16 …), so logits and KLD predict what llama-perplexity reports.
@@ -217,6 +230,16 @@ public final class GGUFWeights: WeightProvider {
         file = try GGUFFile(path: path)
         try GGUFWeights.checkSameModel(file, spec: spec)
         let layout = spec.tensorLayout
+        for plan in layout.ggufTensors(includeOutputHead: true) where plan.part == .bias && plan.layer.map({ $0 < spec.layerCount }) ?? true
+        {
+            guard let info = file.tensor(named: plan.name) else { throw EngineError.missingTensor(file: path, tensor: plan.name) }
+            guard info.dimensions == plan.dimensions else {
+                throw EngineError.tensorShape(
+                    file: path, tensor: plan.name, byteOffset: file.dataStart + info.offset, found: info.dimensions,
+                    expected: plan.dimensions)
+            }
+            if case .weight = plan.source { biases[plan.role] = plan }
+        }
         for plan in layout.ggufTensors(includeOutputHead: true) where plan.part == layout.storedFilePart(of: plan.role) {
             guard let info = file.tensor(named: plan.name) else {
                 if plan.role == .outputHead && spec.tieWordEmbeddings { continue }
@@ -336,6 +359,13 @@ public final class GGUFWeights: WeightProvider {
     }
 
     let cache = DecodedWeightCache(budget: decodedWeightBudget)
+
+    public func bias(_ role: TensorRole) throws -> [Float]? {
+        guard let plan = biases[role] else { return nil }
+        let values = try values(plan)
+        try checkFinite(values, file: file.path, tensor: plan.name)
+        return values
+    }
 
     public func weight(_ role: TensorRole) throws -> [Float] {
         try cache.value(role) {

@@ -157,7 +157,9 @@ struct PlanCommand: ParsableCommand {
             let (footprints, bytes) = try Footprint.withSource(checkpoint: model, recipes: chosen)
             return PlannedModel(
                 spec: spec, footprints: footprints,
-                source: SourceSize(bytes: bytes, note: "the checkpoint's safetensors files (\(spec.quantization.summary))"))
+                source: SourceSize(
+                    bytes: bytes,
+                    note: "the checkpoint's safetensors files" + (spec.quantization == .none ? "" : " (\(spec.quantization.summary))")))
         }
         if exists, looksLikeGGUF {
             let files = try Footprint.ggufFiles(first: model)

@@ -13,12 +13,13 @@ private let validation = URL(fileURLWithPath: #filePath).deletingLastPathCompone
     .deletingLastPathComponent().appendingPathComponent("validation")
 
 /// (architecture, recipe, imatrix format or nil).
-private let cases: [(String, RecipeName, String?)] = ["deepseek_v3", "qwen3_moe", "mixtral"].flatMap { arch in
-    [
-        (arch, RecipeName.f32, nil), (arch, .q8_0, nil), (arch, .q4_K_M, nil),
-        (arch, .q4_K_M, "gguf"), (arch, .q4_K_M, "dat"), (arch, .q4_0, "gguf"),
-    ]
-}
+private let cases: [(String, RecipeName, String?)] =
+    ["deepseek_v3", "qwen3_moe", "mixtral"].flatMap { arch in
+        [
+            (arch, RecipeName.f32, nil), (arch, .q8_0, nil), (arch, .q4_K_M, nil),
+            (arch, .q4_K_M, "gguf"), (arch, .q4_K_M, "dat"), (arch, .q4_0, "gguf"),
+        ]
+    } + [("glm4_moe", .f32, nil), ("glm4_moe", .q8_0, nil), ("glm4_moe", .q4_K_M, nil)]
 
 @Test(arguments: cases)
 func convertMatchesLlamaCppTensorForTensor(arch: String, recipe: RecipeName, imatrixFormat: String?) throws {

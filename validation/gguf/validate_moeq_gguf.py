@@ -46,9 +46,9 @@ import time
 
 import numpy as np
 
-FIXTURES_F32 = ["deepseek_v3-f32", "qwen3_moe-f32", "mixtral-f32"]
+FIXTURES_F32 = ["deepseek_v3-f32", "qwen3_moe-f32", "mixtral-f32", "glm4_moe-f32"]
 RECIPES_F32 = ["F32", "Q8_0", "Q4_K_M"]
-FIXTURES_BF16 = ["deepseek_v3-bf16-sharded", "mixtral-bf16-sharded"]
+FIXTURES_BF16 = ["deepseek_v3-bf16-sharded", "mixtral-bf16-sharded", "glm4_moe-bf16-sharded"]
 RECIPES_BF16 = ["F32"]
 BOS = 0
 
@@ -258,12 +258,15 @@ def main():
     ap.add_argument("--kv", choices=["f32", "f16"], default="f32")
     ap.add_argument("--llama-ref", default=None, help="dir with llama.cpp-made GGUFs (baseline rows)")
     ap.add_argument("--skip-convert", action="store_true", help="reuse OUT/*.gguf")
+    ap.add_argument("--only", default=None, help="comma-separated fixture names (default: all)")
     ap.add_argument("--dequant-diag", action="store_true",
                     help="also run F32 copies of moeq's quantized GGUFs (weights dequantized with gguf-py)")
     a = ap.parse_args()
     os.makedirs(a.out, exist_ok=True)
 
     jobs = [(f, r) for f in FIXTURES_F32 for r in RECIPES_F32] + [(f, r) for f in FIXTURES_BF16 for r in RECIPES_BF16]
+    if a.only:
+        jobs = [(f, r) for f, r in jobs if f in a.only.split(",")]
     pairs = []
     for fx, recipe in jobs:
         src = os.path.join(a.fixtures, fx)

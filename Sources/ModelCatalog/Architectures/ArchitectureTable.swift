@@ -136,4 +136,7 @@ public struct ArchitectureTable: Sendable {
     public let readConfig: @Sendable (inout ModelSpec, ConfigReader) throws(CatalogError) -> Void
     /// The config.json fields a GGUF header of this architecture stands for (beyond the common ones).
     public let configFromGGUF: @Sendable (GGUFHeaderReader) throws(CatalogError) -> [(String, JSONValue)]
+    /// Special tokens llama.cpp's converter sets by the token's text for this family (GLM's `<|user|>` as end of
+    /// turn …), each written when the tokenizer has that token and the key is not set already.
+    public var namedSpecialTokens: [(key: GGUFKey, token: String)] = []
 }

@@ -1,13 +1,19 @@
 // GLM-4.5 / GLM-4.5-Air: GQA with q/k/v biases, partial rotary and optional q/k norms, a DeepSeek-style sigmoid
 // router with a selection bias and one shared expert, leading dense layers, one MTP layer that llama.cpp keeps as
-// a block. GGUF: llama.cpp's `glm4moe` (LCPP conversion/glm.py). Planned and inspected; not converted yet.
+// a block. GGUF: llama.cpp's `glm4moe` (LCPP conversion/glm.py). Inspected, planned, converted and run.
 import TensorFormats
 
 extension ArchitectureTable {
     public static let glm4Moe = ArchitectureTable(
-        architecture: .glm4Moe, modelTypes: ["glm4_moe"], ggufArchitecture: "glm4moe", isConvertible: false, namePrefixes: [],
+        architecture: .glm4Moe, modelTypes: ["glm4_moe"], ggufArchitecture: "glm4moe", isConvertible: true, namePrefixes: [],
         checkpointTensors: Glm4Moe.checkpointTensors, fileTensors: Glm4Moe.fileTensors,
-        hyperParameters: Glm4Moe.hyperParameters, readConfig: Glm4Moe.readConfig, configFromGGUF: Glm4Moe.configFromGGUF)
+        hyperParameters: Glm4Moe.hyperParameters, readConfig: Glm4Moe.readConfig, configFromGGUF: Glm4Moe.configFromGGUF,
+        // llama.cpp's GLM vocabulary step (LCPP conversion/base.py `_set_vocab_glm`): [gMASK] as BOS, <|user|> as end of
+        // turn (<|endoftext|> there makes generation endless), <|endoftext|> as unknown, <|observation|> as end of message.
+        namedSpecialTokens: [
+            (.beginningOfSequence, "[gMASK]"), (.endOfTurn, "<|user|>"), (.unknownToken, "<|endoftext|>"),
+            (.endOfMessage, "<|observation|>"),
+        ])
 }
 
 enum Glm4Moe {
@@ -59,13 +65,15 @@ enum Glm4Moe {
         // GLM-4.5's converter counts its MTP layer as a block (llama.cpp conversion/glm.py).
         ArchitectureTable.commonHyperParameters(
             s, blocks: s.layerCount + s.nextTokenPredictionLayers, feedForward: s.intermediateSize,
-            writesVocabularySize: true) + [
+            writesVocabularySize: false) + [
                 (.keyLength, .uint32(UInt32(s.headDim))),
                 (.valueLength, .uint32(UInt32(s.headDim))),
                 (.ropeDimensionCount, .uint32(UInt32(Double(s.headDim) * s.partialRotaryFactor))),
                 (.expertFeedForwardLength, .uint32(UInt32(s.expertIntermediateSize))),
                 (.expertSharedCount, .uint32(UInt32(s.sharedExpertCount))),
                 (.leadingDenseBlockCount, .uint32(UInt32(s.denseLayers.count))),
+                (.expertGroupCount, .uint32(UInt32(s.expertGroupCount))),
+                (.expertGroupUsedCount, .uint32(UInt32(s.expertGroupsUsed))),
                 (.expertGatingFunction, .uint32(2)),
                 (.expertWeightsScale, .float32(Float(s.routedScalingFactor))),
                 (.expertWeightsNorm, .bool(s.normalizeTopKProbabilities)),

@@ -110,6 +110,9 @@ public enum ModelPresets {
         ModelPreset(
             name: "tiny-glm4-moe", architecture: .glm4Moe, config: tinyGlm4Moe(),
             nativeDType: "bf16", shardBytes: 2_000_000, source: "test model"),
+        ModelPreset(
+            name: "tiny-minimax-m2", architecture: .minimaxM2, config: tinyMiniMaxM2(),
+            nativeDType: "bf16", shardBytes: 2_000_000, source: "test model"),
     ]
 
     /// The preset for `name` and `architecture` (`tiny` resolves per architecture).
@@ -184,6 +187,17 @@ public enum ModelPresets {
 
     static func tinyMixtral() -> JSONValue {
         mixtral(hidden: 256, layers: 2, heads: 4, kvHeads: 2, ff: 256, experts: 4, vocab: 512)
+    }
+
+    /// MiniMax-M2's block at test size: q/k norms over all heads, rotary on half of each head, sigmoid router.
+    static func tinyMiniMaxM2() -> JSONValue {
+        [
+            "architectures": ["MiniMaxM2ForCausalLM"], "model_type": "minimax_m2",
+            "hidden_size": 256, "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 64,
+            "rotary_dim": 32, "intermediate_size": 128, "num_local_experts": 8, "num_experts_per_tok": 2, "vocab_size": 512,
+            "max_position_embeddings": 4096, "rope_theta": 5000000.0, "rms_norm_eps": 1e-6, "tie_word_embeddings": false,
+            "bos_token_id": 256, "eos_token_id": 257, "torch_dtype": "bfloat16",
+        ]
     }
 
     /// GLM-4.5's block at test size: q/k/v biases, partial rotary, sigmoid router with groups, a shared expert, a

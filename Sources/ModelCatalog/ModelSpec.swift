@@ -14,8 +14,11 @@ public enum Architecture: String, Sendable, CaseIterable, Codable {
     /// logits, experts with biases, MXFP4 experts at the source). Planned and inspected; not converted yet.
     case gptOss = "gpt_oss"
     /// GLM-4.5 / GLM-4.5-Air (GQA with q/k/v biases and partial rotary, DeepSeek-style sigmoid router with
-    /// correction bias, one shared expert, leading dense layers, one MTP layer). Planned and inspected; not converted yet.
+    /// correction bias, one shared expert, leading dense layers, one MTP layer).
     case glm4Moe = "glm4_moe"
+    /// MiniMax-M2 (GQA with q/k norms over all heads, partial rotary, sigmoid router with a selection bias, every
+    /// layer MoE).
+    case minimaxM2 = "minimax_m2"
 
     /// The architecture's tensor and key table.
     public var table: ArchitectureTable {
@@ -25,6 +28,7 @@ public enum Architecture: String, Sendable, CaseIterable, Codable {
         case .mixtral: .mixtral
         case .gptOss: .gptOss
         case .glm4Moe: .glm4Moe
+        case .minimaxM2: .minimaxM2
         }
     }
 
@@ -108,6 +112,8 @@ public struct ModelSpec: Sendable, Equatable {
     public var attentionBias = false
     /// Per-head q/k RMS norms (Qwen3; GLM-4.5 when `use_qk_norm`).
     public var queryKeyNorm = false
+    /// The q/k norms span all heads of the projection at once (MiniMax-M2) instead of each head.
+    public var queryKeyNormAcrossHeads = false
     /// Share of each head's dimensions that get rotary embedding (GLM-4.5: 0.5).
     public var partialRotaryFactor = 1.0
     /// transformers' `rope_interleave` (DeepSeek-V3: true unless config.json says otherwise).

@@ -1,4 +1,4 @@
-// Reference forward pass for GQA MoE transformers (qwen3_moe, mixtral, glm4_moe) in f32 on the CPU: tokens processed as
+// Reference forward pass for GQA MoE transformers (qwen3_moe, mixtral, glm4_moe, minimax_m2) in f32 on the CPU: tokens processed as
 // one batch, routed tokens grouped per expert with one sgemm per projection per expert, weights decoded
 // from any source encoding one tensor at a time.
 import Foundation
@@ -10,7 +10,7 @@ public struct GQAMoEForward {
     public let weights: WeightProvider
 
     public init(weights: WeightProvider) throws {
-        guard [.qwen3Moe, .mixtral, .glm4Moe].contains(weights.spec.architecture) else {
+        guard [.qwen3Moe, .mixtral, .glm4Moe, .minimaxM2].contains(weights.spec.architecture) else {
             throw EngineError.unsupported("\(weights.spec.modelType) as a GQA MoE")
         }
         spec = weights.spec
@@ -48,11 +48,13 @@ public struct GQAMoEForward {
                 if i == 0 { DenseOps.addRows(&q, bias) } else if i == 1 { DenseOps.addRows(&k, bias) } else { DenseOps.addRows(&v, bias) }
             }
             if spec.queryKeyNorm {
-                DenseOps.rmsNorm(&q, width: d, weight: try weight(attention(.queryNorm)), epsilon: eps)
-                DenseOps.rmsNorm(&k, width: d, weight: try weight(attention(.keyNorm)), epsilon: eps)
+                // Per head (Qwen3, GLM), or over the whole projection (MiniMax-M2).
+                let across = spec.queryKeyNormAcrossHeads
+                DenseOps.rmsNorm(&q, width: across ? heads * d : d, weight: try weight(attention(.queryNorm)), epsilon: eps)
+                DenseOps.rmsNorm(&k, width: across ? kvHeads * d : d, weight: try weight(attention(.keyNorm)), epsilon: eps)
             }
-            // GLM rotates the first partial_rotary_factor of each head (NeoX halves within it).
-            let rotary = spec.architecture == .glm4Moe ? Int(Double(d) * spec.partialRotaryFactor) : d
+            // GLM and MiniMax-M2 rotate the first partial_rotary_factor of each head (NeoX halves within it).
+            let rotary = Int((Double(d) * spec.partialRotaryFactor).rounded())
             DenseOps.rope(&q, windows: windows, heads: heads, dim: d, theta: spec.ropeTheta, rotary: rotary)
             DenseOps.rope(&k, windows: windows, heads: kvHeads, dim: d, theta: spec.ropeTheta, rotary: rotary)
             let context = DenseOps.attention(q: q, k: k, v: v, windows: windows, heads: heads, kvHeads: kvHeads, dim: d)

@@ -45,7 +45,7 @@ public enum ReferenceModel {
     public static func engine(weights: WeightProvider) throws -> LayerForward {
         switch weights.spec.architecture {
         case .deepseekV3: return try DeepseekV3Forward(weights: weights)
-        case .qwen3Moe, .mixtral, .glm4Moe: return try GQAMoEForward(weights: weights)
+        case .qwen3Moe, .mixtral, .glm4Moe, .minimaxM2: return try GQAMoEForward(weights: weights)
         case .gptOss:
             throw EngineError.unsupported("\(weights.spec.modelType) models (`moeq plan` and `inspect` read them)")
         }

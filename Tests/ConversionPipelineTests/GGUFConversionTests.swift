@@ -19,7 +19,7 @@ private let cases: [(String, RecipeName, String?)] =
             (arch, RecipeName.f32, nil), (arch, .q8_0, nil), (arch, .q4_K_M, nil),
             (arch, .q4_K_M, "gguf"), (arch, .q4_K_M, "dat"), (arch, .q4_0, "gguf"),
         ]
-    } + [("glm4_moe", .f32, nil), ("glm4_moe", .q8_0, nil), ("glm4_moe", .q4_K_M, nil)]
+    } + ["glm4_moe", "minimax_m2"].flatMap { arch in [(arch, RecipeName.f32, nil), (arch, .q8_0, nil), (arch, .q4_K_M, nil)] }
 
 @Test(arguments: cases)
 func convertMatchesLlamaCppTensorForTensor(arch: String, recipe: RecipeName, imatrixFormat: String?) throws {

@@ -27,6 +27,7 @@ func readNumpy(_ url: URL) throws -> (values: [Float], shape: [Int]) {
 @Test(arguments: [
     "deepseek_v3-f32", "deepseek_v3-bf16-sharded", "deepseek_v3-bf16-released", "qwen3_moe-f32",
     "qwen3_moe-bf16-sharded", "mixtral-f32", "mixtral-bf16-sharded", "glm4_moe-f32", "glm4_moe-bf16-sharded",
+    "minimax_m2-f32", "minimax_m2-bf16-sharded",
     "trained-deepseek_v3_wide", "trained-mixtral", "trained-qwen3_moe_wide",
 ])
 func logitsMatchTransformers(fixture: String) throws {
@@ -66,7 +67,7 @@ func heldOutPerplexityEqualsTransformers(fixture: String) throws {
     #expect(abs(perplexity - expected) / expected < 5e-5, "\(fixture): ours \(perplexity), transformers \(expected)")
 }
 
-@Test(arguments: ["deepseek_v3-f32", "qwen3_moe-f32", "mixtral-f32", "glm4_moe-f32"])
+@Test(arguments: ["deepseek_v3-f32", "qwen3_moe-f32", "mixtral-f32", "glm4_moe-f32", "minimax_m2-f32"])
 func engineOnOurF32GGUFEqualsEngineOnTheCheckpoint(fixture: String) throws {
     let directory = fixtures.appendingPathComponent(fixture).path
     let output = NSTemporaryDirectory() + "moeq-engine-\(fixture)-\(UUID().uuidString).gguf"

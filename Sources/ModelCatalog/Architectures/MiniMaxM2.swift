@@ -18,9 +18,9 @@ enum MiniMaxM2 {
         var t = CheckpointTensor.leading(s) + [.attentionNorm(.main)]
         t += CheckpointTensor.groupedQueryAttention(s, .main)
         t += [
-            CheckpointTensor(.attention(.queryNorm), HFNames.attention + "q_norm.weight", .layer(.main)) { [$0.headCount * $0.headDim] },
+            CheckpointTensor(.attention(.queryNorm), HFNames.attention + "q_norm.weight", .layer(.main)) { normWidth($0, $0.headCount) },
             CheckpointTensor(.attention(.keyNorm), HFNames.attention + "k_norm.weight", .layer(.main)) {
-                [$0.keyValueHeadCount * $0.headDim]
+                normWidth($0, $0.keyValueHeadCount)
             },
             .feedForwardNorm(.main),
             CheckpointTensor(.router, moe + "gate.weight", .layer(.moe)) { [$0.routedExpertCount, $0.hiddenSize] },
@@ -36,15 +36,16 @@ enum MiniMaxM2 {
         var t = FileTensor.leading() + [.attentionNorm(.main)]
         t += FileTensor.groupedQueryAttention(s, .main)
         t += [
-            FileTensor(.attention(.queryNorm), GGUFNames.block + "attn_q_norm.weight", .layer(.main)) { [$0.headCount * $0.headDim] },
-            FileTensor(.attention(.keyNorm), GGUFNames.block + "attn_k_norm.weight", .layer(.main)) {
-                [$0.keyValueHeadCount * $0.headDim]
-            },
+            FileTensor(.attention(.queryNorm), GGUFNames.block + "attn_q_norm.weight", .layer(.main)) { normWidth($0, $0.headCount) },
+            FileTensor(.attention(.keyNorm), GGUFNames.block + "attn_k_norm.weight", .layer(.main)) { normWidth($0, $0.keyValueHeadCount) },
             .feedForwardNorm(.main), .router(.moe), .routerBias(.moe),
         ]
         t += FileTensor.stackedExperts(.moe)
         return t + FileTensor.trailing()
     }
+
+    /// q/k norm weights: all heads' width with `qk_norm_type` per_layer (the release), one head's with per_head.
+    static func normWidth(_ s: ModelSpec, _ heads: Int) -> [Int] { [s.queryKeyNormAcrossHeads ? heads * s.headDim : s.headDim] }
 
     static func hyperParameters(_ s: ModelSpec) -> [(ModelKey, GGUFValue)] {
         ArchitectureTable.commonHyperParameters(s, blocks: s.layerCount, feedForward: s.expertIntermediateSize, writesVocabularySize: false)
@@ -77,8 +78,12 @@ enum MiniMaxM2 {
         s.expertsPerToken = try read.int("num_experts_per_tok", in: ConfigLimits.experts)
         s.routerScoring = .sigmoid
         s.normalizeTopKProbabilities = true
-        s.queryKeyNorm = true
-        s.queryKeyNormAcrossHeads = true
+        s.queryKeyNorm = try read.optionalBool("use_qk_norm") ?? true
+        switch read["qk_norm_type"]?.stringValue ?? "per_layer" {
+        case "per_layer": s.queryKeyNormAcrossHeads = true
+        case "per_head": s.queryKeyNormAcrossHeads = false
+        case let other: throw .invalidField(file: read.file, field: "qk_norm_type", reason: "\"\(other)\" (expected per_layer or per_head)")
+        }
         // Released configs give `rotary_dim`; transformers 5 writes rope_parameters.partial_rotary_factor as well.
         if let rotary = try read.optionalInt("rotary_dim", in: 1...s.headDim) {
             s.partialRotaryFactor = Double(rotary) / Double(s.headDim)

@@ -9,6 +9,9 @@
    full model, ~1.5 GB) and `fit --dry-run` with a generated sensitivity file on it; each must finish in under 10 s.
 3. Converts 2-, 4- and 8-layer slices (same widths) with INT4-NATIVE, Q4_K_M and IQ2_XXS (IQ2_XXS with a generated
    all-ones importance matrix) and verifies each output. Outputs of all-zero weights are mostly holes on disk.
+3b. With --paths: on the same slices, the other paths — INT4-NATIVE in the split and expert-major layouts, as two
+   shard parts and their merge, pack and unpack of the checkpoint, imatrix and validate (base against its INT4-NATIVE
+   GGUF) with the streamed engine on a short text.
 4. Samples every process's RssAnon and RssFile (/proc/PID/status, every 20 ms) and its bytes read/written
    (/proc/PID/io), fits per-layer slopes of wall time and peak memory, extrapolates to 61 layers, and checks the
    memory slope < 10 MB per layer and peak RssAnon + RssFile <= 2 GB on every slice.
@@ -142,6 +145,51 @@ def slope(points):
     return s, my - s * mx
 
 
+PATH_LABELS = ["convert {n}L split", "convert {n}L expert-major", "convert {n}L shard 1/2", "convert {n}L shard 2/2",
+               "merge {n}L", "verify {n}L merged", "pack {n}L", "unpack {n}L", "imatrix {n}L", "validate {n}L"]
+
+
+def other_paths(moeq, model, n, work, results):
+    """The paths besides stacked conversion and verify, on one slice (INT4-NATIVE keeps them quick)."""
+    def out(name):
+        return os.path.join(work, f"{n}L-{name}")
+
+    def remove(*paths):
+        for path in paths:
+            if os.path.isdir(path):
+                subprocess.run(["rm", "-rf", path])
+            elif os.path.exists(path):
+                os.remove(path)
+
+    for layout in ("split", "expert-major"):
+        target = out(f"{layout}.gguf")
+        run([moeq, "convert", model, "--recipe", "INT4-NATIVE", "--layout", layout, "-o", target, "--force"],
+            f"convert {n}L {layout}", results)
+        for name in os.listdir(work):
+            if name.startswith(f"{n}L-{layout}"):
+                remove(os.path.join(work, name))
+    merged = out("merged.gguf")
+    for k in (1, 2):
+        run([moeq, "convert", model, "--recipe", "INT4-NATIVE", "--shard", f"{k}/2", "-o", merged, "--force"],
+            f"convert {n}L shard {k}/2", results)
+    parts = sorted(os.path.join(work, name) for name in os.listdir(work) if name.startswith(f"{n}L-merged.gguf.part-"))
+    run([moeq, "merge"] + parts + ["-o", merged, "--force"], f"merge {n}L", results)
+    run([moeq, "verify", merged], f"verify {n}L merged", results)
+    remove(*parts)
+    packed, unpacked = out("pack"), out("unpacked")
+    run([moeq, "pack", model, "-o", packed, "--force"], f"pack {n}L", results)
+    run([moeq, "unpack", packed, "-o", unpacked, "--force"], f"unpack {n}L", results)
+    remove(packed, unpacked)
+    text = os.path.join(work, "calibration.txt")
+    with open(text, "w") as f:
+        f.write("In the beginning the heavens and the earth were made, and the earth was without form. " * 20)
+    run([moeq, "imatrix", model, "--text", text, "--ctx", "64", "--chunks", "2", "-o", out("imatrix.gguf"), "--force"],
+        f"imatrix {n}L", results)
+    run([moeq, "validate", merged, "--base", model, "--text", text, "--ctx", "64", "--chunks", "2", "--no-weight-errors"],
+        f"validate {n}L", results)
+    remove(merged, merged + ".manifest.json", out("imatrix.gguf"))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("moeq")
@@ -150,6 +198,9 @@ def main():
     parser.add_argument("--recipes", default="INT4-NATIVE,Q4_K_M,IQ2_XXS")
     parser.add_argument("--skip-full", action="store_true", help="only the slices")
     parser.add_argument("--skip-slices", action="store_true", help="only the full-shape commands")
+    parser.add_argument("--paths", action="store_true",
+                        help="also layouts, shard parts + merge, pack/unpack, imatrix and validate on the slices")
+    parser.add_argument("--skip-recipes", action="store_true", help="on the slices, only the --paths commands")
     args = parser.parse_args()
     moeq = os.path.abspath(args.moeq)
     os.makedirs(args.work, exist_ok=True)
@@ -202,7 +253,9 @@ def main():
         run([moeq, "synth", "--arch", "deepseek_v3", "--preset", "kimi-k2.5", "--sparse", "--layers", str(n), "--out", model,
              "--force"], f"synth {n}L", results)
         tensors = None
-        for recipe in recipes:
+        if args.paths:
+            other_paths(moeq, model, n, args.work, results)
+        for recipe in ([] if args.skip_recipes else recipes):
             out = os.path.join(args.work, f"{n}L-{recipe}.gguf")
             command = [moeq, "convert", model, "--recipe", recipe, "-o", out, "--force"]
             if recipe in RECIPES_NEEDING_IMATRIX:
@@ -218,23 +271,24 @@ def main():
 
     print("\nslopes per layer (least squares over slices), extrapolated to 61 layers:")
     summary = {}
-    for command in ("convert", "verify"):
-        for recipe in recipes:
-            points = [(n, results[f"{command} {n}L {recipe}"]) for n in layers]
-            time_slope, time_base = slope([(n, r["seconds"]) for n, r in points])
-            memory_slope, memory_base = slope([(n, r["peak_rss_sum"]) for n, r in points])
-            peak = max(r["peak_rss_sum"] for _, r in points)
-            key = f"{command} {recipe}"
-            summary[key] = {"seconds_per_layer": time_slope, "memory_bytes_per_layer": memory_slope,
-                            "seconds_at_61": time_base + 61 * time_slope, "memory_at_61": memory_base + 61 * memory_slope,
-                            "peak_rss_sum": peak}
-            print(f"  {key:<24} {time_slope:7.2f} s/layer -> {time_base + 61 * time_slope:8.0f} s at 61;  "
-                  f"{memory_slope / MB:6.2f} MB/layer -> {(memory_base + 61 * memory_slope) / MB:6.0f} MB at 61; "
-                  f"peak {peak / MB:.0f} MB")
-            if memory_slope >= 10 * MB:
-                failures.append(f"{key}: memory slope {memory_slope / MB:.1f} MB per layer (limit 10)")
-            if peak > 2 << 30:
-                failures.append(f"{key}: peak RssAnon + RssFile {peak / MB:.0f} MB (limit 2048)")
+    keys = [] if args.skip_recipes else [f"{command} {{n}}L {recipe}" for command in ("convert", "verify") for recipe in recipes]
+    keys += PATH_LABELS if args.paths else []
+    for pattern in keys:
+        points = [(n, results[pattern.format(n=n)]) for n in layers]
+        time_slope, time_base = slope([(n, r["seconds"]) for n, r in points])
+        memory_slope, memory_base = slope([(n, r["peak_rss_sum"]) for n, r in points])
+        peak = max(r["peak_rss_sum"] for _, r in points)
+        key = pattern.replace("{n}L ", "").replace(" {n}L", "")
+        summary[key] = {"seconds_per_layer": time_slope, "memory_bytes_per_layer": memory_slope,
+                        "seconds_at_61": time_base + 61 * time_slope, "memory_at_61": memory_base + 61 * memory_slope,
+                        "peak_rss_sum": peak}
+        print(f"  {key:<24} {time_slope:7.2f} s/layer -> {time_base + 61 * time_slope:8.0f} s at 61;  "
+              f"{memory_slope / MB:6.2f} MB/layer -> {(memory_base + 61 * memory_slope) / MB:6.0f} MB at 61; "
+              f"peak {peak / MB:.0f} MB")
+        if memory_slope >= 10 * MB:
+            failures.append(f"{key}: memory slope {memory_slope / MB:.1f} MB per layer (limit 10)")
+        if peak > 2 << 30:
+            failures.append(f"{key}: peak RssAnon + RssFile {peak / MB:.0f} MB (limit 2048)")
     with open(os.path.join(args.work, "rehearsal.json"), "w") as f:
         json.dump({"runs": results, "slopes": summary, "failures": failures}, f, indent=1)
     if failures:

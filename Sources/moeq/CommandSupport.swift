@@ -286,3 +286,10 @@ struct CacheType: ExpressibleByArgument {
     static var allValueStrings: [String] { accepted.map(\.rawValue) }
     var defaultValueDescription: String { type.rawValue }
 }
+
+/// A JSON document with the run's `resources` (peak RSS anon/file, bytes read and written) added as its last key.
+func withResources(_ document: JSONValue) -> JSONValue {
+    guard case .object(var object) = document else { return document }
+    object["resources"] = ResourceUsage.shared.object
+    return .object(object)
+}

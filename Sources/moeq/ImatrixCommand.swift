@@ -26,6 +26,7 @@ struct ImatrixCommand: ParsableCommand {
             "Memory for the chunks' hidden states (layer-major; default a quarter of RAM), beyond it a scratch file. E.g. 8GiB: "
                 + "\(ByteSize.units)."))
     var memory: ByteSize?
+    @Flag(help: "Print a JSON summary (chunks, idle experts, resources: peak RSS, bytes read and written).") var json = false
     @OptionGroup var outputs: OutputOptions
 
     func validate() throws {
@@ -60,6 +61,14 @@ struct ImatrixCommand: ParsableCommand {
             _ = try LayerMajor.hiddenStates(engine, windows: windows, budget: memory?.bytes ?? LayerMajor.defaultBudget)
             let done = windows.count
             try collector.write(to: output, dataset: (text ?? tokens ?? "") as String, chunks: done, chunkSize: ctx)
+            if json {
+                let summary: JSONValue = [
+                    "output": .string(output), "chunks": .integer(Int64(done)), "ctx": .integer(Int64(ctx)),
+                    "idle_experts": .integer(Int64(collector.idleExperts.count)), "resources": ResourceUsage.shared.object,
+                ]
+                print(summary.prettyPrinted(), terminator: "")
+                return
+            }
             print("wrote \(output): \(done) chunks × \(ctx) tokens")
             let idle = collector.idleExperts
             if !idle.isEmpty {

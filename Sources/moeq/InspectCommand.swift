@@ -24,7 +24,7 @@ struct InspectCommand: ParsableCommand {
             if path.hasSuffix(".gguf") { return try inspectGGUF() }
             let inspection = try CheckpointInspection(path: path)
             if json {
-                print(inspection.json(tensorGlob: tensors, includeTensors: tensors != nil).prettyPrinted(), terminator: "")
+                print(withResources(inspection.json(tensorGlob: tensors, includeTensors: tensors != nil)).prettyPrinted(), terminator: "")
                 return
             }
             printSummary(inspection)
@@ -96,7 +96,7 @@ struct InspectCommand: ParsableCommand {
     private func inspectGGUF() throws {
         let file = try GGUFFile(path: path)
         if json {
-            print(file.summaryJSON(tensorGlob: tensors).prettyPrinted(), terminator: "")
+            print(withResources(file.summaryJSON(tensorGlob: tensors)).prettyPrinted(), terminator: "")
             return
         }
         print("file           \(path) (GGUF v\(file.version), \(humanBytes(file.mapping.size)), alignment \(file.alignment))")

@@ -17,6 +17,7 @@ struct MergeCommand: ParsableCommand {
 
     @Argument(help: "The part files (OUT.gguf.part-k-of-n).") var parts: [String]
     @Option(name: .shortAndLong, help: "Output .gguf file.") var output: String
+    @Flag(help: "Print a JSON summary (bytes, tensors, resources: peak RSS, bytes read and written).") var json = false
     @OptionGroup var outputs: OutputOptions
 
     func run() throws {
@@ -30,6 +31,15 @@ struct MergeCommand: ParsableCommand {
                 inputs: parts, force: outputs.force)
             let started = Date()
             let merged = try ShardedConversion.merge(parts: parts, output: output)
+            if json {
+                let summary: JSONValue = [
+                    "output": .string(output), "bytes": .integer(Int64(merged.bytes)), "tensors": .integer(Int64(merged.tensors)),
+                    "parts": .integer(Int64(parts.count)), "seconds": .double(Date().timeIntervalSince(started)),
+                    "resources": ResourceUsage.shared.object,
+                ]
+                print(summary.prettyPrinted(), terminator: "")
+                return
+            }
             print(
                 """
                 wrote \(output): \(humanBytes(merged.bytes)), \(merged.tensors) tensors from \(parts.count) parts in \

@@ -11,6 +11,7 @@ struct PackCommand: ParsableCommand {
     @Argument(help: "Checkpoint directory.") var path: String
     @Option(name: .shortAndLong, help: "Archive directory to create.") var output: String
     @Option(parsing: .unconditional, help: "zstd level (1–19).") var level: Int32 = 3
+    @Flag(help: "Print a JSON summary (files, bytes, ratio, resources: peak RSS, bytes read and written).") var json = false
     @OptionGroup var outputs: OutputOptions
 
     func validate() throws { guard (1...19).contains(level) else { throw ValidationError("--level must be 1…19") } }
@@ -19,6 +20,15 @@ struct PackCommand: ParsableCommand {
         try reportingErrors {
             try checkOutputs([.directory(output)], inputs: [path], force: outputs.force)
             let summary = try BytePlanePack.pack(directory: path, output: output, level: level)
+            if json {
+                let document: JSONValue = [
+                    "output": .string(output), "files": .integer(Int64(summary.files)),
+                    "original_bytes": .integer(Int64(summary.originalBytes)), "packed_bytes": .integer(Int64(summary.packedBytes)),
+                    "ratio": .double(summary.ratio), "resources": ResourceUsage.shared.object,
+                ]
+                print(document.prettyPrinted(), terminator: "")
+                return
+            }
             print(
                 """
                 packed \(summary.files) files: \(humanBytes(summary.originalBytes)) → \(humanBytes(summary.packedBytes)) (ratio \
@@ -35,12 +45,21 @@ struct UnpackCommand: ParsableCommand {
 
     @Argument(help: "Archive directory.") var path: String
     @Option(name: .shortAndLong, help: "Directory to restore into.") var output: String
+    @Flag(help: "Print a JSON summary (files, bytes, resources: peak RSS, bytes read and written).") var json = false
     @OptionGroup var outputs: OutputOptions
 
     func run() throws {
         try reportingErrors {
             try checkOutputs([.directory(output)], inputs: [path], force: outputs.force)
             let summary = try BytePlanePack.unpack(input: path, directory: output)
+            if json {
+                let document: JSONValue = [
+                    "output": .string(output), "files": .integer(Int64(summary.files)),
+                    "original_bytes": .integer(Int64(summary.originalBytes)), "resources": ResourceUsage.shared.object,
+                ]
+                print(document.prettyPrinted(), terminator: "")
+                return
+            }
             print("restored \(summary.files) files, \(humanBytes(summary.originalBytes)), all XXH3 verified")
         }
     }

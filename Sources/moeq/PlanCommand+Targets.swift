@@ -161,6 +161,6 @@ extension PlanCommand {
         document["plans"] = .array(rows)
         document["recommendations"] = .array(recommendations)
         document["fit_budgets"] = .array(fit)
-        print(JSONValue.object(document).prettyPrinted(), terminator: "")
+        print(withResources(.object(document)).prettyPrinted(), terminator: "")
     }
 }

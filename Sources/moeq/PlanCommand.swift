@@ -114,7 +114,7 @@ struct PlanCommand: ParsableCommand {
             document["kv_cache_type"] = .string(cacheType.rawValue)
             document["source"] = planned.source.map(\.json) ?? .null
             document["recipes"] = .array(rows)
-            print(JSONValue.object(document).prettyPrinted(), terminator: "")
+            print(withResources(.object(document)).prettyPrinted(), terminator: "")
             return
         }
         var table = TextTable([

@@ -7,6 +7,7 @@ struct VerifyCommand: ParsableCommand {
         commandName: "verify", abstract: "Recheck a converted file's header and every tensor against OUT.manifest.json (XXH3).")
 
     @Argument(help: "A file moeq wrote (its manifest sits beside it).") var path: String
+    @Flag(help: "Print a JSON summary (tensors checked, resources: peak RSS, bytes read).") var json = false
 
     func run() throws {
         try reportingErrors {
@@ -20,6 +21,14 @@ struct VerifyCommand: ParsableCommand {
                     """
                 )
                 throw ExitCode(1)
+            }
+            if json {
+                let summary: JSONValue = [
+                    "file": .string(path), "tensors": .integer(Int64(manifest.tensors.count)), "match": true,
+                    "resources": ResourceUsage.shared.object,
+                ]
+                print(summary.prettyPrinted(), terminator: "")
+                return
             }
             print("\(path): header and \(manifest.tensors.count) tensors match the manifest")
         }

@@ -236,5 +236,32 @@ add("plan/--cache-type q8_0 (llama.cpp spelling, control)", "plan",
     lambda c: ["plan", "qwen3-30b-a3b", "--recipe", "Q4_K_M", "--cache-type", "q8_0"], rc=0)
 
 
+def json_with_resources(*keys):
+    """stdout is one JSON document with these keys and a `resources` block whose peak RSS is measured (> 0)."""
+    def post(c, r):
+        try:
+            document = json.loads(r.out)
+        except ValueError:
+            return [f"stdout is not JSON: {H.tail(r.out)}"]
+        missing = [k for k in keys + ("resources",) if k not in document]
+        if missing:
+            return [f"--json lacks {missing}"]
+        return [] if document["resources"].get("peak_rss_bytes", 0) > 0 else ["resources.peak_rss_bytes is not measured"]
+    return post
+
+
+H.section("--json summaries with resources (issue 19)")
+add("verify --json (control)", "verify", lambda c: ["verify", c.art("q.gguf"), "--json"], rc=0,
+    post=json_with_resources("tensors", "match"))
+add("pack --json (control)", "pack", lambda c: ["pack", model(c), "-o", c.p("packed"), "--json"], rc=0,
+    post=json_with_resources("files", "original_bytes", "packed_bytes"))
+add("imatrix --json (control)", "imatrix", lambda c: ["imatrix", model(c), "--tokens", toks(c), "--ctx", "8", "-o", c.p("i.gguf"), "--json"],
+    rc=0, post=json_with_resources("chunks", "idle_experts"))
+add("inspect --json carries resources (control)", "inspect", lambda c: ["inspect", model(c), "--json"], rc=0,
+    post=json_with_resources("model"))
+add("plan --json carries resources (control)", "plan", lambda c: ["plan", "qwen3-30b-a3b", "--json"], rc=0,
+    post=json_with_resources("recipes", "source"))
+
+
 def cases():
     return CASES

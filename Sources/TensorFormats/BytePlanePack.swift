@@ -83,9 +83,17 @@ public enum BytePlanePack {
                 let path = directory + "/" + name
                 let mapped = try MappedFile(path: path)
                 original += mapped.size
+                // Hashed 64 MiB at a time, each piece released once read: a checkpoint shard is gigabytes.
+                let hasher = ContentHasher()
+                var at = 0
+                while at < mapped.size {
+                    let end = min(mapped.size, at + (64 << 20))
+                    hasher.update(mapped.bytes(in: at..<end))
+                    mapped.releasePages(in: at..<end)
+                    at = end
+                }
                 var entry = JSONObject([
-                    ("name", .string(name)), ("bytes", .integer(Int64(mapped.size))),
-                    ("xxh3", .string(ContentHash.hex(ContentHash.xxh3(mapped.bytes)))),
+                    ("name", .string(name)), ("bytes", .integer(Int64(mapped.size))), ("xxh3", .string(ContentHash.hex(hasher.digest))),
                 ])
                 if name.hasSuffix(".safetensors"), let file = try? SafetensorsFile(path: path) {
                     entry["header"] = try emit(Array(mapped.bytes(in: 0..<file.header.dataStart)))
@@ -99,10 +107,11 @@ public enum BytePlanePack {
                             let end = min(bytes.count, start + chunkBytes / width * width)
                             let chunk = UnsafeRawBufferPointer(rebasing: bytes[start..<end])
                             for plane in 0..<width { list.append(try emit(extractPlane(chunk, plane: plane, width: width))) }
+                            let offset = file.fileOffset(of: tensor)
+                            file.mapping.releasePages(in: (offset + start)..<(offset + end))
                             start = end
                         }
                         tensors.append(["name": .string(tensor.name), "planes": .integer(Int64(width)), "frames": .array(list)])
-                        file.mapping.releasePages(in: file.fileOffset(of: tensor)..<(file.fileOffset(of: tensor) + tensor.byteCount))
                     }
                     entry["tensors"] = .array(tensors)
                 } else {
@@ -111,6 +120,7 @@ public enum BytePlanePack {
                     while start < mapped.size {
                         let end = min(mapped.size, start + chunkBytes)
                         list.append(try emit(Array(mapped.bytes(in: start..<end))))
+                        mapped.releasePages(in: start..<end)
                         start = end
                     }
                     entry["frames"] = .array(list)

@@ -94,6 +94,9 @@ public enum ShardedConversion {
         let prefix = 16 + indexLength
         let path = ConversionPlan.partPath(output: output, shard: shard, of: count)
         let file = try StagedFile(path: path, size: prefix + header.count + dataBytes)
+        // Units are filled in order, as a whole conversion's tensors are: O_DIRECT runs keep them out of the page cache
+        // and leave all-zero stretches as holes (a synthetic slice's part is then mostly holes, as its GGUF is).
+        file.enableDirectWrites()
         let sink = PartSink(file: file, dataStart: prefix + header.count, starts: starts)
         var hashes: [UInt64] = []
         var done = 0

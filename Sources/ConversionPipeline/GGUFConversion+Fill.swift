@@ -23,6 +23,13 @@ extension GGUFConversion {
             try Int4Native.repack(tensor, names: names, resolver: plan.resolver, writer: writer, hasher: hasher, wrote: wrote)
             return
         }
+        if type == .mxfp4, case let .fusedExperts(name, view) = tensor.source, !view.isBias, !view.transposed,
+            case let .mxfp4(blocks, scales) = try plan.resolver.weight(named: name).encoding
+        {
+            // gpt-oss's released MXFP4 experts: the same codes and exponents in ggml's block layout, not one value touched.
+            try carryMXFP4(tensor, view: view, blocks: blocks, scales: scales, writer: writer, hasher: hasher, wrote: wrote)
+            return
+        }
         let width = tensor.rowWidth
         guard let rowBytes = type.rowBytes(width: width) else {
             throw ConversionError.shape(tensor: tensor.name, reason: "width \(width) does not fit \(type.rawValue)")
@@ -197,8 +204,8 @@ extension GGUFConversion {
                 segment.releasesPages = false
                 return segment
             }
-        case .fusedHalf(let name, _):
-            throw ConversionError.shape(tensor: tensor.name, reason: "fused expert tensors (\(name)) are planned, not converted yet")
+        case let .fusedExperts(name, view):
+            return try fusedExpertSegments(tensor, source: try plan.resolver.weight(named: name), view: view, decoder: decoder)
         }
     }
 }

@@ -13,13 +13,14 @@ public enum GGUFSource: Sendable, Equatable {
     case keyFromKVB(String, heads: Int, noPosition: Int, value: Int)
     /// MLA `attn_v_b`: per head, the last `value` rows of kv_b_proj.
     case valueFromKVB(String, heads: Int, noPosition: Int, value: Int)
-    /// The first or second half of a fused gate_up expert tensor (gpt-oss; planned, not converted).
-    case fusedHalf(String, second: Bool)
+    /// Experts fused in one checkpoint tensor per layer (gpt-oss), expert e's rows where `view` says.
+    case fusedExperts(String, FusedExpertView)
 
     /// Every checkpoint weight the rows come from.
     public var names: [String] {
         switch self {
-        case .weight(let n), .ropePermuted(let n, _), .keyFromKVB(let n, _, _, _), .valueFromKVB(let n, _, _, _), .fusedHalf(let n, _): [n]
+        case .weight(let n), .ropePermuted(let n, _), .keyFromKVB(let n, _, _, _), .valueFromKVB(let n, _, _, _), .fusedExperts(let n, _):
+            [n]
         case .stacked(let names): Array(names)
         }
     }

@@ -162,7 +162,8 @@ extension ModelSpec {
                 betaFast: try sub.optionalDouble("beta_fast", in: -1e6...1e6),
                 betaSlow: try sub.optionalDouble("beta_slow", in: -1e6...1e6),
                 mscale: try sub.optionalDouble("mscale", in: -1e6...1e6),
-                mscaleAllDim: try sub.optionalDouble("mscale_all_dim", in: -1e6...1e6))
+                mscaleAllDim: try sub.optionalDouble("mscale_all_dim", in: -1e6...1e6),
+                truncate: try sub.optionalBool("truncate") ?? true)
         )
     }
 }

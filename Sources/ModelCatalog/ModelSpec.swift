@@ -54,6 +54,14 @@ public struct RopeScaling: Sendable, Equatable, Codable {
     public var betaSlow: Double?
     public var mscale: Double?
     public var mscaleAllDim: Double?
+    /// YaRN: floor / ceil the correction range's bounds (transformers' default; gpt-oss sets false).
+    public var truncate: Bool = true
+}
+
+/// gpt-oss's expert activation constants (config.json `swiglu_alpha`, `swiglu_limit`).
+public struct ClampedSwiGLU: Sendable, Equatable, Codable {
+    public var alpha: Double
+    public var limit: Double
 }
 
 /// Multi-head latent attention dimensions (DeepSeek-V3 / Kimi).
@@ -108,6 +116,9 @@ public struct ModelSpec: Sendable, Equatable {
     /// Sliding-window attention: the window in tokens and the layers that use it (gpt-oss: 128, even layers).
     public var slidingWindow: Int? = nil
     public var slidingWindowLayers: Set<Int> = []
+    /// gpt-oss's clamped SwiGLU, (up + 1) · g · σ(alpha · g) with g = min(gate, limit), up clamped to ±limit; nil:
+    /// plain silu(gate) · up.
+    public var clampedSwiGLU: ClampedSwiGLU? = nil
     /// q/k/v (and for gpt-oss o) projections carry biases.
     public var attentionBias = false
     /// Per-head q/k RMS norms (Qwen3; GLM-4.5 when `use_qk_norm`).

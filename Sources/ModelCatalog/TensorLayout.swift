@@ -236,8 +236,14 @@ public struct TensorLayout: Sendable {
                 return .keyFromKVB(name(), heads: spec.headCount, noPosition: mla.noPositionHeadDim, value: mla.valueHeadDim)
             }
             return .valueFromKVB(name(), heads: spec.headCount, noPosition: mla.noPositionHeadDim, value: mla.valueHeadDim)
-        case .fusedHalf(_, let second):
-            return .fusedHalf(name(), second: second)
+        case .fusedExperts(_, let stride, let phase):
+            // Weights ne {in, out, E}; biases ne {out, E}. The MXFP4 release stores outputs first, transformers'
+            // float parameters inputs first.
+            let dimensions = template.dimensions(spec), bias = template.part == .bias
+            let view = FusedExpertView(
+                rows: bias ? 1 : dimensions[1], columns: dimensions[0], transposed: !bias && spec.quantization != .mxfp4, stride: stride,
+                phase: phase, isBias: bias)
+            return .fusedExperts(name(), view)
         }
     }
 

@@ -35,31 +35,11 @@ public struct DeepseekV3Forward {
 
     // MARK: YaRN
 
-    static func mscale(_ scale: Double, _ m: Double) -> Double { scale <= 1 ? 1 : 0.1 * m * log(scale) + 1 }
+    static func mscale(_ scale: Double, _ m: Double) -> Double { DenseOps.mscale(scale, m) }
 
     /// Inverse frequencies of the rope dims and the cos/sin scale (transformers' `_compute_yarn_parameters`).
     func ropeFrequencies() -> (inverse: [Float], attentionScale: Float) {
-        let dim = mla.ropeHeadDim, base = spec.ropeTheta
-        let plain = (0..<(dim / 2)).map { Float(1 / pow(base, Double(2 * $0) / Double(dim))) }
-        guard let yarn = spec.ropeScaling, yarn.type == "yarn", let original = yarn.originalMaxPositionEmbeddings else { return (plain, 1) }
-        let factor = yarn.factor
-        var attention = DeepseekV3Forward.mscale(factor, 1)
-        if let m = yarn.mscale, let all = yarn.mscaleAllDim, m != 0, all != 0 {
-            attention = DeepseekV3Forward.mscale(factor, m) / DeepseekV3Forward.mscale(factor, all)
-        }
-        let fast = yarn.betaFast ?? 32, slow = yarn.betaSlow ?? 1
-        func correction(_ rotations: Double) -> Double {
-            Double(dim) * log(Double(original) / (rotations * 2 * Double.pi)) / (2 * log(base))
-        }
-        let low = max(floor(correction(fast)), 0), high = min(ceil(correction(slow)), Double(dim - 1))
-        let span = low == high ? 0.001 : high - low
-        let inverse = (0..<(dim / 2)).map { i -> Float in
-            let position = pow(base, Double(2 * i) / Double(dim))
-            let ramp = min(max((Double(i) - low) / span, 0), 1)
-            let extrapolation = 1 - ramp
-            return Float((1 / (factor * position)) * (1 - extrapolation) + (1 / position) * extrapolation)
-        }
-        return (inverse, Float(attention))
+        DenseOps.ropeFrequencies(dim: mla.ropeHeadDim, theta: spec.ropeTheta, scaling: spec.ropeScaling)
     }
 
     /// Rotates the rope part (`dim` values at `offset` of each `stride`-wide head row) in place; positions restart at 0

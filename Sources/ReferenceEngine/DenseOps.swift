@@ -1,5 +1,6 @@
 // The leaf operations of the reference forward pass, on row-major f32 activations [tokens × width].
 import Foundation
+import ModelCatalog
 import QuantKernels
 
 enum DenseOps {
@@ -59,6 +60,34 @@ enum DenseOps {
         }
     }
 
+    static func mscale(_ scale: Double, _ m: Double) -> Double { scale <= 1 ? 1 : 0.1 * m * log(scale) + 1 }
+
+    /// Inverse frequencies of `dim` rotated dims and the cos/sin scale: plain RoPE, or YaRN's blend of interpolated
+    /// and extrapolated frequencies with its attention factor (transformers' `_compute_yarn_parameters`; the
+    /// correction range's bounds rounded out unless `truncate` is false, as gpt-oss sets).
+    static func ropeFrequencies(dim: Int, theta base: Double, scaling: RopeScaling?) -> (inverse: [Float], attentionScale: Float) {
+        let plain = (0..<(dim / 2)).map { Float(1 / pow(base, Double(2 * $0) / Double(dim))) }
+        guard let yarn = scaling, yarn.type == "yarn", let original = yarn.originalMaxPositionEmbeddings else { return (plain, 1) }
+        let factor = yarn.factor
+        var attention = mscale(factor, 1)
+        if let m = yarn.mscale, let all = yarn.mscaleAllDim, m != 0, all != 0 { attention = mscale(factor, m) / mscale(factor, all) }
+        let fast = yarn.betaFast ?? 32, slow = yarn.betaSlow ?? 1
+        func correction(_ rotations: Double) -> Double {
+            Double(dim) * log(Double(original) / (rotations * 2 * Double.pi)) / (2 * log(base))
+        }
+        var low = correction(fast), high = correction(slow)
+        if yarn.truncate { (low, high) = (floor(low), ceil(high)) }
+        (low, high) = (max(low, 0), min(high, Double(dim - 1)))
+        let span = low == high ? 0.001 : high - low
+        let inverse = (0..<(dim / 2)).map { i -> Float in
+            let position = pow(base, Double(2 * i) / Double(dim))
+            let ramp = min(max((Double(i) - low) / span, 0), 1)
+            let extrapolation = 1 - ramp
+            return Float((1 / (factor * position)) * (1 - extrapolation) + (1 / position) * extrapolation)
+        }
+        return (inverse, Float(attention))
+    }
+
     /// Each token's position within its window (`windows`: token counts of the consecutive windows).
     static func positions(_ windows: [Int]) -> [Int] { windows.flatMap { 0..<$0 } }
 
@@ -87,10 +116,13 @@ enum DenseOps {
     }
 
     /// `rotary`: rotate only the first `rotary` dims of each head (GLM's partial rotary; the rest pass through).
-    static func rope(_ x: inout [Float], windows: [Int], heads: Int, dim: Int, theta: Double, rotary: Int? = nil) {
+    /// `scaling`: YaRN's frequencies and cos/sin scale (gpt-oss).
+    static func rope(
+        _ x: inout [Float], windows: [Int], heads: Int, dim: Int, theta: Double, rotary: Int? = nil, scaling: RopeScaling? = nil
+    ) {
         let rotated = rotary ?? dim, half = rotated / 2
-        let inverse = (0..<half).map { Float(1 / pow(theta, Double(2 * $0) / Double(rotated))) }
-        let positions = positions(windows), (cosines, sines) = rotations(count: windows.max() ?? 0, inverse: inverse)
+        let (inverse, scale) = ropeFrequencies(dim: rotated, theta: theta, scaling: scaling)
+        let positions = positions(windows), (cosines, sines) = rotations(count: windows.max() ?? 0, inverse: inverse, scale: scale)
         x.withUnsafeMutableBufferPointer { x in
             Parallel.rows(positions.count) { tokens in
                 for row in tokens {
@@ -112,9 +144,11 @@ enum DenseOps {
     /// Causal grouped-query attention within each window of `windows` (token counts of the consecutive windows):
     /// q [T × H·d], k [T × Hkv·d], v [T × Hkv·dv] → [T × H·dv]; `scale` defaults to 1/√d. Per window and head:
     /// scores = Q·Kᵀ and output = P·V as two sgemms, softmax over s ≤ t in between; (window, head) pairs in parallel.
+    /// `sinks`: a logit per head that joins each softmax without a value (gpt-oss); `slidingWindow`: keys at most
+    /// `slidingWindow − 1` positions back (sliding-window layers).
     static func attention(
         q: [Float], k: [Float], v: [Float], windows: [Int], heads: Int, kvHeads: Int, dim: Int,
-        valueDim: Int? = nil, scale: Float? = nil
+        valueDim: Int? = nil, scale: Float? = nil, sinks: [Float]? = nil, slidingWindow: Int? = nil
     ) -> [Float] {
         let dv = valueDim ?? dim, total = windows.reduce(0, +)
         var out = [Float](repeating: 0, count: total * heads * dv)
@@ -139,11 +173,15 @@ enum DenseOps {
                 p.withUnsafeMutableBufferPointer { row in
                     for i in 0..<t {
                         let base = i * t
-                        var maximum = -Float.infinity
-                        for s in 0...i { row[base + s] *= scale; maximum = max(maximum, row[base + s]) }
-                        var total: Float = 0
-                        for s in 0...i { row[base + s] = exp(row[base + s] - maximum); total += row[base + s] }
-                        for s in 0...i { row[base + s] /= total }
+                        // A sliding window sees the last `window` positions (gpt-oss: i − s < window).
+                        let first = slidingWindow.map { max(0, i - $0 + 1) } ?? 0
+                        var maximum = sinks?[h] ?? -Float.infinity
+                        for s in first...i { row[base + s] *= scale; maximum = max(maximum, row[base + s]) }
+                        // A sink (gpt-oss) is one more logit in the softmax with no value behind it.
+                        var total: Float = sinks.map { exp($0[h] - maximum) } ?? 0
+                        for s in first...i { row[base + s] = exp(row[base + s] - maximum); total += row[base + s] }
+                        for s in first...i { row[base + s] /= total }
+                        for s in 0..<first { row[base + s] = 0 }
                         for s in (i + 1)..<t where i + 1 < t { row[base + s] = 0 }
                     }
                 }
@@ -194,11 +232,21 @@ enum DenseOps {
         return output
     }
 
-    /// SwiGLU's activation: silu(gate) · up, element-wise, on all cores.
-    static func swiGLU(_ gate: [Float], _ up: [Float]) -> [Float] {
+    /// SwiGLU's activation: silu(gate) · up, element-wise, on all cores; or gpt-oss's clamped form.
+    static func swiGLU(_ gate: [Float], _ up: [Float], clamped: ClampedSwiGLU? = nil) -> [Float] {
         var act = [Float](repeating: 0, count: gate.count)
         act.withUnsafeMutableBufferPointer { act in
-            Parallel.rows(gate.count, minimum: 1 << 14) { run in for i in run { act[i] = silu(gate[i]) * up[i] } }
+            Parallel.rows(gate.count, minimum: 1 << 14) { run in
+                guard let clamped else {
+                    for i in run { act[i] = silu(gate[i]) * up[i] }
+                    return
+                }
+                let alpha = Float(clamped.alpha), limit = Float(clamped.limit)
+                for i in run {
+                    let g = min(gate[i], limit), u = min(max(up[i], -limit), limit)
+                    act[i] = (u + 1) * (g / (1 + exp(-alpha * g)))
+                }
+            }
         }
         return act
     }

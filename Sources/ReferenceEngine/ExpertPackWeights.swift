@@ -68,6 +68,8 @@ public final class ExpertPackWeights: WeightProvider {
         return dense.regions(layer: layer) + (experts ?? []).sorted { $0.1.lowerBound < $1.1.lowerBound }
     }
 
+    public func doneWithLayer(_ layer: Int?) { dense.doneWithLayer(layer) }
+
     public func rowDecoder(_ role: TensorRole) -> WeightRows? {
         if case .routedExpert = role { return nil }  // experts go through the pack's cache
         return dense.rowDecoder(role)

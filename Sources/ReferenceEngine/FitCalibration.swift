@@ -28,6 +28,10 @@ public struct RoundTripWeights: WeightProvider {
     public func has(_ role: TensorRole) -> Bool { base.has(role) }
     public func bias(_ role: TensorRole) throws -> [Float]? { try base.bias(role) }
     public func regions(layer: Int?) -> [(file: MappedFile, bytes: Range<Int>)] { base.regions(layer: layer) }
+    public func doneWithLayer(_ layer: Int?) {
+        cache.leftLayer()
+        base.doneWithLayer(layer)
+    }
 
     public func weight(_ role: TensorRole) throws -> [Float] {
         guard let target = targets.roles[role] else { return try base.weight(role) }

@@ -13,8 +13,8 @@ public final class GGUFWeights: WeightProvider {
     private var sources: [TensorRole: (plan: GGUFTensorPlan, index: Int)] = [:]
     /// GGUF role → its plan (for the MLA value half).
     private var plans: [TensorRole: GGUFTensorPlan] = [:]
-    /// Role → the GGUF tensor holding the bias added after its product.
-    private var biases: [TensorRole: GGUFTensorPlan] = [:]
+    /// Role → the GGUF tensor holding the bias added after its product, and which expert's row of it.
+    private var biases: [TensorRole: (plan: GGUFTensorPlan, index: Int)] = [:]
 
     /// Round every matmul input as llama.cpp's CPU backend does for the stored weight type (Q8_0 activations for
     /// Q8_0/Q4_0/Q5_0, Q8_K for k-quants, F16 for F16 …), so logits and KLD predict what llama-perplexity reports.
@@ -38,7 +38,13 @@ public final class GGUFWeights: WeightProvider {
                     file: path, tensor: plan.name, byteOffset: file.dataStart + info.offset, found: info.dimensions,
                     expected: plan.dimensions)
             }
-            if case .weight = plan.source { biases[plan.role] = plan }
+            switch plan.source {
+            case .weight: biases[plan.role] = (plan, 0)
+            case .fusedExperts:
+                guard case .routedExperts(let l, let projection) = plan.role else { continue }
+                for e in 0..<spec.routedExpertCount { biases[.routedExpert(layer: l, expert: e, projection: projection)] = (plan, e) }
+            default: continue
+            }
         }
         for plan in layout.ggufTensors(includeOutputHead: true) where plan.part == layout.storedFilePart(of: plan.role) {
             guard let info = file.tensor(named: plan.name) else {
@@ -60,12 +66,12 @@ public final class GGUFWeights: WeightProvider {
             switch plan.source {
             case .weight, .ropePermuted:
                 sources[plan.role] = (plan, 0)
-            case .stacked:
+            case .stacked, .fusedExperts:
                 guard case .routedExperts(let l, let projection) = plan.role else { continue }
                 for e in 0..<spec.routedExpertCount { sources[.routedExpert(layer: l, expert: e, projection: projection)] = (plan, e) }
             case .keyFromKVB:
                 if let layer = plan.layer { sources[.attention(layer: layer, part: .keyValueB)] = (plan, 0) }
-            case .valueFromKVB, .fusedHalf:
+            case .valueFromKVB:
                 break
             }
         }
@@ -105,7 +111,7 @@ public final class GGUFWeights: WeightProvider {
         let matrices: Int
         switch plan.source {
         case .weight: matrices = 1
-        case .stacked(let names): matrices = names.count
+        case .stacked, .fusedExperts: matrices = plan.dimensions[2]
         default: return nil  // permuted or split on the way back: decoded whole
         }
         let rows = plan.rowCount / matrices, columns = plan.rowWidth, type = info.type, mapping = file.mapping
@@ -130,6 +136,8 @@ public final class GGUFWeights: WeightProvider {
         try checkFinite(values, file: file.path, tensor: plan.name)
         return values
     }
+
+    public func doneWithLayer(_ layer: Int?) { cache.leftLayer() }
 
     public func regions(layer: Int?) -> [(file: MappedFile, bytes: Range<Int>)] {
         Set(plans.values.filter { $0.layer == layer }.map(\.name)).sorted().compactMap { name in
@@ -161,8 +169,13 @@ public final class GGUFWeights: WeightProvider {
     let cache = DecodedWeightCache(budget: decodedWeightBudget)
 
     public func bias(_ role: TensorRole) throws -> [Float]? {
-        guard let plan = biases[role] else { return nil }
-        let values = try values(plan)
+        guard let (plan, index) = biases[role] else { return nil }
+        var values = try values(plan)
+        if case .fusedExperts = plan.source {
+            // One row [out] per expert of the stacked bias.
+            let width = plan.dimensions[0]
+            values = Array(values[(index * width)..<((index + 1) * width)])
+        }
         try checkFinite(values, file: file.path, tensor: plan.name)
         return values
     }
@@ -177,15 +190,18 @@ public final class GGUFWeights: WeightProvider {
 
     private func decode(_ role: TensorRole) throws -> [Float] {
         guard let (plan, index) = sources[role] else { throw EngineError.missingTensor(file: file.path, tensor: "\(role)") }
-        if case .stacked(let names) = plan.source {
+        switch plan.source {
+        case .stacked, .fusedExperts:
+            let matrices = plan.dimensions[2]
             guard let info = file.tensor(named: plan.name) else { throw EngineError.missingTensor(file: file.path, tensor: plan.name) }
-            let range = file.byteRange(of: info), bytes = info.byteCount / names.count
+            let range = file.byteRange(of: info), bytes = info.byteCount / matrices
             return try dequantized(
-                info, (range.lowerBound + index * bytes)..<(range.lowerBound + (index + 1) * bytes), count: info.elementCount / names.count)
+                info, (range.lowerBound + index * bytes)..<(range.lowerBound + (index + 1) * bytes), count: info.elementCount / matrices)
+        default: break
         }
         let all = try values(plan)
         switch plan.source {
-        case .weight, .stacked, .fusedHalf:
+        case .weight, .stacked, .fusedExperts:
             return all
         case .ropePermuted(_, let heads):
             // Undo llama.cpp's permute: GGUF row h·d + 2i + j holds HF row h·d + j·(d/2) + i.

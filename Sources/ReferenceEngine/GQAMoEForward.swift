@@ -1,4 +1,4 @@
-// Reference forward pass for GQA MoE transformers (qwen3_moe, mixtral, glm4_moe, minimax_m2) in f32 on the CPU: tokens processed as
+// Reference forward pass for GQA MoE transformers (qwen3_moe, mixtral, glm4_moe, minimax_m2, gpt_oss) in f32 on the CPU: tokens processed as
 // one batch, routed tokens grouped per expert with one sgemm per projection per expert, weights decoded
 // from any source encoding one tensor at a time.
 import Foundation
@@ -10,7 +10,7 @@ public struct GQAMoEForward {
     public let weights: WeightProvider
 
     public init(weights: WeightProvider) throws {
-        guard [.qwen3Moe, .mixtral, .glm4Moe, .minimaxM2].contains(weights.spec.architecture) else {
+        guard [.qwen3Moe, .mixtral, .glm4Moe, .minimaxM2, .gptOss].contains(weights.spec.architecture) else {
             throw EngineError.unsupported("\(weights.spec.modelType) as a GQA MoE")
         }
         spec = weights.spec
@@ -55,10 +55,17 @@ public struct GQAMoEForward {
             }
             // GLM and MiniMax-M2 rotate the first partial_rotary_factor of each head (NeoX halves within it).
             let rotary = Int((Double(d) * spec.partialRotaryFactor).rounded())
-            DenseOps.rope(&q, windows: windows, heads: heads, dim: d, theta: spec.ropeTheta, rotary: rotary)
-            DenseOps.rope(&k, windows: windows, heads: kvHeads, dim: d, theta: spec.ropeTheta, rotary: rotary)
-            let context = DenseOps.attention(q: q, k: k, v: v, windows: windows, heads: heads, kvHeads: kvHeads, dim: d)
-            let attended = try project(context, tokens: t, inputs: heads * d, attention(.output), outputs: h)
+            // gpt-oss: YaRN.
+            let scaling = spec.ropeScaling?.type == "yarn" ? spec.ropeScaling : nil
+            DenseOps.rope(&q, windows: windows, heads: heads, dim: d, theta: spec.ropeTheta, rotary: rotary, scaling: scaling)
+            DenseOps.rope(&k, windows: windows, heads: kvHeads, dim: d, theta: spec.ropeTheta, rotary: rotary, scaling: scaling)
+            // gpt-oss: a sink logit per head, and a sliding window on some layers.
+            let sinks = weights.has(attention(.sinks)) ? try weight(attention(.sinks)) : nil
+            let window = spec.slidingWindowLayers.contains(layer) ? spec.slidingWindow : nil
+            let context = DenseOps.attention(
+                q: q, k: k, v: v, windows: windows, heads: heads, kvHeads: kvHeads, dim: d, sinks: sinks, slidingWindow: window)
+            var attended = try project(context, tokens: t, inputs: heads * d, attention(.output), outputs: h)
+            if let bias = try weights.bias(attention(.output)) { DenseOps.addRows(&attended, bias) }
             DenseOps.add(&x, attended)
             // MoE block.
             var m = x
@@ -71,7 +78,9 @@ public struct GQAMoEForward {
                 return
             }
             let experts = spec.routedExpertCount, topK = spec.expertsPerToken
-            let router = try project(m, tokens: t, inputs: h, .router(layer: layer), outputs: experts)
+            var router = try project(m, tokens: t, inputs: h, .router(layer: layer), outputs: experts)
+            // gpt-oss's router has a bias (its softmax over the top-k logits is the renormalised top-k of the softmax).
+            if let routerBias = try weights.bias(.router(layer: layer)) { DenseOps.addRows(&router, routerBias) }
             let bias =
                 weights.has(.routerBias(layer: layer)) ? try weight(.routerBias(layer: layer)) : [Float](repeating: 0, count: experts)
             // Softmax over all experts, top-k, renormalised (Mixtral always; Qwen3 when norm_topk_prob); GLM: DeepSeek's

@@ -42,7 +42,7 @@ public final class ImportanceCollector: ActivationObserver {
             switch plan.source {
             case .weight, .ropePermuted:
                 targets[plan.role] = Target(gguf: plan.name, matrix: 0, matrices: 1, width: plan.rowWidth, routed: false)
-            case .stacked:
+            case .stacked, .fusedExperts:
                 guard case .routedExperts(let layer, let projection) = plan.role else { continue }
                 if projection == .down { routedDown.insert(plan.name) }
                 for e in 0..<spec.routedExpertCount {
@@ -51,8 +51,6 @@ public final class ImportanceCollector: ActivationObserver {
                 }
             case .keyFromKVB(_, let heads, _, _), .valueFromKVB(_, let heads, _, _):
                 targets[plan.role] = Target(gguf: plan.name, matrix: 0, matrices: heads, width: plan.rowWidth, routed: false)
-            case .fusedHalf:
-                break
             }
         }
     }

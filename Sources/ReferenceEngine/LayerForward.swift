@@ -22,9 +22,13 @@ extension LayerForward {
     /// SwiGLU feed-forward, down(silu(x·gateᵀ) ⊙ x·upᵀ): dense layers, shared and routed experts.
     func swiGLUFeedForward(_ x: [Float], tokens t: Int, roles: (Projection) -> TensorRole, width: Int) throws -> [Float] {
         let h = spec.hiddenSize
-        let gateUp = try weights.project(x, tokens: t, inputs: h, [(roles(.gate), width), (roles(.up), width)], observer: observer)
-        let act = DenseOps.swiGLU(gateUp[0], gateUp[1])
-        return try weights.project(act, tokens: t, inputs: width, roles(.down), outputs: h, observer: observer)
+        var gateUp = try weights.project(x, tokens: t, inputs: h, [(roles(.gate), width), (roles(.up), width)], observer: observer)
+        // gpt-oss's experts add a bias after each product.
+        for i in 0..<2 { if let bias = try weights.bias(roles(i == 0 ? .gate : .up)) { DenseOps.addRows(&gateUp[i], bias) } }
+        let act = DenseOps.swiGLU(gateUp[0], gateUp[1], clamped: spec.clampedSwiGLU)
+        var out = try weights.project(act, tokens: t, inputs: width, roles(.down), outputs: h, observer: observer)
+        if let bias = try weights.bias(roles(.down)) { DenseOps.addRows(&out, bias) }
+        return out
     }
 
     /// Token embeddings [tokens × hidden] of one window. An embedding larger than `largeWeightBytes` in f32 is read
@@ -181,6 +185,7 @@ public enum LayerMajor {
         for region in weights.regions(layer: layer) where seen.insert(ObjectIdentifier(region.file)).inserted {
             region.file.releaseAll()
         }
+        weights.doneWithLayer(layer)
     }
 
     /// The pass allocates and frees activation arrays of megabytes many times per layer; glibc would map and unmap

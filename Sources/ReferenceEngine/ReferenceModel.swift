@@ -37,6 +37,11 @@ public enum ReferenceModel {
         let layout = weights.spec.tensorLayout
         for tensor in layout.expectedTensors() where tensor.part == layout.storedPart(of: tensor.role) {
             if case .nextTokenPrediction = tensor.role { continue }
+            // Experts fused per layer in the checkpoint (gpt-oss) are per-expert gate / up / down in a GGUF.
+            if case .routedExperts(let l, let projection) = tensor.role, !weights.has(tensor.role) {
+                let parts: [Projection] = projection == .gateUp ? [.gate, .up] : [projection]
+                if parts.allSatisfy({ weights.has(.routedExpert(layer: l, expert: 0, projection: $0)) }) { continue }
+            }
             if !weights.has(tensor.role) { throw EngineError.missingTensor(file: source, tensor: tensor.name) }
         }
     }
@@ -45,9 +50,7 @@ public enum ReferenceModel {
     public static func engine(weights: WeightProvider) throws -> LayerForward {
         switch weights.spec.architecture {
         case .deepseekV3: return try DeepseekV3Forward(weights: weights)
-        case .qwen3Moe, .mixtral, .glm4Moe, .minimaxM2: return try GQAMoEForward(weights: weights)
-        case .gptOss:
-            throw EngineError.unsupported("\(weights.spec.modelType) models (`moeq plan` and `inspect` read them)")
+        case .qwen3Moe, .mixtral, .glm4Moe, .minimaxM2, .gptOss: return try GQAMoEForward(weights: weights)
         }
     }
 

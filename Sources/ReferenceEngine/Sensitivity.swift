@@ -89,7 +89,7 @@ public struct QuantTargets: Sendable {
             switch plan.source {
             case .weight, .ropePermuted:
                 roles[plan.role] = .plain(name: plan.name, matrix: 0)
-            case .stacked:
+            case .stacked, .fusedExperts:
                 guard case .routedExperts(let layer, let projection) = plan.role else { continue }
                 for e in 0..<spec.routedExpertCount {
                     roles[.routedExpert(layer: layer, expert: e, projection: projection)] = .plain(name: plan.name, matrix: e)
@@ -98,8 +98,6 @@ public struct QuantTargets: Sendable {
                 if let layer = plan.layer { latent[layer, default: (nil, nil)].key = plan }
             case .valueFromKVB:
                 if let layer = plan.layer { latent[layer, default: (nil, nil)].value = plan }
-            case .fusedHalf:
-                continue
             }
             tensors.append(plan)
         }

@@ -24,6 +24,10 @@ public protocol WeightProvider {
     /// The mapped file regions holding the stored weights of decoder layer `layer` (nil: embedding, final norm,
     /// output head), for read-ahead and for counting bytes read.
     func regions(layer: Int?) -> [(file: MappedFile, bytes: Range<Int>)]
+    /// Called when a layer-major pass is done with decoder layer `layer` (nil: embedding, final norm, head): a
+    /// provider drops the weights it decoded for it (the pass does not come back to a layer it left), so memory
+    /// does not grow with the number of layers.
+    func doneWithLayer(_ layer: Int?)
 }
 
 extension WeightProvider {
@@ -31,6 +35,7 @@ extension WeightProvider {
     public func bias(_ role: TensorRole) throws -> [Float]? { nil }
     public func regions(layer: Int?) -> [(file: MappedFile, bytes: Range<Int>)] { [] }
     public func rowDecoder(_ role: TensorRole) -> WeightRows? { nil }
+    public func doneWithLayer(_ layer: Int?) {}
 
     public func weightRows(_ role: TensorRole, _ rows: Range<Int>) throws -> [Float] {
         let all = try weight(role)
@@ -91,6 +96,8 @@ final class DecodedWeightCache {
     private var values: [TensorRole: [Float]] = [:]
     private var order: [TensorRole] = []
     private var bytes = 0
+    /// The most bytes held at once.
+    private(set) var peakBytes = 0
     private let lock = NSLock()
 
     init(budget: Int) { self.budget = budget }
@@ -111,13 +118,28 @@ final class DecodedWeightCache {
         values[role] = decoded
         order.append(role)
         bytes += size
+        peakBytes = max(peakBytes, bytes)
         return decoded
     }
+
+    /// Drops every entry when a layer-major pass leaves a layer: the pass never comes back to a layer it left, and
+    /// the next pass would meet the entries only if the whole model fitted the budget, which would make memory grow
+    /// with the model up to the budget. Entries serve the batches within a layer.
+    func leftLayer() {
+        lock.withLock {
+            values.removeAll()
+            order.removeAll()
+            bytes = 0
+        }
+    }
+
+    /// Bytes of decoded weights held now.
+    var heldBytes: Int { lock.withLock { bytes } }
 }
 
 /// Bytes of decoded f32 weights each model keeps between batches (MOEQ_WEIGHT_CACHE_MB overrides; 0 disables). A
 /// layer-major pass decodes each weight once per batch, so this mostly serves small models and repeated heads.
-let decodedWeightBudget: Int = {
+public let decodedWeightBudget: Int = {
     if let text = ProcessInfo.processInfo.environment["MOEQ_WEIGHT_CACHE_MB"], let mb = Int(text), (0...(1 << 30)).contains(mb) {
         return mb << 20
     }
@@ -129,10 +151,15 @@ public struct CheckpointWeights: WeightProvider {
     public let spec: ModelSpec
     public let layout: TensorLayout
     let resolver: WeightResolver
-    let cache = DecodedWeightCache(budget: decodedWeightBudget)
+    let cache: DecodedWeightCache
+    /// Per-expert roles cut from fused expert tensors (gpt-oss): checkpoint name, where the expert sits, which expert.
+    let fused: [TensorRole: (name: String, view: FusedExpertView, expert: Int)]
+    let fusedBiases: [TensorRole: (name: String, view: FusedExpertView, expert: Int)]
 
     /// Opens the checkpoint at `path` and checks every weight's shape against its config.json (headers only).
-    public init(path: String) throws {
+    /// `cacheBytes` bounds the decoded weights kept between passes.
+    public init(path: String, cacheBytes: Int = decodedWeightBudget) throws {
+        cache = DecodedWeightCache(budget: cacheBytes)
         let checkpoint = try Checkpoint(path: path)
         let configPath = (checkpoint.directory as NSString).appendingPathComponent("config.json")
         spec = try ModelSpec(configFile: configPath)
@@ -142,16 +169,45 @@ public struct CheckpointWeights: WeightProvider {
         layout = spec.tensorLayout
         try layout.checkTensorCount(stored: checkpoint.tensors.count, config: configPath)
         resolver = WeightResolver(checkpoint: checkpoint, quantization: spec.quantization)
+        var fused: [TensorRole: (name: String, view: FusedExpertView, expert: Int)] = [:], fusedBiases = fused
+        for plan in layout.ggufTensors(includeOutputHead: true) {
+            guard case let .fusedExperts(name, view) = plan.source, case let .routedExperts(l, projection) = plan.role else { continue }
+            for e in 0..<spec.routedExpertCount {
+                let role = TensorRole.routedExpert(layer: l, expert: e, projection: projection)
+                if view.isBias { fusedBiases[role] = (name, view, e) } else { fused[role] = (name, view, e) }
+            }
+        }
+        self.fused = fused
+        self.fusedBiases = fusedBiases
         try layout.check(try resolver.allWeights(), directory: checkpoint.directory, config: configPath)
         try ReferenceModel.checkComplete(self, source: checkpoint.directory)
     }
 
+    /// Expert `slice.expert`'s matrix (or bias row) cut from its fused tensor.
+    func fusedValues(_ slice: (name: String, view: FusedExpertView, expert: Int)) throws -> [Float] {
+        let weight = try resolver.weight(named: slice.name), (rows, width) = slice.view.storedRows(expert: slice.expert)
+        guard weight.columns == width, rows.upperBound <= weight.rows else {
+            throw EngineError.shape(what: slice.name, expected: [rows.upperBound, width], found: weight.elementCount)
+        }
+        var block = [Float](repeating: 0, count: rows.count * width)
+        try block.withUnsafeMutableBufferPointer { try weight.decodeRows(rows, into: $0) }
+        weight.releasePages(rows: rows)
+        try checkFinite(block, file: weight.storedTensors.first?.file.path ?? resolver.checkpoint.directory, tensor: slice.name)
+        var values = [Float](repeating: 0, count: slice.view.rows * slice.view.columns)
+        block.withUnsafeBufferPointer { b in
+            values.withUnsafeMutableBufferPointer { slice.view.extract(b, rows: 0..<slice.view.rows, into: $0) }
+        }
+        return values
+    }
+
     public func has(_ role: TensorRole) -> Bool {
-        layout.checkpointName(role, part: layout.storedPart(of: role)).map(resolver.hasWeight(named:)) ?? false
+        if fused[role] != nil { return true }
+        return layout.checkpointName(role, part: layout.storedPart(of: role)).map(resolver.hasWeight(named:)) ?? false
     }
 
     public func weight(_ role: TensorRole) throws -> [Float] {
         try cache.value(role) {
+            if let slice = fused[role] { return try fusedValues(slice) }
             guard let name = layout.checkpointName(role, part: layout.storedPart(of: role)) else {
                 throw EngineError.unsupported("a weight for \(role) in \(spec.modelType)")
             }
@@ -164,6 +220,7 @@ public struct CheckpointWeights: WeightProvider {
     }
 
     public func bias(_ role: TensorRole) throws -> [Float]? {
+        if let slice = fusedBiases[role] { return try fusedValues(slice) }
         guard let name = layout.checkpointName(role, part: .bias), resolver.hasWeight(named: name) else { return nil }
         let weight = try resolver.weight(named: name)
         let values = try ParallelDecode.decodeAll(weight)
@@ -197,6 +254,8 @@ public struct CheckpointWeights: WeightProvider {
         try checkFinite(values, file: weight.storedTensors.first?.file.path ?? resolver.checkpoint.directory, tensor: name)
         return values
     }
+
+    public func doneWithLayer(_ layer: Int?) { cache.leftLayer() }
 
     public func regions(layer: Int?) -> [(file: MappedFile, bytes: Range<Int>)] {
         layout.expectedTensors().filter { $0.role.layer == layer }.flatMap { tensor in

@@ -9,6 +9,9 @@ public enum WeightEncoding: Sendable {
     case fp8Block(weight: TensorLocation, scaleInverse: TensorLocation, blockRows: Int, blockColumns: Int)
     /// compressed-tensors pack-quantized integers: w = (q − zp) × scale[r][c / groupSize].
     case packedInteger(packed: TensorLocation, scale: TensorLocation, zeroPoint: TensorLocation?, bits: Int, groupSize: Int)
+    /// gpt-oss MXFP4: `_blocks` [..., rows, columns/32, 16] u8 (element 2j in the low nibble of byte j, 2j+1 in the
+    /// high one) and `_scales` [..., rows, columns/32] E8M0: w = E2M1(code) × 2^(scale − 127).
+    case mxfp4(blocks: TensorLocation, scales: TensorLocation)
 }
 
 /// A logical weight (`….weight`, or a plain tensor) with its logical shape `[rows, columns]`
@@ -37,6 +40,7 @@ public struct SourceWeight: Sendable {
         case .plain(let t): [t]
         case let .fp8Block(w, s, _, _): [w, s]
         case let .packedInteger(p, s, z, _, _): [p, s] + (z.map { [$0] } ?? []) + metadataTensors
+        case let .mxfp4(b, s): [b, s]
         }
     }
 
@@ -72,6 +76,7 @@ public struct SourceWeight: Sendable {
         case .plain(let t): tensor = t
         case .fp8Block(let w, _, _, _): tensor = w
         case .packedInteger(let p, _, _, _, _): tensor = p
+        case .mxfp4(let b, _): tensor = b
         }
         guard self.rows > 0 else { return }
         let rowBytes = tensor.info.byteCount / self.rows
@@ -85,6 +90,7 @@ public struct SourceWeight: Sendable {
         case .plain(let t): [t.file]
         case let .fp8Block(w, s, _, _): [w.file, s.file]
         case let .packedInteger(p, s, z, _, _): [p.file, s.file] + (z.map { [$0.file] } ?? [])
+        case let .mxfp4(b, s): [b.file, s.file]
         }
     }
 
@@ -113,6 +119,22 @@ public struct SourceWeight: Sendable {
         case let .packedInteger(packed, scale, zeroPoint, bits, groupSize):
             try PackedIntegerDecoder(packed: packed, scale: scale, zeroPoint: zeroPoint, bits: bits, groupSize: groupSize, columns: columns)
                 .decode(rows, into: out)
+        case let .mxfp4(blocks, scales):
+            guard let blockBase = blocks.data.baseAddress, let scaleBase = scales.data.baseAddress else { return }
+            let groups = columns / 32
+            for (i, r) in rows.enumerated() {
+                let row = out + i * columns
+                for g in 0..<groups {
+                    let scale = Float(
+                        sign: .plus, exponent: Int(scaleBase.load(fromByteOffset: r * groups + g, as: UInt8.self)) - 127, significand: 1)
+                    let bytes = blockBase + (r * groups + g) * 16
+                    for j in 0..<16 {
+                        let byte = bytes.load(fromByteOffset: j, as: UInt8.self)
+                        row[32 * g + 2 * j] = E2M1.values[Int(byte & 0x0F)] * scale
+                        row[32 * g + 2 * j + 1] = E2M1.values[Int(byte >> 4)] * scale
+                    }
+                }
+            }
         }
     }
 
@@ -125,6 +147,11 @@ public struct SourceWeight: Sendable {
         try result.get()
         return values
     }
+}
+
+/// The 4-bit E2M1 values MXFP4 codes stand for (sign in bit 3).
+enum E2M1 {
+    static let values: [Float] = [0, 0.5, 1, 1.5, 2, 3, 4, 6, -0.0, -0.5, -1, -1.5, -2, -3, -4, -6]
 }
 
 // MARK: - FP8 block scales

@@ -17,6 +17,17 @@ public struct WeightResolver: Sendable {
         for location in checkpoint.tensors {
             let name = location.name
             if let logical = CompanionSuffix.fp8ScaleInverse.logicalName(of: name), isFP8Weight(logical) { continue }
+            if case .mxfp4 = quantization {
+                if let logical = CompanionSuffix.mxfp4Scales.logicalName(of: name),
+                    checkpoint.contains(CompanionSuffix.mxfp4Blocks.name(of: logical))
+                {
+                    continue
+                }
+                if let logical = CompanionSuffix.mxfp4Blocks.logicalName(of: name) {
+                    weights.append(try mxfp4Weight(logical: logical))
+                    continue
+                }
+            }
             if let logical = WeightResolver.packedWeightName(of: name) {
                 guard CompanionSuffix.packed.logicalName(of: name) != nil else {
                     if checkpoint.contains(CompanionSuffix.packed.name(of: logical)) { continue }
@@ -35,12 +46,45 @@ public struct WeightResolver: Sendable {
     public func weight(named name: String) throws(FormatError) -> SourceWeight {
         if let location = checkpoint.location(of: name) { return try weight(for: location) }
         if checkpoint.contains(CompanionSuffix.packed.name(of: name)) { return try packedWeight(logical: name) }
+        if case .mxfp4 = quantization, checkpoint.contains(CompanionSuffix.mxfp4Blocks.name(of: name)) {
+            return try mxfp4Weight(logical: name)
+        }
         throw .container(.tensorNotFound(file: checkpoint.directory, tensor: name))
     }
 
     /// True when the checkpoint holds the logical weight `name` (plain, FP8 or packed).
     public func hasWeight(named name: String) -> Bool {
         checkpoint.contains(name) || checkpoint.contains(CompanionSuffix.packed.name(of: name))
+            || (quantization == .mxfp4 && checkpoint.contains(CompanionSuffix.mxfp4Blocks.name(of: name)))
+    }
+
+    // MARK: - MXFP4
+
+    /// The logical weight `M` [..., rows, columns] of gpt-oss's `M_blocks` [..., rows, columns/32, 16] (u8) and
+    /// `M_scales` [..., rows, columns/32] (u8 E8M0).
+    private func mxfp4Weight(logical: String) throws(FormatError) -> SourceWeight {
+        let blocksName = CompanionSuffix.mxfp4Blocks.name(of: logical), scalesName = CompanionSuffix.mxfp4Scales.name(of: logical)
+        guard let blocks = checkpoint.location(of: blocksName) else {
+            throw .container(.tensorNotFound(file: checkpoint.directory, tensor: blocksName))
+        }
+        let at = blocks.file.fileOffset(of: blocks.info)
+        guard let scales = checkpoint.location(of: scalesName) else {
+            throw .missingCompanion(file: blocks.file.path, tensor: blocksName, companion: scalesName)
+        }
+        let shape = blocks.info.shape
+        guard blocks.info.dtype == .u8, shape.count >= 3, shape.last == 16 else {
+            throw .unsupportedDType(
+                file: blocks.file.path, tensor: blocksName, byteOffset: at, dtype: "\(blocks.info.dtype.rawValue) \(shape)")
+        }
+        let expected = Array(shape.dropLast())
+        guard scales.info.dtype == .u8, scales.info.shape == expected else {
+            throw .companionShape(
+                file: scales.file.path, tensor: scalesName, byteOffset: scales.file.fileOffset(of: scales.info), expected: expected,
+                found: scales.info.shape)
+        }
+        return SourceWeight(
+            name: logical, shape: Array(shape.dropLast(2)) + [shape[shape.count - 2] * 32], encoding: .mxfp4(blocks: blocks, scales: scales)
+        )
     }
 
     // MARK: - Plain and FP8

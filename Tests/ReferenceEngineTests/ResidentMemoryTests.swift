@@ -60,3 +60,32 @@ func inputPagesAreReleasedAfterConvertingAndValidating(architecture: Architectur
     #expect(afterValidation.resident <= allowance, "\(afterValidation.resident) bytes of the checkpoint resident after validating")
     withExtendedLifetime((plan, quant, base)) {}
 }
+
+/// A layer-major pass never comes back to a layer it left, so the decoded-weight cache drops each layer's weights
+/// when the pass leaves it: what it holds peaks at about one layer's weights, not the model's, however roomy the budget
+/// (it used to keep everything up to 256 MiB, which made validate's memory grow with the layers of a large model).
+/// Logits do not change.
+@Test func decodedWeightsOfALayerAreDroppedWhenThePassLeavesIt() throws {
+    let directory = NSTemporaryDirectory() + "moeq-cache-" + UUID().uuidString
+    defer { try? FileManager.default.removeItem(atPath: directory) }
+    var options = SyntheticOptions(preset: try #require(ModelPresets.named("tiny", architecture: .qwen3Moe)), dtype: .bf16)
+    options.seed = 5
+    _ = try SyntheticCheckpoint.write(options, to: directory)
+    let windows = [(0..<24).map { ($0 * 13 + 7) % 200 }, (0..<24).map { ($0 * 29 + 3) % 200 }]
+    let weights = try CheckpointWeights(path: directory, cacheBytes: 256 << 20)
+    var all: [Float] = []
+    try LayerMajor.forEachLogits(weights: weights, windows: windows) { _, logits in all += logits }
+    #expect(weights.cache.heldBytes == 0, "\(weights.cache.heldBytes) bytes of finished layers still held")
+    // The largest layer's decoded weights (every tensor of that layer in f32), and the whole model's.
+    let layout = weights.spec.tensorLayout
+    var perLayer: [Int?: Int] = [:]
+    for tensor in layout.expectedTensors() { perLayer[tensor.role.layer, default: 0] += 4 * tensor.shape.reduce(1, *) }
+    let largestLayer = perLayer.filter { $0.key != nil }.values.max() ?? 0, model = perLayer.values.reduce(0, +)
+    #expect(weights.cache.peakBytes > 0 && weights.cache.peakBytes <= largestLayer + (perLayer[nil] ?? 0))
+    #expect(weights.cache.peakBytes < model / 2, "peak \(weights.cache.peakBytes) of a \(model)-byte model")
+    // Without a cache (each weight decoded where used) the logits are the same.
+    let uncached = try CheckpointWeights(path: directory, cacheBytes: 0)
+    var again: [Float] = []
+    try LayerMajor.forEachLogits(weights: uncached, windows: windows) { _, logits in again += logits }
+    #expect(again == all)
+}

@@ -79,13 +79,16 @@ public enum Assembly: Sendable, Equatable {
     case keyFromKVB(RoleKind)
     /// MLA `attn_v_b`: per head, the value rows of kv_b.
     case valueFromKVB(RoleKind)
-    /// One half of a fused gate_up expert tensor (gpt-oss; planned only).
-    case fusedHalf(RoleKind, second: Bool)
+    /// Experts fused in one checkpoint tensor per layer (gpt-oss): outputs every `stride` rows from `phase` (gate_up
+    /// interleaves gate and up: stride 2), expert e's block, in the orientation the source stores.
+    case fusedExperts(RoleKind, stride: Int, phase: Int)
 
     /// The checkpoint role kind the rows come from.
     public var source: RoleKind {
         switch self {
-        case .copy(let k), .ropePermuted(let k), .stackedExperts(let k), .keyFromKVB(let k), .valueFromKVB(let k), .fusedHalf(let k, _): k
+        case .copy(let k), .ropePermuted(let k), .stackedExperts(let k), .keyFromKVB(let k), .valueFromKVB(let k),
+            .fusedExperts(let k, _, _):
+            k
         }
     }
 }

@@ -1,11 +1,13 @@
-// gpt-oss: GQA with q/k/v/o biases and per-head sinks, alternating sliding-window layers, a router with a bias
-// (softmax over the top-k logits), experts fused per layer with biases, stored MXFP4 (`_blocks` / `_scales`) in the
-// release. GGUF: llama.cpp's `gpt-oss` (LCPP GptOssModel). Planned and inspected; not converted yet.
+// gpt-oss: GQA with q/k/v/o biases and per-head sinks, alternating sliding-window layers (even layers slide), YaRN
+// rope, a router with a bias (softmax over the top-k logits), experts fused per layer with biases and a clamped
+// SwiGLU. The release stores the experts MXFP4 (`_blocks` / `_scales`, outputs first, gate and up rows interleaved);
+// transformers' float parameters are inputs first ([E, H, 2I], gate and up columns interleaved). GGUF: llama.cpp's
+// `gpt-oss` (LCPP conversion/gpt_oss.py `GptOssModel`): gate and up split, every expert tensor [out, in].
 import TensorFormats
 
 extension ArchitectureTable {
     public static let gptOss = ArchitectureTable(
-        architecture: .gptOss, modelTypes: ["gpt_oss"], ggufArchitecture: "gpt-oss", isConvertible: false, namePrefixes: [],
+        architecture: .gptOss, modelTypes: ["gpt_oss"], ggufArchitecture: "gpt-oss", isConvertible: true, namePrefixes: [],
         checkpointTensors: GptOss.checkpointTensors, fileTensors: GptOss.fileTensors,
         hyperParameters: GptOss.hyperParameters, readConfig: GptOss.readConfig, configFromGGUF: GptOss.configFromGGUF)
 }
@@ -21,15 +23,18 @@ enum GptOss {
             .feedForwardNorm(.main),
             CheckpointTensor(.router, mlp + "router.weight", .layer(.moe)) { [$0.routedExpertCount, $0.hiddenSize] },
             CheckpointTensor(.router, mlp + "router.bias", .layer(.moe), part: .bias) { [$0.routedExpertCount] },
-            // Logical shapes of the fused expert tensors (stored as MXFP4 `_blocks` / `_scales` in the release).
+            // Logical shapes of the fused expert tensors: outputs first as the release's MXFP4 `_blocks` / `_scales`
+            // decode, inputs first as transformers saves float parameters.
             CheckpointTensor(.routedExperts(.gateUp), mlp + "experts.gate_up_proj", .layer(.moe), linear: true) {
-                [$0.routedExpertCount, 2 * $0.expertIntermediateSize, $0.hiddenSize]
+                let (e, out, h) = ($0.routedExpertCount, 2 * $0.expertIntermediateSize, $0.hiddenSize)
+                return $0.quantization == .mxfp4 ? [e, out, h] : [e, h, out]
             },
             CheckpointTensor(.routedExperts(.gateUp), mlp + "experts.gate_up_proj_bias", .layer(.moe), part: .bias) {
                 [$0.routedExpertCount, 2 * $0.expertIntermediateSize]
             },
             CheckpointTensor(.routedExperts(.down), mlp + "experts.down_proj", .layer(.moe), linear: true) {
-                [$0.routedExpertCount, $0.hiddenSize, $0.expertIntermediateSize]
+                let (e, h, i) = ($0.routedExpertCount, $0.hiddenSize, $0.expertIntermediateSize)
+                return $0.quantization == .mxfp4 ? [e, h, i] : [e, i, h]
             },
             CheckpointTensor(.routedExperts(.down), mlp + "experts.down_proj_bias", .layer(.moe), part: .bias) {
                 [$0.routedExpertCount, $0.hiddenSize]
@@ -49,10 +54,11 @@ enum GptOss {
             .router(.moe),
             FileTensor(.router, b + "ffn_gate_inp.bias", .layer(.moe), part: .bias) { [$0.routedExpertCount] },
         ]
-        // The fused gate_up tensor splits into ffn_gate_exps / ffn_up_exps; each keeps its bias.
+        // The fused gate_up tensor's interleaved outputs split into ffn_gate_exps / ffn_up_exps; each keeps its bias.
         for (projection, assembly) in [
-            (Projection.gate, Assembly.fusedHalf(.routedExperts(.gateUp), second: false)),
-            (.up, .fusedHalf(.routedExperts(.gateUp), second: true)), (.down, .copy(.routedExperts(.down))),
+            (Projection.gate, Assembly.fusedExperts(.routedExperts(.gateUp), stride: 2, phase: 0)),
+            (.up, .fusedExperts(.routedExperts(.gateUp), stride: 2, phase: 1)),
+            (.down, .fusedExperts(.routedExperts(.down), stride: 1, phase: 0)),
         ] {
             let down = projection == .down
             t.append(
@@ -103,6 +109,10 @@ enum GptOss {
         s.routerScoring = .softmax
         s.normalizeTopKProbabilities = true
         s.attentionBias = try read.optionalBool("attention_bias") ?? true
+        // transformers' defaults (llama.cpp hard-codes the same two constants).
+        s.clampedSwiGLU = ClampedSwiGLU(
+            alpha: try read.optionalDouble("swiglu_alpha", in: 1e-3...1e3) ?? 1.702,
+            limit: try read.optionalDouble("swiglu_limit", in: 1e-3...1e6) ?? 7)
         let layers = s.layerCount
         guard let window = try read.optionalInt("sliding_window", in: 0...ConfigLimits.context.upperBound), window > 0 else { return }
         s.slidingWindow = window

@@ -19,7 +19,8 @@ private let cases: [(String, RecipeName, String?)] =
             (arch, RecipeName.f32, nil), (arch, .q8_0, nil), (arch, .q4_K_M, nil),
             (arch, .q4_K_M, "gguf"), (arch, .q4_K_M, "dat"), (arch, .q4_0, "gguf"),
         ]
-    } + ["glm4_moe", "minimax_m2"].flatMap { arch in [(arch, RecipeName.f32, nil), (arch, .q8_0, nil), (arch, .q4_K_M, nil)] }
+    } + ["glm4_moe", "minimax_m2", "gpt_oss"].flatMap { arch in [(arch, RecipeName.f32, nil), (arch, .q8_0, nil), (arch, .q4_K_M, nil)] }
+    + [("gpt_oss", .mxfp4Moe, nil), ("gpt_oss-mxfp4", .mxfp4Moe, nil)]
 
 @Test(arguments: cases)
 func convertMatchesLlamaCppTensorForTensor(arch: String, recipe: RecipeName, imatrixFormat: String?) throws {
@@ -33,7 +34,9 @@ func convertMatchesLlamaCppTensorForTensor(arch: String, recipe: RecipeName, ima
     defer { try? FileManager.default.removeItem(atPath: directory) }
     let output = directory + "/out.gguf"
     let plan = try GGUFConversion.plan(
-        path: validation.appendingPathComponent("fixtures/\(arch)-f32").path, recipe: recipe, importance: importance)
+        // `gpt_oss-mxfp4` names its fixture (the release's MXFP4 experts, carried byte for byte); the others are `ARCH-f32`.
+        path: validation.appendingPathComponent("fixtures/\(arch.contains("-") ? arch : arch + "-f32")").path, recipe: recipe,
+        importance: importance)
     let summary = try GGUFConversion.run(plan, output: output, threads: 2)
     let file = try GGUFFile(path: output)
     #expect(file.mapping.size == plan.layout.fileSize && summary.outputBytes == plan.layout.fileSize)  // --dry-run's size is exact

@@ -10,7 +10,8 @@ The "+imatrix" files are llama-quantize --imatrix validation/gguf/imatrix/<arch>
 the imatrix came from llama-imatrix on the F32 file (-f: the first 300 lines of /usr/share/common-licenses/GPL-3,
 -c 64 --chunks 4), its .dat twin from `llama-imatrix --in-file … --output-format dat`.
 
-glm4_moe and minimax_m2 (added later) have the F32, Q8_0 and Q4_K_M files only: `make_tensor_hashes.py DIR OUT.json glm4_moe` adds
+glm4_moe, minimax_m2 and gpt_oss (added later) have the F32, Q8_0 and Q4_K_M files only (gpt_oss also
+llama-quantize MXFP4_MOE): `make_tensor_hashes.py DIR OUT.json glm4_moe` adds
 those entries to an existing OUT.json and leaves the others as they are.
 
 Usage: make_tensor_hashes.py DIR_WITH_LLAMA_GGUFS OUT.json [ARCH ...]   (needs gguf-py and xxhash from PyPI)
@@ -30,7 +31,11 @@ else:
     result = {"made_by": "validation/gguf/make_tensor_hashes.py", "files": {}}
 PLAIN = [("F32", "f32"), ("Q8_0", "Q8_0"), ("Q4_K_M", "Q4_K_M")]
 WITH_IMATRIX = PLAIN + [("Q4_K_M+imatrix", "Q4_K_M-imatrix"), ("Q4_0+imatrix", "Q4_0-imatrix")]
-RECIPES = {"deepseek_v3": WITH_IMATRIX, "qwen3_moe": WITH_IMATRIX, "mixtral": WITH_IMATRIX, "glm4_moe": PLAIN, "minimax_m2": PLAIN}
+RECIPES = {"deepseek_v3": WITH_IMATRIX, "qwen3_moe": WITH_IMATRIX, "mixtral": WITH_IMATRIX, "glm4_moe": PLAIN, "minimax_m2": PLAIN,
+           "gpt_oss": PLAIN + [("MXFP4_MOE", "MXFP4_MOE")],
+           # The MXFP4 release layout (fixtures/gpt_oss-mxfp4): convert_hf_to_gguf.py --outtype f32 carries the experts
+           # as MXFP4, then llama-quantize MXFP4_MOE keeps them and makes the rest Q8_0.
+           "gpt_oss-mxfp4": [("MXFP4_MOE", "MXFP4_MOE")]}
 for arch in chosen or ["deepseek_v3", "qwen3_moe", "mixtral"]:
     for recipe, suffix in RECIPES[arch]:
         reader = GGUFReader(f"{source}/{arch}-{suffix}.gguf")

@@ -113,6 +113,9 @@ public enum ModelPresets {
         ModelPreset(
             name: "tiny-minimax-m2", architecture: .minimaxM2, config: tinyMiniMaxM2(),
             nativeDType: "bf16", shardBytes: 2_000_000, source: "test model"),
+        ModelPreset(
+            name: "tiny-gpt-oss", architecture: .gptOss, config: tinyGptOss(),
+            nativeDType: "bf16", shardBytes: 2_000_000, source: "test model"),
     ]
 
     /// The preset for `name` and `architecture` (`tiny` resolves per architecture).
@@ -196,6 +199,23 @@ public enum ModelPresets {
             "hidden_size": 256, "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 64,
             "rotary_dim": 32, "intermediate_size": 128, "num_local_experts": 8, "num_experts_per_tok": 2, "vocab_size": 512,
             "max_position_embeddings": 4096, "rope_theta": 5000000.0, "rms_norm_eps": 1e-6, "tie_word_embeddings": false,
+            "bos_token_id": 256, "eos_token_id": 257, "torch_dtype": "bfloat16",
+        ]
+    }
+
+    /// gpt-oss's block at test size: biases, sinks, sliding window on even layers, YaRN, fused experts (float, as
+    /// transformers saves them).
+    static func tinyGptOss() -> JSONValue {
+        [
+            "architectures": ["GptOssForCausalLM"], "model_type": "gpt_oss",
+            "hidden_size": 256, "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 64,
+            "intermediate_size": 256, "num_local_experts": 8, "num_experts_per_tok": 2, "vocab_size": 512, "sliding_window": 16,
+            "layer_types": ["sliding_attention", "full_attention"], "attention_bias": true,
+            "rope_scaling": [
+                "rope_type": "yarn", "factor": 32.0, "beta_fast": 32.0, "beta_slow": 1.0, "truncate": false,
+                "original_max_position_embeddings": 4096,
+            ],
+            "max_position_embeddings": 131072, "rope_theta": 150000.0, "rms_norm_eps": 1e-5, "tie_word_embeddings": false,
             "bos_token_id": 256, "eos_token_id": 257, "torch_dtype": "bfloat16",
         ]
     }

@@ -16,8 +16,9 @@ public enum OutputLayout: String, Sendable, CaseIterable {
 }
 
 extension ConversionPlan {
-    /// True for tensors holding routed experts (what the split and expert-major layouts move out).
-    public var routedExpertMask: [Bool] { tensors.map { $0.role.category == .routedExperts } }
+    /// True for tensors holding routed experts' weights (what the split and expert-major layouts move out; gpt-oss's
+    /// small expert biases stay with the dense tensors).
+    public var routedExpertMask: [Bool] { tensors.map { $0.role.category == .routedExperts && $0.part == .weight } }
 
     /// A GGUF layout of the plan's tensors at `indices` with `metadata`.
     public func fileLayout(_ indices: [Int], metadata: [(GGUFKey, GGUFValue)]) throws -> GGUFLayout {
@@ -60,7 +61,8 @@ extension ConversionPlan {
     /// starts on an `alignment` boundary.
     public func packLayout(alignment: Int, hits: [Int: [Int]], denseFile: String) throws -> ExpertPackLayout {
         var byLayer: [Int: [(index: Int, projection: Projection)]] = [:]
-        for (i, tensor) in tensors.enumerated() where tensor.role.category == .routedExperts {
+        let isRouted = routedExpertMask
+        for (i, tensor) in tensors.enumerated() where isRouted[i] {
             guard let layer = tensor.layer, let projection = tensor.role.projection else { continue }
             byLayer[layer, default: []].append((i, projection))
         }

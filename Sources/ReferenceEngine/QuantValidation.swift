@@ -268,7 +268,13 @@ public enum QuantValidation {
                 slots[r] = Result {
                     let role = roles[r]
                     let metrics = try weightError(role, quant: quant, base: base)
-                    let name = layout.checkpointName(role, part: layout.storedPart(of: role)) ?? "\(role)"
+                    var name = layout.checkpointName(role, part: layout.storedPart(of: role)) ?? "\(role)"
+                    // An expert cut from a fused checkpoint tensor (gpt-oss): its GGUF tensor and index.
+                    if case let .routedExpert(l, e, p) = role, let stacked = layout.fileName(.routedExperts(layer: l, projection: p)),
+                        layout.checkpointName(role, part: .weight) == nil
+                    {
+                        name = "\(stacked)[\(e)]"
+                    }
                     return .init(name: name, metrics: metrics.metrics, relativeRMSE: metrics.relativeRMSE)
                 }
             }

@@ -25,14 +25,15 @@ enum GptOss {
             CheckpointTensor(.router, mlp + "router.bias", .layer(.moe), part: .bias) { [$0.routedExpertCount] },
             // Logical shapes of the fused expert tensors: outputs first as the release's MXFP4 `_blocks` / `_scales`
             // decode, inputs first as transformers saves float parameters.
-            CheckpointTensor(.routedExperts(.gateUp), mlp + "experts.gate_up_proj", .layer(.moe), linear: true) {
+            // Not nn.Linear weights (FP8 / INT4 sources do not quantize them; the release's are MXFP4).
+            CheckpointTensor(.routedExperts(.gateUp), mlp + "experts.gate_up_proj", .layer(.moe)) {
                 let (e, out, h) = ($0.routedExpertCount, 2 * $0.expertIntermediateSize, $0.hiddenSize)
                 return $0.quantization == .mxfp4 ? [e, out, h] : [e, h, out]
             },
             CheckpointTensor(.routedExperts(.gateUp), mlp + "experts.gate_up_proj_bias", .layer(.moe), part: .bias) {
                 [$0.routedExpertCount, 2 * $0.expertIntermediateSize]
             },
-            CheckpointTensor(.routedExperts(.down), mlp + "experts.down_proj", .layer(.moe), linear: true) {
+            CheckpointTensor(.routedExperts(.down), mlp + "experts.down_proj", .layer(.moe)) {
                 let (e, h, i) = ($0.routedExpertCount, $0.hiddenSize, $0.expertIntermediateSize)
                 return $0.quantization == .mxfp4 ? [e, h, i] : [e, i, h]
             },

@@ -116,6 +116,9 @@ public enum ModelPresets {
         ModelPreset(
             name: "tiny-gpt-oss", architecture: .gptOss, config: tinyGptOss(),
             nativeDType: "bf16", shardBytes: 2_000_000, source: "test model"),
+        ModelPreset(
+            name: "tiny-deepseek-v32", architecture: .deepseekV32, config: tinyDeepseekV32(),
+            nativeDType: "bf16", shardBytes: 2_000_000, source: "test model"),
     ]
 
     /// The preset for `name` and `architecture` (`tiny` resolves per architecture).
@@ -180,6 +183,17 @@ public enum ModelPresets {
             "rms_norm_eps": 1e-6, "tie_word_embeddings": false, "num_nextn_predict_layers": 0,
             "bos_token_id": 256, "eos_token_id": 257, "torch_dtype": "bfloat16",
         ]
+    }
+
+    /// DeepSeek-V3.2 at test size: tiny-deepseek-v3 plus an indexer (4 heads of 32, top 8 keys).
+    static func tinyDeepseekV32() -> JSONValue {
+        guard case .object(var config) = tinyDeepseek() else { return tinyDeepseek() }
+        config["architectures"] = ["DeepseekV32ForCausalLM"]
+        config["model_type"] = "deepseek_v32"
+        config["index_n_heads"] = 4
+        config["index_head_dim"] = 32
+        config["index_topk"] = 8
+        return .object(config)
     }
 
     static func tinyQwen3() -> JSONValue {

@@ -6,12 +6,14 @@ import TensorFormats
 public enum Architecture: String, Sendable, CaseIterable, Codable {
     /// DeepSeek-V3 and the Kimi K2 family (MLA attention, sigmoid router with bias, shared experts).
     case deepseekV3 = "deepseek_v3"
+    /// DeepSeek-V3.2: DeepSeek-V3 with a lightning indexer choosing the keys each query attends to (DSA).
+    case deepseekV32 = "deepseek_v32"
     /// Qwen3-MoE (GQA with q/k norms, softmax top-k router, no shared experts).
     case qwen3Moe = "qwen3_moe"
     /// Mixtral (GQA, softmax top-2 router).
     case mixtral = "mixtral"
     /// gpt-oss (GQA with biases and sinks, alternating sliding-window layers, softmax over the top-k router
-    /// logits, experts with biases, MXFP4 experts at the source). Planned and inspected; not converted yet.
+    /// logits, experts with biases, MXFP4 experts at the source).
     case gptOss = "gpt_oss"
     /// GLM-4.5 / GLM-4.5-Air (GQA with q/k/v biases and partial rotary, DeepSeek-style sigmoid router with
     /// correction bias, one shared expert, leading dense layers, one MTP layer).
@@ -24,6 +26,7 @@ public enum Architecture: String, Sendable, CaseIterable, Codable {
     public var table: ArchitectureTable {
         switch self {
         case .deepseekV3: .deepseekV3
+        case .deepseekV32: .deepseekV32
         case .qwen3Moe: .qwen3Moe
         case .mixtral: .mixtral
         case .gptOss: .gptOss
@@ -56,6 +59,16 @@ public struct RopeScaling: Sendable, Equatable, Codable {
     public var mscaleAllDim: Double?
     /// YaRN: floor / ceil the correction range's bounds (transformers' default; gpt-oss sets false).
     public var truncate: Bool = true
+}
+
+/// DeepSeek-V3.2's lightning indexer: `heads` heads of `headDim` (the first rope dims rotated) score every earlier
+/// key; each query attends to the `topK` best (all of them while there are no more).
+public struct SparseIndexer: Sendable, Equatable, Codable {
+    public var heads: Int
+    public var headDim: Int
+    public var topK: Int
+    /// Rope on the indexer's rotated dims in interleaved pairs (GLM-5) rather than halves (DeepSeek-V3.2).
+    public var interleavedRope: Bool
 }
 
 /// gpt-oss's expert activation constants (config.json `swiglu_alpha`, `swiglu_limit`).
@@ -119,6 +132,8 @@ public struct ModelSpec: Sendable, Equatable {
     /// gpt-oss's clamped SwiGLU, (up + 1) · g · σ(alpha · g) with g = min(gate, limit), up clamped to ±limit; nil:
     /// plain silu(gate) · up.
     public var clampedSwiGLU: ClampedSwiGLU? = nil
+    /// DeepSeek-V3.2's sparse-attention indexer; nil for dense attention.
+    public var indexer: SparseIndexer? = nil
     /// q/k/v (and for gpt-oss o) projections carry biases.
     public var attentionBias = false
     /// Per-head q/k RMS norms (Qwen3; GLM-4.5 when `use_qk_norm`).

@@ -22,9 +22,14 @@ public enum AttentionPart: String, Sendable, Hashable, CaseIterable, Codable {
     case queryNorm = "q_norm", keyNorm = "k_norm"
     /// gpt-oss per-head attention sinks (one learned logit per head).
     case sinks
+    /// DeepSeek-V3.2 / GLM-5 lightning indexer: its query up-projection (from the compressed query), key projection,
+    /// key LayerNorm (weight and bias) and per-head weights.
+    case indexerQueryB = "indexer_q_b", indexerKey = "indexer_k", indexerKeyNorm = "indexer_k_norm", indexerWeights = "indexer_proj"
 
     /// Norm weights among the attention parts.
-    public var isNorm: Bool { self == .queryANorm || self == .keyValueANorm || self == .queryNorm || self == .keyNorm }
+    public var isNorm: Bool {
+        self == .queryANorm || self == .keyValueANorm || self == .queryNorm || self == .keyNorm || self == .indexerKeyNorm
+    }
 }
 
 /// The tensors a multi-token-prediction layer adds to a decoder layer (DeepSeek-V3, GLM-4.5).

@@ -14,7 +14,7 @@ public struct DeepseekV3Forward {
 
     /// Rope pairs are interleaved unless config.json's `rope_interleave` says otherwise (transformers' default).
     public init(weights: WeightProvider) throws {
-        guard weights.spec.architecture == .deepseekV3, let mla = weights.spec.latentAttention else {
+        guard [.deepseekV3, .deepseekV32].contains(weights.spec.architecture), let mla = weights.spec.latentAttention else {
             throw EngineError.unsupported("\(weights.spec.modelType) as DeepSeek-V3")
         }
         spec = weights.spec
@@ -44,7 +44,10 @@ public struct DeepseekV3Forward {
 
     /// Rotates the rope part (`dim` values at `offset` of each `stride`-wide head row) in place; positions restart at 0
     /// in each window of `windows` (token counts of the consecutive windows in `x`).
-    func applyRope(_ x: inout [Float], windows: [Int], heads: Int, stride: Int, offset: Int, inverse: [Float], scale: Float) {
+    func applyRope(
+        _ x: inout [Float], windows: [Int], heads: Int, stride: Int, offset: Int, inverse: [Float], scale: Float, interleaved: Bool? = nil
+    ) {
+        let interleavedRope = interleaved ?? self.interleavedRope
         let half = mla.ropeHeadDim / 2
         var rotated = [Float](repeating: 0, count: 2 * half)
         var row = 0
@@ -87,10 +90,14 @@ public struct DeepseekV3Forward {
             var a = x
             DenseOps.rmsNorm(&a, width: h, weight: try weight(.attentionNorm(layer: layer)), epsilon: eps)
             var q: [Float]
+            // DeepSeek-V3.2: the keys each query may attend to (nil per window: every earlier one).
+            var visible: [[Bool]?] = windows.map { _ in nil }
             if let qRank = mla.queryRank {
                 var compressed = try project(a, tokens: t, inputs: h, attention(.queryA), outputs: qRank)
                 DenseOps.rmsNorm(&compressed, width: qRank, weight: try weight(attention(.queryANorm)), epsilon: eps)
                 q = try project(compressed, tokens: t, inputs: qRank, attention(.queryB), outputs: heads * qkDim)
+                visible = try indexerSelection(
+                    layer: layer, compressed: compressed, normed: a, windows: windows, inverse: inverse, scale: ropeScale)
             } else {
                 q = try project(a, tokens: t, inputs: h, attention(.query), outputs: heads * qkDim)
             }
@@ -116,14 +123,15 @@ public struct DeepseekV3Forward {
                 }
             }
             let context = DenseOps.attention(
-                q: q, k: k, v: v, windows: windows, heads: heads, kvHeads: heads, dim: qkDim, valueDim: vDim, scale: softmaxScale)
+                q: q, k: k, v: v, windows: windows, heads: heads, kvHeads: heads, dim: qkDim, valueDim: vDim, scale: softmaxScale,
+                visible: visible)
             if let observer {
                 var row = 0
-                for count in windows {
+                for (w, count) in windows.enumerated() {
                     func slice(_ values: [Float], _ width: Int) -> [Float] { Array(values[(row * width)..<((row + count) * width)]) }
                     observeAbsorbedAttention(
                         observer, layer: layer, q: slice(q, heads * qkDim), k: slice(k, heads * qkDim), latent: slice(latent, rank),
-                        tokens: count, scale: softmaxScale)
+                        tokens: count, scale: softmaxScale, visible: visible[w])
                     row += count
                 }
             }
@@ -143,7 +151,8 @@ public struct DeepseekV3Forward {
     /// What llama.cpp's absorbed MLA multiplies attn_k_b and attn_v_b by, per head: the query's non-rope part, and
     /// the attention-weighted sum of the normed latent (the same scores, applied to the latent before kv_b's value half).
     func observeAbsorbedAttention(
-        _ observer: ActivationObserver, layer: Int, q: [Float], k: [Float], latent: [Float], tokens t: Int, scale: Float
+        _ observer: ActivationObserver, layer: Int, q: [Float], k: [Float], latent: [Float], tokens t: Int, scale: Float,
+        visible: [Bool]? = nil
     ) {
         let heads = spec.headCount, nope = mla.noPositionHeadDim, rank = mla.keyValueRank
         let qkDim = nope + mla.ropeHeadDim
@@ -157,7 +166,8 @@ public struct DeepseekV3Forward {
         }
         observer.observeHeads(.attention(layer: layer, part: .keyB), input: queries, heads: heads, tokens: t, width: nope)
         let mixed = DenseOps.attention(
-            q: q, k: k, v: perHead, windows: [t], heads: heads, kvHeads: heads, dim: qkDim, valueDim: rank, scale: scale)
+            q: q, k: k, v: perHead, windows: [t], heads: heads, kvHeads: heads, dim: qkDim, valueDim: rank, scale: scale,
+            visible: [visible])
         var latents = [Float](repeating: 0, count: heads * t * rank)
         for i in 0..<t {
             for head in 0..<heads {

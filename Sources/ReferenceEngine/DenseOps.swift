@@ -106,6 +106,22 @@ enum DenseOps {
 
     /// HF "rotate_half" RoPE on `heads` heads of `dim` per token row; positions restart at 0 in each window of
     /// `windows` (token counts of the consecutive windows in `x`).
+    /// LayerNorm over each row of `width` values (mean and variance in f32), then weight and bias.
+    static func layerNorm(_ x: inout [Float], width: Int, weight: [Float], bias: [Float]?, epsilon: Float) {
+        x.withUnsafeMutableBufferPointer { x in
+            for row in 0..<(x.count / max(width, 1)) {
+                let base = row * width
+                var mean: Float = 0
+                for c in 0..<width { mean += x[base + c] }
+                mean /= Float(width)
+                var variance: Float = 0
+                for c in 0..<width { variance += (x[base + c] - mean) * (x[base + c] - mean) }
+                let inverse = 1 / (variance / Float(width) + epsilon).squareRoot()
+                for c in 0..<width { x[base + c] = (x[base + c] - mean) * inverse * weight[c] + (bias?[c] ?? 0) }
+            }
+        }
+    }
+
     /// Adds `bias` [width] to every row of `x` [rows × width].
     static func addRows(_ x: inout [Float], _ bias: [Float]) {
         let width = bias.count
@@ -145,10 +161,11 @@ enum DenseOps {
     /// q [T × H·d], k [T × Hkv·d], v [T × Hkv·dv] → [T × H·dv]; `scale` defaults to 1/√d. Per window and head:
     /// scores = Q·Kᵀ and output = P·V as two sgemms, softmax over s ≤ t in between; (window, head) pairs in parallel.
     /// `sinks`: a logit per head that joins each softmax without a value (gpt-oss); `slidingWindow`: keys at most
-    /// `slidingWindow − 1` positions back (sliding-window layers).
+    /// `slidingWindow − 1` positions back (sliding-window layers); `visible`: per window, which keys each query may
+    /// see (`[query · count + key]`; DeepSeek-V3.2's indexer), nil for all earlier ones.
     static func attention(
         q: [Float], k: [Float], v: [Float], windows: [Int], heads: Int, kvHeads: Int, dim: Int,
-        valueDim: Int? = nil, scale: Float? = nil, sinks: [Float]? = nil, slidingWindow: Int? = nil
+        valueDim: Int? = nil, scale: Float? = nil, sinks: [Float]? = nil, slidingWindow: Int? = nil, visible: [[Bool]?]? = nil
     ) -> [Float] {
         let dv = valueDim ?? dim, total = windows.reduce(0, +)
         var out = [Float](repeating: 0, count: total * heads * dv)
@@ -176,6 +193,9 @@ enum DenseOps {
                         // A sliding window sees the last `window` positions (gpt-oss: i − s < window).
                         let first = slidingWindow.map { max(0, i - $0 + 1) } ?? 0
                         var maximum = sinks?[h] ?? -Float.infinity
+                        // DeepSeek-V3.2: keys the indexer did not select are out of the softmax.
+                        let selected = visible?[w]
+                        if let selected { for s in first...i where !selected[i * t + s] { row[base + s] = -.infinity } }
                         for s in first...i { row[base + s] *= scale; maximum = max(maximum, row[base + s]) }
                         // A sink (gpt-oss) is one more logit in the softmax with no value behind it.
                         var total: Float = sinks.map { exp($0[h] - maximum) } ?? 0

@@ -70,6 +70,10 @@ public enum ModelKey: String, Sendable, CaseIterable {
     case queryLoRARank = "attention.q_lora_rank"
     case keyValueLoRARank = "attention.kv_lora_rank"
     case keyLengthMLA = "attention.key_length_mla"
+    /// DeepSeek-V3.2 / GLM-5 lightning indexer.
+    case indexerHeadCount = "attention.indexer.head_count"
+    case indexerKeyLength = "attention.indexer.key_length"
+    case indexerTopK = "attention.indexer.top_k"
     case valueLengthMLA = "attention.value_length_mla"
     case slidingWindow = "attention.sliding_window"
     case ropeFrequencyBase = "rope.freq_base"

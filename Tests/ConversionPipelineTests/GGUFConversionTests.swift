@@ -21,6 +21,7 @@ private let cases: [(String, RecipeName, String?)] =
         ]
     } + ["glm4_moe", "minimax_m2", "gpt_oss"].flatMap { arch in [(arch, RecipeName.f32, nil), (arch, .q8_0, nil), (arch, .q4_K_M, nil)] }
     + [("gpt_oss", .mxfp4Moe, nil), ("gpt_oss-mxfp4", .mxfp4Moe, nil)]
+    + [RecipeName.f32, .q8_0, .q4_K_M].map { ("deepseek_v32-bf16-sharded", $0, nil) }
 
 @Test(arguments: cases)
 func convertMatchesLlamaCppTensorForTensor(arch: String, recipe: RecipeName, imatrixFormat: String?) throws {
@@ -34,7 +35,8 @@ func convertMatchesLlamaCppTensorForTensor(arch: String, recipe: RecipeName, ima
     defer { try? FileManager.default.removeItem(atPath: directory) }
     let output = directory + "/out.gguf"
     let plan = try GGUFConversion.plan(
-        // `gpt_oss-mxfp4` names its fixture (the release's MXFP4 experts, carried byte for byte); the others are `ARCH-f32`.
+        // `gpt_oss-mxfp4` (the release's MXFP4 experts, carried byte for byte) and `deepseek_v32-bf16-sharded` name their
+        // fixture; the others are `ARCH-f32`.
         path: validation.appendingPathComponent("fixtures/\(arch.contains("-") ? arch : arch + "-f32")").path, recipe: recipe,
         importance: importance)
     let summary = try GGUFConversion.run(plan, output: output, threads: 2)
@@ -51,7 +53,8 @@ func convertMatchesLlamaCppTensorForTensor(arch: String, recipe: RecipeName, ima
     }
     // Metadata: every key llama.cpp wrote (but its size label and our file's name) with the same value.
     for (key, value) in try #require(expected["metadata"]?.objectValue).pairs
-    where !["general.name", "general.size_label", "quantize.imatrix.file"].contains(key)
+    // (name, basename and finetune are llama.cpp's guesses from the fixture's directory name)
+    where !["general.name", "general.basename", "general.finetune", "general.size_label", "quantize.imatrix.file"].contains(key)
         // The .dat twin was written by llama-imatrix with last_chunk 0, so its chunk count is not the GGUF's.
         && !(imatrixFormat == "dat" && key == "quantize.imatrix.chunks_count")
     {

@@ -27,7 +27,7 @@ func readNumpy(_ url: URL) throws -> (values: [Float], shape: [Int]) {
 @Test(arguments: [
     "deepseek_v3-f32", "deepseek_v3-bf16-sharded", "deepseek_v3-bf16-released", "qwen3_moe-f32",
     "qwen3_moe-bf16-sharded", "mixtral-f32", "mixtral-bf16-sharded", "glm4_moe-f32", "minimax_m2-f32",
-    "gpt_oss-f32", "gpt_oss-mxfp4", "trained-deepseek_v3_wide", "trained-mixtral", "trained-qwen3_moe_wide",
+    "gpt_oss-f32", "gpt_oss-mxfp4", "deepseek_v32-bf16-sharded", "trained-deepseek_v3_wide", "trained-mixtral", "trained-qwen3_moe_wide",
 ])
 func logitsMatchTransformers(fixture: String) throws {
     let directory = fixtures.appendingPathComponent(fixture)
@@ -66,7 +66,9 @@ func heldOutPerplexityEqualsTransformers(fixture: String) throws {
     #expect(abs(perplexity - expected) / expected < 5e-5, "\(fixture): ours \(perplexity), transformers \(expected)")
 }
 
-@Test(arguments: ["deepseek_v3-f32", "qwen3_moe-f32", "mixtral-f32", "glm4_moe-f32", "minimax_m2-f32", "gpt_oss-f32"])
+@Test(arguments: [
+    "deepseek_v3-f32", "qwen3_moe-f32", "mixtral-f32", "glm4_moe-f32", "minimax_m2-f32", "gpt_oss-f32", "deepseek_v32-bf16-sharded",
+])
 func engineOnOurF32GGUFEqualsEngineOnTheCheckpoint(fixture: String) throws {
     let directory = fixtures.appendingPathComponent(fixture).path
     let output = NSTemporaryDirectory() + "moeq-engine-\(fixture)-\(UUID().uuidString).gguf"
@@ -223,4 +225,31 @@ func offloadLayoutsCarryTheStackedBytesAndRunInTheEngine(fixture: String) throws
     for _ in 0..<2 { fromPack = try ReferenceModel.logits(weights: packed, tokens: tokens) }
     #expect(fromPack == fromStacked)
     #expect(packed.capacity < written.records && packed.misses > 0 && packed.hits + packed.misses > written.records)
+}
+
+/// DeepSeek-V3.2's indexer really selects: the fixture's queries attend to their top 4 of up to 16 keys, and the same
+/// weights with `index_topk` at the window's length (dense attention, what a DeepSeek-V3 engine computes) give logits
+/// far from transformers', while the sparse pass matches them (`logitsMatchTransformers`).
+@Test func indexerTopKChangesTheLogits() throws {
+    let source = fixtures.appendingPathComponent("deepseek_v32-bf16-sharded")
+    let dense = NSTemporaryDirectory() + "moeq-dense-v32-" + UUID().uuidString
+    defer { try? FileManager.default.removeItem(atPath: dense) }
+    try FileManager.default.copyItem(atPath: source.path, toPath: dense)
+    let config = dense + "/config.json"
+    let text = try String(contentsOfFile: config, encoding: .utf8)
+    #expect(text.contains("\"index_topk\": 4,"))
+    try text.replacingOccurrences(of: "\"index_topk\": 4,", with: "\"index_topk\": 64,").write(
+        toFile: config, atomically: true, encoding: .utf8)
+    let reference = try JSONParser.parse([UInt8](try Data(contentsOf: source.appendingPathComponent("reference.json"))))
+    let tokens = (reference["tokens"]?.arrayValue ?? []).compactMap { $0.intValue }
+    let (expected, _) = try readNumpy(source.appendingPathComponent("logits.npy"))
+    let (sparse, _) = try ReferenceModel.logits(checkpointPath: source.path, tokens: tokens)
+    let (denseLogits, _) = try ReferenceModel.logits(checkpointPath: dense, tokens: tokens)
+    let scale = expected.map(abs).max() ?? 1
+    func worst(_ a: [Float]) -> Float { (zip(a, expected).map { abs($0 - $1) }.max() ?? 0) / scale }
+    #expect(worst(sparse) < 1e-4)
+    #expect(worst(denseLogits) > 1e-2, "dense attention is \(worst(denseLogits)) from transformers' sparse logits")
+    // The first four positions have at most four keys: there the two agree.
+    let vocabulary = expected.count / tokens.count
+    #expect(Array(denseLogits[0..<(4 * vocabulary)]) == Array(sparse[0..<(4 * vocabulary)]))
 }

@@ -20,7 +20,8 @@ public enum KVCache {
     }
 
     /// Bytes of cache one token adds across the full-attention layers at `bytesPerElement` (2 for F16).
-    /// MLA (DeepSeek-V3 / Kimi): one `kv_lora_rank + qk_rope_head_dim` latent per layer, no V cache.
+    /// MLA (DeepSeek-V3 / Kimi): one `kv_lora_rank + qk_rope_head_dim` latent per layer, no V cache; DeepSeek-V3.2
+    /// adds its indexer's `index_head_dim` key per layer (61 × (576 + 128) × 2 = 85,888 B at F16).
     /// GQA: K and V of `num_key_value_heads × head_dim` per layer.
     public static func bytesPerToken(_ spec: ModelSpec, bytesPerElement: Int = 2) -> Int {
         valuesPerToken(spec, layers: fullAttentionLayers(spec)) * bytesPerElement
@@ -50,7 +51,10 @@ public enum KVCache {
     }
 
     static func valuesPerToken(_ spec: ModelSpec, layers: Int) -> Int {
-        if let mla = spec.latentAttention { return layers * (mla.keyValueRank + mla.ropeHeadDim) }
+        // DSA (DeepSeek-V3.2): the indexer's keys, one head of its width per layer, in a second cache of the K type
+        // (LCPP src/llama-kv-cache-dsa.cpp).
+        let indexerKeys = spec.indexer?.headDim ?? 0
+        if let mla = spec.latentAttention { return layers * (mla.keyValueRank + mla.ropeHeadDim + indexerKeys) }
         return 2 * layers * spec.keyValueHeadCount * spec.headDim
     }
 }

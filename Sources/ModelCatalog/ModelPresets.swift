@@ -119,6 +119,9 @@ public enum ModelPresets {
         ModelPreset(
             name: "tiny-deepseek-v32", architecture: .deepseekV32, config: tinyDeepseekV32(),
             nativeDType: "bf16", shardBytes: 2_000_000, source: "test model"),
+        ModelPreset(
+            name: "tiny-glm-moe-dsa", architecture: .glmMoeDsa, config: tinyDeepseekV32(modelType: "glm_moe_dsa"),
+            nativeDType: "bf16", shardBytes: 2_000_000, source: "test model"),
     ]
 
     /// The preset for `name` and `architecture` (`tiny` resolves per architecture).
@@ -185,11 +188,11 @@ public enum ModelPresets {
         ]
     }
 
-    /// DeepSeek-V3.2 at test size: tiny-deepseek-v3 plus an indexer (4 heads of 32, top 8 keys).
-    static func tinyDeepseekV32() -> JSONValue {
+    /// DeepSeek-V3.2 (or GLM-5, the same layer) at test size: tiny-deepseek-v3 plus an indexer (4 heads of 32, top 8).
+    static func tinyDeepseekV32(modelType: String = "deepseek_v32") -> JSONValue {
         guard case .object(var config) = tinyDeepseek() else { return tinyDeepseek() }
-        config["architectures"] = ["DeepseekV32ForCausalLM"]
-        config["model_type"] = "deepseek_v32"
+        config["architectures"] = [modelType == "deepseek_v32" ? "DeepseekV32ForCausalLM" : "GlmMoeDsaForCausalLM"]
+        config["model_type"] = .string(modelType)
         config["index_n_heads"] = 4
         config["index_head_dim"] = 32
         config["index_topk"] = 8

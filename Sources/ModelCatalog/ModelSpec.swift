@@ -8,6 +8,8 @@ public enum Architecture: String, Sendable, CaseIterable, Codable {
     case deepseekV3 = "deepseek_v3"
     /// DeepSeek-V3.2: DeepSeek-V3 with a lightning indexer choosing the keys each query attends to (DSA).
     case deepseekV32 = "deepseek_v32"
+    /// GLM-5: DeepSeek-V3.2's block (MLA and the lightning indexer, its rope interleaved) with GLM's sizes.
+    case glmMoeDsa = "glm_moe_dsa"
     /// Qwen3-MoE (GQA with q/k norms, softmax top-k router, no shared experts).
     case qwen3Moe = "qwen3_moe"
     /// Mixtral (GQA, softmax top-2 router).
@@ -27,6 +29,7 @@ public enum Architecture: String, Sendable, CaseIterable, Codable {
         switch self {
         case .deepseekV3: .deepseekV3
         case .deepseekV32: .deepseekV32
+        case .glmMoeDsa: .glmMoeDsa
         case .qwen3Moe: .qwen3Moe
         case .mixtral: .mixtral
         case .gptOss: .gptOss

@@ -14,7 +14,7 @@ public struct DeepseekV3Forward {
 
     /// Rope pairs are interleaved unless config.json's `rope_interleave` says otherwise (transformers' default).
     public init(weights: WeightProvider) throws {
-        guard [.deepseekV3, .deepseekV32].contains(weights.spec.architecture), let mla = weights.spec.latentAttention else {
+        guard [.deepseekV3, .deepseekV32, .glmMoeDsa].contains(weights.spec.architecture), let mla = weights.spec.latentAttention else {
             throw EngineError.unsupported("\(weights.spec.modelType) as DeepSeek-V3")
         }
         spec = weights.spec
@@ -79,6 +79,9 @@ public struct DeepseekV3Forward {
         let t = windows.reduce(0, +), h = spec.hiddenSize, eps = Float(spec.rmsNormEpsilon), heads = spec.headCount
         let nope = mla.noPositionHeadDim, rope = mla.ropeHeadDim, vDim = mla.valueHeadDim, rank = mla.keyValueRank
         let qkDim = nope + rope
+        // transformers builds q_a_layernorm and kv_a_layernorm with its RMSNorm's default 1e-6, whatever rms_norm_eps
+        // says (GLM-5: 1e-5); llama.cpp uses rms_norm_eps for them.
+        let latentEpsilon: Float = 1e-6
         let (inverse, ropeScale) = ropeFrequencies()
         var softmaxScale = 1 / Float(qkDim).squareRoot()
         if let yarn = spec.ropeScaling, yarn.type == "yarn", let all = yarn.mscaleAllDim, all != 0 {
@@ -94,7 +97,7 @@ public struct DeepseekV3Forward {
             var visible: [[Bool]?] = windows.map { _ in nil }
             if let qRank = mla.queryRank {
                 var compressed = try project(a, tokens: t, inputs: h, attention(.queryA), outputs: qRank)
-                DenseOps.rmsNorm(&compressed, width: qRank, weight: try weight(attention(.queryANorm)), epsilon: eps)
+                DenseOps.rmsNorm(&compressed, width: qRank, weight: try weight(attention(.queryANorm)), epsilon: latentEpsilon)
                 q = try project(compressed, tokens: t, inputs: qRank, attention(.queryB), outputs: heads * qkDim)
                 visible = try indexerSelection(
                     layer: layer, compressed: compressed, normed: a, windows: windows, inverse: inverse, scale: ropeScale)
@@ -108,7 +111,7 @@ public struct DeepseekV3Forward {
                 for j in 0..<rank { latent[i * rank + j] = kvA[i * (rank + rope) + j] }
                 for j in 0..<rope { sharedRope[i * rope + j] = kvA[i * (rank + rope) + rank + j] }
             }
-            DenseOps.rmsNorm(&latent, width: rank, weight: try weight(attention(.keyValueANorm)), epsilon: eps)
+            DenseOps.rmsNorm(&latent, width: rank, weight: try weight(attention(.keyValueANorm)), epsilon: latentEpsilon)
             let kv = try project(latent, tokens: t, inputs: rank, attention(.keyValueB), outputs: heads * (nope + vDim))
             applyRope(&q, windows: windows, heads: heads, stride: qkDim, offset: nope, inverse: inverse, scale: ropeScale)
             applyRope(&sharedRope, windows: windows, heads: 1, stride: rope, offset: 0, inverse: inverse, scale: ropeScale)

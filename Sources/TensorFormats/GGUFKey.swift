@@ -74,6 +74,7 @@ public enum ModelKey: String, Sendable, CaseIterable {
     case indexerHeadCount = "attention.indexer.head_count"
     case indexerKeyLength = "attention.indexer.key_length"
     case indexerTopK = "attention.indexer.top_k"
+    case indexerTypes = "attention.indexer.types"
     case valueLengthMLA = "attention.value_length_mla"
     case slidingWindow = "attention.sliding_window"
     case ropeFrequencyBase = "rope.freq_base"

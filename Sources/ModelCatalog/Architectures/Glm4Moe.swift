@@ -10,10 +10,13 @@ extension ArchitectureTable {
         hyperParameters: Glm4Moe.hyperParameters, readConfig: Glm4Moe.readConfig, configFromGGUF: Glm4Moe.configFromGGUF,
         // llama.cpp's GLM vocabulary step (LCPP conversion/base.py `_set_vocab_glm`): [gMASK] as BOS, <|user|> as end of
         // turn (<|endoftext|> there makes generation endless), <|endoftext|> as unknown, <|observation|> as end of message.
-        namedSpecialTokens: [
-            (.beginningOfSequence, "[gMASK]"), (.endOfTurn, "<|user|>"), (.unknownToken, "<|endoftext|>"),
-            (.endOfMessage, "<|observation|>"),
-        ])
+        namedSpecialTokens: glmSpecialTokens)
+
+    /// GLM's chat specials by name (GLM-4.5, GLM-5).
+    static let glmSpecialTokens: [(key: GGUFKey, token: String)] = [
+        (.beginningOfSequence, "[gMASK]"), (.endOfTurn, "<|user|>"), (.unknownToken, "<|endoftext|>"),
+        (.endOfMessage, "<|observation|>"),
+    ]
 }
 
 enum Glm4Moe {

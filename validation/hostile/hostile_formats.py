@@ -778,5 +778,56 @@ add("inspect/--tensors with a bad glob", "inspect", lambda c: ["inspect", model(
 add("inspect/deepseek control", "inspect", lambda c: ["inspect", model(c, DS)], rc=0)
 
 
+# ------------------------------------------------------------------ gpt-oss MXFP4 experts and DeepSeek-V3.2 / GLM-5 configs
+H.section("F14. MXFP4 experts, DSA configs")
+MXF = "gpt_oss-mxfp4"
+BLOCKS = "model.layers.1.mlp.experts.down_proj_blocks"
+
+
+def mxfp4_dir(c, mutate):
+    d = c.fixture(MXF)
+    mutate(st_of(d))
+    return convert(d, out(c), recipe="MXFP4_MOE")
+
+
+def cfg_dir(c, fixture, edit):
+    d = c.fixture(fixture)
+    cfg = H.jload(os.path.join(d, "config.json"))
+    edit(cfg)
+    H.jdump(os.path.join(d, "config.json"), cfg)
+    return convert(d, out(c))
+
+
+add("convert/mxfp4 control", "convert", lambda c: mxfp4_dir(c, lambda p: None), rc=0)
+def drop_tensor(name):
+    """Removes tensor `name` and its bytes from a safetensors file (later tensors move down)."""
+    def mutate(path):
+        h, d = H.st_read(path)
+        start, end = h.pop(name)["data_offsets"]
+        for k, v in h.items():
+            if k != "__metadata__" and v["data_offsets"][0] >= end:
+                v["data_offsets"] = [v["data_offsets"][0] - (end - start), v["data_offsets"][1] - (end - start)]
+        H.st_write(path, h, d[:start] + d[end:])
+    return mutate
+
+
+add("convert/mxfp4 _scales missing", "convert",
+    lambda c: mxfp4_dir(c, drop_tensor(BLOCKS.replace("_blocks", "_scales"))),
+    err=[BLOCKS.replace("_blocks", "_scales")], post=absent("out.gguf"))
+add("convert/mxfp4 _scales with the wrong shape", "convert",
+    lambda c: mxfp4_dir(c, lambda p: H.st_edit(p, lambda h, _: h[BLOCKS.replace("_blocks", "_scales")].update(shape=[8, 64, 1, 1]))),
+    err=[BLOCKS.replace("_blocks", "_scales")], post=absent("out.gguf"))
+add("convert/mxfp4 _blocks not U8", "convert",
+    lambda c: mxfp4_dir(c, lambda p: H.st_edit(p, lambda h, _: h[BLOCKS].update(dtype="I8"))), err=[BLOCKS], post=absent("out.gguf"))
+add("convert/deepseek_v32 index_topk 0", "convert",
+    lambda c: cfg_dir(c, "deepseek_v32-bf16-sharded", lambda cfg: cfg.update(index_topk=0)), err=["index_topk"], post=absent("out.gguf"))
+add("convert/deepseek_v32 index_head_dim below the rope dims", "convert",
+    lambda c: cfg_dir(c, "deepseek_v32-bf16-sharded", lambda cfg: cfg.update(index_head_dim=8)), err=["index_head_dim"],
+    post=absent("out.gguf"))
+add("convert/glm_moe_dsa shared indexer layers", "convert",
+    lambda c: cfg_dir(c, "glm_moe_dsa-bf16-sharded", lambda cfg: cfg.update(indexer_types=["full", "shared", "full"])),
+    err=["indexer_types"], post=absent("out.gguf"))
+
+
 def cases():
     return CASES

@@ -150,7 +150,8 @@ func totalParametersEqualPyTorchCount(fixture: String) throws {
     let bundled = try ModelPresets.bundled()
     #expect(
         Set(bundled.map(\.name)) == [
-            "kimi-k2.5", "kimi-k2", "kimi-k2-thinking", "deepseek-v3", "deepseek-r1", "deepseek-v3.2", "glm-5", "qwen3-235b-a22b", "qwen3-30b-a3b",
+            "kimi-k2.5", "kimi-k2", "kimi-k2-thinking", "deepseek-v3", "deepseek-r1", "deepseek-v3.2", "glm-5", "qwen3-235b-a22b",
+            "qwen3-30b-a3b",
             "mixtral-8x7b", "mixtral-8x22b", "gpt-oss-120b", "gpt-oss-20b", "glm-4.5-air", "minimax-m2",
         ])
     for preset in bundled {

@@ -206,6 +206,20 @@ extension GGUFConversion {
             }
         case let .fusedExperts(name, view):
             return try fusedExpertSegments(tensor, source: try plan.resolver.weight(named: name), view: view, decoder: decoder)
+        case .negatedExponential(let name):
+            // A few values (one per KDA head): decoded whole, each x written as −exp(x).
+            let w = try plan.resolver.weight(named: name)
+            guard w.elementCount == tensor.dimensions.reduce(1, *) else {
+                throw ConversionError.shape(tensor: tensor.name, reason: "\(name) has \(w.elementCount) values")
+            }
+            let values = try w.decodeAll().map { -Foundation.exp($0) }
+            var segment = Segment(firstRow: 0, count: tensor.rowCount, source: w, rowsReordered: true) { range, out in
+                for (k, row) in range.enumerated() {
+                    for c in 0..<width { out[k * width + c] = values[row * width + c] }
+                }
+            }
+            segment.releasesRowPages = false
+            return [segment]
         }
     }
 }

@@ -15,11 +15,14 @@ public enum GGUFSource: Sendable, Equatable {
     case valueFromKVB(String, heads: Int, noPosition: Int, value: Int)
     /// Experts fused in one checkpoint tensor per layer (gpt-oss), expert e's rows where `view` says.
     case fusedExperts(String, FusedExpertView)
+    /// −exp of each value of one weight (Kimi-Linear's `ssm_a` from `A_log`).
+    case negatedExponential(String)
 
     /// Every checkpoint weight the rows come from.
     public var names: [String] {
         switch self {
-        case .weight(let n), .ropePermuted(let n, _), .keyFromKVB(let n, _, _, _), .valueFromKVB(let n, _, _, _), .fusedExperts(let n, _):
+        case .weight(let n), .ropePermuted(let n, _), .keyFromKVB(let n, _, _, _), .valueFromKVB(let n, _, _, _), .fusedExperts(let n, _),
+            .negatedExponential(let n):
             [n]
         case .stacked(let names): Array(names)
         }

@@ -122,6 +122,9 @@ public enum ModelPresets {
         ModelPreset(
             name: "tiny-glm-moe-dsa", architecture: .glmMoeDsa, config: tinyDeepseekV32(modelType: "glm_moe_dsa"),
             nativeDType: "bf16", shardBytes: 2_000_000, source: "test model"),
+        ModelPreset(
+            name: "tiny-kimi-linear", architecture: .kimiLinear, config: tinyKimiLinear(),
+            nativeDType: "bf16", shardBytes: 2_000_000, source: "test model"),
     ]
 
     /// The preset for `name` and `architecture` (`tiny` resolves per architecture).
@@ -197,6 +200,23 @@ public enum ModelPresets {
         config["index_head_dim"] = 32
         config["index_topk"] = 8
         return .object(config)
+    }
+
+    /// Kimi-Linear at test size: KDA on layers 1, 2 and 4 (1-based), MLA without positions on layer 3.
+    static func tinyKimiLinear() -> JSONValue {
+        [
+            "architectures": ["KimiLinearForCausalLM"], "model_type": "kimi_linear",
+            "hidden_size": 256, "num_hidden_layers": 4, "num_attention_heads": 4, "num_key_value_heads": 4,
+            "kv_lora_rank": 64, "q_lora_rank": nil, "qk_nope_head_dim": 32, "qk_rope_head_dim": 16, "v_head_dim": 32,
+            "intermediate_size": 512, "moe_intermediate_size": 128, "num_experts": 8, "num_experts_per_token": 2,
+            "num_shared_experts": 1, "first_k_dense_replace": 1, "num_expert_group": 1, "topk_group": 1,
+            "moe_renormalize": true, "routed_scaling_factor": 2.446, "moe_router_activation_func": "sigmoid",
+            "linear_attn_config": [
+                "kda_layers": [1, 2, 4], "full_attn_layers": [3], "num_heads": 4, "head_dim": 64, "short_conv_kernel_size": 4,
+            ],
+            "vocab_size": 512, "model_max_length": 4096, "rms_norm_eps": 1e-5, "tie_word_embeddings": false,
+            "bos_token_id": 256, "eos_token_id": 257, "torch_dtype": "bfloat16",
+        ]
     }
 
     static func tinyQwen3() -> JSONValue {

@@ -10,6 +10,8 @@ public enum Architecture: String, Sendable, CaseIterable, Codable {
     case deepseekV32 = "deepseek_v32"
     /// GLM-5: DeepSeek-V3.2's block (MLA and the lightning indexer, its rope interleaved) with GLM's sizes.
     case glmMoeDsa = "glm_moe_dsa"
+    /// Kimi-Linear: Kimi Delta Attention layers between MLA layers without positions, DeepSeek-style MoE.
+    case kimiLinear = "kimi_linear"
     /// Qwen3-MoE (GQA with q/k norms, softmax top-k router, no shared experts).
     case qwen3Moe = "qwen3_moe"
     /// Mixtral (GQA, softmax top-2 router).
@@ -30,6 +32,7 @@ public enum Architecture: String, Sendable, CaseIterable, Codable {
         case .deepseekV3: .deepseekV3
         case .deepseekV32: .deepseekV32
         case .glmMoeDsa: .glmMoeDsa
+        case .kimiLinear: .kimiLinear
         case .qwen3Moe: .qwen3Moe
         case .mixtral: .mixtral
         case .gptOss: .gptOss
@@ -72,6 +75,16 @@ public struct SparseIndexer: Sendable, Equatable, Codable {
     public var topK: Int
     /// Rope on the indexer's rotated dims in interleaved pairs (GLM-5) rather than halves (DeepSeek-V3.2).
     public var interleavedRope: Bool
+}
+
+/// Kimi Delta Attention (Kimi-Linear): `heads` heads of `headDim` with short causal convolutions of `convKernel` taps
+/// on q, k and v, a per-channel forget gate, and a delta-rule state of headDim × headDim per head.
+public struct LinearAttention: Sendable, Equatable, Codable {
+    public var heads: Int
+    public var headDim: Int
+    public var convKernel: Int
+    /// 0-based layers with KDA (config.json lists them 1-based).
+    public var layers: Set<Int>
 }
 
 /// gpt-oss's expert activation constants (config.json `swiglu_alpha`, `swiglu_limit`).
@@ -137,6 +150,10 @@ public struct ModelSpec: Sendable, Equatable {
     public var clampedSwiGLU: ClampedSwiGLU? = nil
     /// DeepSeek-V3.2's sparse-attention indexer; nil for dense attention.
     public var indexer: SparseIndexer? = nil
+    /// Kimi-Linear's Kimi Delta Attention layers (the others MLA); nil when every layer has softmax attention.
+    public var linearAttention: LinearAttention? = nil
+    /// MLA without rotary positions (Kimi-Linear: q and k's rope parts enter the product unrotated).
+    public var latentAttentionWithoutPositions = false
     /// q/k/v (and for gpt-oss o) projections carry biases.
     public var attentionBias = false
     /// Per-head q/k RMS norms (Qwen3; GLM-4.5 when `use_qk_norm`).
@@ -159,7 +176,12 @@ public struct ModelSpec: Sendable, Equatable {
 
     /// What layer `layer` is: a dense or MoE main layer, a multi-token-prediction layer, or none (out of range).
     public func layerKind(_ layer: Int) -> LayerKinds? {
-        if layer >= 0 && layer < layerCount { return isMoELayer(layer) ? .moe : .dense }
+        if layer >= 0 && layer < layerCount {
+            let feedForward: LayerKinds = isMoELayer(layer) ? .moe : .dense
+            // Hybrid models add the layer's attention kind.
+            guard let linear = linearAttention else { return feedForward }
+            return feedForward.union(linear.layers.contains(layer) ? .linearAttention : .fullAttention)
+        }
         if layer >= layerCount && layer < layerCount + nextTokenPredictionLayers { return .mtp }
         return nil
     }

@@ -106,10 +106,10 @@ public struct TensorLayout: Sendable {
         case .model:
             return numbers.isEmpty ? (nil, nil) : nil
         case .layer(let kinds):
-            guard numbers.count == 1, let kind = spec.layerKind(numbers[0]), kinds.contains(kind) else { return nil }
+            guard numbers.count == 1, let kind = spec.layerKind(numbers[0]), kinds.covers(kind) else { return nil }
             return (numbers[0], nil)
         case .expert(let kinds):
-            guard numbers.count == 2, let kind = spec.layerKind(numbers[0]), kinds.contains(kind), numbers[1] < spec.routedExpertCount
+            guard numbers.count == 2, let kind = spec.layerKind(numbers[0]), kinds.covers(kind), numbers[1] < spec.routedExpertCount
             else { return nil }
             return (numbers[0], numbers[1])
         }
@@ -182,7 +182,7 @@ public struct TensorLayout: Sendable {
             case .model where numbers.isEmpty:
                 if let role = template.kind.role(layer: nil) { return (role, template.part) }
             case .layer(let kinds) where numbers.count == 1:
-                if let kind = spec.layerKind(numbers[0]), kinds.contains(kind), let role = template.kind.role(layer: numbers[0]) {
+                if let kind = spec.layerKind(numbers[0]), kinds.covers(kind), let role = template.kind.role(layer: numbers[0]) {
                     return (role, template.part)
                 }
             default: continue
@@ -236,6 +236,8 @@ public struct TensorLayout: Sendable {
                 return .keyFromKVB(name(), heads: spec.headCount, noPosition: mla.noPositionHeadDim, value: mla.valueHeadDim)
             }
             return .valueFromKVB(name(), heads: spec.headCount, noPosition: mla.noPositionHeadDim, value: mla.valueHeadDim)
+        case .negatedExponential:
+            return .negatedExponential(name())
         case .fusedExperts(_, let stride, let phase):
             // Weights ne {in, out, E}; biases ne {out, E}. The MXFP4 release stores outputs first, transformers'
             // float parameters inputs first.
@@ -268,11 +270,11 @@ public struct TensorLayout: Sendable {
                         var run = j
                         while run < end, case .expert = scope(templates[run]) { run += 1 }
                         for expert in 0..<spec.routedExpertCount {
-                            for t in templates[j..<run] where scope(t).layerKinds?.contains(kind) == true { body(t, layer, expert) }
+                            for t in templates[j..<run] where scope(t).layerKinds?.covers(kind) == true { body(t, layer, expert) }
                         }
                         j = run
                     } else {
-                        if scope(templates[j]).layerKinds?.contains(kind) == true { body(templates[j], layer, nil) }
+                        if scope(templates[j]).layerKinds?.covers(kind) == true { body(templates[j], layer, nil) }
                         j += 1
                     }
                 }

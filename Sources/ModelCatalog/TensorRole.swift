@@ -25,10 +25,17 @@ public enum AttentionPart: String, Sendable, Hashable, CaseIterable, Codable {
     /// DeepSeek-V3.2 / GLM-5 lightning indexer: its query up-projection (from the compressed query), key projection,
     /// key LayerNorm (weight and bias) and per-head weights.
     case indexerQueryB = "indexer_q_b", indexerKey = "indexer_k", indexerKeyNorm = "indexer_k_norm", indexerWeights = "indexer_proj"
+    /// Kimi Delta Attention (Kimi-Linear): short convolutions of q, k and v; the forget gate's low-rank pair, its
+    /// per-head log decay (`A_log`) and bias (`dt_bias`); the per-head beta projection; the output gate's low-rank
+    /// pair and its gated RMS norm.
+    case convQuery = "conv_q", convKey = "conv_k", convValue = "conv_v"
+    case forgetA = "f_a", forgetB = "f_b", decayLog = "a_log", decayBias = "dt_bias", beta
+    case gateA = "g_a", gateB = "g_b", outputNorm = "o_norm"
 
     /// Norm weights among the attention parts.
     public var isNorm: Bool {
         self == .queryANorm || self == .keyValueANorm || self == .queryNorm || self == .keyNorm || self == .indexerKeyNorm
+            || self == .outputNorm
     }
 }
 

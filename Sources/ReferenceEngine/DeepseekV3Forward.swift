@@ -14,7 +14,9 @@ public struct DeepseekV3Forward {
 
     /// Rope pairs are interleaved unless config.json's `rope_interleave` says otherwise (transformers' default).
     public init(weights: WeightProvider) throws {
-        guard [.deepseekV3, .deepseekV32, .glmMoeDsa].contains(weights.spec.architecture), let mla = weights.spec.latentAttention else {
+        guard [.deepseekV3, .deepseekV32, .glmMoeDsa, .kimiLinear].contains(weights.spec.architecture),
+            let mla = weights.spec.latentAttention
+        else {
             throw EngineError.unsupported("\(weights.spec.modelType) as DeepSeek-V3")
         }
         spec = weights.spec
@@ -92,54 +94,62 @@ public struct DeepseekV3Forward {
             func attention(_ part: AttentionPart) -> TensorRole { .attention(layer: layer, part: part) }
             var a = x
             DenseOps.rmsNorm(&a, width: h, weight: try weight(.attentionNorm(layer: layer)), epsilon: eps)
-            var q: [Float]
-            // DeepSeek-V3.2: the keys each query may attend to (nil per window: every earlier one).
-            var visible: [[Bool]?] = windows.map { _ in nil }
-            if let qRank = mla.queryRank {
-                var compressed = try project(a, tokens: t, inputs: h, attention(.queryA), outputs: qRank)
-                DenseOps.rmsNorm(&compressed, width: qRank, weight: try weight(attention(.queryANorm)), epsilon: latentEpsilon)
-                q = try project(compressed, tokens: t, inputs: qRank, attention(.queryB), outputs: heads * qkDim)
-                visible = try indexerSelection(
-                    layer: layer, compressed: compressed, normed: a, windows: windows, inverse: inverse, scale: ropeScale)
+            if let linear = spec.linearAttention, linear.layers.contains(layer) {
+                // Kimi-Linear: Kimi Delta Attention on this layer.
+                DenseOps.add(&x, try kimiDeltaAttention(layer: layer, normed: a, windows: windows, linear))
             } else {
-                q = try project(a, tokens: t, inputs: h, attention(.query), outputs: heads * qkDim)
-            }
-            let kvA = try project(a, tokens: t, inputs: h, attention(.keyValueA), outputs: rank + rope)
-            var latent = [Float](repeating: 0, count: t * rank)
-            var sharedRope = [Float](repeating: 0, count: t * rope)
-            for i in 0..<t {
-                for j in 0..<rank { latent[i * rank + j] = kvA[i * (rank + rope) + j] }
-                for j in 0..<rope { sharedRope[i * rope + j] = kvA[i * (rank + rope) + rank + j] }
-            }
-            DenseOps.rmsNorm(&latent, width: rank, weight: try weight(attention(.keyValueANorm)), epsilon: latentEpsilon)
-            let kv = try project(latent, tokens: t, inputs: rank, attention(.keyValueB), outputs: heads * (nope + vDim))
-            applyRope(&q, windows: windows, heads: heads, stride: qkDim, offset: nope, inverse: inverse, scale: ropeScale)
-            applyRope(&sharedRope, windows: windows, heads: 1, stride: rope, offset: 0, inverse: inverse, scale: ropeScale)
-            var k = [Float](repeating: 0, count: t * heads * qkDim)
-            var v = [Float](repeating: 0, count: t * heads * vDim)
-            for i in 0..<t {
-                for head in 0..<heads {
-                    let source = (i * heads + head) * (nope + vDim), key = (i * heads + head) * qkDim
-                    for j in 0..<nope { k[key + j] = kv[source + j] }
-                    for j in 0..<rope { k[key + nope + j] = sharedRope[i * rope + j] }
-                    for j in 0..<vDim { v[(i * heads + head) * vDim + j] = kv[source + nope + j] }
+                var q: [Float]
+                // DeepSeek-V3.2: the keys each query may attend to (nil per window: every earlier one).
+                var visible: [[Bool]?] = windows.map { _ in nil }
+                if let qRank = mla.queryRank {
+                    var compressed = try project(a, tokens: t, inputs: h, attention(.queryA), outputs: qRank)
+                    DenseOps.rmsNorm(&compressed, width: qRank, weight: try weight(attention(.queryANorm)), epsilon: latentEpsilon)
+                    q = try project(compressed, tokens: t, inputs: qRank, attention(.queryB), outputs: heads * qkDim)
+                    visible = try indexerSelection(
+                        layer: layer, compressed: compressed, normed: a, windows: windows, inverse: inverse, scale: ropeScale)
+                } else {
+                    q = try project(a, tokens: t, inputs: h, attention(.query), outputs: heads * qkDim)
                 }
-            }
-            let context = DenseOps.attention(
-                q: q, k: k, v: v, windows: windows, heads: heads, kvHeads: heads, dim: qkDim, valueDim: vDim, scale: softmaxScale,
-                visible: visible)
-            if let observer {
-                var row = 0
-                for (w, count) in windows.enumerated() {
-                    func slice(_ values: [Float], _ width: Int) -> [Float] { Array(values[(row * width)..<((row + count) * width)]) }
-                    observeAbsorbedAttention(
-                        observer, layer: layer, q: slice(q, heads * qkDim), k: slice(k, heads * qkDim), latent: slice(latent, rank),
-                        tokens: count, scale: softmaxScale, visible: visible[w])
-                    row += count
+                let kvA = try project(a, tokens: t, inputs: h, attention(.keyValueA), outputs: rank + rope)
+                var latent = [Float](repeating: 0, count: t * rank)
+                var sharedRope = [Float](repeating: 0, count: t * rope)
+                for i in 0..<t {
+                    for j in 0..<rank { latent[i * rank + j] = kvA[i * (rank + rope) + j] }
+                    for j in 0..<rope { sharedRope[i * rope + j] = kvA[i * (rank + rope) + rank + j] }
                 }
+                DenseOps.rmsNorm(&latent, width: rank, weight: try weight(attention(.keyValueANorm)), epsilon: latentEpsilon)
+                let kv = try project(latent, tokens: t, inputs: rank, attention(.keyValueB), outputs: heads * (nope + vDim))
+                // Kimi-Linear's MLA has no positions: the rope parts enter the product as they are.
+                if !spec.latentAttentionWithoutPositions {
+                    applyRope(&q, windows: windows, heads: heads, stride: qkDim, offset: nope, inverse: inverse, scale: ropeScale)
+                    applyRope(&sharedRope, windows: windows, heads: 1, stride: rope, offset: 0, inverse: inverse, scale: ropeScale)
+                }
+                var k = [Float](repeating: 0, count: t * heads * qkDim)
+                var v = [Float](repeating: 0, count: t * heads * vDim)
+                for i in 0..<t {
+                    for head in 0..<heads {
+                        let source = (i * heads + head) * (nope + vDim), key = (i * heads + head) * qkDim
+                        for j in 0..<nope { k[key + j] = kv[source + j] }
+                        for j in 0..<rope { k[key + nope + j] = sharedRope[i * rope + j] }
+                        for j in 0..<vDim { v[(i * heads + head) * vDim + j] = kv[source + nope + j] }
+                    }
+                }
+                let context = DenseOps.attention(
+                    q: q, k: k, v: v, windows: windows, heads: heads, kvHeads: heads, dim: qkDim, valueDim: vDim, scale: softmaxScale,
+                    visible: visible)
+                if let observer {
+                    var row = 0
+                    for (w, count) in windows.enumerated() {
+                        func slice(_ values: [Float], _ width: Int) -> [Float] { Array(values[(row * width)..<((row + count) * width)]) }
+                        observeAbsorbedAttention(
+                            observer, layer: layer, q: slice(q, heads * qkDim), k: slice(k, heads * qkDim), latent: slice(latent, rank),
+                            tokens: count, scale: softmaxScale, visible: visible[w])
+                        row += count
+                    }
+                }
+                let attended = try project(context, tokens: t, inputs: heads * vDim, attention(.output), outputs: h)
+                DenseOps.add(&x, attended)
             }
-            let attended = try project(context, tokens: t, inputs: heads * vDim, attention(.output), outputs: h)
-            DenseOps.add(&x, attended)
 
             var m = x
             DenseOps.rmsNorm(&m, width: h, weight: try weight(.feedForwardNorm(layer: layer)), epsilon: eps)

@@ -40,7 +40,7 @@ public final class ExpertPackWeights: WeightProvider {
             }
         }
         for record in pack.index.records {
-            guard spec.layerKind(record.layer) == .moe, (0..<spec.routedExpertCount).contains(record.expert) else {
+            guard spec.layerKind(record.layer)?.contains(.moe) == true, (0..<spec.routedExpertCount).contains(record.expert) else {
                 throw ExpertPackError.invalid(
                     file: path, offset: record.offset, "layer \(record.layer) expert \(record.expert) is not a routed expert of this model")
             }

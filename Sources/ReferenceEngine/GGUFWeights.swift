@@ -71,6 +71,8 @@ public final class GGUFWeights: WeightProvider {
                 for e in 0..<spec.routedExpertCount { sources[.routedExpert(layer: l, expert: e, projection: projection)] = (plan, e) }
             case .keyFromKVB:
                 if let layer = plan.layer { sources[.attention(layer: layer, part: .keyValueB)] = (plan, 0) }
+            case .negatedExponential:
+                sources[plan.role] = (plan, 0)
             case .valueFromKVB:
                 break
             }
@@ -203,6 +205,9 @@ public final class GGUFWeights: WeightProvider {
         switch plan.source {
         case .weight, .stacked, .fusedExperts:
             return all
+        case .negatedExponential:
+            // ssm_a holds −exp(A_log): the engine reads A_log.
+            return all.map { Foundation.log(-$0) }
         case .ropePermuted(_, let heads):
             // Undo llama.cpp's permute: GGUF row h·d + 2i + j holds HF row h·d + j·(d/2) + i.
             let width = plan.rowWidth, rows = plan.rowCount, headRows = rows / heads

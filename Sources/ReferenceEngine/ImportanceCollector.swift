@@ -49,6 +49,8 @@ public final class ImportanceCollector: ActivationObserver {
                     targets[.routedExpert(layer: layer, expert: e, projection: projection)] = Target(
                         gguf: plan.name, matrix: e, matrices: spec.routedExpertCount, width: plan.rowWidth, routed: true)
                 }
+            case .negatedExponential:
+                continue
             case .keyFromKVB(_, let heads, _, _), .valueFromKVB(_, let heads, _, _):
                 targets[plan.role] = Target(gguf: plan.name, matrix: 0, matrices: heads, width: plan.rowWidth, routed: false)
             }

@@ -49,7 +49,7 @@ public enum ReferenceModel {
     /// The architecture's forward pass over `weights`.
     public static func engine(weights: WeightProvider) throws -> LayerForward {
         switch weights.spec.architecture {
-        case .deepseekV3, .deepseekV32, .glmMoeDsa: return try DeepseekV3Forward(weights: weights)
+        case .deepseekV3, .deepseekV32, .glmMoeDsa, .kimiLinear: return try DeepseekV3Forward(weights: weights)
         case .qwen3Moe, .mixtral, .glm4Moe, .minimaxM2, .gptOss: return try GQAMoEForward(weights: weights)
         }
     }

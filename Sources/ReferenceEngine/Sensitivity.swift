@@ -94,6 +94,8 @@ public struct QuantTargets: Sendable {
                 for e in 0..<spec.routedExpertCount {
                     roles[.routedExpert(layer: layer, expert: e, projection: projection)] = .plain(name: plan.name, matrix: e)
                 }
+            case .negatedExponential:
+                continue
             case .keyFromKVB:
                 if let layer = plan.layer { latent[layer, default: (nil, nil)].key = plan }
             case .valueFromKVB:

@@ -75,6 +75,9 @@ public enum ModelKey: String, Sendable, CaseIterable {
     case indexerKeyLength = "attention.indexer.key_length"
     case indexerTopK = "attention.indexer.top_k"
     case indexerTypes = "attention.indexer.types"
+    /// Kimi-Linear's KDA layers.
+    case ssmConvolutionKernel = "ssm.conv_kernel"
+    case kdaHeadDim = "kda.head_dim"
     case valueLengthMLA = "attention.value_length_mla"
     case slidingWindow = "attention.sliding_window"
     case ropeFrequencyBase = "rope.freq_base"

@@ -53,9 +53,17 @@ struct InspectCommand: ParsableCommand {
             print(
                 """
                 attention      MLA, \(spec.headCount) heads, q_lora \(mla.queryRank.map(String.init) ?? "none"), kv_lora \
-                \(mla.keyValueRank), rope dim \(mla.ropeHeadDim)
+                \(mla.keyValueRank), rope dim \(mla.ropeHeadDim)\(spec.latentAttentionWithoutPositions ? " (unrotated)" : "")\
+                \(spec.indexer.map { ", DSA indexer \($0.heads) heads × \($0.headDim), top \($0.topK)" } ?? "")
                 """
             )
+            if let linear = spec.linearAttention {
+                print(
+                    """
+                    linear attn    KDA on \(linear.layers.count) of \(spec.layerCount) layers (the rest MLA): \(linear.heads) heads × \
+                    \(linear.headDim), \(linear.convKernel)-tap convolutions
+                    """)
+            }
         } else {
             print("attention      GQA, \(spec.headCount) heads, \(spec.keyValueHeadCount) kv heads × \(spec.headDim)")
         }

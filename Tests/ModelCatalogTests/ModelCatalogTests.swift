@@ -11,6 +11,7 @@ private let checkpointFixtures = [
     "deepseek_v3-f32", "deepseek_v3-bf16-sharded", "deepseek_v3-bf16-released",
     "qwen3_moe-f32", "qwen3_moe-bf16-sharded", "mixtral-f32", "mixtral-bf16-sharded", "glm4_moe-f32", "minimax_m2-f32",
     "gpt_oss-f32", "gpt_oss-mxfp4", "deepseek_v32-bf16-sharded", "glm_moe_dsa-bf16-sharded",
+    "kimi_linear-bf16-sharded",
 ]
 
 /// `sum(p.numel() for p in model.parameters())` as transformers computed it (validation/fixtures/make_fixtures.py).

@@ -28,7 +28,7 @@ func readNumpy(_ url: URL) throws -> (values: [Float], shape: [Int]) {
     "deepseek_v3-f32", "deepseek_v3-bf16-sharded", "deepseek_v3-bf16-released", "qwen3_moe-f32",
     "qwen3_moe-bf16-sharded", "mixtral-f32", "mixtral-bf16-sharded", "glm4_moe-f32", "minimax_m2-f32",
     "gpt_oss-f32", "gpt_oss-mxfp4", "deepseek_v32-bf16-sharded", "glm_moe_dsa-bf16-sharded",
-    "trained-deepseek_v3_wide", "trained-mixtral", "trained-qwen3_moe_wide",
+    "kimi_linear-bf16-sharded", "trained-deepseek_v3_wide", "trained-mixtral", "trained-qwen3_moe_wide",
 ])
 func logitsMatchTransformers(fixture: String) throws {
     let directory = fixtures.appendingPathComponent(fixture)

@@ -15,6 +15,19 @@ public struct LayerKinds: OptionSet, Sendable, Hashable {
     public static let mtp = LayerKinds(rawValue: 4)
     public static let main: LayerKinds = [.dense, .moe]
     public static let all: LayerKinds = [.dense, .moe, .mtp]
+    /// Hybrid models (Kimi-Linear): a layer's attention kind, linear (KDA) or full (MLA). A template without either bit
+    /// applies to both.
+    public static let linearAttention = LayerKinds(rawValue: 8)
+    public static let fullAttention = LayerKinds(rawValue: 16)
+    static let attentionKinds: LayerKinds = [.linearAttention, .fullAttention]
+
+    /// True when a template of these kinds applies to a layer of kind `layer` (`ModelSpec.layerKind`): its FFN kind
+    /// (dense, MoE, MTP) is among the template's, and so is its attention kind when the template names one.
+    public func covers(_ layer: LayerKinds) -> Bool {
+        let attention = intersection(LayerKinds.attentionKinds)
+        return contains(layer.subtracting(LayerKinds.attentionKinds))
+            && (attention.isEmpty || !attention.intersection(layer).isEmpty)
+    }
 }
 
 /// Where a template repeats: once, once per layer of some kinds (`{layer}` in its name), or once per routed
@@ -82,12 +95,14 @@ public enum Assembly: Sendable, Equatable {
     /// Experts fused in one checkpoint tensor per layer (gpt-oss): outputs every `stride` rows from `phase` (gate_up
     /// interleaves gate and up: stride 2), expert e's block, in the orientation the source stores.
     case fusedExperts(RoleKind, stride: Int, phase: Int)
+    /// One checkpoint tensor's values as −exp(value) (Kimi-Linear: `ssm_a` = −exp(A_log)).
+    case negatedExponential(RoleKind)
 
     /// The checkpoint role kind the rows come from.
     public var source: RoleKind {
         switch self {
         case .copy(let k), .ropePermuted(let k), .stackedExperts(let k), .keyFromKVB(let k), .valueFromKVB(let k),
-            .fusedExperts(let k, _, _):
+            .fusedExperts(let k, _, _), .negatedExponential(let k):
             k
         }
     }

@@ -49,7 +49,20 @@ public struct GGUFTensorPlan: Sendable, Equatable {
     /// Layer index for per-layer tensors.
     public var layer: Int? { role.layer }
     /// llama-quantize quantizes only ≥2-D weights that are not routers (norms and biases are 1-D or biases).
-    public var quantizable: Bool { dimensions.count >= 2 && part == .weight && role.category != .router }
+    /// llama-quantize leaves routers, Kimi-Linear's short convolutions (`ssm_conv1d*`) and its per-head decay (`ssm_a`)
+    /// as they are.
+    public var quantizable: Bool {
+        guard dimensions.count >= 2, part == .weight, role.category != .router else { return false }
+        if case .attention(_, let part) = role, [.convQuery, .convKey, .convValue, .decayLog].contains(part) { return false }
+        return true
+    }
+
+    /// The dimensions llama-quantize writes: ggml_n_dims, trailing 1s dropped (`ssm_a` {1, n, 1, 1} → {1, n}).
+    public var trimmedDimensions: [Int] {
+        var dims = dimensions
+        while dims.count > 1, dims.last == 1 { dims.removeLast() }
+        return dims
+    }
     public var rowWidth: Int { dimensions[0] }
     public var rowCount: Int { dimensions.dropFirst().reduce(1, *) }
 }

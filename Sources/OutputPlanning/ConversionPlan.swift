@@ -182,7 +182,7 @@ public struct ConversionPlan: Sendable {
                 """
             )
         }
-        let specs = zip(plans, types).map { GGUFTensorSpec(name: $0.name, dimensions: $0.dimensions, type: $1) }
+        let specs = zip(plans, types).map { GGUFTensorSpec(name: $0.name, dimensions: recipe.dimensions(of: $0), type: $1) }
         self.spec = spec
         tensorLayout = layout
         self.checkpoint = checkpoint

@@ -24,7 +24,8 @@ extension ConversionPlan {
     public func fileLayout(_ indices: [Int], metadata: [(GGUFKey, GGUFValue)]) throws -> GGUFLayout {
         try GGUFLayout(
             metadata: metadata,
-            tensors: indices.map { GGUFTensorSpec(name: tensors[$0].name, dimensions: tensors[$0].dimensions, type: types[$0]) })
+            tensors: indices.map { GGUFTensorSpec(name: tensors[$0].name, dimensions: recipe.dimensions(of: tensors[$0]), type: types[$0]) }
+        )
     }
 
     // MARK: split

@@ -22,6 +22,12 @@ public enum RecipeName: String, Sendable, CaseIterable {
     /// Q8_0 — the layout of the published gpt-oss GGUFs.
     case mxfp4Moe = "MXFP4_MOE"
 
+    /// The dimensions a tensor is written with: as llama.cpp's converter writes them for F32 / F16 / BF16, as
+    /// llama-quantize writes them (ggml_n_dims: trailing 1s dropped) for every quantizing recipe.
+    public func dimensions(of tensor: GGUFTensorPlan) -> [Int] {
+        [.f32, .f16, .bf16].contains(self) ? tensor.dimensions : tensor.trimmedDimensions
+    }
+
     /// `general.file_type` (llama_ftype).
     public var fileType: UInt32 {
         switch self {

@@ -33,7 +33,7 @@ public final class GGUFWeights: WeightProvider {
         for plan in layout.ggufTensors(includeOutputHead: true) where plan.part == .bias && plan.layer.map({ $0 < spec.layerCount }) ?? true
         {
             guard let info = file.tensor(named: plan.name) else { throw EngineError.missingTensor(file: path, tensor: plan.name) }
-            guard info.dimensions == plan.dimensions else {
+            guard GGUFWeights.sameShape(info.dimensions, plan) else {
                 throw EngineError.tensorShape(
                     file: path, tensor: plan.name, byteOffset: file.dataStart + info.offset, found: info.dimensions,
                     expected: plan.dimensions)
@@ -57,7 +57,7 @@ public final class GGUFWeights: WeightProvider {
                 }
                 throw EngineError.missingTensor(file: path, tensor: plan.name)
             }
-            guard info.dimensions == plan.dimensions else {
+            guard GGUFWeights.sameShape(info.dimensions, plan) else {
                 throw EngineError.tensorShape(
                     file: path, tensor: plan.name, byteOffset: file.dataStart + info.offset, found: info.dimensions,
                     expected: plan.dimensions)
@@ -77,6 +77,11 @@ public final class GGUFWeights: WeightProvider {
                 break
             }
         }
+    }
+
+    /// A tensor's stored dimensions are the plan's, or the plan's without trailing 1s (as llama-quantize writes them).
+    static func sameShape(_ stored: [Int], _ plan: GGUFTensorPlan) -> Bool {
+        stored == plan.dimensions || stored == plan.trimmedDimensions
     }
 
     /// Refuses a GGUF of another model than `spec` (a wrong `--base`), naming what differs.

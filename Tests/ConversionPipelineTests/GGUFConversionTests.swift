@@ -21,7 +21,7 @@ private let cases: [(String, RecipeName, String?)] =
         ]
     } + ["glm4_moe", "minimax_m2", "gpt_oss"].flatMap { arch in [(arch, RecipeName.f32, nil), (arch, .q8_0, nil), (arch, .q4_K_M, nil)] }
     + [("gpt_oss", .mxfp4Moe, nil), ("gpt_oss-mxfp4", .mxfp4Moe, nil)]
-    + ["deepseek_v32-bf16-sharded", "glm_moe_dsa-bf16-sharded"].flatMap { fixture in
+    + ["deepseek_v32-bf16-sharded", "glm_moe_dsa-bf16-sharded", "kimi_linear-bf16-sharded"].flatMap { fixture in
         [RecipeName.f32, .q8_0, .q4_K_M].map { (fixture, $0, nil) }
     }
 
@@ -69,6 +69,8 @@ func convertMatchesLlamaCppTensorForTensor(arch: String, recipe: RecipeName, ima
         case (.double(let d), .float32(let f)): #expect(Float(d) == f, "\(key)")
         case (.array(let values), .array(.bool, let elements)):  // short arrays are stored whole (glm-dsa's indexer types)
             #expect(values.map(\.boolValue) == elements.map { if case .bool(let b) = $0 { b } else { nil } }, "\(key)")
+        case (.array(let values), .array(_, let elements)):  // kimi-linear's head_count_kv per layer
+            #expect(values.map(\.intValue) == elements.map(\.integerValue), "\(key)")
         default: Issue.record("\(key): unexpected \(value) vs \(ours)")
         }
     }

@@ -69,7 +69,7 @@ func heldOutPerplexityEqualsTransformers(fixture: String) throws {
 
 @Test(arguments: [
     "deepseek_v3-f32", "qwen3_moe-f32", "mixtral-f32", "glm4_moe-f32", "minimax_m2-f32", "gpt_oss-f32", "deepseek_v32-bf16-sharded",
-    "glm_moe_dsa-bf16-sharded",
+    "glm_moe_dsa-bf16-sharded", "kimi_linear-bf16-sharded",
 ])
 func engineOnOurF32GGUFEqualsEngineOnTheCheckpoint(fixture: String) throws {
     let directory = fixtures.appendingPathComponent(fixture).path

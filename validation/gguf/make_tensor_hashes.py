@@ -37,7 +37,8 @@ RECIPES = {"deepseek_v3": WITH_IMATRIX, "qwen3_moe": WITH_IMATRIX, "mixtral": WI
            # as MXFP4, then llama-quantize MXFP4_MOE keeps them and makes the rest Q8_0.
            "gpt_oss-mxfp4": [("MXFP4_MOE", "MXFP4_MOE")],
            # DeepSeek-V3.2 from its BF16 fixture (the F32 twin is not committed): convert --outtype f32, then quantize.
-           "deepseek_v32-bf16-sharded": PLAIN, "glm_moe_dsa-bf16-sharded": PLAIN}
+           "deepseek_v32-bf16-sharded": PLAIN, "glm_moe_dsa-bf16-sharded": PLAIN,
+           "kimi_linear-bf16-sharded": PLAIN}
 for arch in chosen or ["deepseek_v3", "qwen3_moe", "mixtral"]:
     for recipe, suffix in RECIPES[arch]:
         reader = GGUFReader(f"{source}/{arch}-{suffix}.gguf")

@@ -154,7 +154,41 @@ enum KimiLinear {
     }
 
     static func configFromGGUF(_ h: GGUFHeaderReader) throws(CatalogError) -> [(String, JSONValue)] {
-        throw .missingField(file: h.file.path, field: "kimi-linear: reading the model back from a GGUF header alone (pass --base)")
+        // head_count_kv per layer: 0 on KDA layers (listed 1-based, as config.json does).
+        guard case .array(_, let perLayer)? = h.file[ModelKey.headCountKeyValue, architecture: h.architecture] else {
+            throw .missingField(file: h.file.path, field: ModelKey.headCountKeyValue.key(h.architecture).rawValue)
+        }
+        let kinds = perLayer.map { $0.integerValue ?? 0 }
+        let rope = try h.required(.ropeDimensionCount)
+        let kdaLayers = kinds.indices.filter { kinds[$0] == 0 }.map { JSONValue.integer(Int64($0 + 1)) }
+        let fullLayers = kinds.indices.filter { kinds[$0] != 0 }.map { JSONValue.integer(Int64($0 + 1)) }
+        var config: [(String, JSONValue)] = [("model_type", "kimi_linear")]
+        func add(_ key: String, _ value: Int?) { if let value { config.append((key, .integer(Int64(value)))) } }
+        add("num_key_value_heads", try h.required(.headCount))
+        add("kv_lora_rank", try h.required(.keyValueLoRARank))
+        add("q_lora_rank", h.int(.queryLoRARank))
+        add("qk_rope_head_dim", rope)
+        add("qk_nope_head_dim", try h.required(.keyLengthMLA) - rope)
+        add("v_head_dim", try h.required(.valueLengthMLA))
+        add("head_dim", h.int(.valueLength))
+        add("intermediate_size", h.int(.feedForwardLength))
+        add("moe_intermediate_size", h.int(.expertFeedForwardLength))
+        add("num_experts", h.int(.expertCount))
+        add("num_experts_per_token", h.int(.expertUsedCount))
+        add("num_shared_experts", h.int(.expertSharedCount))
+        add("first_k_dense_replace", h.int(.leadingDenseBlockCount))
+        add("topk_group", h.int(.expertGroupUsedCount))
+        if let scale = h.double(.expertWeightsScale) { config.append(("routed_scaling_factor", .double(scale))) }
+        if let norm = h.bool(.expertWeightsNorm) { config.append(("moe_renormalize", .bool(norm))) }
+        // llama.cpp's KDA has as many heads as attention heads.
+        var linear = JSONObject()
+        linear["kda_layers"] = .array(kdaLayers)
+        linear["full_attn_layers"] = .array(fullLayers)
+        linear["num_heads"] = .integer(Int64(try h.required(.headCount)))
+        linear["head_dim"] = .integer(Int64(try h.required(.kdaHeadDim)))
+        linear["short_conv_kernel_size"] = .integer(Int64(try h.required(.ssmConvolutionKernel)))
+        config.append(("linear_attn_config", .object(linear)))
+        return config
     }
 
     static func readConfig(_ s: inout ModelSpec, _ read: ConfigReader) throws(CatalogError) {

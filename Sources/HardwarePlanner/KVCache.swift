@@ -34,7 +34,17 @@ public enum KVCache {
         let full = valuesPerToken(spec, layers: fullAttentionLayers(spec)) * context
         let sliding =
             valuesPerToken(spec, layers: spec.slidingWindowLayers.count) * slidingCells(spec, context: context, microBatch: microBatch)
-        return (full + sliding) * layout.bytesPerBlock / layout.blockSize
+        return (full + sliding) * layout.bytesPerBlock / layout.blockSize + recurrentStateBytes(spec)
+    }
+
+    /// Kimi-Linear's KDA layers keep a fixed state per sequence instead of a cache per token: per layer the last
+    /// `convKernel − 1` inputs of the q, k and v convolutions and a headDim × headDim delta-rule state per head, in F32
+    /// (llama.cpp's recurrent cache, LCPP src/llama-memory-recurrent.cpp; one sequence). Kimi-Linear-48B-A3B:
+    /// 20 × (3 × 3 × 4096 + 32 × 128 × 128) × 4 B = 42.9 MB whatever the context.
+    public static func recurrentStateBytes(_ spec: ModelSpec) -> Int {
+        guard let linear = spec.linearAttention else { return 0 }
+        let width = linear.heads * linear.headDim
+        return linear.layers.count * ((linear.convKernel - 1) * 3 * width + linear.heads * linear.headDim * linear.headDim) * 4
     }
 
     /// Cells a sliding-window layer keeps without `--swa-full`: the window plus one micro-batch (at most the
@@ -45,9 +55,9 @@ public enum KVCache {
         return (min(context, window + microBatch) + 255) / 256 * 256
     }
 
-    /// Layers whose cache grows with the context. MTP layers get none (llama.cpp skips them).
+    /// Layers whose cache grows with the context. MTP layers get none (llama.cpp skips them), nor do KDA layers.
     public static func fullAttentionLayers(_ spec: ModelSpec) -> Int {
-        spec.layerCount - spec.slidingWindowLayers.count
+        spec.layerCount - spec.slidingWindowLayers.count - (spec.linearAttention?.layers.count ?? 0)
     }
 
     static func valuesPerToken(_ spec: ModelSpec, layers: Int) -> Int {

@@ -128,13 +128,17 @@ struct PlanCommand: ParsableCommand {
         }
         table.print()
         if let source = planned.source { print(source.line) }
-        let sliding =
+        var sliding =
             spec.slidingWindowLayers.isEmpty
             ? ""
             : """
              (\(spec.slidingWindowLayers.count) sliding-window layers hold \(KVCache.slidingCells(spec, context: context)) tokens \
             each)
             """
+        if let linear = spec.linearAttention {
+            sliding +=
+                " on \(KVCache.fullAttentionLayers(spec)) MLA layers (\(linear.layers.count) KDA layers keep \(humanBytes(KVCache.recurrentStateBytes(spec))) of state per sequence)"
+        }
         print(
             """
             KV cache (F16): \(grouped(kv)) B per token\(sliding), \(humanBytes(kvAtContext)) at \(grouped(context)) tokens \

@@ -1,4 +1,5 @@
 // KV cache per token: MLA latent only (DeepSeek-V3 / Kimi: 70,272 B at F16), GQA K+V.
+import Foundation
 import Testing
 import HardwarePlanner
 import ModelCatalog
@@ -49,4 +50,19 @@ import QuantKernels
     let glm = try ModelSpec(config: try #require(ModelPresets.named("glm-4.5-air")).config)
     #expect(glm.nextTokenPredictionLayers == 1 && KVCache.bytesPerToken(glm) == 2 * 46 * 8 * 128 * 2)
     #expect(KVCache.bytes(glm, context: 1000, cacheType: .q8_0) == 46 * 2 * 8 * 128 * 1000 * 34 / 32)
+}
+
+/// Kimi-Linear: only the MLA layers cache per token; the KDA layers keep a fixed recurrent state per sequence. On the
+/// Kimi-Linear fixture (3 layers, MLA on one) llama.cpp (llama-cpp-python 0.3.36, our F32 GGUF, -ctk f16, 65,536
+/// cells) logs `llama_kv_cache: size = 3.00 MiB (65536 cells, 1 layers …) K (f16): 3.00 MiB, V (f16): 0.00 MiB` and
+/// `llama_memory_recurrent: size = 0.01 MiB (… 3 layers …)`.
+@Test func kdaLayersKeepAStateNotACache() throws {
+    let directory = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().appendingPathComponent("validation/fixtures/kimi_linear-bf16-sharded/config.json")
+    let spec = try ModelSpec(configFile: directory.path)
+    #expect(KVCache.fullAttentionLayers(spec) == 1)
+    #expect(KVCache.bytesPerToken(spec) * 65_536 == 3 << 20)
+    let state = KVCache.recurrentStateBytes(spec)
+    #expect(state > 0 && Double(state) / Double(1 << 20) >= 0.005 && Double(state) / Double(1 << 20) < 0.015)
+    #expect(KVCache.bytes(spec, context: 65_536) == (3 << 20) + state)
 }

@@ -828,6 +828,15 @@ add("convert/glm_moe_dsa shared indexer layers", "convert",
     lambda c: cfg_dir(c, "glm_moe_dsa-bf16-sharded", lambda cfg: cfg.update(indexer_types=["full", "shared", "full"])),
     err=["indexer_types"], post=absent("out.gguf"))
 
+KL = "kimi_linear-bf16-sharded"
+add("convert/kimi_linear without linear_attn_config", "convert",
+    lambda c: cfg_dir(c, KL, lambda cfg: cfg.pop("linear_attn_config")), err=["linear_attn_config"], post=absent("out.gguf"))
+add("convert/kimi_linear kda_layers 0-based", "convert",
+    lambda c: cfg_dir(c, KL, lambda cfg: cfg["linear_attn_config"].update(kda_layers=[0, 2])), err=["kda_layers"], post=absent("out.gguf"))
+add("convert/kimi_linear a layer both KDA and MLA", "convert",
+    lambda c: cfg_dir(c, KL, lambda cfg: cfg["linear_attn_config"].update(kda_layers=[1, 2, 3])), err=["kda_layers"],
+    post=absent("out.gguf"))
+
 
 def cases():
     return CASES

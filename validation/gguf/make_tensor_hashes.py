@@ -55,5 +55,12 @@ for arch in chosen or ["deepseek_v3", "qwen3_moe", "mixtral"]:
                 value = {"length": len(value), "xxh3": xxhash.xxh3_64_hexdigest(json.dumps(value).encode())}
             keys[name] = value
         result["files"][f"{arch}/{recipe}"] = {"tensors": tensors, "metadata": keys}
-json.dump(result, open(out, "w"), indent=1, sort_keys=True)
+# One line per file entry (validation/ has a size limit; indentation would add a third).
+with open(out, "w") as f:
+    f.write('{"files": {\n')
+    names = sorted(result["files"])
+    for i, name in enumerate(names):
+        f.write(json.dumps(name) + ": " + json.dumps(result["files"][name], sort_keys=True, separators=(",", ":")))
+        f.write(",\n" if i + 1 < len(names) else "\n")
+    f.write('}, "made_by": ' + json.dumps(result.get("made_by", "validation/gguf/make_tensor_hashes.py")) + "}\n")
 print("wrote", out)

@@ -10,6 +10,8 @@ public struct PublishedCounts: Sendable {
     /// Role categories the publisher leaves out of each count ("embedding", "outputHead"): vendors differ.
     public var totalExcludes: Set<RoleCategory> = []
     public var activeExcludes: Set<RoleCategory> = []
+    /// The total counts the multi-token-prediction layers too (`"total_includes": ["mtp"]`; Z.ai's GLM-4.5/4.6).
+    public var totalIncludesMTP = false
     public let source: String
 }
 
@@ -53,10 +55,10 @@ public enum ModelPresets {
         }
         struct Published: Decodable {
             let totalParameters: Double, activeParameters: Double, source: String
-            let totalExcludes: [String]?, activeExcludes: [String]?
+            let totalExcludes: [String]?, activeExcludes: [String]?, totalIncludes: [String]?
             enum CodingKeys: String, CodingKey, CaseIterable {
                 case source, totalParameters = "total_parameters", activeParameters = "active_parameters"
-                case totalExcludes = "total_excludes", activeExcludes = "active_excludes"
+                case totalExcludes = "total_excludes", activeExcludes = "active_excludes", totalIncludes = "total_includes"
             }
         }
     }
@@ -86,10 +88,16 @@ public enum ModelPresets {
                 }
                 return set
             }
+            for item in p.totalIncludes ?? [] where item != "mtp" {
+                throw CatalogError.invalidField(
+                    file: file, field: "published.total_includes", reason: "expected \"mtp\", found \"\(item)\"")
+            }
             published = PublishedCounts(
                 totalParameters: p.totalParameters, activeParameters: p.activeParameters,
                 totalExcludes: try categories("total_excludes", p.totalExcludes),
-                activeExcludes: try categories("active_excludes", p.activeExcludes), source: p.source)
+                activeExcludes: try categories("active_excludes", p.activeExcludes),
+                totalIncludesMTP: p.totalIncludes?.contains("mtp") ?? false,
+                source: p.source)
         }
         return ModelPreset(
             name: document.name, architecture: spec.architecture, config: document.config,

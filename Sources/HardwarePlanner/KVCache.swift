@@ -40,7 +40,7 @@ public enum KVCache {
     /// Kimi-Linear's KDA layers keep a fixed state per sequence instead of a cache per token: per layer the last
     /// `convKernel − 1` inputs of the q, k and v convolutions and a headDim × headDim delta-rule state per head, in F32
     /// (llama.cpp's recurrent cache, LCPP src/llama-memory-recurrent.cpp; one sequence). Kimi-Linear-48B-A3B:
-    /// 20 × (3 × 3 × 4096 + 32 × 128 × 128) × 4 B = 42.9 MB whatever the context.
+    /// 20 × (3 × 3 × 4096 + 32 × 128 × 128) × 4 B = 44.9 MB (42.8 MiB) whatever the context.
     public static func recurrentStateBytes(_ spec: ModelSpec) -> Int {
         guard let linear = spec.linearAttention else { return 0 }
         let width = linear.heads * linear.headDim

@@ -12,6 +12,9 @@ public struct PublishedCounts: Sendable {
     public var activeExcludes: Set<RoleCategory> = []
     /// The total counts the multi-token-prediction layers too (`"total_includes": ["mtp"]`; Z.ai's GLM-4.5/4.6).
     public var totalIncludesMTP = false
+    /// The vendor's figures are rounded to this many parameters (`"rounded_to": 1e9` for "48B" / "A3B"): a count
+    /// matches when it rounds to them.
+    public var roundedTo: Double? = nil
     public let source: String
 }
 
@@ -55,10 +58,11 @@ public enum ModelPresets {
         }
         struct Published: Decodable {
             let totalParameters: Double, activeParameters: Double, source: String
-            let totalExcludes: [String]?, activeExcludes: [String]?, totalIncludes: [String]?
+            let totalExcludes: [String]?, activeExcludes: [String]?, totalIncludes: [String]?, roundedTo: Double?
             enum CodingKeys: String, CodingKey, CaseIterable {
                 case source, totalParameters = "total_parameters", activeParameters = "active_parameters"
                 case totalExcludes = "total_excludes", activeExcludes = "active_excludes", totalIncludes = "total_includes"
+                case roundedTo = "rounded_to"
             }
         }
     }
@@ -96,7 +100,7 @@ public enum ModelPresets {
                 totalParameters: p.totalParameters, activeParameters: p.activeParameters,
                 totalExcludes: try categories("total_excludes", p.totalExcludes),
                 activeExcludes: try categories("active_excludes", p.activeExcludes),
-                totalIncludesMTP: p.totalIncludes?.contains("mtp") ?? false,
+                totalIncludesMTP: p.totalIncludes?.contains("mtp") ?? false, roundedTo: p.roundedTo,
                 source: p.source)
         }
         return ModelPreset(

@@ -255,3 +255,22 @@ func offloadLayoutsCarryTheStackedBytesAndRunInTheEngine(fixture: String) throws
     let vocabulary = expected.count / tokens.count
     #expect(Array(denseLogits[0..<(4 * vocabulary)]) == Array(sparse[0..<(4 * vocabulary)]))
 }
+
+/// FP8 block-scaled sources (GLM-4.5/4.6, MiniMax-M2, DeepSeek-V3.2 and GLM-5 release FP8; Kimi-Linear for good
+/// measure): a synthetic FP8 checkpoint converts to an F32 GGUF on which the engine gives the checkpoint's logits exactly.
+@Test(arguments: [Architecture.glm4Moe, .minimaxM2, .deepseekV32, .glmMoeDsa, .kimiLinear])
+func fp8SourcesConvertAndRun(architecture: Architecture) throws {
+    let directory = NSTemporaryDirectory() + "moeq-fp8-\(architecture.rawValue)-" + UUID().uuidString
+    defer { try? FileManager.default.removeItem(atPath: directory) }
+    var options = SyntheticOptions(preset: try #require(ModelPresets.named("tiny", architecture: architecture)), dtype: .fp8)
+    options.seed = 11
+    _ = try SyntheticCheckpoint.write(options, to: directory + "/src")
+    let base = try CheckpointWeights(path: directory + "/src")
+    #expect(base.spec.quantization == .fp8Block(blockRows: 128, blockColumns: 128))
+    _ = try GGUFConversion.run(try GGUFConversion.plan(path: directory + "/src", recipe: .f32), output: directory + "/out.gguf", threads: 2)
+    let tokens = [1, 5, 9, 200, 3, 77, 12, 64, 300, 41, 7, 8]
+    let expected = try ReferenceModel.logits(weights: base, tokens: tokens)
+    let quant = try ReferenceModel.weights(path: directory + "/out.gguf", configDirectory: directory + "/src")
+    #expect(try ReferenceModel.logits(weights: quant, tokens: tokens) == expected)
+    #expect(expected.allSatisfy(\.isFinite) && Set(expected).count > 100)
+}

@@ -34,10 +34,14 @@ extension FitCommand {
         let chosenNow = zip(plan.tensors, plan.types).reduce(0) { sum, pair in
             sum + (pair.0.quantizable ? Self.bytes(pair.0, pair.1, alignment: alignment) ?? 0 : 0)
         }
-        let fixed = plan.layout.fileSize - chosenNow
+        var fixed = plan.layout.fileSize - chosenNow
         // Items: gate and up of one FFN share a type (llama.cpp fuses them); every other tensor alone.
         var items: [BudgetItem] = []
         var taken = Set<String>()
+        // Tensors no candidate type fits (rows narrower than every block, e.g. a 16-wide KDA projection of a small model)
+        // keep the type their recipe gives them, as llama-quantize's fallback does: pinned, and counted as fixed bytes.
+        var pinned: [String: QuantType] = [:]
+        let plannedType = Dictionary(zip(plan.tensors.map(\.name), plan.types), uniquingKeysWith: { a, _ in a })
         for tensor in quantizable where !taken.contains(tensor.name) {
             var members = [tensor]
             if tensor.role.projection == .gate, let up = tensor.role.withProjection(.up),
@@ -61,6 +65,14 @@ extension FitCommand {
                     cost += c
                 }
                 if ok { options.append(BudgetOption(type: type, bytes: bytes, cost: cost)) }
+            }
+            guard !options.isEmpty else {
+                for m in members {
+                    let type = plannedType[m.name] ?? .f32
+                    pinned[m.name] = type
+                    fixed += Self.bytes(m, type, alignment: alignment) ?? 0
+                }
+                continue
             }
             items.append(BudgetItem(tensors: members.map(\.name), options: options))
         }
@@ -101,10 +113,10 @@ extension FitCommand {
                 for (i, c) in zip(slowItems, slowChosen) { chosen[i] = c }
             }
         }
-        var types: [String: QuantType] = [:]
+        var types = pinned
         for (item, index) in zip(items, chosen) { for name in item.tensors { types[name] = item.options[index].type } }
         // general.file_type: the named recipe nearest in bits per weight (llama-quantize's positional type for the type file).
-        let weightsCount = quantizable.reduce(0) { $0 + $1.dimensions.reduce(1, *) }
+        let weightsCount = quantizable.filter { pinned[$0.name] == nil }.reduce(0) { $0 + $1.dimensions.reduce(1, *) }
         let bits = Double(zip(items, chosen).reduce(0) { $0 + $1.0.options[$1.1].bytes } * 8) / Double(max(weightsCount, 1))
         let named: [(RecipeName, Double)] = [
             (.q8_0, 8.5), (.q6_K, 6.56), (.q5_K_M, 5.7), (.q4_K_M, 4.9), (.q3_K_M, 3.9), (.q2_K, 3.0), (.iq2_xs, 2.4), (.iq2_xxs, 2.1),

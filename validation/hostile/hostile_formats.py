@@ -837,6 +837,9 @@ add("convert/kimi_linear a layer both KDA and MLA", "convert",
     lambda c: cfg_dir(c, KL, lambda cfg: cfg["linear_attn_config"].update(kda_layers=[1, 2, 3])), err=["kda_layers"],
     post=absent("out.gguf"))
 
+add("fit/kimi_linear: 16-wide KDA projections no type fits keep their recipe's (control)", "fit",
+    lambda c: ["fit", c.fixture(KL), "--budget", "150KiB", "--text", text(c), "--ctx", "32", "-o", out(c)], rc=0)
+
 
 def cases():
     return CASES

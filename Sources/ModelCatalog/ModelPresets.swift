@@ -211,6 +211,8 @@ public enum ModelPresets {
         config["index_n_heads"] = 4
         config["index_head_dim"] = 32
         config["index_topk"] = 8
+        // One MTP layer, as both releases have (llama.cpp's deepseek32 / glm-dsa converters keep it).
+        config["num_nextn_predict_layers"] = 1
         return .object(config)
     }
 

@@ -192,3 +192,43 @@ func lowBitRecipesMatchLlamaQuantizeTensorForTensor(fixture: String, recipe: Rec
     }
     #expect(Set(digests.values).count == 1, "\(digests)")
 }
+
+/// DeepSeek-V3.2 and GLM-5 release checkpoints carry an MTP layer, which llama.cpp's deepseek32 / glm-dsa converters
+/// keep as one more block (deepseek2 drops it). transformers builds no MTP layer, so the input here is `moeq synth`'s
+/// tiny preset (one MTP layer, seed 0) and the oracle is llama.cpp's converter on that checkpoint
+/// (`synth-tiny-<arch>-mtp/F32` in llama_cpp_tensors.json; validation/gguf/README.md, "MTP layers"): every tensor's
+/// type, shape and bytes, and every non-tokenizer key.
+@Test(arguments: [Architecture.deepseekV32, .glmMoeDsa])
+func mtpLayersAreKeptAsLlamaCppKeepsThem(architecture: Architecture) throws {
+    let oracle = try JSONParser.parse([UInt8](try Data(contentsOf: validation.appendingPathComponent("gguf/llama_cpp_tensors.json"))))
+    let expected = try #require(oracle["files"]?["synth-tiny-\(architecture.rawValue)-mtp/F32"])
+    let directory = NSTemporaryDirectory() + "moeq-mtp-" + UUID().uuidString
+    defer { try? FileManager.default.removeItem(atPath: directory) }
+    var options = SyntheticOptions(preset: try #require(ModelPresets.named("tiny", architecture: architecture)), dtype: .bf16)
+    options.seed = 0
+    _ = try SyntheticCheckpoint.write(options, to: directory + "/src")
+    let plan = try GGUFConversion.plan(path: directory + "/src", recipe: .f32)
+    #expect(plan.spec.nextTokenPredictionLayers == 1)
+    _ = try GGUFConversion.run(plan, output: directory + "/out.gguf", threads: 2)
+    let file = try GGUFFile(path: directory + "/out.gguf")
+    let expectedTensors = try #require(expected["tensors"]?.objectValue)
+    #expect(file.tensors.count == expectedTensors.count)
+    #expect(file.tensors.contains { $0.name.hasPrefix("blk.\(plan.spec.layerCount).nextn.") })
+    for tensor in file.tensors {
+        let reference = try #require(expectedTensors[tensor.name], "llama.cpp has no \(tensor.name)")
+        #expect(reference["ne"]?.arrayValue?.compactMap(\.intValue) == tensor.dimensions, "\(tensor.name) ne")
+        #expect(reference["xxh3"]?.stringValue == ContentHash.hex(ContentHash.xxh3(file.data(of: tensor))), "\(tensor.name) bytes")
+    }
+    for (key, value) in try #require(expected["metadata"]?.objectValue).pairs {
+        let ours = try #require(file[key], "missing \(key)")
+        switch (value, ours) {
+        case (.integer(let i), _): #expect(ours.integerValue == Int(i), "\(key)")
+        case (.string(let s), _): #expect(ours.stringValue == s, "\(key)")
+        case (.double(let d), .float32(let f)): #expect(Float(d) == f, "\(key)")
+        case (.bool(let b), .bool(let o)): #expect(b == o, "\(key)")
+        case (.array(let values), .array(.bool, let elements)):
+            #expect(values.map(\.boolValue) == elements.map { if case .bool(let b) = $0 { b } else { nil } }, "\(key)")
+        default: Issue.record("\(key): unexpected \(value) vs \(ours)")
+        }
+    }
+}

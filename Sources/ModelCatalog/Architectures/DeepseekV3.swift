@@ -79,49 +79,69 @@ enum DeepseekV3 {
     static func queryRank(_ s: ModelSpec) -> Int { mla(s).queryRank ?? 0 }
     static func queryWidth(_ s: ModelSpec) -> Int { s.headCount * (mla(s).noPositionHeadDim + mla(s).ropeHeadDim) }
 
-    // MARK: GGUF (llama.cpp drops the MTP layers)
+    // MARK: GGUF (llama.cpp's deepseek2 drops the MTP layers; deepseek32 keeps them: `keepingMTP`)
 
-    static func fileTensors(_ s: ModelSpec) -> [FileTensor] {
+    static func fileTensors(_ s: ModelSpec) -> [FileTensor] { fileTensors(s, keepingMTP: false) }
+
+    static func fileTensors(_ s: ModelSpec, keepingMTP: Bool) -> [FileTensor] {
         let b = GGUFNames.block
+        let layers: LayerKinds = keepingMTP ? .all : .main, moe: LayerKinds = keepingMTP ? [.moe, .mtp] : .moe
         var t = FileTensor.leading()
-        t.append(.attentionNorm(.main))
+        t.append(.attentionNorm(layers))
         if s.latentAttention?.queryRank != nil {
             t += [
-                FileTensor(.attention(.queryA), b + "attn_q_a.weight", .layer(.main)) { [$0.hiddenSize, queryRank($0)] },
-                FileTensor(.attention(.queryANorm), b + "attn_q_a_norm.weight", .layer(.main)) { [queryRank($0)] },
-                FileTensor(.attention(.queryB), b + "attn_q_b.weight", .layer(.main)) { [queryRank($0), queryWidth($0)] },
+                FileTensor(.attention(.queryA), b + "attn_q_a.weight", .layer(layers)) { [$0.hiddenSize, queryRank($0)] },
+                FileTensor(.attention(.queryANorm), b + "attn_q_a_norm.weight", .layer(layers)) { [queryRank($0)] },
+                FileTensor(.attention(.queryB), b + "attn_q_b.weight", .layer(layers)) { [queryRank($0), queryWidth($0)] },
             ]
         } else {
-            t.append(FileTensor(.attention(.query), b + "attn_q.weight", .layer(.main)) { [$0.hiddenSize, queryWidth($0)] })
+            t.append(FileTensor(.attention(.query), b + "attn_q.weight", .layer(layers)) { [$0.hiddenSize, queryWidth($0)] })
         }
         t += [
-            FileTensor(.attention(.keyValueA), b + "attn_kv_a_mqa.weight", .layer(.main)) {
+            FileTensor(.attention(.keyValueA), b + "attn_kv_a_mqa.weight", .layer(layers)) {
                 [$0.hiddenSize, mla($0).keyValueRank + mla($0).ropeHeadDim]
             },
-            FileTensor(.attention(.keyValueANorm), b + "attn_kv_a_norm.weight", .layer(.main)) { [mla($0).keyValueRank] },
-            FileTensor(.attention(.keyB), b + "attn_k_b.weight", .layer(.main), from: .keyFromKVB(.attention(.keyValueB))) {
+            FileTensor(.attention(.keyValueANorm), b + "attn_kv_a_norm.weight", .layer(layers)) { [mla($0).keyValueRank] },
+            FileTensor(.attention(.keyB), b + "attn_k_b.weight", .layer(layers), from: .keyFromKVB(.attention(.keyValueB))) {
                 [mla($0).noPositionHeadDim, mla($0).keyValueRank, $0.headCount]
             },
-            FileTensor(.attention(.valueB), b + "attn_v_b.weight", .layer(.main), from: .valueFromKVB(.attention(.keyValueB))) {
+            FileTensor(.attention(.valueB), b + "attn_v_b.weight", .layer(layers), from: .valueFromKVB(.attention(.keyValueB))) {
                 [mla($0).keyValueRank, mla($0).valueHeadDim, $0.headCount]
             },
-            FileTensor(.attention(.output), b + "attn_output.weight", .layer(.main)) {
+            FileTensor(.attention(.output), b + "attn_output.weight", .layer(layers)) {
                 [$0.headCount * mla($0).valueHeadDim, $0.hiddenSize]
             },
-            .feedForwardNorm(.main),
+            .feedForwardNorm(layers),
         ]
         t += FileTensor.denseFeedForward(.dense)
-        t += [.router(.moe), .routerBias(.moe)]
-        t += FileTensor.stackedExperts(.moe)
-        if s.sharedExpertCount > 0 { t += FileTensor.sharedExperts(.moe) }
+        t += [.router(moe), .routerBias(moe)]
+        t += FileTensor.stackedExperts(moe)
+        if s.sharedExpertCount > 0 { t += FileTensor.sharedExperts(moe) }
+        if keepingMTP { t += nextTokenPredictionFileTensors() }
         return t + FileTensor.trailing()
+    }
+
+    /// The MTP layer's own tensors as llama.cpp's deepseek32 / glm-dsa converters write them (`blk.N.nextn.*`).
+    static func nextTokenPredictionFileTensors() -> [FileTensor] {
+        let n = GGUFNames.block + "nextn."
+        return [
+            FileTensor(.nextTokenPrediction(.projection), n + "eh_proj.weight", .layer(.mtp)) { [2 * $0.hiddenSize, $0.hiddenSize] },
+            FileTensor(.nextTokenPrediction(.embedding), n + "embed_tokens.weight", .layer(.mtp)) { [$0.hiddenSize, $0.vocabularySize] },
+            FileTensor(.nextTokenPrediction(.embeddingNorm), n + "enorm.weight", .layer(.mtp)) { [$0.hiddenSize] },
+            FileTensor(.nextTokenPrediction(.hiddenNorm), n + "hnorm.weight", .layer(.mtp)) { [$0.hiddenSize] },
+            FileTensor(.nextTokenPrediction(.head), n + "shared_head_head.weight", .layer(.mtp)) { [$0.hiddenSize, $0.vocabularySize] },
+            FileTensor(.nextTokenPrediction(.headNorm), n + "shared_head_norm.weight", .layer(.mtp)) { [$0.hiddenSize] },
+        ]
     }
 
     // MARK: GGUF keys
 
-    static func hyperParameters(_ s: ModelSpec) -> [(ModelKey, GGUFValue)] {
+    static func hyperParameters(_ s: ModelSpec) -> [(ModelKey, GGUFValue)] { hyperParameters(s, keepingMTP: false) }
+
+    static func hyperParameters(_ s: ModelSpec, keepingMTP: Bool) -> [(ModelKey, GGUFValue)] {
         var kv = ArchitectureTable.commonHyperParameters(
-            s, blocks: s.layerCount, feedForward: s.intermediateSize, writesVocabularySize: true)
+            s, blocks: s.layerCount + (keepingMTP ? s.nextTokenPredictionLayers : 0), feedForward: s.intermediateSize,
+            writesVocabularySize: true)
         guard let mla = s.latentAttention else { return kv }
         kv += [
             (.expertGroupCount, .uint32(UInt32(s.expertGroupCount))),

@@ -37,12 +37,12 @@ enum DeepseekV32 {
 
     static func fileTensors(_ s: ModelSpec) -> [FileTensor] {
         let i = GGUFNames.block + "indexer."
-        return DeepseekV3.fileTensors(s) + [
-            FileTensor(.attention(.indexerKeyNorm), i + "k_norm.weight", .layer(.main)) { [indexer($0).headDim] },
-            FileTensor(.attention(.indexerKeyNorm), i + "k_norm.bias", .layer(.main), part: .bias) { [indexer($0).headDim] },
-            FileTensor(.attention(.indexerWeights), i + "proj.weight", .layer(.main)) { [$0.hiddenSize, indexer($0).heads] },
-            FileTensor(.attention(.indexerKey), i + "attn_k.weight", .layer(.main)) { [$0.hiddenSize, indexer($0).headDim] },
-            FileTensor(.attention(.indexerQueryB), i + "attn_q_b.weight", .layer(.main)) {
+        return DeepseekV3.fileTensors(s, keepingMTP: true) + [
+            FileTensor(.attention(.indexerKeyNorm), i + "k_norm.weight", .layer(.all)) { [indexer($0).headDim] },
+            FileTensor(.attention(.indexerKeyNorm), i + "k_norm.bias", .layer(.all), part: .bias) { [indexer($0).headDim] },
+            FileTensor(.attention(.indexerWeights), i + "proj.weight", .layer(.all)) { [$0.hiddenSize, indexer($0).heads] },
+            FileTensor(.attention(.indexerKey), i + "attn_k.weight", .layer(.all)) { [$0.hiddenSize, indexer($0).headDim] },
+            FileTensor(.attention(.indexerQueryB), i + "attn_q_b.weight", .layer(.all)) {
                 [DeepseekV3.queryRank($0), indexer($0).heads * indexer($0).headDim]
             },
         ]
@@ -50,7 +50,10 @@ enum DeepseekV32 {
 
     static func hyperParameters(_ s: ModelSpec) -> [(ModelKey, GGUFValue)] {
         let index = indexer(s)
-        return DeepseekV3.hyperParameters(s) + [
+        // llama.cpp's deepseek32 keeps the MTP layers as blocks (LCPP conversion/deepseek.py DeepseekV32Model).
+        var kv = DeepseekV3.hyperParameters(s, keepingMTP: true)
+        if s.nextTokenPredictionLayers > 0 { kv.append((.nextNPredictLayers, .uint32(UInt32(s.nextTokenPredictionLayers)))) }
+        return kv + [
             (.indexerHeadCount, .uint32(UInt32(index.heads))), (.indexerKeyLength, .uint32(UInt32(index.headDim))),
             (.indexerTopK, .uint32(UInt32(index.topK))),
         ]
@@ -59,6 +62,12 @@ enum DeepseekV32 {
     static func configFromGGUF(_ h: GGUFHeaderReader) throws(CatalogError) -> [(String, JSONValue)] {
         var config = try DeepseekV3.configFromGGUF(h).filter { $0.0 != "model_type" }
         config.insert(("model_type", "deepseek_v32"), at: 0)
+        // Its block count includes the MTP layers (a later pair wins over the common one).
+        let nextN = h.int(.nextNPredictLayers) ?? 0
+        config += [
+            ("num_hidden_layers", .integer(Int64(try h.required(.blockCount) - nextN))),
+            ("num_nextn_predict_layers", .integer(Int64(nextN))),
+        ]
         config += [
             ("index_n_heads", .integer(Int64(try h.required(.indexerHeadCount)))),
             ("index_head_dim", .integer(Int64(try h.required(.indexerKeyLength)))),

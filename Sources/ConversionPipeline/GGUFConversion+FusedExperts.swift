@@ -1,4 +1,4 @@
-// gpt-oss's fused expert tensors: each GGUF stacked expert tensor (ffn_gate_exps / ffn_up_exps / ffn_down_exps and
+// gpt-oss's fused expert tensors: each GGUF stacked expert tensor (the gate, up and down projections of every expert, and
 // their biases) is cut from one checkpoint tensor per layer where FusedExpertView says — decoded and quantized like
 // any rows, or, for MXFP4 experts into an MXFP4 tensor, their blocks carried over byte for byte.
 import Foundation

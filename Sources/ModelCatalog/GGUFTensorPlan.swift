@@ -15,7 +15,7 @@ public enum GGUFSource: Sendable, Equatable {
     case valueFromKVB(String, heads: Int, noPosition: Int, value: Int)
     /// Experts fused in one checkpoint tensor per layer (gpt-oss), expert e's rows where `view` says.
     case fusedExperts(String, FusedExpertView)
-    /// −exp of each value of one weight (Kimi-Linear's `ssm_a` from `A_log`).
+    /// −exp of each value of one weight (Kimi-Linear's per-head decay from its log).
     case negatedExponential(String)
 
     /// Every checkpoint weight the rows come from.
@@ -49,7 +49,7 @@ public struct GGUFTensorPlan: Sendable, Equatable {
     /// Layer index for per-layer tensors.
     public var layer: Int? { role.layer }
     /// llama-quantize quantizes only ≥2-D weights that are not routers (norms and biases are 1-D or biases).
-    /// llama-quantize leaves routers, Kimi-Linear's short convolutions (`ssm_conv1d*`) and its per-head decay (`ssm_a`)
+    /// llama-quantize leaves routers, Kimi-Linear's short convolutions and its per-head decay
     /// as they are.
     public var quantizable: Bool {
         guard dimensions.count >= 2, part == .weight, role.category != .router else { return false }
@@ -57,7 +57,7 @@ public struct GGUFTensorPlan: Sendable, Equatable {
         return true
     }
 
-    /// The dimensions llama-quantize writes: ggml_n_dims, trailing 1s dropped (`ssm_a` {1, n, 1, 1} → {1, n}).
+    /// The dimensions llama-quantize writes: ggml_n_dims, trailing 1s dropped (Kimi-Linear's decay {1, n, 1, 1} → {1, n}).
     public var trimmedDimensions: [Int] {
         var dims = dimensions
         while dims.count > 1, dims.last == 1 { dims.removeLast() }

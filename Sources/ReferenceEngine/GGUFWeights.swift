@@ -211,7 +211,7 @@ public final class GGUFWeights: WeightProvider {
         case .weight, .stacked, .fusedExperts:
             return all
         case .negatedExponential:
-            // ssm_a holds −exp(A_log): the engine reads A_log.
+            // Kimi-Linear's stored decay is −exp(A_log): the engine reads A_log.
             return all.map { Foundation.log(-$0) }
         case .ropePermuted(_, let heads):
             // Undo llama.cpp's permute: GGUF row h·d + 2i + j holds HF row h·d + j·(d/2) + i.

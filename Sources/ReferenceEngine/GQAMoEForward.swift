@@ -1,6 +1,6 @@
-// Reference forward pass for GQA MoE transformers (qwen3_moe, mixtral, glm4_moe, minimax_m2, gpt_oss) in f32 on the CPU: tokens processed as
-// one batch, routed tokens grouped per expert with one sgemm per projection per expert, weights decoded
-// from any source encoding one tensor at a time.
+// Reference forward pass for GQA MoE transformers (qwen3_moe, mixtral, glm4_moe, minimax_m2, gpt_oss) in f32 on the
+// CPU: tokens processed as one batch, routed tokens grouped per expert with one sgemm per projection per expert,
+// weights decoded from any source encoding one tensor at a time.
 import Foundation
 import ModelCatalog
 import TensorFormats

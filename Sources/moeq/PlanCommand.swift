@@ -136,8 +136,9 @@ struct PlanCommand: ParsableCommand {
             each)
             """
         if let linear = spec.linearAttention {
-            sliding +=
-                " on \(KVCache.fullAttentionLayers(spec)) MLA layers (\(linear.layers.count) KDA layers keep \(humanBytes(KVCache.recurrentStateBytes(spec))) of state per sequence)"
+            let state = humanBytes(KVCache.recurrentStateBytes(spec))
+            let full = KVCache.fullAttentionLayers(spec)
+            sliding += " on \(full) MLA layers (\(linear.layers.count) KDA layers keep \(state) of state per sequence)"
         }
         print(
             """

@@ -46,9 +46,11 @@ import time
 
 import numpy as np
 
-FIXTURES_F32 = ["deepseek_v3-f32", "qwen3_moe-f32", "mixtral-f32", "glm4_moe-f32", "minimax_m2-f32", "gpt_oss-f32"]
+FIXTURES_F32 = ["deepseek_v3-f32", "qwen3_moe-f32", "mixtral-f32", "glm4_moe-f32", "minimax_m2-f32",
+                "gpt_oss-f32"]
 RECIPES_F32 = ["F32", "Q8_0", "Q4_K_M"]
-FIXTURES_BF16 = ["deepseek_v3-bf16-sharded", "mixtral-bf16-sharded", "deepseek_v32-bf16-sharded", "glm_moe_dsa-bf16-sharded", "kimi_linear-bf16-sharded"]
+FIXTURES_BF16 = ["deepseek_v3-bf16-sharded", "mixtral-bf16-sharded", "deepseek_v32-bf16-sharded",
+                 "glm_moe_dsa-bf16-sharded", "kimi_linear-bf16-sharded"]
 RECIPES_BF16 = ["F32"]
 BOS = 0
 

@@ -224,7 +224,8 @@ enum KimiLinear {
             for (i, item) in list.enumerated() {
                 guard let value = item.intValue, (1...layers).contains(value) else {
                     throw .invalidField(
-                        file: read.file, field: "linear_attn_config.\(key)[\(i)]", reason: "\(item.serialized()) is not a layer 1…\(layers)"
+                        file: read.file, field: "linear_attn_config.\(key)[\(i)]",
+                        reason: "\(item.serialized()) is not a layer 1…\(layers)"
                     )
                 }
                 layersSet.insert(value - 1)

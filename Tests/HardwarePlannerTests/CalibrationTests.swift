@@ -107,7 +107,8 @@ private let checkingAnchors: [Anchor] = [
     Anchor(
         model: "gpt-oss-20b", recipe: .mxfp4Moe, target: "strix-halo-128gb", engine: .llamaCpp, measured: 70, context: 8192,
         source:
-            "Ryzen AI Max+ 395, Vulkan, gpt-oss-20b \"Q8_0\" (its experts stay MXFP4: MXFP4_MOE) summarising a 7.6k-token prompt (fromthematrix.dev Strix Halo benchmark)"
+            "Ryzen AI Max+ 395, Vulkan, gpt-oss-20b \"Q8_0\" (its experts stay MXFP4: MXFP4_MOE) summarising a 7.6k-token "
+            + "prompt (fromthematrix.dev Strix Halo benchmark)"
     ),
     Anchor(
         model: "qwen3-30b-a3b", recipe: .q4_0, target: "rtx4090+64gb", engine: .llamaCpp, measured: 205.9,

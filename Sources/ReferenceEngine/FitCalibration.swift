@@ -15,11 +15,14 @@ public struct RoundTripWeights: WeightProvider {
     let importance: ImportanceMatrix?
     let widths: [String: Int]
     let cache = DecodedWeightCache(budget: 256 << 20)
+    /// Products round their input as llama.cpp's CPU backend would for each tensor's type (GGUFWeights' `llamaCPUArithmetic`).
+    public let llamaCPUArithmetic: Bool
 
-    public init(base: WeightProvider, types: [String: QuantType], importance: ImportanceMatrix?) {
+    public init(base: WeightProvider, types: [String: QuantType], importance: ImportanceMatrix?, llamaCPUArithmetic: Bool = false) {
         self.base = base
         self.types = types
         self.importance = importance
+        self.llamaCPUArithmetic = llamaCPUArithmetic
         targets = QuantTargets(spec: base.spec, includeOutputHead: base.has(.outputHead))
         widths = Dictionary(targets.tensors.map { ($0.name, $0.rowWidth) }, uniquingKeysWith: { a, _ in a })
     }
@@ -28,6 +31,11 @@ public struct RoundTripWeights: WeightProvider {
     public func has(_ role: TensorRole) -> Bool { base.has(role) }
     public func bias(_ role: TensorRole) throws -> [Float]? { try base.bias(role) }
     public func regions(layer: Int?) -> [(file: MappedFile, bytes: Range<Int>)] { base.regions(layer: layer) }
+    public func dotInput(_ role: TensorRole) -> GGMLDotInput? {
+        guard llamaCPUArithmetic, case .plain(let name, _)? = targets.roles[role], let type = types[name] else { return nil }
+        return GGMLDotInput(weight: type)
+    }
+
     public func doneWithLayer(_ layer: Int?) {
         cache.leftLayer()
         base.doneWithLayer(layer)

@@ -120,9 +120,16 @@ public final class SensitivityCollector: ActivationObserver {
     let targets: QuantTargets
     private var entries: [String: TensorSensitivity] = [:]
 
-    public init(spec: ModelSpec, candidates: [QuantType], importance: ImportanceMatrix? = nil, includeOutputHead: Bool? = nil) {
+    /// Measure each candidate as llama.cpp's CPU backend computes it (the input rounded to the type's vec_dot_type).
+    let llamaCPUArithmetic: Bool
+
+    public init(
+        spec: ModelSpec, candidates: [QuantType], importance: ImportanceMatrix? = nil, includeOutputHead: Bool? = nil,
+        llamaCPUArithmetic: Bool = false
+    ) {
         self.candidates = candidates
         self.importance = importance
+        self.llamaCPUArithmetic = llamaCPUArithmetic
         targets = QuantTargets(spec: spec, includeOutputHead: includeOutputHead)
         for tensor in targets.tensors {
             entries[tensor.name] = TensorSensitivity(
@@ -138,8 +145,19 @@ public final class SensitivityCollector: ActivationObserver {
     public func observeProduct(_ role: TensorRole, input: [Float], rows: Int, width: Int, weight: [Float], output: [Float]) {
         guard let target = targets.roles[role], rows > 0 else { return }
         let outputs = weight.count / max(width, 1)
-        let errors = measure(input, rows: rows, width: width, outputs: outputs) { type in
-            try target.reconstruct(weight, width: width, importance: self.importance) { _ in type }
+        // With llama.cpp's arithmetic each candidate meets the input as its dot product would (rounded to the type's
+        // vec_dot_type), so the error is the weight's rounding and the activation's together, against the exact product.
+        var rounded: [GGMLDotInput: [Float]] = [:]
+        if llamaCPUArithmetic, case .plain = target {
+            for kind in Set(candidates.map(GGMLDotInput.init(weight:))) where kind != .f32 && width % kind.blockSize == 0 {
+                rounded[kind] = DenseOps.rounded(input, rows: rows, width: width, kind)
+            }
+        }
+        let errors = measure(rows: rows, width: width, outputs: outputs) { type in
+            (
+                rounded[GGMLDotInput(weight: type)] ?? input,
+                try target.reconstruct(weight, width: width, importance: self.importance) { _ in type }
+            )
         }
         switch target {
         case .plain(let name, _):
@@ -202,15 +220,15 @@ public final class SensitivityCollector: ActivationObserver {
         entries[name] = entry
     }
 
-    /// Per candidate: the output of the reconstructed weight, or why there is none.
+    /// Per candidate: the output of the reconstructed weight on the input it meets, or why there is none.
     private func measure(
-        _ x: [Float], rows: Int, width: Int, outputs: Int, reconstruct: (QuantType) throws -> [Float]
+        rows: Int, width: Int, outputs: Int, reconstruct: (QuantType) throws -> (input: [Float], weight: [Float])
     ) -> [Result<[Float], Error>] {
         var results = [Result<[Float], Error>](repeating: .success([]), count: candidates.count)
         results.withUnsafeMutableBufferPointer { slots in
             Parallel.forEach(candidates.count) { c in
                 slots[c] = Result {
-                    let w = try reconstruct(candidates[c])
+                    let (x, w) = try reconstruct(candidates[c])
                     return DenseOps.linear(x, tokens: rows, inputs: width, w, outputs: outputs)
                 }
             }
@@ -247,11 +265,12 @@ public final class SensitivityCollector: ActivationObserver {
 public enum Sensitivity {
     public static func measure(
         weights: WeightProvider, windows: [[Int]], candidates: [QuantType], importance: ImportanceMatrix? = nil,
-        budget: Int = LayerMajor.defaultBudget, progress: LayerMajor.Progress? = nil
+        llamaCPUArithmetic: Bool = false, budget: Int = LayerMajor.defaultBudget, progress: LayerMajor.Progress? = nil
     ) throws -> [TensorSensitivity] {
         guard !windows.isEmpty, windows.allSatisfy({ !$0.isEmpty }) else { throw EngineError.noWork("no calibration tokens") }
         let collector = SensitivityCollector(
-            spec: weights.spec, candidates: candidates, importance: importance, includeOutputHead: weights.has(.outputHead))
+            spec: weights.spec, candidates: candidates, importance: importance, includeOutputHead: weights.has(.outputHead),
+            llamaCPUArithmetic: llamaCPUArithmetic)
         try collector.observeLookups(weights: weights, windows: windows)
         var engine = try ReferenceModel.engine(weights: weights)
         engine.observer = collector

@@ -54,6 +54,13 @@ struct FitCommand: ParsableCommand {
                 + "name; tensors it lacks are priced by bytes alone): sensitivities measured on a slice, or generated for a rehearsal."
         ))
     var reuseSensitivity = false
+    @Option(
+        help: """
+            Arithmetic the mix is chosen and proven for. llama-cpu (default): every product's input rounded as llama.cpp's CPU \
+            backend rounds it for the weight's type (Q8_K for k- and i-quants, Q8_0 for Q8_0/Q4_0/Q5_0/IQ4_NL), so the \
+            activation's rounding counts in each type's error and the measured KLD predicts llama-perplexity's. exact: f32 inputs.
+            """) var arithmetic: ValidateCommand.Arithmetic = .llamaCPU
+    var llamaCPU: Bool { arithmetic == .llamaCPU }
     @Option(parsing: .unconditional, help: "Tokens per calibration window.") var ctx = 512
     @Option(parsing: .unconditional, help: "At most this many calibration windows.") var chunks: Int?
     @Option(help: ArgumentHelp("Memory for the windows' hidden states (default a quarter of RAM): \(ByteSize.units).")) var memory:
@@ -145,6 +152,7 @@ struct FitCommand: ParsableCommand {
             var summary: [(String, JSONValue)] = [
                 ("model", .string(model)), ("budget_bytes", .integer(Int64(limit))),
                 ("file_bytes", .integer(Int64(plan.layout.fileSize))), ("base_recipe", .string(solution.base.rawValue)),
+                ("arithmetic", .string(arithmetic.rawValue)),
                 ("predicted_kld", .double(predicted)), ("sensitivity_file", .string(measured.path)),
                 ("sensitivity_cached", .bool(measured.cached)), ("solve_seconds", .double(solution.seconds)),
             ]
@@ -170,7 +178,7 @@ struct FitCommand: ParsableCommand {
             Interruption.install()
             _ = try GGUFConversion.run(plan, output: output, threads: threads, cancelled: { Interruption.requested })
             // Proof: the written file against the checkpoint on the calibration windows.
-            let written = try ReferenceModel.weights(path: output, configDirectory: model)
+            let written = try ReferenceModel.weights(path: output, configDirectory: model, llamaCPUArithmetic: llamaCPU)
             let (validation, _) = try QuantValidation.run(
                 quant: written, base: .model(try weights.get()), configDirectory: model, windows: windows, memory: memoryBytes)
             report(
@@ -196,7 +204,7 @@ struct FitCommand: ParsableCommand {
     }
 
     func cacheKey(windows: [[Int]], candidates: [QuantType]) throws -> String {
-        var text = "fit 2\u{0}\(probes)\u{0}" + (try ModelFingerprint.of(model))
+        var text = "fit 3\u{0}\(probes)\u{0}\(arithmetic.rawValue)\u{0}" + (try ModelFingerprint.of(model))
         text += "\u{0}\(QuantValidation.windowsHash(windows))\u{0}" + (try imatrix.map { try ModelFingerprint.of($0) } ?? "-")
         text += "\u{0}" + candidates.map(\.rawValue).joined(separator: ",")
         return ContentHash.hex(ContentHash.xxh3(Array(text.utf8)))
@@ -226,14 +234,15 @@ struct FitCommand: ParsableCommand {
         func note(_ line: String) { if !quiet { print(line) } }
         note("measuring sensitivities: \(windows.count) windows × \(ctx) tokens, \(candidates.count) candidate types")
         let tensors = try Sensitivity.measure(
-            weights: weights, windows: windows, candidates: candidates, importance: importance, budget: memory)
+            weights: weights, windows: windows, candidates: candidates, importance: importance, llamaCPUArithmetic: llamaCPU,
+            budget: memory)
         // Probes: each group alone at a mid type, then the whole model at a few types for the power law.
         let probeType: QuantType = candidates.contains(.q3_K) ? .q3_K : candidates[candidates.count / 2]
         let whole = [QuantType.q4_K, .q3_K, .q2_K, .iq2_xs].filter(candidates.contains)
         let calibration = try FitCalibration.measure(
             tensors, probeType: probeType, wholeTypes: whole.isEmpty ? [probeType] : whole, maxGroups: probes,
             evaluate: { types in
-                let quant = RoundTripWeights(base: weights, types: types, importance: importance)
+                let quant = RoundTripWeights(base: weights, types: types, importance: importance, llamaCPUArithmetic: llamaCPU)
                 let (report, _) = try QuantValidation.run(
                     quant: quant, base: .model(weights), configDirectory: model, windows: windows, memory: memory)
                 return (report.meanKLD, report.ratio, report.top1Agreement)

@@ -13,7 +13,8 @@ import Testing
 private let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
     .deletingLastPathComponent().appendingPathComponent("validation/fixtures")
 
-@Test func roundTripWeightsGiveTheLogitsOfTheWrittenMix() throws {
+/// Also with llama.cpp's CPU arithmetic on both sides (each product's input rounded for the tensor's type).
+@Test(arguments: [false, true]) func roundTripWeightsGiveTheLogitsOfTheWrittenMix(llamaCPU: Bool) throws {
     let directory = fixtures.appendingPathComponent("trained-deepseek_v3_wide").path
     let base = try CheckpointWeights(path: directory)
     let types: [String: QuantType] = [
@@ -29,8 +30,10 @@ private let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent
         try? FileManager.default.removeItem(atPath: output); try? FileManager.default.removeItem(atPath: output + ".manifest.json")
     }
     _ = try GGUFConversion.run(try GGUFConversion.plan(path: directory, recipe: .f32, rules: recipe), output: output, threads: 2)
-    let file = try ReferenceModel.engine(weights: try ReferenceModel.weights(path: output, configDirectory: directory))
-    let probe = try ReferenceModel.engine(weights: RoundTripWeights(base: base, types: types, importance: nil))
+    let file = try ReferenceModel.engine(
+        weights: try ReferenceModel.weights(path: output, configDirectory: directory, llamaCPUArithmetic: llamaCPU))
+    let probe = try ReferenceModel.engine(
+        weights: RoundTripWeights(base: base, types: types, importance: nil, llamaCPUArithmetic: llamaCPU))
     let plain = try ReferenceModel.engine(weights: base)
     let tokens = (0..<40).map { ($0 * 97 + 11) % 3000 + 3 }
     let a = try file.logits(tokens: tokens), b = try probe.logits(tokens: tokens), c = try plain.logits(tokens: tokens)

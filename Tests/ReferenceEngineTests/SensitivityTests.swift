@@ -34,12 +34,15 @@ private func squaredDifference(_ a: [Float], _ b: [Float], width: Int, included:
     return sum
 }
 
-@Test func sensitivityEqualsTheOutputChangeOfAFileWithOnlyThatTensorQuantized() throws {
+/// With `llamaCPU` both sides compute as llama.cpp's CPU backend: the collector rounds each candidate's input to its
+/// vec_dot_type, and the file's products round theirs; the error then holds the activation's rounding too.
+@Test(arguments: [false, true]) func sensitivityEqualsTheOutputChangeOfAFileWithOnlyThatTensorQuantized(llamaCPU: Bool) throws {
     let directory = fixtures.appendingPathComponent("trained-deepseek_v3_wide").path
     let base = try CheckpointWeights(path: directory)
     let windows = (0..<3).map { w in (0..<48).map { (w * 131 + $0 * 37 + 5) % 3000 + 3 } }
     let candidates: [QuantType] = [.q8_0, .q4_0, .q6_K, .q4_K, .q2_K]
-    let measured = try Sensitivity.measure(weights: base, windows: windows, candidates: candidates, budget: 0)
+    let measured = try Sensitivity.measure(
+        weights: base, windows: windows, candidates: candidates, llamaCPUArithmetic: llamaCPU, budget: 0)
     let byName = Dictionary(uniqueKeysWithValues: measured.map { ($0.name, $0) })
 
     // More bits, less error, on every tensor each pair was measured on; widths that a type cannot take are named.
@@ -74,7 +77,7 @@ private func squaredDifference(_ a: [Float], _ b: [Float], width: Int, included:
             ),
             path: "one-tensor.json")
         _ = try GGUFConversion.run(try GGUFConversion.plan(path: directory, recipe: .f32, rules: rules), output: output, threads: 2)
-        let quant = try ReferenceModel.weights(path: output, configDirectory: directory)
+        let quant = try ReferenceModel.weights(path: output, configDirectory: directory, llamaCPUArithmetic: llamaCPU)
         // Every expert of the stacked tensor: record all of them.
         let roles: Set<TensorRole> =
             if case .routedExpert(let l, _, let p) = role {

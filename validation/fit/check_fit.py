@@ -10,7 +10,7 @@ two at a line boundary: the first half calibrates fit, the second half measures.
    `moeq convert --recipe` (bit-identical to llama-quantize's, test `lowBitRecipesEqualLlamaQuantize`);
 2. `moeq fit --budget <that file's size>` (sensitivities measured once, cached, re-solved per budget);
 3. KLD of both files against the F32 model on the held-out half: by `llama-perplexity --kl-divergence` when
-   --llama-bin is given, else by `moeq validate` (within 0.5 % of llama-perplexity on these files,
+   --llama-bin is given, else by `moeq validate --arithmetic llama-cpu` (llama-perplexity's KLD to 4 digits on these files,
    validation/gguf/README.md);
 4. with --llama-bin: `llama-quantize --tensor-type-file <emitted> --imatrix` of the F32 GGUF, whose tensor types and
    data bytes must equal fit's file.
@@ -116,7 +116,7 @@ def main():
         else:
             def moeq_kld(path):
                 out = run([a.moeq, "validate", path, "--base", FIXTURE, "--text", held, "--ctx", str(CTX),
-                           "--no-weight-errors", "--json"])
+                           "--no-weight-errors", "--arithmetic", "llama-cpu", "--json"])
                 return json.loads(out)["kld"]["mean"]
             k_named, k_fit = moeq_kld(named), moeq_kld(fitted)
             types_equal = bytes_equal = None

@@ -1,4 +1,5 @@
 // The leaf operations of the reference forward pass, on row-major f32 activations [tokens × width].
+import CRowGEMM
 import Foundation
 import ModelCatalog
 import QuantKernels
@@ -6,15 +7,15 @@ import QuantKernels
 enum DenseOps {
     /// y = x · W (W stored [out, in], PyTorch order): [tokens × out], each row independent of the others (row_gemm.h).
     static func linear(_ x: [Float], tokens: Int, inputs: Int, _ weight: [Float], outputs: Int) -> [Float] {
-        var y = [Float](repeating: 0, count: tokens * outputs)
-        x.withUnsafeBufferPointer { a in
-            weight.withUnsafeBufferPointer { b in
-                y.withUnsafeMutableBufferPointer { c in
+        // The product writes every element (each an FMA chain from zero), so the output is not zeroed first.
+        [Float](unsafeUninitializedCapacity: tokens * outputs) { c, count in
+            x.withUnsafeBufferPointer { a in
+                weight.withUnsafeBufferPointer { b in
                     Matrix.multiplyTransposedRowExact(a, rows: tokens, inner: inputs, b, columns: outputs, into: c)
                 }
             }
+            count = tokens * outputs
         }
-        return y
     }
 
     /// `x` [rows × width] rounded as llama.cpp's CPU backend rounds a matmul input (rows are independent, so they are
@@ -163,6 +164,9 @@ enum DenseOps {
     /// `sinks`: a logit per head that joins each softmax without a value (gpt-oss); `slidingWindow`: keys at most
     /// `slidingWindow − 1` positions back (sliding-window layers); `visible`: per window, which keys each query may
     /// see (`[query · count + key]`; DeepSeek-V3.2's indexer), nil for all earlier ones.
+    /// Query rows per causal block of `attention` (keys beyond a block's last row are not multiplied).
+    static let attentionBlock = 64
+
     static func attention(
         q: [Float], k: [Float], v: [Float], windows: [Int], heads: Int, kvHeads: Int, dim: Int,
         valueDim: Int? = nil, scale: Float? = nil, sinks: [Float]? = nil, slidingWindow: Int? = nil, visible: [[Bool]?]? = nil
@@ -186,27 +190,48 @@ enum DenseOps {
                     }
                     for j in 0..<dv { vt[j * t + i] = v[(r * kvHeads + g) * dv + j] }
                 }
-                var p = linear(qh, tokens: t, inputs: dim, kh, outputs: t)
-                p.withUnsafeMutableBufferPointer { row in
-                    for i in 0..<t {
-                        let base = i * t
-                        // A sliding window sees the last `window` positions (gpt-oss: i − s < window).
-                        let first = slidingWindow.map { max(0, i - $0 + 1) } ?? 0
-                        var maximum = sinks?[h] ?? -Float.infinity
-                        // DeepSeek-V3.2: keys the indexer did not select are out of the softmax.
-                        let selected = visible?[w]
-                        if let selected { for s in first...i where !selected[i * t + s] { row[base + s] = -.infinity } }
-                        for s in first...i { row[base + s] *= scale; maximum = max(maximum, row[base + s]) }
-                        // A sink (gpt-oss) is one more logit in the softmax with no value behind it.
-                        var total: Float = sinks.map { exp($0[h] - maximum) } ?? 0
-                        for s in first...i { row[base + s] = exp(row[base + s] - maximum); total += row[base + s] }
-                        for s in first...i { row[base + s] /= total }
-                        for s in 0..<first { row[base + s] = 0 }
-                        for s in (i + 1)..<t where i + 1 < t { row[base + s] = 0 }
+                // Causal: a block of query rows sees keys up to its last row only, so each block's scores and P·V run
+                // over that prefix (every computed element is the same FMA chain; the skipped ones are masked zeros).
+                var scores = [Float](repeating: 0, count: attentionBlock * t), block = [Float](repeating: 0, count: dv * t)
+                var o = [Float](repeating: 0, count: attentionBlock * dv)
+                for r0 in stride(from: 0, to: t, by: attentionBlock) {
+                    let r1 = min(t, r0 + attentionBlock), rows = r1 - r0
+                    qh.withUnsafeBufferPointer { qh in
+                        kh.withUnsafeBufferPointer { kh in
+                            scores.withUnsafeMutableBufferPointer { c in
+                                Matrix.multiplyTransposedRowExact(
+                                    UnsafeBufferPointer(rebasing: qh[(r0 * dim)..<(r1 * dim)]), rows: rows, inner: dim,
+                                    UnsafeBufferPointer(rebasing: kh[0..<(r1 * dim)]), columns: r1, into: c)
+                            }
+                        }
                     }
+                    scores.withUnsafeMutableBufferPointer { row in
+                        for i in r0..<r1 {
+                            let base = (i - r0) * r1
+                            // A sliding window sees the last `window` positions (gpt-oss: i − s < window).
+                            let first = slidingWindow.map { max(0, i - $0 + 1) } ?? 0
+                            // DeepSeek-V3.2: keys the indexer did not select are out of the softmax.
+                            let selected = visible?[w]
+                            if let selected { for s in first...i where !selected[i * t + s] { row[base + s] = -.infinity } }
+                            // A sink (gpt-oss) is one more logit in the softmax with no value behind it.
+                            moeq_softmax(row.baseAddress! + base + first, i - first + 1, scale, sinks?[h] ?? -.infinity)
+                            for s in 0..<first { row[base + s] = 0 }
+                            for s in (i + 1)..<r1 where i + 1 < r1 { row[base + s] = 0 }
+                        }
+                    }
+                    // Vᵀ over the block's key prefix, rows r1 wide.
+                    for j in 0..<dv { for s in 0..<r1 { block[j * r1 + s] = vt[j * t + s] } }
+                    scores.withUnsafeBufferPointer { p in
+                        block.withUnsafeBufferPointer { vb in
+                            o.withUnsafeMutableBufferPointer { c in
+                                Matrix.multiplyTransposedRowExact(
+                                    UnsafeBufferPointer(rebasing: p[0..<(rows * r1)]), rows: rows, inner: r1,
+                                    UnsafeBufferPointer(rebasing: vb[0..<(dv * r1)]), columns: dv, into: c)
+                            }
+                        }
+                    }
+                    for i in r0..<r1 { for j in 0..<dv { out[((first + i) * heads + h) * dv + j] = o[(i - r0) * dv + j] } }
                 }
-                let o = linear(p, tokens: t, inputs: t, vt, outputs: dv)
-                for i in 0..<t { for j in 0..<dv { out[((first + i) * heads + h) * dv + j] = o[i * dv + j] } }
             }
         }
         return out
@@ -258,7 +283,13 @@ enum DenseOps {
         act.withUnsafeMutableBufferPointer { act in
             Parallel.rows(gate.count, minimum: 1 << 14) { run in
                 guard let clamped else {
-                    for i in run { act[i] = silu(gate[i]) * up[i] }
+                    gate.withUnsafeBufferPointer { gate in
+                        up.withUnsafeBufferPointer { up in
+                            moeq_silu_product(
+                                gate.baseAddress! + run.lowerBound, up.baseAddress! + run.lowerBound, act.baseAddress! + run.lowerBound,
+                                run.count)
+                        }
+                    }
                     return
                 }
                 let alpha = Float(clamped.alpha), limit = Float(clamped.limit)

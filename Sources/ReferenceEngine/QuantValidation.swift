@@ -1,6 +1,7 @@
 // `moeq validate`: a quantized model against its base, llama-perplexity style — chunks of `ctx` tokens, the
 // second half of each scored — with perplexities, their ratio and ΔPPL with 95 % intervals, KL divergence,
 // top-1 agreement, RMS Δp, and the per-tensor weight error table.
+import CRowGEMM
 import Foundation
 import ModelCatalog
 import QuantKernels
@@ -319,15 +320,23 @@ public enum QuantValidation {
         return (metrics, rms > 0 ? metrics.rmse / rms : 0)
     }
 
-    /// log p over one row of logits: the shifted exponentials in f32 (every term ≤ 1, relative error ~1e-7), summed
-    /// and logged in f64.
+    /// log p over one row of logits: the shifted exponentials in f32 (every term ≤ 1, within 1 ulp of expf), summed
+    /// and logged in f64 (`moeq_log_softmax`: vectorized, the same bits with or without AVX2).
     static func logSoftmax(_ row: ArraySlice<Float>) -> [Double] {
-        let top = row.max() ?? 0
-        var sum = 0.0
-        for v in row { sum += Double(expf(v - top)) }
-        let logSum = log(sum) + Double(top)
-        return row.map { Double($0) - logSum }
+        row.withUnsafeBufferPointer { x in
+            [Double](unsafeUninitializedCapacity: x.count) { out, count in
+                if let source = x.baseAddress, let target = out.baseAddress { moeq_log_softmax(source, x.count, target) }
+                count = x.count
+            }
+        }
     }
 
-    static func argmax(_ values: [Double]) -> Int { values.indices.max { values[$0] < values[$1] } ?? 0 }
+    /// The first index of the largest value.
+    static func argmax(_ values: [Double]) -> Int {
+        values.withUnsafeBufferPointer { v in
+            var best = 0
+            for i in v.indices where v[i] > v[best] { best = i }
+            return best
+        }
+    }
 }

@@ -15,6 +15,17 @@ int moeq_row_gemm_vectorized(void);
 /// Forces the portable path (tests compare the two); returns the previous setting.
 int moeq_row_gemm_force_portable(int on);
 
+/// log p of one row of `n` logits into `out` (f64): x − max − log Σ exp(x − max), the exponentials by a polynomial
+/// within 1 ulp of expf, the same bits on the AVX2 and the portable path (exponentials.c).
+void moeq_log_softmax(const float *x, long n, double *out);
+
+/// Softmax of x[0..n) in place after multiplying by `scale`; `sink` (−∞: none) is one more logit in the sum with no
+/// output (gpt-oss). The same bits on both paths.
+void moeq_softmax(float *x, long n, float scale, float sink);
+
+/// out = silu(gate) · up element-wise, silu(g) = g / (1 + exp(−g)). The same bits on both paths.
+void moeq_silu_product(const float *gate, const float *up, float *out, long n);
+
 /// glibc: keep freed blocks up to `mmapThreshold` bytes in the heap (not mapped and unmapped per allocation) and hand
 /// memory back to the system only when `trimThreshold` bytes are free. Returns 1 when both were set (0 elsewhere).
 int moeq_keep_freed_memory(long mmapThreshold, long trimThreshold);

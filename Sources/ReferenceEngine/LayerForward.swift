@@ -232,8 +232,9 @@ public enum LayerMajor {
     }
 
     /// The final hidden states of every window (before the final norm), layer after layer. Within a layer the windows
-    /// run in batches (as many consecutive windows as `batchWorkingBytes` holds in working activations): each projection is one product over the whole batch, each routed expert runs once per batch on
-    /// every token routed to it, attention stays within each window.
+    /// run in batches (as many consecutive windows as `batchWorkingBytes` holds in working activations): each
+    /// projection is one product over the whole batch, each routed expert runs once per batch on every token routed to
+    /// it, attention stays within each window.
     public static func hiddenStates(
         _ engine: LayerForward, windows: [[Int]], budget: Int = defaultBudget, progress: Progress? = nil
     ) throws -> HiddenStates {

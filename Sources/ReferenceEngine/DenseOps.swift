@@ -158,15 +158,16 @@ enum DenseOps {
         }
     }
 
-    /// Causal grouped-query attention within each window of `windows` (token counts of the consecutive windows):
-    /// q [T × H·d], k [T × Hkv·d], v [T × Hkv·dv] → [T × H·dv]; `scale` defaults to 1/√d. Per window and head:
-    /// scores = Q·Kᵀ and output = P·V as two sgemms, softmax over s ≤ t in between; (window, head) pairs in parallel.
-    /// `sinks`: a logit per head that joins each softmax without a value (gpt-oss); `slidingWindow`: keys at most
-    /// `slidingWindow − 1` positions back (sliding-window layers); `visible`: per window, which keys each query may
-    /// see (`[query · count + key]`; DeepSeek-V3.2's indexer), nil for all earlier ones.
     /// Query rows per causal block of `attention` (keys beyond a block's last row are not multiplied).
     static let attentionBlock = 64
 
+    /// Causal grouped-query attention within each window of `windows` (token counts of the consecutive windows):
+    /// q [T × H·d], k [T × Hkv·d], v [T × Hkv·dv] → [T × H·dv]; `scale` defaults to 1/√d. Per window and head:
+    /// per block of `attentionBlock` query rows, scores = Q·Kᵀ and output = P·V as two row-exact products over the keys
+    /// up to the block's last row, softmax over s ≤ t in between (`moeq_softmax`); (window, head) pairs in parallel.
+    /// `sinks`: a logit per head that joins each softmax without a value (gpt-oss); `slidingWindow`: keys at most
+    /// `slidingWindow − 1` positions back (sliding-window layers); `visible`: per window, which keys each query may
+    /// see (`[query · count + key]`; DeepSeek-V3.2's indexer), nil for all earlier ones.
     static func attention(
         q: [Float], k: [Float], v: [Float], windows: [Int], heads: Int, kvHeads: Int, dim: Int,
         valueDim: Int? = nil, scale: Float? = nil, sinks: [Float]? = nil, slidingWindow: Int? = nil, visible: [[Bool]?]? = nil

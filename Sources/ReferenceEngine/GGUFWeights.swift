@@ -137,9 +137,9 @@ public final class GGUFWeights: WeightProvider {
         else { return try Array(weight(role)[(rows.lowerBound * spec.hiddenSize)..<(rows.upperBound * spec.hiddenSize)]) }
         let start = file.byteRange(of: info).lowerBound
         let range = (start + rows.lowerBound * rowBytes)..<(start + rows.upperBound * rowBytes)
-        let bytes = Array(file.mapping.bytes(in: range))
+        // Decoded on all cores (a head slice is tens of millions of values), then its pages released.
+        let values = try ParallelDecode.dequantize(info.type, file.mapping.bytes(in: range), count: rows.count * plan.rowWidth)
         file.mapping.releasePages(in: range)
-        let values = try QuantCodec.dequantize(info.type, bytes, count: rows.count * plan.rowWidth)
         try checkFinite(values, file: file.path, tensor: plan.name)
         return values
     }

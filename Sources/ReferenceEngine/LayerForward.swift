@@ -59,7 +59,11 @@ extension LayerForward {
         let x = DenseOps.normed(hidden, width: h, weight: try weights.weight(.finalNorm), epsilon: Float(spec.rmsNormEpsilon))
         let role: TensorRole = weights.has(.outputHead) ? .outputHead : .embedding
         let slice = max(largeWeightBytes / (4 * h), 1)
-        if slice >= vocabulary { return try weights.project(x, tokens: t, inputs: h, role, outputs: vocabulary, observer: observer) }
+        // Unobserved, a head with a row decoder streams ~1 MiB slices through the product on every core (no
+        // vocabulary-sized slice is allocated, decoded on one core and copied into the logits).
+        if slice >= vocabulary || (observer == nil && weights.rowDecoder(role) != nil) {
+            return try weights.project(x, tokens: t, inputs: h, role, outputs: vocabulary, observer: observer)
+        }
         observer?.observe(role, input: x, rows: t, width: h)
         var input = x
         if let rounding = weights.dotInput(role), rounding != .f32, h % rounding.blockSize == 0 {

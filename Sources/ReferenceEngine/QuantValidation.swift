@@ -140,7 +140,7 @@ public enum QuantValidation {
     public static func score(
         quant: WeightProvider, base: BaseSource, windows: [[Int]], recordOffset: Int = 0, memory: Int = LayerMajor.defaultBudget,
         progress: ((_ model: String, _ step: LayerMajor.Step) -> Void)? = nil,
-        baseSeen: (([Double], Int, [Double]) -> Void)? = nil
+        baseSeen: (([Double], Int, [Double]) -> Void)? = nil, largeHeadBytes: Int = LayerMajor.largeWeightBytes
     ) throws -> Scores {
         guard !windows.isEmpty, windows.allSatisfy({ $0.count >= 4 }) else {
             throw EngineError.noWork(
@@ -167,7 +167,58 @@ public enum QuantValidation {
             firstPosition.append(positions)
             positions += window.count - 1 - window.count / 2
         }
-        let group = baseSeen == nil ? Parallel.threads : 1, h = quant.spec.hiddenSize
+        let h = quant.spec.hiddenSize
+        // Logits only where they are scored (positions n/2 … n−2, as llama-perplexity asks for them).
+        func scored(_ w: Int) -> Range<Int> {
+            let n = windows[w].count
+            return (n / 2)..<(n - 1)
+        }
+        func rows(_ hidden: [Float], _ w: Int) -> ArraySlice<Float> { hidden[(scored(w).lowerBound * h)..<(scored(w).upperBound * h)] }
+        if baseSeen == nil, 4 * h * quant.spec.vocabularySize > largeHeadBytes {
+            // A head too large to keep decoded (`largeHeadBytes` in f32) is decoded a slice at a time for every call: the
+            // windows of a group share one call, so it is decoded once per group rather than once per window (as many
+            // windows as a quarter of `memory`, at least `largeHeadBytes`, holds in logits). The products are row-exact,
+            // so grouping changes no number.
+            let perRow = 4 * quant.spec.vocabularySize * (baseEngine == nil ? 1 : 2)
+            let capacity = max(memory / 4, largeHeadBytes) / perRow
+            var start = 0
+            while start < windows.count {
+                var end = start, count = 0
+                while end < windows.count, end == start || count + scored(end).count <= capacity {
+                    count += scored(end).count
+                    end += 1
+                }
+                var xq: [Float] = [], xb: [Float] = []
+                for w in start..<end {
+                    xq += rows(try quantStates.read(w), w)
+                    if let baseStates { xb += rows(try baseStates.read(w), w) }
+                }
+                let q = try quantEngine.head(xq, tokens: count)
+                let b = try baseEngine.map { try $0.head(xb, tokens: count) } ?? []
+                let vocabulary = quant.spec.vocabularySize
+                var offsets: [Int] = [], row = 0
+                for w in start..<end {
+                    offsets.append(row)
+                    row += scored(w).count
+                }
+                var results = [Result<Scores, Error>](repeating: .success(Scores()), count: end - start)
+                results.withUnsafeMutableBufferPointer { slots in
+                    Parallel.forEach(end - start) { i in
+                        let w = start + i, span = (offsets[i] * vocabulary)..<((offsets[i] + scored(w).count) * vocabulary)
+                        slots[i] = .success(
+                            windowScores(
+                                windows[w], quant: q[span], base: base, baseLogits: b.isEmpty ? [] : b[span],
+                                firstPosition: firstPosition[w], baseSeen: nil))
+                    }
+                }
+                for result in results { scores.append(try result.get()) }
+                start = end
+            }
+            LayerMajor.releaseMapped(quantEngine.weights, layer: nil)
+            if let baseEngine { LayerMajor.releaseMapped(baseEngine.weights, layer: nil) }
+            return scores
+        }
+        let group = baseSeen == nil ? Parallel.threads : 1
         for start in stride(from: 0, to: windows.count, by: group) {
             let batch = Array(start..<min(start + group, windows.count))
             var inputs: [(quant: [Float], base: [Float])] = []
@@ -177,13 +228,12 @@ public enum QuantValidation {
                 Parallel.forEach(batch.count, enabled: baseSeen == nil) { slot in
                     let w = batch[slot]
                     slots[slot] = Result {
-                        // Logits only where they are scored (positions n/2 … n−2, as llama-perplexity asks for them).
-                        let n = windows[w].count, first = n / 2, scored = n - 1 - first
-                        func rows(_ hidden: [Float]) -> [Float] { Array(hidden[(first * h)..<((first + scored) * h)]) }
-                        let q = try quantEngine.head(rows(inputs[slot].quant), tokens: scored)
-                        let b = try baseEngine.map { try $0.head(rows(inputs[slot].base), tokens: scored) } ?? []
+                        let count = scored(w).count
+                        let q = try quantEngine.head(Array(rows(inputs[slot].quant, w)), tokens: count)
+                        let b = try baseEngine.map { try $0.head(Array(rows(inputs[slot].base, w)), tokens: count) } ?? []
                         return windowScores(
-                            windows[w], quant: q, base: base, baseLogits: b, firstPosition: firstPosition[w], baseSeen: baseSeen)
+                            windows[w], quant: q[...], base: base, baseLogits: b[...], firstPosition: firstPosition[w],
+                            baseSeen: baseSeen)
                     }
                 }
             }
@@ -196,19 +246,20 @@ public enum QuantValidation {
 
     /// One window's scores (its second half) from its logits.
     static func windowScores(
-        _ window: [Int], quant q: [Float], base: BaseSource, baseLogits b: [Float], firstPosition: Int,
+        _ window: [Int], quant q: ArraySlice<Float>, base: BaseSource, baseLogits b: ArraySlice<Float>, firstPosition: Int,
         baseSeen: (([Double], Int, [Double]) -> Void)?
     ) -> Scores {
         var scores = Scores()
         // `q` and `b` hold the logits of the scored positions only: position t is row t − context/2.
         let context = window.count, first = context / 2, vocabulary = q.count / max(context - 1 - first, 1)
+        let q0 = q.startIndex, b0 = b.startIndex
         for t in (context / 2)..<(context - 1) {
-            let lq = logSoftmax(q[((t - first) * vocabulary)..<((t - first + 1) * vocabulary)])
+            let lq = logSoftmax(q[(q0 + (t - first) * vocabulary)..<(q0 + (t - first + 1) * vocabulary)])
             let next = window[t + 1]
             let quantTop = argmax(lq)
             switch base {
             case .model:
-                let lb = logSoftmax(b[((t - first) * vocabulary)..<((t - first + 1) * vocabulary)])
+                let lb = logSoftmax(b[(b0 + (t - first) * vocabulary)..<(b0 + (t - first + 1) * vocabulary)])
                 scores.baseNLL.append(-lb[next])
                 var kld = 0.0
                 for i in 0..<vocabulary { kld += exp(lb[i]) * (lb[i] - lq[i]) }

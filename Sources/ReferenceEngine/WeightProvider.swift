@@ -249,7 +249,18 @@ public struct CheckpointWeights: WeightProvider {
         }
         let weight = try resolver.weight(named: name)
         var values = [Float](repeating: 0, count: rows.count * weight.columns)
-        try values.withUnsafeMutableBufferPointer { try weight.decodeRows(rows, into: $0) }
+        // Runs of rows decoded on all cores (a head slice is tens of millions of values); the first failure is thrown.
+        let failures = ParallelDecode.Failures(), columns = weight.columns
+        values.withUnsafeMutableBufferPointer { out in
+            Parallel.rows(rows.count, minimum: 64) { run in
+                do {
+                    try weight.decodeRows(
+                        (rows.lowerBound + run.lowerBound)..<(rows.lowerBound + run.upperBound),
+                        into: UnsafeMutableBufferPointer(rebasing: out[(run.lowerBound * columns)..<(run.upperBound * columns)]))
+                } catch { failures.record(run.lowerBound, error) }
+            }
+        }
+        try failures.throwFirst()
         weight.releasePages(rows: rows)
         try checkFinite(values, file: weight.storedTensors.first?.file.path ?? resolver.checkpoint.directory, tensor: name)
         return values

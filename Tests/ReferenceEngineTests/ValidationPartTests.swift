@@ -81,3 +81,32 @@ private let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent
     try Data(bytes).write(to: URL(fileURLWithPath: parts[2].path))
     #expect(throws: ValidationPartError.self) { _ = try ValidationPart.read(path: parts[2].path) }
 }
+
+/// A head too large to keep decoded is multiplied once for a group of windows instead of once per window: the scores are
+/// the per-window ones bit for bit, with the base model and with a base-logits record, in one group or several.
+@Test func largeHeadsAreScoredInGroupsWithTheSameNumbers() throws {
+    let directory = fixtures.appendingPathComponent("mixtral-f32").path
+    let work = NSTemporaryDirectory() + "moeq-head-groups-\(UUID().uuidString)"
+    try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(atPath: work) }
+    let quantPath = work + "/q4_0.gguf"
+    _ = try GGUFConversion.run(try GGUFConversion.plan(path: directory, recipe: .q4_0), output: quantPath, threads: 2)
+    let quant = try ReferenceModel.weights(path: quantPath, configDirectory: directory)
+    let base = try CheckpointWeights(path: directory)
+    let tokens = (0..<(7 * 32)).map { ($0 * 41 + 5) % 400 + 3 }
+    let windows = QuantValidation.windows(tokens: tokens, context: 32, maxChunks: nil, beginningOfSequence: 0)
+    let perWindow = try QuantValidation.score(quant: quant, base: .model(base), windows: windows)
+    #expect(perWindow.positions == 7 * 15 && perWindow.kld.contains { $0 > 0 })
+    // Logits of 35 rows per group (two windows of 15 scored rows), and of every window at once.
+    let rowBytes = 4 * base.spec.vocabularySize * 2
+    for memory in [4 * rowBytes * 35, 1 << 30] {
+        let grouped = try QuantValidation.score(quant: quant, base: .model(base), windows: windows, memory: memory, largeHeadBytes: 0)
+        #expect(grouped == perWindow, "memory \(memory)")
+    }
+    let record = try #require(
+        try QuantValidation.run(quant: quant, base: .model(base), configDirectory: directory, windows: windows, recordTopK: 8).record)
+    let fromRecord = try QuantValidation.score(quant: quant, base: .record(record), windows: windows)
+    let groupedRecord = try QuantValidation.score(
+        quant: quant, base: .record(record), windows: windows, memory: 4 * rowBytes * 35 / 2, largeHeadBytes: 0)
+    #expect(groupedRecord == fromRecord && fromRecord.kldFromRecord)
+}

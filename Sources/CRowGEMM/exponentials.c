@@ -20,34 +20,16 @@
     for (; i + BLOCK <= n; i += BLOCK) {                                                                                       \
         float acc[LANES] = {0};                                                                                                \
         for (long j = 0; j < BLOCK; j += LANES)                                                                                \
-            for (int l = 0; l < LANES; l++) acc[l] += expNonPositive(x[i + j + l] - top);                                      \
+            for (int l = 0; l < LANES; l++) acc[l] += expPolynomial(x[i + j + l] - top);                                      \
         for (int l = 0; l < LANES; l++) total += (double)acc[l];                                                               \
     }                                                                                                                          \
-    for (; i < n; i++) total += (double)expNonPositive(x[i] - top);                                                            \
+    for (; i < n; i++) total += (double)expPolynomial(x[i] - top);                                                            \
     double logSum = log(total) + (double)top;                                                                                  \
     for (long k = 0; k < n; k++) out[k] = (double)x[k] - logSum;
 
-static inline float expNonPositive(float x) {
-    const float low = -87.33654f;
-    float clamped = x < low ? low : x;
-    float n = rintf(clamped * 1.44269504088896341f);
-    float r = clamped - n * 0.693359375f;
-    r = r - n * -2.12194440e-4f;
-    float p = 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    p = p * (r * r) + r + 1.0f;
-    int32_t bits = ((int32_t)n + 127) << 23;
-    float scale;
-    memcpy(&scale, &bits, sizeof scale);
-    return x < low ? 0.0f : p * scale;
-}
-
-// exp(x) for any x: 2^n split as 2^(n−1) · 2 above 0 so that n = 128 (x near 88.7) does not overflow the exponent field.
-static inline float expAny(float x) {
+// exp(x): 0 below −87.3, ∞ above 88.7; 2^n is split as 2^(n−1) · 2 above 0 so that n = 128 (x near 88.7) does not
+// overflow the exponent field (for x ≤ 0 that split never happens).
+static inline float expPolynomial(float x) {
     const float low = -87.33654f, high = 88.72283f;
     float clamped = x < low ? low : (x > high ? high : x);
     float n = rintf(clamped * 1.44269504088896341f);
@@ -70,7 +52,7 @@ static inline float expAny(float x) {
 }
 
 // Softmax of x[0..n) after scaling by `scale`, with an optional extra logit `sink` that takes part in the sum and has no
-// output (−∞: none). Returns the sum of the exponentials.
+// output (−∞: none).
 #define SOFTMAX_BODY                                                                                                           \
     float top = sink;                                                                                                          \
     for (long i = 0; i < n; i++) {                                                                                             \
@@ -81,19 +63,19 @@ static inline float expAny(float x) {
     long i = 0;                                                                                                                \
     for (; i + LANES <= n; i += LANES)                                                                                         \
         for (int l = 0; l < LANES; l++) {                                                                                      \
-            x[i + l] = expNonPositive(x[i + l] - top);                                                                         \
+            x[i + l] = expPolynomial(x[i + l] - top);                                                                         \
             acc[l] += x[i + l];                                                                                                \
         }                                                                                                                      \
-    float total = sink == -INFINITY ? 0.0f : expNonPositive(sink - top);                                                       \
+    float total = sink == -INFINITY ? 0.0f : expPolynomial(sink - top);                                                       \
     for (int l = 0; l < LANES; l++) total += acc[l];                                                                           \
     for (; i < n; i++) {                                                                                                       \
-        x[i] = expNonPositive(x[i] - top);                                                                                     \
+        x[i] = expPolynomial(x[i] - top);                                                                                     \
         total += x[i];                                                                                                         \
     }                                                                                                                          \
     for (long k = 0; k < n; k++) x[k] = x[k] / total;
 
 #define SILU_BODY                                                                                                              \
-    for (long i = 0; i < n; i++) out[i] = gate[i] / (1.0f + expAny(-gate[i])) * up[i];
+    for (long i = 0; i < n; i++) out[i] = gate[i] / (1.0f + expPolynomial(-gate[i])) * up[i];
 
 static void softmaxPortable(float *x, long n, float scale, float sink) { SOFTMAX_BODY }
 static void siluPortable(const float *gate, const float *up, float *out, long n) { SILU_BODY }

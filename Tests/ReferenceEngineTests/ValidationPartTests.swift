@@ -9,17 +9,26 @@ import TensorFormats
 private let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
     .deletingLastPathComponent().appendingPathComponent("validation/fixtures")
 
-@Test func shardedValidationMergesToTheSingleRunReport() throws {
+/// The mixtral fixture, its Q4_0 GGUF in a temporary directory (removed by the caller) and seven 32-token windows.
+private func q4_0Setup(
+    _ label: String
+) throws -> (
+    directory: String, work: String, quantPath: String, quant: WeightProvider, base: CheckpointWeights, windows: [[Int]]
+) {
     let directory = fixtures.appendingPathComponent("mixtral-f32").path
-    let work = NSTemporaryDirectory() + "moeq-parts-\(UUID().uuidString)"
+    let work = NSTemporaryDirectory() + "moeq-\(label)-\(UUID().uuidString)"
     try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
-    defer { try? FileManager.default.removeItem(atPath: work) }
     let quantPath = work + "/q4_0.gguf"
     _ = try GGUFConversion.run(try GGUFConversion.plan(path: directory, recipe: .q4_0), output: quantPath, threads: 2)
     let quant = try ReferenceModel.weights(path: quantPath, configDirectory: directory)
-    let base = try CheckpointWeights(path: directory)
     let tokens = (0..<(7 * 32)).map { ($0 * 41 + 5) % 400 + 3 }
     let windows = QuantValidation.windows(tokens: tokens, context: 32, maxChunks: nil, beginningOfSequence: 0)
+    return (directory, work, quantPath, quant, try CheckpointWeights(path: directory), windows)
+}
+
+@Test func shardedValidationMergesToTheSingleRunReport() throws {
+    let (directory, work, quantPath, quant, base, windows) = try q4_0Setup("parts")
+    defer { try? FileManager.default.removeItem(atPath: work) }
     let single = try QuantValidation.run(quant: quant, base: .model(base), configDirectory: directory, windows: windows).report
 
     let n = 3
@@ -85,16 +94,8 @@ private let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent
 /// A head too large to keep decoded is multiplied once for a group of windows instead of once per window: the scores are
 /// the per-window ones bit for bit, with the base model and with a base-logits record, in one group or several.
 @Test func largeHeadsAreScoredInGroupsWithTheSameNumbers() throws {
-    let directory = fixtures.appendingPathComponent("mixtral-f32").path
-    let work = NSTemporaryDirectory() + "moeq-head-groups-\(UUID().uuidString)"
-    try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
+    let (directory, work, _, quant, base, windows) = try q4_0Setup("head-groups")
     defer { try? FileManager.default.removeItem(atPath: work) }
-    let quantPath = work + "/q4_0.gguf"
-    _ = try GGUFConversion.run(try GGUFConversion.plan(path: directory, recipe: .q4_0), output: quantPath, threads: 2)
-    let quant = try ReferenceModel.weights(path: quantPath, configDirectory: directory)
-    let base = try CheckpointWeights(path: directory)
-    let tokens = (0..<(7 * 32)).map { ($0 * 41 + 5) % 400 + 3 }
-    let windows = QuantValidation.windows(tokens: tokens, context: 32, maxChunks: nil, beginningOfSequence: 0)
     let perWindow = try QuantValidation.score(quant: quant, base: .model(base), windows: windows)
     #expect(perWindow.positions == 7 * 15 && perWindow.kld.contains { $0 > 0 })
     // Logits of 35 rows per group (two windows of 15 scored rows), and of every window at once.

@@ -32,7 +32,7 @@ let package = Package(
         // MARK: Layered libraries (a lower target never imports a higher one)
         // The kernels are optimized in debug builds too: the tests push whole checkpoints through them, and
         // unoptimized SIMD code is ~30× slower (the bytes are the same either way; the tests check them).
-        .target(name: "QuantKernels", swiftSettings: [.unsafeFlags(["-O"], .when(configuration: .debug))]),
+        .target(name: "QuantKernels", dependencies: ["CRowGEMM"], swiftSettings: [.unsafeFlags(["-O"], .when(configuration: .debug))]),
         .target(
             name: "TensorFormats",
             dependencies: [
@@ -57,7 +57,7 @@ let package = Package(
             ]),
 
         // MARK: Tests (one target per library target)
-        .testTarget(name: "QuantKernelsTests", dependencies: ["QuantKernels", "TensorFormats"]),
+        .testTarget(name: "QuantKernelsTests", dependencies: ["QuantKernels", "TensorFormats", "CRowGEMM"]),
         .testTarget(name: "TensorFormatsTests", dependencies: ["TensorFormats", "QuantKernels"]),
         .testTarget(name: "ModelCatalogTests", dependencies: ["ModelCatalog", "TensorFormats"]),
         .testTarget(name: "OutputPlanningTests", dependencies: ["OutputPlanning", "ModelCatalog", "TensorFormats", "QuantKernels"]),

@@ -1,5 +1,6 @@
 // Quantize and dequantize whole rows of any `QuantType`: input checks, the reference row kernels, and rows
 // spread over threads (rows are independent, so the bytes never depend on the thread count).
+import CRowGEMM
 import Dispatch
 
 public enum QuantCodec {
@@ -118,9 +119,15 @@ public enum QuantCodec {
         case .q8_0: for b in 0..<blocks { LegacyQuants.dequantizeQ8_0(source + b * size, y + b * n) }
         case .q2_K: for b in 0..<blocks { KQuants236.dequantizeQ2_K(source + b * size, y + b * n) }
         case .q3_K: for b in 0..<blocks { KQuants236.dequantizeQ3_K(source + b * size, y + b * n) }
-        case .q4_K: for b in 0..<blocks { KQuants45.dequantize(source + b * size, y + b * n, fiveBit: false) }
+        case .q4_K:
+            if moeq_dequantize_k(4, source, blocks, y) == 0 {
+                for b in 0..<blocks { KQuants45.dequantize(source + b * size, y + b * n, fiveBit: false) }
+            }
         case .q5_K: for b in 0..<blocks { KQuants45.dequantize(source + b * size, y + b * n, fiveBit: true) }
-        case .q6_K: for b in 0..<blocks { KQuants236.dequantizeQ6_K(source + b * size, y + b * n) }
+        case .q6_K:
+            if moeq_dequantize_k(6, source, blocks, y) == 0 {
+                for b in 0..<blocks { KQuants236.dequantizeQ6_K(source + b * size, y + b * n) }
+            }
         case .iq4_nl: for b in 0..<blocks { IQuants4.dequantizeNL(source + b * size, y + b * n) }
         case .iq4_xs: for b in 0..<blocks { IQuants4.dequantizeXS(source + b * size, y + b * n) }
         case .iq2_xxs: for b in 0..<blocks { IQuantsLattice.dequantize(.iq2xxs, source + b * size, y + b * n) }

@@ -173,12 +173,21 @@ public enum LayerMajor {
     /// Called after each layer of a pass.
     public typealias Progress = (Step) -> Void
 
-    /// Starts reading `regions` (MADV_WILLNEED: the kernel reads ahead while the current layer computes) and returns
-    /// their size in bytes.
-    static func readAhead(_ regions: [(file: MappedFile, bytes: Range<Int>)]) -> Int {
-        // In file order, so the reads go out sequentially where the layout allows.
-        for region in regions.sorted(by: { $0.bytes.lowerBound < $1.bytes.lowerBound }) { region.file.prefetch(in: region.bytes) }
-        return regions.reduce(0) { $0 + $1.bytes.count }
+    /// Reads weights ahead on a thread of its own, while the current layer computes: once the device's queue is full,
+    /// each MADV_WILLNEED waits for room (MappedFile.prefetch), which on the computing thread would hold the layer up.
+    final class ReadAhead: @unchecked Sendable {
+        private let queue = DispatchQueue(label: "moeq.layer-read-ahead", qos: .utility)
+
+        /// Starts reading `regions` (in file order, so reads go out sequentially where the layout allows) and returns
+        /// their size in bytes at once.
+        func start(_ regions: [(file: MappedFile, bytes: Range<Int>)]) -> Int {
+            let sorted = regions.sorted { $0.bytes.lowerBound < $1.bytes.lowerBound }
+            queue.async { for region in sorted { region.file.prefetch(in: region.bytes) } }
+            return regions.reduce(0) { $0 + $1.bytes.count }
+        }
+
+        /// Waits until every read asked for so far has been queued.
+        func finish() { queue.sync {} }
     }
 
     /// Drops from the resident set every page mapped from the files holding layer `layer`'s weights (nil: embedding,
@@ -239,13 +248,22 @@ public enum LayerMajor {
     /// run in batches (as many consecutive windows as `batchWorkingBytes` holds in working activations): each
     /// projection is one product over the whole batch, each routed expert runs once per batch on every token routed to
     /// it, attention stays within each window.
+    /// `next`: what the caller reads after the pass, read ahead during its last layer (nil: this model's embedding and
+    /// head when they were too large to read ahead at the start).
     public static func hiddenStates(
-        _ engine: LayerForward, windows: [[Int]], budget: Int = defaultBudget, progress: Progress? = nil
+        _ engine: LayerForward, windows: [[Int]], budget: Int = defaultBudget, progress: Progress? = nil,
+        next: [(file: MappedFile, bytes: Range<Int>)]? = nil
     ) throws -> HiddenStates {
         _ = reuseFreedMemory
         let started = Date()
         let states = try HiddenStates(sizes: windows.map { $0.count * engine.spec.hiddenSize }, budget: budget)
-        var bytesRead = readAhead(engine.weights.regions(layer: nil)) + readAhead(engine.weights.regions(layer: 0))
+        // The embedding, final norm and head: read ahead now only when small. A large vocabulary is embedded row by
+        // row (a few megabytes of it touched) and its head comes after the last layer, so it is read during that layer;
+        // read now, it would be evicted by the layers' weights before the head needs it and read again.
+        let reader = ReadAhead()
+        defer { reader.finish() }
+        let outer = engine.weights.regions(layer: nil), outerBytes = outer.reduce(0) { $0 + $1.bytes.count }
+        var bytesRead = (outerBytes <= largeWeightBytes ? reader.start(outer) : outerBytes) + reader.start(engine.weights.regions(layer: 0))
         for (w, window) in windows.enumerated() { try states.write(w, try engine.embed(window)) }
         releaseMapped(engine.weights, layer: nil)
         let h = engine.spec.hiddenSize, counts = windows.map(\.count)
@@ -253,7 +271,11 @@ public enum LayerMajor {
             counts, perToken: workingBytesPerToken(engine.spec), workingBytes: batchWorkingBytes(engine.spec, budget: budget))
         for layer in 0..<engine.spec.layerCount {
             // The next layer's weights are read from disk while this one computes.
-            if layer + 1 < engine.spec.layerCount { bytesRead += readAhead(engine.weights.regions(layer: layer + 1)) }
+            if layer + 1 < engine.spec.layerCount {
+                bytesRead += reader.start(engine.weights.regions(layer: layer + 1))
+            } else if let after = next ?? (outerBytes > largeWeightBytes ? outer : nil) {
+                _ = reader.start(after)
+            }
             for group in groups {
                 var x: [Float] = []
                 x.reserveCapacity(counts[group].reduce(0, +) * h)

@@ -152,13 +152,19 @@ public enum QuantValidation {
         // pass), then each window's logits are taken from its final hidden states and scored.
         let quantEngine = try ReferenceModel.engine(weights: quant)
         // The two models' states share the budget.
+        // Read ahead during each pass's last layer: the base's first layer, then both heads (scored after both passes).
+        var baseModel: WeightProvider?
+        if case .model(let model) = base { baseModel = model }
+        let heads = quant.regions(layer: nil) + (baseModel?.regions(layer: nil) ?? [])
         let quantStates = try LayerMajor.hiddenStates(
-            quantEngine, windows: windows, budget: memory / 2, progress: progress.map { report in { report("quant", $0) } })
+            quantEngine, windows: windows, budget: memory / 2, progress: progress.map { report in { report("quant", $0) } },
+            next: baseModel.map { $0.regions(layer: 0) } ?? heads)
         var baseEngine: LayerForward?, baseStates: HiddenStates?
-        if case .model(let model) = base {
+        if let model = baseModel {
             let engine = try ReferenceModel.engine(weights: model)
             baseStates = try LayerMajor.hiddenStates(
-                engine, windows: windows, budget: memory / 2, progress: progress.map { report in { report("base", $0) } })
+                engine, windows: windows, budget: memory / 2, progress: progress.map { report in { report("base", $0) } },
+                next: heads)
             baseEngine = engine
         }
         // Positions scored before each window (a record's positions are numbered across windows).

@@ -3,6 +3,7 @@
 // ggml's own dequantization of each result (validation/quant/make_vectors.py).
 import Foundation
 import Testing
+import CRowGEMM
 @testable import QuantKernels
 
 private let vectors = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
@@ -101,4 +102,28 @@ func latticeTablesEqualGGML(type: QuantType) throws {
     let ours = try QuantCodec.dequantize(type, quantized, count: expected.count)
     let first = zip(ours, expected).enumerated().first { $0.element.0.bitPattern != $0.element.1.bitPattern }
     #expect(first == nil, "\(type.rawValue): value \(first?.offset ?? -1) ours \(first?.element.0 ?? 0), ggml \(first?.element.1 ?? 0)")
+}
+
+/// The AVX2 decoders of Q4_K and Q6_K (CRowGEMM/dequantize.c) against the Swift ones, value for value, on random blocks
+/// (every scale and quant byte random, the f16 scales random finite values).
+@Test(arguments: [QuantType.q4_K, .q6_K])
+func vectorizedKQuantDecodersEqualTheSwiftOnes(type: QuantType) throws {
+    var generator = SystemRandomNumberGenerator()
+    let blocks = 997
+    var quantized = (0..<(blocks * type.bytesPerBlock)).map { _ in UInt8.random(in: 0...255, using: &generator) }
+    let halves = type == .q4_K ? [0, 2] : [208]
+    for b in 0..<blocks {
+        for at in halves {
+            let bits = Float16(Float.random(in: -4...4, using: &generator) * pow(2, Float.random(in: -20...4))).bitPattern
+            quantized[b * type.bytesPerBlock + at] = UInt8(bits & 0xFF)
+            quantized[b * type.bytesPerBlock + at + 1] = UInt8(bits >> 8)
+        }
+    }
+    let vectorized = try QuantCodec.dequantize(type, quantized, count: blocks * 256)
+    let previous = moeq_row_gemm_force_portable(1)
+    defer { _ = moeq_row_gemm_force_portable(previous) }
+    let swift = try QuantCodec.dequantize(type, quantized, count: blocks * 256)
+    let first = zip(vectorized, swift).enumerated().first { $0.element.0.bitPattern != $0.element.1.bitPattern }
+    #expect(
+        first == nil, "\(type.rawValue): value \(first?.offset ?? -1) vectorized \(first?.element.0 ?? 0), Swift \(first?.element.1 ?? 0)")
 }

@@ -26,6 +26,11 @@ void moeq_softmax(float *x, long n, float scale, float sink);
 /// out = silu(gate) · up element-wise, silu(g) = g / (1 + exp(−g)). The same bits on both paths.
 void moeq_silu_product(const float *gate, const float *up, float *out, long n);
 
+/// `count` blocks of Q4_K (bits 4: 144 bytes → 256 values) or Q6_K (bits 6: 210 bytes → 256 values) decoded into `out`
+/// with ggml's arithmetic, value for value the Swift decoders' (dequantize.c). Returns 0, writing nothing, when this CPU
+/// lacks AVX2 / F16C or `bits` is neither: the caller decodes in Swift then.
+int moeq_dequantize_k(int bits, const void *blocks, long count, float *out);
+
 /// glibc: keep freed blocks up to `mmapThreshold` bytes in the heap (not mapped and unmapped per allocation) and hand
 /// memory back to the system only when `trimThreshold` bytes are free. Returns 1 when both were set (0 elsewhere).
 int moeq_keep_freed_memory(long mmapThreshold, long trimThreshold);

@@ -257,11 +257,11 @@ public enum LayerMajor {
         _ = reuseFreedMemory
         let started = Date()
         let states = try HiddenStates(sizes: windows.map { $0.count * engine.spec.hiddenSize }, budget: budget)
+        let reader = ReadAhead()
+        defer { reader.finish() }
         // The embedding, final norm and head: read ahead now only when small. A large vocabulary is embedded row by
         // row (a few megabytes of it touched) and its head comes after the last layer, so it is read during that layer;
         // read now, it would be evicted by the layers' weights before the head needs it and read again.
-        let reader = ReadAhead()
-        defer { reader.finish() }
         let outer = engine.weights.regions(layer: nil), outerBytes = outer.reduce(0) { $0 + $1.bytes.count }
         var bytesRead = (outerBytes <= largeWeightBytes ? reader.start(outer) : outerBytes) + reader.start(engine.weights.regions(layer: 0))
         for (w, window) in windows.enumerated() { try states.write(w, try engine.embed(window)) }

@@ -28,10 +28,15 @@ cat "$base"/*.safetensors "$quant" > /dev/null
 read_seconds=$(python3 -c 'import sys; print(float(sys.argv[2]) - float(sys.argv[1]))' "$started" "$(date +%s.%N)")
 printf 'read both files once (cat): %.1f s\n' "$read_seconds"
 drop
+# Bytes the device delivered during the run (a page read ahead, evicted unused and read again counts twice).
+device=$(basename "$(df --output=source "$work" | tail -1)")
+sectors() { awk -v d="$device" '$3 == d { print $6 }' /proc/diskstats; }
+before=$(sectors)
 /usr/bin/time -f "validate: %e s wall, %U s user, %S s sys, peak RSS %M KB" \
     $moeq validate "$quant" --base "$base" --text validation/fixtures/trained/kjv-heldout.txt --ctx 512 --chunks 4 \
     --no-weight-errors --events 2> "$work/events.txt" | tee "$work/report.txt"
 grep -E '"summary"|^validate:' "$work/events.txt"
+[ -n "$before" ] && echo "storage read during validate: $(( ($(sectors) - before) * 512 / 1000000 )) MB ($device)"
 bench=$($moeq bench product --shapes 2048x4096x1536 128x4096x1536 --threads 2 --repeats 3)
 echo "$bench"
 # The bound: 1.5 × (read + the run's products at OpenBLAS's 2-thread rate, the lower of the two shapes). Products per

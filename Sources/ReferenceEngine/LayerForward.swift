@@ -193,12 +193,26 @@ public enum LayerMajor {
     /// Drops from the resident set every page mapped from the files holding layer `layer`'s weights (nil: embedding,
     /// final norm and head), once the pass is done with them: reads map cached pages around what they touch, and a
     /// model larger than RAM must not keep them (nor show them in `top`). The page cache keeps what the kernel can.
-    public static func releaseMapped(_ weights: WeightProvider, layer: Int?) {
+    /// `dropCached`: the layer's bytes also leave the page cache (a pass over weights larger than RAM, which the cache
+    /// cannot keep for the next run anyway; see MappedFile.dropCached).
+    public static func releaseMapped(_ weights: WeightProvider, layer: Int?, dropCached: Bool = false) {
+        let regions = weights.regions(layer: layer)
         var seen = Set<ObjectIdentifier>()
-        for region in weights.regions(layer: layer) where seen.insert(ObjectIdentifier(region.file)).inserted {
+        for region in regions where seen.insert(ObjectIdentifier(region.file)).inserted {
             region.file.releaseAll()
         }
+        if dropCached { for region in regions { region.file.dropCached(in: region.bytes) } }
         weights.doneWithLayer(layer)
+    }
+
+    /// Whether the weights a pass reads are larger than half of physical memory: then the page cache cannot hold them
+    /// for the pass (or the next run), and each layer is dropped from it once used.
+    static func streamsBeyondMemory(_ weights: WeightProvider, layers: Int) -> Bool {
+        var sizes: [ObjectIdentifier: Int] = [:]
+        for layer in [nil] + (0..<layers).map(Optional.some) {
+            for region in weights.regions(layer: layer) { sizes[ObjectIdentifier(region.file)] = region.file.size }
+        }
+        return sizes.values.reduce(0, +) > Int(ProcessInfo.processInfo.physicalMemory / 2)
     }
 
     /// The pass allocates and frees activation arrays of megabytes many times per layer; glibc would map and unmap
@@ -259,6 +273,7 @@ public enum LayerMajor {
         let states = try HiddenStates(sizes: windows.map { $0.count * engine.spec.hiddenSize }, budget: budget)
         let reader = ReadAhead()
         defer { reader.finish() }
+        let beyondMemory = streamsBeyondMemory(engine.weights, layers: engine.spec.layerCount)
         // The embedding, final norm and head: read ahead now only when small. A large vocabulary is embedded row by
         // row (a few megabytes of it touched) and its head comes after the last layer, so it is read during that layer;
         // read now, it would be evicted by the layers' weights before the head needs it and read again.
@@ -287,7 +302,7 @@ public enum LayerMajor {
                     row += counts[w]
                 }
             }
-            releaseMapped(engine.weights, layer: layer)
+            releaseMapped(engine.weights, layer: layer, dropCached: beyondMemory)
             progress?(
                 Step(
                     layer: layer, layers: engine.spec.layerCount, spilledBytes: states.spilledBytes, bytesRead: bytesRead,

@@ -105,6 +105,28 @@ public final class MappedFile: @unchecked Sendable {
 
     static let prefetchPiece = 2 << 20
 
+    /// Drops the cached pages wholly inside `range` from the page cache (POSIX_FADV_DONTNEED; pages still mapped by
+    /// this or another process, and the partial pages at either end, stay). For a reader streaming a file larger than
+    /// RAM once: the kernel's reclaim keeps pages that were mapped and used (an active list) and evicts those read
+    /// ahead but not yet touched, so without this the next layer's read-ahead is thrown away and read again.
+    public func dropCached(in range: Range<Int>) {
+        let start = max(range.lowerBound, 0), end = min(range.upperBound, size)
+        guard end > start else { return }
+        _ = posix_fadvise(file.rawDescriptor, off_t(start), off_t(end - start), POSIX_FADV_DONTNEED)
+    }
+
+    /// Bytes of the pages touching `range` that are in the page cache now (mincore), whether or not this process has
+    /// them mapped.
+    public func cachedBytes(in range: Range<Int>) -> Int {
+        guard let base, size > 0 else { return 0 }
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let start = max(range.lowerBound, 0) / page * page, end = min(range.upperBound, size)
+        guard end > start else { return 0 }
+        var resident = [UInt8](repeating: 0, count: (end - start + page - 1) / page)
+        guard mincore(UnsafeMutableRawPointer(mutating: base) + start, end - start, &resident) == 0 else { return 0 }
+        return resident.reduce(0) { $0 + Int($1 & 1) } * page
+    }
+
     /// A copy of a few bytes read with `pread`, not through the mapping: touching a mapped page makes the kernel read
     /// around it (up to the device's read-ahead, often megabytes) and keep those pages mapped, which for a 16-byte
     /// companion tensor read once per expert is all cost and no use.

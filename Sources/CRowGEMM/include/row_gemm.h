@@ -12,7 +12,8 @@ void moeq_row_gemm(const float *a, long m, long k, const float *b, long n, float
 /// 1 when the AVX2 + FMA path runs on this CPU, 0 for the portable one.
 int moeq_row_gemm_vectorized(void);
 
-/// Forces the portable path (tests compare the two); returns the previous setting.
+/// Forces a path (tests compare them): 1 the portable one everywhere, 2 the product's AVX2 6 × 16 tile even where
+/// AVX-512 is present, 0 the best this CPU has; returns the previous setting.
 int moeq_row_gemm_force_portable(int on);
 
 /// log p of one row of `n` logits into `out` (f64): x − max − log Σ exp(x − max), the exponentials by a polynomial

@@ -35,7 +35,9 @@ extension FitCommand {
             sum + (pair.0.quantizable ? Self.bytes(pair.0, pair.1, alignment: alignment) ?? 0 : 0)
         }
         var fixed = plan.layout.fileSize - chosenNow
-        // Items: gate and up of one FFN share a type (llama.cpp fuses them); every other tensor alone.
+        // Items: gate and up of one FFN share a type where --tie-gate-up asks (by default every FFN but the routed
+        // experts: llama.cpp's CUDA backend fuses gate and up of matching types, its CPU backend, which runs the routed
+        // experts of the offload layout, never does); every other tensor alone.
         var items: [BudgetItem] = []
         var taken = Set<String>()
         // Tensors no candidate type fits (rows narrower than every block, e.g. a 16-wide KDA projection of a small model)
@@ -44,7 +46,13 @@ extension FitCommand {
         let plannedType = Dictionary(zip(plan.tensors.map(\.name), plan.types), uniquingKeysWith: { a, _ in a })
         for tensor in quantizable where !taken.contains(tensor.name) {
             var members = [tensor]
-            if tensor.role.projection == .gate, let up = tensor.role.withProjection(.up),
+            let tied =
+                switch tieGateUp {
+                case .all: true
+                case .none: false
+                case .dense: tensor.role.category != .routedExperts
+                }
+            if tied, tensor.role.projection == .gate, let up = tensor.role.withProjection(.up),
                 let other = quantizable.first(where: { $0.role == up })
             {
                 members.append(other)

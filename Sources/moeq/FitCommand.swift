@@ -45,6 +45,16 @@ struct FitCommand: ParsableCommand {
     var imatrix: String?
     @Option(parsing: .upToNextOption, help: "Candidate types (default: Q8_0 … IQ1_M; IQ2_XXS, IQ2_XS and IQ1_S only with --imatrix).")
     var types: [QuantType] = []
+    /// Which FFNs keep gate and up on one type.
+    enum GateUpTie: String, ExpressibleByArgument, CaseIterable { case dense, all, none }
+    @Option(
+        name: .customLong("tie-gate-up"),
+        help: """
+            Which FFNs keep gate and up on one type. dense (default): every FFN but the routed experts, as llama.cpp's CUDA \
+            backend fuses gate and up only when their types match and the offload layout runs the routed experts on the CPU, \
+            where nothing fuses them (each routed gate and up then gets the type its own sensitivity earns). all: the routed \
+            experts too, for a file meant to run wholly on CUDA GPUs. none: no tie.
+            """) var tieGateUp: GateUpTie = .dense
     @Option(help: "Where the recipe file goes (default OUT.recipe.json).") var recipeFile: String?
     @Option(help: "Where the llama-quantize --tensor-type-file goes (default OUT.tensor-types.txt).") var tensorTypeFile: String?
     @Option(help: "Sensitivity cache file: read when its key matches, else measured and written there.") var sensitivity: String?

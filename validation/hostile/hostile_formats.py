@@ -842,6 +842,9 @@ add("fit/kimi_linear: 16-wide KDA projections no type fits keep their recipe's (
 add("fit/--arithmetic of another tool", "fit",
     lambda c: ["fit", c.fixture(KL), "--budget", "150KiB", "--text", text(c), "--ctx", "32", "--arithmetic", "cuda", "-o", out(c)],
     rc=64, err=["arithmetic"], post=absent("out.gguf"))
+add("fit/--tie-gate-up of no known kind", "fit",
+    lambda c: ["fit", c.fixture(KL), "--budget", "150KiB", "--text", text(c), "--ctx", "32", "--tie-gate-up", "experts",
+               "-o", out(c)], rc=64, err=["tie-gate-up"], post=absent("out.gguf"))
 add("fit/--arithmetic exact --dry-run (control)", "fit",
     lambda c: ["fit", c.fixture(KL), "--budget", "150KiB", "--text", text(c), "--ctx", "32", "--arithmetic", "exact", "--dry-run",
                "-o", out(c)], rc=0, post=absent("out.gguf"))
